@@ -1,0 +1,21 @@
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+/** Builds the `braid` command. Each subcommand registers itself here only once it really works. */
+export function buildCli(): Command {
+  const program = new Command('braid')
+    .description(
+      'Real-time multimodal sequence processing: align audio, video and text by capture time, run a stateful GRU per stream, serve predictions over WebSocket',
+    )
+    .version(pkg.version, '-V, --version')
+    .showHelpAfterError();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await buildCli().parseAsync(argv);
+}
