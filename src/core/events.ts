@@ -187,3 +187,19 @@ function validatePayload(event: AnySourceEvent): void {
 
 const isDimension = (v: unknown): boolean =>
   typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 4096;
+
+/**
+ * Control messages that travel in the same stream as events. `open` declares which modalities a stream will send, so
+ * its windows wait for all of them from the very first window (otherwise a modality counts once its first event
+ * arrives); `close` flushes the stream's open windows and frees its state; `reset` starts a new time epoch for one
+ * source (a device restart) without restarting the pipeline.
+ */
+export type StreamControl =
+  | { readonly control: 'open'; readonly streamId: string; readonly modalities?: readonly Modality[] }
+  | { readonly control: 'close'; readonly streamId: string }
+  | { readonly control: 'reset'; readonly streamId: string; readonly modality: Modality };
+
+export type StreamInput = AnySourceEvent | StreamControl;
+
+export const isStreamControl = (input: unknown): input is StreamControl =>
+  typeof input === 'object' && input !== null && 'control' in input;

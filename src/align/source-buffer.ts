@@ -1,0 +1,88 @@
+import type { AnySourceEvent } from '../core/events.js';
+import { payloadBytes } from '../core/events.js';
+
+/**
+ * The pending events of one source (stream × modality), kept sorted by (time, seq). Sources nearly always deliver
+ * in order, so insertion is an append; an event that arrives out of order (within the tolerance) is placed by binary
+ * search. Consumed events are released by advancing `head` and compacting now and then, not by shifting per event.
+ */
+export class SourceBuffer {
+  #events: AnySourceEvent[] = [];
+  #head = 0;
+  bytes = 0;
+
+  get size(): number {
+    return this.#events.length - this.#head;
+  }
+
+  /** Time of the earliest pending event, or +Infinity when empty. */
+  firstTime(): number {
+    return this.#head < this.#events.length ? this.#events[this.#head]!.time : Number.POSITIVE_INFINITY;
+  }
+
+  /** Inserts in (time, seq) order; returns false for an exact duplicate (same time and seq), which is not kept. */
+  insert(event: AnySourceEvent): boolean {
+    const events = this.#events;
+    const last = events.length > this.#head ? events[events.length - 1]! : undefined;
+    if (last === undefined || compare(last, event) < 0) {
+      events.push(event);
+    } else {
+      let lo = this.#head;
+      let hi = events.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (compare(events[mid]!, event) < 0) lo = mid + 1;
+        else hi = mid;
+      }
+      if (lo < events.length && compare(events[lo]!, event) === 0) return false;
+      events.splice(lo, 0, event);
+    }
+    this.bytes += payloadBytes(event);
+    return true;
+  }
+
+  /** The pending events with from <= time < to, in order (a copy: the buffer may change while a window is built). */
+  range(from: number, to: number): AnySourceEvent[] {
+    const events = this.#events;
+    let i = this.#lowerBound(from);
+    const out: AnySourceEvent[] = [];
+    while (i < events.length && events[i]!.time < to) out.push(events[i++]!);
+    return out;
+  }
+
+  /** Releases every event with time < before; returns how many were released. */
+  releaseBefore(before: number): number {
+    const events = this.#events;
+    const start = this.#head;
+    while (this.#head < events.length && events[this.#head]!.time < before) {
+      this.bytes -= payloadBytes(events[this.#head]!);
+      this.#head++;
+    }
+    // Compact once the dead prefix dominates, so memory follows what is pending and pushes stay amortised O(1).
+    if (this.#head > 1024 && this.#head * 2 > events.length) {
+      this.#events = events.slice(this.#head);
+      this.#head = 0;
+    }
+    return this.#head - start;
+  }
+
+  clear(): void {
+    this.#events = [];
+    this.#head = 0;
+    this.bytes = 0;
+  }
+
+  #lowerBound(time: number): number {
+    const events = this.#events;
+    let lo = this.#head;
+    let hi = events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (events[mid]!.time < time) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+const compare = (a: AnySourceEvent, b: AnySourceEvent): number => a.time - b.time || a.seq - b.seq;

@@ -1,0 +1,472 @@
+import { InvalidEventError } from '../core/errors.js';
+import {
+  type AnySourceEvent,
+  isModality,
+  isStreamControl,
+  MODALITIES,
+  type Modality,
+  payloadBytes,
+  type StreamControl,
+  validateEvent,
+} from '../core/events.js';
+import type { Micros } from '../core/time.js';
+import { emptyModalityRecord, type Window } from '../core/window.js';
+import { type AlignOptions, type ResolvedAlignOptions, resolveAlignOptions } from './options.js';
+import { SourceBuffer } from './source-buffer.js';
+
+/** An event for a window that had already closed; it goes to the late side output, never silently away. */
+export interface LateEvent {
+  readonly event: AnySourceEvent;
+  /** End of the last window of the stream that had closed when the event arrived. */
+  readonly closedUpTo: Micros;
+}
+
+/** Input that was refused, with a stable `reason` (the counter key) and a message naming what was wrong. */
+export interface RejectedInput {
+  readonly input: unknown;
+  readonly reason: string;
+  readonly field: string;
+  readonly message: string;
+}
+
+export interface AlignStats {
+  eventsIn: number;
+  windowsOut: number;
+  late: number;
+  /** Events accepted into open windows that also belonged to already closed (overlapping) windows. */
+  partiallyLate: number;
+  rejected: Record<string, number>;
+  forcedCloses: number;
+  idleTransitions: number;
+  epochResets: number;
+  streamsOpened: number;
+  streamsClosed: number;
+  openStreams: number;
+  bufferedEvents: number;
+  bufferedBytes: number;
+}
+
+export interface AlignerSinks<C> {
+  window(window: Window<C>): void;
+  late(late: LateEvent): void;
+  rejected(rejected: RejectedInput): void;
+}
+
+interface SourceState {
+  readonly modality: Modality;
+  readonly gating: boolean;
+  readonly buffer: SourceBuffer;
+  /** Highest originating time seen in the current epoch; -Infinity before the first event. */
+  maxTime: number;
+  /** Watermark: never moves back, also across an epoch reset. */
+  watermark: number;
+  idle: boolean;
+  /** Processing time (ms, from the injected clock) of the last event, or of the stream's opening. */
+  lastArrivalMs: number;
+}
+
+interface StreamState {
+  readonly id: string;
+  readonly sources: (SourceState | undefined)[];
+  /** Lowest window index not closed yet; null until the stream's first window closes. */
+  nextWindow: number | null;
+  /** End of the last closed window, or -Infinity. */
+  closedUpTo: number;
+  bufferedEvents: number;
+  bufferedBytes: number;
+}
+
+const MODALITY_INDEX: Record<Modality, number> = { audio: 0, video: 1, text: 2, label: 3 };
+
+/**
+ * Event-time windowing for any number of streams, independent of RxJS and of any clock: the operator in
+ * align-windows.ts feeds it and drives its idle checks. Windows of a stream close when the stream's watermark — the
+ * lowest watermark of its active, non-idle gating sources — passes end + allowed lateness. Window contents depend on
+ * event timestamps only, so any interleaving of the same events (each source's own order kept) gives the same
+ * windows, as long as no idle timeout or buffer cap fires (those depend on processing time and memory, and say so in
+ * `closedBy`).
+ */
+export class WindowAligner<C> {
+  readonly options: ResolvedAlignOptions<C>;
+  readonly stats: AlignStats = {
+    eventsIn: 0,
+    windowsOut: 0,
+    late: 0,
+    partiallyLate: 0,
+    rejected: {},
+    forcedCloses: 0,
+    idleTransitions: 0,
+    epochResets: 0,
+    streamsOpened: 0,
+    streamsClosed: 0,
+    openStreams: 0,
+    bufferedEvents: 0,
+    bufferedBytes: 0,
+  };
+  readonly #streams = new Map<string, StreamState>();
+  readonly #sinks: AlignerSinks<C>;
+  readonly #nowMs: () => number;
+  readonly #gating: boolean[];
+
+  constructor(options: AlignOptions<C>, sinks: AlignerSinks<C>, nowMs: () => number = () => 0) {
+    this.options = resolveAlignOptions(options);
+    this.#sinks = sinks;
+    this.#nowMs = nowMs;
+    this.#gating = MODALITIES.map((m) => !this.options.nonGating.includes(m));
+  }
+
+  get streamIds(): string[] {
+    return [...this.#streams.keys()];
+  }
+
+  /** Takes one event or control message; windows, late events and rejections go to the sinks synchronously. */
+  push(input: unknown): void {
+    if (isStreamControl(input)) {
+      this.#control(input);
+      return;
+    }
+    let event: AnySourceEvent;
+    try {
+      event = validateEvent(input, this.options.eventLimits);
+    } catch (error) {
+      if (error instanceof InvalidEventError)
+        return this.#reject(input, error.reason, error.field, error.message);
+      throw error;
+    }
+    let stream = this.#streams.get(event.streamId);
+    if (stream === undefined) {
+      if (this.#streams.size >= this.options.maxStreams)
+        return this.#reject(
+          input,
+          'too_many_streams',
+          'streamId',
+          `stream "${event.streamId}" refused: ${this.options.maxStreams} streams are open (maxStreams)`,
+        );
+      stream = this.#openStream(event.streamId, this.options.expectedModalities);
+    }
+    const source = stream.sources[MODALITY_INDEX[event.modality]] ?? this.#addSource(stream, event.modality);
+    source.lastArrivalMs = this.#nowMs();
+    if (source.idle) source.idle = false;
+
+    if (event.time < source.maxTime - this.options.outOfOrderness)
+      return this.#reject(
+        input,
+        'non_monotonic',
+        'time',
+        `${event.streamId}/${event.modality}: time ${event.time} µs is more than outOfOrderness (${this.options.outOfOrderness} µs) before the latest ${source.maxTime} µs; send a reset control after a device restart`,
+      );
+    if (stream.nextWindow !== null && event.time < this.#start(stream.nextWindow)) {
+      this.stats.late++;
+      this.#sinks.late({ event, closedUpTo: stream.closedUpTo });
+      return;
+    }
+    if (!source.buffer.insert(event))
+      return this.#reject(
+        input,
+        'duplicate',
+        'seq',
+        `${event.streamId}/${event.modality}: an event with time ${event.time} and seq ${event.seq} was already accepted`,
+      );
+    if (event.time < stream.closedUpTo) this.stats.partiallyLate++;
+    this.stats.eventsIn++;
+    const bytes = payloadBytes(event);
+    stream.bufferedEvents++;
+    stream.bufferedBytes += bytes;
+    this.stats.bufferedEvents++;
+    this.stats.bufferedBytes += bytes;
+    if (event.time > source.maxTime) {
+      source.maxTime = event.time;
+      const watermark = event.time - this.options.outOfOrderness;
+      if (watermark > source.watermark) {
+        source.watermark = watermark;
+        this.#closeReady(stream);
+      }
+    }
+    this.#enforceCaps(stream);
+  }
+
+  /**
+   * Marks sources that sent nothing for the idle timeout as idle and closes what that releases. Returns the
+   * processing time (ms) of the next check that could change anything, or Infinity.
+   */
+  checkIdle(): number {
+    const timeoutMs = this.options.idleTimeout / 1000;
+    if (!Number.isFinite(timeoutMs)) return Number.POSITIVE_INFINITY;
+    const now = this.#nowMs();
+    let next = Number.POSITIVE_INFINITY;
+    for (const stream of this.#streams.values()) {
+      let changed = false;
+      for (const source of stream.sources) {
+        if (source === undefined || source.idle || !source.gating) continue;
+        const due = source.lastArrivalMs + timeoutMs;
+        if (due <= now) {
+          source.idle = true;
+          this.stats.idleTransitions++;
+          changed = true;
+        } else if (due < next) next = due;
+      }
+      if (changed) this.#closeReady(stream);
+    }
+    return next;
+  }
+
+  /** Closes every open window of every stream (end of input). */
+  flushAll(): void {
+    for (const stream of [...this.#streams.values()]) this.#closeStream(stream);
+  }
+
+  #control(control: StreamControl): void {
+    const { streamId } = control;
+    if (typeof streamId !== 'string' || streamId.length === 0)
+      return this.#reject(
+        control,
+        'missing_stream_id',
+        'streamId',
+        'control message needs a non-empty streamId',
+      );
+    const stream = this.#streams.get(streamId);
+    switch (control.control) {
+      case 'open': {
+        const modalities = control.modalities ?? this.options.expectedModalities;
+        const bad = modalities.find((m) => !isModality(m));
+        if (bad !== undefined)
+          return this.#reject(
+            control,
+            'unknown_modality',
+            'modalities',
+            `open: unknown modality ${JSON.stringify(bad)}`,
+          );
+        if (stream !== undefined) {
+          for (const m of modalities)
+            if (stream.sources[MODALITY_INDEX[m]] === undefined) this.#addSource(stream, m);
+          return;
+        }
+        if (this.#streams.size >= this.options.maxStreams)
+          return this.#reject(
+            control,
+            'too_many_streams',
+            'streamId',
+            `open "${streamId}" refused: maxStreams reached`,
+          );
+        this.#openStream(streamId, modalities);
+        return;
+      }
+      case 'close':
+        if (stream !== undefined) this.#closeStream(stream);
+        return;
+      case 'reset': {
+        if (!isModality(control.modality))
+          return this.#reject(
+            control,
+            'unknown_modality',
+            'modality',
+            `reset: unknown modality ${JSON.stringify(control.modality)}`,
+          );
+        const source = stream?.sources[MODALITY_INDEX[control.modality]];
+        if (source === undefined) return;
+        // A new epoch forgets the highest time seen, so earlier timestamps are no longer non-monotonic; the
+        // watermark stays, so windows already closed stay closed and their stragglers count as late.
+        source.maxTime = Number.NEGATIVE_INFINITY;
+        this.stats.epochResets++;
+        return;
+      }
+      default:
+        return this.#reject(
+          control,
+          'unknown_control',
+          'control',
+          `unknown control ${JSON.stringify((control as { control: unknown }).control)}`,
+        );
+    }
+  }
+
+  #reject(input: unknown, reason: string, field: string, message: string): void {
+    this.stats.rejected[reason] = (this.stats.rejected[reason] ?? 0) + 1;
+    this.#sinks.rejected({ input, reason, field, message });
+  }
+
+  #openStream(id: string, modalities: readonly Modality[]): StreamState {
+    const stream: StreamState = {
+      id,
+      sources: [undefined, undefined, undefined, undefined],
+      nextWindow: null,
+      closedUpTo: Number.NEGATIVE_INFINITY,
+      bufferedEvents: 0,
+      bufferedBytes: 0,
+    };
+    for (const m of modalities) this.#addSource(stream, m);
+    this.#streams.set(id, stream);
+    this.stats.streamsOpened++;
+    this.stats.openStreams = this.#streams.size;
+    return stream;
+  }
+
+  #addSource(stream: StreamState, modality: Modality): SourceState {
+    const source: SourceState = {
+      modality,
+      gating: this.#gating[MODALITY_INDEX[modality]]!,
+      buffer: new SourceBuffer(),
+      maxTime: Number.NEGATIVE_INFINITY,
+      watermark: Number.NEGATIVE_INFINITY,
+      idle: false,
+      lastArrivalMs: this.#nowMs(),
+    };
+    stream.sources[MODALITY_INDEX[modality]] = source;
+    return source;
+  }
+
+  #closeStream(stream: StreamState): void {
+    this.#emitUpTo(stream, Number.POSITIVE_INFINITY, 'flush');
+    for (const source of stream.sources) source?.buffer.clear();
+    this.stats.bufferedEvents -= stream.bufferedEvents;
+    this.stats.bufferedBytes -= stream.bufferedBytes;
+    this.#streams.delete(stream.id);
+    this.stats.streamsClosed++;
+    this.stats.openStreams = this.#streams.size;
+  }
+
+  /** The stream's watermark: the lowest of its active gating sources; if all of them are idle, the highest. */
+  #streamWatermark(stream: StreamState): number {
+    let low = Number.POSITIVE_INFINITY;
+    let high = Number.NEGATIVE_INFINITY;
+    let active = 0;
+    let anyGating = false;
+    for (const source of stream.sources) {
+      if (source === undefined || !source.gating) continue;
+      anyGating = true;
+      if (source.watermark > high) high = source.watermark;
+      if (source.idle) continue;
+      active++;
+      if (source.watermark < low) low = source.watermark;
+    }
+    if (active > 0) return low;
+    if (anyGating) return high;
+    for (const source of stream.sources)
+      if (source !== undefined && source.watermark > high) high = source.watermark;
+    return high;
+  }
+
+  #closeReady(stream: StreamState): void {
+    const watermark = this.#streamWatermark(stream);
+    if (watermark === Number.NEGATIVE_INFINITY) return;
+    const idle = stream.sources.some((s) => s?.idle === true && s.gating);
+    this.#emitUpTo(stream, watermark - this.options.allowedLateness, idle ? 'idle' : 'watermark');
+  }
+
+  /** Emits, in index order, every window with content whose end <= limit; releases what no open window needs. */
+  #emitUpTo(stream: StreamState, limit: number, closedBy: Window['closedBy']): void {
+    const { size, hop, origin } = this.options;
+    let k = stream.nextWindow;
+    for (;;) {
+      const first = this.#firstPendingTime(stream);
+      if (first === Number.POSITIVE_INFINITY) break;
+      // Skip windows that hold nothing: jump to the first window that contains the earliest pending event.
+      const kFirst = Math.floor((first - size - origin) / hop) + 1;
+      if (k === null || k < kFirst) k = kFirst;
+      const start = origin + k * hop;
+      const end = start + size;
+      if (end > limit) break;
+      this.#emitWindow(stream, k, start, end, closedBy);
+      k++;
+      stream.nextWindow = k;
+      stream.closedUpTo = end;
+      this.#release(stream, origin + k * hop);
+    }
+    if (limit === Number.POSITIVE_INFINITY || k === null) return;
+    // Windows ending at or before the limit are closed even when they held nothing: what arrives for them is late.
+    const kLimit = Math.floor((limit - size - origin) / hop) + 1;
+    if (kLimit > (stream.nextWindow ?? Number.NEGATIVE_INFINITY)) {
+      stream.nextWindow = kLimit;
+      stream.closedUpTo = Math.max(stream.closedUpTo, origin + (kLimit - 1) * hop + size);
+    }
+  }
+
+  #firstPendingTime(stream: StreamState): number {
+    let first = Number.POSITIVE_INFINITY;
+    for (const source of stream.sources) {
+      if (source === undefined) continue;
+      const t = source.buffer.firstTime();
+      if (t < first) first = t;
+    }
+    return first;
+  }
+
+  #emitWindow(
+    stream: StreamState,
+    index: number,
+    start: number,
+    end: number,
+    closedBy: Window['closedBy'],
+  ): void {
+    const contents: Partial<Record<Modality, C>> = {};
+    const counts = emptyModalityRecord(0);
+    const present = emptyModalityRecord(false);
+    const missing: Modality[] = [];
+    const bounds = { streamId: stream.id, index, start, end };
+    for (const source of stream.sources) {
+      if (source === undefined) continue;
+      if (source.idle && source.gating) missing.push(source.modality);
+      const events = source.buffer.range(start, end);
+      if (events.length === 0) continue;
+      counts[source.modality] = events.length;
+      present[source.modality] = true;
+      contents[source.modality] = this.options.aggregator.aggregate(source.modality, events, bounds);
+    }
+    this.stats.windowsOut++;
+    this.#sinks.window({
+      streamId: stream.id,
+      index,
+      start,
+      end,
+      contents,
+      counts,
+      present,
+      missing,
+      closedBy,
+    });
+  }
+
+  #release(stream: StreamState, before: number): void {
+    for (const source of stream.sources) {
+      if (source === undefined) continue;
+      const bytesBefore = source.buffer.bytes;
+      const released = source.buffer.releaseBefore(before);
+      if (released === 0) continue;
+      const bytes = bytesBefore - source.buffer.bytes;
+      stream.bufferedEvents -= released;
+      stream.bufferedBytes -= bytes;
+      this.stats.bufferedEvents -= released;
+      this.stats.bufferedBytes -= bytes;
+    }
+  }
+
+  /** Buffer caps: close the oldest open window early (counted) until the stream and the total are under their caps. */
+  #enforceCaps(stream: StreamState): void {
+    const o = this.options;
+    while (stream.bufferedEvents > o.maxStreamBufferEvents || stream.bufferedBytes > o.maxStreamBufferBytes)
+      if (!this.#forceCloseOldest(stream)) break;
+    while (this.stats.bufferedBytes > o.maxTotalBufferBytes) {
+      let fullest: StreamState | undefined;
+      for (const s of this.#streams.values())
+        if (fullest === undefined || s.bufferedBytes > fullest.bufferedBytes) fullest = s;
+      if (fullest === undefined || !this.#forceCloseOldest(fullest)) break;
+    }
+  }
+
+  #forceCloseOldest(stream: StreamState): boolean {
+    const first = this.#firstPendingTime(stream);
+    if (first === Number.POSITIVE_INFINITY) return false;
+    const { size, hop, origin } = this.options;
+    const k = Math.max(
+      stream.nextWindow ?? Number.NEGATIVE_INFINITY,
+      Math.floor((first - size - origin) / hop) + 1,
+    );
+    this.stats.forcedCloses++;
+    this.#emitUpTo(stream, origin + k * hop + size, 'buffer_cap');
+    return true;
+  }
+
+  #start(index: number): number {
+    return this.options.origin + index * this.options.hop;
+  }
+}
