@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Independent numpy references for braid's features (test/unit/features-reference.test.ts).
+
+Writes into test/fixtures/features/:
+  speech-16k.s16le        a real speech clip (asterisk "conf-onlyperson", 8 kHz) resampled to 16 kHz mono PCM16
+                          by ffmpeg's resampler — the same path braid's audio sources take;
+  speech-16k.logmel.f32   numpy log-mel of every analysis frame of the clip (frames x 40, float32 little-endian);
+  audio-reference.json    window features of the clip (all four aggregates) and of a block shorter than a frame;
+  video-frames.bin        deterministic raw frames (gray 64x48 and rgb 50x37) made here with a seeded generator;
+  video-reference.json    their window features, with the thumbnail made by exact area averaging (pixel replication
+                          to a common multiple of the sizes, then block means) instead of braid's overlap weights;
+  text-reference.json     FNV-1a 32-bit hashes of UTF-8 strings and a window's hashed text features.
+
+numpy only (plus ffmpeg, once, to resample the clip). Rerun after changing a feature definition:
+  python3 scripts/make-feature-fixtures.py
+"""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "test", "fixtures", "features")
+CLIP = "/usr/share/asterisk/sounds/en/conf-onlyperson.wav"
+
+SR = 16000
+FRAME = 400
+HOP = 160
+NFFT = 512
+BANDS = 40
+FMIN = 0.0
+FMAX = 8000.0
+EPS = 1e-6
+EVENT_SAMPLES = 320  # 20 ms events, as braid's audio sources emit
+WINDOW_SAMPLES = 8000  # 500 ms windows
+
+
+def speech_samples():
+    path = os.path.join(OUT, "speech-16k.s16le")
+    if not os.path.exists(path):
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", "-i", CLIP, "-ac", "1", "-ar", str(SR), "-f", "s16le",
+             "-acodec", "pcm_s16le", path],
+            check=True,
+        )
+    return np.fromfile(path, dtype="<i2")
+
+
+def hz_to_mel(f):
+    return 2595.0 * np.log10(1.0 + f / 700.0)
+
+
+def mel_to_hz(m):
+    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
+
+def mel_matrix():
+    edges = mel_to_hz(np.linspace(hz_to_mel(FMIN), hz_to_mel(FMAX), BANDS + 2))
+    freqs = np.arange(NFFT // 2 + 1) * SR / NFFT
+    lower = (freqs[None, :] - edges[:-2, None]) / (edges[1:-1] - edges[:-2])[:, None]
+    upper = (edges[2:, None] - freqs[None, :]) / (edges[2:] - edges[1:-1])[:, None]
+    return np.maximum(0.0, np.minimum(lower, upper))
+
+
+def frames_of(x):
+    if len(x) < FRAME:
+        x = np.concatenate([x, np.zeros(FRAME - len(x))])
+    count = (len(x) - FRAME) // HOP + 1
+    index = np.arange(FRAME)[None, :] + HOP * np.arange(count)[:, None]
+    return x[index]
+
+
+def log_mel_and_rms(x):
+    frames = frames_of(x)
+    n = np.arange(FRAME)
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / FRAME)  # periodic Hann
+    power = np.abs(np.fft.rfft(frames * window, n=NFFT, axis=1)) ** 2
+    log_mel = np.log(power @ mel_matrix().T + EPS)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    return log_mel, rms
+
+
+def aggregates(values):
+    return {
+        "mean": values.mean(axis=0).tolist(),
+        "max": values.max(axis=0).tolist(),
+        "min": values.min(axis=0).tolist(),
+        "std": values.std(axis=0).tolist(),
+    }
+
+
+def audio_reference():
+    pcm = speech_samples()
+    x = pcm.astype(np.float64) / 32768.0
+    log_mel, _ = log_mel_and_rms(x)
+    log_mel.astype("<f4").tofile(os.path.join(OUT, "speech-16k.logmel.f32"))
+    windows = []
+    # Events are whole 320-sample chunks; an event belongs to the window holding its first sample.
+    event_starts = np.arange(0, len(pcm), EVENT_SAMPLES)
+    for w in range(int(math.ceil(len(pcm) / WINDOW_SAMPLES))):
+        starts = event_starts[(event_starts // WINDOW_SAMPLES) == w]
+        block = np.concatenate([x[s : s + EVENT_SAMPLES] for s in starts])
+        mel, rms = log_mel_and_rms(block)
+        windows.append({"index": w, "samples": len(block), "frames": len(mel),
+                        "mel": aggregates(mel), "rms": aggregates(rms[:, None])})
+    short = x[:200]
+    mel, rms = log_mel_and_rms(short)
+    return {
+        "clip": os.path.basename(CLIP),
+        "sampleRate": SR, "frameLength": FRAME, "hopLength": HOP, "fftSize": NFFT, "melBands": BANDS,
+        "fMin": FMIN, "fMax": FMAX, "logEps": EPS,
+        "eventSamples": EVENT_SAMPLES, "windowSamples": WINDOW_SAMPLES,
+        "samples": len(pcm), "frames": len(log_mel),
+        "windows": windows,
+        "short": {"samples": len(short), "mel": aggregates(mel), "rms": aggregates(rms[:, None])},
+    }
+
+
+def area_average(img, out_w, out_h):
+    """Exact area average: replicate pixels up to a common multiple of both sizes, then take block means."""
+    h, w = img.shape
+    lw = w * out_w // math.gcd(w, out_w)
+    lh = h * out_h // math.gcd(h, out_h)
+    big = np.repeat(np.repeat(img, lh // h, axis=0), lw // w, axis=1)
+    return big.reshape(out_h, lh // out_h, out_w, lw // out_w).mean(axis=(1, 3))
+
+
+def video_window(frames, fmt):
+    thumbs, rgb = [], []
+    for f in frames:
+        f = f.astype(np.float64)
+        if fmt == "rgb":
+            luma = 0.299 * f[:, :, 0] + 0.587 * f[:, :, 1] + 0.114 * f[:, :, 2]
+            rgb.append(f.reshape(-1, 3).mean(axis=0) / 255.0)
+        else:
+            luma = f
+            rgb.append(np.repeat(f.mean() / 255.0, 3))
+        thumbs.append(area_average(luma / 255.0, 16, 12))
+    thumbs = np.array(thumbs)
+    diffs = [np.abs(thumbs[i] - thumbs[i - 1]).mean() for i in range(1, len(thumbs))] or [0.0]
+    mean_thumb = thumbs.mean(axis=0)
+    return {
+        "thumbnailMean": mean_thumb.ravel().tolist(),
+        "thumbnailLast": thumbs[-1].ravel().tolist(),
+        "motionMean": float(np.mean(diffs)),
+        "motionMax": float(np.max(diffs)),
+        "brightness": float(mean_thumb.mean()),
+        "rgb": np.mean(rgb, axis=0).tolist(),
+    }
+
+
+def video_reference():
+    rng = np.random.default_rng(20240611)
+    gray = rng.integers(0, 256, size=(3, 48, 64), dtype=np.uint8)
+    rgb = rng.integers(0, 256, size=(3, 37, 50, 3), dtype=np.uint8)
+    with open(os.path.join(OUT, "video-frames.bin"), "wb") as fh:
+        fh.write(gray.tobytes())
+        fh.write(rgb.tobytes())
+    return {
+        "gray": {"width": 64, "height": 48, "frames": 3, "features": video_window(gray, "gray")},
+        "rgb": {"width": 50, "height": 37, "frames": 3, "features": video_window(rgb, "rgb")},
+    }
+
+
+def fnv1a32(data: bytes) -> int:
+    h = 0x811C9DC5
+    for b in data:
+        h ^= b
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def text_features(texts, dim=64):
+    vec = np.zeros(dim + 3)
+    for text in texts:
+        words = re.findall(r"\w+", text.lower())
+        grams = words + [a + " " + b for a, b in zip(words, words[1:])]
+        for g in grams:
+            h = fnv1a32(g.encode("utf-8"))
+            vec[h % dim] += -1.0 if h >> 31 else 1.0
+        vec[dim] += math.log1p(len(text))
+        vec[dim + 1] += math.log1p(len(words))
+        vec[dim + 2] += 1.0
+    return vec.tolist()
+
+
+def text_reference():
+    strings = ["", "a", "hello", "foobar", "naïve café", "日本語のテキスト", "thumbs 👍 up", "hello world"]
+    texts = ["Hello, World! Hello again.", "The quick brown fox — jumps over 2 lazy dogs", "Ünïcödé wörds ÄND 日本語"]
+    return {
+        "fnv1a32": [{"text": s, "hash": fnv1a32(s.encode("utf-8"))} for s in strings],
+        "window": {"texts": texts, "hashDim": 64, "features": text_features(texts)},
+    }
+
+
+def write_json(name, value):
+    with open(os.path.join(OUT, name), "w") as fh:
+        json.dump(value, fh, indent=None, separators=(",", ":"))
+        fh.write("\n")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    write_json("audio-reference.json", audio_reference())
+    write_json("video-reference.json", video_reference())
+    write_json("text-reference.json", text_reference())
+    print(f"wrote fixtures to {OUT}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

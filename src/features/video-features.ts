@@ -1,0 +1,175 @@
+import { BadFrameError } from '../core/errors.js';
+import type { AnySourceEvent, RawPixelFormat } from '../core/events.js';
+import type { DropCounter } from '../sources/drop-counter.js';
+import { VIDEO_EXTRA_FEATURES, type VideoFeatureConfig } from './config.js';
+import { AreaDownscaler } from './thumbnail.js';
+
+/** Frame sizes whose downscalers are kept; a stream rarely changes size, so this only bounds pathological input. */
+const MAX_CACHED_SIZES = 16;
+
+interface RawFrame {
+  readonly format: RawPixelFormat;
+  readonly width: number;
+  readonly height: number;
+  readonly data: Uint8Array;
+}
+
+/**
+ * One window's video features from raw gray/rgb frames, layout
+ * [thumbnail (thumbHeight × thumbWidth, row-major, 0..1) | motion mean | motion max | brightness | r | g | b]:
+ * the thumbnail is the mean (or last) of the frames' area-averaged luma thumbnails; motion is the mean absolute
+ * difference between consecutive thumbnails of this window only (0 with one frame); brightness is the mean luma;
+ * r, g, b are the mean colour (r = g = b for gray). JPEG/PNG must be decoded before alignment
+ * ({@link decodeCompressedFrames}); here they are counted and skipped like any other unusable frame.
+ */
+export class VideoFeaturizer {
+  readonly size: number;
+  readonly #config: VideoFeatureConfig;
+  readonly #drops: DropCounter;
+  readonly #downscalers = new Map<string, AreaDownscaler>();
+  readonly #sum: Float64Array;
+  /** Sums over the window's frames of each frame's mean r, g, b. */
+  readonly #colour = new Float64Array(3);
+  #current: Float64Array;
+  #previous: Float64Array;
+
+  constructor(config: VideoFeatureConfig, drops: DropCounter) {
+    this.#config = config;
+    this.#drops = drops;
+    const pixels = config.thumbWidth * config.thumbHeight;
+    this.size = pixels + VIDEO_EXTRA_FEATURES;
+    this.#sum = new Float64Array(pixels);
+    this.#current = new Float64Array(pixels);
+    this.#previous = new Float64Array(pixels);
+  }
+
+  featurize(events: readonly AnySourceEvent[]): Float32Array {
+    const sum = this.#sum;
+    sum.fill(0);
+    let frames = 0;
+    let motionSum = 0;
+    let motionMax = 0;
+    const colour = this.#colour;
+    colour.fill(0);
+    for (const event of events) {
+      const frame = this.#usable(event);
+      if (frame === null) continue;
+      const current = this.#current;
+      this.#downscaler(frame).downscale(frame.data, frame.format, current);
+      if (frames > 0) {
+        const motion = meanAbsDifference(current, this.#previous);
+        motionSum += motion;
+        if (motion > motionMax) motionMax = motion;
+      }
+      for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (current[i] as number);
+      addMeanColour(frame, colour);
+      this.#current = this.#previous;
+      this.#previous = current;
+      frames++;
+    }
+    if (frames === 0) return new Float32Array(0);
+    return this.#write(frames, motionSum, motionMax);
+  }
+
+  #write(frames: number, motionSum: number, motionMax: number): Float32Array {
+    const out = new Float32Array(this.size);
+    const sum = this.#sum;
+    const last = this.#previous;
+    const useLast = this.#config.thumbnail === 'last';
+    let brightness = 0;
+    for (let i = 0; i < sum.length; i++) {
+      const mean = (sum[i] as number) / frames;
+      brightness += mean;
+      out[i] = useLast ? (last[i] as number) : mean;
+    }
+    let o = sum.length;
+    out[o++] = frames > 1 ? motionSum / (frames - 1) : 0;
+    out[o++] = motionMax;
+    out[o++] = brightness / sum.length;
+    for (const c of this.#colour) out[o++] = c / frames;
+    return out;
+  }
+
+  #usable(event: AnySourceEvent): RawFrame | null {
+    if (event.modality !== 'video')
+      return this.#drop('wrong_modality', `expected a video event, got ${event.modality}`);
+    const payload = event.payload;
+    if (payload.format === 'jpeg' || payload.format === 'png')
+      return this.#drop(
+        'undecoded_image',
+        `${payload.format} frames must be decoded before alignment (decodeCompressedFrames); got one in a window`,
+      );
+    // Checked field by field: the aligner may hand over events that never went through validateEvent.
+    const { format, width, height, data } = payload as Partial<RawFrame>;
+    if (format !== 'gray' && format !== 'rgb')
+      return this.#drop('bad_video_format', `raw video format must be gray or rgb, got ${String(format)}`);
+    if (!isDimension(width) || !isDimension(height))
+      return this.#drop(
+        'bad_video_size',
+        `raw video needs positive integer width and height, got ${width}x${height}`,
+      );
+    const expected = width * height * (format === 'rgb' ? 3 : 1);
+    if (!(data instanceof Uint8Array) || data.byteLength !== expected)
+      return this.#drop(
+        'bad_video_size',
+        `raw ${format} ${width}x${height} frame needs ${expected} bytes, got ${data?.byteLength ?? 'none'}`,
+      );
+    return { format, width, height, data };
+  }
+
+  #drop(reason: string, message: string): null {
+    this.#drops.record(new BadFrameError(reason, message));
+    return null;
+  }
+
+  #downscaler(frame: RawFrame): AreaDownscaler {
+    const key = `${frame.width}x${frame.height}`;
+    let downscaler = this.#downscalers.get(key);
+    if (downscaler === undefined) {
+      if (this.#downscalers.size >= MAX_CACHED_SIZES) this.#downscalers.clear();
+      downscaler = new AreaDownscaler(
+        frame.width,
+        frame.height,
+        this.#config.thumbWidth,
+        this.#config.thumbHeight,
+      );
+      this.#downscalers.set(key, downscaler);
+    }
+    return downscaler;
+  }
+}
+
+const isDimension = (value: unknown): value is number =>
+  Number.isSafeInteger(value) && (value as number) >= 1;
+
+function meanAbsDifference(a: Float64Array, b: Float64Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs((a[i] as number) - (b[i] as number));
+  return sum / a.length;
+}
+
+/** Adds a frame's mean r, g, b in 0..1 (gray: its mean three times) to `into`. */
+function addMeanColour(frame: RawFrame, into: Float64Array): void {
+  const data = frame.data;
+  if (frame.format === 'gray') {
+    let sum = 0;
+    for (let i = 0; i < data.length; i++) sum += data[i] as number;
+    const mean = sum / data.length / 255;
+    into[0] = (into[0] as number) + mean;
+    into[1] = (into[1] as number) + mean;
+    into[2] = (into[2] as number) + mean;
+    return;
+  }
+  let r = 0;
+  let g = 0;
+  let b = 0;
+  for (let i = 0; i < data.length; i += 3) {
+    r += data[i] as number;
+    g += data[i + 1] as number;
+    b += data[i + 2] as number;
+  }
+  const scale = 3 / data.length / 255;
+  into[0] = (into[0] as number) + r * scale;
+  into[1] = (into[1] as number) + g * scale;
+  into[2] = (into[2] as number) + b * scale;
+}
