@@ -1,0 +1,196 @@
+import type { AnySourceEvent, StreamInput } from '../core/events.js';
+import {
+  decodeFrame,
+  describeZodError,
+  type Hello,
+  helloSchema,
+  ProtocolError,
+  producerMessageSchema,
+} from './protocol.js';
+
+export interface IngestLimits {
+  /** Messages per second a producer may send (token bucket, burst = one second's worth). */
+  readonly messagesPerSecond: number;
+}
+
+export interface IngestCounters {
+  framesIn: number;
+  rejected: Record<string, number>;
+}
+
+/** Claims stream ids so that two producers cannot feed the same stream. */
+export interface StreamRegistry {
+  claim(streamId: string): boolean;
+  release(streamId: string): void;
+}
+
+/**
+ * One producer connection: a JSON hello, then binary audio/video frames and JSON text/label events. Turns them into
+ * StreamInputs (open, events, close) for the pipeline. Every refused message is counted by reason and answered with
+ * an error naming the problem; nothing here throws to the socket.
+ */
+export class IngestSession {
+  #hello: Hello | undefined;
+  #tokens: number;
+  #lastRefill: number;
+  #closed = false;
+
+  constructor(
+    private readonly emit: (input: StreamInput) => void,
+    private readonly registry: StreamRegistry,
+    private readonly counters: IngestCounters,
+    private readonly limits: IngestLimits,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.#tokens = limits.messagesPerSecond;
+    this.#lastRefill = now();
+  }
+
+  get streamId(): string | undefined {
+    return this.#hello?.streamId;
+  }
+
+  /** Handles one message; returns an error to send back, or undefined when it was accepted. */
+  handle(data: Uint8Array | string, isBinary: boolean): ProtocolError | undefined {
+    try {
+      this.#rateLimit();
+      if (isBinary) this.#binary(data as Uint8Array);
+      else this.#json(typeof data === 'string' ? data : Buffer.from(data).toString('utf8'));
+      return undefined;
+    } catch (error) {
+      const e =
+        error instanceof ProtocolError
+          ? error
+          : new ProtocolError('internal', error instanceof Error ? error.message : String(error));
+      this.counters.rejected[e.reason] = (this.counters.rejected[e.reason] ?? 0) + 1;
+      return e;
+    }
+  }
+
+  /** The producer went away or said close: its stream is closed, which flushes its windows and frees its state. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#hello === undefined) return;
+    this.emit({ control: 'close', streamId: this.#hello.streamId });
+    this.registry.release(this.#hello.streamId);
+  }
+
+  #rateLimit(): void {
+    const now = this.now();
+    const rate = this.limits.messagesPerSecond;
+    this.#tokens = Math.min(rate, this.#tokens + ((now - this.#lastRefill) / 1000) * rate);
+    this.#lastRefill = now;
+    if (this.#tokens < 1)
+      throw new ProtocolError('rate_limited', `more than ${rate} messages per second: message dropped`);
+    this.#tokens -= 1;
+  }
+
+  #json(text: string): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new ProtocolError('bad_json', `message is not valid JSON (${text.length} characters)`);
+    }
+    if (this.#hello === undefined) {
+      const parsed = helloSchema.safeParse(value);
+      if (!parsed.success)
+        throw new ProtocolError(
+          'bad_hello',
+          `first message must be a hello: ${describeZodError(parsed.error)}`,
+        );
+      if (this.#closed) throw new ProtocolError('closed', 'this connection already closed its stream');
+      if (!this.registry.claim(parsed.data.streamId))
+        throw new ProtocolError('stream_in_use', `stream "${parsed.data.streamId}" already has a producer`);
+      this.#hello = parsed.data;
+      this.emit({ control: 'open', streamId: parsed.data.streamId, modalities: parsed.data.modalities });
+      return;
+    }
+    const parsed = producerMessageSchema.safeParse(value);
+    if (!parsed.success) throw new ProtocolError('bad_message', describeZodError(parsed.error));
+    const message = parsed.data;
+    const streamId = this.#hello.streamId;
+    if (message.type === 'close') return this.close();
+    if (this.#closed) throw new ProtocolError('closed', 'stream is closed');
+    this.#requireModality(message.type);
+    this.counters.framesIn++;
+    if (message.type === 'text')
+      this.emit({
+        streamId,
+        modality: 'text',
+        time: message.time,
+        seq: message.seq,
+        payload: { text: message.text },
+      });
+    else
+      this.emit({
+        streamId,
+        modality: 'label',
+        time: message.time,
+        seq: message.seq,
+        payload: { labels: message.labels },
+      });
+  }
+
+  #binary(data: Uint8Array): void {
+    const hello = this.#hello;
+    if (hello === undefined) throw new ProtocolError('no_hello', 'send a JSON hello before binary frames');
+    if (this.#closed) throw new ProtocolError('closed', 'stream is closed');
+    const frame = decodeFrame(data);
+    this.#requireModality(frame.modality);
+    const { streamId } = hello;
+    let event: AnySourceEvent;
+    if (frame.modality === 'audio') {
+      if (frame.payload.byteLength % 2 !== 0)
+        throw new ProtocolError(
+          'odd_pcm_bytes',
+          `PCM16 audio payload has an odd number of bytes (${frame.payload.byteLength})`,
+        );
+      // Copy: the socket reuses its buffers, and an Int16Array needs an even byte offset.
+      const samples = new Int16Array(frame.payload.byteLength / 2);
+      new Uint8Array(samples.buffer).set(frame.payload);
+      event = {
+        streamId,
+        modality: 'audio',
+        time: frame.time,
+        seq: frame.seq,
+        payload: { sampleRate: hello.audio!.sampleRate, channels: 1, samples },
+      };
+    } else {
+      const video = hello.video!;
+      const data = new Uint8Array(frame.payload);
+      if (video.format === 'gray' || video.format === 'rgb') {
+        const expected = video.width * video.height * (video.format === 'rgb' ? 3 : 1);
+        if (data.byteLength !== expected)
+          throw new ProtocolError(
+            'bad_video_size',
+            `raw ${video.format} ${video.width}x${video.height} frame needs ${expected} bytes, got ${data.byteLength}`,
+          );
+        event = {
+          streamId,
+          modality: 'video',
+          time: frame.time,
+          seq: frame.seq,
+          payload: { format: video.format, width: video.width, height: video.height, data },
+        };
+      } else {
+        if (data.byteLength === 0) throw new ProtocolError('empty_image', 'compressed video frame is empty');
+        event = {
+          streamId,
+          modality: 'video',
+          time: frame.time,
+          seq: frame.seq,
+          payload: { format: video.format, data },
+        };
+      }
+    }
+    this.counters.framesIn++;
+    this.emit(event);
+  }
+
+  #requireModality(modality: 'audio' | 'video' | 'text' | 'label'): void {
+    if (!this.#hello!.modalities.includes(modality))
+      throw new ProtocolError('undeclared_modality', `${modality} was not declared in this stream's hello`);
+  }
+}

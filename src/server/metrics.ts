@@ -1,0 +1,82 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** What a prediction pipeline reports for /metrics: cumulative counters and latency samples since the last read. */
+export interface PipelineStats {
+  readonly counters: Readonly<Record<string, number>>;
+  /** Model step latencies (seconds) since the last call; the pipeline clears them once read. */
+  readonly stepLatencies: readonly number[];
+}
+
+/**
+ * Prometheus metrics of one server, in a registry of its own (no process-wide default registry, so several servers
+ * and tests can live in one process). Pipeline counters are read at scrape time.
+ */
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly clients = new Gauge({
+    name: 'braid_clients',
+    help: 'Connected WebSocket clients',
+    labelNames: ['role'],
+    registers: [this.registry],
+  });
+  readonly endToEnd = new Histogram({
+    name: 'braid_end_to_end_latency_seconds',
+    help: 'From a window end (capture time) to its prediction being sent to a subscriber',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly ingestRejected = new Counter({
+    name: 'braid_ingest_rejected_total',
+    help: 'Producer messages refused, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly framesIn = new Counter({
+    name: 'braid_ingest_frames_total',
+    help: 'Producer frames and events accepted',
+    registers: [this.registry],
+  });
+  readonly subscriberDropped = new Counter({
+    name: 'braid_subscriber_dropped_total',
+    help: 'Predictions dropped for slow subscribers',
+    registers: [this.registry],
+  });
+  readonly predictions = new Counter({
+    name: 'braid_predictions_total',
+    help: 'Predictions produced',
+    registers: [this.registry],
+  });
+  readonly pipelineRestarts = new Counter({
+    name: 'braid_pipeline_restarts_total',
+    help: 'Times the prediction pipeline failed and was restarted',
+    registers: [this.registry],
+  });
+
+  constructor(readStats: () => PipelineStats | undefined) {
+    const stepLatency = new Histogram({
+      name: 'braid_step_latency_seconds',
+      help: 'Model step latency, results read back included',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
+      registers: [],
+    });
+    const seen = new Map<string, number>();
+    new Counter({
+      name: 'braid_pipeline_total',
+      help: 'Pipeline counters: events in, windows, late events, rejected and dropped by reason',
+      labelNames: ['counter'],
+      registers: [this.registry],
+      collect() {
+        const stats = readStats();
+        if (stats === undefined) return;
+        for (const l of stats.stepLatencies) stepLatency.observe(l);
+        for (const [name, value] of Object.entries(stats.counters)) {
+          const delta = value - (seen.get(name) ?? 0);
+          if (delta > 0) this.inc({ counter: name }, delta);
+          seen.set(name, value);
+        }
+      },
+    });
+    // Registered after the counter whose collect() feeds it, so a scrape shows the samples it just read.
+    this.registry.registerMetric(stepLatency);
+  }
+}

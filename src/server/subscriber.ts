@@ -1,0 +1,87 @@
+import type { WebSocket } from 'ws';
+import type { ServerMessage } from './protocol.js';
+
+export interface SubscriberLimits {
+  /** Messages queued for this subscriber while its socket is full; beyond it the oldest predictions are dropped. */
+  readonly maxQueue: number;
+  /** Socket bytes in flight above which messages wait in the queue instead. */
+  readonly maxBufferedBytes: number;
+  /** A subscriber that cannot take anything for this long is closed with 1013 (try again later). */
+  readonly stallMs: number;
+}
+
+/**
+ * One subscriber: which streams it wants and a bounded queue in front of its socket. Sending never waits, so ingest
+ * and other subscribers never slow down for a slow one; what is dropped is counted and reported in its next message.
+ */
+export class Subscriber {
+  #wanted: Set<string> | '*' = new Set();
+  #queue: ServerMessage[] = [];
+  #dropped = 0;
+  #stalledSince: number | undefined;
+  #closed = false;
+  droppedTotal = 0;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly limits: SubscriberLimits,
+    private readonly onDrop: (n: number) => void = () => {},
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  subscribe(streams: '*' | readonly string[]): void {
+    this.#wanted = streams === '*' ? '*' : new Set(streams);
+  }
+
+  wants(streamId: string): boolean {
+    return this.#wanted === '*' || this.#wanted.has(streamId);
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  send(message: ServerMessage): void {
+    if (this.#closed) return;
+    this.#queue.push(message);
+    if (this.#queue.length > this.limits.maxQueue) {
+      // Drop the oldest prediction (other messages are rare and matter: stream opened/closed, errors).
+      const i = this.#queue.findIndex((m) => m.type === 'prediction');
+      this.#queue.splice(i >= 0 ? i : 0, 1);
+      this.#dropped++;
+      this.droppedTotal++;
+      this.onDrop(1);
+    }
+    this.flush();
+  }
+
+  /** Writes queued messages while the socket has room; closes a subscriber that stayed full too long. */
+  flush(): void {
+    if (this.#closed) return;
+    while (this.#queue.length > 0 && this.socket.bufferedAmount < this.limits.maxBufferedBytes) {
+      let message = this.#queue.shift()!;
+      if (this.#dropped > 0) {
+        message = { ...message, dropped: this.#dropped } as ServerMessage;
+        this.#dropped = 0;
+      }
+      this.socket.send(JSON.stringify(message), () => this.flush());
+    }
+    if (this.#queue.length === 0) {
+      this.#stalledSince = undefined;
+      return;
+    }
+    const now = this.now();
+    this.#stalledSince ??= now;
+    if (now - this.#stalledSince > this.limits.stallMs) {
+      this.#closed = true;
+      this.socket.close(1013, 'subscriber too slow: queue full');
+      // close() waits for the peer; a stalled peer may never answer, so cut it off after a grace period.
+      setTimeout(() => this.socket.terminate(), 1000).unref();
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#queue = [];
+  }
+}

@@ -1,0 +1,273 @@
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { encodeFrame, type ServerMessage } from '../../src/server/protocol.js';
+import { type BraidServer, type ServerOptions, startServer } from '../../src/server/server.js';
+import { countingPipeline } from '../helpers/counting-pipeline.js';
+
+const servers: BraidServer[] = [];
+const sockets: WebSocket[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.terminate();
+  for (const s of servers.splice(0)) await s.close();
+});
+
+async function serve(options: Partial<ServerOptions> = {}): Promise<BraidServer> {
+  const server = await startServer({ pipeline: countingPipeline(), port: 0, log: () => {}, ...options });
+  servers.push(server);
+  return server;
+}
+
+function connect(server: BraidServer, path: string, init?: WebSocket.ClientOptions): Promise<WebSocket> {
+  const ws = new WebSocket(server.url.replace('http', 'ws') + path, init);
+  sockets.push(ws);
+  // Listen from the start: the server's first message can arrive in the same read as the handshake.
+  inbox(ws);
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+  });
+}
+
+type Inbox = ReturnType<typeof makeInbox>;
+const inboxes = new WeakMap<WebSocket, Inbox>();
+
+/** The JSON messages a socket received since it was created, and a way to wait for one matching a predicate. */
+function inbox(ws: WebSocket): Inbox {
+  let box = inboxes.get(ws);
+  if (box === undefined) inboxes.set(ws, (box = makeInbox(ws)));
+  return box;
+}
+
+function makeInbox(ws: WebSocket) {
+  const messages: ServerMessage[] = [];
+  const waiters: { pred: (m: ServerMessage) => boolean; resolve: (m: ServerMessage) => void }[] = [];
+  ws.on('message', (data) => {
+    const m = JSON.parse(String(data)) as ServerMessage;
+    messages.push(m);
+    for (const w of [...waiters])
+      if (w.pred(m)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(m);
+      }
+  });
+  return {
+    messages,
+    next: (pred: (m: ServerMessage) => boolean, timeoutMs = 5000) => {
+      const found = messages.find(pred);
+      if (found) return Promise.resolve(found);
+      return new Promise<ServerMessage>((resolve, reject) => {
+        waiters.push({ pred, resolve });
+        setTimeout(
+          () =>
+            reject(new Error(`timed out waiting for a message; got ${JSON.stringify(messages).slice(-600)}`)),
+          timeoutMs,
+        ).unref();
+      });
+    },
+  };
+}
+
+const hello = (streamId: string, extra: object = {}) =>
+  JSON.stringify({
+    type: 'hello',
+    version: 1,
+    streamId,
+    modalities: ['audio', 'video', 'text'],
+    audio: { sampleRate: 16000, format: 'pcm16' },
+    video: { format: 'gray', width: 4, height: 3 },
+    ...extra,
+  });
+const audioFrame = (time: number, seq: number) =>
+  encodeFrame({ modality: 'audio', time, seq, payload: new Uint8Array(new Int16Array(160).buffer) });
+const videoFrame = (time: number, seq: number, bytes = 12) =>
+  encodeFrame({ modality: 'video', time, seq, payload: new Uint8Array(bytes) });
+
+describe('server: ingest and subscribe', () => {
+  it('streams predictions for a producer to a subscriber, and closes the stream when the producer leaves', async () => {
+    const server = await serve();
+    const sub = await connect(server, '/subscribe');
+    const box = inbox(sub);
+    await box.next((m) => m.type === 'welcome');
+    sub.send(JSON.stringify({ subscribe: ['cam-1'] }));
+    const prod = await connect(server, '/ingest');
+    const prodBox = inbox(prod);
+    prod.send(hello('cam-1'));
+    await box.next((m) => m.type === 'stream' && m.event === 'opened' && m.streamId === 'cam-1');
+    for (let i = 0; i < 30; i++) {
+      prod.send(audioFrame(i * 10_000, i));
+      if (i % 7 === 0) prod.send(videoFrame(i * 10_000, i));
+    }
+    prod.send(JSON.stringify({ type: 'text', time: 55_000, seq: 0, text: 'hello' }));
+    prod.send(JSON.stringify({ type: 'text', time: 250_000, seq: 1, text: 'again' }));
+    const first = await box.next((m) => m.type === 'prediction');
+    expect(first).toMatchObject({ streamId: 'cam-1', windowIndex: 0, windowStart: 0, windowEnd: 100_000 });
+    expect((first as { present: Record<string, boolean> }).present).toMatchObject({
+      audio: true,
+      video: true,
+      text: true,
+    });
+    prod.close();
+    await box.next((m) => m.type === 'stream' && m.event === 'closed');
+    // The producer's close flushed the last open window.
+    await box.next((m) => m.type === 'prediction' && m.windowIndex === 2);
+    expect(prodBox.messages.filter((m) => m.type === 'error')).toEqual([]);
+    expect(server.activeStreams()).toEqual([]);
+  });
+
+  it('answers malformed input with an error naming the problem, counts it, and keeps other streams going', async () => {
+    const server = await serve();
+    const bad = await connect(server, '/ingest');
+    const badBox = inbox(bad);
+    bad.send(audioFrame(0, 0));
+    expect(await badBox.next((m) => m.type === 'error')).toMatchObject({ code: 'no_hello' });
+    bad.send('{not json');
+    expect(await badBox.next((m) => m.type === 'error' && m.code === 'bad_json')).toBeTruthy();
+    bad.send(JSON.stringify({ type: 'hello', version: 1, streamId: 'x', modalities: ['audio'] }));
+    const helloError = await badBox.next((m) => m.type === 'error' && m.code === 'bad_hello');
+    expect((helloError as { message: string }).message).toMatch(/audio/);
+    bad.send(hello('x'));
+    bad.send(videoFrame(0, 0, 11));
+    expect(await badBox.next((m) => m.type === 'error' && m.code === 'bad_video_size')).toBeTruthy();
+    bad.send(encodeFrame({ modality: 'audio', time: 0, seq: 0, payload: new Uint8Array(3) }));
+    expect(await badBox.next((m) => m.type === 'error' && m.code === 'odd_pcm_bytes')).toBeTruthy();
+    bad.send(new Uint8Array([1, 9, 0, 0]));
+    expect(await badBox.next((m) => m.type === 'error' && m.code === 'short_frame')).toBeTruthy();
+    bad.send(JSON.stringify({ type: 'label', time: 0, seq: 0, labels: { a: 1 } }));
+    expect(await badBox.next((m) => m.type === 'error' && m.code === 'undeclared_modality')).toBeTruthy();
+
+    const other = await connect(server, '/ingest');
+    const otherBox = inbox(other);
+    other.send(hello('x'));
+    expect(await otherBox.next((m) => m.type === 'error')).toMatchObject({ code: 'stream_in_use' });
+
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/braid_ingest_rejected_total\{reason="no_hello"\} 1/);
+    expect(metrics).toMatch(/braid_ingest_rejected_total\{reason="stream_in_use"\} 1/);
+    expect(await (await fetch(`${server.url}/healthz`)).json()).toMatchObject({ status: 'ok' });
+  });
+
+  it('survives fuzzing with random bytes and random JSON on both endpoints', async () => {
+    const server = await serve({ messagesPerSecond: 100_000 });
+    const prod = await connect(server, '/ingest');
+    const sub = await connect(server, '/subscribe');
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 64 }),
+          fc.json(),
+          fc.jsonValue().map((v) => JSON.stringify({ type: 'hello', ...Object(v) })),
+        ),
+        async (message) => {
+          prod.send(message);
+          sub.send(typeof message === 'string' ? message : Buffer.from(message));
+        },
+      ),
+      { numRuns: 300 },
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    expect(prod.readyState).toBe(WebSocket.OPEN);
+    expect(await (await fetch(`${server.url}/healthz`)).json()).toMatchObject({ status: 'ok' });
+    // A well-behaved producer still works after the fuzzing.
+    const good = await connect(server, '/ingest');
+    const goodBox = inbox(good);
+    good.send(hello('after-fuzz'));
+    good.send(audioFrame(0, 0));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(goodBox.messages.filter((m) => m.type === 'error')).toEqual([]);
+  });
+
+  it('rate-limits a flooding producer, counting every refused message', async () => {
+    const server = await serve({ messagesPerSecond: 50 });
+    const prod = await connect(server, '/ingest');
+    const box = inbox(prod);
+    prod.send(hello('flood'));
+    for (let i = 0; i < 200; i++) prod.send(JSON.stringify({ type: 'text', time: i, seq: i, text: 'x' }));
+    await box.next((m) => m.type === 'error' && m.code === 'rate_limited');
+    await new Promise((r) => setTimeout(r, 100));
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const refused = Number(/braid_ingest_rejected_total\{reason="rate_limited"\} (\d+)/.exec(metrics)?.[1]);
+    const accepted = Number(/braid_ingest_frames_total (\d+)/.exec(metrics)?.[1]);
+    expect(refused).toBeGreaterThan(100);
+    expect(accepted + refused).toBe(200);
+  });
+});
+
+describe('server: slow subscribers', () => {
+  it('drops for a stalled subscriber, reports the count, closes it, and never holds back the others', async () => {
+    // Big messages (many labels) fill the stalled client's socket buffers quickly.
+    const labels = Array.from({ length: 300 }, (_, i) => `label_with_a_long_name_${i}`);
+    const server = await serve({
+      pipeline: countingPipeline({ windowMicros: 1_000, labels }),
+      messagesPerSecond: 1e6,
+      subscriber: { maxQueue: 20, maxBufferedBytes: 64 * 1024, stallMs: 300 },
+    });
+    const stalled = await connect(server, '/subscribe');
+    const stalledClosed = new Promise<number>((resolve) => stalled.on('close', (code) => resolve(code)));
+    const healthy = await connect(server, '/subscribe');
+    const healthyBox = inbox(healthy);
+    await healthyBox.next((m) => m.type === 'welcome');
+    stalled.send(JSON.stringify({ subscribe: '*' }));
+    healthy.send(JSON.stringify({ subscribe: '*' }));
+    await new Promise((r) => setTimeout(r, 50));
+    (stalled as unknown as { _socket: { pause(): void } })._socket.pause();
+
+    const prod = await connect(server, '/ingest');
+    prod.send(hello('busy', { modalities: ['text'] }));
+    const windows = 3000;
+    // Paced like a live producer (a burst of 20 windows every 5 ms), so a healthy reader keeps up.
+    for (let i = 0; i < windows; i++) {
+      prod.send(JSON.stringify({ type: 'text', time: i * 1000, seq: i, text: 'x' }));
+      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
+    }
+    prod.send(JSON.stringify({ type: 'close' }));
+    // The healthy subscriber gets every window, promptly, although the other one takes nothing.
+    await healthyBox.next((m) => m.type === 'prediction' && m.windowIndex === windows - 1, 15_000);
+    expect(healthyBox.messages.filter((m) => m.type === 'prediction')).toHaveLength(windows);
+    expect(healthyBox.messages.some((m) => 'dropped' in m)).toBe(false);
+    // Keep something flowing so the stall is noticed, then the stalled subscriber is cut off.
+    const more = await connect(server, '/ingest');
+    more.send(hello('more', { modalities: ['text'] }));
+    for (let i = 0; i < 20; i++)
+      more.send(JSON.stringify({ type: 'text', time: i * 1000, seq: i, text: 'x' }));
+    (stalled as unknown as { _socket: { resume(): void } })._socket.resume();
+    const code = await stalledClosed;
+    expect([1013, 1006]).toContain(code);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(Number(/braid_subscriber_dropped_total (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(0);
+  }, 30_000);
+});
+
+describe('server: security', () => {
+  it('refuses to bind beyond loopback without a token', async () => {
+    await expect(startServer({ pipeline: countingPipeline(), host: '0.0.0.0', port: 0 })).rejects.toThrow(
+      /--token/,
+    );
+  });
+
+  it('requires the token for ingest, subscribe and metrics when one is set', async () => {
+    const server = await serve({ token: 'secret-token-1' });
+    await expect(connect(server, '/ingest')).rejects.toThrow(/401/);
+    await expect(connect(server, '/subscribe?token=wrong')).rejects.toThrow(/401/);
+    await connect(server, '/subscribe?token=secret-token-1');
+    await connect(server, '/ingest', { headers: { authorization: 'Bearer secret-token-1' } });
+    expect((await fetch(`${server.url}/metrics`)).status).toBe(401);
+    expect((await fetch(`${server.url}/metrics?token=secret-token-1`)).status).toBe(200);
+  });
+
+  it('checks the Origin of browser connections', async () => {
+    const server = await serve({ allowedOrigins: ['https://app.example'] });
+    await expect(connect(server, '/subscribe', { origin: 'https://evil.example' })).rejects.toThrow(/403/);
+    await connect(server, '/subscribe', { origin: 'https://app.example' });
+    await connect(server, '/subscribe', { origin: server.url });
+  });
+
+  it('closes connections that send more than the maximum message size', async () => {
+    const server = await serve({ maxPayloadBytes: 1024 });
+    const prod = await connect(server, '/ingest');
+    const closed = new Promise<number>((resolve) => prod.on('close', (code) => resolve(code)));
+    prod.send(new Uint8Array(4096));
+    expect(await closed).toBe(1009);
+  });
+});
