@@ -1,0 +1,302 @@
+import { LIBRARY_IDENTIFIER, McapWriter } from '@mcap/core';
+import { InvalidEventError, InvalidOptionError } from '../core/errors.js';
+import {
+  type AnySourceEvent,
+  DEFAULT_EVENT_LIMITS,
+  type EventLimits,
+  type Modality,
+  validateEvent,
+} from '../core/events.js';
+import { type Micros, wallClockMicros } from '../core/time.js';
+import type { Prediction } from '../core/window.js';
+import { type EncodedMessage, encodeEvent, encodePrediction, microsToNanos } from './codec.js';
+import { causeText, RecordingError } from './errors.js';
+import { FileWritable } from './file-io.js';
+import {
+  CHANNEL_KEY,
+  type ChannelKind,
+  FORMAT_VERSION,
+  MESSAGE_ENCODING,
+  METADATA_NAME,
+  PROFILE,
+  SCHEMA_ENCODING,
+  type SchemaName,
+  schemaData,
+  topicFor,
+} from './schemas.js';
+import { loadZstd } from './zstd.js';
+
+export interface RecorderOptions {
+  /**
+   * Uncompressed bytes a chunk collects before it is compressed and written (default 1 MiB). Only whole chunks
+   * reach the disk, so this bounds what a crash can lose; smaller chunks compress a little worse.
+   */
+  readonly chunkBytes?: number;
+  /** Chunk compression (default zstd). */
+  readonly compression?: 'zstd' | 'none';
+  /** zstd level 1..19 (default 3). */
+  readonly zstdLevel?: number;
+  /** Replace an existing file instead of failing (default false). */
+  readonly overwrite?: boolean;
+  /** Receive-time clock for writes that pass no receive time (default: the wall clock). */
+  readonly clock?: () => Micros;
+  readonly limits?: EventLimits;
+  /** Extra key/values for the recording's `braid` metadata record (command line, model name...). */
+  readonly metadata?: Readonly<Record<string, string>>;
+}
+
+export interface RecorderStats {
+  /** Events written to the file (some may still sit in the open chunk until it fills or the file closes). */
+  readonly events: number;
+  readonly predictions: number;
+  /** Events and predictions refused, by reason (`InvalidEventError.reason`, `bad_prediction`, `bad_receive_time`). */
+  readonly rejected: Readonly<Record<string, number>>;
+  readonly channels: number;
+  /** Bytes handed to the file so far. */
+  readonly bytesWritten: number;
+}
+
+/** MCAP message sequence numbers are uint32; seq beyond it cannot round-trip, so such events are refused. */
+const MAX_SEQUENCE = 0xffff_ffff;
+const DEFAULT_CHUNK_BYTES = 1024 * 1024;
+
+interface ChannelTarget {
+  readonly kind: ChannelKind;
+  readonly streamId: string;
+  readonly modality?: Modality;
+  readonly schema: SchemaName;
+}
+
+function checkOptions(options: RecorderOptions): void {
+  const { chunkBytes, zstdLevel } = options;
+  if (chunkBytes !== undefined && (!Number.isSafeInteger(chunkBytes) || chunkBytes < 1024))
+    throw new InvalidOptionError('chunkBytes', `must be a whole number of bytes >= 1024, got ${chunkBytes}`);
+  if (zstdLevel !== undefined && (!Number.isInteger(zstdLevel) || zstdLevel < 1 || zstdLevel > 19))
+    throw new InvalidOptionError('zstdLevel', `must be an integer in 1..19, got ${zstdLevel}`);
+}
+
+/**
+ * Writes source events (and optionally predictions) of any number of streams into one MCAP file: one channel per
+ * stream × modality (× schema, should a stream switch between raw and compressed video), log time = originating
+ * time, publish time = receive time, message sequence = event seq. Calls may overlap: writes are queued and run one
+ * at a time, as McapWriter requires. `close()` finalises the file (summary, index, footer).
+ */
+export class McapRecorder {
+  readonly #writer: McapWriter;
+  readonly #file: FileWritable;
+  readonly #clock: () => Micros;
+  readonly #limits: EventLimits;
+  readonly #channels = new Map<string, number>();
+  readonly #schemas = new Map<SchemaName, number>();
+  readonly #predictionSeq = new Map<number, number>();
+  readonly #rejected: Record<string, number> = {};
+  #events = 0;
+  #predictions = 0;
+  #tail: Promise<void> = Promise.resolve();
+  #failure: RecordingError | undefined;
+  #closed: Promise<void> | undefined;
+
+  private constructor(
+    readonly path: string,
+    writer: McapWriter,
+    file: FileWritable,
+    options: RecorderOptions,
+  ) {
+    this.#writer = writer;
+    this.#file = file;
+    this.#clock = options.clock ?? wallClockMicros;
+    this.#limits = options.limits ?? DEFAULT_EVENT_LIMITS;
+  }
+
+  /** Creates the file and writes the MCAP header and the `braid` metadata record. */
+  static async create(path: string, options: RecorderOptions = {}): Promise<McapRecorder> {
+    checkOptions(options);
+    let file: FileWritable;
+    try {
+      file = await FileWritable.open(path, options.overwrite ?? false);
+    } catch (error) {
+      throw new RecordingError(path, `cannot create the recording: ${causeText(error)}`, { cause: error });
+    }
+    try {
+      const zstd = options.compression === 'none' ? undefined : await loadZstd(options.zstdLevel);
+      const writer = new McapWriter({
+        writable: file,
+        chunkSize: options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
+        ...(zstd && { compressChunk: zstd.compressChunk }),
+      });
+      await writer.start({ profile: PROFILE, library: `braid; ${LIBRARY_IDENTIFIER}` });
+      await writer.addMetadata({
+        name: METADATA_NAME,
+        metadata: new Map(Object.entries({ ...options.metadata, formatVersion: FORMAT_VERSION })),
+      });
+      return new McapRecorder(path, writer, file, options);
+    } catch (error) {
+      await file.close();
+      throw new RecordingError(path, `cannot start the recording: ${causeText(error)}`, { cause: error });
+    }
+  }
+
+  get stats(): RecorderStats {
+    return {
+      events: this.#events,
+      predictions: this.#predictions,
+      rejected: { ...this.#rejected },
+      channels: this.#channels.size,
+      bytesWritten: Number(this.#file.position()),
+    };
+  }
+
+  /**
+   * Queues one event. The promise settles once the event is in the current chunk; it rejects with an
+   * InvalidEventError (counted in `stats.rejected`) for an invalid event, or with a RecordingError once the file
+   * cannot be written. Await it or attach a handler: an unhandled rejection ends a Node process.
+   */
+  write(event: AnySourceEvent, receiveTime?: Micros): Promise<void> {
+    let valid: AnySourceEvent;
+    let publishTime: bigint;
+    try {
+      this.#checkOpen();
+      valid = validateEvent(event, this.#limits);
+      if (valid.seq > MAX_SEQUENCE)
+        throw new InvalidEventError(
+          'seq',
+          'seq_too_large',
+          `event.seq ${valid.seq} does not fit MCAP's uint32 sequence`,
+        );
+      publishTime = this.#publishTime(receiveTime);
+    } catch (error) {
+      return this.#refuse(error);
+    }
+    const message = encodeEvent(valid);
+    const target = {
+      kind: 'event',
+      streamId: valid.streamId,
+      modality: valid.modality,
+      schema: message.schema,
+    } as const;
+    return this.#enqueue(async () => {
+      const channelId = await this.#channelFor(target);
+      await this.#add(channelId, valid.seq, microsToNanos(valid.time), publishTime, message);
+      this.#events += 1;
+    });
+  }
+
+  /** Queues one prediction on the stream's `/<streamId>/prediction` channel, logged at the window's end time. */
+  writePrediction(prediction: Prediction, receiveTime?: Micros): Promise<void> {
+    let message: EncodedMessage;
+    let publishTime: bigint;
+    try {
+      this.#checkOpen();
+      message = encodePrediction(prediction);
+      publishTime = this.#publishTime(receiveTime);
+    } catch (error) {
+      return this.#refuse(error);
+    }
+    const target = { kind: 'prediction', streamId: prediction.streamId, schema: message.schema } as const;
+    return this.#enqueue(async () => {
+      const channelId = await this.#channelFor(target);
+      const seq = this.#predictionSeq.get(channelId) ?? 0;
+      this.#predictionSeq.set(channelId, (seq + 1) % (MAX_SEQUENCE + 1));
+      await this.#add(channelId, seq, microsToNanos(prediction.windowEnd), publishTime, message);
+      this.#predictions += 1;
+    });
+  }
+
+  /** Waits for queued writes, then writes the last chunk, the index and the footer. Safe to call twice. */
+  close(): Promise<void> {
+    this.#closed ??= this.#finish();
+    return this.#closed;
+  }
+
+  async #finish(): Promise<void> {
+    await this.#tail;
+    try {
+      if (!this.#failure) await this.#writer.end();
+    } catch (error) {
+      this.#failure = new RecordingError(this.path, `cannot finalise the recording: ${causeText(error)}`, {
+        cause: error,
+      });
+    } finally {
+      await this.#file.close();
+    }
+    if (this.#failure) throw this.#failure;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed)
+      throw new RecordingError(this.path, 'the recorder is closed; nothing more can be written');
+    if (this.#failure) throw this.#failure;
+  }
+
+  #publishTime(receiveTime: Micros | undefined): bigint {
+    const t = receiveTime ?? this.#clock();
+    if (!Number.isSafeInteger(t) || t < 0)
+      throw new InvalidOptionError('receiveTime', `must be whole non-negative µs, got ${t}`);
+    return microsToNanos(t);
+  }
+
+  #refuse(error: unknown): Promise<never> {
+    const reason =
+      error instanceof InvalidEventError
+        ? error.reason
+        : error instanceof InvalidOptionError
+          ? 'bad_receive_time'
+          : undefined;
+    if (reason !== undefined) this.#rejected[reason] = (this.#rejected[reason] ?? 0) + 1;
+    return Promise.reject(error);
+  }
+
+  #enqueue(operation: () => Promise<void>): Promise<void> {
+    const run = this.#tail.then(async () => {
+      if (this.#failure) throw this.#failure;
+      try {
+        await operation();
+      } catch (error) {
+        this.#failure = new RecordingError(this.path, `writing failed: ${causeText(error)}`, {
+          cause: error,
+        });
+        throw this.#failure;
+      }
+    });
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #add(
+    channelId: number,
+    sequence: number,
+    logTime: bigint,
+    publishTime: bigint,
+    message: EncodedMessage,
+  ): Promise<void> {
+    await this.#writer.addMessage({ channelId, sequence, logTime, publishTime, data: message.data });
+  }
+
+  async #channelFor(target: ChannelTarget): Promise<number> {
+    const key = `${target.kind}\u0000${target.streamId}\u0000${target.modality ?? ''}\u0000${target.schema}`;
+    const known = this.#channels.get(key);
+    if (known !== undefined) return known;
+    const schemaId = await this.#schemaId(target.schema);
+    const metadata = new Map<string, string>([
+      [CHANNEL_KEY.streamId, target.streamId],
+      [CHANNEL_KEY.kind, target.kind],
+    ]);
+    if (target.modality) metadata.set(CHANNEL_KEY.modality, target.modality);
+    const id = await this.#writer.registerChannel({
+      topic: topicFor(target.streamId, target.modality ?? 'prediction'),
+      messageEncoding: MESSAGE_ENCODING,
+      schemaId,
+      metadata,
+    });
+    this.#channels.set(key, id);
+    return id;
+  }
+
+  async #schemaId(name: SchemaName): Promise<number> {
+    const known = this.#schemas.get(name);
+    if (known !== undefined) return known;
+    const id = await this.#writer.registerSchema({ name, encoding: SCHEMA_ENCODING, data: schemaData(name) });
+    this.#schemas.set(name, id);
+    return id;
+  }
+}

@@ -1,0 +1,126 @@
+import { CompressedImage, RawAudio, RawImage } from '@foxglove/schemas/jsonschema.js';
+import * as z from 'zod';
+import type { Modality } from '../core/events.js';
+
+/**
+ * The on-disk vocabulary of a braid recording (docs/recording.md describes it for people; this file for code).
+ * Messages are JSON (MCAP `json` message encoding, `jsonschema` schemas) because Foxglove reads JSON natively and no
+ * protobuf runtime is installed; byte fields are base64 strings, as Foxglove's JSON convention wants.
+ */
+export const MESSAGE_ENCODING = 'json';
+export const SCHEMA_ENCODING = 'jsonschema';
+export const PROFILE = 'braid';
+/** Bumped when the meaning of topics, schemas or metadata changes incompatibly. */
+export const FORMAT_VERSION = '1';
+/** Name of the MCAP Metadata record holding {@link FORMAT_VERSION} and the caller's own metadata. */
+export const METADATA_NAME = 'braid';
+
+/** Channel metadata keys: readers find streams through these, never by parsing topics. */
+export const CHANNEL_KEY = {
+  streamId: 'braid.streamId',
+  kind: 'braid.kind',
+  modality: 'braid.modality',
+} as const;
+
+export type ChannelKind = 'event' | 'prediction';
+
+export const topicFor = (streamId: string, what: Modality | 'prediction'): string => `/${streamId}/${what}`;
+
+const time = z.object({
+  sec: z.number().int().min(0),
+  nsec: z.number().int().min(0).max(999_999_999),
+});
+export type FoxgloveTime = z.infer<typeof time>;
+
+const textMessage = z.object({ timestamp: time, text: z.string() }).meta({
+  title: 'braid.Text',
+  description: 'A piece of text (transcript, caption, chat line) at its capture time',
+});
+
+const labelsMessage = z
+  .object({
+    timestamp: time,
+    labels: z.record(z.string(), z.number()),
+  })
+  .meta({
+    title: 'braid.Labels',
+    description: 'Ground-truth labels: each named label holds its value (1 on, 0 off) from this time on',
+  });
+
+const presence = z.object({ audio: z.boolean(), video: z.boolean(), text: z.boolean(), label: z.boolean() });
+
+const predictionMessage = z
+  .object({
+    timestamp: time,
+    streamId: z.string().min(1),
+    windowIndex: z.number().int(),
+    windowStart: z.number().int().min(0),
+    windowEnd: z.number().int().min(0),
+    scores: z.record(z.string(), z.number()),
+    present: presence,
+  })
+  .meta({
+    title: 'braid.Prediction',
+    description: "A model's scores for one closed window of one stream; times are µs of originating time",
+  });
+
+export type TextMessage = z.infer<typeof textMessage>;
+export type LabelsMessage = z.infer<typeof labelsMessage>;
+export type PredictionMessage = z.infer<typeof predictionMessage>;
+
+// The Foxglove schemas come as JSON Schema; zod builds their validators from that very text so what we check
+// on reading is exactly what we advertise on writing. The interfaces name the fields braid uses.
+export interface RawAudioMessage {
+  timestamp: FoxgloveTime;
+  data: string;
+  format: string;
+  sample_rate: number;
+  number_of_channels: number;
+}
+export interface RawImageMessage {
+  timestamp: FoxgloveTime;
+  frame_id: string;
+  width: number;
+  height: number;
+  encoding: string;
+  step: number;
+  data: string;
+}
+export interface CompressedImageMessage {
+  timestamp: FoxgloveTime;
+  frame_id: string;
+  data: string;
+  format: string;
+}
+
+interface SchemaDef<T> {
+  readonly jsonSchema: object;
+  readonly validator: z.ZodType<T>;
+}
+
+const foxglove = <T>(jsonSchema: object): SchemaDef<T> => ({
+  jsonSchema,
+  validator: z.fromJSONSchema(jsonSchema as Parameters<typeof z.fromJSONSchema>[0]) as z.ZodType<T>,
+});
+const braid = <T>(schema: z.ZodType<T>): SchemaDef<T> => ({
+  jsonSchema: z.toJSONSchema(schema),
+  validator: schema,
+});
+
+export const SCHEMAS = {
+  'foxglove.RawAudio': foxglove<RawAudioMessage>(RawAudio),
+  'foxglove.RawImage': foxglove<RawImageMessage>(RawImage),
+  'foxglove.CompressedImage': foxglove<CompressedImageMessage>(CompressedImage),
+  'braid.Text': braid(textMessage),
+  'braid.Labels': braid(labelsMessage),
+  'braid.Prediction': braid(predictionMessage),
+} as const;
+
+export type SchemaName = keyof typeof SCHEMAS;
+export type MessageOf<S extends SchemaName> = (typeof SCHEMAS)[S] extends SchemaDef<infer T> ? T : never;
+
+export const isSchemaName = (name: string): name is SchemaName => Object.hasOwn(SCHEMAS, name);
+
+/** The bytes of an MCAP Schema record's `data` for a schema. */
+export const schemaData = (name: SchemaName): Uint8Array =>
+  new TextEncoder().encode(JSON.stringify(SCHEMAS[name].jsonSchema));
