@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { BraidError, InvalidOptionError } from '../../src/core/errors.js';
+import {
+  assertFeatureConfigMatches,
+  DEFAULT_FEATURE_CONFIG,
+  type FeatureConfig,
+  featureLayout,
+  parseFeatureConfig,
+} from '../../src/features/config.js';
+
+/** A config as JSON from outside: any field may hold anything. */
+interface LooseConfig {
+  version: unknown;
+  audio: Record<string, unknown>;
+  video: Record<string, unknown>;
+  text: Record<string, unknown>;
+}
+const clone = (): LooseConfig => JSON.parse(JSON.stringify(DEFAULT_FEATURE_CONFIG)) as LooseConfig;
+const typed = (config: LooseConfig): FeatureConfig => config as unknown as FeatureConfig;
+
+function mismatchMessage(expected: FeatureConfig, actual: FeatureConfig): string {
+  try {
+    assertFeatureConfigMatches(expected, actual);
+  } catch (error) {
+    expect(error).toBeInstanceOf(BraidError);
+    expect((error as BraidError).code).toBe('BRAID_ERR_FEATURE_MISMATCH');
+    return (error as Error).message;
+  }
+  throw new Error('expected a feature mismatch');
+}
+
+describe('featureLayout', () => {
+  it('gives the default dimensions: 82 audio, 198 video, 67 text, 3 mask', () => {
+    expect(featureLayout(DEFAULT_FEATURE_CONFIG)).toEqual({
+      audio: 82,
+      video: 198,
+      text: 67,
+      mask: 3,
+      total: 350,
+    });
+  });
+
+  it('follows the config', () => {
+    const config: FeatureConfig = {
+      ...DEFAULT_FEATURE_CONFIG,
+      audio: {
+        ...DEFAULT_FEATURE_CONFIG.audio,
+        melBands: 64,
+        melAggregates: ['mean'],
+        rmsAggregates: ['max'],
+      },
+      video: { ...DEFAULT_FEATURE_CONFIG.video, thumbWidth: 8, thumbHeight: 6 },
+      text: { ...DEFAULT_FEATURE_CONFIG.text, hashDim: 128 },
+    };
+    expect(featureLayout(config)).toEqual({ audio: 65, video: 54, text: 131, mask: 3, total: 253 });
+  });
+});
+
+describe('parseFeatureConfig', () => {
+  it('accepts the default config after a JSON round trip', () => {
+    expect(parseFeatureConfig(JSON.parse(JSON.stringify(DEFAULT_FEATURE_CONFIG)))).toEqual(
+      DEFAULT_FEATURE_CONFIG,
+    );
+  });
+
+  it.each([
+    [(c: LooseConfig) => (c.audio['fftSize'] = 500), 'features.audio.fftSize'],
+    [(c: LooseConfig) => (c.audio['frameLength'] = 1024), 'features.audio.frameLength'],
+    [(c: LooseConfig) => (c.audio['fMax'] = 9000), 'features.audio.fMax'],
+    [(c: LooseConfig) => (c.audio['melAggregates'] = ['median']), 'features.audio.melAggregates.0'],
+    [(c: LooseConfig) => (c.video['thumbnail'] = 'first'), 'features.video.thumbnail'],
+    [(c: LooseConfig) => (c.text['hashDim'] = 0), 'features.text.hashDim'],
+    [(c: LooseConfig) => (c.text['extra'] = true), 'features.text'],
+    [(c: LooseConfig) => (c.version = 2), 'features.version'],
+  ])('rejects bad field %# naming it', (mutate, option) => {
+    const config = clone();
+    mutate(config);
+    try {
+      parseFeatureConfig(config);
+      expect.unreachable('expected parseFeatureConfig to throw');
+    } catch (error) {
+      expect(error).toBeInstanceOf(InvalidOptionError);
+      expect((error as InvalidOptionError).option).toBe(option);
+    }
+  });
+});
+
+describe('assertFeatureConfigMatches', () => {
+  it('passes for equal configs', () => {
+    expect(() => assertFeatureConfigMatches(DEFAULT_FEATURE_CONFIG, typed(clone()))).not.toThrow();
+  });
+
+  it('names the first differing field with both values', () => {
+    const other = clone();
+    other.audio['melBands'] = 64;
+    expect(mismatchMessage(DEFAULT_FEATURE_CONFIG, typed(other))).toBe(
+      'feature config differs at "audio.melBands": expected 40, got 64',
+    );
+  });
+
+  it('names a missing or extra aggregate', () => {
+    const other = clone();
+    other.audio['rmsAggregates'] = ['mean'];
+    expect(mismatchMessage(DEFAULT_FEATURE_CONFIG, typed(other))).toBe(
+      'feature config differs at "audio.rmsAggregates.1": expected "max", got nothing',
+    );
+    other.audio['rmsAggregates'] = ['mean', 'max', 'std'];
+    expect(mismatchMessage(DEFAULT_FEATURE_CONFIG, typed(other))).toMatch(
+      /"audio\.rmsAggregates\.2": expected nothing/,
+    );
+  });
+
+  it('names a different text option', () => {
+    const other = clone();
+    other.text['tooLong'] = 'skip';
+    expect(mismatchMessage(DEFAULT_FEATURE_CONFIG, typed(other))).toMatch(
+      /"text\.tooLong": expected "truncate", got "skip"/,
+    );
+  });
+});

@@ -1,0 +1,141 @@
+import { firstValueFrom, from, toArray } from 'rxjs';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { InvalidOptionError } from '../../src/core/errors.js';
+import type { AnySourceEvent } from '../../src/core/events.js';
+import { decodeCompressedFrames } from '../../src/features/decode-frames.js';
+import { DropCounter } from '../../src/sources/drop-counter.js';
+
+const W = 320;
+const H = 240;
+let jpeg: Uint8Array;
+let pngWithAlpha: Uint8Array;
+
+/** Horizontal gradient: luma depends on x only, so every thumbnail column has a known mean. */
+const gradient = (x: number): number => Math.round((x * 255) / (W - 1));
+
+beforeAll(async () => {
+  const rgb = new Uint8Array(W * H * 3);
+  for (let y = 0; y < H; y++)
+    for (let x = 0; x < W; x++) rgb.fill(gradient(x), 3 * (y * W + x), 3 * (y * W + x) + 3);
+  jpeg = await sharp(rgb, { raw: { width: W, height: H, channels: 3 } })
+    .jpeg({ quality: 95 })
+    .toBuffer();
+  const rgba = new Uint8Array(40 * 30 * 4).fill(200);
+  pngWithAlpha = await sharp(rgba, { raw: { width: 40, height: 30, channels: 4 } })
+    .png()
+    .toBuffer();
+});
+
+let seq = 0;
+const video = (streamId: string, format: 'jpeg' | 'png', data: Uint8Array): AnySourceEvent => ({
+  streamId,
+  modality: 'video',
+  time: seq * 1000,
+  seq: seq++,
+  payload: { format, data },
+});
+const text = (streamId: string, value: string): AnySourceEvent => ({
+  streamId,
+  modality: 'text',
+  time: seq * 1000,
+  seq: seq++,
+  payload: { text: value },
+});
+
+const run = (events: AnySourceEvent[], drops: DropCounter, extra: object = {}): Promise<AnySourceEvent[]> =>
+  firstValueFrom(from(events).pipe(decodeCompressedFrames<AnySourceEvent>({ drops, ...extra }), toArray()));
+
+describe('decodeCompressedFrames', () => {
+  it('decodes a 320x240 JPEG straight to a 16x12 gray raw frame with the right content', async () => {
+    const drops = new DropCounter();
+    const [out] = await run([video('a', 'jpeg', jpeg)], drops);
+    expect(out?.modality).toBe('video');
+    const payload = out!.payload as { format: string; width: number; height: number; data: Uint8Array };
+    expect(payload.format).toBe('gray');
+    expect([payload.width, payload.height, payload.data.byteLength]).toEqual([16, 12, 192]);
+    for (let j = 0; j < 16; j++) {
+      // Column j covers x in [20j, 20j + 20): its mean luma is the gradient at x = 20j + 9.5.
+      const expected = ((20 * j + 9.5) * 255) / (W - 1);
+      for (let i = 0; i < 12; i++) expect(Math.abs(payload.data[i * 16 + j]! - expected)).toBeLessThan(6);
+    }
+    expect(drops.total).toBe(0);
+  });
+
+  it('drops alpha from PNG and can keep colour as rgb at another size', async () => {
+    const drops = new DropCounter();
+    const [gray] = await run([video('a', 'png', pngWithAlpha)], drops);
+    const data = (gray!.payload as { data: Uint8Array }).data;
+    expect(data.byteLength).toBe(192);
+    // libvips converts to grey through linear light: a neutral 200 comes back within a few levels.
+    expect(data.every((v) => Math.abs(v - 200) <= 3)).toBe(true);
+    const [rgb] = await run([video('a', 'png', pngWithAlpha)], drops, { width: 8, height: 6, format: 'rgb' });
+    expect(rgb?.payload).toMatchObject({ format: 'rgb', width: 8, height: 6 });
+    expect((rgb!.payload as { data: Uint8Array }).data.byteLength).toBe(8 * 6 * 3);
+  });
+
+  it('counts and drops empty and corrupt images; the stream goes on', async () => {
+    const drops = new DropCounter();
+    const events = [
+      video('a', 'jpeg', new Uint8Array(0)),
+      video('a', 'jpeg', jpeg.subarray(0, 200)),
+      video('a', 'png', new TextEncoder().encode('not a png at all')),
+      text('a', 'after'),
+      video('a', 'jpeg', jpeg),
+    ];
+    const out = await run(events, drops);
+    expect(out.map((e) => e.seq)).toEqual([events[3]!.seq, events[4]!.seq]);
+    expect(drops.snapshot()).toEqual({ empty_image: 1, corrupt_image: 2 });
+    expect(drops.lastError('corrupt_image')?.message).toMatch(
+      /stream "a" video seq \d+: cannot decode png: /,
+    );
+  });
+
+  it('keeps each stream’s order while several decodes run, and does not hold other streams back', async () => {
+    const drops = new DropCounter();
+    const events = [
+      video('a', 'jpeg', jpeg),
+      text('a', 'a1'),
+      video('a', 'jpeg', jpeg),
+      text('b', 'b1'),
+      video('b', 'png', pngWithAlpha),
+      text('a', 'a2'),
+      text('b', 'b2'),
+      video('a', 'png', pngWithAlpha),
+      text('a', 'a3'),
+    ];
+    const out = await run(events, drops, { concurrency: 3 });
+    const order = (id: string, list: AnySourceEvent[]) =>
+      list.filter((e) => e.streamId === id).map((e) => e.seq);
+    expect(out).toHaveLength(events.length);
+    expect(order('a', out)).toEqual(order('a', events));
+    expect(order('b', out)).toEqual(order('b', events));
+    // b1 waits for nothing of its own stream: it leaves before a's first JPEG is decoded.
+    expect(out[0]?.seq).toBe(events[3]!.seq);
+    expect(
+      out
+        .filter((e) => e.modality === 'video')
+        .every((e) => (e.payload as { format: string }).format === 'gray'),
+    ).toBe(true);
+  });
+
+  it('drops images beyond maxPending as decode_backlog', async () => {
+    const drops = new DropCounter();
+    const out = await run(
+      [video('a', 'jpeg', jpeg), video('a', 'jpeg', jpeg), video('a', 'jpeg', jpeg)],
+      drops,
+      {
+        maxPending: 1,
+      },
+    );
+    expect(out).toHaveLength(1);
+    expect(drops.count('decode_backlog')).toBe(2);
+  });
+
+  it('rejects bad options naming them', () => {
+    const drops = new DropCounter();
+    expect(() => decodeCompressedFrames({ drops, concurrency: 0 })).toThrow(InvalidOptionError);
+    expect(() => decodeCompressedFrames({ drops, width: 1.5 })).toThrow(/option "width"/);
+    expect(() => decodeCompressedFrames({ drops, format: 'bmp' as 'gray' })).toThrow(/option "format"/);
+  });
+});
