@@ -1,0 +1,407 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { McapIndexedReader } from '@mcap/core';
+import { from, interval, lastValueFrom, map, take, toArray } from 'rxjs';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AnySourceEvent, InvalidOptionError } from '../../src/core/index.js';
+import { FileReadable } from '../../src/record/file-io.js';
+import {
+  McapRecorder,
+  RecordingError,
+  RecordingReader,
+  type RecordingWarning,
+  readPredictions,
+  readRecording,
+  recordingInfo,
+  recordTo,
+} from '../../src/record/index.js';
+import { loadZstd } from '../../src/record/zstd.js';
+
+const T0 = 1_700_000_000_000_000;
+let dir: string;
+let jpeg: Uint8Array;
+let png: Uint8Array;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'braid-record-'));
+  const image = sharp({
+    create: { width: 16, height: 12, channels: 3, background: { r: 200, g: 40, b: 90 } },
+  });
+  jpeg = new Uint8Array(await image.clone().jpeg().toBuffer());
+  png = new Uint8Array(await image.clone().png().toBuffer());
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const file = (name: string) => join(dir, name);
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+/**
+ * One stream of every modality over `ms` milliseconds, in arrival order: video frames arrive 40 ms after their
+ * capture time, so the file's write order is not its time order.
+ */
+function streamEvents(streamId: string, ms: number, offset = 0): AnySourceEvent[] {
+  const arrivals: { at: number; event: AnySourceEvent }[] = [];
+  for (let i = 0; i * 10 < ms; i += 1) {
+    const time = T0 + offset + i * 10_000;
+    const samples = Int16Array.from({ length: 160 }, (_, k) => (((i * 160 + k) * 37) % 65536) - 32768);
+    arrivals.push({
+      at: time,
+      event: {
+        streamId,
+        modality: 'audio',
+        time,
+        seq: i,
+        payload: { sampleRate: 16000, channels: 1, samples },
+      },
+    });
+  }
+  for (let i = 0; i * 100 < ms; i += 1) {
+    const time = T0 + offset + i * 100_000 + 3;
+    const kind = i % 4;
+    const payload =
+      kind === 0
+        ? {
+            format: 'gray' as const,
+            width: 8,
+            height: 6,
+            data: Uint8Array.from({ length: 48 }, (_, k) => (k * 5 + i) % 256),
+          }
+        : kind === 1
+          ? {
+              format: 'rgb' as const,
+              width: 4,
+              height: 2,
+              data: Uint8Array.from({ length: 24 }, (_, k) => (k * 11 + i) % 256),
+            }
+          : kind === 2
+            ? { format: 'jpeg' as const, data: jpeg }
+            : { format: 'png' as const, data: png };
+    arrivals.push({ at: time + 40_000, event: { streamId, modality: 'video', time, seq: i, payload } });
+  }
+  for (let i = 0; i * 250 < ms; i += 1) {
+    const time = T0 + offset + i * 250_000;
+    arrivals.push({
+      at: time,
+      event: { streamId, modality: 'text', time, seq: i, payload: { text: `${streamId} says ${i} ✓` } },
+    });
+    arrivals.push({
+      at: time,
+      event: {
+        streamId,
+        modality: 'label',
+        time,
+        seq: i,
+        payload: { labels: { speech: i % 2, music: 0.25 } },
+      },
+    });
+  }
+  return arrivals.sort((a, b) => a.at - b.at).map((a) => a.event);
+}
+
+const interleave = (...lists: AnySourceEvent[][]): AnySourceEvent[] =>
+  lists.flat().sort((a, b) => a.time - b.time);
+
+const canonical = (events: readonly AnySourceEvent[]) =>
+  [...events].sort((a, b) =>
+    a.streamId !== b.streamId
+      ? a.streamId < b.streamId
+        ? -1
+        : 1
+      : a.modality !== b.modality
+        ? a.modality < b.modality
+          ? -1
+          : 1
+        : a.seq - b.seq,
+  );
+
+async function record(name: string, events: readonly AnySourceEvent[], options = {}): Promise<string> {
+  const path = file(name);
+  const recorder = await McapRecorder.create(path, { chunkBytes: 8 * 1024, ...options });
+  for (const e of events) void recorder.write(e, e.time + 500);
+  await recorder.close();
+  return path;
+}
+
+describe('McapRecorder → readRecording round trip', () => {
+  let written: AnySourceEvent[];
+  let path: string;
+
+  beforeAll(async () => {
+    written = interleave(streamEvents('alpha', 2000), streamEvents('beta', 2000, 1));
+    path = await record('two-streams.mcap', written);
+  });
+
+  it('gives back every event of every modality bit-exactly, time and seq included', async () => {
+    const read = await collect(readRecording(path));
+    expect(read).toHaveLength(written.length);
+    expect(canonical(read)).toEqual(canonical(written));
+    expect(read.filter((e) => e.modality === 'video' && e.payload.format === 'jpeg')[0]?.payload).toEqual({
+      format: 'jpeg',
+      data: jpeg,
+    });
+  });
+
+  it('reads in (time, channel, seq) order, the same on every read, whatever the write order', async () => {
+    const reader = await RecordingReader.open(path);
+    const channelOf = new Map(
+      reader.info.channels.map((c) => [`${c.streamId}/${c.modality}/${c.schema}`, c.id]),
+    );
+    const schemaOf = (e: AnySourceEvent) =>
+      e.modality === 'audio'
+        ? 'foxglove.RawAudio'
+        : e.modality === 'text'
+          ? 'braid.Text'
+          : e.modality === 'label'
+            ? 'braid.Labels'
+            : e.payload.format === 'jpeg' || e.payload.format === 'png'
+              ? 'foxglove.CompressedImage'
+              : 'foxglove.RawImage';
+    const key = (e: AnySourceEvent) => [
+      e.time,
+      channelOf.get(`${e.streamId}/${e.modality}/${schemaOf(e)}`)!,
+      e.seq,
+    ];
+    const first = await collect(reader.events());
+    const second = await collect(reader.events());
+    await reader.close();
+    expect(second).toEqual(first);
+    for (let i = 1; i < first.length; i += 1) {
+      const [a, b] = [key(first[i - 1]!), key(first[i]!)];
+      const cmp = a[0]! - b[0]! || a[1]! - b[1]! || a[2]! - b[2]!;
+      expect(cmp, `events ${i - 1} and ${i} out of order`).toBeLessThan(0);
+    }
+    // Ties exist (text and label share times), so the channel tie-break was exercised.
+    expect(first.some((e, i) => i > 0 && e.time === first[i - 1]!.time)).toBe(true);
+  });
+
+  it('breaks equal times by channel, then seq, not by write order', async () => {
+    const text = (streamId: string, time: number, seq: number): AnySourceEvent => ({
+      streamId,
+      modality: 'text',
+      time,
+      seq,
+      payload: { text: `${streamId}${seq}` },
+    });
+    // Channel a is registered first; afterwards b's events and the higher seq are written first.
+    const writes = [
+      text('a', T0, 0),
+      text('b', T0, 0),
+      text('b', T0 + 10, 1),
+      text('a', T0 + 10, 2),
+      text('a', T0 + 10, 1),
+    ];
+    const tied = await record('ties.mcap', writes);
+    const read = (await collect(readRecording(tied))).map((e) => e.payload);
+    expect(read).toEqual(['a0', 'b0', 'a1', 'a2', 'b1'].map((t) => ({ text: t })));
+    const cut = file('ties-nofooter.mcap');
+    writeFileSync(cut, readFileSync(tied).subarray(0, -30));
+    const fallback = (await collect(readRecording(cut, { onWarning: () => {} }))).map((e) => e.payload);
+    expect(fallback).toEqual(read);
+  });
+
+  it('describes the recording: streams, modalities, counts, times, schemas, metadata', async () => {
+    const info = await recordingInfo(path);
+    expect(info).toMatchObject({
+      complete: true,
+      profile: 'braid',
+      metadata: { formatVersion: '1' },
+      startTime: T0,
+      endTime: Math.max(...written.map((e) => e.time)),
+      messages: written.length,
+      warnings: [],
+    });
+    expect(info.duration).toBe(info.endTime! - info.startTime!);
+    expect(info.streams.map((s) => s.streamId)).toEqual(['alpha', 'beta']);
+    expect(info.streams[0]).toEqual({
+      streamId: 'alpha',
+      modalities: ['audio', 'label', 'text', 'video'],
+      messages: { audio: 200, video: 20, text: 8, label: 8 },
+      predictions: 0,
+    });
+    expect(info.schemas).toEqual([
+      'braid.Labels',
+      'braid.Text',
+      'foxglove.CompressedImage',
+      'foxglove.RawAudio',
+      'foxglove.RawImage',
+    ]);
+  });
+
+  it('seeks with from/to (µs after the first message, half-open) through the index', async () => {
+    const all = await collect(readRecording(path));
+    const ranges: [number | undefined, number | undefined][] = [
+      [0, 1],
+      [1_000_000, undefined],
+      [undefined, 500_000],
+      [250_000, 250_004],
+      [1_234_567, 1_734_567],
+      [0, 10_000_000],
+    ];
+    for (const [fromUs, toUs] of ranges) {
+      const expected = all.filter(
+        (e) => (fromUs === undefined || e.time - T0 >= fromUs) && (toUs === undefined || e.time - T0 < toUs),
+      );
+      const got = await collect(readRecording(path, { from: fromUs, to: toUs }));
+      expect(got, `range [${fromUs}, ${toUs})`).toEqual(expected);
+    }
+  });
+
+  it('filters streams and names the streams it has when asked for one it has not', async () => {
+    const beta = await collect(readRecording(path, { streams: ['beta'] }));
+    expect(canonical(beta)).toEqual(canonical(written.filter((e) => e.streamId === 'beta')));
+    const error = await collect(readRecording(path, { streams: ['beta', 'gamma'] })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RecordingError);
+    expect((error as RecordingError).code).toBe('BRAID_ERR_RECORDING');
+    expect((error as Error).message).toMatch(/no stream "gamma".*it has "alpha", "beta"/);
+  });
+
+  it('reads the same events in the same order record by record when the summary is gone', async () => {
+    const full = readFileSync(path);
+    const cut = file('two-streams-nofooter.mcap');
+    // Drop the footer and magic: every chunk is still whole, only the index is unusable.
+    writeFileSync(cut, full.subarray(0, full.length - 30));
+    const warnings: RecordingWarning[] = [];
+    const fallback = await collect(readRecording(cut, { onWarning: (w) => warnings.push(w) }));
+    expect(fallback).toEqual(await collect(readRecording(path)));
+    expect(warnings.map((w) => w.code)).toEqual(['truncated']);
+    const ranged = await collect(readRecording(cut, { from: 700_000, to: 900_000, onWarning: () => {} }));
+    expect(ranged).toEqual(await collect(readRecording(path, { from: 700_000, to: 900_000 })));
+  });
+
+  it('writes what Foxglove expects: json messages, jsonschema schemas, ns times, seq as sequence, zstd chunks', async () => {
+    const readable = await FileReadable.open(path);
+    try {
+      const reader = await McapIndexedReader.Initialize({
+        readable,
+        decompressHandlers: (await loadZstd()).decompressHandlers,
+      });
+      expect(reader.chunkIndexes.length).toBeGreaterThan(5);
+      expect(new Set(reader.chunkIndexes.map((c) => c.compression))).toEqual(new Set(['zstd']));
+      const audio = [...reader.channelsById.values()].find((c) => c.topic === '/alpha/audio')!;
+      expect(audio.messageEncoding).toBe('json');
+      expect(Object.fromEntries(audio.metadata)).toEqual({
+        'braid.streamId': 'alpha',
+        'braid.kind': 'event',
+        'braid.modality': 'audio',
+      });
+      expect(reader.schemasById.get(audio.schemaId)).toMatchObject({
+        name: 'foxglove.RawAudio',
+        encoding: 'jsonschema',
+      });
+      const first = await reader.readMessages({ topics: ['/alpha/audio'] }).next();
+      expect(first.value).toMatchObject({
+        logTime: BigInt(T0) * 1000n,
+        publishTime: BigInt(T0 + 500) * 1000n,
+        sequence: 0,
+      });
+      expect(JSON.parse(Buffer.from(first.value!.data).toString()).timestamp).toEqual({
+        sec: T0 / 1e6,
+        nsec: 0,
+      });
+    } finally {
+      await readable.close();
+    }
+  });
+});
+
+describe('predictions', () => {
+  it('round-trip exactly on their own channels and stay out of the event stream', async () => {
+    const path = file('predictions.mcap');
+    const recorder = await McapRecorder.create(path);
+    const events = streamEvents('s1', 300);
+    const predictions = [0, 1, 2].map((k) => ({
+      streamId: 's1',
+      windowIndex: k,
+      windowStart: T0 + k * 100_000,
+      windowEnd: T0 + (k + 1) * 100_000,
+      scores: { speech: 1 / (k + 3), music: 0.1 + 0.2 * k },
+      present: { audio: true, video: k > 0, text: false, label: false },
+    }));
+    for (const e of events) void recorder.write(e);
+    for (const p of predictions.reverse()) void recorder.writePrediction(p);
+    await recorder.close();
+    expect(recorder.stats).toMatchObject({ predictions: 3, events: events.length });
+    expect(await collect(readPredictions(path))).toEqual(predictions.reverse());
+    expect(canonical(await collect(readRecording(path)))).toEqual(canonical(events));
+    expect((await recordingInfo(path)).streams[0]?.predictions).toBe(3);
+  });
+});
+
+describe('recordTo', () => {
+  it('passes events through unchanged, records the valid ones and counts the refused', async () => {
+    const path = file('operator.mcap');
+    const recorder = await McapRecorder.create(path);
+    const good = streamEvents('cam', 500);
+    const bad = {
+      streamId: 'cam',
+      modality: 'text',
+      time: -1,
+      seq: 0,
+      payload: { text: 'x' },
+    } as AnySourceEvent;
+    const input = [...good.slice(0, 10), bad, ...good.slice(10)];
+    const output = await lastValueFrom(from(input).pipe(recordTo(recorder), toArray()));
+    await recorder.close();
+    expect(output).toHaveLength(input.length);
+    for (const [i, e] of output.entries()) expect(e).toBe(input[i]);
+    expect(recorder.stats.rejected).toEqual({ negative_time: 1 });
+    expect(recorder.stats.events).toBe(good.length);
+    expect(canonical(await collect(readRecording(path)))).toEqual(canonical(good));
+  });
+
+  it('errors a live stream with the RecordingError once the file cannot be written', async () => {
+    const recorder = await McapRecorder.create(file('closed-under.mcap'));
+    await recorder.close();
+    const events = streamEvents('s', 100);
+    const live = interval(1).pipe(
+      take(events.length),
+      map((i) => events[i]!),
+      recordTo(recorder),
+      toArray(),
+    );
+    await expect(lastValueFrom(live)).rejects.toThrow(/recorder is closed/);
+  });
+});
+
+describe('McapRecorder', () => {
+  it('fails to start with a RecordingError naming the cause when the disk refuses the header', async () => {
+    await expect(McapRecorder.create('/dev/full', { overwrite: true })).rejects.toThrow(
+      /cannot start.*ENOSPC/,
+    );
+    await expect(McapRecorder.create(join(dir, 'no/such/dir.mcap'))).rejects.toThrow(/cannot create.*ENOENT/);
+  });
+
+  it('refuses to overwrite a file unless told to', async () => {
+    const path = file('exists.mcap');
+    writeFileSync(path, 'keep me');
+    await expect(McapRecorder.create(path)).rejects.toThrow(RecordingError);
+    expect(readFileSync(path, 'utf8')).toBe('keep me');
+    const recorder = await McapRecorder.create(path, { overwrite: true });
+    await recorder.close();
+    expect((await recordingInfo(path)).complete).toBe(true);
+  });
+
+  it('rejects bad options, writes after close and seqs MCAP cannot hold', async () => {
+    await expect(McapRecorder.create(file('tiny.mcap'), { chunkBytes: 10 })).rejects.toThrow(
+      InvalidOptionError,
+    );
+    await expect(McapRecorder.create(file('lvl.mcap'), { zstdLevel: 40 })).rejects.toThrow(/zstdLevel/);
+    const recorder = await McapRecorder.create(file('seq.mcap'), { compression: 'none' });
+    const event = streamEvents('s', 10)[0]!;
+    await expect(recorder.write({ ...event, seq: 2 ** 32 })).rejects.toThrow(/uint32/);
+    await expect(recorder.write(event, -5)).rejects.toThrow(/receiveTime/);
+    await recorder.write(event);
+    await recorder.close();
+    await recorder.close();
+    await expect(recorder.write(event)).rejects.toThrow(/recorder is closed/);
+    expect(recorder.stats.rejected).toEqual({ seq_too_large: 1, bad_receive_time: 1 });
+    expect(await collect(readRecording(file('seq.mcap')))).toEqual([event]);
+  });
+});
