@@ -259,10 +259,26 @@ export class RecordingReader {
   }
 
   async *#messages(query: MessageQuery): AsyncGenerator<RawMessage> {
+    let read = 0;
+    let last: bigint | undefined;
     try {
-      yield* this.source.messages(query);
+      for await (const m of this.source.messages(query)) {
+        read += 1;
+        last = m.logTime;
+        yield m;
+      }
     } catch (error) {
-      throw new RecordingError(this.path, `reading messages failed: ${causeText(error)}`, { cause: error });
+      const where =
+        last === undefined
+          ? 'before the first message'
+          : `after ${read} messages, past log time ${last / 1000n} µs`;
+      throw new RecordingError(
+        this.path,
+        `reading messages failed ${where} (damaged file?): ${causeText(error)}`,
+        {
+          cause: error,
+        },
+      );
     }
   }
 
