@@ -1,0 +1,136 @@
+import { z } from 'zod';
+import { BraidError } from '../core/errors.js';
+
+/** The modalities that carry features into the model, in the order their slices appear in the fused input. */
+export const FEATURE_MODALITIES = ['audio', 'video', 'text'] as const;
+export type FeatureModality = (typeof FEATURE_MODALITIES)[number];
+
+/** Width of each slice of the fused input x = [audio | video | text | presence mask (audio, video, text)]. */
+export interface InputLayout {
+  readonly audio: number;
+  readonly video: number;
+  readonly text: number;
+  readonly mask: 3;
+}
+
+export type CellType = 'gru' | 'lstm';
+export type HeadType = 'sigmoid' | 'softmax';
+
+/**
+ * Everything needed to rebuild the model apart from its weights; saved as JSON next to them. `featureConfig` is
+ * owned by the features stage and kept opaque here: it is only stored, handed back and compared.
+ */
+export interface ModelConfig {
+  readonly inputLayout: InputLayout;
+  /** Units of the dense ReLU encoder of each modality; 0 exactly when that modality's slice is empty. */
+  readonly encoderUnits: Readonly<Record<FeatureModality, number>>;
+  readonly hidden: number;
+  readonly cell: CellType;
+  readonly labels: readonly string[];
+  readonly head: HeadType;
+  readonly featureConfig: unknown;
+  /** Per fused-input dimension (mask included): x' = (x - mean) / std, applied before the encoders. */
+  readonly normalization: { readonly mean: readonly number[]; readonly std: readonly number[] };
+}
+
+/** Sizes derived from a config that the kernels index with. */
+export interface ModelDims {
+  /** Fused input width F = audio + video + text + 3. */
+  readonly input: number;
+  /** Offset of each modality's slice in the fused input; the mask starts at `maskOffset`. */
+  readonly inputOffset: Readonly<Record<FeatureModality, number>>;
+  readonly maskOffset: number;
+  /** Offset of each encoder's output in the cell input. */
+  readonly encoderOffset: Readonly<Record<FeatureModality, number>>;
+  /** Cell input width: encoder units of all modalities + 3 mask entries. */
+  readonly cellInput: number;
+  readonly hidden: number;
+  /** Gate columns: 3H for a GRU (z, r, h), 4H for an LSTM (i, f, c, o). */
+  readonly gates: number;
+  /** Recurrent state floats per stream: h for a GRU, h then c for an LSTM. */
+  readonly state: number;
+  readonly labels: number;
+}
+
+const MAX_DIM = 1 << 16;
+const dim = z.number().int().min(0).max(MAX_DIM);
+
+const configSchema = z
+  .object({
+    inputLayout: z.object({ audio: dim, video: dim, text: dim, mask: z.literal(3) }),
+    encoderUnits: z.object({ audio: dim, video: dim, text: dim }),
+    hidden: z.number().int().min(1).max(8192),
+    cell: z.enum(['gru', 'lstm']),
+    labels: z.array(z.string().min(1)).min(1),
+    head: z.enum(['sigmoid', 'softmax']),
+    featureConfig: z.unknown(),
+    normalization: z.object({
+      mean: z.array(z.number().refine(Number.isFinite, 'must be finite')),
+      std: z.array(z.number().refine((v) => Number.isFinite(v) && v > 0, 'must be finite and > 0')),
+    }),
+  })
+  .superRefine((c, ctx) => {
+    for (const m of FEATURE_MODALITIES)
+      if ((c.inputLayout[m] === 0) !== (c.encoderUnits[m] === 0))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['encoderUnits', m],
+          message: `must be 0 exactly when inputLayout.${m} is 0 (got ${c.encoderUnits[m]} units for ${c.inputLayout[m]} inputs)`,
+        });
+    const width = c.inputLayout.audio + c.inputLayout.video + c.inputLayout.text + 3;
+    for (const key of ['mean', 'std'] as const)
+      if (c.normalization[key].length !== width)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['normalization', key],
+          message: `needs one entry per fused input dimension (${width}), got ${c.normalization[key].length}`,
+        });
+    const seen = new Set<string>();
+    for (const label of c.labels) {
+      if (seen.has(label))
+        ctx.addIssue({ code: 'custom', path: ['labels'], message: `duplicate label "${label}"` });
+      seen.add(label);
+    }
+    if (c.head === 'softmax' && c.labels.length < 2)
+      ctx.addIssue({ code: 'custom', path: ['labels'], message: 'a softmax head needs at least 2 labels' });
+    if (c.featureConfig === undefined)
+      ctx.addIssue({ code: 'custom', path: ['featureConfig'], message: 'is required (use null for none)' });
+  });
+
+/**
+ * Checks a config read from disk or built by the trainer. Throws BraidError BRAID_ERR_MODEL naming every field that
+ * is wrong, with what was expected.
+ */
+export function parseModelConfig(value: unknown): ModelConfig {
+  const result = configSchema.safeParse(value);
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`);
+    throw new BraidError('BRAID_ERR_MODEL', `invalid model config: ${issues.join('; ')}`);
+  }
+  return result.data as ModelConfig;
+}
+
+export function modelDims(config: ModelConfig): ModelDims {
+  const { inputLayout: layout, encoderUnits: units } = config;
+  const inputOffset = { audio: 0, video: layout.audio, text: layout.audio + layout.video };
+  const encoderOffset = { audio: 0, video: units.audio, text: units.audio + units.video };
+  const encoded = units.audio + units.video + units.text;
+  const gates = config.cell === 'gru' ? 3 * config.hidden : 4 * config.hidden;
+  return {
+    input: layout.audio + layout.video + layout.text + 3,
+    inputOffset,
+    maskOffset: layout.audio + layout.video + layout.text,
+    encoderOffset,
+    cellInput: encoded + 3,
+    hidden: config.hidden,
+    gates,
+    state: config.cell === 'gru' ? config.hidden : 2 * config.hidden,
+    labels: config.labels.length,
+  };
+}
+
+/** Identity normalization for a layout: mean 0, std 1 everywhere (tests, fresh models before training). */
+export function identityNormalization(layout: InputLayout): ModelConfig['normalization'] {
+  const width = layout.audio + layout.video + layout.text + 3;
+  return { mean: new Array<number>(width).fill(0), std: new Array<number>(width).fill(1) };
+}
