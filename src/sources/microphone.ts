@@ -1,0 +1,114 @@
+import lpcm from 'node-record-lpcm16';
+import { Observable } from 'rxjs';
+import { InvalidOptionError, SourceError } from '../core/errors.js';
+import type { SourceEvent } from '../core/events.js';
+import { type Micros, wallClockMicros } from '../core/time.js';
+import { exitMessage, LineSplitter, spawnFailure, tailSuffix, terminate, Watchdog } from './child-process.js';
+import { frameSamplesFor, PcmFramer } from './pcm-framer.js';
+
+export const MICROPHONE_RECORDERS = ['sox', 'rec', 'arecord'] as const;
+export type MicrophoneRecorder = (typeof MICROPHONE_RECORDERS)[number];
+
+/** Microphone audio is always captured as 16 kHz mono PCM16, the rate the audio features need. */
+export const MICROPHONE_SAMPLE_RATE = 16_000;
+
+export interface MicrophoneOptions {
+  readonly streamId: string;
+  /** Recorder program node-record-lpcm16 runs (default `sox`; `arecord` for ALSA only, `rec` is sox's alias). */
+  readonly recorder?: MicrophoneRecorder;
+  /** Capture device: `arecord -D <device>` (e.g. `hw:1,0`, `plughw:1`), or AUDIODEV for sox (default device). */
+  readonly device?: string;
+  /** Event length, 10..20 ms (default 20). */
+  readonly frameMs?: number;
+  /** Fail when the recorder delivers nothing for this long, in ms (default 5000; 0 never). */
+  readonly noDataTimeoutMs?: number;
+  /** Time between SIGTERM and SIGKILL on unsubscribe, in ms (default 2000). */
+  readonly killGraceMs?: number;
+  /** Wall clock used once, to place the first sample (default: the system clock). */
+  readonly clock?: () => Micros;
+}
+
+/**
+ * Live microphone audio through node-record-lpcm16 (a sox/rec/arecord child process): 16 kHz mono PCM16 events of
+ * `frameMs`, stamped by sample count from the stream's start. A missing recorder program, a device that cannot be
+ * opened or is busy, a recorder that dies or goes silent: each ends the stream with a SourceError naming the cause
+ * and the recorder's own last error lines. Unsubscribing stops and reaps the recorder.
+ */
+export function microphoneSource(options: MicrophoneOptions): Observable<SourceEvent<'audio'>> {
+  const recorder = options.recorder ?? 'sox';
+  if (!MICROPHONE_RECORDERS.includes(recorder))
+    throw new InvalidOptionError(
+      'recorder',
+      `must be one of ${MICROPHONE_RECORDERS.join('|')}, got ${String(recorder)}`,
+    );
+  if (options.device !== undefined && recorder === 'rec')
+    throw new InvalidOptionError(
+      'device',
+      'recorder "rec" cannot select a device; use "sox" (AUDIODEV) or "arecord"',
+    );
+  const frameSamples = frameSamplesFor(options.frameMs ?? 20, MICROPHONE_SAMPLE_RATE);
+  const noDataTimeoutMs = options.noDataTimeoutMs ?? 5_000;
+
+  return new Observable<SourceEvent<'audio'>>((subscriber) => {
+    let recording: ReturnType<typeof lpcm.record>;
+    try {
+      recording = lpcm.record({
+        sampleRate: MICROPHONE_SAMPLE_RATE,
+        channels: 1,
+        audioType: 'raw',
+        recorder,
+        endOnSilence: false,
+        ...(options.device === undefined ? {} : { device: options.device }),
+      });
+    } catch (error) {
+      subscriber.error(
+        new SourceError(`cannot start recorder ${recorder}: ${String(error)}`, { cause: error }),
+      );
+      return;
+    }
+    const child = recording.process;
+    const audio = recording.stream();
+    const stderr = new LineSplitter();
+    const framer = new PcmFramer({
+      streamId: options.streamId,
+      sampleRate: MICROPHONE_SAMPLE_RATE,
+      frameSamples,
+      clock: options.clock ?? wallClockMicros,
+    });
+    const watchdog = new Watchdog(noDataTimeoutMs, () => {
+      const device = options.device ?? 'default device';
+      subscriber.error(
+        new SourceError(
+          `${recorder} delivered no audio from ${device} for ${noDataTimeoutMs} ms (device busy or not capturing?)${tailSuffix(stderr)}`,
+        ),
+      );
+      terminate(child, options.killGraceMs);
+    });
+
+    child.on('error', (error) => subscriber.error(spawnFailure(recorder, error)));
+    child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+    audio.on('data', (chunk: Buffer) => {
+      watchdog.kick();
+      for (const event of framer.push(chunk)) subscriber.next(event);
+    });
+    // The library re-emits a non-zero exit here as a bare string; 'close' below reports it with the stderr lines.
+    audio.on('error', () => {});
+    child.on('close', (code, signal) => {
+      watchdog.stop();
+      stderr.end();
+      if (code !== 0) {
+        subscriber.error(new SourceError(exitMessage(recorder, code, signal, stderr.tail())));
+        return;
+      }
+      for (const event of framer.flush()) subscriber.next(event);
+      subscriber.complete();
+    });
+
+    return () => {
+      watchdog.stop();
+      terminate(child, options.killGraceMs);
+      audio.destroy();
+      child.stderr?.destroy();
+    };
+  });
+}
