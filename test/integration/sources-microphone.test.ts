@@ -37,7 +37,7 @@ beforeAll(() => {
   if (!hasRecorders) return;
   dir = mkdtempSync(join(tmpdir(), 'braid-mic-'));
   const stereo = new Int16Array(speechSamples.length * 2);
-  speechSamples.forEach((s, i) => stereo.fill(s, 2 * i, 2 * i + 2));
+  for (let i = 0; i < speechSamples.length; i++) stereo.fill(speechSamples[i]!, 2 * i, 2 * i + 2);
   writeFileSync(join(dir, 'mono.raw'), speech);
   writeFileSync(join(dir, 'stereo.raw'), new Uint8Array(stereo.buffer));
   writeFileSync(join(dir, 'asound.conf'), alsaConfig(join(dir, 'mono.raw'), join(dir, 'stereo.raw')));
