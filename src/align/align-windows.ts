@@ -25,6 +25,8 @@ export interface Alignment<C> {
   readonly align: OperatorFunction<StreamInput | unknown, Window<C>>;
   readonly late$: Observable<LateEvent>;
   readonly rejected$: Observable<RejectedInput>;
+  /** Ids of streams closed (by a control or the end of input), each after its last window. */
+  readonly closed$: Observable<string>;
   stats(): AlignStats;
   /** Ids of the streams with open state. */
   openStreams(): string[];
@@ -34,6 +36,7 @@ export function createAlignment<C>(options: AlignmentOptions<C>): Alignment<C> {
   const scheduler = options.scheduler ?? asyncScheduler;
   const late$ = new Subject<LateEvent>();
   const rejected$ = new Subject<RejectedInput>();
+  const closed$ = new Subject<string>();
   // Validate options up front so a bad option fails where the pipeline is built, not at first subscription.
   let current = new WindowAligner(options, { window: () => {}, late: () => {}, rejected: () => {} });
 
@@ -45,6 +48,7 @@ export function createAlignment<C>(options: AlignmentOptions<C>): Alignment<C> {
           window: (w) => subscriber.next(w),
           late: (l) => late$.next(l),
           rejected: (r) => rejected$.next(r),
+          closed: (id) => closed$.next(id),
         },
         () => scheduler.now(),
       );
@@ -106,6 +110,7 @@ export function createAlignment<C>(options: AlignmentOptions<C>): Alignment<C> {
     align,
     late$: late$.asObservable(),
     rejected$: rejected$.asObservable(),
+    closed$: closed$.asObservable(),
     stats: () => ({ ...current.stats, rejected: { ...current.stats.rejected } }),
     openStreams: () => current.streamIds,
   };

@@ -50,6 +50,8 @@ export interface AlignerSinks<C> {
   window(window: Window<C>): void;
   late(late: LateEvent): void;
   rejected(rejected: RejectedInput): void;
+  /** A stream was closed (control, or end of input) after its last window was emitted; its state is gone. */
+  closed?(streamId: string): void;
 }
 
 interface SourceState {
@@ -323,6 +325,7 @@ export class WindowAligner<C> {
     this.#streams.delete(stream.id);
     this.stats.streamsClosed++;
     this.stats.openStreams = this.#streams.size;
+    this.#sinks.closed?.(stream.id);
   }
 
   /** The stream's watermark: the lowest of its active gating sources; if all of them are idle, the highest. */

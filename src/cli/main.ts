@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerInfoCommand } from './info.js';
+import { registerReplayCommand } from './replay.js';
+import { registerServeCommand } from './serve.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -13,6 +16,9 @@ export function buildCli(): Command {
     )
     .version(pkg.version, '-V, --version')
     .showHelpAfterError();
+  registerServeCommand(program);
+  registerReplayCommand(program);
+  registerInfoCommand(program);
   return program;
 }
 

@@ -17,6 +17,11 @@ import { Subscriber, type SubscriberLimits } from './subscriber.js';
 /** The prediction pipeline a server runs: server input (events and stream controls) in, predictions out. */
 export interface PredictionPipeline {
   readonly labels: readonly string[];
+  /** What producers should send: the demo page sizes its camera frames from this. */
+  readonly inputs?: {
+    readonly audioSampleRate: number;
+    readonly video: { width: number; height: number; format: 'gray' | 'rgb' };
+  };
   run(input$: Observable<StreamInput>): Observable<Prediction>;
   stats?(): PipelineStats;
 }
@@ -195,7 +200,13 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
     }
     if (url.pathname === '/api/streams') {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ streams: [...streams], labels: options.pipeline.labels }));
+      res.end(
+        JSON.stringify({
+          streams: [...streams],
+          labels: options.pipeline.labels,
+          inputs: options.pipeline.inputs,
+        }),
+      );
       return;
     }
     const [base, rel] = url.pathname.startsWith('/vendor/uplot/')

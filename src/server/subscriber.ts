@@ -47,7 +47,7 @@ export class Subscriber {
     if (this.#queue.length > this.limits.maxQueue) {
       // Drop the oldest prediction (other messages are rare and matter: stream opened/closed, errors).
       const i = this.#queue.findIndex((m) => m.type === 'prediction');
-      this.#queue.splice(i >= 0 ? i : 0, 1);
+      this.#queue.splice(Math.max(i, 0), 1);
       this.#dropped++;
       this.droppedTotal++;
       this.onDrop(1);

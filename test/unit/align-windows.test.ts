@@ -330,6 +330,11 @@ describe('alignWindows operator', () => {
     expect(rejected).toEqual(['missing_stream_id', 'non_monotonic']);
     expect(alignment.stats().rejected).toEqual({ missing_stream_id: 1, non_monotonic: 1 });
     expect(alignment.openStreams()).toEqual(['s']);
+    const closed: string[] = [];
+    alignment.closed$.subscribe((id) => closed.push(id));
+    input.next({ control: 'close', streamId: 's' });
+    expect(closed).toEqual(['s']);
+    expect(alignment.openStreams()).toEqual([]);
   });
 });
 

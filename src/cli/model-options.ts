@@ -1,0 +1,43 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { InvalidOptionError } from '../core/errors.js';
+import { parseDuration } from '../core/time.js';
+import { parseBackendName } from '../model/backends.js';
+import { loadModel } from '../model/model-io.js';
+import { DEFAULT_WINDOWING, PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
+
+/** The model and recording shipped with braid, used when no --model / recording is named. */
+export const BUNDLED_MODEL = fileURLToPath(new URL('../../models/demo', import.meta.url));
+export const BUNDLED_RECORDING = fileURLToPath(new URL('../../streams/demo.mcap', import.meta.url));
+
+export interface ModelCliOptions {
+  model: string;
+  backend: string;
+}
+
+/** Adds --model and --backend to a command. */
+export function withModelOptions(command: Command, defaultBackend = 'auto'): Command {
+  return command
+    .option('--model <dir>', 'model directory (saved by braid train)', BUNDLED_MODEL)
+    .option('--backend <name>', 'auto | cpu-fused | cpu | wasm | webgpu | tensorflow', defaultBackend);
+}
+
+/** Loads the model and builds the live pipeline; logs which backend runs the model and why. */
+export async function createPipelineFromOptions(
+  options: ModelCliOptions,
+  log: (line: string) => void,
+): Promise<PredictionPipelineRunner> {
+  if (!existsSync(options.model))
+    throw new InvalidOptionError(
+      'model',
+      `no model directory at ${options.model} (train one with braid train)`,
+    );
+  const backend = options.backend === 'auto' ? 'auto' : parseBackendName(options.backend);
+  const model = await loadModel(options.model);
+  return PredictionPipelineRunner.create({ model, backend, windowing: DEFAULT_WINDOWING, log });
+}
+
+export function durationOption(value: string): number {
+  return parseDuration(value);
+}

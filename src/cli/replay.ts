@@ -1,0 +1,98 @@
+import { createWriteStream } from 'node:fs';
+import type { Command } from 'commander';
+import { concat, from, lastValueFrom, tap } from 'rxjs';
+import { InvalidOptionError } from '../core/errors.js';
+import type { StreamInput } from '../core/events.js';
+import { orderPredictions, predictionLine } from '../pipeline/prediction-order.js';
+import { recordingInfo } from '../record/recording-reader.js';
+import { replayRecording } from '../record/replay.js';
+import {
+  createPipelineFromOptions,
+  durationOption,
+  type ModelCliOptions,
+  withModelOptions,
+} from './model-options.js';
+
+interface ReplayCliOptions extends ModelCliOptions {
+  speed: string;
+  from?: number;
+  to?: number;
+  loop?: boolean;
+  streams?: string;
+  out?: string;
+}
+
+export function registerReplayCommand(program: Command): void {
+  withModelOptions(
+    program
+      .command('replay')
+      .description(
+        'replay an MCAP recording through the live pipeline and write one prediction per window (NDJSON)',
+      )
+      .argument('<file>', 'recording (.mcap)')
+      .option('--speed <n>', '1 = real time, 4 = four times faster, max = as fast as possible', 'max')
+      .option('--from <duration>', 'start this far into the recording (e.g. 10s)', durationOption)
+      .option('--to <duration>', 'stop this far into the recording (e.g. 40s)', durationOption)
+      .option('--loop', 'start again at the end, forever')
+      .option('--streams <ids>', 'only these streams (comma-separated)')
+      .option('--out <file>', 'write predictions here instead of stdout'),
+    // One backend by default so that two replays give byte-identical output (auto may pick differently each run).
+    'cpu-fused',
+  ).action(async (file: string, options: ReplayCliOptions) => {
+    const log = (line: string) => console.error(line);
+    const speed = options.speed === 'max' ? 'max' : Number(options.speed);
+    if (speed !== 'max' && !(speed > 0))
+      throw new InvalidOptionError('speed', `must be a positive number or max, got ${options.speed}`);
+    const info = await recordingInfo(file, { onWarning: (w) => log(`braid: warning: ${w.message}`) });
+    if (options.from !== undefined && options.from >= info.duration)
+      throw new InvalidOptionError(
+        'from',
+        `${options.from / 1e6} s is past the end of ${file} (${(info.duration / 1e6).toFixed(3)} s long)`,
+      );
+    if (options.from !== undefined && options.to !== undefined && options.to <= options.from)
+      throw new InvalidOptionError('to', 'must be after --from');
+    const wanted = options.streams
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    const streams = info.streams.filter((s) => wanted === undefined || wanted.includes(s.streamId));
+    if (wanted !== undefined) {
+      const unknown = wanted.filter((id) => !info.streams.some((s) => s.streamId === id));
+      if (unknown.length > 0)
+        throw new InvalidOptionError(
+          'streams',
+          `not in ${file}: ${unknown.join(', ')} (it has ${info.streams.map((s) => s.streamId).join(', ')})`,
+        );
+    }
+    const pipeline = await createPipelineFromOptions(options, log);
+    const opens: StreamInput[] = streams.map((s) => ({
+      control: 'open',
+      streamId: s.streamId,
+      modalities: s.modalities.filter((m) => m !== 'label'),
+    }));
+    const events$ = replayRecording(file, {
+      speed,
+      from: options.from,
+      to: options.to,
+      loop: options.loop,
+      loopGap: pipeline.windowing.hop,
+      streams: wanted,
+      onWarning: (w) => log(`braid: warning: ${w.message}`),
+    });
+    const out = options.out ? createWriteStream(options.out) : process.stdout;
+    let count = 0;
+    await lastValueFrom(
+      pipeline.run(concat(from(opens), events$)).pipe(
+        orderPredictions(streams.map((s) => s.streamId)),
+        tap((p) => {
+          count++;
+          out.write(predictionLine(p));
+        }),
+      ),
+      { defaultValue: undefined },
+    );
+    if (out !== process.stdout)
+      await new Promise<void>((resolve) => (out as NodeJS.WritableStream).end(resolve));
+    log(`braid: ${count} predictions from ${streams.length} stream(s) of ${file}`);
+  });
+}

@@ -1,0 +1,109 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import type { Subscription } from 'rxjs';
+import { InvalidOptionError } from '../core/errors.js';
+import type { StreamInput } from '../core/events.js';
+import { McapRecorder } from '../record/recorder.js';
+import { recordingInfo } from '../record/recording-reader.js';
+import { replayRecording } from '../record/replay.js';
+import { startServer } from '../server/server.js';
+import {
+  BUNDLED_RECORDING,
+  createPipelineFromOptions,
+  type ModelCliOptions,
+  withModelOptions,
+} from './model-options.js';
+
+interface ServeOptions extends ModelCliOptions {
+  host: string;
+  port: string;
+  token?: string;
+  record?: string;
+  replay?: string[];
+  loop: boolean;
+  speed: string;
+  allowOrigin: string[];
+}
+
+export function registerServeCommand(program: Command): void {
+  withModelOptions(
+    program
+      .command('serve')
+      .description('serve the demo page, WebSocket /ingest and /subscribe, /healthz and /metrics')
+      .option('--host <host>', 'address to bind (anything but loopback needs --token)', '127.0.0.1')
+      .option('--port <port>', 'port (0 picks a free one)', '8080')
+      .option('--token <token>', 'shared secret required by /ingest, /subscribe and /metrics')
+      .option('--record <dir>', 'record every ingested stream into DIR/session-<time>.mcap')
+      .option('--replay <file...>', 'also serve these recordings as live streams (paced in real time)')
+      .option('--demo', `serve the bundled recording (${BUNDLED_RECORDING}) as a live stream`)
+      .option('--no-loop', 'play --replay recordings once instead of looping them')
+      .option('--speed <n>', 'replay speed', '1')
+      .option('--allow-origin <origin...>', "browser origins allowed besides the server's own", []),
+  ).action(async (options: ServeOptions & { demo?: boolean }) => {
+    const log = (line: string) => console.error(line);
+    const pipeline = await createPipelineFromOptions(options, log);
+    let recorder: McapRecorder | undefined;
+    if (options.record !== undefined) {
+      mkdirSync(options.record, { recursive: true });
+      const path = join(options.record, `session-${new Date().toISOString().replace(/[:.]/g, '-')}.mcap`);
+      recorder = await McapRecorder.create(path, {
+        metadata: { command: 'braid serve', model: options.model },
+      });
+      log(`braid: recording ingested streams to ${path}`);
+    }
+    const server = await startServer({
+      pipeline,
+      host: options.host,
+      port: Number(options.port),
+      token: options.token,
+      allowedOrigins: options.allowOrigin,
+      log,
+      onInput: recorder ? (input) => void recordInput(recorder!, input) : undefined,
+    });
+    log(`braid: serving on ${server.url} (model ${options.model}, labels ${pipeline.labels.join(', ')})`);
+
+    const replays = [...(options.replay ?? []), ...(options.demo ? [BUNDLED_RECORDING] : [])];
+    const replaySubscriptions: Subscription[] = [];
+    for (const file of replays) {
+      if (!existsSync(file)) throw new InvalidOptionError('replay', `no recording at ${file}`);
+      const info = await recordingInfo(file);
+      for (const s of info.streams)
+        server.push({ control: 'open', streamId: s.streamId, modalities: s.modalities });
+      log(`braid: replaying ${file} (${info.streams.map((s) => s.streamId).join(', ')}) as live`);
+      replaySubscriptions.push(
+        replayRecording(file, {
+          speed: Number(options.speed),
+          loop: options.loop,
+          loopGap: pipeline.windowing.hop,
+        }).subscribe({
+          next: (event) => server.push(event),
+          error: (error: unknown) =>
+            log(`braid: replay of ${file} failed: ${error instanceof Error ? error.message : String(error)}`),
+          complete: () => {
+            for (const s of info.streams) server.push({ control: 'close', streamId: s.streamId });
+          },
+        }),
+      );
+    }
+
+    const shutdown = async (signal: string) => {
+      log(`braid: ${signal}, shutting down`);
+      for (const s of replaySubscriptions) s.unsubscribe();
+      await server.close();
+      await recorder?.close();
+      process.exit(0);
+    };
+    process.once('SIGINT', () => void shutdown('SIGINT'));
+    process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  });
+}
+
+async function recordInput(recorder: McapRecorder, input: StreamInput): Promise<void> {
+  if ('control' in input) return;
+  try {
+    await recorder.write(input);
+  } catch {
+    // Counted by the recorder (rejected by reason); a bad event must not stop the server.
+  }
+}

@@ -1,0 +1,156 @@
+import { map, merge, type Observable, share } from 'rxjs';
+import { createAlignment } from '../align/align-windows.js';
+import type { AlignOptions } from '../align/options.js';
+import type { Modality, StreamInput } from '../core/events.js';
+import { ms } from '../core/time.js';
+import type { Prediction } from '../core/window.js';
+import { createFeatureAggregator } from '../features/aggregator.js';
+import { type FeatureConfig, parseFeatureConfig } from '../features/config.js';
+import { decodeCompressedFrames } from '../features/decode-frames.js';
+import { fuseWindowFeatures } from '../features/fuse.js';
+import { type PredictInput, predictWindows } from '../model/predict-windows.js';
+import { ModelRuntime, type RuntimeOptions } from '../model/runtime.js';
+import { type BackendSelection, selectBackend } from '../model/select-backend.js';
+import type { BackendName } from '../model/step-kernel.js';
+import type { Model } from '../model/weights.js';
+import { DropCounter } from '../sources/drop-counter.js';
+
+/** Event-time windowing of the live pipeline; saved with a model so training and serving window alike. */
+export interface WindowingConfig {
+  readonly size: number;
+  readonly hop: number;
+  readonly outOfOrderness: number;
+  readonly allowedLateness: number;
+  readonly idleTimeout: number;
+  /** Sparse modalities never hold a window back: their events count if they arrive before it closes. */
+  readonly nonGating: readonly Modality[];
+}
+
+export const DEFAULT_WINDOWING: WindowingConfig = {
+  size: ms(500),
+  hop: ms(500),
+  outOfOrderness: ms(50),
+  allowedLateness: ms(100),
+  idleTimeout: ms(1000),
+  nonGating: ['text', 'label'],
+};
+
+export interface PipelineOptions {
+  readonly model: Model;
+  readonly backend?: 'auto' | BackendName;
+  readonly windowing?: Partial<WindowingConfig>;
+  readonly runtime?: RuntimeOptions;
+  /** Per-stream queue in front of the model (windows). */
+  readonly maxQueue?: number;
+  readonly log?: (line: string) => void;
+  /** Alignment options for tests (e.g. a TestScheduler); not for production use. */
+  readonly alignExtras?: Partial<AlignOptions<Float32Array>> & { scheduler?: import('rxjs').SchedulerLike };
+}
+
+export interface PipelineCounters {
+  readonly counters: Record<string, number>;
+  readonly stepLatencies: number[];
+}
+
+/**
+ * The whole live path, as one function of the input stream: JPEG/PNG frames decoded, events aligned into windows
+ * and featurized per window, features fused and normalised by the model, one batched GRU step per tick, one
+ * prediction per window. Stream closes flow through so each stream's model state is freed after its last window.
+ */
+export class PredictionPipelineRunner {
+  readonly labels: readonly string[];
+  readonly featureConfig: FeatureConfig;
+  readonly windowing: WindowingConfig;
+  readonly inputs: { audioSampleRate: number; video: { width: number; height: number; format: 'gray' } };
+  #current: { counters: () => Record<string, number> } | undefined;
+  #reportedLatencies = 0;
+
+  private constructor(
+    readonly runtime: ModelRuntime,
+    readonly selection: BackendSelection,
+    private readonly options: PipelineOptions,
+  ) {
+    this.labels = runtime.labels;
+    this.featureConfig = parseFeatureConfig(options.model.config.featureConfig);
+    this.windowing = { ...DEFAULT_WINDOWING, ...options.windowing };
+    this.inputs = {
+      audioSampleRate: this.featureConfig.audio.sampleRate,
+      // The demo page sends frames four times the thumbnail size: small enough to cost nothing, big enough to see.
+      video: {
+        width: this.featureConfig.video.thumbWidth * 4,
+        height: this.featureConfig.video.thumbHeight * 4,
+        format: 'gray',
+      },
+    };
+  }
+
+  static async create(options: PipelineOptions): Promise<PredictionPipelineRunner> {
+    const maxBatch = options.runtime?.maxBatch ?? 256;
+    const selection = await selectBackend(options.model, { backend: options.backend ?? 'auto', maxBatch });
+    const log = options.log ?? (() => {});
+    log(`braid: model backend ${selection.backend}: ${selection.reason}`);
+    for (const f of selection.figures) log(`braid:   ${JSON.stringify(f)}`);
+    for (const s of selection.skipped) log(`braid:   skipped ${s.backend}: ${s.reason}`);
+    const runtime = new ModelRuntime(options.model, selection.kernel, options.runtime);
+    return new PredictionPipelineRunner(runtime, selection, options);
+  }
+
+  run(input$: Observable<StreamInput>): Observable<Prediction> {
+    const drops = new DropCounter();
+    const features = createFeatureAggregator(this.featureConfig);
+    const alignment = createAlignment<Float32Array>({
+      ...this.windowing,
+      aggregator: features.aggregator,
+      ...this.options.alignExtras,
+    });
+    this.#current = {
+      counters: () => {
+        const a = alignment.stats();
+        const out: Record<string, number> = {
+          events_in: a.eventsIn,
+          windows: a.windowsOut,
+          late: a.late,
+          partially_late: a.partiallyLate,
+          forced_closes: a.forcedCloses,
+          idle_transitions: a.idleTransitions,
+        };
+        for (const [reason, n] of Object.entries(a.rejected)) out[`rejected_${reason}`] = n;
+        for (const [reason, n] of Object.entries(features.stats.snapshot())) out[`bad_frame_${reason}`] = n;
+        for (const [reason, n] of Object.entries(drops.snapshot())) out[`decode_dropped_${reason}`] = n;
+        const m = this.runtime.stats.snapshot(this.runtime.store.size);
+        out['model_steps'] = m.steps;
+        for (const [reason, n] of Object.entries(m.dropped)) out[`model_dropped_${reason}`] = n as number;
+        return out;
+      },
+    };
+    const { thumbWidth, thumbHeight } = this.featureConfig.video;
+    const windows$ = input$.pipe(
+      decodeCompressedFrames<StreamInput>({ drops, width: thumbWidth, height: thumbHeight }),
+      alignment.align,
+      map(
+        (w): PredictInput => ({
+          streamId: w.streamId,
+          index: w.index,
+          start: w.start,
+          end: w.end,
+          x: fuseWindowFeatures(w, this.featureConfig),
+          present: w.present,
+        }),
+      ),
+      share(),
+    );
+    const closes$ = alignment.closed$.pipe(map((streamId): PredictInput => ({ streamId, close: true })));
+    return merge(closes$, windows$).pipe(
+      predictWindows(this.runtime, { maxQueue: this.options.maxQueue ?? 32 }),
+    );
+  }
+
+  stats(): PipelineCounters {
+    const m = this.runtime.stats.snapshot(this.runtime.store.size);
+    const latencies = m.stepLatencyMs;
+    // Report each latency sample once: the runtime keeps a ring of recent ones.
+    const fresh = latencies.slice(Math.max(0, latencies.length - (m.steps - this.#reportedLatencies)));
+    this.#reportedLatencies = m.steps;
+    return { counters: this.#current?.counters() ?? {}, stepLatencies: fresh.map((x: number) => x / 1000) };
+  }
+}
