@@ -1,0 +1,134 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { Prediction } from '../../src/core/window.js';
+import { saveModel } from '../../src/model/model-io.js';
+import { predictionLine } from '../../src/pipeline/prediction-order.js';
+import { PredictionPipelineRunner } from '../../src/pipeline/prediction-pipeline.js';
+import { McapRecorder } from '../../src/record/recorder.js';
+import { encodeFrame } from '../../src/server/protocol.js';
+import { startServer } from '../../src/server/server.js';
+import { untrainedModel } from '../helpers/demo-pipeline.js';
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'braid-replay-'));
+const modelDir = join(dir, 'model');
+const recording = join(dir, 'live.mcap');
+let livePredictions: Prediction[] = [];
+
+/** A live session: two producers over real WebSockets into `braid serve`'s pipeline, recorded as it runs. */
+async function recordLiveSession(): Promise<Prediction[]> {
+  const model = untrainedModel(3);
+  await saveModel(model, modelDir);
+  const pipeline = await PredictionPipelineRunner.create({ model, backend: 'cpu-fused' });
+  const recorder = await McapRecorder.create(recording);
+  const pending: Promise<void>[] = [];
+  const server = await startServer({
+    pipeline,
+    port: 0,
+    log: () => {},
+    messagesPerSecond: 100_000,
+    onInput: (input) => {
+      if (!('control' in input)) pending.push(recorder.write(input));
+    },
+  });
+  const predictions: Prediction[] = [];
+  const sub = new WebSocket(`${server.url.replace('http', 'ws')}/subscribe`);
+  await new Promise((r) => sub.once('open', r));
+  sub.on('message', (data) => {
+    const m = JSON.parse(String(data));
+    if (m.type === 'prediction') predictions.push(m);
+  });
+  sub.send(JSON.stringify({ subscribe: '*' }));
+
+  const t0 = 1_764_000_000_000_000;
+  const producers = await Promise.all(
+    ['alpha', 'beta'].map(async (streamId, k) => {
+      const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ingest`);
+      await new Promise((r) => ws.once('open', r));
+      ws.send(
+        JSON.stringify({
+          type: 'hello',
+          version: 1,
+          streamId,
+          modalities: ['audio', 'video', 'text'],
+          audio: { sampleRate: 16000, format: 'pcm16' },
+          video: { format: 'gray', width: 64, height: 48 },
+        }),
+      );
+      return { ws, k, streamId };
+    }),
+  );
+  // 8 s of capture: a 440/660 Hz tone with pauses, a moving bar, a text event every 1.7 s.
+  for (let tick = 0; tick < 800; tick++) {
+    for (const { ws, k } of producers) {
+      const time = t0 + tick * 10_000;
+      const pcm = new Int16Array(160);
+      const on = Math.floor(tick / 150) % 2 === k;
+      for (let i = 0; i < 160; i++)
+        pcm[i] = on
+          ? Math.round(8000 * Math.sin((2 * Math.PI * (440 + 220 * k) * (tick * 160 + i)) / 16000))
+          : 0;
+      ws.send(encodeFrame({ modality: 'audio', time, seq: tick, payload: new Uint8Array(pcm.buffer) }));
+      if (tick % 10 === k) {
+        const frame = new Uint8Array(64 * 48);
+        const x = (tick / 10) % 64;
+        for (let y = 0; y < 48; y++) frame[y * 64 + x] = 255;
+        ws.send(encodeFrame({ modality: 'video', time: t0 + tick * 10_000, seq: tick, payload: frame }));
+      }
+      if (tick % 170 === 50 + k)
+        ws.send(JSON.stringify({ type: 'text', time, seq: tick, text: `message ${tick} from ${k}` }));
+    }
+    if (tick % 50 === 0) await new Promise((r) => setTimeout(r, 1));
+  }
+  for (const { ws } of producers) ws.close();
+  await new Promise((r) => setTimeout(r, 500));
+  await Promise.all(pending);
+  await recorder.close();
+  sub.close();
+  await server.close();
+  return predictions;
+}
+
+async function replay(speed: string, out: string): Promise<string> {
+  await run(process.execPath, [
+    '--import',
+    'tsx',
+    'src/cli/run.ts',
+    'replay',
+    recording,
+    '--model',
+    modelDir,
+    '--speed',
+    speed,
+    '--out',
+    out,
+  ]);
+  return readFileSync(out, 'utf8');
+}
+
+describe('record and replay give the live predictions, byte for byte', () => {
+  beforeAll(async () => {
+    livePredictions = await recordLiveSession();
+  }, 60_000);
+  afterAll(() => {});
+
+  it('two replays at different speeds write identical output, equal to what subscribers got live', async () => {
+    const fast = await replay('max', join(dir, 'max.ndjson'));
+    const paced = await replay('4', join(dir, 'x4.ndjson'));
+    expect(fast.length).toBeGreaterThan(0);
+    expect(paced).toBe(fast);
+    const lines = fast.trim().split('\n');
+    // 8 s of two streams in 500 ms windows: 16 or 17 windows each (edges depend on the epoch alignment).
+    expect(lines.length).toBeGreaterThanOrEqual(32);
+    const live = livePredictions
+      .sort((a, b) => a.windowEnd - b.windowEnd || a.streamId.localeCompare(b.streamId))
+      .map(predictionLine)
+      .join('');
+    expect(live).toBe(fast);
+  }, 60_000);
+});
