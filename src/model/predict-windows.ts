@@ -1,0 +1,214 @@
+import { Observable, type OperatorFunction } from 'rxjs';
+import { InvalidOptionError } from '../core/errors.js';
+import type { Prediction } from '../core/window.js';
+import type { FusedWindow, ModelRuntime } from './runtime.js';
+import type { DropReason } from './runtime-stats.js';
+
+/** Ends a stream: its state is freed once the windows queued before it have run. */
+export interface StreamClose {
+  readonly streamId: string;
+  readonly close: true;
+}
+
+export type PredictInput = FusedWindow | StreamClose;
+
+export interface DroppedWindow {
+  readonly streamId: string;
+  readonly index: number;
+  readonly reason: DropReason;
+  readonly message: string;
+}
+
+export interface PredictOptions {
+  /** Windows queued per stream while steps run; when full the oldest is dropped (counted). Default 32. */
+  readonly maxQueue?: number;
+  /** Told about every dropped window, for logging; the counters are in runtime.stats either way. */
+  readonly onDrop?: (drop: DroppedWindow) => void;
+}
+
+const isClose = (item: PredictInput): item is StreamClose => (item as StreamClose).close === true;
+
+interface StreamQueue {
+  readonly items: PredictInput[];
+  windows: number;
+  /** Index of the newest window accepted since the stream (re)started; later windows must be newer. */
+  lastAccepted: number;
+}
+
+/** Round-robin order of streams with queued items; each stream at most once. */
+class ReadyRing {
+  private items: string[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(id: string): void {
+    this.items.push(id);
+  }
+
+  shift(): string | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const id = this.items[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return id;
+  }
+}
+
+/**
+ * Runs fused windows through a model runtime: one {@link Prediction} per accepted window, per stream in window
+ * order. Windows queue per stream; whenever no step is running, a tick takes the oldest queued window of each
+ * waiting stream (round-robin, up to the runtime's maxBatch) and runs one batched step. A bad window (wrong width,
+ * non-finite values) or one not newer than the stream's last is dropped and counted, never failing the stream;
+ * a full queue drops its oldest window. A failing step (a broken backend) errors the output.
+ */
+export function predictWindows(
+  runtime: ModelRuntime,
+  options: PredictOptions = {},
+): OperatorFunction<PredictInput, Prediction> {
+  const maxQueue = options.maxQueue ?? 32;
+  if (!Number.isInteger(maxQueue) || maxQueue < 1)
+    throw new InvalidOptionError('maxQueue', `must be an integer ≥ 1, got ${maxQueue}`);
+  return (source) =>
+    new Observable<Prediction>((subscriber) => {
+      const queues = new Map<string, StreamQueue>();
+      const ready = new ReadyRing();
+      const inFlight = new Map<string, number>();
+      let running = false;
+      let scheduled: ReturnType<typeof setImmediate> | undefined;
+      let sourceDone = false;
+      let stopped = false;
+      const stats = runtime.stats;
+
+      const drop = (w: FusedWindow, reason: DropReason, message: string): void => {
+        stats.dropped[reason]++;
+        options.onDrop?.({ streamId: String(w.streamId), index: w.index, reason, message });
+      };
+
+      const queueOf = (streamId: string): StreamQueue => {
+        let q = queues.get(streamId);
+        if (!q) {
+          const last = Math.max(inFlight.get(streamId) ?? -1, runtime.lastIndex(streamId) ?? -1);
+          q = { items: [], windows: 0, lastAccepted: last };
+          queues.set(streamId, q);
+        }
+        if (q.items.length === 0) ready.push(streamId);
+        return q;
+      };
+
+      const accept = (item: PredictInput): void => {
+        if (isClose(item)) {
+          const q = queueOf(item.streamId);
+          q.items.push(item);
+          q.lastAccepted = -1;
+          return;
+        }
+        const problem = runtime.checkWindow(item);
+        if (problem) return drop(item, 'bad_input', problem);
+        const existing = queues.get(item.streamId);
+        const last = existing
+          ? existing.lastAccepted
+          : Math.max(inFlight.get(item.streamId) ?? -1, runtime.lastIndex(item.streamId) ?? -1);
+        if (item.index <= last)
+          return drop(
+            item,
+            'out_of_order',
+            `window ${item.index} is not after window ${last} of "${item.streamId}"`,
+          );
+        const q = queueOf(item.streamId);
+        if (q.windows >= maxQueue) {
+          const oldest = q.items.findIndex((i) => !isClose(i));
+          const [old] = q.items.splice(oldest, 1) as [FusedWindow];
+          q.windows--;
+          stats.queuedWindows--;
+          drop(old, 'queue_full', `queue of "${item.streamId}" is full (${maxQueue} windows)`);
+        }
+        q.items.push(item);
+        q.windows++;
+        q.lastAccepted = item.index;
+        stats.queuedWindows++;
+      };
+
+      const schedule = (): void => {
+        if (running || scheduled || stopped) return;
+        // A macrotask, not a microtask: windows arriving meanwhile join the batch.
+        scheduled = setImmediate(tick);
+      };
+
+      const finishIfDone = (): void => {
+        if (sourceDone && !running && ready.length === 0) subscriber.complete();
+      };
+
+      /** One stream's turn: runs its close markers, returns its next window (if any) for the batch. */
+      const take = (streamId: string): FusedWindow | undefined => {
+        const q = queues.get(streamId);
+        if (!q) return undefined;
+        let item = q.items.shift();
+        while (item && isClose(item)) {
+          runtime.close(streamId);
+          item = q.items.shift();
+        }
+        if (item) {
+          q.windows--;
+          stats.queuedWindows--;
+        }
+        if (q.items.length > 0) ready.push(streamId);
+        else queues.delete(streamId);
+        return item;
+      };
+
+      const tick = (): void => {
+        scheduled = undefined;
+        if (stopped || running) return;
+        const batch: FusedWindow[] = [];
+        // One pass over the streams waiting now, so no stream gets two windows in a batch.
+        for (let turns = ready.length; turns > 0 && batch.length < runtime.maxBatch; turns--) {
+          const id = ready.shift() as string;
+          const w = take(id);
+          if (w) batch.push(w);
+        }
+        if (batch.length === 0) return finishIfDone();
+        running = true;
+        for (const w of batch) inFlight.set(w.streamId, w.index);
+        runtime.step(batch).then(
+          (predictions) => {
+            running = false;
+            inFlight.clear();
+            if (stopped) return;
+            for (const p of predictions) subscriber.next(p);
+            if (ready.length > 0) schedule();
+            else finishIfDone();
+          },
+          (error: unknown) => {
+            running = false;
+            inFlight.clear();
+            subscriber.error(error);
+          },
+        );
+      };
+
+      const subscription = source.subscribe({
+        next: (item) => {
+          accept(item);
+          if (ready.length > 0) schedule();
+        },
+        error: (error: unknown) => subscriber.error(error),
+        complete: () => {
+          sourceDone = true;
+          if (ready.length > 0) schedule();
+          else finishIfDone();
+        },
+      });
+
+      return () => {
+        stopped = true;
+        if (scheduled) clearImmediate(scheduled);
+        subscription.unsubscribe();
+        stats.queuedWindows -= [...queues.values()].reduce((sum, q) => sum + q.windows, 0);
+      };
+    });
+}
