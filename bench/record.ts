@@ -1,0 +1,129 @@
+// Recording write and read-back throughput. Run: npx tsx bench/record.ts
+// Streams each send audio at 100 frames/s (10 ms, 160 samples at 16 kHz), video at 15 fps (raw gray 64x48) and
+// text at 1/s, as in bench/align.ts. Baseline, measured in the same run on the same file: @mcap/core's indexed
+// reader iterating the raw messages with no decoding — the floor braid's reader builds on.
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { McapIndexedReader } from '@mcap/core';
+import { count, lastValueFrom } from 'rxjs';
+import type { AnySourceEvent } from '../src/core/events.js';
+import { FileReadable } from '../src/record/file-io.js';
+import { McapRecorder, readRecording, replayRecording } from '../src/record/index.js';
+import { loadZstd } from '../src/record/zstd.js';
+
+function makeEvents(streams: number, durationS: number): AnySourceEvent[] {
+  const events: AnySourceEvent[] = [];
+  const t0 = 1_700_000_000_000_000;
+  for (let tick = 0; tick < durationS * 100; tick++) {
+    const time = t0 + tick * 10_000;
+    for (let s = 0; s < streams; s++) {
+      const streamId = `stream-${s}`;
+      // Content varies so zstd sees something like real signals, not runs of zeros.
+      const samples = Int16Array.from({ length: 160 }, (_, k) =>
+        Math.round(8000 * Math.sin((tick * 160 + k + s) / 9)),
+      );
+      events.push({
+        streamId,
+        modality: 'audio',
+        time,
+        seq: tick,
+        payload: { sampleRate: 16000, channels: 1, samples },
+      });
+      if (tick % 20 === 0 || tick % 20 === 7 || tick % 20 === 13) {
+        const frame = Uint8Array.from({ length: 64 * 48 }, (_, k) => (k + tick + s) & 0xff);
+        const vt = t0 + Math.floor((tick * 10_000) / 66_667) * 66_667;
+        const payload = { format: 'gray' as const, width: 64, height: 48, data: frame };
+        events.push({ streamId, modality: 'video', time: vt, seq: tick, payload });
+      }
+      if (tick % 100 === 50)
+        events.push({ streamId, modality: 'text', time, seq: tick, payload: { text: 'hello there' } });
+    }
+  }
+  return events;
+}
+
+const payloadBytes = (events: readonly AnySourceEvent[]) =>
+  events.reduce(
+    (sum, e) =>
+      sum +
+      (e.modality === 'audio'
+        ? e.payload.samples.byteLength
+        : e.modality === 'video'
+          ? e.payload.data.byteLength
+          : e.modality === 'text'
+            ? e.payload.text.length
+            : 0),
+    0,
+  );
+
+async function seconds(run: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await run();
+  return (performance.now() - t) / 1000;
+}
+
+/** Best of three, after one warm-up. */
+async function best(run: () => Promise<unknown>): Promise<number> {
+  await run();
+  return Math.min(await seconds(run), await seconds(run), await seconds(run));
+}
+
+async function rawIndexed(path: string): Promise<number> {
+  const readable = await FileReadable.open(path);
+  const reader = await McapIndexedReader.Initialize({
+    readable,
+    decompressHandlers: (await loadZstd()).decompressHandlers,
+  });
+  let n = 0;
+  for await (const _ of reader.readMessages()) n++;
+  await readable.close();
+  return n;
+}
+
+async function readAll(path: string): Promise<number> {
+  let n = 0;
+  for await (const _ of readRecording(path, { onWarning: () => {} })) n++;
+  return n;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'braid-bench-record-'));
+const rows: string[] = [];
+try {
+  for (const [streams, durationS] of [
+    [1, 120],
+    [64, 4],
+  ] as const) {
+    const events = makeEvents(streams, durationS);
+    const mb = payloadBytes(events) / 1e6;
+    const path = join(dir, `s${streams}.mcap`);
+    const write = await best(async () => {
+      const recorder = await McapRecorder.create(path, { overwrite: true });
+      for (const e of events) void recorder.write(e, e.time);
+      await recorder.close();
+    });
+    const fileMb = statSync(path).size / 1e6;
+    const cut = join(dir, `s${streams}-cut.mcap`);
+    writeFileSync(cut, readFileSync(path).subarray(0, -30));
+    const cases: [string, number][] = [
+      ['write (McapRecorder, zstd)', write],
+      ['baseline: McapIndexedReader raw messages', await best(() => rawIndexed(path))],
+      ['readRecording (indexed)', await best(() => readAll(path))],
+      ['readRecording (no summary: streamed twice)', await best(() => readAll(cut))],
+      [
+        'replayRecording speed max',
+        await best(() => lastValueFrom(replayRecording(path, { speed: 'max' }).pipe(count()))),
+      ],
+    ];
+    const base = cases[1]![1];
+    for (const [name, s] of cases)
+      rows.push(
+        `| ${streams} | ${name} | ${events.length.toLocaleString('en')} | ${fileMb.toFixed(1)} | ${Math.round(events.length / s).toLocaleString('en')} | ${(mb / s).toFixed(1)} | ${(fileMb / s).toFixed(1)} | ${(base / s).toFixed(2)} |`,
+      );
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log('| streams | case | events | file MB | events/s | payload MB/s | file MB/s | vs baseline |');
+console.log('|---|---|---|---|---|---|---|---|');
+for (const r of rows) console.log(r);
