@@ -27,6 +27,7 @@ export function withModelOptions(command: Command, defaultBackend = 'auto'): Com
 export async function createPipelineFromOptions(
   options: ModelCliOptions,
   log: (line: string) => void,
+  maxQueue?: number,
 ): Promise<PredictionPipelineRunner> {
   if (!existsSync(options.model))
     throw new InvalidOptionError(
@@ -35,7 +36,7 @@ export async function createPipelineFromOptions(
     );
   const backend = options.backend === 'auto' ? 'auto' : parseBackendName(options.backend);
   const model = await loadModel(options.model);
-  return PredictionPipelineRunner.create({ model, backend, windowing: DEFAULT_WINDOWING, log });
+  return PredictionPipelineRunner.create({ model, backend, windowing: DEFAULT_WINDOWING, log, maxQueue });
 }
 
 export function durationOption(value: string): number {

@@ -4,6 +4,7 @@ import { concat, from, lastValueFrom, tap } from 'rxjs';
 import { InvalidOptionError } from '../core/errors.js';
 import type { StreamInput } from '../core/events.js';
 import { orderPredictions, predictionLine } from '../pipeline/prediction-order.js';
+import { REPLAY_QUEUE } from '../pipeline/prediction-pipeline.js';
 import { recordingInfo } from '../record/recording-reader.js';
 import { replayRecording } from '../record/replay.js';
 import {
@@ -64,7 +65,7 @@ export function registerReplayCommand(program: Command): void {
           `not in ${file}: ${unknown.join(', ')} (it has ${info.streams.map((s) => s.streamId).join(', ')})`,
         );
     }
-    const pipeline = await createPipelineFromOptions(options, log);
+    const pipeline = await createPipelineFromOptions(options, log, REPLAY_QUEUE);
     const opens: StreamInput[] = streams.map((s) => ({
       control: 'open',
       streamId: s.streamId,
@@ -93,6 +94,13 @@ export function registerReplayCommand(program: Command): void {
     );
     if (out !== process.stdout)
       await new Promise<void>((resolve) => (out as NodeJS.WritableStream).end(resolve));
+    const dropped = Object.entries(pipeline.stats().counters).filter(
+      ([k, v]) => /dropped|rejected|late|bad_frame/.test(k) && v > 0,
+    );
     log(`braid: ${count} predictions from ${streams.length} stream(s) of ${file}`);
+    if (dropped.length > 0)
+      log(
+        `braid: warning: not every event made it into a window: ${dropped.map(([k, v]) => `${k} ${v}`).join(', ')}`,
+      );
   });
 }

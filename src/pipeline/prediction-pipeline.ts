@@ -1,4 +1,4 @@
-import { map, merge, type Observable, share } from 'rxjs';
+import { map, Observable } from 'rxjs';
 import { createAlignment } from '../align/align-windows.js';
 import type { AlignOptions } from '../align/options.js';
 import type { Modality, StreamInput } from '../core/events.js';
@@ -40,12 +40,18 @@ export interface PipelineOptions {
   readonly backend?: 'auto' | BackendName;
   readonly windowing?: Partial<WindowingConfig>;
   readonly runtime?: RuntimeOptions;
-  /** Per-stream queue in front of the model (windows). */
+  /**
+   * Windows queued per stream in front of the model; beyond it the oldest are dropped (counted). Live serving keeps
+   * it small (late predictions are worthless); replay, which must not lose anything, passes REPLAY_QUEUE.
+   */
   readonly maxQueue?: number;
   readonly log?: (line: string) => void;
   /** Alignment options for tests (e.g. a TestScheduler); not for production use. */
   readonly alignExtras?: Partial<AlignOptions<Float32Array>> & { scheduler?: import('rxjs').SchedulerLike };
 }
+
+/** Queue bound for replays: a recording is replayed faster than real time, and every window must get through. */
+export const REPLAY_QUEUE = 1_000_000;
 
 export interface PipelineCounters {
   readonly counters: Record<string, number>;
@@ -124,25 +130,32 @@ export class PredictionPipelineRunner {
       },
     };
     const { thumbWidth, thumbHeight } = this.featureConfig.video;
-    const windows$ = input$.pipe(
-      decodeCompressedFrames<StreamInput>({ drops, width: thumbWidth, height: thumbHeight }),
-      alignment.align,
-      map(
-        (w): PredictInput => ({
-          streamId: w.streamId,
-          index: w.index,
-          start: w.start,
-          end: w.end,
-          x: fuseWindowFeatures(w, this.featureConfig),
-          present: w.present,
-        }),
-      ),
-      share(),
-    );
-    const closes$ = alignment.closed$.pipe(map((streamId): PredictInput => ({ streamId, close: true })));
-    return merge(closes$, windows$).pipe(
-      predictWindows(this.runtime, { maxQueue: this.options.maxQueue ?? 32 }),
-    );
+    // Stream closes are interleaved with the windows in the order the aligner made them (its last windows, then
+    // the close), so the model frees a stream's state right after that stream's last window.
+    const fused$ = new Observable<PredictInput>((subscriber) => {
+      const closes = alignment.closed$.subscribe((streamId) => subscriber.next({ streamId, close: true }));
+      const windows = input$
+        .pipe(
+          decodeCompressedFrames<StreamInput>({ drops, width: thumbWidth, height: thumbHeight }),
+          alignment.align,
+          map(
+            (w): PredictInput => ({
+              streamId: w.streamId,
+              index: w.index,
+              start: w.start,
+              end: w.end,
+              x: fuseWindowFeatures(w, this.featureConfig),
+              present: w.present,
+            }),
+          ),
+        )
+        .subscribe(subscriber);
+      return () => {
+        closes.unsubscribe();
+        windows.unsubscribe();
+      };
+    });
+    return fused$.pipe(predictWindows(this.runtime, { maxQueue: this.options.maxQueue ?? 32 }));
   }
 
   stats(): PipelineCounters {
