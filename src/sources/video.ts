@@ -1,0 +1,262 @@
+import { Observable } from 'rxjs';
+import { InvalidOptionError, SourceError } from '../core/errors.js';
+import type { RawPixelFormat, SourceEvent } from '../core/events.js';
+import { type Micros, wallClockMicros } from '../core/time.js';
+import { runProcess } from './child-process.js';
+
+export const CAMERA_INPUT_FORMATS = ['v4l2', 'avfoundation', 'dshow'] as const;
+export type CameraInputFormat = (typeof CAMERA_INPUT_FORMATS)[number];
+
+export interface CameraInput {
+  readonly kind: 'camera';
+  /** v4l2: a device node (default /dev/video0); avfoundation: an index or name (default "0"); dshow: a name. */
+  readonly device?: string;
+  /** Capture API; default from the platform: v4l2 on Linux, avfoundation on macOS, dshow on Windows. */
+  readonly inputFormat?: CameraInputFormat;
+  /** Capture size requested from the camera (`-video_size`); frames are then scaled to the output size. */
+  readonly captureWidth?: number;
+  readonly captureHeight?: number;
+  /** Frame rate requested from the camera (`-framerate`). */
+  readonly fps?: number;
+}
+
+export interface FileInput {
+  readonly kind: 'file';
+  readonly path: string;
+  /** `realtime` reads at the file's own rate (ffmpeg -re), like a camera; `fast` (default) as fast as possible. */
+  readonly pace?: 'realtime' | 'fast';
+  /** Resample to this constant frame rate (ffmpeg's fps filter); default: the file's own frames. */
+  readonly fps?: number;
+}
+
+export interface VideoSourceOptions {
+  readonly streamId: string;
+  readonly input: CameraInput | FileInput;
+  /** Output frame size (default 64×48) and pixel format (default gray). */
+  readonly width?: number;
+  readonly height?: number;
+  readonly pixelFormat?: RawPixelFormat;
+  /**
+   * Time of the first frame. Default: the wall clock when it arrives for a camera or a real-time file, 0 for a
+   * fast file. Later frames are placed by their presentation time relative to the first one.
+   */
+  readonly origin?: Micros;
+  /** Fail when ffmpeg delivers nothing for this long, in ms (default 10000; 0 never). */
+  readonly noDataTimeoutMs?: number;
+  readonly killGraceMs?: number;
+  /** ffmpeg program (default `ffmpeg` on PATH; 5.1 or newer). */
+  readonly ffmpeg?: string;
+  readonly clock?: () => Micros;
+}
+
+const defaultCameraFormat = (): CameraInputFormat =>
+  process.platform === 'darwin' ? 'avfoundation' : process.platform === 'win32' ? 'dshow' : 'v4l2';
+
+function checkPositiveInteger(option: string, value: number | undefined, max: number): void {
+  if (value === undefined) return;
+  if (!Number.isSafeInteger(value) || value < 1 || value > max)
+    throw new InvalidOptionError(option, `must be an integer in 1..${max}, got ${value}`);
+}
+
+function checkFps(option: string, value: number | undefined): void {
+  if (value === undefined) return;
+  if (!Number.isFinite(value) || value <= 0 || value > 1000)
+    throw new InvalidOptionError(option, `must be a frame rate in (0, 1000], got ${value}`);
+}
+
+function cameraInputArgs(input: CameraInput): string[] {
+  const format = input.inputFormat ?? defaultCameraFormat();
+  if (!CAMERA_INPUT_FORMATS.includes(format))
+    throw new InvalidOptionError(
+      'input.inputFormat',
+      `must be one of ${CAMERA_INPUT_FORMATS.join('|')}, got ${format}`,
+    );
+  const args = ['-f', format];
+  if (input.fps !== undefined) args.push('-framerate', String(input.fps));
+  if ((input.captureWidth === undefined) !== (input.captureHeight === undefined))
+    throw new InvalidOptionError('input.captureWidth', 'captureWidth and captureHeight go together');
+  if (input.captureWidth !== undefined)
+    args.push('-video_size', `${input.captureWidth}x${input.captureHeight}`);
+  switch (format) {
+    case 'v4l2':
+      return [...args, '-i', input.device ?? '/dev/video0'];
+    case 'avfoundation': {
+      // "<video>:<audio>": the camera only, no microphone.
+      const device = input.device ?? '0';
+      return [...args, '-i', device.includes(':') ? device : `${device}:none`];
+    }
+    case 'dshow': {
+      if (input.device === undefined)
+        throw new InvalidOptionError(
+          'input.device',
+          'dshow needs a camera name (ffmpeg -list_devices true -f dshow -i dummy)',
+        );
+      return [...args, '-i', input.device.startsWith('video=') ? input.device : `video=${input.device}`];
+    }
+  }
+}
+
+/**
+ * ffmpeg's command line for a video source. Frames leave as raw gray/rgb24 bytes on stdout; `showinfo` at the end
+ * of the filter chain logs each frame's presentation time on stderr in µs (settb=AVTB), which stamps the frame.
+ * `-fps_mode passthrough` stops ffmpeg from duplicating or dropping frames after the filters, so the n-th frame on
+ * stdout is the n-th showinfo line.
+ */
+export function ffmpegVideoArgs(options: VideoSourceOptions): string[] {
+  const width = options.width ?? 64;
+  const height = options.height ?? 48;
+  const pixelFormat = options.pixelFormat ?? 'gray';
+  checkPositiveInteger('width', width, 4096);
+  checkPositiveInteger('height', height, 4096);
+  if (pixelFormat !== 'gray' && pixelFormat !== 'rgb')
+    throw new InvalidOptionError('pixelFormat', `must be gray or rgb, got ${String(pixelFormat)}`);
+  const input = options.input;
+  const filters: string[] = [];
+  let inputArgs: string[];
+  if (input.kind === 'camera') {
+    checkFps('input.fps', input.fps);
+    checkPositiveInteger('input.captureWidth', input.captureWidth, 8192);
+    checkPositiveInteger('input.captureHeight', input.captureHeight, 8192);
+    inputArgs = cameraInputArgs(input);
+  } else if (input.kind === 'file') {
+    if (typeof input.path !== 'string' || input.path === '')
+      throw new InvalidOptionError('input.path', 'must be the path of a video file');
+    const pace = input.pace ?? 'fast';
+    if (pace !== 'fast' && pace !== 'realtime')
+      throw new InvalidOptionError('input.pace', `must be realtime or fast, got ${String(pace)}`);
+    checkFps('input.fps', input.fps);
+    if (input.fps !== undefined) filters.push(`fps=${input.fps}`);
+    inputArgs = [...(pace === 'realtime' ? ['-re'] : []), '-i', input.path];
+  } else {
+    throw new InvalidOptionError(
+      'input.kind',
+      `must be camera or file, got ${String((input as { kind: unknown }).kind)}`,
+    );
+  }
+  const ffmpegFormat = pixelFormat === 'gray' ? 'gray' : 'rgb24';
+  filters.push(`scale=${width}:${height}:flags=area`, `format=${ffmpegFormat}`, 'settb=AVTB', 'showinfo');
+  return [
+    '-hide_banner',
+    '-nostdin',
+    '-nostats',
+    '-loglevel',
+    'info',
+    ...inputArgs,
+    '-an',
+    '-sn',
+    '-dn',
+    '-vf',
+    filters.join(','),
+    '-fps_mode',
+    'passthrough',
+    '-f',
+    'rawvideo',
+    '-pix_fmt',
+    ffmpegFormat,
+    'pipe:1',
+  ];
+}
+
+const SHOWINFO = /Parsed_showinfo.*\bn:\s*(\d+)\s+pts:\s*(-?\d+)/;
+const isShowinfo = (line: string): boolean => line.includes('Parsed_showinfo');
+
+/** Cuts a byte stream into frames of a fixed size, copying each into its own array. */
+export class FixedSizeChunker {
+  readonly #size: number;
+  #frame: Uint8Array;
+  #filled = 0;
+
+  constructor(size: number) {
+    this.#size = size;
+    this.#frame = new Uint8Array(size);
+  }
+
+  get partialBytes(): number {
+    return this.#filled;
+  }
+
+  push(chunk: Uint8Array): Uint8Array[] {
+    const frames: Uint8Array[] = [];
+    let offset = 0;
+    while (offset < chunk.byteLength) {
+      const take = Math.min(this.#size - this.#filled, chunk.byteLength - offset);
+      this.#frame.set(chunk.subarray(offset, offset + take), this.#filled);
+      this.#filled += take;
+      offset += take;
+      if (this.#filled === this.#size) {
+        frames.push(this.#frame);
+        this.#frame = new Uint8Array(this.#size);
+        this.#filled = 0;
+      }
+    }
+    return frames;
+  }
+}
+
+/**
+ * Video from a camera or any file ffmpeg reads, through one ffmpeg child process: raw gray/rgb frames of the
+ * requested small size, stamped with their capture/presentation time (see {@link VideoSourceOptions.origin}), so a
+ * fast file gives the same stamps on every run. Errors (no ffmpeg, no camera, device busy, unreadable file, ffmpeg
+ * dying or going silent) end the stream with a SourceError carrying ffmpeg's own message. Unsubscribing stops and
+ * reaps ffmpeg.
+ */
+export function videoSource(options: VideoSourceOptions): Observable<SourceEvent<'video'>> {
+  const args = ffmpegVideoArgs(options);
+  const width = options.width ?? 64;
+  const height = options.height ?? 48;
+  const format = options.pixelFormat ?? 'gray';
+  const live = options.input.kind === 'camera' || options.input.pace === 'realtime';
+  const clock = options.clock ?? wallClockMicros;
+  const frameBytes = width * height * (format === 'rgb' ? 3 : 1);
+
+  return new Observable<SourceEvent<'video'>>((subscriber) => {
+    const chunker = new FixedSizeChunker(frameBytes);
+    const frames: Uint8Array[] = [];
+    const stamps: number[] = [];
+    let origin: Micros | undefined = options.origin ?? (live ? undefined : 0);
+    let firstPts = 0;
+    let seq = 0;
+    const emitReady = (): void => {
+      while (frames.length > 0 && stamps.length > 0) {
+        const data = frames.shift() as Uint8Array;
+        const pts = stamps.shift() as number;
+        if (origin === undefined) origin = clock();
+        if (seq === 0) firstPts = pts;
+        subscriber.next({
+          streamId: options.streamId,
+          modality: 'video',
+          time: origin + (pts - firstPts),
+          seq: seq++,
+          payload: { format, width, height, data },
+        });
+      }
+    };
+    return runProcess({
+      command: options.ffmpeg ?? 'ffmpeg',
+      args,
+      name: 'ffmpeg',
+      noDataTimeoutMs: options.noDataTimeoutMs ?? 10_000,
+      ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
+      keepForErrors: (line) => !isShowinfo(line) && !/^\s/.test(line),
+    }).subscribe({
+      next(output) {
+        if (output.kind === 'stdout') frames.push(...chunker.push(output.data));
+        else {
+          const match = SHOWINFO.exec(output.line);
+          if (match) stamps.push(Number(match[2]));
+        }
+        emitReady();
+      },
+      error: (error: unknown) => subscriber.error(error),
+      complete() {
+        if (frames.length > 0 || chunker.partialBytes > 0)
+          subscriber.error(
+            new SourceError(
+              `ffmpeg output ended with ${frames.length} frame(s) without a timestamp and ${chunker.partialBytes} stray byte(s)`,
+            ),
+          );
+        else subscriber.complete();
+      },
+    });
+  });
+}

@@ -1,0 +1,115 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { firstValueFrom, lastValueFrom, type Observable, take, toArray } from 'rxjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SourceError } from '../../src/core/errors.js';
+import type { SourceEvent } from '../../src/core/events.js';
+import { audioFileSource } from '../../src/sources/audio-file.js';
+import { requireTool } from '../helpers/system-tools.js';
+
+const hasTools = requireTool('ffmpeg') && requireTool('sox');
+const SPEECH_8K = '/usr/share/asterisk/sounds/en/conf-onlyperson.wav';
+const fixture = readFileSync(new URL('../fixtures/features/speech-16k.s16le', import.meta.url));
+const fixtureSamples = new Int16Array(fixture.buffer, fixture.byteOffset, fixture.byteLength / 2);
+
+let dir = '';
+let tone44k = '';
+beforeAll(() => {
+  if (!hasTools) return;
+  dir = mkdtempSync(join(tmpdir(), 'braid-audio-'));
+  tone44k = join(dir, 'tone-44k-stereo.flac');
+  // A real 44.1 kHz stereo FLAC: 1 kHz sine at half scale for one second.
+  execFileSync('sox', [
+    '-n',
+    '-r',
+    '44100',
+    '-c',
+    '2',
+    '-b',
+    '16',
+    tone44k,
+    'synth',
+    '1',
+    'sine',
+    '1000',
+    'vol',
+    '0.5',
+  ]);
+});
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const all = <T>(source: Observable<T>): Promise<T[]> => lastValueFrom(source.pipe(toArray()));
+const samplesOf = (events: SourceEvent<'audio'>[]): Int16Array => {
+  const out = new Int16Array(events.reduce((n, e) => n + e.payload.samples.length, 0));
+  let offset = 0;
+  for (const e of events) {
+    out.set(e.payload.samples, offset);
+    offset += e.payload.samples.length;
+  }
+  return out;
+};
+
+describe.skipIf(!hasTools)('audioFileSource through a real ffmpeg process', () => {
+  it('resamples 8 kHz speech to 16 kHz mono 20 ms events stamped by sample count from 0', async () => {
+    const events = await all(audioFileSource({ streamId: 'a', path: SPEECH_8K }));
+    const samples = samplesOf(events);
+    // The fixture was made by the same ffmpeg command line (scripts/make-feature-fixtures.py).
+    expect(samples.length).toBe(fixtureSamples.length);
+    let worst = 0;
+    for (let i = 0; i < samples.length; i++)
+      worst = Math.max(worst, Math.abs(samples[i]! - fixtureSamples[i]!));
+    expect(worst).toBeLessThanOrEqual(4);
+    expect(events.slice(0, -1).every((e) => e.payload.samples.length === 320)).toBe(true);
+    expect(events.at(-1)!.payload.samples.length).toBe(samples.length - 320 * (events.length - 1));
+    expect(events.map((e) => e.time)).toEqual(events.map((_, i) => i * 20_000));
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i));
+  });
+
+  it('mixes 44.1 kHz stereo down and keeps the tone’s pitch and level', async () => {
+    const events = await all(
+      audioFileSource({ streamId: 'a', path: tone44k, frameMs: 10, origin: 5_000_000 }),
+    );
+    const samples = samplesOf(events);
+    expect(Math.abs(samples.length - 16_000)).toBeLessThanOrEqual(1);
+    expect(events[1]!.time).toBe(5_010_000);
+    let crossings = 0;
+    for (let i = 1; i < samples.length; i++) if (samples[i - 1]! < 0 && samples[i]! >= 0) crossings++;
+    expect(Math.abs(crossings - 1000)).toBeLessThanOrEqual(2);
+    const middle = samples.subarray(4000, 12_000);
+    const peak = middle.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    expect(Math.abs(peak - 16_384)).toBeLessThan(400);
+  });
+
+  it('paces a real-time file like a microphone, stamped from the wall clock', async () => {
+    const started = Date.now();
+    const events = await firstValueFrom(
+      audioFileSource({ streamId: 'a', path: SPEECH_8K, pace: 'realtime' }).pipe(take(30), toArray()),
+    );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+    const origin = events[0]!.time;
+    expect(Math.abs(origin / 1000 - started)).toBeLessThan(5_000);
+    expect(events[29]!.time - origin).toBe(29 * 20_000);
+  });
+
+  it('a missing file or a file without audio fails with ffmpeg’s message', async () => {
+    const failure = async (path: string): Promise<string> => {
+      try {
+        await all(audioFileSource({ streamId: 'a', path }));
+      } catch (error) {
+        expect(error).toBeInstanceOf(SourceError);
+        return (error as Error).message;
+      }
+      throw new Error('expected a SourceError');
+    };
+    expect(await failure('/nonexistent/speech.wav')).toMatch(
+      /^ffmpeg exited with code 1: .*No such file or directory/,
+    );
+    expect(await failure('/usr/share/doc/opencv-doc/examples/data/vtest.avi')).toMatch(
+      /^ffmpeg exited with code 1: .*matches no streams/,
+    );
+  });
+});
