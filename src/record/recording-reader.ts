@@ -204,7 +204,7 @@ export class RecordingReader {
           infos.push({ ...base, ...braid });
         }
       }
-      const info = describe(path, source, infos, warnings);
+      const info = summarise(path, source, infos, warnings);
       const onWarning = options.onWarning ?? defaultWarning;
       for (const w of warnings) onWarning(w);
       return new RecordingReader(path, readable, source, info, channels, onWarning);
@@ -340,7 +340,7 @@ export class RecordingReader {
   }
 }
 
-function describe(
+function summarise(
   path: string,
   source: MessageSource,
   channels: readonly ChannelInfo[],
