@@ -1,5 +1,5 @@
 import { FEATURE_MODALITIES, type FeatureModality, type ModelDims, modelDims } from './config.js';
-import { COL_BLOCK, KernelMemory, memoryBytes, ROW_BLOCK, roundUp } from './simd-gemm.js';
+import { COL_BLOCK, KernelMemory, LANES, memoryBytes, ROW_BLOCK, roundUp } from './simd-kernels.js';
 import { type BackendName, checkStepArgs, type StepKernel } from './step-kernel.js';
 import { encoderBiasName, encoderKernelName, type Model } from './weights.js';
 
@@ -24,13 +24,32 @@ function packColumns(dst: Float32Array, src: Float32Array, rows: number, cols: n
   for (let r = 0; r < rows; r++) dst.set(src.subarray(r * cols, (r + 1) * cols), r * padded);
 }
 
+/**
+ * Copies gate-blocked columns [rows][gates × H] into [rows][paddedCols] with each gate's block starting at a
+ * multiple of the SIMD width (gate g at g × H4), so the gate functions load whole vectors of one gate.
+ */
+function packGates(
+  dst: Float32Array,
+  src: Float32Array,
+  rows: number,
+  gates: number,
+  H: number,
+  H4: number,
+  padded: number,
+): void {
+  for (let r = 0; r < rows; r++)
+    for (let g = 0; g < gates; g++)
+      dst.set(src.subarray(r * gates * H + g * H, r * gates * H + (g + 1) * H), r * padded + g * H4);
+}
+
 const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
 
 /**
  * The `cpu-fused` backend: the whole model step (normalization, encoders, fusion, GRU/LSTM cell, head) over
- * preallocated buffers in one WebAssembly memory, with every matrix product done by the SIMD kernel of
- * simd-gemm.ts. It allocates nothing per step. GRU gates of x and of h are each one fused product over the 3H gate
- * columns (they must stay separate because of reset_after); the LSTM's four gates are one product over [x | h].
+ * preallocated buffers in one WebAssembly memory; matrix products and gate nonlinearities run as the SIMD
+ * functions of simd-kernels.ts. It allocates nothing per step. The GRU's gates of x and of h are each one fused
+ * product over all 3 gate blocks (kept apart because of reset_after); the LSTM's four gates are one product over
+ * [x | h]. Gate blocks are padded to H4 = H rounded up to 4 columns so every SIMD vector holds one gate.
  */
 export class FusedStepKernel implements StepKernel {
   readonly backend: BackendName = 'cpu-fused';
@@ -43,9 +62,11 @@ export class FusedStepKernel implements StepKernel {
   private readonly head: 'sigmoid' | 'softmax';
   private readonly mean: Float64Array;
   private readonly std: Float64Array;
+  /** Hidden size rounded up to the SIMD width: the width of one gate block and of an h or c row. */
+  private readonly h4: number;
   private readonly gateCols: number;
   private readonly labelCols: number;
-  /** Floats per cell-input row: [encoders | mask | h | 8 floats of slack for the last encoder's padding]. */
+  /** Floats per cell-input row: [encoders | mask | h | 8 floats of slack for padding spill and H4 reads]. */
   private readonly cellStride: number;
   private readonly xn: Buffer;
   private readonly cellIn: Buffer;
@@ -56,6 +77,8 @@ export class FusedStepKernel implements StepKernel {
   private readonly recurrentBias: Buffer | undefined;
   private readonly gx: Buffer;
   private readonly gh: Buffer | undefined;
+  private readonly cPrev: Buffer | undefined;
+  private readonly cNew: Buffer | undefined;
   private readonly hNew: Buffer;
   private readonly headKernel: Buffer;
   private readonly headBias: Buffer;
@@ -72,7 +95,9 @@ export class FusedStepKernel implements StepKernel {
     this.std = Float64Array.from(config.normalization.std);
     const rows = roundUp(maxBatch, ROW_BLOCK);
     const H = d.hidden;
-    this.gateCols = roundUp(d.gates, COL_BLOCK);
+    const gates = this.isGru ? 3 : 4;
+    this.h4 = roundUp(H, LANES);
+    this.gateCols = roundUp(gates * this.h4, COL_BLOCK);
     this.labelCols = roundUp(d.labels, COL_BLOCK);
     this.cellStride = d.cellInput + H + COL_BLOCK;
     const encoderSpecs = FEATURE_MODALITIES.filter((m) => config.inputLayout[m] > 0).map((m) => ({
@@ -82,16 +107,16 @@ export class FusedStepKernel implements StepKernel {
       cols: roundUp(config.encoderUnits[m], COL_BLOCK),
     }));
     const cellK = this.isGru ? d.cellInput : d.cellInput + H;
+    const G = this.gateCols;
     const sizes = [
       rows * d.input,
       rows * this.cellStride,
       ...encoderSpecs.flatMap((e) => [e.inputs * e.cols, e.cols]),
-      cellK * this.gateCols,
-      ...(this.isGru ? [H * this.gateCols, this.gateCols] : []),
-      this.gateCols,
-      rows * this.gateCols,
-      ...(this.isGru ? [rows * this.gateCols] : []),
-      rows * H,
+      cellK * G,
+      ...(this.isGru ? [H * G, G, rows * G] : [rows * this.h4, rows * this.h4]),
+      G,
+      rows * G,
+      rows * this.h4,
       H * this.labelCols,
       this.labelCols,
       rows * this.labelCols,
@@ -116,28 +141,26 @@ export class FusedStepKernel implements StepKernel {
     const cellKernel = weights['cell/kernel'] as Float32Array;
     const cellRecurrent = weights['cell/recurrent_kernel'] as Float32Array;
     const cellBias = weights['cell/bias'] as Float32Array;
-    this.kernel = a(cellK * this.gateCols);
-    packColumns(this.kernel.view, cellKernel, d.cellInput, d.gates, this.gateCols);
+    const pack = (dst: Float32Array, src: Float32Array, r: number): void =>
+      packGates(dst, src, r, gates, H, this.h4, G);
+    this.kernel = a(cellK * G);
+    pack(this.kernel.view, cellKernel, d.cellInput);
     if (this.isGru) {
-      this.recurrent = a(H * this.gateCols);
-      packColumns(this.recurrent.view, cellRecurrent, H, d.gates, this.gateCols);
-      this.recurrentBias = a(this.gateCols);
-      this.recurrentBias.view.set(cellBias.subarray(d.gates, 2 * d.gates));
+      this.recurrent = a(H * G);
+      pack(this.recurrent.view, cellRecurrent, H);
+      this.recurrentBias = a(G);
+      pack(this.recurrentBias.view, cellBias.subarray(d.gates, 2 * d.gates), 1);
+      this.gh = a(rows * G);
     } else {
-      // LSTM: the recurrent kernel is stacked under the input kernel so [x | h] · [W; U] is one product.
-      packColumns(
-        this.kernel.view.subarray(d.cellInput * this.gateCols),
-        cellRecurrent,
-        H,
-        d.gates,
-        this.gateCols,
-      );
+      // The recurrent kernel is stacked under the input kernel so [x | h] · [W; U] is one product.
+      pack(this.kernel.view.subarray(d.cellInput * G), cellRecurrent, H);
+      this.cPrev = a(rows * this.h4);
+      this.cNew = a(rows * this.h4);
     }
-    this.inputBias = a(this.gateCols);
-    this.inputBias.view.set(cellBias.subarray(0, d.gates));
-    this.gx = a(rows * this.gateCols);
-    if (this.isGru) this.gh = a(rows * this.gateCols);
-    this.hNew = a(rows * H);
+    this.inputBias = a(G);
+    pack(this.inputBias.view, cellBias.subarray(0, d.gates), 1);
+    this.gx = a(rows * G);
+    this.hNew = a(rows * this.h4);
     this.headKernel = a(H * this.labelCols);
     packColumns(this.headKernel.view, weights['head/kernel'] as Float32Array, H, d.labels, this.labelCols);
     this.headBias = a(this.labelCols);
@@ -151,8 +174,9 @@ export class FusedStepKernel implements StepKernel {
     this.normalize(n, x);
     this.encode(rows);
     this.fillMaskAndState(n, state);
-    if (this.isGru) this.gru(n, rows, nextState);
-    else this.lstm(n, rows, state, nextState);
+    if (this.isGru) this.gru(n, rows);
+    else this.lstm(n, rows);
+    this.writeState(n, nextState);
     this.applyHead(n, rows, y);
   }
 
@@ -199,15 +223,17 @@ export class FusedStepKernel implements StepKernel {
       const c = r * stride;
       for (let i = 0; i < 3; i++) cell[c + maskAt + i] = xn[r * F + maskOffset + i] as number;
       cell.set(state.subarray(r * S, r * S + H), c + cellInput);
+      this.cPrev?.view.set(state.subarray(r * S + H, (r + 1) * S), r * this.h4);
     }
   }
 
-  private gru(n: number, rows: number, nextState: Float32Array): void {
+  private gru(n: number, rows: number): void {
     const { cellInput, hidden: H } = this.dims;
     const G = this.gateCols;
     const stride = this.cellStride * 4;
     const gh = this.gh as Buffer;
-    this.mem.gemm(
+    const { gemm } = this.mem;
+    gemm(
       this.cellIn.ptr,
       stride,
       cellInput,
@@ -219,43 +245,29 @@ export class FusedStepKernel implements StepKernel {
       rows,
       0,
     );
-    this.mem.gemm(
+    const recurrent = (this.recurrent as Buffer).ptr;
+    const recurrentBias = (this.recurrentBias as Buffer).ptr;
+    gemm(this.cellIn.ptr + cellInput * 4, stride, H, recurrent, G, recurrentBias, gh.ptr, G * 4, rows, 0);
+    this.mem.gruGates(
+      this.gx.ptr,
+      gh.ptr,
       this.cellIn.ptr + cellInput * 4,
       stride,
-      H,
-      (this.recurrent as Buffer).ptr,
+      this.hNew.ptr,
+      n,
+      this.h4,
       G,
-      (this.recurrentBias as Buffer).ptr,
-      gh.ptr,
-      G * 4,
-      rows,
-      0,
     );
-    const gx = this.gx.view;
-    const ghv = gh.view;
-    const cell = this.cellIn.view;
-    const hNew = this.hNew.view;
-    for (let r = 0; r < n; r++) {
-      const g = r * G;
-      const hp = r * this.cellStride + cellInput;
-      for (let j = 0; j < H; j++) {
-        const z = sigmoid((gx[g + j] as number) + (ghv[g + j] as number));
-        const rr = sigmoid((gx[g + H + j] as number) + (ghv[g + H + j] as number));
-        const c = Math.tanh((gx[g + 2 * H + j] as number) + rr * (ghv[g + 2 * H + j] as number));
-        const h = z * (cell[hp + j] as number) + (1 - z) * c;
-        hNew[r * H + j] = h;
-        nextState[r * H + j] = h;
-      }
-    }
   }
 
-  private lstm(n: number, rows: number, state: Float32Array, nextState: Float32Array): void {
-    const { cellInput, hidden: H, state: S } = this.dims;
+  private lstm(n: number, rows: number): void {
+    const { cellInput, hidden: H } = this.dims;
     const G = this.gateCols;
+    const K = cellInput + H;
     this.mem.gemm(
       this.cellIn.ptr,
       this.cellStride * 4,
-      cellInput + H,
+      K,
       this.kernel.ptr,
       G,
       this.inputBias.ptr,
@@ -264,30 +276,29 @@ export class FusedStepKernel implements StepKernel {
       rows,
       0,
     );
-    const g = this.gx.view;
+    const cPrev = this.cPrev as Buffer;
+    const cNew = this.cNew as Buffer;
+    this.mem.lstmGates(this.gx.ptr, cPrev.ptr, this.hNew.ptr, cNew.ptr, n, this.h4, G);
+  }
+
+  private writeState(n: number, nextState: Float32Array): void {
+    const { hidden: H, state: S } = this.dims;
+    const h4 = this.h4;
     const hNew = this.hNew.view;
+    const cNew = this.cNew?.view;
     for (let r = 0; r < n; r++) {
-      const o = r * G;
-      for (let j = 0; j < H; j++) {
-        const i = sigmoid(g[o + j] as number);
-        const f = sigmoid(g[o + H + j] as number);
-        const cc = Math.tanh(g[o + 2 * H + j] as number);
-        const out = sigmoid(g[o + 3 * H + j] as number);
-        const c = f * (state[r * S + H + j] as number) + i * cc;
-        const h = out * Math.tanh(c);
-        hNew[r * H + j] = h;
-        nextState[r * S + j] = h;
-        nextState[r * S + H + j] = c;
-      }
+      nextState.set(hNew.subarray(r * h4, r * h4 + H), r * S);
+      if (cNew) nextState.set(cNew.subarray(r * h4, r * h4 + H), r * S + H);
     }
   }
 
   private applyHead(n: number, rows: number, y: Float32Array): void {
     const { hidden: H, labels: L } = this.dims;
     const LC = this.labelCols;
-    this.mem.gemm(
+    const { gemm } = this.mem;
+    gemm(
       this.hNew.ptr,
-      H * 4,
+      this.h4 * 4,
       H,
       this.headKernel.ptr,
       LC,

@@ -291,6 +291,42 @@ describe('fused CPU kernel', () => {
     );
   });
 
+  it('saturates like the reference for huge pre-activations (vector exp clamps instead of overflowing)', () => {
+    for (const cell of ['gru', 'lstm'] as const) {
+      const shape: Shape = {
+        cell,
+        head: 'softmax',
+        audio: 5,
+        video: 3,
+        text: 2,
+        units: [6, 4, 3],
+        hidden: 9,
+        labels: 4,
+      };
+      const config = configFor(shape, 17);
+      const model = createModel(config, randomWeights(config, { seed: 17, biasScale: 0.5 }));
+      const d = modelDims(config);
+      const next = mulberry32(18);
+      const [n, t] = [4, 3];
+      const xs = Float32Array.from(
+        { length: n * t * d.input },
+        () => (next() < 0.5 ? -1 : 1) * 10 ** (next() * 8),
+      );
+      const fused = streamFused(model, xs, n, t);
+      for (const v of fused.state) expect(Number.isFinite(v)).toBe(true);
+      const params = createModelParams(model);
+      const ref = tf.tidy(() => {
+        const out = forwardSequence(params, config, tf.tensor3d(xs, [n, t, d.input]));
+        return { ys: out.y.dataSync(), state: out.state.dataSync() };
+      });
+      disposeParams(params);
+      expect(maxAbsDiff(fused.ys, ref.ys)).toBeLessThan(1e-5);
+      // LSTM cell states are unbounded sums; compare them relative to their size.
+      const scale = Math.max(1, ...Array.from(ref.state, Math.abs));
+      expect(maxAbsDiff(fused.state, ref.state) / scale).toBeLessThan(1e-5);
+    }
+  });
+
   it('reads and writes the state in place when state and nextState are the same array', () => {
     const config = configFor({
       cell: 'lstm',
