@@ -39,6 +39,8 @@ export interface AlignStats {
   forcedCloses: number;
   idleTransitions: number;
   epochResets: number;
+  /** Progress controls (producer timestamp bounds) taken. */
+  progress: number;
   streamsOpened: number;
   streamsClosed: number;
   openStreams: number;
@@ -99,6 +101,7 @@ export class WindowAligner<C> {
     forcedCloses: 0,
     idleTransitions: 0,
     epochResets: 0,
+    progress: 0,
     streamsOpened: 0,
     streamsClosed: 0,
     openStreams: 0,
@@ -270,6 +273,27 @@ export class WindowAligner<C> {
         // watermark stays, so windows already closed stay closed and their stragglers count as late.
         source.maxTime = Number.NEGATIVE_INFINITY;
         this.stats.epochResets++;
+        return;
+      }
+      case 'progress': {
+        const { time } = control;
+        if (typeof time !== 'number' || !Number.isFinite(time))
+          return this.#reject(
+            control,
+            'non_finite_time',
+            'time',
+            `progress: time must be a finite number of µs, got ${String(time)}`,
+          );
+        if (stream === undefined) return;
+        const now = this.#nowMs();
+        for (const source of stream.sources) {
+          if (source === undefined) continue;
+          source.lastArrivalMs = now;
+          source.idle = false;
+          if (time > source.watermark) source.watermark = time;
+        }
+        this.stats.progress++;
+        this.#closeReady(stream);
         return;
       }
       default:

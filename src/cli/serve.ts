@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Subscription } from 'rxjs';
-import { InvalidOptionError } from '../core/errors.js';
+import { InvalidEventError, InvalidOptionError } from '../core/errors.js';
 import type { StreamInput } from '../core/events.js';
 import { McapRecorder } from '../record/recorder.js';
 import { recordingInfo } from '../record/recording-reader.js';
@@ -59,7 +59,7 @@ export function registerServeCommand(program: Command): void {
       token: options.token,
       allowedOrigins: options.allowOrigin,
       log,
-      onInput: recorder ? (input) => void recordInput(recorder!, input) : undefined,
+      onInput: recorder ? (input) => void recordInput(recorder!, input, log) : undefined,
     });
     log(`braid: serving on ${server.url} (model ${options.model}, labels ${pipeline.labels.join(', ')})`);
 
@@ -99,11 +99,22 @@ export function registerServeCommand(program: Command): void {
   });
 }
 
-async function recordInput(recorder: McapRecorder, input: StreamInput): Promise<void> {
+let recordFailureLogged = false;
+
+async function recordInput(
+  recorder: McapRecorder,
+  input: StreamInput,
+  log: (line: string) => void,
+): Promise<void> {
   if ('control' in input) return;
   try {
     await recorder.write(input);
-  } catch {
-    // Counted by the recorder (rejected by reason); a bad event must not stop the server.
+  } catch (error) {
+    // An invalid event is counted by the recorder and must not stop the server; a failing disk is said once.
+    if (error instanceof InvalidEventError || recordFailureLogged) return;
+    recordFailureLogged = true;
+    log(
+      `braid: recording failed, the server goes on without it: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
 }

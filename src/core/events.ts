@@ -192,12 +192,15 @@ const isDimension = (v: unknown): boolean =>
  * Control messages that travel in the same stream as events. `open` declares which modalities a stream will send, so
  * its windows wait for all of them from the very first window (otherwise a modality counts once its first event
  * arrives); `close` flushes the stream's open windows and frees its state; `reset` starts a new time epoch for one
- * source (a device restart) without restarting the pipeline.
+ * source (a device restart) without restarting the pipeline; `progress` is the producer's promise that every event of
+ * the stream captured before `time` has been sent (MediaPipe's timestamp bound), so windows ending by then can close
+ * at once instead of waiting for the next frame of a slow modality.
  */
 export type StreamControl =
   | { readonly control: 'open'; readonly streamId: string; readonly modalities?: readonly Modality[] }
   | { readonly control: 'close'; readonly streamId: string }
-  | { readonly control: 'reset'; readonly streamId: string; readonly modality: Modality };
+  | { readonly control: 'reset'; readonly streamId: string; readonly modality: Modality }
+  | { readonly control: 'progress'; readonly streamId: string; readonly time: Micros };
 
 export type StreamInput = AnySourceEvent | StreamControl;
 

@@ -26,11 +26,16 @@ export interface WindowingConfig {
   readonly nonGating: readonly Modality[];
 }
 
+/**
+ * 500 ms tumbling windows. A window closes when every gating modality has passed its end (40 ms of jitter allowed),
+ * or at once when the producer sends a progress bound past it (the demo page does, every 20 ms); a modality silent
+ * for 1 s of wall time stops holding windows. Text and labels are sparse: they never hold a window back.
+ */
 export const DEFAULT_WINDOWING: WindowingConfig = {
   size: ms(500),
   hop: ms(500),
-  outOfOrderness: ms(50),
-  allowedLateness: ms(100),
+  outOfOrderness: ms(40),
+  allowedLateness: 0,
   idleTimeout: ms(1000),
   nonGating: ['text', 'label'],
 };

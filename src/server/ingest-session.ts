@@ -113,6 +113,10 @@ export class IngestSession {
     const streamId = this.#hello.streamId;
     if (message.type === 'close') return this.close();
     if (this.#closed) throw new ProtocolError('closed', 'stream is closed');
+    if (message.type === 'progress') {
+      this.emit({ control: 'progress', streamId, time: message.time });
+      return;
+    }
     this.#requireModality(message.type);
     this.counters.framesIn++;
     if (message.type === 'text')

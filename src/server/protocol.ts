@@ -56,10 +56,13 @@ export const labelMessageSchema = z
   .object({ type: z.literal('label'), time, seq, labels: z.record(z.string(), z.number()) })
   .strict();
 export const closeMessageSchema = z.object({ type: z.literal('close') }).strict();
+/** The producer has sent every event of its stream captured before `time` (all modalities). */
+export const progressMessageSchema = z.object({ type: z.literal('progress'), time }).strict();
 export const producerMessageSchema = z.discriminatedUnion('type', [
   textMessageSchema,
   labelMessageSchema,
   closeMessageSchema,
+  progressMessageSchema,
 ]);
 export type ProducerMessage = z.infer<typeof producerMessageSchema>;
 

@@ -82,6 +82,8 @@ async function recordLiveSession(): Promise<Prediction[]> {
       }
       if (tick % 170 === 50 + k)
         ws.send(JSON.stringify({ type: 'text', time, seq: tick, text: `message ${tick} from ${k}` }));
+      // Live producers send progress bounds (not recorded): windows close earlier, with the same contents.
+      if (tick % 10 === 9) ws.send(JSON.stringify({ type: 'progress', time: time + 10_000 }));
     }
     if (tick % 50 === 0) await new Promise((r) => setTimeout(r, 1));
   }

@@ -138,6 +138,21 @@ describe('WindowAligner: windows and watermarks', () => {
     expect(times(h.windows[0]!, 'label')).toEqual([5]);
   });
 
+  it('closes windows on a producer progress bound without waiting for a slow modality', () => {
+    const h = harness({ outOfOrderness: 30 });
+    h.aligner.push({ control: 'open', streamId: 's', modalities: ['audio', 'video'] });
+    h.aligner.push(ev('s', 'video', 5));
+    for (const t of [10, 60, 110, 160]) h.aligner.push(ev('s', 'audio', t));
+    expect(h.windows).toHaveLength(0); // video's next frame has not come, and audio's watermark is 130
+    h.aligner.push({ control: 'progress', streamId: 's', time: 170 });
+    expect(h.windows.map((w) => [w.index, w.closedBy])).toEqual([[0, 'watermark']]);
+    expect(times(h.windows[0]!, 'video')).toEqual([5]);
+    expect(h.aligner.stats.progress).toBe(1);
+    // A frame the producer promised not to send is late, not silently merged.
+    h.aligner.push(ev('s', 'video', 90));
+    expect(h.late.map((l) => l.event.time)).toEqual([90]);
+  });
+
   it('keeps streams independent', () => {
     const h = harness();
     h.aligner.push(ev('a', 'audio', 10));
