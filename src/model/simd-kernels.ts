@@ -1,3 +1,4 @@
+import { roundUp } from './packed-weights.js';
 import { type Bytes, type FunctionDef, moduleBytes, op } from './wasm-encoding.js';
 
 /**
@@ -348,10 +349,8 @@ export type LstmGatesFn = (
   gCols: number,
 ) => void;
 
+/** Rows per gemm block: callers pad row counts to a multiple of it. */
 export const ROW_BLOCK = 4;
-export const COL_BLOCK = 8;
-export const LANES = 4;
-export const roundUp = (n: number, block: number): number => Math.ceil(n / block) * block;
 
 /**
  * One kernel's WebAssembly memory with the module instantiated over it, and a linear allocator handing out
