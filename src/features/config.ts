@@ -109,7 +109,7 @@ const audioSchema = z
     sampleRate: z.number().int().min(8_000).max(48_000),
     frameLength: positiveInt(1 << 16),
     hopLength: positiveInt(1 << 16),
-    fftSize: positiveInt(1 << 16).refine((n) => n >= 2 && (n & (n - 1)) === 0, 'must be a power of two'),
+    fftSize: positiveInt(1 << 16).refine((n) => n >= 4 && (n & (n - 1)) === 0, 'must be a power of two ≥ 4'),
     melBands: positiveInt(512),
     fMin: z.number().min(0),
     fMax: z.number().positive(),

@@ -168,23 +168,47 @@ interface DecodeTarget {
   readonly maxInputPixels: number;
 }
 
-/** One sharp call: decode (shrinking on load where the codec can), drop alpha, fill the target size, raw bytes. */
+/**
+ * One sharp call: decode (JPEG shrink-on-load does most of the downscale), fill the target size, drop alpha, raw
+ * bytes. Colour to grey is done here on the 16×12 result (Rec. 601 luma, as the video features use) rather than by
+ * sharp's greyscale(), whose colourspace pipeline costs more per call than decoding a 320×240 JPEG.
+ */
 async function decodeToRaw(data: Uint8Array, target: DecodeTarget): Promise<Uint8Array> {
-  const pipeline = sharp(data, {
+  const { data: raw, info } = await sharp(data, {
     sequentialRead: true,
     limitInputPixels: target.maxInputPixels,
     failOn: 'error',
   })
     .resize(target.width, target.height, { fit: 'fill' })
-    .removeAlpha();
-  const channels = target.format === 'gray' ? 1 : 3;
-  const shaped = target.format === 'gray' ? pipeline.greyscale() : pipeline.toColourspace('srgb');
-  const { data: raw, info } = await shaped.raw().toBuffer({ resolveWithObject: true });
-  if (info.channels !== channels || raw.byteLength !== target.width * target.height * channels)
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const pixels = target.width * target.height;
+  if (
+    info.width !== target.width ||
+    info.height !== target.height ||
+    (info.channels !== 1 && info.channels !== 3)
+  )
     throw new Error(
-      `decoded to ${info.width}x${info.height}x${info.channels}, not ${target.width}x${target.height}x${channels}`,
+      `decoded to ${info.width}x${info.height} with ${info.channels} channels, expected 1 (grey) or 3 (sRGB)`,
     );
-  return new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+  if (target.format === 'gray') return info.channels === 1 ? new Uint8Array(raw) : rgbToLuma(raw, pixels);
+  return info.channels === 3 ? new Uint8Array(raw) : greyToRgb(raw, pixels);
+}
+
+function rgbToLuma(rgb: Uint8Array, pixels: number): Uint8Array {
+  const grey = new Uint8Array(pixels);
+  for (let i = 0, p = 0; i < pixels; i++, p += 3)
+    grey[i] = Math.round(
+      0.299 * (rgb[p] as number) + 0.587 * (rgb[p + 1] as number) + 0.114 * (rgb[p + 2] as number),
+    );
+  return grey;
+}
+
+function greyToRgb(grey: Uint8Array, pixels: number): Uint8Array {
+  const rgb = new Uint8Array(pixels * 3);
+  for (let i = 0; i < pixels; i++) rgb.fill(grey[i] as number, 3 * i, 3 * i + 3);
+  return rgb;
 }
 
 const describe = (event: CompressedVideo): string => `stream "${event.streamId}" video seq ${event.seq}`;

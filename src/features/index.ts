@@ -6,6 +6,7 @@ export * from './frame-aggregates.js';
 export * from './fuse.js';
 export * from './log-mel.js';
 export * from './mel.js';
+export * from './real-fft.js';
 export * from './text-features.js';
 export * from './thumbnail.js';
 export * from './video-features.js';

@@ -1,6 +1,6 @@
-import FFT from 'fft.js';
 import type { AudioFeatureConfig } from './config.js';
 import { type MelBand, melFilterbank } from './mel.js';
+import { RealPowerSpectrum } from './real-fft.js';
 
 /** Receives each analysis frame's log-mel bands and RMS; the arrays are reused, so copy what must be kept. */
 export interface LogMelSink {
@@ -15,22 +15,21 @@ export interface LogMelSink {
  */
 export class LogMelExtractor {
   readonly #config: AudioFeatureConfig;
-  readonly #fft: FFT;
+  readonly #spectrum: RealPowerSpectrum;
   readonly #window: Float64Array;
-  readonly #fftIn: Float64Array;
-  readonly #fftOut: Float64Array;
+  /** The windowed frame, zero-padded to fftSize. */
+  readonly #frame: Float64Array;
   readonly #power: Float64Array;
-  readonly #bands: readonly MelBand[];
+  readonly #mel: FlatMelBank;
   readonly #logMel: Float64Array;
 
   constructor(config: AudioFeatureConfig) {
     this.#config = config;
-    this.#fft = new FFT(config.fftSize);
+    this.#spectrum = new RealPowerSpectrum(config.fftSize);
     this.#window = periodicHann(config.frameLength);
-    this.#fftIn = new Float64Array(config.fftSize);
-    this.#fftOut = new Float64Array(2 * config.fftSize);
+    this.#frame = new Float64Array(config.fftSize);
     this.#power = new Float64Array(config.fftSize / 2 + 1);
-    this.#bands = melFilterbank(config);
+    this.#mel = flatten(melFilterbank(config));
     this.#logMel = new Float64Array(config.melBands);
   }
 
@@ -51,39 +50,52 @@ export class LogMelExtractor {
   }
 
   #analyseFrame(samples: Float64Array, offset: number, length: number): number {
-    const { frameLength, fftSize, logEps } = this.#config;
-    const input = this.#fftIn;
+    const { frameLength, logEps } = this.#config;
+    const frame = this.#frame;
     const window = this.#window;
     const available = Math.min(frameLength, length - offset);
     let sumSquares = 0;
     for (let i = 0; i < available; i++) {
       const x = samples[offset + i] as number;
       sumSquares += x * x;
-      input[i] = x * (window[i] as number);
+      frame[i] = x * (window[i] as number);
     }
     // Only a short block reaches here with available < frameLength; the tail past frameLength stays zero.
-    input.fill(0, available, frameLength);
-    this.#fft.realTransform(this.#fftOut, input);
-    const out = this.#fftOut;
+    frame.fill(0, available, frameLength);
+    this.#spectrum.compute(frame, this.#power);
     const power = this.#power;
-    const bins = fftSize / 2 + 1;
-    for (let k = 0; k < bins; k++) {
-      const re = out[2 * k] as number;
-      const im = out[2 * k + 1] as number;
-      power[k] = re * re + im * im;
-    }
-    const bands = this.#bands;
+    const { firstBin, weightStart, weights } = this.#mel;
     const logMel = this.#logMel;
-    for (let m = 0; m < bands.length; m++) {
-      const band = bands[m] as MelBand;
-      const weights = band.weights;
+    for (let m = 0; m < logMel.length; m++) {
+      const bin = (firstBin[m] as number) - (weightStart[m] as number);
+      const end = weightStart[m + 1] as number;
       let sum = 0;
-      for (let j = 0; j < weights.length; j++)
-        sum += (weights[j] as number) * (power[band.firstBin + j] as number);
+      for (let j = weightStart[m] as number; j < end; j++)
+        sum += (weights[j] as number) * (power[bin + j] as number);
       logMel[m] = Math.log(sum + logEps);
     }
     return Math.sqrt(sumSquares / frameLength);
   }
+}
+
+/** The mel bands' weights in one array (band m's from weightStart[m] to weightStart[m + 1]): no object per band. */
+interface FlatMelBank {
+  readonly firstBin: Int32Array;
+  readonly weightStart: Int32Array;
+  readonly weights: Float64Array;
+}
+
+function flatten(bands: readonly MelBand[]): FlatMelBank {
+  const firstBin = Int32Array.from(bands, (b) => b.firstBin);
+  const weightStart = new Int32Array(bands.length + 1);
+  bands.forEach((b, m) => {
+    weightStart[m + 1] = (weightStart[m] as number) + b.weights.length;
+  });
+  const weights = new Float64Array(weightStart[bands.length] as number);
+  bands.forEach((b, m) => {
+    weights.set(b.weights, weightStart[m] as number);
+  });
+  return { firstBin, weightStart, weights };
 }
 
 /** Periodic Hann (the DFT-even window of numpy/scipy `hann(n, sym=False)`): 0.5 − 0.5·cos(2πi/n). */

@@ -21,7 +21,8 @@ beforeAll(async () => {
   jpeg = await sharp(rgb, { raw: { width: W, height: H, channels: 3 } })
     .jpeg({ quality: 95 })
     .toBuffer();
-  const rgba = new Uint8Array(40 * 30 * 4).fill(200);
+  // Opaque alpha: resizing premultiplies by alpha, which would round a translucent 200 to 198.
+  const rgba = new Uint8Array(40 * 30 * 4).map((_, i) => (i % 4 === 3 ? 255 : 200));
   pngWithAlpha = await sharp(rgba, { raw: { width: 40, height: 30, channels: 4 } })
     .png()
     .toBuffer();
@@ -62,16 +63,26 @@ describe('decodeCompressedFrames', () => {
     expect(drops.total).toBe(0);
   });
 
-  it('drops alpha from PNG and can keep colour as rgb at another size', async () => {
+  it('drops alpha from PNG, reads greyscale JPEG, and can keep colour as rgb at another size', async () => {
     const drops = new DropCounter();
     const [gray] = await run([video('a', 'png', pngWithAlpha)], drops);
-    const data = (gray!.payload as { data: Uint8Array }).data;
-    expect(data.byteLength).toBe(192);
-    // libvips converts to grey through linear light: a neutral 200 comes back within a few levels.
-    expect(data.every((v) => Math.abs(v - 200) <= 3)).toBe(true);
+    // Grey comes from Rec. 601 luma computed on the small frame: a neutral 200 stays 200.
+    expect((gray!.payload as { data: Uint8Array }).data).toEqual(new Uint8Array(192).fill(200));
     const [rgb] = await run([video('a', 'png', pngWithAlpha)], drops, { width: 8, height: 6, format: 'rgb' });
     expect(rgb?.payload).toMatchObject({ format: 'rgb', width: 8, height: 6 });
-    expect((rgb!.payload as { data: Uint8Array }).data.byteLength).toBe(8 * 6 * 3);
+    expect((rgb!.payload as { data: Uint8Array }).data).toEqual(new Uint8Array(8 * 6 * 3).fill(200));
+    const greyJpeg = await sharp(new Uint8Array(64 * 48).fill(90), {
+      raw: { width: 64, height: 48, channels: 1 },
+    })
+      .jpeg()
+      .toBuffer();
+    for (const format of ['gray', 'rgb'] as const) {
+      const [out] = await run([video('a', 'jpeg', greyJpeg)], drops, { format });
+      const data = (out!.payload as { data: Uint8Array }).data;
+      expect(data.byteLength).toBe(format === 'gray' ? 192 : 576);
+      expect(data.every((v) => Math.abs(v - 90) <= 1)).toBe(true);
+    }
+    expect(drops.total).toBe(0);
   });
 
   it('counts and drops empty and corrupt images; the stream goes on', async () => {
@@ -87,7 +98,7 @@ describe('decodeCompressedFrames', () => {
     expect(out.map((e) => e.seq)).toEqual([events[3]!.seq, events[4]!.seq]);
     expect(drops.snapshot()).toEqual({ empty_image: 1, corrupt_image: 2 });
     expect(drops.lastError('corrupt_image')?.message).toMatch(
-      /stream "a" video seq \d+: cannot decode png: /,
+      /stream "a" video seq \d+: cannot decode (jpeg|png): ./,
     );
   });
 
