@@ -17,12 +17,25 @@ function makeEvents(streams: number, durationS: number): AnySourceEvent[] {
     const time = t0 + tick * 10_000;
     for (let s = 0; s < streams; s++) {
       const streamId = `stream-${s}`;
-      events.push({ streamId, modality: 'audio', time, seq: tick, payload: { sampleRate: 16000, channels: 1, samples: SAMPLES } });
+      events.push({
+        streamId,
+        modality: 'audio',
+        time,
+        seq: tick,
+        payload: { sampleRate: 16000, channels: 1, samples: SAMPLES },
+      });
       if (tick % 20 === 0 || tick % 20 === 7 || tick % 20 === 13) {
         const vt = t0 + Math.floor((tick * 10_000) / 66_667) * 66_667;
-        events.push({ streamId, modality: 'video', time: vt, seq: tick, payload: { format: 'gray', width: 64, height: 48, data: FRAME } });
+        events.push({
+          streamId,
+          modality: 'video',
+          time: vt,
+          seq: tick,
+          payload: { format: 'gray', width: 64, height: 48, data: FRAME },
+        });
       }
-      if (tick % 100 === 50) events.push({ streamId, modality: 'text', time, seq: tick, payload: { text: 'hello there' } });
+      if (tick % 100 === 50)
+        events.push({ streamId, modality: 'text', time, seq: tick, payload: { text: 'hello there' } });
     }
   }
   return events;
@@ -87,6 +100,8 @@ for (const [streams, duration] of [
     `| ${streams} | ${events.length.toLocaleString('en')} | ${Math.round(best).toLocaleString('en')} | ${Math.round(base).toLocaleString('en')} | ${(best / base).toFixed(2)} | ${(delay.p50 * 1000).toFixed(1)} | ${(delay.p99 * 1000).toFixed(1)} | ${(delay.max * 1000).toFixed(0)} |`,
   );
 }
-console.log('| streams | events | aligner events/s | baseline (validate+group) events/s | ratio | emit delay p50 µs | p99 µs | max µs |');
+console.log(
+  '| streams | events | aligner events/s | baseline (validate+group) events/s | ratio | emit delay p50 µs | p99 µs | max µs |',
+);
 console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);
