@@ -1,0 +1,227 @@
+import type { PackedWeights } from './packed-weights.js';
+
+/** Rows per workgroup: the CPU gemm's 4-row block, here the 4 lanes of a vec4. */
+export const GPU_ROW_BLOCK = 4;
+
+export interface ShaderShape {
+  readonly workgroupSize: number;
+}
+
+const u = (n: number): string => `${n}u`;
+
+/**
+ * WGSL for one fused model step, generated for one model so every size is a constant. It mirrors the CPU kernel
+ * (fused-kernel.ts + simd-kernels.ts) loop for loop, on the same packed weights (packed-weights.ts):
+ *
+ * - a workgroup takes a block of 4 rows (the CPU's 4-row gemm block); each vec4 holds one value of those 4 rows,
+ *   so `acc += v * w` is the CPU's 4 rows × one column term;
+ * - phase 1, like `normalize` + `encode` + `fillMaskAndState`: normalized inputs through each encoder (bias first,
+ *   then k in order, ReLU), the normalized mask, and the previous h from the state table into workgroup memory
+ *   laid out k-major ([k] → 4 rows), i.e. the CPU's cell-input rows transposed;
+ * - phase 2, like `gru`/`lstm` + `gruGates`/`lstmGates`: thread j owns hidden unit j, accumulates its gate columns
+ *   g·H4 + j of x·W (+ h·U for the GRU, which keeps them apart for reset_after; the LSTM walks [x | h] against the
+ *   stacked [W; U]) from the bias in k order, applies the gate math and writes h (and c) to the state table;
+ * - phase 3, like `applyHead`: head logits from the new h, then sigmoid or softmax per row.
+ *
+ * The recurrent state lives in a GPU table of slots (one per stream); a step reads and writes only its rows'
+ * slots, and only the scores are read back. One dispatch per step; workgroup barriers separate the phases.
+ */
+export function stepShader(p: PackedWeights, shape: ShaderShape): string {
+  const d = p.dims;
+  const o = p.offsets;
+  const WG = shape.workgroupSize;
+  const perThread = Math.ceil(d.hidden / WG);
+  const encoders = o.encoders
+    .map(
+      (e) => `
+  // Encoder ${e.modality}: ${e.inputs} inputs -> ${e.units} units, ReLU.
+  for (var u = tid; u < ${u(e.units)}; u += WG) {
+    var acc = vec4<f32>(weights[${u(e.bias)} + u]);
+    for (var k = 0u; k < ${u(e.inputs)}; k++) {
+      acc = acc + normalized(row0, ${u(e.inputOffset)} + k) * weights[${u(e.kernel)} + k * ${u(e.cols)} + u];
+    }
+    cell[${u(e.outputOffset)} + u] = max(acc, vec4<f32>(0.0));
+  }`,
+    )
+    .join('\n');
+
+  const gru = `
+      var az = vec4<f32>(weights[INPUT_BIAS + j]);
+      var ar = vec4<f32>(weights[INPUT_BIAS + H4 + j]);
+      var ah = vec4<f32>(weights[INPUT_BIAS + 2u * H4 + j]);
+      for (var k = 0u; k < KC; k++) {
+        let v = cell[k];
+        let w = KERNEL + k * G + j;
+        az = az + v * weights[w];
+        ar = ar + v * weights[w + H4];
+        ah = ah + v * weights[w + 2u * H4];
+      }
+      var bz = vec4<f32>(weights[RECURRENT_BIAS + j]);
+      var br = vec4<f32>(weights[RECURRENT_BIAS + H4 + j]);
+      var bh = vec4<f32>(weights[RECURRENT_BIAS + 2u * H4 + j]);
+      for (var k = 0u; k < H; k++) {
+        let v = cell[KC + k];
+        let w = RECURRENT + k * G + j;
+        bz = bz + v * weights[w];
+        br = br + v * weights[w + H4];
+        bh = bh + v * weights[w + 2u * H4];
+      }
+      let z = sigmoid4(az + bz);
+      let r = sigmoid4(ar + br);
+      let c = tanh4(ah + r * bh);
+      let h = z * cell[KC + j] + (vec4<f32>(1.0) - z) * c;
+      hLocal[i] = h;
+      for (var a = 0u; a < ROWS; a++) {
+        if (row0 + a < params.rows) {
+          state[slots[row0 + a] * S + j] = h[a];
+        }
+      }`;
+
+  const lstm = `
+      var ai = vec4<f32>(weights[INPUT_BIAS + j]);
+      var af = vec4<f32>(weights[INPUT_BIAS + H4 + j]);
+      var ag = vec4<f32>(weights[INPUT_BIAS + 2u * H4 + j]);
+      var ao = vec4<f32>(weights[INPUT_BIAS + 3u * H4 + j]);
+      for (var k = 0u; k < CELL_ROWS; k++) {
+        let v = cell[k];
+        let w = KERNEL + k * G + j;
+        ai = ai + v * weights[w];
+        af = af + v * weights[w + H4];
+        ag = ag + v * weights[w + 2u * H4];
+        ao = ao + v * weights[w + 3u * H4];
+      }
+      var cPrev = vec4<f32>(0.0);
+      for (var a = 0u; a < ROWS; a++) {
+        cPrev[a] = state[slots[row0 + a] * S + H + j];
+      }
+      let c = sigmoid4(af) * cPrev + sigmoid4(ai) * tanh4(ag);
+      let h = sigmoid4(ao) * tanh4(c);
+      hLocal[i] = h;
+      for (var a = 0u; a < ROWS; a++) {
+        if (row0 + a < params.rows) {
+          state[slots[row0 + a] * S + j] = h[a];
+          state[slots[row0 + a] * S + H + j] = c[a];
+        }
+      }`;
+
+  const activation = p.softmax
+    ? `
+    var m = logits[0][tid];
+    for (var l = 1u; l < L; l++) { m = max(m, logits[l][tid]); }
+    var sum = 0.0;
+    for (var l = 0u; l < L; l++) { sum = sum + exp(logits[l][tid] - m); }
+    for (var l = 0u; l < L; l++) { y[row * L + l] = exp(logits[l][tid] - m) / sum; }`
+    : `
+    for (var l = 0u; l < L; l++) { y[row * L + l] = sigmoid(logits[l][tid]); }`;
+
+  return `// Generated by src/model/webgpu-wgsl.ts for a ${p.isGru ? 'GRU' : 'LSTM'} with F=${d.input}, cell input ${d.cellInput}, H=${d.hidden}, ${d.labels} ${p.softmax ? 'softmax' : 'sigmoid'} labels.
+const WG: u32 = ${u(WG)};
+const ROWS: u32 = ${u(GPU_ROW_BLOCK)};
+const PER_THREAD: u32 = ${u(perThread)};
+const F: u32 = ${u(d.input)};
+const KC: u32 = ${u(d.cellInput)};
+const CELL_ROWS: u32 = ${u(p.cellRows)};
+const H: u32 = ${u(d.hidden)};
+const H4: u32 = ${u(p.h4)};
+const G: u32 = ${u(p.gateCols)};
+const S: u32 = ${u(d.state)};
+const L: u32 = ${u(d.labels)};
+const LC: u32 = ${u(p.labelCols)};
+const MASK: u32 = ${u(d.maskOffset)};
+const MEAN: u32 = ${u(o.mean)};
+const STD: u32 = ${u(o.std)};
+const KERNEL: u32 = ${u(o.kernel)};
+const INPUT_BIAS: u32 = ${u(o.inputBias)};
+const RECURRENT: u32 = ${u(Math.max(0, o.recurrent))};
+const RECURRENT_BIAS: u32 = ${u(Math.max(0, o.recurrentBias))};
+const HEAD_KERNEL: u32 = ${u(o.headKernel)};
+const HEAD_BIAS: u32 = ${u(o.headBias)};
+
+struct Params {
+  rows: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> weights: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> slots: array<u32>;
+@group(0) @binding(4) var<storage, read_write> state: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+
+// The 4 rows' cell input, k-major: [encoders | mask | h]; after phase 2 the h part holds the new h.
+var<workgroup> cell: array<vec4<f32>, ${d.cellInput + d.hidden}>;
+var<workgroup> logits: array<vec4<f32>, ${d.labels}>;
+
+// (x - mean) / std for input k of the 4 rows. Rows past the batch read stale but valid buffer rows; their results
+// are never written out (the CPU kernel computes its padding rows the same way).
+fn normalized(row0: u32, k: u32) -> vec4<f32> {
+  let v = vec4<f32>(x[row0 * F + k], x[(row0 + 1u) * F + k], x[(row0 + 2u) * F + k], x[(row0 + 3u) * F + k]);
+  return (v - vec4<f32>(weights[MEAN + k])) / vec4<f32>(weights[STD + k]);
+}
+
+// Clamped like the CPU's vector exp, so no backend's exp or tanh overflows to inf or NaN.
+fn sigmoid(v: f32) -> f32 {
+  return 1.0 / (1.0 + exp(-clamp(v, -87.0, 87.0)));
+}
+
+fn sigmoid4(v: vec4<f32>) -> vec4<f32> {
+  return vec4<f32>(1.0) / (vec4<f32>(1.0) + exp(-clamp(v, vec4<f32>(-87.0), vec4<f32>(87.0))));
+}
+
+fn tanh4(v: vec4<f32>) -> vec4<f32> {
+  return tanh(clamp(v, vec4<f32>(-15.0), vec4<f32>(15.0)));
+}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let row0 = group.x * ROWS;
+
+  // Phase 1: encoders, mask and the previous h into workgroup memory.
+${encoders}
+  if (tid < 3u) {
+    cell[KC - 3u + tid] = normalized(row0, MASK + tid);
+  }
+  for (var j = tid; j < H; j += WG) {
+    var h = vec4<f32>(0.0);
+    for (var a = 0u; a < ROWS; a++) {
+      h[a] = state[slots[row0 + a] * S + j];
+    }
+    cell[KC + j] = h;
+  }
+  workgroupBarrier();
+
+  // Phase 2: thread tid owns hidden units tid, tid + WG, ...
+  var hLocal: array<vec4<f32>, PER_THREAD>;
+  for (var i = 0u; i < PER_THREAD; i++) {
+    let j = tid + i * WG;
+    if (j < H) {${p.isGru ? gru : lstm}
+    }
+  }
+  workgroupBarrier();
+  for (var i = 0u; i < PER_THREAD; i++) {
+    let j = tid + i * WG;
+    if (j < H) {
+      cell[KC + j] = hLocal[i];
+    }
+  }
+  workgroupBarrier();
+
+  // Phase 3: head.
+  for (var l = tid; l < L; l += WG) {
+    var acc = vec4<f32>(weights[HEAD_BIAS + l]);
+    for (var k = 0u; k < H; k++) {
+      acc = acc + cell[KC + k] * weights[HEAD_KERNEL + k * LC + l];
+    }
+    logits[l] = acc;
+  }
+  workgroupBarrier();
+  if (tid < ROWS && row0 + tid < params.rows) {
+    let row = row0 + tid;${activation}
+  }
+}
+`;
+}
+
+/** Workgroup memory the shader declares, in bytes (checked against the device's limit). */
+export const workgroupBytes = (p: PackedWeights): number =>
+  (p.dims.cellInput + p.dims.hidden + p.dims.labels) * 16;
