@@ -37,6 +37,8 @@ export interface SyntheticOptions {
   readonly label?: string;
   /** `none` (default): emit as fast as the subscriber takes them; `realtime`: at their times on the wall clock. */
   readonly pace?: 'none' | 'realtime';
+  /** Wall clock for `realtime` pacing (default: the system clock). */
+  readonly clock?: () => Micros;
 }
 
 const ACTIVE_WORDS = ['beep', 'tone', 'loud', 'signal', 'ring'];
