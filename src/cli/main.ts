@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerInfoCommand } from './info.js';
+import { registerLiveCommand } from './live.js';
+import { registerRecordCommand } from './record.js';
 import { registerReplayCommand } from './replay.js';
 import { registerServeCommand } from './serve.js';
 
@@ -18,6 +20,8 @@ export function buildCli(): Command {
     .showHelpAfterError();
   registerServeCommand(program);
   registerReplayCommand(program);
+  registerRecordCommand(program);
+  registerLiveCommand(program);
   registerInfoCommand(program);
   return program;
 }

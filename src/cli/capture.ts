@@ -1,0 +1,117 @@
+import type { Command } from 'commander';
+import { concat, fromEvent, merge, NEVER, type Observable, of, take, takeUntil, tap, timer } from 'rxjs';
+import { InvalidOptionError } from '../core/errors.js';
+import type { Modality, StreamInput } from '../core/events.js';
+import { parseDuration } from '../core/time.js';
+import { audioFileSource } from '../sources/audio-file.js';
+import { DropCounter } from '../sources/drop-counter.js';
+import { type MicrophoneRecorder, microphoneSource } from '../sources/microphone.js';
+import { ndjsonTextSource } from '../sources/text.js';
+import { type CameraInputFormat, videoSource } from '../sources/video.js';
+
+export interface CaptureOptions {
+  streamId: string;
+  mic?: string | boolean;
+  recorder: string;
+  camera?: string | boolean;
+  cameraFormat?: string;
+  size: string;
+  fps: string;
+  audioFile?: string;
+  videoFile?: string;
+  text?: string;
+  duration?: number;
+}
+
+/** Adds the live-capture options shared by `braid record` and `braid live`. */
+export function withCaptureOptions(command: Command): Command {
+  return command
+    .option('--stream-id <id>', 'stream id of the captured session', 'local')
+    .option('--mic [device]', 'capture the microphone (sox, or arecord -D DEVICE), 16 kHz mono')
+    .option('--recorder <program>', 'microphone recorder: sox | rec | arecord', 'sox')
+    .option('--camera [device]', 'capture a camera with ffmpeg (v4l2 /dev/video0 on Linux)')
+    .option('--camera-format <api>', "v4l2 | avfoundation | dshow (default: the platform's)")
+    .option('--size <WxH>', 'video frames sent to the model, raw gray', '64x48')
+    .option('--fps <n>', 'camera frame rate', '10')
+    .option(
+      '--audio-file <file>',
+      'use an audio file (any format ffmpeg reads) as the microphone, in real time',
+    )
+    .option('--video-file <file>', 'use a video file as the camera, in real time')
+    .option('--text <file>', 'text events as NDJSON lines {"text": ...} from a file, or - for stdin')
+    .option('--duration <duration>', 'stop after this long (e.g. 30s); Ctrl-C stops too', parseDuration);
+}
+
+/** The captured session as one stream of inputs: an `open` naming its modalities, then every source merged. */
+export function captureInputs(options: CaptureOptions): Observable<StreamInput> {
+  const streamId = options.streamId;
+  const sources: Observable<StreamInput>[] = [];
+  const modalities: Modality[] = [];
+  const [width, height] = options.size.split('x').map(Number);
+  if (!Number.isInteger(width) || !Number.isInteger(height))
+    throw new InvalidOptionError('size', `expected WxH, got ${options.size}`);
+  const fps = Number(options.fps);
+  if (options.mic !== undefined && options.audioFile !== undefined)
+    throw new InvalidOptionError('audio-file', 'use either --mic or --audio-file');
+  if (options.camera !== undefined && options.videoFile !== undefined)
+    throw new InvalidOptionError('video-file', 'use either --camera or --video-file');
+  if (options.mic !== undefined) {
+    sources.push(
+      microphoneSource({
+        streamId,
+        recorder: options.recorder as MicrophoneRecorder,
+        device: typeof options.mic === 'string' ? options.mic : undefined,
+      }),
+    );
+    modalities.push('audio');
+  } else if (options.audioFile !== undefined) {
+    sources.push(audioFileSource({ streamId, path: options.audioFile, pace: 'realtime' }));
+    modalities.push('audio');
+  }
+  if (options.camera !== undefined) {
+    sources.push(
+      videoSource({
+        streamId,
+        width,
+        height,
+        input: {
+          kind: 'camera',
+          device: typeof options.camera === 'string' ? options.camera : undefined,
+          inputFormat: options.cameraFormat as CameraInputFormat | undefined,
+          fps,
+        },
+      }),
+    );
+    modalities.push('video');
+  } else if (options.videoFile !== undefined) {
+    sources.push(
+      videoSource({
+        streamId,
+        width,
+        height,
+        input: { kind: 'file', path: options.videoFile, pace: 'realtime', fps },
+      }),
+    );
+    modalities.push('video');
+  }
+  if (options.text !== undefined) {
+    const drops = new DropCounter();
+    sources.push(
+      ndjsonTextSource({ streamId, input: options.text === '-' ? process.stdin : options.text, drops }),
+    );
+    modalities.push('text');
+  }
+  if (sources.length === 0)
+    throw new InvalidOptionError(
+      'mic',
+      'nothing to capture: pass --mic, --camera, --audio-file, --video-file and/or --text',
+    );
+  // Stopping ends the sources (their child processes are reaped) and completes the stream, which flushes windows.
+  const stop$ = merge(
+    fromEvent(process, 'SIGINT').pipe(tap(() => console.error('braid: SIGINT, stopping capture'))),
+    options.duration !== undefined ? timer(options.duration / 1000) : NEVER,
+  ).pipe(take(1));
+  return concat(of<StreamInput>({ control: 'open', streamId, modalities }), merge(...sources)).pipe(
+    takeUntil(stop$),
+  );
+}

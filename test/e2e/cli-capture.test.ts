@@ -1,0 +1,117 @@
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { saveModel } from '../../src/model/model-io.js';
+import { recordingInfo } from '../../src/record/recording-reader.js';
+import { untrainedModel } from '../helpers/demo-pipeline.js';
+import { SPEECH_DIR, VIDEO_CLIP } from '../helpers/media.js';
+import { requireTool } from '../helpers/system-tools.js';
+
+const run = promisify(execFile);
+const braid = (...args: string[]) =>
+  run(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { encoding: 'utf8' });
+const hasFfmpeg = requireTool('ffmpeg');
+const dir = mkdtempSync(join(tmpdir(), 'braid-cli-'));
+const speech = join(SPEECH_DIR, 'auth-thankyou.wav');
+const texts = join(dir, 'texts.ndjson');
+
+describe.skipIf(!hasFfmpeg)('braid record / info / live on real media through ffmpeg', () => {
+  beforeAll(async () => {
+    writeFileSync(
+      texts,
+      `${JSON.stringify({ text: 'hello there' })}\n${JSON.stringify({ text: 'second line' })}\n`,
+    );
+    await saveModel(untrainedModel(), join(dir, 'model'));
+  });
+
+  it('records speech, video and text for a duration, and info describes the file', async () => {
+    const out = join(dir, 'session.mcap');
+    const { stderr } = await braid(
+      'record',
+      '--audio-file',
+      speech,
+      '--video-file',
+      VIDEO_CLIP,
+      '--text',
+      texts,
+      '--duration',
+      '2.5s',
+      '--out',
+      out,
+    );
+    expect(stderr).toMatch(/wrote .*session\.mcap: \d+ events/);
+    const info = await recordingInfo(out);
+    expect(info.complete).toBe(true);
+    expect(info.streams.map((s) => s.streamId)).toEqual(['local']);
+    const counts = info.streams[0]!.messages;
+    // The prompt lasts 0.96 s: 48 audio frames of 20 ms; 2.5 s of video at 10 fps gives about 25 frames.
+    expect(counts.audio).toBe(48);
+    expect(counts.video).toBeGreaterThan(10);
+    expect(counts.text).toBe(2);
+    const { stdout } = await braid('info', out);
+    expect(stdout).toMatch(/local: .*audio \d+, .*video \d+/);
+    expect(stdout).toContain('foxglove.RawAudio');
+  }, 60_000);
+
+  it('finishes a readable recording on Ctrl-C', async () => {
+    const out = join(dir, 'interrupted.mcap');
+    const child = spawn(process.execPath, [
+      '--import',
+      'tsx',
+      'src/cli/run.ts',
+      'record',
+      '--video-file',
+      VIDEO_CLIP,
+      '--out',
+      out,
+    ]);
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += String(d)));
+    await new Promise((r) => setTimeout(r, 3000));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    expect(stderr).toMatch(/SIGINT/);
+    expect(code).toBe(0);
+    const info = await recordingInfo(out);
+    expect(info.complete).toBe(true);
+    expect(info.streams[0]!.messages.video).toBeGreaterThan(5);
+  }, 60_000);
+
+  it('prints a prediction per window from live capture', async () => {
+    const { stdout } = await braid(
+      'live',
+      '--audio-file',
+      speech,
+      '--video-file',
+      VIDEO_CLIP,
+      '--duration',
+      '2.2s',
+      '--model',
+      join(dir, 'model'),
+      '--backend',
+      'cpu-fused',
+      '--json',
+    );
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    expect(lines[0]).toMatchObject({ streamId: 'local', present: { audio: true, video: true } });
+    expect(Object.keys(lines[0].scores)).toEqual(['speech', 'motion', 'typing', 'conversation']);
+  }, 60_000);
+
+  it('names the cause when a source cannot start', async () => {
+    await expect(
+      braid('record', '--video-file', join(dir, 'missing.avi'), '--out', join(dir, 'x.mcap')),
+    ).rejects.toMatchObject({
+      stderr: expect.stringMatching(/missing\.avi/),
+    });
+    await expect(braid('record', '--out', join(dir, 'y.mcap'))).rejects.toMatchObject({
+      stderr: expect.stringMatching(/nothing to capture/),
+    });
+  }, 60_000);
+});
