@@ -100,7 +100,9 @@ describe.skipIf(!hasFfmpeg)('braid record / info / live on real media through ff
       .split('\n')
       .map((l) => JSON.parse(l));
     expect(lines.length).toBeGreaterThanOrEqual(3);
-    expect(lines[0]).toMatchObject({ streamId: 'local', present: { audio: true, video: true } });
+    expect(lines.every((l) => l.streamId === 'local')).toBe(true);
+    // The prompt is 0.96 s long and the video starts a little later: some window has both.
+    expect(lines.some((l) => l.present.audio && l.present.video)).toBe(true);
     expect(Object.keys(lines[0].scores)).toEqual(['speech', 'motion', 'typing', 'conversation']);
   }, 60_000);
 
