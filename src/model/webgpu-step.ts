@@ -13,6 +13,9 @@ import type { Model } from './weights.js';
  * Weights stay resident in one storage buffer (the CPU kernel's packed layout); the recurrent state of every
  * stream stays on the GPU in a table of `maxStreams` slots between steps; a step uploads the rows' inputs and
  * slot numbers, runs one dispatch and reads back only the scores.
+ *
+ * With Dawn for Node (npm "webgpu"), keep the GPU object from `create()` referenced while its devices are in use:
+ * when it is garbage-collected Dawn tears the devices down and the process aborts.
  */
 
 // WebGPU constants (spec values), spelled out: in Node the GPUBufferUsage/GPUMapMode globals exist only if set up.
@@ -172,9 +175,8 @@ export class WebGpuStep {
     if (states.length !== slots.length * S)
       fail(`states need ${slots.length}×${S} floats, got ${states.length}`);
     this.checkSlots(slots.length, slots);
-    slots.forEach((slot, i) =>
-      this.device.queue.writeBuffer(this.state, slot * S * 4, bytesOf(states), i * S, S),
-    );
+    for (let i = 0; i < slots.length; i++)
+      this.device.queue.writeBuffer(this.state, (slots[i] as number) * S * 4, bytesOf(states), i * S, S);
   }
 
   /** Reads the states of some slots back ([slots][S]), for snapshots and tests. */
@@ -187,12 +189,13 @@ export class WebGpuStep {
     });
     try {
       const encoder = this.device.createCommandEncoder();
-      slots.forEach((slot, i) =>
-        encoder.copyBufferToBuffer(this.state, slot * S * 4, staging, i * S * 4, S * 4),
-      );
+      for (let i = 0; i < slots.length; i++)
+        encoder.copyBufferToBuffer(this.state, (slots[i] as number) * S * 4, staging, i * S * 4, S * 4);
       this.device.queue.submit([encoder.finish()]);
       await staging.mapAsync(MAP_READ);
-      return new Float32Array(staging.getMappedRange()).slice();
+      const states = new Float32Array(staging.getMappedRange()).slice();
+      staging.unmap();
+      return states;
     } finally {
       staging.destroy();
     }

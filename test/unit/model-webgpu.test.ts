@@ -45,14 +45,20 @@ function model(
 }
 
 describe.skipIf(!hasDawn)('WebGPU fused step on Dawn null backend (validation only, no execution)', () => {
+  // Dawn for Node tears its devices down when the GPU instance is garbage-collected: keep it while testing.
+  let gpu: GPU | undefined;
   let device: GPUDevice;
   beforeAll(async () => {
     const dawn = (await import('webgpu')) as unknown as { create(flags: string[]): GPU };
-    const adapter = await dawn.create(['backend=null']).requestAdapter();
+    gpu = dawn.create(['backend=null']);
+    const adapter = await gpu.requestAdapter();
     if (!adapter) throw new Error('Dawn null backend gave no adapter');
     device = await adapter.requestDevice();
   });
-  afterAll(() => device?.destroy());
+  afterAll(() => {
+    device?.destroy();
+    gpu = undefined;
+  });
 
   it.each([
     ['gru', 'sigmoid', 9, { audio: 7, video: 0, text: 3 }],
