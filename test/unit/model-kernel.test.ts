@@ -11,6 +11,7 @@ import {
   parseModelConfig,
 } from '../../src/model/config.js';
 import { FusedStepKernel } from '../../src/model/fused-kernel.js';
+import { batchBucket } from '../../src/model/step-kernel.js';
 import {
   createModelParams,
   disposeParams,
@@ -20,6 +21,7 @@ import {
   type LstmParams,
   lstmCell,
 } from '../../src/model/tf-model.js';
+import { sleb, uleb } from '../../src/model/wasm-encoding.js';
 import { createModel, type Model, mulberry32, randomWeights } from '../../src/model/weights.js';
 
 beforeAll(async () => {
@@ -377,5 +379,25 @@ describe('fused CPU kernel', () => {
     const [x, s, y, s2] = ok(2);
     expect(() => kernel.step(2, x.subarray(1), s, y, s2)).toThrow(/x needs 2×5 floats, got 9/);
     expect(() => kernel.step(2, x, s, y.subarray(1), s2)).toThrow(/y needs 2×2 floats/);
+  });
+});
+
+describe('kernel plumbing', () => {
+  it('encodes LEB128 like the WebAssembly spec (unsigned and signed)', () => {
+    expect(uleb(0)).toEqual([0]);
+    expect(uleb(127)).toEqual([0x7f]);
+    expect(uleb(128)).toEqual([0x80, 0x01]);
+    expect(uleb(624485)).toEqual([0xe5, 0x8e, 0x26]);
+    expect(sleb(-1)).toEqual([0x7f]);
+    expect(sleb(63)).toEqual([0x3f]);
+    expect(sleb(64)).toEqual([0xc0, 0x00]);
+    expect(sleb(-64)).toEqual([0x40]);
+    expect(sleb(-123456)).toEqual([0xc0, 0xbb, 0x78]);
+  });
+
+  it('pads batch sizes to power-of-two buckets, capped at the maximum', () => {
+    expect([1, 2, 3, 5, 16, 17, 200, 300].map((n) => batchBucket(n, 256))).toEqual([
+      1, 2, 4, 8, 16, 32, 256, 256,
+    ]);
   });
 });
