@@ -86,13 +86,14 @@ async function replayOnce(
     ),
     { defaultValue: undefined },
   );
-  return { ms: performance.now() - start, predictions };
+  return { ms: performance.now() - start, predictions, bytes };
 }
 
 async function readOnly(path: string): Promise<number> {
   const start = performance.now();
   let n = 0;
   for await (const _e of readRecording(path) as AsyncIterable<AnySourceEvent>) n++;
+  if (n === 0) throw new Error(`${path} holds no events`);
   return performance.now() - start;
 }
 
