@@ -67,7 +67,7 @@ async function replayOnce(
   pipeline: PredictionPipelineRunner,
   path: string,
   streams: number,
-): Promise<{ ms: number; predictions: number }> {
+): Promise<{ ms: number; predictions: number; bytes: number }> {
   const opens: StreamInput[] = Array.from({ length: streams }, (_, s) => ({
     control: 'open',
     streamId: `stream-${s}`,
