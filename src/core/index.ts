@@ -1,4 +1,5 @@
 export * from './errors.js';
 export * from './events.js';
+export * from './random.js';
 export * from './time.js';
 export * from './window.js';

@@ -1,4 +1,5 @@
 import { BraidError } from '../core/errors.js';
+import { mulberry32 } from '../core/random.js';
 import { FEATURE_MODALITIES, type FeatureModality, type ModelConfig, modelDims } from './config.js';
 
 /**
@@ -88,14 +89,5 @@ export function randomWeights(config: ModelConfig, options: RandomWeightsOptions
   return out;
 }
 
-/** Small, fast, seedable PRNG (uniform in [0, 1)); Math.random cannot be seeded. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Re-exported for callers that seed model weights and data alike. */
+export { mulberry32 };

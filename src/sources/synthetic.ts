@@ -1,6 +1,7 @@
 import { Observable } from 'rxjs';
 import { InvalidOptionError } from '../core/errors.js';
 import { type AnySourceEvent, MODALITIES, type Modality, type RawPixelFormat } from '../core/events.js';
+import { mulberry32 } from '../core/random.js';
 import { audioFrameTime, MICROS_PER_SECOND, type Micros, wallClockMicros } from '../core/time.js';
 import { frameSamplesFor } from './pcm-framer.js';
 
@@ -44,18 +45,6 @@ export interface SyntheticOptions {
 const ACTIVE_WORDS = ['beep', 'tone', 'loud', 'signal', 'ring'];
 const QUIET_WORDS = ['quiet', 'calm', 'silence', 'still', 'hush'];
 const SAMPLE_RATE = 16_000;
-
-/** A small, fast, seedable PRNG (mulberry32): uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Stateless hash of (seed, k) to 32 bits (murmur3's finaliser), so segment k's state needs no history. */
 function mix(seed: number, k: number): number {
