@@ -10,7 +10,8 @@ afterAll(async () => server?.close());
 
 describe('examples/subscriber.ts', () => {
   it('prints the predictions of a live stream', async () => {
-    server = await startServer({ pipeline: await demoPipelineForTests(), port: 0, log: () => {} });
+    const pipeline = await demoPipelineForTests();
+    server = await startServer({ pipeline, port: 0, log: () => {} });
     const wsUrl = server.url.replace('http', 'ws');
     const child = spawn(process.execPath, ['--import', 'tsx', 'examples/subscriber.ts', wsUrl, 'cam']);
     let out = '';
@@ -44,7 +45,18 @@ describe('examples/subscriber.ts', () => {
     await printed;
     expect(out).toMatch(/connected: protocol v1, labels speech, motion, typing, conversation/);
     expect(out).toMatch(/stream cam opened/);
+    expect(pipeline.runtime.store.size).toBe(1);
     producer.close();
+    // The producer left: its last window is flushed and the model state of its stream is freed.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(out).toMatch(/stream cam closed/);
+    expect(pipeline.runtime.store.size).toBe(0);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/braid_pipeline_total\{counter="events_in"\} 150/);
+    expect(metrics).toMatch(/braid_pipeline_total\{counter="windows"\} [34]/);
+    expect(metrics).toMatch(/braid_step_latency_seconds_count [1-9]/);
+    expect(metrics).toMatch(/braid_end_to_end_latency_seconds_count [1-9]/);
+    expect(metrics).toMatch(/braid_clients\{role="subscriber"\} 1/);
     child.kill();
   }, 30_000);
 });
