@@ -1,0 +1,134 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { saveModel } from '../../src/model/model-io.js';
+import { McapRecorder } from '../../src/record/recorder.js';
+import { recordingInfo } from '../../src/record/recording-reader.js';
+import { encodeFrame } from '../../src/server/protocol.js';
+import { untrainedModel } from '../helpers/demo-pipeline.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'braid-serve-'));
+const modelDir = join(dir, 'model');
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+});
+
+/** Starts `braid serve` on a free port and resolves with its URL once it listens. */
+async function serve(...args: string[]): Promise<{ child: ChildProcess; url: string; log: () => string }> {
+  const child = spawn(process.execPath, [
+    '--import',
+    'tsx',
+    'src/cli/run.ts',
+    'serve',
+    '--port',
+    '0',
+    '--model',
+    modelDir,
+    '--backend',
+    'cpu-fused',
+    ...args,
+  ]);
+  children.push(child);
+  let log = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr!.on('data', (d) => {
+      log += String(d);
+      const m = /serving on (http:\/\/\S+)/.exec(log);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${log}`)));
+  });
+  return { child, url, log: () => log };
+}
+
+beforeAll(async () => {
+  await saveModel(untrainedModel(), modelDir);
+});
+
+describe('braid serve', () => {
+  it('records every ingested stream with --record and finishes the file on SIGINT', async () => {
+    const recordDir = join(dir, 'rec');
+    const { child, url } = await serve('--record', recordDir);
+    const ws = new WebSocket(`${url.replace('http', 'ws')}/ingest`);
+    await new Promise((r) => ws.once('open', r));
+    ws.send(
+      JSON.stringify({
+        type: 'hello',
+        version: 1,
+        streamId: 'mic-7',
+        modalities: ['audio', 'text'],
+        audio: { sampleRate: 16000, format: 'pcm16' },
+      }),
+    );
+    for (let i = 0; i < 100; i++)
+      ws.send(
+        encodeFrame({
+          modality: 'audio',
+          time: 5_000_000 + i * 10_000,
+          seq: i,
+          payload: new Uint8Array(320),
+        }),
+      );
+    ws.send(JSON.stringify({ type: 'text', time: 5_200_000, seq: 0, text: 'recorded too' }));
+    await new Promise((r) => setTimeout(r, 300));
+    ws.close();
+    child.kill('SIGINT');
+    expect(await new Promise((r) => child.once('exit', r))).toBe(0);
+    const files = readdirSync(recordDir);
+    expect(files).toHaveLength(1);
+    const info = await recordingInfo(join(recordDir, files[0]!));
+    expect(info.complete).toBe(true);
+    expect(info.streams).toEqual([
+      expect.objectContaining({ streamId: 'mic-7', messages: { audio: 100, text: 1 } }),
+    ]);
+  }, 60_000);
+
+  it('serves a recording as a live stream with --replay', async () => {
+    const file = join(dir, 'short.mcap');
+    const recorder = await McapRecorder.create(file);
+    for (let i = 0; i < 300; i++)
+      await recorder.write({
+        streamId: 'replayed',
+        modality: 'audio',
+        time: 9_000_000 + i * 10_000,
+        seq: i,
+        payload: { sampleRate: 16000, channels: 1, samples: new Int16Array(160) },
+      });
+    await recorder.close();
+    const { url } = await serve('--replay', file, '--speed', '4');
+    const sub = new WebSocket(`${url.replace('http', 'ws')}/subscribe`);
+    const messages: { type: string; streamId?: string }[] = [];
+    sub.on('message', (d) => messages.push(JSON.parse(String(d))));
+    await new Promise((r) => sub.once('open', r));
+    sub.send(JSON.stringify({ subscribe: ['replayed'] }));
+    await new Promise((r) => setTimeout(r, 2500));
+    const predictions = messages.filter((m) => m.type === 'prediction');
+    expect(predictions.length).toBeGreaterThanOrEqual(3);
+    expect(predictions.every((p) => p.streamId === 'replayed')).toBe(true);
+    sub.close();
+  }, 60_000);
+
+  it('refuses to bind beyond loopback without a token', async () => {
+    const child = spawn(process.execPath, [
+      '--import',
+      'tsx',
+      'src/cli/run.ts',
+      'serve',
+      '--host',
+      '0.0.0.0',
+      '--port',
+      '0',
+      '--model',
+      modelDir,
+    ]);
+    children.push(child);
+    let err = '';
+    child.stderr.on('data', (d) => (err += String(d)));
+    expect(await new Promise((r) => child.once('exit', r))).toBe(1);
+    expect(err).toMatch(/--token/);
+  }, 30_000);
+});
