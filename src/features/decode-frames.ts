@@ -1,11 +1,12 @@
 import { type MonoTypeOperatorFunction, Observable } from 'rxjs';
 import sharp from 'sharp';
 import { BadFrameError, InvalidOptionError } from '../core/errors.js';
-import type { RawPixelFormat, SourceEvent } from '../core/events.js';
+import { isStreamControl, type RawPixelFormat, type SourceEvent } from '../core/events.js';
 import type { DropCounter } from '../sources/drop-counter.js';
+import { LUMA_B, LUMA_G, LUMA_R } from './thumbnail.js';
 
 export interface DecodeFramesOptions {
-  /** Counts dropped images: `empty_image`, `corrupt_image`, `decode_backlog`. */
+  /** Counts dropped events: `bad_video`, `empty_image`, `corrupt_image`, `decode_backlog`. */
   readonly drops: DropCounter;
   /** Size of the raw frames produced (default 16×12, the default thumbnail, so features need no further resize). */
   readonly width?: number;
@@ -14,19 +15,28 @@ export interface DecodeFramesOptions {
   readonly format?: RawPixelFormat;
   /** Images decoded at once (default 4, the size of libuv's thread pool that runs sharp). */
   readonly concurrency?: number;
-  /** Images waiting or decoding before further ones are dropped as `decode_backlog` (default 256). */
+  /**
+   * Events held at once (images waiting or decoding, and events of their streams queued behind them) before further
+   * ones are dropped as `decode_backlog` (default 256); stream controls are always kept.
+   */
   readonly maxPending?: number;
   /** Largest decoded image accepted, in pixels (default 4096 × 4096, as raw frames). */
   readonly maxInputPixels?: number;
 }
 
-type CompressedVideo = SourceEvent<'video'> & { readonly payload: { readonly format: 'jpeg' | 'png' } };
+type CompressedVideo = SourceEvent<'video'> & {
+  readonly payload: { readonly format: 'jpeg' | 'png'; readonly data: Uint8Array };
+};
 
-const isCompressedVideo = (value: unknown): value is CompressedVideo => {
+/** A video event that says it carries a JPEG/PNG image, whether or not its bytes are really there. */
+const claimsImage = (value: unknown): boolean => {
   if (typeof value !== 'object' || value === null) return false;
-  const event = value as { modality?: unknown; payload?: { format?: unknown } };
+  const event = value as { modality?: unknown; payload?: { format?: unknown } | null };
   return event.modality === 'video' && (event.payload?.format === 'jpeg' || event.payload?.format === 'png');
 };
+
+const isCompressedVideo = (value: unknown): value is CompressedVideo =>
+  claimsImage(value) && (value as { payload: { data?: unknown } }).payload.data instanceof Uint8Array;
 
 const streamKey = (value: unknown): string => {
   const id = (value as { streamId?: unknown } | null)?.streamId;
@@ -48,8 +58,9 @@ function positiveInteger(name: string, value: number, max: number): number {
  * Maps JPEG/PNG video events to raw frames of a small size, before alignment (sharp is asynchronous, a window
  * aggregator is not). Decodes straight to the target size in one sharp call, so JPEG shrink-on-load does most of
  * the work, with at most `concurrency` images in flight. Everything else passes through untouched. Each stream's
- * order is kept: an event waits only behind images of its own stream still decoding. Empty or corrupt images are
- * counted in `drops` and dropped; the stream goes on.
+ * order is kept: an event waits only behind images of its own stream still decoding. Empty, corrupt or malformed
+ * images are counted in `drops` and dropped; the stream goes on. A source error is passed on once the images
+ * already taken in are decoded and emitted, so nothing accepted is lost silently.
  */
 export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTypeOperatorFunction<T> {
   const width = positiveInteger('width', options.width ?? 16, 4096);
@@ -69,31 +80,49 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
       const queues = new Map<string, Slot<T>[]>();
       const waiting: (() => void)[] = [];
       let running = 0;
-      let pending = 0;
+      /** Images waiting for or in a decode: the operator completes (or errors) once none is left. */
+      let decoding = 0;
+      /** Everything held in the queues: images and the events of their streams waiting behind them. */
+      let held = 0;
       let sourceDone = false;
+      let sourceError: { readonly error: unknown } | undefined;
 
       const flush = (key: string): void => {
         const queue = queues.get(key);
         if (queue === undefined) return;
         while (queue.length > 0 && queue[0]?.state !== 'pending') {
           const slot = queue.shift() as Slot<T>;
+          held--;
           if (slot.state === 'ready') subscriber.next(slot.value);
         }
         if (queue.length === 0) queues.delete(key);
       };
-      const maybeComplete = (): void => {
-        if (sourceDone && pending === 0) subscriber.complete();
+      const maybeFinish = (): void => {
+        if (!sourceDone || decoding > 0) return;
+        if (sourceError) subscriber.error(sourceError.error);
+        else subscriber.complete();
       };
       const startNext = (): void => {
         while (running < concurrency && waiting.length > 0) (waiting.shift() as () => void)();
       };
-
-      const enqueue = (event: CompressedVideo, key: string): void => {
-        const slot: Slot<T> = { state: 'pending', value: event as T };
+      const hold = (key: string, slot: Slot<T>): void => {
         const queue = queues.get(key) ?? [];
         queue.push(slot);
         queues.set(key, queue);
-        pending++;
+        held++;
+      };
+      const backlog = (value: unknown, what: string): void =>
+        drops.record(
+          new BadFrameError(
+            'decode_backlog',
+            `${describeAny(value)}: ${what} dropped, ${held} events already held behind images being decoded (maxPending ${maxPending})`,
+          ),
+        );
+
+      const enqueue = (event: CompressedVideo, key: string): void => {
+        const slot: Slot<T> = { state: 'pending', value: event as T };
+        hold(key, slot);
+        decoding++;
         waiting.push(() => {
           running++;
           decode(event.payload.data)
@@ -107,51 +136,68 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
             })
             .finally(() => {
               running--;
-              pending--;
+              decoding--;
               if (subscriber.closed) return;
-              flush(key);
-              startNext();
-              maybeComplete();
+              // Downstream may throw from next(); it must reach the subscriber, not become an unhandled rejection.
+              try {
+                flush(key);
+                startNext();
+                maybeFinish();
+              } catch (error) {
+                subscriber.error(error);
+              }
             });
         });
         startNext();
       };
 
+      const accept = (value: T): void => {
+        const key = streamKey(value);
+        if (!claimsImage(value)) {
+          if (!queues.has(key)) return subscriber.next(value);
+          // Stream controls (close, reset...) are never dropped: losing one would leak a stream's state downstream.
+          if (held >= maxPending && !isStreamControl(value)) return backlog(value, 'event');
+          return hold(key, { state: 'ready', value });
+        }
+        if (!isCompressedVideo(value)) {
+          drops.record(
+            new BadFrameError(
+              'bad_video',
+              `${describeAny(value)}: image payload.data must be a Uint8Array of JPEG/PNG bytes, got ${typeName((value as { payload: { data?: unknown } }).payload.data)}`,
+            ),
+          );
+          return;
+        }
+        if (value.payload.data.byteLength === 0) {
+          drops.record(
+            new BadFrameError(
+              'empty_image',
+              `${describeAny(value)}: ${value.payload.format} image has 0 bytes`,
+            ),
+          );
+          return;
+        }
+        if (held >= maxPending) return backlog(value, 'image');
+        enqueue(value, key);
+      };
+
       const subscription = source.subscribe({
         next(value) {
-          const key = streamKey(value);
-          if (!isCompressedVideo(value)) {
-            const queue = queues.get(key);
-            if (queue === undefined) subscriber.next(value);
-            else queue.push({ state: 'ready', value });
-            return;
+          // An exception here would escape RxJS as an uncaught error on a timer and end the process.
+          try {
+            accept(value);
+          } catch (error) {
+            subscriber.error(error);
           }
-          if (value.payload.data.byteLength === 0) {
-            drops.record(
-              new BadFrameError(
-                'empty_image',
-                `${describe(value)}: ${value.payload.format} image has 0 bytes`,
-              ),
-            );
-            return;
-          }
-          if (pending >= maxPending) {
-            drops.record(
-              new BadFrameError(
-                'decode_backlog',
-                `${describe(value)}: ${pending} images already waiting to be decoded`,
-              ),
-            );
-            return;
-          }
-          enqueue(value, key);
         },
         error(error: unknown) {
-          subscriber.error(error);
+          sourceDone = true;
+          sourceError = { error };
+          maybeFinish();
         },
         complete() {
           sourceDone = true;
-          maybeComplete();
+          maybeFinish();
         },
       });
       return () => {
@@ -200,7 +246,7 @@ function rgbToLuma(rgb: Uint8Array, pixels: number): Uint8Array {
   const grey = new Uint8Array(pixels);
   for (let i = 0, p = 0; i < pixels; i++, p += 3)
     grey[i] = Math.round(
-      0.299 * (rgb[p] as number) + 0.587 * (rgb[p + 1] as number) + 0.114 * (rgb[p + 2] as number),
+      LUMA_R * (rgb[p] as number) + LUMA_G * (rgb[p + 1] as number) + LUMA_B * (rgb[p + 2] as number),
     );
   return grey;
 }
@@ -211,12 +257,19 @@ function greyToRgb(grey: Uint8Array, pixels: number): Uint8Array {
   return rgb;
 }
 
-const describe = (event: CompressedVideo): string => `stream "${event.streamId}" video seq ${event.seq}`;
+/** Names an event that may be malformed, for a drop message. */
+function describeAny(value: unknown): string {
+  const e = value as { streamId?: unknown; modality?: unknown; seq?: unknown };
+  return `stream "${String(e.streamId)}" ${String(e.modality)} seq ${String(e.seq)}`;
+}
+
+const typeName = (value: unknown): string =>
+  value === null ? 'null' : typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value;
 
 function badImage(event: CompressedVideo, error: unknown): BadFrameError {
   const cause = error instanceof Error ? error.message : String(error);
   return new BadFrameError(
     'corrupt_image',
-    `${describe(event)}: cannot decode ${event.payload.format}: ${cause}`,
+    `${describeAny(event)}: cannot decode ${event.payload.format}: ${cause}`,
   );
 }

@@ -1,9 +1,12 @@
 import type { RawPixelFormat } from '../core/events.js';
 
-/** Rec. 601 luma weights on the gamma-encoded values: the Y that ffmpeg's `format=gray` keeps from YUV video. */
-const LUMA_R = 0.299;
-const LUMA_G = 0.587;
-const LUMA_B = 0.114;
+/**
+ * Rec. 601 luma weights on the gamma-encoded values: the Y that ffmpeg's `format=gray` keeps from YUV video. The one
+ * definition of grey in braid (the thumbnail here, decodeCompressedFrames' colour-to-grey).
+ */
+export const LUMA_R = 0.299;
+export const LUMA_G = 0.587;
+export const LUMA_B = 0.114;
 
 /** For one axis: which source pixels each destination pixel covers and how much (weights sum to 1). */
 interface AxisWeights {

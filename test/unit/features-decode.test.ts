@@ -1,8 +1,8 @@
-import { firstValueFrom, from, toArray } from 'rxjs';
+import { concat, firstValueFrom, from, throwError, toArray } from 'rxjs';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../../src/core/errors.js';
-import type { AnySourceEvent } from '../../src/core/events.js';
+import type { AnySourceEvent, StreamInput } from '../../src/core/events.js';
 import { decodeCompressedFrames } from '../../src/features/decode-frames.js';
 import { DropCounter } from '../../src/sources/drop-counter.js';
 
@@ -141,6 +141,67 @@ describe('decodeCompressedFrames', () => {
     );
     expect(out).toHaveLength(1);
     expect(drops.count('decode_backlog')).toBe(2);
+  });
+
+  it('counts and drops an image event without bytes instead of crashing the process', async () => {
+    const drops = new DropCounter();
+    const noData = { ...video('a', 'jpeg', jpeg), payload: { format: 'jpeg' } } as unknown as AnySourceEvent;
+    const notBytes = {
+      ...video('b', 'png', jpeg),
+      payload: { format: 'png', data: 'abc' },
+    } as unknown as AnySourceEvent;
+    const nullPayload = { ...text('c', 'x'), modality: 'video', payload: null } as unknown as AnySourceEvent;
+    const after = text('a', 'after');
+    const out = await run([noData, notBytes, nullPayload, after], drops);
+    // A video event with no payload at all is not an image: it passes on for validation downstream.
+    expect(out).toEqual([nullPayload, after]);
+    expect(drops.snapshot()).toEqual({ bad_video: 2 });
+    expect(drops.lastError('bad_video')?.message).toMatch(
+      /stream "b" video seq \d+: image payload.data must be a Uint8Array .*got string/,
+    );
+  });
+
+  it('on a source error, first emits what was taken in (images decoded, events behind them), then errors', async () => {
+    const drops = new DropCounter();
+    const events = [video('a', 'jpeg', jpeg), text('a', 'behind the image'), text('b', 'free')];
+    const failure = new Error('camera unplugged');
+    const out: AnySourceEvent[] = [];
+    const error = await new Promise<unknown>((resolve) => {
+      concat(
+        from(events),
+        throwError(() => failure),
+      )
+        .pipe(decodeCompressedFrames<AnySourceEvent>({ drops }))
+        .subscribe({ next: (e) => out.push(e), error: resolve, complete: () => resolve('completed') });
+    });
+    expect(error).toBe(failure);
+    expect(out.map((e) => e.seq)).toEqual([events[2]!.seq, events[0]!.seq, events[1]!.seq]);
+    expect((out[1]!.payload as { format: string }).format).toBe('gray');
+    expect(drops.total).toBe(0);
+  });
+
+  it('counts events queued behind an image toward maxPending, but never drops a stream control', async () => {
+    const drops = new DropCounter();
+    const close: StreamInput = { control: 'close', streamId: 'a' };
+    const input: StreamInput[] = [
+      video('a', 'jpeg', jpeg),
+      text('a', 'one'),
+      text('a', 'two'),
+      close,
+      video('a', 'jpeg', jpeg),
+      text('b', 'other stream, nothing held'),
+    ];
+    const out = await firstValueFrom(
+      from(input).pipe(decodeCompressedFrames<StreamInput>({ drops, maxPending: 2 }), toArray()),
+    );
+    expect(out).toEqual([
+      input[5],
+      expect.objectContaining({ seq: (input[0] as AnySourceEvent).seq }),
+      input[1],
+      close,
+    ]);
+    expect(drops.snapshot()).toEqual({ decode_backlog: 2 });
+    expect(drops.lastError('decode_backlog')?.message).toMatch(/image dropped, 3 events already held/);
   });
 
   it('rejects bad options naming them', () => {
