@@ -22,11 +22,27 @@ export interface DroppedWindow {
 export interface PredictOptions {
   /** Windows queued per stream while steps run; when full the oldest is dropped (counted). Default 32. */
   readonly maxQueue?: number;
-  /** Told about every dropped window, for logging; the counters are in runtime.stats either way. */
+  /**
+   * Told about every dropped window, for logging; the counters are in runtime.stats either way. If it throws, the
+   * output errors with that error.
+   */
   readonly onDrop?: (drop: DroppedWindow) => void;
 }
 
-const isClose = (item: PredictInput): item is StreamClose => (item as StreamClose).close === true;
+const isClose = (item: unknown): item is StreamClose =>
+  typeof item === 'object' && item !== null && (item as StreamClose).close === true;
+
+/** Identity of a dropped item for onDrop, read defensively: the item may be anything a producer sent. */
+const identity = (item: unknown): { streamId: string; index: number } => {
+  const w = (typeof item === 'object' && item !== null ? item : {}) as {
+    streamId?: unknown;
+    index?: unknown;
+  };
+  return {
+    streamId: typeof w.streamId === 'string' ? w.streamId : String(w.streamId),
+    index: typeof w.index === 'number' ? w.index : Number.NaN,
+  };
+};
 
 interface StreamQueue {
   readonly items: PredictInput[];
@@ -84,9 +100,9 @@ export function predictWindows(
       let stopped = false;
       const stats = runtime.stats;
 
-      const drop = (w: FusedWindow, reason: DropReason, message: string): void => {
+      const drop = (item: unknown, reason: DropReason, message: string): void => {
         stats.dropped[reason]++;
-        options.onDrop?.({ streamId: String(w.streamId), index: w.index, reason, message });
+        options.onDrop?.({ ...identity(item), reason, message });
       };
 
       const queueOf = (streamId: string): StreamQueue => {
@@ -102,6 +118,8 @@ export function predictWindows(
 
       const accept = (item: PredictInput): void => {
         if (isClose(item)) {
+          if (typeof item.streamId !== 'string' || item.streamId === '')
+            return drop(item, 'bad_input', 'a close marker needs the streamId of the stream to close');
           const q = queueOf(item.streamId);
           q.items.push(item);
           q.lastAccepted = -1;
@@ -179,9 +197,14 @@ export function predictWindows(
             running = false;
             inFlight.clear();
             if (stopped) return;
-            for (const p of predictions) subscriber.next(p);
-            if (ready.length > 0) schedule();
-            else finishIfDone();
+            // A throw here would become an unhandled rejection (the end of a Node process): hand it on instead.
+            try {
+              for (const p of predictions) subscriber.next(p);
+              if (ready.length > 0) schedule();
+              else finishIfDone();
+            } catch (error) {
+              subscriber.error(error);
+            }
           },
           (error: unknown) => {
             running = false;
@@ -193,8 +216,14 @@ export function predictWindows(
 
       const subscription = source.subscribe({
         next: (item) => {
-          accept(item);
-          if (ready.length > 0) schedule();
+          // An exception here (an onDrop callback that throws...) would escape RxJS as an uncaught error on a
+          // timer and end the process; it ends this stream instead.
+          try {
+            accept(item);
+            if (ready.length > 0) schedule();
+          } catch (error) {
+            subscriber.error(error);
+          }
         },
         error: (error: unknown) => subscriber.error(error),
         complete: () => {

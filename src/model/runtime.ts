@@ -26,7 +26,11 @@ export interface RuntimeOptions {
   readonly maxBatch?: number;
   /** Event-time gap (µs) between a window's start and the previous window's end that resets the state. Default 5 s. */
   readonly gapReset?: Micros;
-  /** Wall-clock inactivity (µs) after which a stream's state is forgotten. Default 10 minutes. */
+  /**
+   * Wall-clock inactivity (µs) after which a stream's state is forgotten. Default 10 minutes. Must be at least
+   * `gapReset`: expiry follows the wall clock, so only gaps shorter than it give the same results live and in a
+   * fast replay (see docs/model-runtime.md).
+   */
   readonly idleExpiry?: Micros;
   /** Wall clock in µs, for expiry only; injectable for tests. */
   readonly clock?: () => Micros;
@@ -97,6 +101,7 @@ export class ModelRuntime {
 
   /** Why a window cannot be run (wrong vector width, non-finite values, bad times), or undefined when it can. */
   checkWindow(w: FusedWindow): string | undefined {
+    if (typeof w !== 'object' || w === null) return `a window must be an object, got ${String(w)}`;
     if (typeof w.streamId !== 'string' || w.streamId.length === 0)
       return 'streamId must be a non-empty string';
     if (!Number.isSafeInteger(w.index) || w.index < 0)
@@ -118,7 +123,8 @@ export class ModelRuntime {
 
   /**
    * One batched step over windows of distinct streams (checked with {@link checkWindow} by the caller). Predictions
-   * come back in the same order.
+   * come back in the same order. A failing kernel rejects with BRAID_ERR_MODEL naming the backend (cause: the
+   * kernel's own error).
    */
   async step(windows: readonly FusedWindow[]): Promise<Prediction[]> {
     const n = windows.length;
@@ -145,7 +151,15 @@ export class ModelRuntime {
         this.state.set(lease.entry.state, i * S);
       }
       const t0 = performance.now();
-      await this.kernel.step(n, this.x, this.state, this.y, this.next);
+      try {
+        await this.kernel.step(n, this.x, this.state, this.y, this.next);
+      } catch (error) {
+        if (error instanceof BraidError) throw error;
+        const why = error instanceof Error ? error.message : String(error);
+        throw new BraidError('BRAID_ERR_MODEL', `${this.kernel.backend} step failed: ${why}`, {
+          cause: error,
+        });
+      }
       this.stats.recordStep(n, performance.now() - t0);
       const done = this.clock();
       const predictions: Prediction[] = [];

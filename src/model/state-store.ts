@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BraidError } from '../core/errors.js';
+import { BraidError, InvalidOptionError } from '../core/errors.js';
 import type { Micros } from '../core/time.js';
 import type { CellType } from './config.js';
 
@@ -8,7 +8,7 @@ export type ResetReason = 'start' | 'gap' | 'request';
 export interface StatePolicy {
   /** A window starting more than this after the previous window's end starts from a zero state (event time, µs). */
   readonly gapReset: Micros;
-  /** A stream with no window for this long (wall clock, µs) is forgotten. */
+  /** A stream with no window for this long (wall clock, µs) is forgotten. Must be ≥ gapReset. */
   readonly idleExpiry: Micros;
 }
 
@@ -94,7 +94,15 @@ export class StateStore {
     readonly cell: CellType,
     readonly hidden: number,
     private readonly policy: StatePolicy,
-  ) {}
+  ) {
+    // Expiry follows the wall clock, gaps the event time: a replay faster than real time never expires a stream,
+    // so results match a live run only if every gap long enough to expire also resets by the gap rule.
+    if (policy.gapReset > policy.idleExpiry)
+      throw new InvalidOptionError(
+        'gapReset',
+        `must not exceed idleExpiry (${policy.idleExpiry} µs), got ${policy.gapReset} µs: a longer gap would reset a live stream (by expiry) but not a fast replay`,
+      );
+  }
 
   get stateSize(): number {
     return this.cell === 'gru' ? this.hidden : 2 * this.hidden;

@@ -2,7 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { firstValueFrom, from, lastValueFrom, Observable, Subject, toArray } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { emptyModalityRecord, type Prediction } from '../../src/core/index.js';
+import {
+  BraidError,
+  emptyModalityRecord,
+  InvalidOptionError,
+  type Prediction,
+} from '../../src/core/index.js';
 import { seconds } from '../../src/core/time.js';
 import { modelDims, parseModelConfig } from '../../src/model/config.js';
 import { FusedStepKernel } from '../../src/model/fused-kernel.js';
@@ -224,7 +229,7 @@ describe('predictWindows', () => {
 
   it('resets on request and expires idle streams by the (injected) wall clock', async () => {
     let now = 0;
-    const rt = runtime({ idleExpiry: seconds(1), clock: () => now });
+    const rt = runtime({ gapReset: seconds(1), idleExpiry: seconds(1), clock: () => now });
     await rt.step([win('a', 0), win('b', 0)]);
     expect(rt.reset('a')).toBe(true);
     const [pa] = await rt.step([win('a', 1)]);
@@ -282,6 +287,53 @@ describe('predictWindows', () => {
     const kernel = new TfStepKernel(model, 'cpu', 8);
     const rt = runtime({}, kernel);
     kernel.dispose(); // its weight tensors are gone: the next step throws inside tfjs
-    await expect(firstValueFrom(from([win('s', 0)]).pipe(predictWindows(rt)))).rejects.toThrow(TypeError);
+    const error = await firstValueFrom(from([win('s', 0)]).pipe(predictWindows(rt))).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BraidError);
+    expect((error as BraidError).code).toBe('BRAID_ERR_MODEL');
+    expect((error as Error).message).toMatch(/^cpu step failed: /);
+    expect((error as Error).cause).toBeInstanceOf(TypeError);
+  });
+
+  it('drops and counts malformed items (null, a close marker without a stream) instead of crashing', async () => {
+    const rt = runtime();
+    const drops: string[] = [];
+    const items = [null, { close: true }, win('s', 0), 42] as unknown as PredictInput[];
+    const predictions = await lastValueFrom(
+      from(items).pipe(
+        predictWindows(rt, { onDrop: (d) => drops.push(`${d.streamId}:${d.reason}:${d.message}`) }),
+        toArray(),
+      ),
+    );
+    expect(predictions.map((p) => p.windowIndex)).toEqual([0]);
+    expect(rt.statsSnapshot().dropped.bad_input).toBe(3);
+    expect(drops).toEqual([
+      'undefined:bad_input:a window must be an object, got null',
+      'undefined:bad_input:a close marker needs the streamId of the stream to close',
+      'undefined:bad_input:a window must be an object, got 42',
+    ]);
+  });
+
+  it('an onDrop callback that throws errors the output instead of crashing the process', async () => {
+    const failure = new Error('logger broke');
+    const items: PredictInput[] = [win('s', 1), win('s', 0)];
+    const output = lastValueFrom(
+      from(items).pipe(
+        predictWindows(runtime(), {
+          onDrop: () => {
+            throw failure;
+          },
+        }),
+        toArray(),
+      ),
+    );
+    await expect(output).rejects.toBe(failure);
+  });
+
+  it('refuses a gapReset longer than idleExpiry, naming gapReset', () => {
+    expect(() => runtime({ gapReset: seconds(61), idleExpiry: seconds(60) })).toThrow(InvalidOptionError);
+    expect(() => runtime({ gapReset: seconds(61), idleExpiry: seconds(60) })).toThrow(
+      /option "gapReset": must not exceed idleExpiry \(60000000 µs\)/,
+    );
+    expect(() => runtime({ gapReset: seconds(60), idleExpiry: seconds(60) })).not.toThrow();
   });
 });

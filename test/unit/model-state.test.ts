@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BraidError } from '../../src/core/errors.js';
+import { BraidError, InvalidOptionError } from '../../src/core/errors.js';
 import { seconds } from '../../src/core/time.js';
 import { decodeFloats, encodeFloats, StateStore } from '../../src/model/state-store.js';
 
@@ -78,6 +78,13 @@ describe('StateStore', () => {
     expect(store.expireIdle(seconds(60) + 1)).toEqual(['old']);
     expect(store.has('old')).toBe(false);
     expect(store.has('new')).toBe(true);
+  });
+
+  it('refuses a gap reset longer than the idle expiry (replays would keep state the live run forgot)', () => {
+    expect(() => new StateStore('gru', 1, { gapReset: seconds(61), idleExpiry: seconds(60) })).toThrow(
+      InvalidOptionError,
+    );
+    expect(() => new StateStore('gru', 1, { gapReset: seconds(60), idleExpiry: seconds(60) })).not.toThrow();
   });
 
   it('snapshots to JSON and restores every state exactly (floats through base64)', () => {
