@@ -1,0 +1,222 @@
+import { existsSync } from 'node:fs';
+import { readdir, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { BraidError, InvalidOptionError } from '../core/errors.js';
+import { MODEL_JSON, saveModel } from '../model/model-io.js';
+import { saveBaseline } from './baseline.js';
+import { buildDataset } from './dataset.js';
+import { evaluateModel, formatEvaluation, TRAINING_REPORT } from './evaluate.js';
+import { createProgress } from './progress.js';
+import { useTrainingBackend } from './tf-setup.js';
+import { DEFAULT_TRAIN_OPTIONS, type TrainingReport, type TrainOptions, trainModel } from './train.js';
+
+/** Files as given; directories contribute their `*.mcap` files, sorted. */
+export async function expandRecordings(inputs: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const input of inputs) {
+    let info: Awaited<ReturnType<typeof stat>>;
+    try {
+      info = await stat(input);
+    } catch {
+      throw new BraidError('BRAID_ERR_DATASET', `recording "${input}" does not exist`);
+    }
+    if (!info.isDirectory()) {
+      out.push(input);
+      continue;
+    }
+    const names = (await readdir(input)).filter((n) => n.endsWith('.mcap')).sort();
+    if (names.length === 0)
+      throw new BraidError('BRAID_ERR_DATASET', `directory "${input}" holds no .mcap recordings`);
+    out.push(...names.map((n) => path.join(input, n)));
+  }
+  return out;
+}
+
+function integer(option: string, text: string, min: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min)
+    throw new InvalidOptionError(option, `must be a whole number >= ${min}, got "${text}"`);
+  return n;
+}
+
+function positiveNumber(option: string, text: string): number {
+  const n = Number(text);
+  if (!(Number.isFinite(n) && n > 0))
+    throw new InvalidOptionError(option, `must be a positive number, got "${text}"`);
+  return n;
+}
+
+function nonNegative(option: string, text: string): number {
+  const n = Number(text);
+  if (!(Number.isFinite(n) && n >= 0))
+    throw new InvalidOptionError(option, `must be a number >= 0, got "${text}"`);
+  return n;
+}
+
+const list = (option: string, text: string): number[] =>
+  text.split(',').map((t) => integer(option, t.trim(), 1));
+
+interface TrainFlags {
+  out: string;
+  labels?: string;
+  cell: string;
+  hidden: string;
+  encoder: string;
+  folds: string;
+  valFraction: string;
+  chunk: string;
+  batch: string;
+  epochs: string;
+  patience: string;
+  lr: string;
+  optimizer: string;
+  clipnorm: string;
+  l2: string;
+  seed: string;
+  baselineHidden: string;
+  force?: boolean;
+}
+
+/** Command-line flags to checked training options; each error names its flag. */
+export function parseTrainFlags(flags: TrainFlags): TrainOptions {
+  if (flags.cell !== 'gru' && flags.cell !== 'lstm')
+    throw new InvalidOptionError('cell', `must be gru or lstm, got "${flags.cell}"`);
+  if (flags.optimizer !== 'adam' && flags.optimizer !== 'sgd')
+    throw new InvalidOptionError('optimizer', `must be adam or sgd, got "${flags.optimizer}"`);
+  const encoder = list('encoder', flags.encoder);
+  if (encoder.length !== 1 && encoder.length !== 3)
+    throw new InvalidOptionError(
+      'encoder',
+      `must be one size or three (audio,video,text), got "${flags.encoder}"`,
+    );
+  const [a, v = a, t = a] = encoder as [number, number?, number?];
+  const valFraction = Number(flags.valFraction);
+  if (!(valFraction > 0 && valFraction < 1))
+    throw new InvalidOptionError('val-fraction', `must be between 0 and 1, got "${flags.valFraction}"`);
+  const clipnorm =
+    flags.clipnorm === 'none' ? Number.POSITIVE_INFINITY : positiveNumber('clipnorm', flags.clipnorm);
+  return {
+    cell: flags.cell,
+    hiddenSizes: list('hidden', flags.hidden),
+    encoderUnits: { audio: a, video: v as number, text: t as number },
+    folds: integer('folds', flags.folds, 1),
+    valFraction,
+    chunk: integer('chunk', flags.chunk, 1),
+    batchSize: integer('batch', flags.batch, 1),
+    maxEpochs: integer('epochs', flags.epochs, 1),
+    patience: integer('patience', flags.patience, 1),
+    learningRate: positiveNumber('lr', flags.lr),
+    optimizer: flags.optimizer,
+    clipnorm,
+    l2: nonNegative('l2', flags.l2),
+    seed: integer('seed', flags.seed, 0),
+    baselineHidden: integer('baseline-hidden', flags.baselineHidden, 0),
+    baselineBatchSize: DEFAULT_TRAIN_OPTIONS.baselineBatchSize,
+  };
+}
+
+function summary(report: TrainingReport): string {
+  const lines = report.selection.sizes.map(
+    (s) =>
+      `  hidden ${String(s.hidden).padStart(4)}: mean val loss ${s.meanValLoss.toFixed(4)}, mean val F1 ${s.meanValF1.toFixed(3)}, mean best epoch ${s.meanBestEpoch.toFixed(1)}${s.hidden === report.selection.chosenHidden ? '  <- chosen' : ''}`,
+  );
+  const b = report.baseline.size;
+  return [
+    `braid train: ${report.dataset.windows} windows, ${report.dataset.sessions.length} recordings, labels ${report.labels.join(', ')}`,
+    ...lines,
+    `  baseline (memoryless MLP, ${b.hidden} hidden): mean val loss ${b.meanValLoss.toFixed(4)}, mean val F1 ${b.meanValF1.toFixed(3)}`,
+    `  final: hidden ${report.final.hidden}, ${report.final.epochs} epochs on all ${report.final.trainSessions} recordings; ${report.seconds.toFixed(0)} s in all`,
+  ].join('\n');
+}
+
+/** `braid train <recordings...> --out models/NAME`. */
+export function registerTrainCommand(program: Command): Command {
+  const d = DEFAULT_TRAIN_OPTIONS;
+  return program
+    .command('train')
+    .description(
+      "Train the recurrent model on labelled recordings (files or directories of .mcap), with the live pipeline's windows and features",
+    )
+    .argument('<recordings...>', 'MCAP recordings with a label channel, or directories of them')
+    .requiredOption(
+      '--out <dir>',
+      'model directory to write (model.json, weights.bin, baseline/, training-report.json)',
+    )
+    .option('--labels <names>', 'labels to learn, comma-separated (default: every label found)')
+    .option('--cell <type>', 'recurrent cell: gru or lstm', d.cell)
+    .option(
+      '--hidden <sizes>',
+      'hidden sizes to compare by cross-validation, e.g. 32,64,128',
+      d.hiddenSizes.join(','),
+    )
+    .option('--encoder <units>', 'encoder units: one size or audio,video,text', '32,32,16')
+    .option('--folds <k>', 'k-fold cross-validation by recording (1: one hold-out split)', String(d.folds))
+    .option(
+      '--val-fraction <f>',
+      'recordings held out for validation when --folds is 1',
+      String(d.valFraction),
+    )
+    .option('--chunk <windows>', 'truncated back-propagation length in windows', String(d.chunk))
+    .option('--batch <n>', 'sequences per minibatch', String(d.batchSize))
+    .option('--epochs <n>', 'most epochs per run', String(d.maxEpochs))
+    .option('--patience <n>', 'epochs without validation improvement before stopping', String(d.patience))
+    .option('--lr <rate>', 'learning rate', String(d.learningRate))
+    .option('--optimizer <name>', 'adam or sgd', d.optimizer)
+    .option('--clipnorm <norm>', 'global gradient norm clip, or "none"', String(d.clipnorm))
+    .option('--l2 <lambda>', 'L2 penalty on kernels (weight decay)', String(d.l2))
+    .option('--seed <n>', 'seed for initial weights, folds and shuffling', String(d.seed))
+    .option(
+      '--baseline-hidden <n>',
+      'hidden units of the memoryless baseline (0: logistic regression)',
+      String(d.baselineHidden),
+    )
+    .option('--force', 'overwrite an existing model directory')
+    .action(async (inputs: string[], flags: TrainFlags) => {
+      const options = parseTrainFlags(flags);
+      if (existsSync(path.join(flags.out, MODEL_JSON)) && !flags.force)
+        throw new InvalidOptionError(
+          'out',
+          `"${flags.out}" already holds a model; pass --force to overwrite it`,
+        );
+      await useTrainingBackend();
+      const files = await expandRecordings(inputs);
+      const labels = flags.labels?.split(',').map((l) => l.trim());
+      process.stderr.write(`braid train: reading ${files.length} recordings...\n`);
+      const dataset = await buildDataset(files, labels ? { labels } : {});
+      const progress = createProgress();
+      let outcome: ReturnType<typeof trainModel>;
+      try {
+        outcome = trainModel(dataset, options, progress);
+      } finally {
+        progress.stop();
+      }
+      await saveModel(outcome.model, flags.out);
+      await saveBaseline(outcome.baseline, flags.out);
+      await writeFile(path.join(flags.out, TRAINING_REPORT), `${JSON.stringify(outcome.report, null, 2)}\n`);
+      process.stdout.write(`${summary(outcome.report)}\nbraid train: model written to ${flags.out}\n`);
+    });
+}
+
+/** `braid eval <model> <recordings...>`. */
+export function registerEvalCommand(program: Command): Command {
+  return program
+    .command('eval')
+    .description(
+      'Score a trained model and its memoryless baseline on labelled recordings: per-label precision, recall, F1, ROC AUC',
+    )
+    .argument('<model>', 'model directory written by braid train')
+    .argument('<recordings...>', 'MCAP recordings with a label channel, or directories of them')
+    .option('--threshold <p>', 'score at or above which a label counts as on', '0.5')
+    .option('--json <file>', 'also write the figures as JSON')
+    .action(async (modelDir: string, inputs: string[], flags: { threshold: string; json?: string }) => {
+      const threshold = Number(flags.threshold);
+      if (!(threshold > 0 && threshold < 1))
+        throw new InvalidOptionError('threshold', `must be between 0 and 1, got "${flags.threshold}"`);
+      await useTrainingBackend();
+      const files = await expandRecordings(inputs);
+      const report = await evaluateModel(modelDir, files, threshold);
+      if (flags.json) await writeFile(flags.json, `${JSON.stringify(report, null, 2)}\n`);
+      process.stdout.write(`${formatEvaluation(report)}\n`);
+    });
+}

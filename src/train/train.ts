@@ -1,0 +1,398 @@
+import { BraidError, InvalidOptionError } from '../core/errors.js';
+import type { CellType, FeatureModality } from '../model/config.js';
+import type { Model } from '../model/weights.js';
+import {
+  type Baseline,
+  type BaselineConfig,
+  BaselineLearner,
+  baselineLogits,
+  initialBaseline,
+  TrainableBaseline,
+} from './baseline.js';
+import type { Dataset, Sequence, SessionSummary } from './dataset.js';
+import { windowCount } from './dataset.js';
+import { type EpochRecord, type FitResult, type OptimizerName, type StopReason, trainLoop } from './fit.js';
+import { sessionSplits } from './folds.js';
+import { type BinaryMetrics, labelMetrics, macroF1 } from './metrics.js';
+import { computeNormalization } from './normalization.js';
+import { buildModelConfig, RecurrentLearner, sequenceLogits, sigmoid, TrainableModel } from './recurrent.js';
+import { deriveSeed } from './shuffle.js';
+
+export interface TrainOptions {
+  readonly cell: CellType;
+  /** Hidden sizes to compare by cross-validation; the best is retrained on all sessions. */
+  readonly hiddenSizes: readonly number[];
+  readonly encoderUnits: Readonly<Record<FeatureModality, number>>;
+  /** k ≥ 2: k-fold cross-validation by session; 1: one hold-out split of `valFraction` of the sessions. */
+  readonly folds: number;
+  readonly valFraction: number;
+  /** Windows per truncated back-propagation chunk. */
+  readonly chunk: number;
+  /** Sequences per minibatch. */
+  readonly batchSize: number;
+  readonly maxEpochs: number;
+  readonly patience: number;
+  readonly learningRate: number;
+  readonly optimizer: OptimizerName;
+  /** Global-norm gradient clipping; Infinity turns it off. */
+  readonly clipnorm: number;
+  /** L2 penalty on kernels (weight decay), for the model and the baseline alike. */
+  readonly l2: number;
+  readonly seed: number;
+  /** Hidden units of the memoryless baseline MLP (0: logistic regression). */
+  readonly baselineHidden: number;
+  /** Windows per baseline minibatch. */
+  readonly baselineBatchSize: number;
+}
+
+export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
+  cell: 'gru',
+  hiddenSizes: [32],
+  encoderUnits: { audio: 32, video: 32, text: 16 },
+  folds: 1,
+  valFraction: 0.2,
+  chunk: 20,
+  batchSize: 8,
+  maxEpochs: 60,
+  patience: 6,
+  learningRate: 3e-3,
+  optimizer: 'adam',
+  clipnorm: 1,
+  l2: 1e-4,
+  seed: 1,
+  baselineHidden: 32,
+  baselineBatchSize: 64,
+};
+
+export type RunPhase = 'cv' | 'final' | 'baseline-cv' | 'baseline-final';
+
+/** Which training run is going on, for progress displays. */
+export interface RunInfo {
+  readonly phase: RunPhase;
+  /** 0-based fold, absent for final runs. */
+  readonly fold?: number;
+  readonly folds: number;
+  readonly hidden: number;
+  readonly maxEpochs: number;
+}
+
+export interface ProgressListener {
+  runStart?(run: RunInfo): void;
+  epoch?(run: RunInfo, record: EpochRecord): void;
+  runEnd?(run: RunInfo, result: FitResult): void;
+}
+
+/** One training run of cross-validation, with its validation figures at the restored (best) epoch. */
+export interface FoldReport {
+  readonly fold: number;
+  readonly hidden: number;
+  readonly trainSessions: readonly string[];
+  readonly validationSessions: readonly string[];
+  readonly trainWindows: number;
+  readonly validationWindows: number;
+  readonly bestEpoch: number;
+  readonly bestValLoss: number;
+  readonly stopReason: StopReason;
+  readonly validationF1: number;
+  readonly validation: Readonly<Record<string, BinaryMetrics>>;
+  readonly history: readonly EpochRecord[];
+}
+
+export interface SizeReport {
+  readonly hidden: number;
+  readonly meanValLoss: number;
+  readonly meanValF1: number;
+  readonly meanBestEpoch: number;
+  readonly folds: readonly FoldReport[];
+}
+
+export interface FinalRunReport {
+  readonly hidden: number;
+  readonly epochs: number;
+  readonly trainSessions: number;
+  readonly trainWindows: number;
+  readonly history: readonly EpochRecord[];
+}
+
+export interface TrainingReport {
+  readonly format: 'braid-training-report';
+  readonly version: 1;
+  readonly createdAt: string;
+  readonly labels: readonly string[];
+  readonly windowing: Dataset['windowing'];
+  readonly options: TrainOptions;
+  readonly dataset: {
+    readonly sessions: readonly SessionSummary[];
+    readonly sequences: number;
+    readonly windows: number;
+  };
+  readonly selection: {
+    readonly criterion: 'mean best validation loss over folds';
+    readonly sizes: readonly SizeReport[];
+    readonly chosenHidden: number;
+  };
+  readonly final: FinalRunReport;
+  readonly baseline: { readonly size: SizeReport; readonly final: FinalRunReport };
+  readonly seconds: number;
+}
+
+export interface TrainingOutcome {
+  readonly model: Model;
+  readonly baseline: Baseline;
+  readonly report: TrainingReport;
+}
+
+function checkOptions(o: TrainOptions): void {
+  const positiveInt = (name: string, v: number) => {
+    if (!Number.isInteger(v) || v < 1)
+      throw new InvalidOptionError(name, `must be a whole number >= 1, got ${v}`);
+  };
+  if (o.hiddenSizes.length === 0) throw new InvalidOptionError('hidden', 'needs at least one size');
+  for (const h of o.hiddenSizes) positiveInt('hidden', h);
+  if (new Set(o.hiddenSizes).size !== o.hiddenSizes.length)
+    throw new InvalidOptionError('hidden', `sizes must be distinct, got ${o.hiddenSizes.join(',')}`);
+  for (const [m, u] of Object.entries(o.encoderUnits)) positiveInt(`encoder.${m}`, u);
+  for (const name of ['folds', 'chunk', 'batchSize', 'maxEpochs', 'patience', 'baselineBatchSize'] as const)
+    positiveInt(name, o[name]);
+  if (!Number.isInteger(o.baselineHidden) || o.baselineHidden < 0)
+    throw new InvalidOptionError('baselineHidden', `must be a whole number >= 0, got ${o.baselineHidden}`);
+  if (!(o.learningRate > 0 && Number.isFinite(o.learningRate)))
+    throw new InvalidOptionError('lr', `must be a positive number, got ${o.learningRate}`);
+  if (!(o.l2 >= 0 && Number.isFinite(o.l2)))
+    throw new InvalidOptionError('l2', `must be a number >= 0, got ${o.l2}`);
+  if (!(o.clipnorm > 0))
+    throw new InvalidOptionError('clipnorm', `must be > 0 (or Infinity for none), got ${o.clipnorm}`);
+  if (!Number.isInteger(o.seed)) throw new InvalidOptionError('seed', `must be an integer, got ${o.seed}`);
+}
+
+const bySession = (sequences: readonly Sequence[], sessions: readonly string[]): Sequence[] => {
+  const keep = new Set(sessions);
+  return sequences.filter((s) => keep.has(s.session));
+};
+
+const mean = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
+
+/** Epochs for a final run on all sessions: the mean of the folds' best epochs (at least 1). */
+const finalEpochs = (folds: readonly FoldReport[]): number =>
+  Math.max(1, Math.round(mean(folds.map((f) => f.bestEpoch))));
+
+interface Runner<T> {
+  /** Trains on `train`, early-stopping on `validation` (if any); returns validation logits and the fit. */
+  run(
+    info: RunInfo,
+    train: readonly Sequence[],
+    validation: readonly Sequence[],
+    maxEpochs: number,
+  ): RunOutput<T>;
+}
+
+interface RunOutput<T> {
+  readonly fit: FitResult;
+  readonly logits: Float32Array[];
+  /** The trained weights as plain arrays; frees the tfjs variables. */
+  take(): T;
+  dispose(): void;
+}
+
+function fitWithProgress(
+  info: RunInfo,
+  learner: RecurrentLearner | BaselineLearner,
+  options: TrainOptions,
+  maxEpochs: number,
+  progress: ProgressListener | undefined,
+): FitResult {
+  progress?.runStart?.(info);
+  const result = trainLoop(learner, {
+    maxEpochs,
+    patience: options.patience,
+    learningRate: options.learningRate,
+    optimizer: options.optimizer,
+    clipnorm: options.clipnorm,
+    onEpoch: (record) => progress?.epoch?.(info, record),
+  });
+  progress?.runEnd?.(info, result);
+  return result;
+}
+
+/**
+ * Trains the recurrent model and the memoryless baseline on a dataset: cross-validation by session over the hidden
+ * sizes (normalization computed on each fold's training sessions only), the size with the lowest mean validation
+ * loss retrained on every session for the folds' mean best epoch count, and the same for the baseline. Every fold's
+ * figures go into the report. Deterministic for a seed on the tfjs cpu backend.
+ */
+export function trainModel(
+  dataset: Dataset,
+  options: TrainOptions = DEFAULT_TRAIN_OPTIONS,
+  progress?: ProgressListener,
+): TrainingOutcome {
+  checkOptions(options);
+  const t0 = performance.now();
+  const sessions = [...new Set(dataset.sequences.map((s) => s.session))];
+  const splits = sessionSplits(sessions, options.folds, options.seed, options.valFraction);
+  const { labels, featureConfig, inputWidth } = dataset;
+
+  const recurrent = (hidden: number): Runner<Model> => ({
+    run(info, train, validation, maxEpochs) {
+      const config = buildModelConfig(
+        featureConfig,
+        labels,
+        { cell: options.cell, hidden, encoderUnits: options.encoderUnits },
+        computeNormalization(train, inputWidth),
+      );
+      const phase = info.phase === 'final' ? 99 : 0;
+      const fold = info.fold ?? 99;
+      const model = TrainableModel.initial(config, deriveSeed(options.seed, 1, hidden, fold, phase));
+      const learner = new RecurrentLearner(model, train, validation, {
+        chunk: options.chunk,
+        batchSize: options.batchSize,
+        seed: deriveSeed(options.seed, 2, hidden, fold, phase),
+        l2: options.l2,
+      });
+      const result = fitWithProgress(info, learner, options, maxEpochs, progress);
+      const logits = validation.length > 0 ? sequenceLogits(model.params, config, validation) : [];
+      return {
+        fit: result,
+        logits,
+        take: () => takeAndDispose(model, () => model.toModel()),
+        dispose: () => model.dispose(),
+      };
+    },
+  });
+  const baselineRunner = (hidden: number): Runner<Baseline> => ({
+    run(info, train, validation, maxEpochs) {
+      const config: BaselineConfig = {
+        kind: 'mlp',
+        hidden,
+        inputWidth,
+        labels: [...labels],
+        normalization: computeNormalization(train, inputWidth),
+      };
+      const fold = info.fold ?? 99;
+      const model = new TrainableBaseline(initialBaseline(config, deriveSeed(options.seed, 3, hidden, fold)));
+      const learner = new BaselineLearner(model, train, validation, {
+        batchSize: options.baselineBatchSize,
+        seed: deriveSeed(options.seed, 4, hidden, fold),
+        l2: options.l2,
+      });
+      const result = fitWithProgress(info, learner, options, maxEpochs, progress);
+      const logits = validation.length > 0 ? baselineLogits(model, validation) : [];
+      return {
+        fit: result,
+        logits,
+        take: () => takeAndDispose(model, () => model.toBaseline()),
+        dispose: () => model.dispose(),
+      };
+    },
+  });
+
+  const crossValidate = <T>(runner: Runner<T>, hidden: number, phase: 'cv' | 'baseline-cv'): SizeReport => {
+    const folds: FoldReport[] = splits.map((split, fold) => {
+      const train = bySession(dataset.sequences, split.train);
+      const validation = bySession(dataset.sequences, split.validation);
+      const info: RunInfo = { phase, fold, folds: splits.length, hidden, maxEpochs: options.maxEpochs };
+      const out = runner.run(info, train, validation, options.maxEpochs);
+      try {
+        const metrics = labelMetrics(
+          validation.map((s, i) => ({ scores: sigmoid(out.logits[i] as Float32Array), targets: s.y })),
+          labels,
+        );
+        return {
+          fold,
+          hidden,
+          trainSessions: split.train,
+          validationSessions: split.validation,
+          trainWindows: windowCount(train),
+          validationWindows: windowCount(validation),
+          bestEpoch: out.fit.bestEpoch,
+          bestValLoss: out.fit.bestValLoss ?? Number.POSITIVE_INFINITY,
+          stopReason: out.fit.stopReason,
+          validationF1: macroF1(metrics),
+          validation: metrics,
+          history: out.fit.history,
+        };
+      } finally {
+        out.dispose();
+      }
+    });
+    return {
+      hidden,
+      meanValLoss: mean(folds.map((f) => f.bestValLoss)),
+      meanValF1: mean(folds.map((f) => f.validationF1)),
+      meanBestEpoch: mean(folds.map((f) => f.bestEpoch)),
+      folds,
+    };
+  };
+
+  const sizes = options.hiddenSizes.map((h) => crossValidate(recurrent(h), h, 'cv'));
+  const usable = sizes.filter((s) => Number.isFinite(s.meanValLoss) && s.folds.every((f) => f.bestEpoch > 0));
+  if (usable.length === 0)
+    throw new BraidError(
+      'BRAID_ERR_MODEL',
+      `training diverged for every hidden size (${sizes.map((s) => `${s.hidden}: ${s.folds.map((f) => f.stopReason).join('/')}`).join('; ')}); lower --lr or set --clipnorm`,
+    );
+  const chosen = usable.reduce((best, s) => (s.meanValLoss < best.meanValLoss ? s : best));
+  const all = dataset.sequences;
+  const finalModel = trainFinal(recurrent(chosen.hidden), chosen, all, 'final');
+  const baselineSize = crossValidate(
+    baselineRunner(options.baselineHidden),
+    options.baselineHidden,
+    'baseline-cv',
+  );
+  const finalBaseline = trainFinal(
+    baselineRunner(options.baselineHidden),
+    baselineSize,
+    all,
+    'baseline-final',
+  );
+
+  const report: TrainingReport = {
+    format: 'braid-training-report',
+    version: 1,
+    createdAt: new Date().toISOString(),
+    labels,
+    windowing: dataset.windowing,
+    options,
+    dataset: { sessions: dataset.sessions, sequences: all.length, windows: windowCount(all) },
+    selection: { criterion: 'mean best validation loss over folds', sizes, chosenHidden: chosen.hidden },
+    final: finalModel.report,
+    baseline: { size: baselineSize, final: finalBaseline.report },
+    seconds: (performance.now() - t0) / 1000,
+  };
+  return { model: finalModel.trained, baseline: finalBaseline.trained, report };
+
+  function trainFinal<T>(
+    runner: Runner<T>,
+    size: SizeReport,
+    sequences: readonly Sequence[],
+    phase: 'final' | 'baseline-final',
+  ): { report: FinalRunReport; trained: T } {
+    const epochs = finalEpochs(size.folds);
+    const info: RunInfo = { phase, folds: splits.length, hidden: size.hidden, maxEpochs: epochs };
+    const out = runner.run(info, sequences, [], epochs);
+    if (out.fit.stopReason === 'diverged') {
+      out.dispose();
+      throw new BraidError(
+        'BRAID_ERR_MODEL',
+        `the final ${phase === 'final' ? 'model' : 'baseline'} run diverged at epoch ${out.fit.history.length} (non-finite loss or gradient); lower --lr or set --clipnorm`,
+      );
+    }
+    return {
+      report: {
+        hidden: size.hidden,
+        epochs,
+        trainSessions: sessions.length,
+        trainWindows: windowCount(sequences),
+        history: out.fit.history,
+      },
+      trained: out.take(),
+    };
+  }
+}
+
+function takeAndDispose<T>(owner: { dispose(): void }, read: () => T): T {
+  try {
+    return read();
+  } finally {
+    owner.dispose();
+  }
+}

@@ -1,0 +1,201 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AnySourceEvent } from '../../src/core/events.js';
+import { DEFAULT_FEATURE_CONFIG, type FeatureConfig } from '../../src/features/config.js';
+import { randomWeights } from '../../src/model/weights.js';
+import { McapRecorder } from '../../src/record/recorder.js';
+import { assertDatasetMatchesModel, buildDataset } from '../../src/train/dataset.js';
+import { computeNormalization } from '../../src/train/normalization.js';
+import { buildModelConfig } from '../../src/train/recurrent.js';
+
+const T0 = 1_700_000_000_000_000;
+const S = 1_000_000;
+
+interface SyntheticOptions {
+  readonly streamId?: string;
+  readonly seconds?: number;
+  readonly sampleRate?: number;
+  readonly labels?: boolean;
+  /** A stretch [from, to) in seconds with no events at all. */
+  readonly gap?: readonly [number, number];
+  readonly start?: number;
+}
+
+/**
+ * A labelled session of one stream: a 440 Hz tone (the "speech") during the first half of every 2 s, quiet noise
+ * otherwise; 8×6 gray frames at 10 fps that move during odd seconds; a text event every 1.5 s. Labels change with
+ * the tone (`speech`) and with the frames (`motion`).
+ */
+function syntheticSession(options: SyntheticOptions = {}): AnySourceEvent[] {
+  const streamId = options.streamId ?? 'cam';
+  const seconds = options.seconds ?? 6;
+  const rate = options.sampleRate ?? 16_000;
+  const start = T0 + (options.start ?? 0) * S;
+  const inGap = (t: number) =>
+    options.gap !== undefined && t >= start + options.gap[0] * S && t < start + options.gap[1] * S;
+  const events: AnySourceEvent[] = [];
+  const frame = rate / 50;
+  let noise = 12_345;
+  for (let i = 0, seq = 0; i * frame < seconds * rate; i++) {
+    const time = start + Math.floor((i * frame * S) / rate);
+    if (inGap(time)) continue;
+    const samples = new Int16Array(frame);
+    for (let k = 0; k < frame; k++) {
+      const n = i * frame + k;
+      const tone = Math.floor(n / rate) % 2 === 0 && n % rate < rate / 2;
+      noise = (noise * 1_103_515_245 + 12_345) % 2_147_483_648;
+      samples[k] = tone ? Math.round(8000 * Math.sin((2 * Math.PI * 440 * n) / rate)) : (noise % 200) - 100;
+    }
+    events.push({
+      streamId,
+      modality: 'audio',
+      time,
+      seq: seq++,
+      payload: { sampleRate: rate, channels: 1, samples },
+    });
+  }
+  for (let f = 0, seq = 0; f < seconds * 10; f++) {
+    const time = start + f * 100_000;
+    if (inGap(time)) continue;
+    const moving = Math.floor(f / 10) % 2 === 1;
+    const data = Uint8Array.from({ length: 48 }, (_, k) => (k * 5 + (moving ? f * 37 : 0)) % 256);
+    events.push({
+      streamId,
+      modality: 'video',
+      time,
+      seq: seq++,
+      payload: { format: 'gray', width: 8, height: 6, data },
+    });
+  }
+  for (let t = 0.7, seq = 0; t < seconds; t += 1.5) {
+    const time = start + Math.round(t * S);
+    if (!inGap(time))
+      events.push({ streamId, modality: 'text', time, seq: seq++, payload: { text: `hello number ${seq}` } });
+  }
+  if (options.labels !== false)
+    for (let k = 0; k < seconds * 2; k++) {
+      const time = start + k * 500_000;
+      const speech = k % 4 === 0 ? 1 : 0;
+      const motion = Math.floor(k / 2) % 2;
+      events.push({ streamId, modality: 'label', time, seq: k, payload: { labels: { speech, motion } } });
+    }
+  return events.sort((a, b) => a.time - b.time);
+}
+
+async function writeRecording(file: string, events: readonly AnySourceEvent[]): Promise<string> {
+  const recorder = await McapRecorder.create(file, { overwrite: true });
+  try {
+    for (const event of events) await recorder.write(event, event.time);
+  } finally {
+    await recorder.close();
+  }
+  return file;
+}
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'braid-train-dataset-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const expectDatasetError = async (promise: Promise<unknown>, pattern: RegExp): Promise<void> => {
+  await expect(promise).rejects.toMatchObject({
+    code: 'BRAID_ERR_DATASET',
+    message: expect.stringMatching(pattern),
+  });
+};
+
+describe('buildDataset', () => {
+  it('turns a recording into one sequence per stream with window targets taken at each window end', async () => {
+    const a = await writeRecording(join(dir, 'a.mcap'), [
+      ...syntheticSession({ streamId: 'cam' }),
+      ...syntheticSession({ streamId: 'phone', seconds: 4 }),
+    ]);
+    const dataset = await buildDataset([a]);
+    expect(dataset.labels).toEqual(['speech', 'motion']);
+    expect(dataset.inputWidth).toBe(350);
+    expect(dataset.sequences.map((s) => [s.streamId, s.windows.length])).toEqual([
+      ['cam', 12],
+      ['phone', 8],
+    ]);
+    const cam = dataset.sequences[0]!;
+    // Labels change on every 500 ms boundary; window k ends where window k + 1's label event is, so its target is
+    // the value set at its own start: speech on in windows 0, 4, 8; motion on in windows 2, 3, 6, 7, 10, 11.
+    const speech = cam.windows.map((_, t) => cam.y[t * 2]);
+    const motion = cam.windows.map((_, t) => cam.y[t * 2 + 1]);
+    expect(speech).toEqual([1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
+    expect(motion).toEqual([0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1]);
+    // Every window has audio and video; text only where a text event fell.
+    const mask = (t: number) => Array.from(cam.x.subarray(t * 350 + 347, t * 350 + 350));
+    expect(mask(0)).toEqual([1, 1, 0]);
+    expect(mask(1)).toEqual([1, 1, 1]);
+    expect(dataset.sessions[0]).toMatchObject({ windows: 20, sequences: 2, unlabelledWindows: 0 });
+    expect(dataset.sessions[0]?.positives).toEqual({ speech: 5, motion: 10 });
+  });
+
+  it('starts a new sequence after a gap longer than gapReset, as the live runtime resets state', async () => {
+    // Label events go on through the gap: windows holding only labels are left out (a live stream sends none).
+    const file = await writeRecording(join(dir, 'gap.mcap'), syntheticSession({ seconds: 20, gap: [4, 12] }));
+    const dataset = await buildDataset([file]);
+    expect(dataset.sequences.map((s) => s.windows.length)).toEqual([8, 16]);
+    expect(dataset.sessions[0]?.labelOnlyWindows).toBe(16);
+    const longer = await buildDataset([file], { gapReset: 10 * S });
+    expect(longer.sequences.map((s) => s.windows.length)).toEqual([24]);
+  });
+
+  it('refuses a recording without a label channel', async () => {
+    const file = await writeRecording(join(dir, 'nolabels.mcap'), syntheticSession({ labels: false }));
+    await expectDatasetError(buildDataset([file]), /nolabels\.mcap" has no label channel/);
+  });
+
+  it('refuses an empty recording', async () => {
+    const file = await writeRecording(join(dir, 'empty.mcap'), []);
+    await expectDatasetError(buildDataset([file]), /empty\.mcap" is empty: it holds no events/);
+  });
+
+  it('refuses audio the feature config cannot use, saying why', async () => {
+    const file = await writeRecording(join(dir, '8k.mcap'), syntheticSession({ sampleRate: 8000 }));
+    await expectDatasetError(
+      buildDataset([file]),
+      /none of its \d+ audio events gave features under the feature config \(unsupported_sample_rate: audio features need 16000 Hz/,
+    );
+  });
+
+  it('refuses a stream without labels, a missing label, no recordings and a recording given twice', async () => {
+    const mixed = await writeRecording(join(dir, 'mixed.mcap'), [
+      ...syntheticSession({ streamId: 'labelled' }),
+      ...syntheticSession({ streamId: 'bare', labels: false }),
+    ]);
+    await expectDatasetError(buildDataset([mixed]), /stream "bare" has 12 windows but no label events/);
+    const ok = await writeRecording(join(dir, 'ok.mcap'), syntheticSession());
+    await expectDatasetError(buildDataset([ok], { labels: ['speech', 'typing'] }), /has no label "typing"/);
+    await expectDatasetError(buildDataset([]), /no recordings given/);
+    await expectDatasetError(buildDataset([ok, join(dir, '.', 'ok.mcap')]), /given twice/);
+  });
+
+  it('refuses to pair a dataset with a model trained on another feature config', async () => {
+    const file = await writeRecording(join(dir, 'features.mcap'), syntheticSession());
+    const other: FeatureConfig = {
+      ...DEFAULT_FEATURE_CONFIG,
+      audio: { ...DEFAULT_FEATURE_CONFIG.audio, melBands: 20 },
+    };
+    const dataset = await buildDataset([file], { featureConfig: other });
+    const reference = await buildDataset([file]);
+    const config = buildModelConfig(
+      DEFAULT_FEATURE_CONFIG,
+      reference.labels,
+      { cell: 'gru', hidden: 4, encoderUnits: { audio: 2, video: 2, text: 2 } },
+      computeNormalization(reference.sequences, reference.inputWidth),
+    );
+    expect(randomWeights(config)).toBeDefined();
+    expect(() => assertDatasetMatchesModel(reference, config)).not.toThrow();
+    expect(() => assertDatasetMatchesModel(dataset, config)).toThrowError(
+      expect.objectContaining({
+        code: 'BRAID_ERR_DATASET',
+        message: expect.stringMatching(/audio\.melBands: model has 40, dataset has 20/),
+      }),
+    );
+  });
+});
