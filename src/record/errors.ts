@@ -12,6 +12,21 @@ export class RecordingError extends BraidError {
   }
 }
 
+/**
+ * A write refused because too many are already queued (the disk is slower than the events): counted in
+ * `stats.rejected.write_backlog`; the recording goes on. Unlike a {@link RecordingError} the file is fine.
+ */
+export class WriteBacklogError extends BraidError {
+  override readonly name = 'WriteBacklogError';
+  readonly reason = 'write_backlog';
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super('BRAID_ERR_RECORDING', `${path}: ${message}`);
+  }
+}
+
 /** Something in a recording was skipped or cut short; reading went on. `code` is a stable key for counters. */
 export interface RecordingWarning {
   readonly code: 'truncated' | 'no_index' | 'unknown_channel' | 'bad_message';

@@ -1,4 +1,4 @@
-import { type FileHandle, open } from 'node:fs/promises';
+import { type FileHandle, open, rm } from 'node:fs/promises';
 import type { IReadable, IWritable } from '@mcap/core';
 
 /**
@@ -8,11 +8,31 @@ import type { IReadable, IWritable } from '@mcap/core';
 export class FileWritable implements IWritable {
   #position = 0n;
 
-  private constructor(private readonly handle: FileHandle) {}
+  private constructor(
+    private readonly handle: FileHandle,
+    private readonly path: string,
+    /** Only a regular file is ever unlinked: `/dev/full` or a FIFO opened with overwrite must survive a failure. */
+    private readonly regular: boolean,
+  ) {}
 
   /** Opens `path` for writing; with `overwrite` false an existing file is an error (EEXIST) rather than lost. */
   static async open(path: string, overwrite: boolean): Promise<FileWritable> {
-    return new FileWritable(await open(path, overwrite ? 'w' : 'wx'));
+    const handle = await open(path, overwrite ? 'w' : 'wx');
+    try {
+      return new FileWritable(handle, path, (await handle.stat()).isFile());
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  /** Closes and removes a file that never became a recording (its header could not be written). */
+  async discard(): Promise<void> {
+    try {
+      await this.handle.close();
+    } finally {
+      if (this.regular) await rm(this.path, { force: true });
+    }
   }
 
   async write(buffer: Uint8Array): Promise<void> {

@@ -1,4 +1,4 @@
-export { RecordingError, type RecordingWarning, type WarningListener } from './errors.js';
+export { RecordingError, type RecordingWarning, type WarningListener, WriteBacklogError } from './errors.js';
 export { type RecordToOptions, recordTo } from './record-to.js';
 export { McapRecorder, type RecorderOptions, type RecorderStats } from './recorder.js';
 export {

@@ -10,7 +10,7 @@ import {
 import { type Micros, wallClockMicros } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
 import { type EncodedMessage, encodeEvent, encodePrediction, microsToNanos } from './codec.js';
-import { causeText, RecordingError } from './errors.js';
+import { causeText, RecordingError, WriteBacklogError } from './errors.js';
 import { FileWritable } from './file-io.js';
 import {
   CHANNEL_KEY,
@@ -43,14 +43,26 @@ export interface RecorderOptions {
   readonly limits?: EventLimits;
   /** Extra key/values for the recording's `braid` metadata record (command line, model name...). */
   readonly metadata?: Readonly<Record<string, string>>;
+  /**
+   * Writes (events and predictions) queued at once before further ones are refused as `write_backlog` (default
+   * 10 000): when the disk is slower than the events, memory stays bounded and the refusals are counted.
+   */
+  readonly maxPendingWrites?: number;
+  /** Encoded bytes queued at once before further writes are refused as `write_backlog` (default 256 MiB). */
+  readonly maxPendingBytes?: number;
 }
 
 export interface RecorderStats {
   /** Events written to the file (some may still sit in the open chunk until it fills or the file closes). */
   readonly events: number;
   readonly predictions: number;
-  /** Events and predictions refused, by reason (`InvalidEventError.reason`, `bad_prediction`, `bad_receive_time`). */
+  /**
+   * Events and predictions refused, by reason (`InvalidEventError.reason`, `bad_prediction`, `bad_receive_time`,
+   * `write_backlog`).
+   */
   readonly rejected: Readonly<Record<string, number>>;
+  /** Writes queued and not yet in the chunk. */
+  readonly pendingWrites: number;
   readonly channels: number;
   /** Bytes handed to the file so far. */
   readonly bytesWritten: number;
@@ -59,6 +71,8 @@ export interface RecorderStats {
 /** MCAP message sequence numbers are uint32; seq beyond it cannot round-trip, so such events are refused. */
 const MAX_SEQUENCE = 0xffff_ffff;
 const DEFAULT_CHUNK_BYTES = 1024 * 1024;
+const DEFAULT_MAX_PENDING_WRITES = 10_000;
+const DEFAULT_MAX_PENDING_BYTES = 256 * 1024 * 1024;
 
 interface ChannelTarget {
   readonly kind: ChannelKind;
@@ -68,7 +82,13 @@ interface ChannelTarget {
 }
 
 function checkOptions(options: RecorderOptions): void {
-  const { chunkBytes, zstdLevel } = options;
+  const { chunkBytes, zstdLevel, maxPendingWrites, maxPendingBytes } = options;
+  for (const [name, value] of [
+    ['maxPendingWrites', maxPendingWrites],
+    ['maxPendingBytes', maxPendingBytes],
+  ] as const)
+    if (value !== undefined && (!Number.isSafeInteger(value) || value < 1))
+      throw new InvalidOptionError(name, `must be a positive integer, got ${value}`);
   if (chunkBytes !== undefined && (!Number.isSafeInteger(chunkBytes) || chunkBytes < 1024))
     throw new InvalidOptionError('chunkBytes', `must be a whole number of bytes >= 1024, got ${chunkBytes}`);
   if (zstdLevel !== undefined && (!Number.isInteger(zstdLevel) || zstdLevel < 1 || zstdLevel > 19))
@@ -90,8 +110,12 @@ export class McapRecorder {
   readonly #schemas = new Map<SchemaName, number>();
   readonly #predictionSeq = new Map<number, number>();
   readonly #rejected: Record<string, number> = {};
+  readonly #maxPendingWrites: number;
+  readonly #maxPendingBytes: number;
   #events = 0;
   #predictions = 0;
+  #pendingWrites = 0;
+  #pendingBytes = 0;
   #tail: Promise<void> = Promise.resolve();
   #failure: RecordingError | undefined;
   #closed: Promise<void> | undefined;
@@ -106,9 +130,14 @@ export class McapRecorder {
     this.#file = file;
     this.#clock = options.clock ?? wallClockMicros;
     this.#limits = options.limits ?? DEFAULT_EVENT_LIMITS;
+    this.#maxPendingWrites = options.maxPendingWrites ?? DEFAULT_MAX_PENDING_WRITES;
+    this.#maxPendingBytes = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
   }
 
-  /** Creates the file and writes the MCAP header and the `braid` metadata record. */
+  /**
+   * Creates the file and writes the MCAP header and the `braid` metadata record. If that fails, the partial file is
+   * removed (a regular file only: a device or FIFO is left alone) and a RecordingError says why.
+   */
   static async create(path: string, options: RecorderOptions = {}): Promise<McapRecorder> {
     checkOptions(options);
     let file: FileWritable;
@@ -131,7 +160,8 @@ export class McapRecorder {
       });
       return new McapRecorder(path, writer, file, options);
     } catch (error) {
-      await file.close();
+      // No header, no recording: leave no partial file behind to be mistaken for one.
+      await file.discard().catch(() => undefined);
       throw new RecordingError(path, `cannot start the recording: ${causeText(error)}`, { cause: error });
     }
   }
@@ -142,18 +172,20 @@ export class McapRecorder {
       predictions: this.#predictions,
       rejected: { ...this.#rejected },
       channels: this.#channels.size,
+      pendingWrites: this.#pendingWrites,
       bytesWritten: Number(this.#file.position()),
     };
   }
 
   /**
    * Queues one event. The promise settles once the event is in the current chunk; it rejects with an
-   * InvalidEventError (counted in `stats.rejected`) for an invalid event, or with a RecordingError once the file
-   * cannot be written. Await it or attach a handler: an unhandled rejection ends a Node process.
+   * InvalidEventError (counted in `stats.rejected`) for an invalid event, with a WriteBacklogError (counted as
+   * `write_backlog`) when the queue is full, or with a RecordingError once the file cannot be written. Await it or attach a handler: an unhandled rejection ends a Node process.
    */
   write(event: AnySourceEvent, receiveTime?: Micros): Promise<void> {
     let valid: AnySourceEvent;
     let publishTime: bigint;
+    let message: EncodedMessage;
     try {
       this.#checkOpen();
       valid = validateEvent(event, this.#limits);
@@ -164,17 +196,18 @@ export class McapRecorder {
           `event.seq ${valid.seq} does not fit MCAP's uint32 sequence`,
         );
       publishTime = this.#publishTime(receiveTime);
+      message = encodeEvent(valid);
+      this.#checkBacklog(message);
     } catch (error) {
       return this.#refuse(error);
     }
-    const message = encodeEvent(valid);
     const target = {
       kind: 'event',
       streamId: valid.streamId,
       modality: valid.modality,
       schema: message.schema,
     } as const;
-    return this.#enqueue(async () => {
+    return this.#enqueue(message, async () => {
       const channelId = await this.#channelFor(target);
       await this.#add(channelId, valid.seq, microsToNanos(valid.time), publishTime, message);
       this.#events += 1;
@@ -189,11 +222,12 @@ export class McapRecorder {
       this.#checkOpen();
       message = encodePrediction(prediction);
       publishTime = this.#publishTime(receiveTime);
+      this.#checkBacklog(message);
     } catch (error) {
       return this.#refuse(error);
     }
     const target = { kind: 'prediction', streamId: prediction.streamId, schema: message.schema } as const;
-    return this.#enqueue(async () => {
+    return this.#enqueue(message, async () => {
       const channelId = await this.#channelFor(target);
       const seq = this.#predictionSeq.get(channelId) ?? 0;
       this.#predictionSeq.set(channelId, (seq + 1) % (MAX_SEQUENCE + 1));
@@ -235,9 +269,20 @@ export class McapRecorder {
     return microsToNanos(t);
   }
 
+  /** Refuses a write that would take the queue past its bounds; a lone write is always taken, however large. */
+  #checkBacklog(message: EncodedMessage): void {
+    if (this.#pendingWrites === 0) return;
+    const bytes = message.data.byteLength;
+    if (this.#pendingWrites >= this.#maxPendingWrites || this.#pendingBytes + bytes > this.#maxPendingBytes)
+      throw new WriteBacklogError(
+        this.path,
+        `write refused: ${this.#pendingWrites} writes (${this.#pendingBytes} bytes) are already queued (maxPendingWrites ${this.#maxPendingWrites}, maxPendingBytes ${this.#maxPendingBytes}); the disk is slower than the events`,
+      );
+  }
+
   #refuse(error: unknown): Promise<never> {
     const reason =
-      error instanceof InvalidEventError
+      error instanceof InvalidEventError || error instanceof WriteBacklogError
         ? error.reason
         : error instanceof InvalidOptionError
           ? 'bad_receive_time'
@@ -246,16 +291,22 @@ export class McapRecorder {
     return Promise.reject(error);
   }
 
-  #enqueue(operation: () => Promise<void>): Promise<void> {
+  #enqueue(message: EncodedMessage, operation: () => Promise<void>): Promise<void> {
+    const bytes = message.data.byteLength;
+    this.#pendingWrites += 1;
+    this.#pendingBytes += bytes;
     const run = this.#tail.then(async () => {
-      if (this.#failure) throw this.#failure;
       try {
+        if (this.#failure) throw this.#failure;
         await operation();
       } catch (error) {
-        this.#failure = new RecordingError(this.path, `writing failed: ${causeText(error)}`, {
+        this.#failure ??= new RecordingError(this.path, `writing failed: ${causeText(error)}`, {
           cause: error,
         });
         throw this.#failure;
+      } finally {
+        this.#pendingWrites -= 1;
+        this.#pendingBytes -= bytes;
       }
     });
     this.#tail = run.catch(() => undefined);

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -108,7 +108,8 @@ const REPLAY_CHILD = `
 import { McapRecorder, replayRecording } from '${recordModule}';
 const path = process.argv[2];
 // One chunk holding everything: once it is read, only the replay's own pauses let timers run.
-const recorder = await McapRecorder.create(path, { chunkBytes: 64 * 1024 * 1024 });
+// Every write is queued at once: the write queue's default bound (10 000) would refuse two thirds of them.
+const recorder = await McapRecorder.create(path, { chunkBytes: 64 * 1024 * 1024, maxPendingWrites: 100_000 });
 for (let s = 0; s < 200; s += 1)
   for (let i = 0; i < 150; i += 1)
     void recorder.write({ streamId: 's' + s, modality: 'text', time: 1000 + i * 1000, seq: i, payload: { text: 'x'.repeat(200) } });
@@ -130,6 +131,40 @@ replayRecording(path, { speed: 'max' }).subscribe({
   },
 });
 `;
+
+const START_CHILD = `
+import { existsSync } from 'node:fs';
+import { McapRecorder } from '${recordModule}';
+const path = process.argv[2];
+try {
+  await McapRecorder.create(path);
+  process.stdout.write('created\\n');
+} catch (error) {
+  process.stdout.write(JSON.stringify({ message: error.message, exists: existsSync(path) }) + '\\n');
+}
+`;
+
+describe('a recording whose header cannot be written', () => {
+  it('fails with the disk error and leaves no partial file behind', async () => {
+    const path = join(dir, 'too-large.mcap');
+    // RLIMIT_FSIZE 0: the file can be created but not one byte written to it (EFBIG; Node ignores SIGXFSZ).
+    const script = join(dir, 'start-only.mts');
+    writeFileSync(script, START_CHILD);
+    const child = spawn(
+      'sh',
+      ['-c', 'ulimit -f 0; exec "$0" "$@"', process.execPath, '--import', 'tsx', script, path],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, TSX_DISABLE_CACHE: '1' },
+      },
+    );
+    const line = await waitForLine(child, /^\{/);
+    const result = JSON.parse(line) as { message: string; exists: boolean };
+    expect(result.message).toMatch(/too-large\.mcap: cannot start the recording: EFBIG/);
+    expect(result.exists).toBe(false);
+    expect(existsSync(path)).toBe(false);
+  }, 30_000);
+});
 
 describe("replay at 'max' speed", () => {
   it('keeps the event loop turning while it decodes a large chunk', async () => {

@@ -1,8 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { McapIndexedReader } from '@mcap/core';
-import { from, interval, lastValueFrom, map, take, toArray } from 'rxjs';
+import { hasMcapPrefix, McapIndexedReader } from '@mcap/core';
+import { from, interval, lastValueFrom, map, take, tap, toArray } from 'rxjs';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AnySourceEvent, InvalidOptionError } from '../../src/core/index.js';
@@ -16,6 +18,7 @@ import {
   readRecording,
   recordingInfo,
   recordTo,
+  WriteBacklogError,
 } from '../../src/record/index.js';
 import { loadZstd } from '../../src/record/zstd.js';
 
@@ -356,7 +359,40 @@ describe('recordTo', () => {
     expect(canonical(await collect(readRecording(path)))).toEqual(canonical(good));
   });
 
-  it('errors a live stream with the RecordingError once the file cannot be written', async () => {
+  it('errors a live stream with the RecordingError when the disk write fails mid-recording', async () => {
+    // A FIFO whose reader takes the header and goes away: the first chunk written after it fails with EPIPE.
+    const path = file('reader-gone.fifo');
+    execFileSync('mkfifo', [path]);
+    const reading = open(path, 'r');
+    const recorder = await McapRecorder.create(path, {
+      overwrite: true,
+      compression: 'none',
+      chunkBytes: 1024,
+    });
+    const reader = await reading;
+    const head = Buffer.alloc(8);
+    let got = 0;
+    while (got < 8) got += (await reader.read(head, got, 8 - got)).bytesRead;
+    expect(hasMcapPrefix(new DataView(head.buffer, head.byteOffset, 8))).toBe(true);
+    await reader.close();
+    const events = streamEvents('s', 500);
+    const passed: AnySourceEvent[] = [];
+    const live = interval(1).pipe(
+      take(events.length),
+      map((i) => events[i]!),
+      recordTo(recorder),
+      tap((e) => passed.push(e)),
+    );
+    const error = await lastValueFrom(live).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RecordingError);
+    expect((error as Error).message).toMatch(/reader-gone\.fifo: writing failed: EPIPE/);
+    // It failed at the first chunk, long before the events ran out.
+    expect(passed.length).toBeGreaterThan(0);
+    expect(passed.length).toBeLessThan(events.length);
+    await expect(recorder.close()).rejects.toThrow(/EPIPE/);
+  });
+
+  it('errors a live stream with the RecordingError once the recorder is closed under it', async () => {
     const recorder = await McapRecorder.create(file('closed-under.mcap'));
     await recorder.close();
     const events = streamEvents('s', 100);
@@ -370,11 +406,55 @@ describe('recordTo', () => {
   });
 });
 
+describe('write backlog', () => {
+  it('refuses writes past maxPendingWrites, counting write_backlog; recordTo still passes them on', async () => {
+    const path = file('backlog.mcap');
+    const recorder = await McapRecorder.create(path, { maxPendingWrites: 5 });
+    const events = streamEvents('s', 100);
+    // from() emits synchronously: every write is queued before the first one reaches the chunk.
+    const output = await lastValueFrom(from(events).pipe(recordTo(recorder), toArray()));
+    expect(output).toEqual(events);
+    expect(recorder.stats.rejected).toEqual({ write_backlog: events.length - 5 });
+    await recorder.close();
+    expect(recorder.stats).toMatchObject({ events: 5, pendingWrites: 0 });
+    expect(canonical(await collect(readRecording(path)))).toEqual(canonical(events.slice(0, 5)));
+  });
+
+  it('bounds the queued bytes too, always taking a lone write however large', async () => {
+    const recorder = await McapRecorder.create(file('backlog-bytes.mcap'), { maxPendingBytes: 1 });
+    const [a, b] = streamEvents('s', 20);
+    const first = recorder.write(a!);
+    const second = recorder.write(b!);
+    await first;
+    const error = await second.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WriteBacklogError);
+    expect((error as Error).message).toMatch(/1 writes \(\d+ bytes\) are already queued/);
+    await recorder.write(b!);
+    await recorder.close();
+    expect(recorder.stats).toMatchObject({ events: 2, rejected: { write_backlog: 1 } });
+    await expect(McapRecorder.create(file('x.mcap'), { maxPendingWrites: 0 })).rejects.toThrow(
+      /option "maxPendingWrites"/,
+    );
+  });
+
+  it('recordTo errors the stream, without crashing, when the receiveTime callback throws', async () => {
+    const recorder = await McapRecorder.create(file('receive-time.mcap'));
+    const receiveTime = (e: AnySourceEvent) => (e.payload as unknown as { t: { x: number } }).t.x;
+    const error = await lastValueFrom(
+      from(streamEvents('s', 10)).pipe(recordTo(recorder, { receiveTime })),
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    await recorder.close();
+  });
+});
+
 describe('McapRecorder', () => {
   it('fails to start with a RecordingError naming the cause when the disk refuses the header', async () => {
     await expect(McapRecorder.create('/dev/full', { overwrite: true })).rejects.toThrow(
       /cannot start.*ENOSPC/,
     );
+    // A failed start removes a partial regular file, never a device.
+    expect(existsSync('/dev/full')).toBe(true);
     await expect(McapRecorder.create(join(dir, 'no/such/dir.mcap'))).rejects.toThrow(/cannot create.*ENOENT/);
   });
 
