@@ -1,14 +1,25 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Command } from 'commander';
+import { lastValueFrom, toArray } from 'rxjs';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AnySourceEvent } from '../../src/core/events.js';
 import { DEFAULT_FEATURE_CONFIG, type FeatureConfig } from '../../src/features/config.js';
-import { randomWeights } from '../../src/model/weights.js';
+import { loadModel } from '../../src/model/model-io.js';
+import { createModelParams, disposeParams } from '../../src/model/tf-model.js';
+import { createModel, randomWeights } from '../../src/model/weights.js';
+import { PredictionPipelineRunner } from '../../src/pipeline/prediction-pipeline.js';
 import { McapRecorder } from '../../src/record/recorder.js';
+import { replayRecording } from '../../src/record/replay.js';
+import { registerEvalCommand, registerTrainCommand } from '../../src/train/cli.js';
 import { assertDatasetMatchesModel, buildDataset } from '../../src/train/dataset.js';
+import type { EvaluationReport } from '../../src/train/evaluate.js';
 import { computeNormalization } from '../../src/train/normalization.js';
-import { buildModelConfig } from '../../src/train/recurrent.js';
+import { buildModelConfig, sequenceLogits, sigmoid } from '../../src/train/recurrent.js';
+import { useTrainingBackend } from '../../src/train/tf-setup.js';
+import type { TrainingReport } from '../../src/train/train.js';
 
 const T0 = 1_700_000_000_000_000;
 const S = 1_000_000;
@@ -197,5 +208,110 @@ describe('buildDataset', () => {
         message: expect.stringMatching(/audio\.melBands: model has 40, dataset has 20/),
       }),
     );
+  });
+});
+
+describe('live parity', () => {
+  it('replaying a recording through the live pipeline feeds the model what the dataset trained it on', async () => {
+    const file = await writeRecording(join(dir, 'live.mcap'), syntheticSession({ seconds: 8 }));
+    const dataset = await buildDataset([file]);
+    const config = buildModelConfig(
+      DEFAULT_FEATURE_CONFIG,
+      dataset.labels,
+      { cell: 'gru', hidden: 8, encoderUnits: { audio: 4, video: 4, text: 4 } },
+      computeNormalization(dataset.sequences, dataset.inputWidth),
+    );
+    const model = createModel(config, randomWeights(config, { seed: 5, biasScale: 0.3 }));
+    // A long idle timeout: the comparison must not depend on how busy the test machine is.
+    const runner = await PredictionPipelineRunner.create({
+      model,
+      backend: 'cpu-fused',
+      windowing: { idleTimeout: 60 * S },
+    });
+    const live = await lastValueFrom(runner.run(replayRecording(file, { speed: 'max' })).pipe(toArray()));
+    await useTrainingBackend();
+    const params = createModelParams(model);
+    const offline = sigmoid(sequenceLogits(params, config, dataset.sequences)[0] as Float32Array);
+    disposeParams(params);
+    const sequence = dataset.sequences[0]!;
+    expect(live.map((p) => p.windowIndex)).toEqual(sequence.windows.map((w) => w.index));
+    live.forEach((p, t) => {
+      dataset.labels.forEach((label, j) => {
+        expect(p.scores[label]).toBeCloseTo(offline[t * dataset.labels.length + j] as number, 5);
+      });
+    });
+  });
+});
+
+describe('braid train and braid eval', () => {
+  const program = (): Command => {
+    const cli = new Command('braid').exitOverride();
+    registerTrainCommand(cli);
+    registerEvalCommand(cli);
+    return cli;
+  };
+
+  it('trains from a directory of recordings, writes the model, baseline and report, and evaluates both', async () => {
+    const data = join(dir, 'sessions');
+    mkdirSync(data);
+    for (let i = 0; i < 4; i++)
+      await writeRecording(join(data, `s${i}.mcap`), syntheticSession({ streamId: `s${i}`, start: i * 100 }));
+    const out = join(dir, 'model');
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      const flags = [
+        '--hidden',
+        '4,6',
+        '--encoder',
+        '4',
+        '--folds',
+        '2',
+        '--epochs',
+        '3',
+        '--baseline-hidden',
+        '4',
+      ];
+      await program().parseAsync(['train', data, '--out', out, ...flags], { from: 'user' });
+      expect(stderr.mock.calls.some(([line]) => /cv fold 2\/2 h=6 epoch 3\/3 loss/.test(String(line)))).toBe(
+        true,
+      );
+      const model = await loadModel(out);
+      expect(model.config.labels).toEqual(['speech', 'motion']);
+      const report = JSON.parse(await readFile(join(out, 'training-report.json'), 'utf8')) as TrainingReport;
+      expect(report.selection.sizes.map((s) => s.folds.length)).toEqual([2, 2]);
+      expect(report.dataset.windows).toBe(48);
+      expect([4, 6]).toContain(model.config.hidden);
+
+      const json = join(dir, 'eval.json');
+      await program().parseAsync(['eval', out, join(data, 's0.mcap'), '--json', json], { from: 'user' });
+      const table = stdout.mock.calls.map(([chunk]) => String(chunk)).join('');
+      expect(table).toMatch(/12 windows from 1 recordings/);
+      expect(table).toMatch(/^speech\s+\d\.\d{3}/m);
+      const figures = JSON.parse(await readFile(json, 'utf8')) as EvaluationReport;
+      expect(Object.keys(figures.model)).toEqual(['speech', 'motion']);
+      expect(figures.baseline['motion']?.positives).toBe(6);
+
+      await expect(
+        program().parseAsync(['train', data, '--out', out], { from: 'user' }),
+      ).rejects.toMatchObject({
+        code: 'BRAID_ERR_INVALID_OPTION',
+        option: 'out',
+      });
+    } finally {
+      stderr.mockRestore();
+      stdout.mockRestore();
+    }
+  });
+
+  it('names the flag that is wrong', async () => {
+    const file = join(dir, 'flags.mcap');
+    await writeRecording(file, syntheticSession());
+    const run = (flags: string[]) =>
+      program().parseAsync(['train', file, '--out', join(dir, 'x'), ...flags], { from: 'user' });
+    await expect(run(['--cell', 'rnn'])).rejects.toMatchObject({ option: 'cell' });
+    await expect(run(['--hidden', '32,abc'])).rejects.toMatchObject({ option: 'hidden' });
+    await expect(run(['--clipnorm', '-1'])).rejects.toMatchObject({ option: 'clipnorm' });
+    await expect(run(['--encoder', '1,2'])).rejects.toMatchObject({ option: 'encoder' });
   });
 });
