@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerEvalCommand, registerTrainCommand } from '../train/cli.js';
 import { registerInfoCommand } from './info.js';
 import { registerLiveCommand } from './live.js';
 import { registerRecordCommand } from './record.js';
@@ -23,6 +24,8 @@ export function buildCli(): Command {
   registerRecordCommand(program);
   registerLiveCommand(program);
   registerInfoCommand(program);
+  registerTrainCommand(program);
+  registerEvalCommand(program);
   return program;
 }
 
