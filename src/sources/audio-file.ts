@@ -3,7 +3,8 @@ import { InvalidOptionError } from '../core/errors.js';
 import type { SourceEvent } from '../core/events.js';
 import { type Micros, wallClockMicros } from '../core/time.js';
 import { runProcess } from './child-process.js';
-import { frameSamplesFor, PcmFramer } from './pcm-framer.js';
+import { checkOrigin } from './origin.js';
+import { frameSamplesFor, PcmFramer, strayByteError } from './pcm-framer.js';
 
 /** Audio sources deliver 16 kHz mono PCM16, the only rate the audio features take. */
 export const AUDIO_SOURCE_SAMPLE_RATE = 16_000;
@@ -16,7 +17,10 @@ export interface AudioFileOptions {
   readonly pace?: 'realtime' | 'fast';
   /** Event length, 10..20 ms (default 20). */
   readonly frameMs?: number;
-  /** Time of the first sample. Default: 0 for a fast file, the wall clock at the first chunk for a real-time one. */
+  /**
+   * Time of the first sample, whole non-negative µs. Default: 0 for a fast file, the wall clock at the first chunk for
+   * a real-time one.
+   */
   readonly origin?: Micros;
   /** Fail when ffmpeg delivers nothing for this long, in ms (default 10000; 0 never). */
   readonly noDataTimeoutMs?: number;
@@ -58,10 +62,11 @@ export function ffmpegAudioArgs(options: AudioFileOptions): string[] {
 /**
  * Audio from any file ffmpeg reads, resampled by ffmpeg to 16 kHz mono PCM16 events of `frameMs`, stamped by
  * sample count (the last event may be shorter). Unreadable files or files without audio end the stream with a
- * SourceError carrying ffmpeg's message. Unsubscribing stops and reaps ffmpeg.
+ * SourceError carrying ffmpeg's message; so does output that stops inside a sample (after the whole samples). Unsubscribing stops and reaps ffmpeg.
  */
 export function audioFileSource(options: AudioFileOptions): Observable<SourceEvent<'audio'>> {
   const args = ffmpegAudioArgs(options);
+  checkOrigin(options.origin);
   const frameSamples = frameSamplesFor(options.frameMs ?? 20, AUDIO_SOURCE_SAMPLE_RATE);
   const realtime = options.pace === 'realtime';
   return new Observable<SourceEvent<'audio'>>((subscriber) => {
@@ -85,7 +90,8 @@ export function audioFileSource(options: AudioFileOptions): Observable<SourceEve
       error: (error: unknown) => subscriber.error(error),
       complete() {
         for (const event of framer.flush()) subscriber.next(event);
-        subscriber.complete();
+        if (framer.strayBytes > 0) subscriber.error(strayByteError('ffmpeg', framer.strayBytes));
+        else subscriber.complete();
       },
     });
   });

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { StringDecoder } from 'node:string_decoder';
 import { Observable } from 'rxjs';
 import { SourceError } from '../core/errors.js';
 
@@ -29,20 +30,23 @@ export class LineSplitter {
   #partial = '';
   readonly #tail: string[] = [];
   readonly #keep: (line: string) => boolean;
+  /** Holds back a UTF-8 character cut between two chunks instead of turning each half into U+FFFD. */
+  readonly #decoder = new StringDecoder('utf8');
 
   constructor(keep: (line: string) => boolean = () => true) {
     this.#keep = keep;
   }
 
   push(chunk: Buffer | string): string[] {
-    const parts = (this.#partial + chunk.toString()).split(/\r\n|\n|\r/);
+    const text = typeof chunk === 'string' ? chunk : this.#decoder.write(chunk);
+    const parts = (this.#partial + text).split(/\r\n|\n|\r/);
     this.#partial = parts.pop() ?? '';
     return parts.filter((line) => this.#remember(line));
   }
 
   /** The unterminated last line, if any. */
   end(): string[] {
-    const rest = this.#partial;
+    const rest = this.#partial + this.#decoder.end();
     this.#partial = '';
     return rest !== '' && this.#remember(rest) ? [rest] : [];
   }

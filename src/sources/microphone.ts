@@ -4,7 +4,7 @@ import { InvalidOptionError, SourceError } from '../core/errors.js';
 import type { SourceEvent } from '../core/events.js';
 import { type Micros, wallClockMicros } from '../core/time.js';
 import { exitMessage, LineSplitter, spawnFailure, tailSuffix, terminate, Watchdog } from './child-process.js';
-import { frameSamplesFor, PcmFramer } from './pcm-framer.js';
+import { frameSamplesFor, PcmFramer, strayByteError } from './pcm-framer.js';
 
 export const MICROPHONE_RECORDERS = ['sox', 'rec', 'arecord'] as const;
 export type MicrophoneRecorder = (typeof MICROPHONE_RECORDERS)[number];
@@ -26,6 +26,18 @@ export interface MicrophoneOptions {
   readonly killGraceMs?: number;
   /** Wall clock used once, to place the first sample (default: the system clock). */
   readonly clock?: () => Micros;
+}
+
+/**
+ * What an 'error' on the recorder's audio stream means: nothing for node-record-lpcm16's own notice of a non-zero
+ * exit (a bare string, see its index.js), which 'close' reports with the recorder's stderr lines; a SourceError for
+ * anything else (a failing pipe...), which must end the stream rather than vanish.
+ */
+export function audioStreamFailure(recorder: string, error: unknown): SourceError | undefined {
+  if (typeof error === 'string' && /^\S+ has exited with error code (-?\d+|null)\./.test(error))
+    return undefined;
+  const why = error instanceof Error ? error.message : String(error);
+  return new SourceError(`${recorder} audio stream failed: ${why}`, { cause: error });
 }
 
 /**
@@ -91,8 +103,10 @@ export function microphoneSource(options: MicrophoneOptions): Observable<SourceE
       watchdog.kick();
       for (const event of framer.push(chunk)) subscriber.next(event);
     });
-    // The library re-emits a non-zero exit here as a bare string; 'close' below reports it with the stderr lines.
-    audio.on('error', () => {});
+    audio.on('error', (error: unknown) => {
+      const failure = audioStreamFailure(recorder, error);
+      if (failure) subscriber.error(failure);
+    });
     child.on('close', (code, signal) => {
       watchdog.stop();
       stderr.end();
@@ -101,7 +115,8 @@ export function microphoneSource(options: MicrophoneOptions): Observable<SourceE
         return;
       }
       for (const event of framer.flush()) subscriber.next(event);
-      subscriber.complete();
+      if (framer.strayBytes > 0) subscriber.error(strayByteError(recorder, framer.strayBytes));
+      else subscriber.complete();
     });
 
     return () => {

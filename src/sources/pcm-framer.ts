@@ -1,7 +1,9 @@
 import { endianness } from 'node:os';
-import { InvalidOptionError } from '../core/errors.js';
+import { InvalidOptionError, SourceError } from '../core/errors.js';
 import type { SourceEvent } from '../core/events.js';
 import { audioFrameTime, MICROS_PER_SECOND, type Micros } from '../core/time.js';
+import { FixedSizeChunker } from './fixed-size-chunker.js';
+import { checkOrigin } from './origin.js';
 
 const LITTLE_ENDIAN_HOST = endianness() === 'LE';
 
@@ -13,7 +15,7 @@ export interface PcmFramerOptions {
   /**
    * Originating time of the first sample. When absent it is taken at the first chunk as "now minus the chunk's
    * duration" — the chunk's samples were captured just before they arrived — and every later frame is placed by
-   * its sample count, so arrival jitter never reaches the timestamps.
+   * its sample count, so arrival jitter never reaches the timestamps. Whole non-negative µs (InvalidOptionError).
    */
   readonly origin?: Micros;
   readonly clock: () => Micros;
@@ -35,22 +37,26 @@ export function frameSamplesFor(frameMs: number, sampleRate: number): number {
 /**
  * Cuts a little-endian mono PCM16 byte stream (from a recorder or ffmpeg) into audio events of a fixed number of
  * samples, stamped by sample count with {@link audioFrameTime}. Chunk boundaries may fall anywhere, even inside a
- * sample.
+ * sample. A stream that ends inside a sample leaves a stray byte: {@link flush} drops it and counts it in
+ * {@link strayBytes}, for the source to report.
  */
 export class PcmFramer {
   readonly #options: PcmFramerOptions;
-  readonly #frameBytes: number;
-  #pending: Uint8Array;
-  #pendingBytes = 0;
+  readonly #chunker: FixedSizeChunker;
   #origin: Micros | undefined;
   #samplesBefore = 0;
   #seq = 0;
+  #strayBytes = 0;
 
   constructor(options: PcmFramerOptions) {
     this.#options = options;
-    this.#frameBytes = options.frameSamples * 2;
-    this.#pending = new Uint8Array(this.#frameBytes);
-    this.#origin = options.origin;
+    this.#chunker = new FixedSizeChunker(options.frameSamples * 2);
+    this.#origin = checkOrigin(options.origin);
+  }
+
+  /** Bytes dropped by {@link flush} because the stream ended inside a sample (0 for whole PCM16). */
+  get strayBytes(): number {
+    return this.#strayBytes;
   }
 
   push(chunk: Uint8Array): SourceEvent<'audio'>[] {
@@ -58,32 +64,31 @@ export class PcmFramer {
       const chunkMicros = Math.floor(((chunk.byteLength / 2) * MICROS_PER_SECOND) / this.#options.sampleRate);
       this.#origin = this.#options.clock() - chunkMicros;
     }
-    const events: SourceEvent<'audio'>[] = [];
-    let offset = 0;
-    while (offset < chunk.byteLength) {
-      const take = Math.min(this.#frameBytes - this.#pendingBytes, chunk.byteLength - offset);
-      this.#pending.set(chunk.subarray(offset, offset + take), this.#pendingBytes);
-      this.#pendingBytes += take;
-      offset += take;
-      if (this.#pendingBytes === this.#frameBytes) events.push(this.#emit(this.#frameBytes));
-    }
-    return events;
+    return this.#chunker.push(chunk).map((frame) => this.#emit(frame));
   }
 
   /** The last, shorter frame at the end of a stream (whole samples only), if any. */
   flush(): SourceEvent<'audio'>[] {
-    const bytes = this.#pendingBytes - (this.#pendingBytes % 2);
-    return bytes > 0 ? [this.#emit(bytes)] : [];
+    const partial = this.#chunker.takePartial();
+    const whole = partial.byteLength - (partial.byteLength % 2);
+    this.#strayBytes += partial.byteLength - whole;
+    return whole > 0 ? [this.#emit(partial.subarray(0, whole))] : [];
   }
 
-  #emit(bytes: number): SourceEvent<'audio'> {
-    const samples = new Int16Array(bytes / 2);
-    if (LITTLE_ENDIAN_HOST) new Uint8Array(samples.buffer).set(this.#pending.subarray(0, bytes));
+  #emit(bytes: Uint8Array): SourceEvent<'audio'> {
+    const ownBuffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+    // The chunker hands each frame over in a fresh buffer: on a little-endian host it becomes the samples as is.
+    if (LITTLE_ENDIAN_HOST && ownBuffer) return this.#event(new Int16Array(bytes.buffer as ArrayBuffer));
+    const samples = new Int16Array(bytes.byteLength / 2);
+    if (LITTLE_ENDIAN_HOST) new Uint8Array(samples.buffer).set(bytes);
     else {
-      const view = new DataView(this.#pending.buffer, 0, bytes);
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       for (let i = 0; i < samples.length; i++) samples[i] = view.getInt16(2 * i, true);
     }
-    this.#pendingBytes = 0;
+    return this.#event(samples);
+  }
+
+  #event(samples: Int16Array): SourceEvent<'audio'> {
     const { streamId, sampleRate } = this.#options;
     const event: SourceEvent<'audio'> = {
       streamId,
@@ -96,3 +101,9 @@ export class PcmFramer {
     return event;
   }
 }
+
+/** The error a PCM source ends with when its program's output stopped inside a sample. */
+export const strayByteError = (program: string, bytes: number): SourceError =>
+  new SourceError(
+    `${program} output ended inside a sample: ${bytes} stray byte(s) after the last whole PCM16 sample (truncated output?)`,
+  );

@@ -38,7 +38,7 @@ export interface SyntheticOptions {
   readonly label?: string;
   /** `none` (default): emit as fast as the subscriber takes them; `realtime`: at their times on the wall clock. */
   readonly pace?: 'none' | 'realtime';
-  /** Wall clock for `realtime` pacing (default: the system clock). */
+  /** Wall clock for `realtime` pacing and its default origin (default: the system clock). */
   readonly clock?: () => Micros;
 }
 
@@ -219,10 +219,8 @@ export function* syntheticEvents(
 }
 
 /** {@link syntheticEvents} as a source, emitted as fast as possible or paced on the wall clock. */
-export function syntheticSource(
-  options: SyntheticOptions,
-  clock: () => Micros = wallClockMicros,
-): Observable<AnySourceEvent> {
+export function syntheticSource(options: SyntheticOptions): Observable<AnySourceEvent> {
+  const clock = options.clock ?? wallClockMicros;
   const pace = options.pace ?? 'none';
   if (pace !== 'none' && pace !== 'realtime')
     throw new InvalidOptionError('pace', `must be none or realtime, got ${String(pace)}`);

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { Observable } from 'rxjs';
 import { z } from 'zod';
 import { BadFrameError, InvalidOptionError, SourceError } from '../core/errors.js';
-import type { SourceEvent } from '../core/events.js';
+import { DEFAULT_EVENT_LIMITS, type SourceEvent } from '../core/events.js';
 import { MAX_TIME_MICROS, type Micros, wallClockMicros } from '../core/time.js';
 import type { DropCounter } from './drop-counter.js';
 
@@ -23,7 +23,7 @@ export interface TextSourceOptions {
 const lineSchema = z.object({
   text: z.string(),
   time: z.number().int().min(0).max(MAX_TIME_MICROS).optional(),
-  streamId: z.string().min(1).max(128).optional(),
+  streamId: z.string().min(1).max(DEFAULT_EVENT_LIMITS.maxStreamIdLength).optional(),
 });
 
 /**

@@ -3,6 +3,8 @@ import { InvalidOptionError, SourceError } from '../core/errors.js';
 import type { RawPixelFormat, SourceEvent } from '../core/events.js';
 import { type Micros, wallClockMicros } from '../core/time.js';
 import { runProcess } from './child-process.js';
+import { FixedSizeChunker } from './fixed-size-chunker.js';
+import { checkOrigin } from './origin.js';
 
 export const CAMERA_INPUT_FORMATS = ['v4l2', 'avfoundation', 'dshow'] as const;
 export type CameraInputFormat = (typeof CAMERA_INPUT_FORMATS)[number];
@@ -38,7 +40,7 @@ export interface VideoSourceOptions {
   readonly pixelFormat?: RawPixelFormat;
   /**
    * Time of the first frame. Default: the wall clock when it arrives for a camera or a real-time file, 0 for a
-   * fast file. Later frames are placed by their presentation time relative to the first one.
+   * fast file. Later frames are placed by their presentation time relative to the first one. Whole non-negative µs.
    */
   readonly origin?: Micros;
   /** Fail when ffmpeg delivers nothing for this long, in ms (default 10000; 0 never). */
@@ -157,51 +159,44 @@ export function ffmpegVideoArgs(options: VideoSourceOptions): string[] {
   ];
 }
 
-const SHOWINFO = /Parsed_showinfo.*\bn:\s*(\d+)\s+pts:\s*(-?\d+)/;
+/** A showinfo frame line: `[Parsed_showinfo_3 @ 0x...] n:   0 pts:      0 pts_time:0 ...`; both fields checked after. */
+const SHOWINFO = /Parsed_showinfo.*\bn:\s*(\S+)\s+pts:\s*(\S+)/;
 const isShowinfo = (line: string): boolean => line.includes('Parsed_showinfo');
 
-/** Cuts a byte stream into frames of a fixed size, copying each into its own array. */
-export class FixedSizeChunker {
-  readonly #size: number;
-  #frame: Uint8Array;
-  #filled = 0;
+/**
+ * Frames waiting for their showinfo line, or lines waiting for their frame, before the source gives up: the two come
+ * on separate pipes but a few frames apart at most, so a longer wait means the pairing is broken (and memory would
+ * grow without bound).
+ */
+export const MAX_UNPAIRED_FRAMES = 64;
 
-  constructor(size: number) {
-    this.#size = size;
-    this.#frame = new Uint8Array(size);
-  }
-
-  get partialBytes(): number {
-    return this.#filled;
-  }
-
-  push(chunk: Uint8Array): Uint8Array[] {
-    const frames: Uint8Array[] = [];
-    let offset = 0;
-    while (offset < chunk.byteLength) {
-      const take = Math.min(this.#size - this.#filled, chunk.byteLength - offset);
-      this.#frame.set(chunk.subarray(offset, offset + take), this.#filled);
-      this.#filled += take;
-      offset += take;
-      if (this.#filled === this.#size) {
-        frames.push(this.#frame);
-        this.#frame = new Uint8Array(this.#size);
-        this.#filled = 0;
-      }
-    }
-    return frames;
-  }
+/** The pts of the `expected`-th showinfo frame line, or a SourceError saying what is wrong with the line. */
+export function parseShowinfo(match: RegExpExecArray, expected: number): number | SourceError {
+  const [, n, pts] = match as unknown as [string, string, string];
+  if (!/^\d+$/.test(n) || Number(n) !== expected)
+    return new SourceError(
+      `ffmpeg showinfo numbered a frame n:${n} where frame ${expected} was expected: frames and timestamps no longer pair up`,
+    );
+  const value = Number(pts);
+  if (!/^-?\d+$/.test(pts) || !Number.isSafeInteger(value))
+    return new SourceError(
+      `ffmpeg showinfo gave frame ${expected} the timestamp "${pts}", not a whole number of µs`,
+    );
+  return value;
 }
 
 /**
  * Video from a camera or any file ffmpeg reads, through one ffmpeg child process: raw gray/rgb frames of the
  * requested small size, stamped with their capture/presentation time (see {@link VideoSourceOptions.origin}), so a
- * fast file gives the same stamps on every run. Errors (no ffmpeg, no camera, device busy, unreadable file, ffmpeg
+ * fast file gives the same stamps on every run. The n-th frame takes the pts of showinfo's line `n: <n>`; a line
+ * numbered otherwise, a pts that is not a whole number, or more than {@link MAX_UNPAIRED_FRAMES} frames (or lines)
+ * waiting for their partner ends the stream with a SourceError rather than mis-stamping frames. Errors (no ffmpeg, no camera, device busy, unreadable file, ffmpeg
  * dying or going silent) end the stream with a SourceError carrying ffmpeg's own message. Unsubscribing stops and
  * reaps ffmpeg.
  */
 export function videoSource(options: VideoSourceOptions): Observable<SourceEvent<'video'>> {
   const args = ffmpegVideoArgs(options);
+  checkOrigin(options.origin);
   const width = options.width ?? 64;
   const height = options.height ?? 48;
   const format = options.pixelFormat ?? 'gray';
@@ -213,6 +208,7 @@ export function videoSource(options: VideoSourceOptions): Observable<SourceEvent
     const chunker = new FixedSizeChunker(frameBytes);
     const frames: Uint8Array[] = [];
     const stamps: number[] = [];
+    let stampsSeen = 0;
     let origin: Micros | undefined = options.origin ?? (live ? undefined : 0);
     let firstPts = 0;
     let seq = 0;
@@ -243,9 +239,19 @@ export function videoSource(options: VideoSourceOptions): Observable<SourceEvent
         if (output.kind === 'stdout') frames.push(...chunker.push(output.data));
         else {
           const match = SHOWINFO.exec(output.line);
-          if (match) stamps.push(Number(match[2]));
+          if (match) {
+            const pts = parseShowinfo(match, stampsSeen++);
+            if (pts instanceof SourceError) return subscriber.error(pts);
+            stamps.push(pts);
+          }
         }
         emitReady();
+        if (frames.length > MAX_UNPAIRED_FRAMES || stamps.length > MAX_UNPAIRED_FRAMES)
+          subscriber.error(
+            new SourceError(
+              `ffmpeg sent ${frames.length > 0 ? `${frames.length} frames without a showinfo timestamp` : `${stamps.length} showinfo timestamps without a frame`} (at most ${MAX_UNPAIRED_FRAMES} may wait): frames and timestamps no longer pair up`,
+            ),
+          );
       },
       error: (error: unknown) => subscriber.error(error),
       complete() {

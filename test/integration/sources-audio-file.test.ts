@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { firstValueFrom, lastValueFrom, type Observable, take, toArray } from 'rxjs';
@@ -111,5 +111,32 @@ describe.skipIf(!hasTools)('audioFileSource through a real ffmpeg process', () =
     expect(await failure('/usr/share/doc/opencv-doc/examples/data/vtest.avi')).toMatch(
       /^ffmpeg exited with code 1: .*matches no streams/,
     );
+  });
+});
+
+describe('audioFileSource when the PCM stops inside a sample', () => {
+  it('emits the whole samples, then fails with a SourceError counting the stray byte', async () => {
+    // Real ffmpeg never ends s16le output on an odd byte; a shell script standing in for it does.
+    const scratch = mkdtempSync(join(tmpdir(), 'braid-audio-odd-'));
+    try {
+      const ffmpeg = join(scratch, 'odd-ffmpeg.sh');
+      writeFileSync(ffmpeg, "#!/bin/sh\nprintf '\\001\\000\\002\\000\\003'\n");
+      chmodSync(ffmpeg, 0o755);
+      const events: SourceEvent<'audio'>[] = [];
+      const error = await new Promise<unknown>((resolve) =>
+        audioFileSource({ streamId: 'a', path: 'unused.wav', ffmpeg }).subscribe({
+          next: (e) => events.push(e),
+          error: resolve,
+          complete: () => resolve('completed'),
+        }),
+      );
+      expect(events.map((e) => Array.from(e.payload.samples))).toEqual([[1, 2]]);
+      expect(error).toBeInstanceOf(SourceError);
+      expect((error as Error).message).toBe(
+        'ffmpeg output ended inside a sample: 1 stray byte(s) after the last whole PCM16 sample (truncated output?)',
+      );
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });

@@ -2,11 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { firstValueFrom, lastValueFrom, type Observable, take, toArray } from 'rxjs';
+import { firstValueFrom, lastValueFrom, type Observable, take, tap, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SourceError } from '../../src/core/errors.js';
 import type { SourceEvent } from '../../src/core/events.js';
-import { microphoneSource } from '../../src/sources/microphone.js';
+import { audioStreamFailure, microphoneSource } from '../../src/sources/microphone.js';
 import { requireTool } from '../helpers/system-tools.js';
 
 /**
@@ -55,8 +55,11 @@ function children(program: string): number[] {
   let out = '';
   try {
     out = execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(process.pid)], { encoding: 'utf8' });
-  } catch {
-    return []; // ps exits 1 when there are none
+  } catch (error) {
+    // procps' ps exits 1, printing nothing, when no process matches: no children. Anything else is a failure.
+    const { status, stdout } = error as { status?: number; stdout?: string };
+    if (status === 1 && !stdout) return [];
+    throw error;
   }
   return out
     .split('\n')
@@ -98,12 +101,18 @@ describe.skipIf(!hasRecorders)(
   () => {
     it('arecord: 20 ms frames of the recorded speech, byte for byte, stamped by sample count', async () => {
       const before = Date.now() * 1000;
+      let running = -1;
       const events = await firstValueFrom(
         microphoneSource({ streamId: 'mic', recorder: 'arecord', device: 'braid_mono' }).pipe(
+          tap(() => {
+            if (running < 0) running = children('arecord').length;
+          }),
           take(60),
           toArray(),
         ),
       );
+      // The recorder existed while subscribed, so its absence at the end means it was reaped.
+      expect(running).toBe(1);
       expect(events.map((e) => e.seq)).toEqual([...Array(60).keys()]);
       for (const e of events) expect(e.payload).toMatchObject({ sampleRate: 16_000, channels: 1 });
       expect(events.every((e) => e.payload.samples.length === 320)).toBe(true);
@@ -117,12 +126,17 @@ describe.skipIf(!hasRecorders)(
     });
 
     it('sox: the same speech through the default-device path (AUDIODEV), 10 ms frames', async () => {
+      let running = -1;
       const events = await firstValueFrom(
         microphoneSource({ streamId: 'mic', recorder: 'sox', device: 'braid_stereo', frameMs: 10 }).pipe(
+          tap(() => {
+            if (running < 0) running = children('sox').length;
+          }),
           take(100),
           toArray(),
         ),
       );
+      expect(running).toBe(1);
       expect(events.every((e) => e.payload.samples.length === 160)).toBe(true);
       const got = concat(events);
       // sox opens the device in stereo, mixes to mono and dithers: within one step of the recorded samples.
@@ -157,7 +171,10 @@ describe.skipIf(!hasRecorders)(
       const error = await new Promise<unknown>((resolve) => {
         source.subscribe({
           next: () => {
-            if (++frames === 1) for (const pid of children('arecord')) process.kill(pid, 'SIGKILL');
+            if (++frames !== 1) return;
+            const pids = children('arecord');
+            expect(pids).toHaveLength(1);
+            for (const pid of pids) process.kill(pid, 'SIGKILL');
           },
           error: resolve,
           complete: () => resolve(new Error('completed')),
@@ -182,7 +199,9 @@ describe.skipIf(!hasRecorders)(
           next: () => {
             if (stopped) return;
             stopped = true;
-            for (const pid of children('arecord')) process.kill(pid, 'SIGSTOP');
+            const pids = children('arecord');
+            expect(pids).toHaveLength(1);
+            for (const pid of pids) process.kill(pid, 'SIGSTOP');
           },
           error: resolve,
           complete: () => resolve(new Error('completed')),
@@ -204,3 +223,24 @@ describe.skipIf(!hasRecorders)(
     });
   },
 );
+
+describe('errors on the recorder audio stream', () => {
+  it('ignores only node-record-lpcm16’s exit notice (reported on close); anything else ends the stream', () => {
+    // The library's own strings (its index.js): a non-zero exit code, and null for a recorder killed by a signal.
+    for (const code of ['1', 'null'])
+      expect(
+        audioStreamFailure(
+          'arecord',
+          `arecord has exited with error code ${code}.\n\nEnable debugging with the environment variable DEBUG=record.`,
+        ),
+      ).toBeUndefined();
+    const pipe = Object.assign(new Error('read EIO'), { code: 'EIO' });
+    const failure = audioStreamFailure('sox', pipe);
+    expect(failure).toBeInstanceOf(SourceError);
+    expect(failure?.message).toBe('sox audio stream failed: read EIO');
+    expect(failure?.cause).toBe(pipe);
+    expect(audioStreamFailure('sox', 'something else')?.message).toBe(
+      'sox audio stream failed: something else',
+    );
+  });
+});

@@ -1,22 +1,45 @@
 import { execFileSync } from 'node:child_process';
-import { firstValueFrom, lastValueFrom, type Observable, take, toArray } from 'rxjs';
-import { describe, expect, it } from 'vitest';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { firstValueFrom, lastValueFrom, type Observable, take, tap, toArray } from 'rxjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SourceError } from '../../src/core/errors.js';
 import type { SourceEvent } from '../../src/core/events.js';
-import { videoSource } from '../../src/sources/video.js';
+import { MAX_UNPAIRED_FRAMES, videoSource } from '../../src/sources/video.js';
 import { requireTool } from '../helpers/system-tools.js';
 
 const hasFfmpeg = requireTool('ffmpeg');
 /** opencv-doc's vtest.avi: 768x576, 10 fps, 795 frames of people walking. */
 const VTEST = '/usr/share/doc/opencv-doc/examples/data/vtest.avi';
 
+/** ffmpeg processes that are children of this test process. */
 function ffmpegChildren(): number {
+  let out: string;
   try {
-    const out = execFileSync('ps', ['-o', 'comm=', '--ppid', String(process.pid)], { encoding: 'utf8' });
-    return out.split('\n').filter((comm) => comm.trim() === 'ffmpeg').length;
-  } catch {
-    return 0;
+    out = execFileSync('ps', ['-o', 'comm=', '--ppid', String(process.pid)], { encoding: 'utf8' });
+  } catch (error) {
+    // procps' ps exits 1, printing nothing, when no process matches: no children at all. Anything else is a failure.
+    const { status, stdout } = error as { status?: number; stdout?: string };
+    if (status === 1 && !stdout) return 0;
+    throw error;
   }
+  return out.split('\n').filter((comm) => comm.trim() === 'ffmpeg').length;
+}
+
+/** Takes `n` events, counting the ffmpeg children alive when the first one arrives. */
+async function framesWhileRunning(source: Observable<SourceEvent<'video'>>, n: number) {
+  let running = -1;
+  const events = await firstValueFrom(
+    source.pipe(
+      tap(() => {
+        if (running < 0) running = ffmpegChildren();
+      }),
+      take(n),
+      toArray(),
+    ),
+  );
+  return { events, running };
 }
 
 async function eventually(check: () => boolean, ms = 5_000): Promise<void> {
@@ -44,11 +67,13 @@ const meanOf = (data: Uint8Array): number => data.reduce((a, b) => a + b, 0) / d
 describe.skipIf(!hasFfmpeg)('videoSource through a real ffmpeg process', () => {
   it('reads a clip in real time like a camera: 64x48 gray frames stamped 100 ms apart from the wall clock', async () => {
     const started = Date.now();
-    const events = await frames(
+    const { events, running } = await framesWhileRunning(
       videoSource({ streamId: 'cam', input: { kind: 'file', path: VTEST, pace: 'realtime' } }),
       6,
     );
     const elapsed = Date.now() - started;
+    // The process existed while subscribed, so its absence afterwards means it was reaped.
+    expect(running).toBe(1);
     expect(events.map((e) => e.seq)).toEqual([0, 1, 2, 3, 4, 5]);
     for (const e of events) {
       expect(e.payload).toMatchObject({ format: 'gray', width: 64, height: 48 });
@@ -64,7 +89,8 @@ describe.skipIf(!hasFfmpeg)('videoSource through a real ffmpeg process', () => {
 
   it('reads as fast as possible with deterministic stamps and bytes', async () => {
     const source = videoSource({ streamId: 'f', input: { kind: 'file', path: VTEST } });
-    const first = await frames(source, 20);
+    const { events: first, running } = await framesWhileRunning(source, 20);
+    expect(running).toBe(1);
     const second = await frames(source, 20);
     expect(first.map((e) => e.time)).toEqual([...Array(20).keys()].map((i) => i * 100_000));
     expect(second.map((e) => e.time)).toEqual(first.map((e) => e.time));
@@ -129,5 +155,66 @@ describe.skipIf(!hasFfmpeg)('videoSource through a real ffmpeg process', () => {
       videoSource({ streamId: 'f', input: { kind: 'file', path: VTEST }, ffmpeg: '/nonexistent/bin/ffmpeg' }),
     );
     expect(error.message).toMatch(/^ffmpeg not found: is it installed and on PATH\?/);
+  });
+});
+
+/**
+ * Output real ffmpeg never gives (showinfo lines out of step with the frames, a pts that is not a number, frames with
+ * no lines at all): a shell script stands in for ffmpeg and writes exactly that, through the same child process path.
+ */
+describe('videoSource when frames and showinfo lines do not pair up', () => {
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'braid-video-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const FRAME = 64 * 48;
+  const line = (n: string | number, pts: string | number) =>
+    `printf '[Parsed_showinfo_3 @ 0x1] n:%4s pts:%7s pts_time:0 fmt:gray\\n' '${n}' '${pts}' >&2`;
+  /** A stand-in ffmpeg running `body`, then waiting to be killed (exec: no orphaned sleep). */
+  function standIn(name: string, body: string[]): string {
+    const path = join(dir, name);
+    writeFileSync(path, ['#!/bin/sh', ...body, 'exec sleep 30', ''].join('\n'));
+    chmodSync(path, 0o755);
+    return path;
+  }
+  const source = (ffmpeg: string) =>
+    videoSource({ streamId: 'f', input: { kind: 'file', path: 'unused.avi' }, ffmpeg, killGraceMs: 200 });
+
+  it('fails when a showinfo line is numbered out of step', async () => {
+    const ffmpeg = standIn('skips.sh', [line(0, 0), line(2, 100000), `head -c ${2 * FRAME} /dev/zero`]);
+    const error = await failure(source(ffmpeg));
+    expect(error.message).toBe(
+      'ffmpeg showinfo numbered a frame n:2 where frame 1 was expected: frames and timestamps no longer pair up',
+    );
+  });
+
+  it('fails on a pts that is not a whole number', async () => {
+    const ffmpeg = standIn('nopts.sh', [line(0, 'NOPTS'), `head -c ${FRAME} /dev/zero`]);
+    expect((await failure(source(ffmpeg))).message).toMatch(
+      /frame 0 the timestamp "NOPTS", not a whole number/,
+    );
+  });
+
+  it('fails, instead of holding frames without end, when frames come with no showinfo lines', async () => {
+    const ffmpeg = standIn('no-lines.sh', [`head -c ${(MAX_UNPAIRED_FRAMES + 6) * FRAME} /dev/zero`]);
+    expect((await failure(source(ffmpeg))).message).toMatch(
+      /^ffmpeg sent \d+ frames without a showinfo timestamp \(at most 64 may wait\)/,
+    );
+  });
+
+  it('fails when showinfo lines come with no frames', async () => {
+    const lines = Array.from({ length: MAX_UNPAIRED_FRAMES + 1 }, (_, i) => line(i, i * 100000));
+    const ffmpeg = standIn('no-frames.sh', lines);
+    expect((await failure(source(ffmpeg))).message).toMatch(
+      /^ffmpeg sent 65 showinfo timestamps without a frame/,
+    );
+  });
+
+  it('stamps frames whose lines are numbered in step', async () => {
+    const ffmpeg = standIn('good.sh', [line(0, 5), line(1, 40005), `head -c ${2 * FRAME} /dev/zero`]);
+    const events = await frames(source(ffmpeg), 2);
+    expect(events.map((e) => e.time)).toEqual([0, 40_000]);
   });
 });

@@ -1,10 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../../src/core/errors.js';
-import { ffmpegAudioArgs } from '../../src/sources/audio-file.js';
+import { audioFileSource, ffmpegAudioArgs } from '../../src/sources/audio-file.js';
 import { LineSplitter } from '../../src/sources/child-process.js';
+import { FixedSizeChunker } from '../../src/sources/fixed-size-chunker.js';
 import { frameSamplesFor, PcmFramer } from '../../src/sources/pcm-framer.js';
-import { FixedSizeChunker, ffmpegVideoArgs } from '../../src/sources/video.js';
+import { ffmpegVideoArgs, videoSource } from '../../src/sources/video.js';
 
 function splitAt(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
   const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
@@ -56,6 +57,29 @@ describe('PcmFramer', () => {
     expect(events.map((e) => e.time)).toEqual([9_900_000, 9_920_000, 9_940_000, 9_960_000, 9_980_000]);
   });
 
+  it('counts a stream that ends inside a sample as a stray byte, after the whole samples', () => {
+    const framer = new PcmFramer({
+      streamId: 's',
+      sampleRate: 16_000,
+      frameSamples: 160,
+      origin: 0,
+      clock: () => 0,
+    });
+    expect(framer.push(Uint8Array.of(1, 0, 2, 0, 3))).toEqual([]);
+    const [last] = framer.flush();
+    expect(Array.from(last!.payload.samples)).toEqual([1, 2]);
+    expect(framer.strayBytes).toBe(1);
+    expect(framer.flush()).toEqual([]);
+    expect(framer.strayBytes).toBe(1);
+  });
+
+  it('refuses an origin that is not whole non-negative µs', () => {
+    for (const origin of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])
+      expect(
+        () => new PcmFramer({ streamId: 's', sampleRate: 16_000, frameSamples: 160, origin, clock: () => 0 }),
+      ).toThrow(/option "origin": must be a non-negative integer of µs/);
+  });
+
   it('checks frame lengths', () => {
     expect(frameSamplesFor(20, 16_000)).toBe(320);
     expect(frameSamplesFor(10, 16_000)).toBe(160);
@@ -74,6 +98,26 @@ describe('FixedSizeChunker and LineSplitter', () => {
       Uint8Array.of(5, 6, 7, 8),
     ]);
     expect(chunker.partialBytes).toBe(1);
+  });
+
+  it('hands over the unfinished frame', () => {
+    const chunker = new FixedSizeChunker(4);
+    chunker.push(Uint8Array.of(1, 2, 3, 4, 5, 6));
+    expect(chunker.takePartial()).toEqual(Uint8Array.of(5, 6));
+    expect(chunker.partialBytes).toBe(0);
+    expect(chunker.push(Uint8Array.of(7, 8, 9, 10))).toEqual([Uint8Array.of(7, 8, 9, 10)]);
+  });
+
+  it('decodes UTF-8 characters cut between chunks', () => {
+    const bytes = Buffer.from('général 日本 ok\nsecond ✓ line\n');
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const lines = new LineSplitter();
+      const out = [...lines.push(bytes.subarray(0, cut)), ...lines.push(bytes.subarray(cut)), ...lines.end()];
+      expect(out).toEqual(['général 日本 ok', 'second ✓ line']);
+    }
+    const lines = new LineSplitter();
+    expect(lines.push(Buffer.from([0x61, 0xe6]))).toEqual([]);
+    expect(lines.push(Buffer.from([0x97, 0xa5, 0x0a]))).toEqual(['a日']);
   });
 
   it('splits lines on \\n, \\r\\n and \\r and keeps a tail of chosen lines', () => {
@@ -126,5 +170,14 @@ describe('ffmpeg command lines', () => {
       '-re -i a.mp3 -map 0:a:0 -ac 1 -ar 16000 -f s16le -acodec pcm_s16le pipe:1',
     );
     expect(() => ffmpegAudioArgs({ streamId: 'a', path: '' })).toThrow(/option "path"/);
+  });
+
+  it('sources refuse an origin that is not whole non-negative µs', () => {
+    expect(() => audioFileSource({ streamId: 'a', path: 'a.wav', origin: -5 })).toThrow(/option "origin"/);
+    expect(() => audioFileSource({ streamId: 'a', path: 'a.wav', origin: 0.5 })).toThrow(InvalidOptionError);
+    expect(() =>
+      videoSource({ streamId: 'v', input: { kind: 'file', path: 'v.avi' }, origin: Number.NaN }),
+    ).toThrow(/option "origin"/);
+    expect(() => audioFileSource({ streamId: 'a', path: 'a.wav', origin: 0 })).not.toThrow();
   });
 });

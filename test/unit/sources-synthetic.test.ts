@@ -94,6 +94,29 @@ describe('syntheticSource', () => {
     expect(events[2]!.time - events[0]!.time).toBe(200_000);
   });
 
+  it('paces on the clock it is given: its start is the origin, and a clock running ahead releases events at once', async () => {
+    let now = 5_000_000_000;
+    const clock = () => {
+      now += 10_000_000; // ten seconds pass at every reading
+      return now;
+    };
+    const started = Date.now();
+    const events = await lastValueFrom(
+      syntheticSource({
+        ...options,
+        duration: 10_000_000,
+        modalities: ['video'],
+        pace: 'realtime',
+        clock,
+      }).pipe(toArray()),
+    );
+    expect(events).toHaveLength(100);
+    expect(events[0]!.time).toBe(5_010_000_000);
+    expect(events[99]!.time - events[0]!.time).toBe(9_900_000);
+    // Ten seconds of stream on the injected clock; the wall clock never had to wait for it.
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it('rejects bad options naming them', () => {
     expect(() => syntheticSource({ ...options, duration: -1 })).toThrow(/option "duration"/);
     expect(() => syntheticSource({ ...options, pace: 'slow' as 'none' })).toThrow(/option "pace"/);

@@ -42,7 +42,29 @@ describe('ndjsonTextSource', () => {
     expect(drops.lastError('bad_text_line')?.message).toMatch(/line 5: time: /);
   });
 
-  it('stamps lines without a time on arrival from a live stream, and leaves the stream open', async () => {
+  it('unsubscribing leaves a stream passed in open and usable for its owner', async () => {
+    const input = new PassThrough();
+    const drops = new DropCounter();
+    const source = ndjsonTextSource({ streamId: 'stdin', input, drops });
+    const first = await new Promise<string>((resolve) => {
+      const subscription = source.subscribe((e) => {
+        subscription.unsubscribe();
+        resolve(e.payload.text);
+      });
+      input.write('{"text":"before","time":1}\n');
+    });
+    expect(first).toBe('before');
+    expect(input.destroyed).toBe(false);
+    expect(input.writable).toBe(true);
+    expect(input.readable).toBe(true);
+    // The owner can go on using it: a new subscription reads what is written next.
+    const later = lastValueFrom(ndjsonTextSource({ streamId: 'stdin', input, drops }).pipe(toArray()));
+    input.end('{"text":"after","time":2}\n');
+    expect((await later).map((e) => e.payload.text)).toEqual(['after']);
+    expect(drops.total).toBe(0);
+  });
+
+  it('stamps lines without a time on arrival from a live stream', async () => {
     const input = new PassThrough();
     const drops = new DropCounter();
     let now = 7_000_000;
