@@ -185,7 +185,8 @@ function validatePayload(event: AnySourceEvent): void {
   }
 }
 
-const isDimension = (v: unknown): boolean =>
+/** A raw video frame's width or height: an integer in 1..4096. */
+export const isDimension = (v: unknown): v is number =>
   typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 4096;
 
 /**

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BraidError, InvalidOptionError } from '../core/errors.js';
+import { jsonDifferences } from '../core/json-diff.js';
 
 /** How the per-frame values of a window are folded into the window's features (population std). */
 export const FRAME_AGGREGATES = ['mean', 'max', 'min', 'std'] as const;
@@ -164,40 +165,10 @@ export function parseFeatureConfig(value: unknown, option = 'features'): Feature
  * model was trained with), so a model is never fed features of another shape or meaning.
  */
 export function assertFeatureConfigMatches(expected: FeatureConfig, actual: FeatureConfig): void {
-  const difference = firstDifference(expected, actual, '');
-  if (difference === null) return;
+  const [difference] = jsonDifferences(expected, actual, '', 1);
+  if (difference === undefined) return;
   throw new BraidError(
     'BRAID_ERR_FEATURE_MISMATCH',
-    `feature config differs at "${difference.path}": expected ${difference.expected}, got ${difference.actual}`,
+    `feature config differs at "${difference.path}": expected ${difference.left}, got ${difference.right}`,
   );
 }
-
-interface Difference {
-  readonly path: string;
-  readonly expected: string;
-  readonly actual: string;
-}
-
-function firstDifference(expected: unknown, actual: unknown, path: string): Difference | null {
-  const bothObjects =
-    typeof expected === 'object' && expected !== null && typeof actual === 'object' && actual !== null;
-  if (!bothObjects) {
-    if (Object.is(expected, actual)) return null;
-    return { path: path || '(root)', expected: describe(expected), actual: describe(actual) };
-  }
-  if (Array.isArray(expected) !== Array.isArray(actual))
-    return { path: path || '(root)', expected: describe(expected), actual: describe(actual) };
-  const e = expected as Record<string, unknown>;
-  const a = actual as Record<string, unknown>;
-  const keys = [...new Set([...Object.keys(e), ...Object.keys(a)])];
-  for (const key of keys) {
-    const childPath = path ? `${path}.${key}` : key;
-    if (!(key in a)) return { path: childPath, expected: describe(e[key]), actual: 'nothing' };
-    if (!(key in e)) return { path: childPath, expected: 'nothing', actual: describe(a[key]) };
-    const difference = firstDifference(e[key], a[key], childPath);
-    if (difference !== null) return difference;
-  }
-  return null;
-}
-
-const describe = (value: unknown): string => JSON.stringify(value) ?? String(value);

@@ -1,5 +1,5 @@
 import { BadFrameError } from '../core/errors.js';
-import type { AnySourceEvent, RawPixelFormat } from '../core/events.js';
+import { type AnySourceEvent, isDimension, type RawPixelFormat } from '../core/events.js';
 import type { DropCounter } from '../sources/drop-counter.js';
 import { VIDEO_EXTRA_FEATURES, type VideoFeatureConfig } from './config.js';
 import { AreaDownscaler } from './thumbnail.js';
@@ -106,7 +106,7 @@ export class VideoFeaturizer {
     if (!isDimension(width) || !isDimension(height))
       return this.#drop(
         'bad_video_size',
-        `raw video needs positive integer width and height, got ${width}x${height}`,
+        `raw video needs integer width and height in 1..4096, got ${width}x${height}`,
       );
     const expected = width * height * (format === 'rgb' ? 3 : 1);
     if (!(data instanceof Uint8Array) || data.byteLength !== expected)
@@ -138,9 +138,6 @@ export class VideoFeaturizer {
     return downscaler;
   }
 }
-
-const isDimension = (value: unknown): value is number =>
-  Number.isSafeInteger(value) && (value as number) >= 1;
 
 function meanAbsDifference(a: Float64Array, b: Float64Array): number {
   let sum = 0;

@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { z } from 'zod';
 import { BraidError } from '../core/errors.js';
+import { jsonDifferences as diffJson } from '../core/json-diff.js';
 import { type InputLayout, type ModelConfig, parseModelConfig } from './config.js';
 import { createModel, type Model, weightSpecs } from './weights.js';
 
@@ -13,10 +15,16 @@ export const MODEL_FORMAT = 'braid-model';
 
 /**
  * model.json follows TensorFlow.js' layout (modelTopology, weightsManifest, format), with the braid config as the
- * topology; weights.bin is the tfjs weight encoding of the tensors named in weights.ts.
+ * topology; weights.bin is the tfjs weight encoding of the tensors named in weights.ts. `weightsSha256` (braid's
+ * addition) ties the two files together: each is renamed into place on its own, so a crash between the renames, a
+ * weights.bin copied from another model or a corrupt one would otherwise load silently.
  */
 const modelJsonSchema = z.object({
   format: z.literal(MODEL_FORMAT),
+  weightsSha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits')
+    .optional(),
   modelTopology: z.record(z.string(), z.unknown()),
   weightsManifest: z
     .array(
@@ -48,22 +56,28 @@ export function directoryHandler(dir: string): tf.io.IOHandler {
     if (!artifacts.weightSpecs || !artifacts.weightData || !artifacts.modelTopology)
       throw modelError('saving a model needs its topology, weight specs and weight data');
     const data = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData));
-    const modelJson: tf.io.ModelJSON = {
+    const modelJson: tf.io.ModelJSON & { weightsSha256: string } = {
       format: artifacts.format ?? MODEL_FORMAT,
+      weightsSha256: sha256(data),
       generatedBy: artifacts.generatedBy ?? 'braid',
       convertedBy: null,
       modelTopology: artifacts.modelTopology as tf.io.ModelJSON['modelTopology'],
       weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs }],
     };
     await mkdir(dir, { recursive: true });
+    // Weights first: until model.json (with their hash) replaces the old one, a load sees a mismatch, never a mix.
     await writeAtomically(path.join(dir, WEIGHTS_BIN), data);
     await writeAtomically(path.join(dir, MODEL_JSON), `${JSON.stringify(modelJson, null, 2)}\n`);
     return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
   });
-  return { save: saver.save?.bind(saver), load: () => loadArtifacts(dir) };
+  return { save: saver.save?.bind(saver), load: async () => (await loadArtifacts(dir)).artifacts };
 }
 
-async function readModelJson(dir: string): Promise<tf.io.ModelJSON> {
+const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+type SavedModelJson = tf.io.ModelJSON & { readonly weightsSha256?: string };
+
+async function readModelJson(dir: string): Promise<SavedModelJson> {
   try {
     const info = await stat(dir);
     if (!info.isDirectory()) throw modelError(`model path "${dir}" is not a directory`);
@@ -94,7 +108,7 @@ async function readModelJson(dir: string): Promise<tf.io.ModelJSON> {
     const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
     throw modelError(`${file} is not a braid model: ${issues.join('; ')}`);
   }
-  return parsed.data as unknown as tf.io.ModelJSON;
+  return parsed.data as unknown as SavedModelJson;
 }
 
 async function readWeightFiles(dir: string, manifest: tf.io.WeightsManifestConfig): Promise<ArrayBuffer> {
@@ -121,12 +135,25 @@ async function readWeightFiles(dir: string, manifest: tf.io.WeightsManifestConfi
   return tf.io.concatenateArrayBuffers(buffers);
 }
 
-async function loadArtifacts(dir: string): Promise<tf.io.ModelArtifacts> {
+async function loadArtifacts(
+  dir: string,
+): Promise<{ artifacts: tf.io.ModelArtifacts; weightsSha256: string | undefined }> {
   const modelJson = await readModelJson(dir);
-  return tf.io.getModelArtifactsForJSON(modelJson, async (manifest) => {
+  const artifacts = await tf.io.getModelArtifactsForJSON(modelJson, async (manifest) => {
     const specs = manifest.flatMap((g) => g.weights);
     return [specs, await readWeightFiles(dir, manifest)];
   });
+  return { artifacts, weightsSha256: modelJson.weightsSha256 };
+}
+
+/** Checks the weights against the hash model.json was saved with (models saved before the hash existed have none). */
+function checkWeightsHash(artifacts: tf.io.ModelArtifacts, expected: string | undefined, dir: string): void {
+  if (expected === undefined) return;
+  const actual = sha256(new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? [])));
+  if (actual !== expected)
+    throw modelError(
+      `${WEIGHTS_BIN} in "${dir}" is not the one ${MODEL_JSON} was saved with (sha256 ${actual}, expected ${expected}): it is corrupt, or the two files come from different saves`,
+    );
 }
 
 /** Saves config (normalization and feature config included) and weights to `dir` (created if needed). */
@@ -189,32 +216,9 @@ export interface ExpectedFeatures {
 
 /** Differences between two JSON values, as `path: model has A, pipeline expects B` (at most `limit`). */
 export function jsonDifferences(model: unknown, expected: unknown, at: string, limit = 10): string[] {
-  const out: string[] = [];
-  const show = (v: unknown): string => (v === undefined ? 'nothing' : JSON.stringify(v));
-  const walk = (a: unknown, b: unknown, where: string): void => {
-    if (out.length >= limit) return;
-    const objA = typeof a === 'object' && a !== null;
-    const objB = typeof b === 'object' && b !== null;
-    if (objA && objB && Array.isArray(a) === Array.isArray(b)) {
-      if (Array.isArray(a) && Array.isArray(b) && a.length !== b.length) {
-        out.push(`${where}: model has ${a.length} entries, pipeline expects ${b.length}`);
-        return;
-      }
-      const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
-      for (const k of keys)
-        walk(
-          (a as Record<string, unknown>)[k],
-          (b as Record<string, unknown>)[k],
-          Array.isArray(a) ? `${where}[${k}]` : `${where}.${k}`,
-        );
-      return;
-    }
-    if (!Object.is(a, b)) out.push(`${where}: model has ${show(a)}, pipeline expects ${show(b)}`);
-  };
-  // Compare as JSON sees them: undefined members vanish, key order does not matter.
-  const normal = (v: unknown): unknown => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
-  walk(normal(model), normal(expected), at);
-  return out;
+  return diffJson(model, expected, at, limit).map(
+    (d) => `${d.path}: model has ${d.left}, pipeline expects ${d.right}`,
+  );
 }
 
 /** Throws BraidError BRAID_ERR_FEATURE_MISMATCH naming each difference between the model's features and the pipeline's. */
@@ -232,11 +236,11 @@ export function checkFeatures(config: ModelConfig, expected: ExpectedFeatures): 
 
 /**
  * Loads a model saved by {@link saveModel}. Throws BRAID_ERR_MODEL for a missing directory or file, corrupt JSON,
- * an invalid config or weights that do not fit it, and BRAID_ERR_FEATURE_MISMATCH when `expected` is given and the
+ * an invalid config, weights that do not fit it or that are not the ones model.json was saved with (sha256), and BRAID_ERR_FEATURE_MISMATCH when `expected` is given and the
  * model's feature config or input layout differ from it.
  */
 export async function loadModel(dir: string, expected?: ExpectedFeatures): Promise<Model> {
-  const artifacts = await loadArtifacts(dir);
+  const { artifacts, weightsSha256 } = await loadArtifacts(dir);
   let config: ModelConfig;
   try {
     config = parseModelConfig(artifacts.modelTopology);
@@ -244,5 +248,7 @@ export async function loadModel(dir: string, expected?: ExpectedFeatures): Promi
     throw modelError(`${path.join(dir, MODEL_JSON)}: ${(error as Error).message}`, error);
   }
   if (expected) checkFeatures(config, expected);
-  return createModel(config, decodeWeights(artifacts, config, dir));
+  const weights = decodeWeights(artifacts, config, dir);
+  checkWeightsHash(artifacts, weightsSha256, dir);
+  return createModel(config, weights);
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -120,7 +121,7 @@ describe('saveModel / loadModel', () => {
       'f.a[2].b: model has 3, pipeline expects "3"',
     ]);
     expect(jsonDifferences({ a: [1, 2] }, { a: [1] }, 'f')).toEqual([
-      'f.a: model has 2 entries, pipeline expects 1',
+      'f.a: model has 2 entries, pipeline expects 1 entry',
     ]);
     expect(jsonDifferences({ a: 1 }, [1], 'f')).toEqual(['f: model has {"a":1}, pipeline expects [1]']);
     expect(() => checkFeatures(config, { featureConfig, inputLayout: config.inputLayout })).not.toThrow();
@@ -185,6 +186,36 @@ describe('saveModel / loadModel', () => {
     expect(e.message).toMatch(
       /weight cell\/kernel in ".*" has shape \[13, 21\], the config needs \[13, 24\]/,
     );
+  });
+
+  it('ties weights.bin to model.json by its sha256: a corrupt file or one from another save is refused', async () => {
+    const { dir } = await saved();
+    const weightsFile = path.join(dir, WEIGHTS_BIN);
+    const json = JSON.parse(await readFile(path.join(dir, MODEL_JSON), 'utf8'));
+    const bytes = await readFile(weightsFile);
+    expect(json.weightsSha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+
+    // One flipped bit, same size: every shape check passes, only the hash can tell.
+    const flipped = Buffer.from(bytes);
+    flipped[17] = (flipped[17] as number) ^ 0x01;
+    await writeFile(weightsFile, flipped);
+    let e = await modelError(loadModel(dir));
+    expect(e.code).toBe('BRAID_ERR_MODEL');
+    expect(e.message).toMatch(
+      /weights\.bin in ".*" is not the one model\.json was saved with \(sha256 [0-9a-f]{64}, expected [0-9a-f]{64}\)/,
+    );
+
+    // The weights of another save of the same architecture (a crash between the two renames leaves this pair).
+    const other = await saved(createModel(config, randomWeights(config, { seed: 4, biasScale: 0.2 })));
+    await writeFile(weightsFile, await readFile(path.join(other.dir, WEIGHTS_BIN)));
+    e = await modelError(loadModel(dir));
+    expect(e.message).toContain('come from different saves');
+
+    // A model.json saved before the hash existed still loads.
+    await writeFile(weightsFile, bytes);
+    delete json.weightsSha256;
+    await writeFile(path.join(dir, MODEL_JSON), JSON.stringify(json));
+    await expect(loadModel(dir)).resolves.toBeDefined();
   });
 
   it('reports a truncated weights file and a weights path leaving the directory', async () => {
