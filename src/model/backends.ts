@@ -3,6 +3,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { InvalidOptionError } from '../core/errors.js';
+import { deviceOf, loadedTensorflowPackage, noteTensorflowPackage } from './backend-device.js';
 import { FusedStepKernel } from './fused-kernel.js';
 import { BACKEND_NAMES, type BackendName, type StepKernel } from './step-kernel.js';
 import { TfStepKernel } from './tf-kernel.js';
@@ -70,9 +71,16 @@ async function prepareWebGpu(): Promise<string | undefined> {
 }
 
 async function prepareTensorflow(): Promise<string | undefined> {
-  const gpu = await optionalImport('@tensorflow/tfjs-node-gpu');
-  const cpu = gpu ? undefined : await optionalImport('@tensorflow/tfjs-node');
-  if (!gpu && !cpu) return 'neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed';
+  if (loadedTensorflowPackage() === undefined) {
+    // The CUDA build first: both register the same "tensorflow" backend, and only it runs on a GPU.
+    for (const name of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const)
+      if (await optionalImport(name)) {
+        noteTensorflowPackage(name);
+        break;
+      }
+    if (loadedTensorflowPackage() === undefined)
+      return 'neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed';
+  }
   return activate('tensorflow');
 }
 
@@ -104,11 +112,7 @@ export async function probeBackend(backend: BackendName): Promise<BackendProbe> 
     reason = message(error);
   }
   if (reason !== undefined) return { backend, available: false, reason };
-  return {
-    backend,
-    available: true,
-    device: backend === 'webgpu' || backend === 'tensorflow' ? 'gpu' : 'cpu',
-  };
+  return { backend, available: true, device: deviceOf(backend) };
 }
 
 export function parseBackendName(value: string, option = 'backend'): BackendName {

@@ -1,5 +1,5 @@
 import { FEATURE_MODALITIES, type FeatureModality, type ModelDims, modelDims } from './config.js';
-import { encoderBiasName, encoderKernelName, type Model } from './weights.js';
+import { createModel, encoderBiasName, encoderKernelName, type Model } from './weights.js';
 
 /** SIMD width of the CPU kernel; gate blocks start at multiples of it. */
 export const LANES = 4;
@@ -83,7 +83,8 @@ function packGates(
 }
 
 export function packWeights(model: Model): PackedWeights {
-  const { config, weights } = model;
+  // Checked again here: a Model assembled by hand skips createModel, and a short array would pack as silent zeros.
+  const { config, weights } = createModel(model.config, model.weights);
   const dims = modelDims(config);
   const isGru = config.cell === 'gru';
   const gates = isGru ? 3 : 4;

@@ -1,3 +1,4 @@
+import { BraidError } from '../core/errors.js';
 import { createStepKernel, probeBackend } from './backends.js';
 import { BACKEND_NAMES, type BackendName, type StepKernel } from './step-kernel.js';
 import { type Model, mulberry32 } from './weights.js';
@@ -30,6 +31,8 @@ export interface SelectBackendOptions {
   /** Time spent measuring each backend at each batch size (after two warm-up steps). Default 150 ms. */
   readonly measureMs?: number;
 }
+
+const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /** A GPU within this factor of the fastest backend is preferred: it leaves the CPU to the rest of the pipeline. */
 export const GPU_PREFERENCE = 1.1;
@@ -83,8 +86,9 @@ export function chooseBackend(figures: readonly BackendFigure[]): { backend: Bac
 
 /**
  * Creates the step kernel for a runtime. With backend 'auto' (the default) every backend is probed, each available
- * one is timed at the expected batch sizes, and the winner of {@link chooseBackend} is built; the figures and the
- * reason each other backend was skipped come back for the log.
+ * one is built and timed at the expected batch sizes, and the winner of {@link chooseBackend} is built; the figures
+ * and the reason each other backend was skipped (unavailable, failed to build, failed while measuring) come back for
+ * the log. Throws BRAID_ERR_MODEL with every reason when no backend can run the model.
  */
 export async function selectBackend(model: Model, options: SelectBackendOptions): Promise<BackendSelection> {
   const wanted = options.backend ?? 'auto';
@@ -104,7 +108,14 @@ export async function selectBackend(model: Model, options: SelectBackendOptions)
       skipped.push({ backend, reason: probe.reason });
       continue;
     }
-    const kernel = await createStepKernel(model, backend, options.maxBatch);
+    let kernel: StepKernel;
+    try {
+      kernel = await createStepKernel(model, backend, options.maxBatch);
+    } catch (error) {
+      // Probing only says the backend runs here; building this model on it can still fail. Try the others.
+      skipped.push({ backend, reason: `failed to build: ${errorText(error)}` });
+      continue;
+    }
     try {
       for (const batch of sizes) {
         const ms = await measureStep(kernel, batch, measureMs);
@@ -117,15 +128,17 @@ export async function selectBackend(model: Model, options: SelectBackendOptions)
         });
       }
     } catch (error) {
-      skipped.push({
-        backend,
-        reason: `failed while measuring: ${error instanceof Error ? error.message : String(error)}`,
-      });
+      skipped.push({ backend, reason: `failed while measuring: ${errorText(error)}` });
       figures.splice(0, figures.length, ...figures.filter((f) => f.backend !== backend));
     } finally {
       kernel.dispose();
     }
   }
+  if (figures.length === 0)
+    throw new BraidError(
+      'BRAID_ERR_MODEL',
+      `no backend can run this model here: ${skipped.map((s) => `${s.backend}: ${s.reason}`).join('; ')}`,
+    );
   const { backend, reason } = chooseBackend(figures);
   // Built again: measuring later tfjs backends switched tfjs's active backend away from it.
   const kernel = await createStepKernel(model, backend, options.maxBatch);

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BraidError } from '../core/errors.js';
+import { deviceOf } from './backend-device.js';
 import { type ModelConfig, type ModelDims, modelDims } from './config.js';
 import { type BackendName, batchBucket, checkStepArgs, type StepKernel } from './step-kernel.js';
 import { createModelParams, disposeParams, type ModelParams, modelStep } from './tf-model.js';
@@ -28,7 +29,7 @@ export class TfStepKernel implements StepKernel {
     this.assertActive();
     this.config = model.config;
     this.dims = modelDims(model.config);
-    this.device = backend === 'webgpu' || backend === 'tensorflow' ? 'gpu' : 'cpu';
+    this.device = deviceOf(backend);
     this.params = createModelParams(model);
     this.xPad = new Float32Array(maxBatch * this.dims.input);
     this.statePad = new Float32Array(maxBatch * this.dims.state);
@@ -64,10 +65,18 @@ export class TfStepKernel implements StepKernel {
         y.set(values.subarray(r * W, r * W + L), r * L);
         nextState.set(values.subarray(r * W + L, (r + 1) * W), r * S);
       }
-      out.dispose();
     };
-    if (this.device === 'cpu') return scatter(out.dataSync() as Float32Array);
-    return out.data().then((values) => scatter(values as Float32Array));
+    // `out` is freed however the read ends: a failed read-back must not leak a tensor per step.
+    if (this.device === 'cpu')
+      try {
+        return scatter(out.dataSync() as Float32Array);
+      } finally {
+        out.dispose();
+      }
+    return out
+      .data()
+      .then((values) => scatter(values as Float32Array))
+      .finally(() => out.dispose());
   }
 
   dispose(): void {

@@ -73,26 +73,33 @@ export class WebGpuStep {
       this.buffers.push(b);
       return b;
     };
-    const weights = buffer(p.data.byteLength, USAGE.STORAGE | USAGE.COPY_DST);
-    device.queue.writeBuffer(weights, 0, bytesOf(p.data));
-    this.params = buffer(16, USAGE.UNIFORM | USAGE.COPY_DST);
-    this.x = buffer(this.rows * F * 4, USAGE.STORAGE | USAGE.COPY_DST);
-    this.slots = buffer(this.rows * 4, USAGE.STORAGE | USAGE.COPY_DST);
-    // Created zeroed (WebGPU guarantees it): every slot starts as a fresh stream.
-    this.state = buffer(options.maxStreams * S * 4, USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC);
-    this.y = buffer(this.rows * L * 4, USAGE.STORAGE | USAGE.COPY_SRC);
-    this.readback = buffer(this.rows * L * 4, USAGE.MAP_READ | USAGE.COPY_DST);
-    this.pipeline = device.createComputePipeline({
-      layout: 'auto',
-      compute: { module: shader, entryPoint: 'main' },
-    });
-    this.bindGroup = device.createBindGroup({
-      layout: this.pipeline.getBindGroupLayout(0),
-      entries: [this.params, weights, this.x, this.slots, this.state, this.y].map((b, binding) => ({
-        binding,
-        resource: { buffer: b },
-      })),
-    });
+    // Most WebGPU mistakes surface in the error scope, but a call can also throw (a size no integer holds): then the
+    // buffers made so far would outlive the object that was never returned.
+    try {
+      const weights = buffer(p.data.byteLength, USAGE.STORAGE | USAGE.COPY_DST);
+      device.queue.writeBuffer(weights, 0, bytesOf(p.data));
+      this.params = buffer(16, USAGE.UNIFORM | USAGE.COPY_DST);
+      this.x = buffer(this.rows * F * 4, USAGE.STORAGE | USAGE.COPY_DST);
+      this.slots = buffer(this.rows * 4, USAGE.STORAGE | USAGE.COPY_DST);
+      // Created zeroed (WebGPU guarantees it): every slot starts as a fresh stream.
+      this.state = buffer(options.maxStreams * S * 4, USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC);
+      this.y = buffer(this.rows * L * 4, USAGE.STORAGE | USAGE.COPY_SRC);
+      this.readback = buffer(this.rows * L * 4, USAGE.MAP_READ | USAGE.COPY_DST);
+      this.pipeline = device.createComputePipeline({
+        layout: 'auto',
+        compute: { module: shader, entryPoint: 'main' },
+      });
+      this.bindGroup = device.createBindGroup({
+        layout: this.pipeline.getBindGroupLayout(0),
+        entries: [this.params, weights, this.x, this.slots, this.state, this.y].map((b, binding) => ({
+          binding,
+          resource: { buffer: b },
+        })),
+      });
+    } catch (error) {
+      this.dispose();
+      throw error;
+    }
   }
 
   /**
@@ -116,16 +123,27 @@ export class WebGpuStep {
         `a state table of ${options.maxStreams} streams needs ${stateBytes} bytes, over the device's binding limit`,
       );
     device.pushErrorScope('validation');
-    const shader = device.createShaderModule({ code: stepShader(packed, { workgroupSize: wgSize }) });
-    const info = await shader.getCompilationInfo();
-    const errors = info.messages.filter((m) => m.type === 'error');
-    if (errors.length > 0) {
-      await device.popErrorScope();
-      fail(
-        `WGSL does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`,
+    let step: WebGpuStep;
+    try {
+      const shader = device.createShaderModule({ code: stepShader(packed, { workgroupSize: wgSize }) });
+      const info = await shader.getCompilationInfo();
+      const errors = info.messages.filter((m) => m.type === 'error');
+      if (errors.length > 0)
+        fail(
+          `WGSL does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`,
+        );
+      step = new WebGpuStep(device, packed, options, shader);
+    } catch (thrown) {
+      // Leave the device's error scopes as they were: a scope left pushed would swallow the caller's errors.
+      const scoped = await device.popErrorScope();
+      if (thrown instanceof BraidError) throw thrown;
+      const why = thrown instanceof Error ? thrown.message : String(thrown);
+      throw new BraidError(
+        'BRAID_ERR_MODEL',
+        `webgpu step: cannot build the step: ${why}${scoped ? ` (validation: ${scoped.message})` : ''}`,
+        { cause: thrown },
       );
     }
-    const step = new WebGpuStep(device, packed, options, shader);
     const error = await device.popErrorScope();
     if (error) {
       step.dispose();

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { describe, expect, it } from 'vitest';
-import { InvalidOptionError } from '../../src/core/errors.js';
+import { BraidError, InvalidOptionError } from '../../src/core/errors.js';
 import { createStepKernel, parseBackendName, probeBackend } from '../../src/model/backends.js';
 import { identityNormalization, modelDims, parseModelConfig } from '../../src/model/config.js';
 import { type BackendFigure, chooseBackend, selectBackend } from '../../src/model/select-backend.js';
@@ -179,6 +179,28 @@ describe('backend auto-selection', () => {
       selection.kernel.dispose();
       await tf.setBackend('cpu');
     }
+  });
+
+  it('skips a backend that probes fine but cannot build the model, naming why, and says so when none can', async () => {
+    const good = model('gru', 'sigmoid');
+    // A weight of the wrong length (as a model assembled by hand might have): every backend runs here, none builds it.
+    const broken: Model = {
+      config: good.config,
+      weights: { ...good.weights, 'cell/kernel': new Float32Array(3) },
+    };
+    const error = await selectBackend(broken, { maxBatch: 4, batchSizes: [1], measureMs: 5 }).catch(
+      (e: unknown) => e,
+    );
+    await tf.setBackend('cpu');
+    expect(error).toBeInstanceOf(BraidError);
+    expect((error as BraidError).code).toBe('BRAID_ERR_MODEL');
+    const message = (error as Error).message;
+    expect(message).toMatch(/^no backend can run this model here: /);
+    for (const backend of ['cpu-fused', 'cpu', 'wasm'])
+      expect(message).toMatch(new RegExp(`${backend}: failed to build: `));
+    expect(message).toContain(
+      'cpu-fused: failed to build: weights do not match the model config: weight cell/kernel has 3 values',
+    );
   });
 
   it('uses a named backend without measuring', async () => {

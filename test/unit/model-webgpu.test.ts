@@ -98,6 +98,40 @@ describe.skipIf(!hasDawn)('WebGPU fused step on Dawn null backend (validation on
     step.dispose();
   });
 
+  it('a step that cannot be built leaves no buffers and no error scope behind', async () => {
+    // Count the buffers the real device makes and frees while WebGpuStep.create runs.
+    const createBuffer = device.createBuffer.bind(device);
+    let created = 0;
+    let destroyed = 0;
+    device.createBuffer = (descriptor: GPUBufferDescriptor) => {
+      const buffer = createBuffer(descriptor);
+      created++;
+      const destroy = buffer.destroy.bind(buffer);
+      buffer.destroy = () => {
+        destroyed++;
+        destroy();
+      };
+      return buffer;
+    };
+    let error: unknown;
+    try {
+      // 2^50 rows: the x buffer's size fits no WebGPU size, so createBuffer throws after two buffers exist.
+      error = await WebGpuStep.create(device, model('gru', 'sigmoid', 8), {
+        maxBatch: 2 ** 50,
+        maxStreams: 4,
+      }).catch((e: unknown) => e);
+    } finally {
+      device.createBuffer = createBuffer;
+    }
+    expect(error).toBeInstanceOf(BraidError);
+    expect((error as Error).message).toMatch(/^webgpu step: cannot build the step: /);
+    expect((error as Error).cause).toBeInstanceOf(TypeError);
+    expect(created).toBeGreaterThan(0);
+    expect(destroyed).toBe(created);
+    // The scope create() pushed was popped: popping again finds the stack empty.
+    await expect(device.popErrorScope()).rejects.toThrow();
+  });
+
   it('refuses a model needing more workgroup memory than the device allows', async () => {
     const error = await WebGpuStep.create(device, model('gru', 'sigmoid', 1100), {
       maxBatch: 4,
