@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type { Subscription } from 'rxjs';
 import { InvalidEventError, InvalidOptionError } from '../core/errors.js';
 import type { StreamInput } from '../core/events.js';
+import { WriteBacklogError } from '../record/errors.js';
 import { McapRecorder } from '../record/recorder.js';
 import { recordingInfo } from '../record/recording-reader.js';
 import { replayRecording } from '../record/replay.js';
@@ -110,8 +111,9 @@ async function recordInput(
   try {
     await recorder.write(input);
   } catch (error) {
-    // An invalid event is counted by the recorder and must not stop the server; a failing disk is said once.
-    if (error instanceof InvalidEventError || recordFailureLogged) return;
+    // Invalid events and a full write queue are counted by the recorder (stats.rejected); a failing disk is said once.
+    if (error instanceof InvalidEventError || error instanceof WriteBacklogError || recordFailureLogged)
+      return;
     recordFailureLogged = true;
     log(
       `braid: recording failed, the server goes on without it: ${error instanceof Error ? error.message : String(error)}`,
