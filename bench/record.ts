@@ -99,7 +99,12 @@ try {
     const path = join(dir, `s${streams}.mcap`);
     const write = await best(async () => {
       const recorder = await McapRecorder.create(path, { overwrite: true });
-      for (const e of events) void recorder.write(e, e.time);
+      // Await every 1000th write, as a live recorder keeps up with its input, so the bounded queue never fills.
+      let i = 0;
+      for (const e of events) {
+        const written = recorder.write(e, e.time);
+        if (++i % 1000 === 0) await written;
+      }
       await recorder.close();
     });
     const fileMb = statSync(path).size / 1e6;
