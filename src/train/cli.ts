@@ -8,7 +8,7 @@ import { saveBaseline } from './baseline.js';
 import { buildDataset } from './dataset.js';
 import { evaluateModel, formatEvaluation, TRAINING_REPORT } from './evaluate.js';
 import { createProgress } from './progress.js';
-import { useTrainingBackend } from './tf-setup.js';
+import { type TrainingBackend, useTrainingBackend } from './tf-setup.js';
 import { DEFAULT_TRAIN_OPTIONS, type TrainingReport, type TrainOptions, trainModel } from './train.js';
 
 /** Files as given; directories contribute their `*.mcap` files, sorted. */
@@ -75,6 +75,7 @@ interface TrainFlags {
   l2: string;
   seed: string;
   baselineHidden: string;
+  backend: string;
   force?: boolean;
 }
 
@@ -209,14 +210,21 @@ export function registerEvalCommand(program: Command): Command {
     .argument('<recordings...>', 'MCAP recordings with a label channel, or directories of them')
     .option('--threshold <p>', 'score at or above which a label counts as on', '0.5')
     .option('--json <file>', 'also write the figures as JSON')
-    .action(async (modelDir: string, inputs: string[], flags: { threshold: string; json?: string }) => {
-      const threshold = Number(flags.threshold);
-      if (!(threshold > 0 && threshold < 1))
-        throw new InvalidOptionError('threshold', `must be between 0 and 1, got "${flags.threshold}"`);
-      await useTrainingBackend();
-      const files = await expandRecordings(inputs);
-      const report = await evaluateModel(modelDir, files, threshold);
-      if (flags.json) await writeFile(flags.json, `${JSON.stringify(report, null, 2)}\n`);
-      process.stdout.write(`${formatEvaluation(report)}\n`);
-    });
+    .option('--backend <name>', 'tfjs backend to run on: wasm or cpu', 'wasm')
+    .action(
+      async (
+        modelDir: string,
+        inputs: string[],
+        flags: { threshold: string; json?: string; backend: string },
+      ) => {
+        const threshold = Number(flags.threshold);
+        if (!(threshold > 0 && threshold < 1))
+          throw new InvalidOptionError('threshold', `must be between 0 and 1, got "${flags.threshold}"`);
+        await useTrainingBackend(flags.backend as TrainingBackend);
+        const files = await expandRecordings(inputs);
+        const report = await evaluateModel(modelDir, files, threshold);
+        if (flags.json) await writeFile(flags.json, `${JSON.stringify(report, null, 2)}\n`);
+        process.stdout.write(`${formatEvaluation(report)}\n`);
+      },
+    );
 }

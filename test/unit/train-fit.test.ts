@@ -84,7 +84,7 @@ function recurrentModel(train: Sequence[], hidden = 6, seed = 1): TrainableModel
   return TrainableModel.initial(config, seed);
 }
 
-beforeAll(useTrainingBackend);
+beforeAll(() => useTrainingBackend());
 
 describe('clipByGlobalNorm', () => {
   it('scales all gradients together to the clip norm, keeping their direction', () => {
@@ -187,22 +187,36 @@ describe('early stopping', () => {
 describe('trainModel', () => {
   const data = dataset(sessions(6, 30, 21));
 
-  it('gives identical weights for one seed and different weights for another, and frees its tensors', () => {
-    const tensors = tf.memory().numTensors;
-    const a = trainModel(data, tinyOptions);
-    const b = trainModel(data, tinyOptions);
-    const c = trainModel(data, { ...tinyOptions, seed: 2 });
-    for (const [name, w] of Object.entries(a.model.weights)) {
-      expect(Buffer.from(w.buffer).equals(Buffer.from((b.model.weights[name] as Float32Array).buffer))).toBe(
-        true,
-      );
-    }
-    for (const [name, w] of Object.entries(a.baseline.weights))
-      expect(Array.from(w)).toEqual(Array.from(b.baseline.weights[name] as Float32Array));
-    expect(Array.from(a.model.weights['head/kernel'] as Float32Array)).not.toEqual(
-      Array.from(c.model.weights['head/kernel'] as Float32Array),
-    );
-    expect(tf.memory().numTensors).toBe(tensors);
+  it.each(['cpu', 'wasm'] as const)(
+    'gives identical weights for one seed and different weights for another on %s, and frees its tensors',
+    async (backend) => {
+      await useTrainingBackend(backend);
+      try {
+        const tensors = tf.memory().numTensors;
+        const a = trainModel(data, tinyOptions);
+        const b = trainModel(data, tinyOptions);
+        const c = trainModel(data, { ...tinyOptions, seed: 2 });
+        for (const [name, w] of Object.entries(a.model.weights))
+          expect(
+            Buffer.from(w.buffer).equals(Buffer.from((b.model.weights[name] as Float32Array).buffer)),
+          ).toBe(true);
+        for (const [name, w] of Object.entries(a.baseline.weights))
+          expect(Array.from(w)).toEqual(Array.from(b.baseline.weights[name] as Float32Array));
+        expect(Array.from(a.model.weights['head/kernel'] as Float32Array)).not.toEqual(
+          Array.from(c.model.weights['head/kernel'] as Float32Array),
+        );
+        expect(tf.memory().numTensors).toBe(tensors);
+      } finally {
+        await useTrainingBackend();
+      }
+    },
+  );
+
+  it('trains an LSTM cell through the same loop', () => {
+    const { model, report } = trainModel(data, { ...tinyOptions, cell: 'lstm', maxEpochs: 2 });
+    expect(model.config.cell).toBe('lstm');
+    expect(model.weights['cell/bias']).toHaveLength(4 * 6);
+    expect(report.final.history.every((r) => Number.isFinite(r.trainLoss))).toBe(true);
   });
 
   it('cross-validates by session: folds never share a session, each validates once, all sizes reported', () => {
@@ -226,7 +240,7 @@ describe('trainModel', () => {
 
   it('learns what needs memory better than the memoryless baseline', () => {
     const train = dataset(sessions(8, 60, 31));
-    const { report } = trainModel(train, { ...tinyOptions, maxEpochs: 25, patience: 25, learningRate: 0.02 });
+    const { report } = trainModel(train, { ...tinyOptions, maxEpochs: 8, patience: 8, learningRate: 0.03 });
     const model = report.selection.sizes[0]?.folds[0]?.validation['recent'];
     const baseline = report.baseline.size.folds[0]?.validation['recent'];
     expect(model?.f1).toBeGreaterThan((baseline?.f1 ?? 1) + 0.1);
