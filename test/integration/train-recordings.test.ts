@@ -298,6 +298,11 @@ describe('braid train and braid eval', () => {
         code: 'BRAID_ERR_INVALID_OPTION',
         option: 'out',
       });
+      rmSync(join(out, 'baseline'), { recursive: true });
+      await expect(program().parseAsync(['eval', out, data], { from: 'user' })).rejects.toMatchObject({
+        code: 'BRAID_ERR_MODEL',
+        message: expect.stringMatching(/no readable memoryless baseline in baseline\//),
+      });
     } finally {
       stderr.mockRestore();
       stdout.mockRestore();
