@@ -1,9 +1,10 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import type { Subscription } from 'rxjs';
+import { mergeMap, type Subscription, timer } from 'rxjs';
 import { InvalidEventError, InvalidOptionError } from '../core/errors.js';
 import type { StreamInput } from '../core/events.js';
+import { wallClockMicros } from '../core/time.js';
 import { WriteBacklogError } from '../record/errors.js';
 import { McapRecorder } from '../record/recorder.js';
 import { recordingInfo } from '../record/recording-reader.js';
@@ -72,19 +73,29 @@ export function registerServeCommand(program: Command): void {
       for (const s of info.streams)
         server.push({ control: 'open', streamId: s.streamId, modalities: s.modalities });
       log(`braid: replaying ${file} (${info.streams.map((s) => s.streamId).join(', ')}) as live`);
+      // Served as live: shift capture times so the recording starts now (latencies and charts then read as live).
+      // The shift is a whole number of hops, so windows hold exactly what they held in the recording.
+      const hop = pipeline.windowing.hop;
+      // The replay starts when the wall clock reaches the shifted start, so its capture times track the clock.
+      const offset = Math.ceil((wallClockMicros() - (info.startTime ?? 0)) / hop) * hop;
+      const startIn = ((info.startTime ?? 0) + offset - wallClockMicros()) / 1000;
       replaySubscriptions.push(
-        replayRecording(file, {
-          speed: Number(options.speed),
-          loop: options.loop,
-          loopGap: pipeline.windowing.hop,
-        }).subscribe({
-          next: (event) => server.push(event),
-          error: (error: unknown) =>
-            log(`braid: replay of ${file} failed: ${error instanceof Error ? error.message : String(error)}`),
-          complete: () => {
-            for (const s of info.streams) server.push({ control: 'close', streamId: s.streamId });
-          },
-        }),
+        timer(Math.max(0, startIn))
+          .pipe(
+            mergeMap(() =>
+              replayRecording(file, { speed: Number(options.speed), loop: options.loop, loopGap: hop }),
+            ),
+          )
+          .subscribe({
+            next: (event) => server.push({ ...event, time: event.time + offset }),
+            error: (error: unknown) =>
+              log(
+                `braid: replay of ${file} failed: ${error instanceof Error ? error.message : String(error)}`,
+              ),
+            complete: () => {
+              for (const s of info.streams) server.push({ control: 'close', streamId: s.streamId });
+            },
+          }),
       );
     }
 

@@ -100,7 +100,10 @@ export class PredictionPipelineRunner {
     const selection = await selectBackend(options.model, { backend: options.backend ?? 'auto', maxBatch });
     const log = options.log ?? (() => {});
     log(`braid: model backend ${selection.backend}: ${selection.reason}`);
-    for (const f of selection.figures) log(`braid:   ${JSON.stringify(f)}`);
+    for (const f of selection.figures)
+      log(
+        `braid:   ${f.backend.padEnd(10)} batch ${String(f.batch).padStart(4)}: ${f.msPerStep.toFixed(3)} ms/step`,
+      );
     for (const s of selection.skipped) log(`braid:   skipped ${s.backend}: ${s.reason}`);
     const runtime = new ModelRuntime(options.model, selection.kernel, options.runtime);
     return new PredictionPipelineRunner(runtime, selection, options);
