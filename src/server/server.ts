@@ -128,9 +128,11 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
       latencyMs,
     };
     let sent = false;
+    let text: string | undefined;
     for (const s of subscribers)
       if (s.wants(p.streamId)) {
-        s.send(message);
+        text ??= JSON.stringify(message);
+        s.send(message, text);
         sent = true;
       }
     if (sent) metrics.endToEnd.observe(Math.max(0, latencyMs) / 1000);

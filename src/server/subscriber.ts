@@ -16,7 +16,7 @@ export interface SubscriberLimits {
  */
 export class Subscriber {
   #wanted: Set<string> | '*' = new Set();
-  #queue: ServerMessage[] = [];
+  #queue: { message: ServerMessage; text: string }[] = [];
   #dropped = 0;
   #stalledSince: number | undefined;
   #closed = false;
@@ -41,12 +41,13 @@ export class Subscriber {
     return this.#queue.length;
   }
 
-  send(message: ServerMessage): void {
+  /** Queues a message; `text` is its JSON when the caller already made it (one prediction goes to many). */
+  send(message: ServerMessage, text?: string): void {
     if (this.#closed) return;
-    this.#queue.push(message);
+    this.#queue.push({ message, text: text ?? JSON.stringify(message) });
     if (this.#queue.length > this.limits.maxQueue) {
       // Drop the oldest prediction (other messages are rare and matter: stream opened/closed, errors).
-      const i = this.#queue.findIndex((m) => m.type === 'prediction');
+      const i = this.#queue.findIndex((q) => q.message.type === 'prediction');
       this.#queue.splice(Math.max(i, 0), 1);
       this.#dropped++;
       this.droppedTotal++;
@@ -59,12 +60,13 @@ export class Subscriber {
   flush(): void {
     if (this.#closed) return;
     while (this.#queue.length > 0 && this.socket.bufferedAmount < this.limits.maxBufferedBytes) {
-      let message = this.#queue.shift()!;
+      let { message, text } = this.#queue.shift()!;
       if (this.#dropped > 0) {
         message = { ...message, dropped: this.#dropped } as ServerMessage;
+        text = JSON.stringify(message);
         this.#dropped = 0;
       }
-      this.socket.send(JSON.stringify(message), () => this.flush());
+      this.socket.send(text, () => this.flush());
     }
     if (this.#queue.length === 0) {
       this.#stalledSince = undefined;
