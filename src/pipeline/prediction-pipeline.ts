@@ -1,19 +1,15 @@
-import { map, Observable } from 'rxjs';
-import { createAlignment } from '../align/align-windows.js';
+import { Observable } from 'rxjs';
 import type { AlignOptions } from '../align/options.js';
 import type { Modality, StreamInput } from '../core/events.js';
 import { ms } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
-import { createFeatureAggregator } from '../features/aggregator.js';
 import { type FeatureConfig, parseFeatureConfig } from '../features/config.js';
-import { decodeCompressedFrames } from '../features/decode-frames.js';
-import { fuseWindowFeatures } from '../features/fuse.js';
 import { type PredictInput, predictWindows } from '../model/predict-windows.js';
 import { ModelRuntime, type RuntimeOptions } from '../model/runtime.js';
 import { type BackendSelection, selectBackend } from '../model/select-backend.js';
 import type { BackendName } from '../model/step-kernel.js';
 import type { Model } from '../model/weights.js';
-import { DropCounter } from '../sources/drop-counter.js';
+import { createFeatureStage } from './feature-stage.js';
 
 /** Event-time windowing of the live pipeline; saved with a model so training and serving window alike. */
 export interface WindowingConfig {
@@ -110,11 +106,8 @@ export class PredictionPipelineRunner {
   }
 
   run(input$: Observable<StreamInput>): Observable<Prediction> {
-    const drops = new DropCounter();
-    const features = createFeatureAggregator(this.featureConfig);
-    const alignment = createAlignment<Float32Array>({
+    const { operator, alignment, features, drops } = createFeatureStage(this.featureConfig, {
       ...this.windowing,
-      aggregator: features.aggregator,
       ...this.options.alignExtras,
     });
     this.#current = {
@@ -137,27 +130,11 @@ export class PredictionPipelineRunner {
         return out;
       },
     };
-    const { thumbWidth, thumbHeight } = this.featureConfig.video;
     // Stream closes are interleaved with the windows in the order the aligner made them (its last windows, then
     // the close), so the model frees a stream's state right after that stream's last window.
     const fused$ = new Observable<PredictInput>((subscriber) => {
       const closes = alignment.closed$.subscribe((streamId) => subscriber.next({ streamId, close: true }));
-      const windows = input$
-        .pipe(
-          decodeCompressedFrames<StreamInput>({ drops, width: thumbWidth, height: thumbHeight }),
-          alignment.align,
-          map(
-            (w): PredictInput => ({
-              streamId: w.streamId,
-              index: w.index,
-              start: w.start,
-              end: w.end,
-              x: fuseWindowFeatures(w, this.featureConfig),
-              present: w.present,
-            }),
-          ),
-        )
-        .subscribe(subscriber);
+      const windows = input$.pipe(operator).subscribe(subscriber);
       return () => {
         closes.unsubscribe();
         windows.unsubscribe();

@@ -1,23 +1,12 @@
-import { from, lastValueFrom, map, type Observable, tap, toArray } from 'rxjs';
-import { createAlignment } from '../align/align-windows.js';
-import type { AnySourceEvent, Modality } from '../core/events.js';
-import type { Micros } from '../core/time.js';
-import { createFeatureAggregator } from '../features/aggregator.js';
+import { from, lastValueFrom, type Observable, tap, toArray } from 'rxjs';
+import type { AnySourceEvent } from '../core/events.js';
 import type { FeatureConfig } from '../features/config.js';
-import { decodeCompressedFrames } from '../features/decode-frames.js';
-import { fuseWindowFeatures } from '../features/fuse.js';
+import type { FusedWindow } from '../model/runtime.js';
+import { createFeatureStage } from '../pipeline/feature-stage.js';
 import type { WindowingConfig } from '../pipeline/prediction-pipeline.js';
-import { DropCounter } from '../sources/drop-counter.js';
 
 /** One closed window of one stream with the fused model input the live pipeline would compute for it. */
-export interface FeaturedWindow {
-  readonly streamId: string;
-  readonly index: number;
-  readonly start: Micros;
-  readonly end: Micros;
-  readonly x: Float32Array;
-  readonly present: Readonly<Record<Modality, boolean>>;
-}
+export type FeaturedWindow = FusedWindow;
 
 /** Everything the stage dropped or refused, by stable reason, so a dataset can show what it lost. */
 export interface FeatureCounters {
@@ -38,9 +27,8 @@ export interface FeaturizedEvents {
 
 /**
  * Offline twin of the live path in src/pipeline/prediction-pipeline.ts, built from the same pieces in the same order:
- * decodeCompressedFrames -> createAlignment with createFeatureAggregator -> fuseWindowFeatures. The only difference
- * is the idle timeout, switched off: it is a processing-time rule for live sources that stall, and offline the whole
- * recording is at hand, so windows close on event time alone (the aligner's contents then depend on timestamps only).
+ * the feature stage of src/pipeline/feature-stage.ts (decode, align, featurize, fuse). The only difference is the
+ * idle timeout, switched off.
  */
 export async function featurizeEvents(
   events: AsyncIterable<AnySourceEvent> | Iterable<AnySourceEvent>,
@@ -48,30 +36,17 @@ export async function featurizeEvents(
   windowing: WindowingConfig,
   onEvent?: (event: AnySourceEvent) => void,
 ): Promise<FeaturizedEvents> {
-  const drops = new DropCounter();
-  const features = createFeatureAggregator(featureConfig);
-  const alignment = createAlignment<Float32Array>({
+  // Idle timeout off: it is a processing-time rule for live sources that stall; offline the whole recording is at
+  // hand, so windows close on event time alone.
+  const { operator, alignment, features, drops } = createFeatureStage(featureConfig, {
     ...windowing,
     idleTimeout: Number.POSITIVE_INFINITY,
-    aggregator: features.aggregator,
   });
-  const { thumbWidth, thumbHeight } = featureConfig.video;
   const source: Observable<AnySourceEvent> = from(events);
   const windows = await lastValueFrom(
     source.pipe(
       tap((event) => onEvent?.(event)),
-      decodeCompressedFrames<AnySourceEvent>({ drops, width: thumbWidth, height: thumbHeight }),
-      alignment.align,
-      map(
-        (w): FeaturedWindow => ({
-          streamId: w.streamId,
-          index: w.index,
-          start: w.start,
-          end: w.end,
-          x: fuseWindowFeatures(w, featureConfig),
-          present: w.present,
-        }),
-      ),
+      operator,
       toArray(),
     ),
   );
