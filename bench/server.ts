@@ -1,6 +1,6 @@
 // Load benchmark: N producer streams sent over /ingest in real time, in the format the demo page sends (16 kHz PCM16
 // in 10 ms frames, raw gray 64x48 at 10 fps, a text event every ~1.7 s), M subscribers on /subscribe, all over
-// loopback against `braid serve` running in its own process. Reports end-to-end latency (window end -> subscriber
+// loopback against `braid serve` running in its own process, the subscribers in a third process. Reports end-to-end latency (window end -> subscriber
 // receives) p50/p99 and everything dropped. The producers and subscribers share the machine with the server.
 // Run: npx tsx bench/server.ts [streams...]
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -56,22 +56,25 @@ async function open(url: string): Promise<WebSocket> {
 
 async function measure(streams: number, port: number) {
   const base = `ws://127.0.0.1:${port}`;
-  const latencies: number[] = [];
-  let predictions = 0;
-  let subscriberDropped = 0;
   const start = wallClockMicros();
-  const subs = await Promise.all(Array.from({ length: SUBSCRIBERS }, () => open(`${base}/subscribe`)));
-  for (const s of subs) {
-    s.send(JSON.stringify({ subscribe: '*' }));
-    s.on('message', (data) => {
-      const m = JSON.parse(String(data));
-      if (m.type !== 'prediction') return;
-      if (m.dropped) subscriberDropped += m.dropped;
-      if (m.windowEnd < start + WARMUP_S * 1e6) return;
-      predictions++;
-      latencies.push((wallClockMicros() - m.windowEnd) / 1000);
-    });
-  }
+  const subscribers = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'bench/server-subscribers.ts',
+      base,
+      String(SUBSCRIBERS),
+      String(start + WARMUP_S * 1e6),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let subscriberOutput = '';
+  subscribers.stdout!.on('data', (d) => (subscriberOutput += String(d)));
+  await new Promise<void>((resolve) => {
+    const check = () => (subscriberOutput.includes('ready') ? resolve() : setTimeout(check, 20));
+    check();
+  });
   const producers = await Promise.all(
     Array.from({ length: streams }, async (_, i) => {
       const ws = await open(`${base}/ingest`);
@@ -128,8 +131,17 @@ async function measure(streams: number, port: number) {
     ) +
     sum(/braid_ingest_rejected_total\{[^}]*\} (\d+)/g) +
     sum(/braid_subscriber_dropped_total (\d+)/g);
-  for (const ws of [...producers, ...subs]) ws.close();
-  await new Promise((r) => setTimeout(r, 300));
+  for (const ws of producers) ws.close();
+  const exited = new Promise((r) => subscribers.once('exit', r));
+  subscribers.kill('SIGINT');
+  await exited;
+  const result = JSON.parse(subscriberOutput.slice(subscriberOutput.indexOf('{'))) as {
+    latencies: number[];
+    predictions: number;
+    dropped: number;
+  };
+  const { latencies, predictions } = result;
+  const subscriberDropped = result.dropped;
   latencies.sort((a, b) => a - b);
   const q = (p: number) =>
     latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN;
