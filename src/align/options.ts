@@ -11,6 +11,12 @@ export interface AlignOptions<C> {
   /** Window k covers [origin + k·hop, origin + k·hop + size). Default 0: windows align to the epoch. */
   readonly origin?: Micros;
   /**
+   * `aligned` (default): every stream uses `origin`, so all streams' windows line up. `stream`: each stream's grid is
+   * shifted by a phase in [0, hop) hashed from its id (see streamPhase), so a server with many streams closes their
+   * windows at different moments rather than in one burst; each stream's windows stay fixed across runs.
+   */
+  readonly phase?: 'aligned' | 'stream';
+  /**
    * How far out of order a source's own events may arrive, in µs. A source's watermark is its highest time seen
    * minus this; an event older than its source's watermark is rejected as `non_monotonic`.
    */
@@ -41,6 +47,7 @@ export type ResolvedAlignOptions<C> = Required<AlignOptions<C>>;
 
 export const ALIGN_DEFAULTS = {
   origin: 0,
+  phase: 'aligned' as 'aligned' | 'stream',
   outOfOrderness: ms(20),
   allowedLateness: 0,
   idleTimeout: Number.POSITIVE_INFINITY,
@@ -69,6 +76,8 @@ export function resolveAlignOptions<C>(options: AlignOptions<C>): ResolvedAlignO
       'hop',
       `must be a positive integer number of µs no larger than size (${o.size}), got ${o.hop}`,
     );
+  if (o.phase !== 'aligned' && o.phase !== 'stream')
+    throw new InvalidOptionError('phase', `must be "aligned" or "stream", got ${JSON.stringify(o.phase)}`);
   if (!Number.isSafeInteger(o.origin))
     throw new InvalidOptionError('origin', `must be an integer number of µs, got ${o.origin}`);
   nonNegativeInteger('outOfOrderness', o.outOfOrderness);

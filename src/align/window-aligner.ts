@@ -71,6 +71,8 @@ interface SourceState {
 
 interface StreamState {
   readonly id: string;
+  /** Start of this stream's window 0: the options' origin, plus the stream's phase when phases are per stream. */
+  readonly origin: number;
   readonly sources: (SourceState | undefined)[];
   /** Lowest window index not closed yet; null until the stream's first window closes. */
   nextWindow: number | null;
@@ -160,7 +162,7 @@ export class WindowAligner<C> {
         'time',
         `${event.streamId}/${event.modality}: time ${event.time} µs is more than outOfOrderness (${this.options.outOfOrderness} µs) before the latest ${source.maxTime} µs; send a reset control after a device restart`,
       );
-    if (stream.nextWindow !== null && event.time < this.#start(stream.nextWindow)) {
+    if (stream.nextWindow !== null && event.time < stream.origin + stream.nextWindow * this.options.hop) {
       this.stats.late++;
       this.#sinks.late({ event, closedUpTo: stream.closedUpTo });
       return;
@@ -312,8 +314,10 @@ export class WindowAligner<C> {
   }
 
   #openStream(id: string, modalities: readonly Modality[]): StreamState {
+    const { origin, hop, phase } = this.options;
     const stream: StreamState = {
       id,
+      origin: origin + (phase === 'stream' ? streamPhase(id, hop) : 0),
       sources: [undefined, undefined, undefined, undefined],
       nextWindow: null,
       closedUpTo: Number.NEGATIVE_INFINITY,
@@ -382,7 +386,8 @@ export class WindowAligner<C> {
 
   /** Emits, in index order, every window with content whose end <= limit; releases what no open window needs. */
   #emitUpTo(stream: StreamState, limit: number, closedBy: Window['closedBy']): void {
-    const { size, hop, origin } = this.options;
+    const { size, hop } = this.options;
+    const { origin } = stream;
     let k = stream.nextWindow;
     for (;;) {
       const first = this.#firstPendingTime(stream);
@@ -483,7 +488,8 @@ export class WindowAligner<C> {
   #forceCloseOldest(stream: StreamState): boolean {
     const first = this.#firstPendingTime(stream);
     if (first === Number.POSITIVE_INFINITY) return false;
-    const { size, hop, origin } = this.options;
+    const { size, hop } = this.options;
+    const { origin } = stream;
     const k = Math.max(
       stream.nextWindow ?? Number.NEGATIVE_INFINITY,
       Math.floor((first - size - origin) / hop) + 1,
@@ -492,8 +498,14 @@ export class WindowAligner<C> {
     this.#emitUpTo(stream, origin + k * hop + size, 'buffer_cap');
     return true;
   }
+}
 
-  #start(index: number): number {
-    return this.options.origin + index * this.options.hop;
-  }
+/**
+ * A stream's window phase in [0, hop): a hash of its id (FNV-1a), so each stream keeps the same grid across runs and
+ * replays while the streams of a server close their windows at different moments instead of all at once.
+ */
+export function streamPhase(streamId: string, hop: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < streamId.length; i++) hash = Math.imul(hash ^ streamId.charCodeAt(i), 0x01000193) >>> 0;
+  return hash % hop;
 }

@@ -20,12 +20,16 @@ export interface WindowingConfig {
   readonly idleTimeout: number;
   /** Sparse modalities never hold a window back: their events count if they arrive before it closes. */
   readonly nonGating: readonly Modality[];
+  /** Per-stream window phase (see AlignOptions.phase); absent means `aligned`, as models trained before it used. */
+  readonly phase?: 'aligned' | 'stream';
 }
 
 /**
  * 500 ms tumbling windows. A window closes when every gating modality has passed its end (40 ms of jitter allowed),
  * or at once when the producer sends a progress bound past it (the demo page does, every 20 ms); a modality silent
- * for 1 s of wall time stops holding windows. Text and labels are sparse: they never hold a window back.
+ * for 1 s of wall time stops holding windows. Text and labels are sparse: they never hold a window back. Each
+ * stream's window grid has its own phase, hashed from its id, so a server's streams do not all close a window at the
+ * same instant (a burst of featurization and one big step) but spread over the hop.
  */
 export const DEFAULT_WINDOWING: WindowingConfig = {
   size: ms(500),
@@ -34,6 +38,7 @@ export const DEFAULT_WINDOWING: WindowingConfig = {
   allowedLateness: 0,
   idleTimeout: ms(1000),
   nonGating: ['text', 'label'],
+  phase: 'stream',
 };
 
 export interface PipelineOptions {

@@ -34,7 +34,8 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
       join(dir, 'test/session-000.mcap'),
     ]);
     expect(dataset.labels).toEqual(['speech', 'motion', 'typing', 'conversation']);
-    expect(dataset.sequences.map((s) => s.windows.length)).toEqual([20, 20]);
+    // 10 s sessions: 21 windows on each stream's phase-shifted grid (20 if the grid sat on the epoch).
+    expect(dataset.sequences.map((s) => s.windows.length)).toEqual([21, 21]);
     for (const s of dataset.sequences)
       for (let t = 0; t < s.windows.length; t++) {
         const text = s.x[t * dataset.inputWidth + dataset.inputWidth - 1] === 1;

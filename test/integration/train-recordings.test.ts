@@ -10,7 +10,7 @@ import { DEFAULT_FEATURE_CONFIG, type FeatureConfig } from '../../src/features/c
 import { loadModel } from '../../src/model/model-io.js';
 import { createModelParams, disposeParams } from '../../src/model/tf-model.js';
 import { createModel, randomWeights } from '../../src/model/weights.js';
-import { PredictionPipelineRunner } from '../../src/pipeline/prediction-pipeline.js';
+import { DEFAULT_WINDOWING, PredictionPipelineRunner } from '../../src/pipeline/prediction-pipeline.js';
 import { McapRecorder } from '../../src/record/recorder.js';
 import { replayRecording } from '../../src/record/replay.js';
 import { registerEvalCommand, registerTrainCommand } from '../../src/train/cli.js';
@@ -20,6 +20,9 @@ import { computeNormalization } from '../../src/train/normalization.js';
 import { buildModelConfig, sequenceLogits, sigmoid } from '../../src/train/recurrent.js';
 import { useTrainingBackend } from '../../src/train/tf-setup.js';
 import type { TrainingReport } from '../../src/train/train.js';
+
+/** The dataset tests reason about windows on the epoch grid, where the synthetic labels change. */
+const ALIGNED = { ...DEFAULT_WINDOWING, phase: 'aligned' as const };
 
 const T0 = 1_700_000_000_000_000;
 const S = 1_000_000;
@@ -124,7 +127,7 @@ describe('buildDataset', () => {
       ...syntheticSession({ streamId: 'cam' }),
       ...syntheticSession({ streamId: 'phone', seconds: 4 }),
     ]);
-    const dataset = await buildDataset([a]);
+    const dataset = await buildDataset([a], { windowing: ALIGNED });
     expect(dataset.labels).toEqual(['speech', 'motion']);
     expect(dataset.inputWidth).toBe(350);
     expect(dataset.sequences.map((s) => [s.streamId, s.windows.length])).toEqual([
@@ -149,10 +152,10 @@ describe('buildDataset', () => {
   it('starts a new sequence after a gap longer than gapReset, as the live runtime resets state', async () => {
     // Label events go on through the gap: windows holding only labels are left out (a live stream sends none).
     const file = await writeRecording(join(dir, 'gap.mcap'), syntheticSession({ seconds: 20, gap: [4, 12] }));
-    const dataset = await buildDataset([file]);
+    const dataset = await buildDataset([file], { windowing: ALIGNED });
     expect(dataset.sequences.map((s) => s.windows.length)).toEqual([8, 16]);
     expect(dataset.sessions[0]?.labelOnlyWindows).toBe(16);
-    const longer = await buildDataset([file], { gapReset: 10 * S });
+    const longer = await buildDataset([file], { gapReset: 10 * S, windowing: ALIGNED });
     expect(longer.sequences.map((s) => s.windows.length)).toEqual([24]);
   });
 
@@ -179,7 +182,10 @@ describe('buildDataset', () => {
       ...syntheticSession({ streamId: 'labelled' }),
       ...syntheticSession({ streamId: 'bare', labels: false }),
     ]);
-    await expectDatasetError(buildDataset([mixed]), /stream "bare" has 12 windows but no label events/);
+    await expectDatasetError(
+      buildDataset([mixed], { windowing: ALIGNED }),
+      /stream "bare" has 12 windows but no label events/,
+    );
     const ok = await writeRecording(join(dir, 'ok.mcap'), syntheticSession());
     await expectDatasetError(buildDataset([ok], { labels: ['speech', 'typing'] }), /has no label "typing"/);
     await expectDatasetError(buildDataset([]), /no recordings given/);
@@ -280,17 +286,19 @@ describe('braid train and braid eval', () => {
       expect(model.config.labels).toEqual(['speech', 'motion']);
       const report = JSON.parse(await readFile(join(out, 'training-report.json'), 'utf8')) as TrainingReport;
       expect(report.selection.sizes.map((s) => s.folds.length)).toEqual([2, 2]);
-      expect(report.dataset.windows).toBe(48);
+      // Four 6 s streams: 13 windows each on their phase-shifted grids (12 each if the grids sat on the epoch).
+      expect(report.dataset.windows).toBe(52);
       expect([4, 6]).toContain(model.config.hidden);
 
       const json = join(dir, 'eval.json');
       await program().parseAsync(['eval', out, join(data, 's0.mcap'), '--json', json], { from: 'user' });
       const table = stdout.mock.calls.map(([chunk]) => String(chunk)).join('');
-      expect(table).toMatch(/12 windows from 1 recordings/);
+      expect(table).toMatch(/13 windows from 1 recordings/);
       expect(table).toMatch(/^speech\s+\d\.\d{3}/m);
       const figures = JSON.parse(await readFile(json, 'utf8')) as EvaluationReport;
       expect(Object.keys(figures.model)).toEqual(['speech', 'motion']);
-      expect(figures.baseline['motion']?.positives).toBe(6);
+      // Motion is on every other second: 7 of the 13 phase-shifted windows end while it is on (6 of 12 on the epoch grid).
+      expect(figures.baseline['motion']?.positives).toBe(7);
 
       await expect(
         program().parseAsync(['train', data, '--out', out], { from: 'user' }),

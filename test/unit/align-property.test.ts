@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { collectEvents } from '../../src/align/aggregator.js';
-import { WindowAligner } from '../../src/align/window-aligner.js';
+import { streamPhase, WindowAligner } from '../../src/align/window-aligner.js';
 import type { AnySourceEvent, Modality, StreamInput } from '../../src/core/events.js';
 import type { Window } from '../../src/core/window.js';
 
@@ -18,6 +18,7 @@ interface Scenario {
   size: number;
   hop: number;
   origin: number;
+  phase: 'aligned' | 'stream';
   sources: AnySourceEvent[][];
   streams: Map<string, Modality[]>;
 }
@@ -48,6 +49,7 @@ const scenario: fc.Arbitrary<Scenario> = fc
     size: fc.integer({ min: 5, max: 120 }),
     hopFraction: fc.constantFrom(1, 1, 0.5, 0.34),
     origin: fc.integer({ min: -50, max: 50 }),
+    phase: fc.constantFrom('aligned' as const, 'stream' as const),
     streams: fc.array(
       fc.record({
         modalities: fc.subarray(MODALITIES, { minLength: 1 }),
@@ -56,7 +58,7 @@ const scenario: fc.Arbitrary<Scenario> = fc
       { minLength: 1, maxLength: 4 },
     ),
   })
-  .chain(({ size, hopFraction, origin, streams }) => {
+  .chain(({ size, hopFraction, origin, phase, streams }) => {
     const hop = Math.max(1, Math.floor(size * hopFraction));
     const keys = streams.flatMap((s, i) =>
       s.modalities.map((m) => ({ streamId: `s${i}`, modality: m, start: s.start })),
@@ -92,7 +94,7 @@ const scenario: fc.Arbitrary<Scenario> = fc
         }),
       );
       const streamMap = new Map(streams.map((s, i) => [`s${i}`, s.modalities]));
-      return { size, hop, origin, sources, streams: streamMap };
+      return { size, hop, origin, phase, sources, streams: streamMap };
     });
   });
 
@@ -118,6 +120,7 @@ function run(s: Scenario, events: AnySourceEvent[]): Map<string, Summary[]> {
       size: s.size,
       hop: s.hop,
       origin: s.origin,
+      phase: s.phase,
       outOfOrderness: OUT_OF_ORDER,
       nonGating: [],
       aggregator: collectEvents,
@@ -150,16 +153,17 @@ function reference(s: Scenario): Map<string, Summary[]> {
   for (const e of s.sources.flat()) byStream.set(e.streamId, [...(byStream.get(e.streamId) ?? []), e]);
   const out = new Map<string, Summary[]>();
   for (const [streamId, events] of byStream) {
+    const origin = s.origin + (s.phase === 'stream' ? streamPhase(streamId, s.hop) : 0);
     const indices = new Set<number>();
     for (const e of events) {
-      const kMin = Math.floor((e.time - s.size - s.origin) / s.hop) + 1;
-      const kMax = Math.floor((e.time - s.origin) / s.hop);
+      const kMin = Math.floor((e.time - s.size - origin) / s.hop) + 1;
+      const kMax = Math.floor((e.time - origin) / s.hop);
       for (let k = kMin; k <= kMax; k++) indices.add(k);
     }
     const windows: Summary[] = [...indices]
       .sort((a, b) => a - b)
       .map((k) => {
-        const start = s.origin + k * s.hop;
+        const start = origin + k * s.hop;
         const end = start + s.size;
         const contents: Record<string, [number, number][]> = {};
         for (const m of MODALITIES) {

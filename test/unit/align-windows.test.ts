@@ -8,6 +8,7 @@ import {
   type AlignerSinks,
   type LateEvent,
   type RejectedInput,
+  streamPhase,
   WindowAligner,
 } from '../../src/align/window-aligner.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
@@ -151,6 +152,22 @@ describe('WindowAligner: windows and watermarks', () => {
     // A frame the producer promised not to send is late, not silently merged.
     h.aligner.push(ev('s', 'video', 90));
     expect(h.late.map((l) => l.event.time)).toEqual([90]);
+  });
+
+  it('gives each stream its own window phase when asked, the same in every run', () => {
+    const h = harness({ phase: 'stream', size: 100 });
+    for (const id of ['cam-1', 'cam-2']) {
+      h.aligner.push(ev(id, 'audio', 1_000));
+      h.aligner.push(ev(id, 'audio', 1_500));
+    }
+    const starts = h.windows.map((w) => [w.streamId, w.start - w.index * 100]);
+    expect(starts).toEqual([
+      ['cam-1', streamPhase('cam-1', 100)],
+      ['cam-2', streamPhase('cam-2', 100)],
+    ]);
+    expect(streamPhase('cam-1', 100)).not.toBe(streamPhase('cam-2', 100));
+    expect(streamPhase('cam-1', 100)).toBe(streamPhase('cam-1', 100));
+    for (const w of h.windows) expect(times(w, 'audio')).toEqual([1_000]);
   });
 
   it('keeps streams independent', () => {
@@ -304,6 +321,7 @@ describe('options', () => {
     [{ size: 100, outOfOrderness: -1 }, 'outOfOrderness'],
     [{ size: 100, idleTimeout: 0 }, 'idleTimeout'],
     [{ size: 100, nonGating: ['smell'] }, 'nonGating'],
+    [{ size: 100, phase: 'random' }, 'phase'],
     [{ size: 100, aggregator: {} }, 'aggregator'],
   ])('rejects %j naming the option', (opts, option) => {
     expect(() => createAlignment({ aggregator: collectEvents, ...(opts as object) } as never)).toThrow(
