@@ -5,7 +5,7 @@ import { InvalidOptionError } from '../core/errors.js';
 import { parseDuration } from '../core/time.js';
 import { parseBackendName } from '../model/backends.js';
 import { loadModel } from '../model/model-io.js';
-import { DEFAULT_WINDOWING, PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
+import { PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
 
 /** The model and recording shipped with braid, used when no --model / recording is named. */
 export const BUNDLED_MODEL = fileURLToPath(new URL('../../models/demo', import.meta.url));
@@ -36,7 +36,7 @@ export async function createPipelineFromOptions(
     );
   const backend = options.backend === 'auto' ? 'auto' : parseBackendName(options.backend);
   const model = await loadModel(options.model);
-  return PredictionPipelineRunner.create({ model, backend, windowing: DEFAULT_WINDOWING, log, maxQueue });
+  return PredictionPipelineRunner.create({ model, backend, log, maxQueue });
 }
 
 export function durationOption(value: string): number {

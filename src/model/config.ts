@@ -29,6 +29,8 @@ export interface ModelConfig {
   readonly labels: readonly string[];
   readonly head: HeadType;
   readonly featureConfig: unknown;
+  /** The event-time windowing the model was trained with (owned by src/pipeline, opaque here); absent in older models. */
+  readonly windowing?: unknown;
   /** Per fused-input dimension (mask included): x' = (x - mean) / std, applied before the encoders. */
   readonly normalization: { readonly mean: readonly number[]; readonly std: readonly number[] };
 }
@@ -64,6 +66,7 @@ const configSchema = z
     labels: z.array(z.string().min(1)).min(1),
     head: z.enum(['sigmoid', 'softmax']),
     featureConfig: z.unknown(),
+    windowing: z.unknown().optional(),
     normalization: z.object({
       mean: z.array(z.number().refine(Number.isFinite, 'must be finite')),
       std: z.array(z.number().refine((v) => Number.isFinite(v) && v > 0, 'must be finite and > 0')),

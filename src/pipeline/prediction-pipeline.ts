@@ -1,5 +1,7 @@
 import { Observable } from 'rxjs';
+import { z } from 'zod';
 import type { AlignOptions } from '../align/options.js';
+import { InvalidOptionError } from '../core/errors.js';
 import type { Modality, StreamInput } from '../core/events.js';
 import { ms } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
@@ -56,6 +58,35 @@ export interface PipelineOptions {
   readonly alignExtras?: Partial<AlignOptions<Float32Array>> & { scheduler?: import('rxjs').SchedulerLike };
 }
 
+const windowingSchema = z
+  .object({
+    size: z.number().int().positive(),
+    hop: z.number().int().positive(),
+    outOfOrderness: z.number().int().nonnegative(),
+    allowedLateness: z.number().int().nonnegative(),
+    idleTimeout: z.number().positive().nullable(),
+    nonGating: z.array(z.enum(['audio', 'video', 'text', 'label'])),
+    phase: z.enum(['aligned', 'stream']).optional(),
+  })
+  .partial();
+
+/** A model's saved windowing, checked; JSON has no Infinity, so a disabled idle timeout is saved as null. */
+function parseWindowing(value: unknown): Partial<WindowingConfig> {
+  if (value === undefined) return {};
+  const parsed = windowingSchema.safeParse(value);
+  if (!parsed.success)
+    throw new InvalidOptionError(
+      'model',
+      `its saved windowing is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  const { idleTimeout, ...rest } = parsed.data;
+  return idleTimeout === null
+    ? { ...rest, idleTimeout: Number.POSITIVE_INFINITY }
+    : idleTimeout === undefined
+      ? rest
+      : { ...rest, idleTimeout };
+}
+
 /** Queue bound for replays: a recording is replayed faster than real time, and every window must get through. */
 export const REPLAY_QUEUE = 1_000_000;
 
@@ -84,7 +115,12 @@ export class PredictionPipelineRunner {
   ) {
     this.labels = runtime.labels;
     this.featureConfig = parseFeatureConfig(options.model.config.featureConfig);
-    this.windowing = { ...DEFAULT_WINDOWING, ...options.windowing };
+    // The windowing the model was trained with, unless the caller overrides it; older models carry none.
+    this.windowing = {
+      ...DEFAULT_WINDOWING,
+      ...parseWindowing(options.model.config.windowing),
+      ...options.windowing,
+    };
     this.inputs = {
       audioSampleRate: this.featureConfig.audio.sampleRate,
       // The demo page sends frames four times the thumbnail size: small enough to cost nothing, big enough to see.

@@ -20,6 +20,7 @@ import {
   randomWeights,
   weightSpecs,
 } from '../model/weights.js';
+import type { WindowingConfig } from '../pipeline/prediction-pipeline.js';
 import { crossEntropySum, groups, packSequences, timeSlice, weightSum } from './batches.js';
 import type { Sequence } from './dataset.js';
 import type { Learner } from './fit.js';
@@ -39,6 +40,7 @@ export function buildModelConfig(
   labels: readonly string[],
   architecture: Architecture,
   normalization: ModelConfig['normalization'],
+  windowing?: WindowingConfig,
 ): ModelConfig {
   const layout = featureLayout(featureConfig);
   return parseModelConfig({
@@ -50,6 +52,7 @@ export function buildModelConfig(
     head: 'sigmoid',
     featureConfig,
     normalization,
+    ...(windowing === undefined ? {} : { windowing }),
   });
 }
 

@@ -238,6 +238,7 @@ export function trainModel(
         labels,
         { cell: options.cell, hidden, encoderUnits: options.encoderUnits },
         computeNormalization(train, inputWidth),
+        dataset.windowing,
       );
       const phase = info.phase === 'final' ? 99 : 0;
       const fold = info.fold ?? 99;

@@ -286,6 +286,8 @@ describe('braid train and braid eval', () => {
       expect(model.config.labels).toEqual(['speech', 'motion']);
       const report = JSON.parse(await readFile(join(out, 'training-report.json'), 'utf8')) as TrainingReport;
       expect(report.selection.sizes.map((s) => s.folds.length)).toEqual([2, 2]);
+      // The windowing travels with the model, so serving windows as training did.
+      expect(model.config.windowing).toEqual(report.windowing);
       // Four 6 s streams: 13 windows each on their phase-shifted grids (12 each if the grids sat on the epoch).
       expect(report.dataset.windows).toBe(52);
       expect([4, 6]).toContain(model.config.hidden);
