@@ -8,15 +8,18 @@
  * 1. Checks the WGSL fused step (src/model/webgpu-step.ts) against the CPU reference (the fused CPU kernel, itself
  *    tested equal to the tfjs model) on random weights and inputs: GRU and LSTM, sigmoid and softmax, 37 rows in a
  *    shuffled order on scattered state slots, 6 steps; scores and final states must agree to relative L2 ≤ 1e-4.
+ *    The same check runs on the bundled demo model (models/demo, read from the working directory).
  * 2. Prints the bench table of bench/model.ts for the WGSL kernel, the plain tfjs-webgpu ops (the `webgpu`
  *    backend) and cpu-fused, at batch 1, 16, 256, 4096 and (inputs, hidden) = (64, 128), (256, 512).
  *
  * Exit status: 0 all checks passed, 1 a check failed, 2 no usable GPU adapter.
  */
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { createStepKernel, probeBackend } from '../src/model/backends.js';
 import { identityNormalization, parseModelConfig } from '../src/model/config.js';
 import { FusedStepKernel } from '../src/model/fused-kernel.js';
+import { loadModel } from '../src/model/model-io.js';
 import type { StepKernel } from '../src/model/step-kernel.js';
 import { WebGpuStep } from '../src/model/webgpu-step.js';
 import { createModel, type Model, mulberry32, randomWeights } from '../src/model/weights.js';
@@ -183,6 +186,14 @@ async function main(): Promise<number> {
             makeModel(inputs, hidden, cell, head),
             `${cell} ${head} (${inputs}, ${hidden})`,
           )) && ok;
+
+  // The issue asks for a real model too: the bundled demo model, from the working tree that travels with .gpu/.
+  if (existsSync('models/demo'))
+    ok = (await check(device, await loadModel('models/demo'), 'bundled demo model (models/demo)')) && ok;
+  else {
+    console.log('FAIL bundled demo model: models/demo not found (run from the repository root)');
+    ok = false;
+  }
 
   const tfWebgpu = await probeBackend('webgpu');
   if (!tfWebgpu.available) console.log(`tfjs webgpu ops skipped: ${tfWebgpu.reason}`);
