@@ -2,11 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { firstValueFrom, lastValueFrom, type Observable, take, tap, toArray } from 'rxjs';
+import { firstValueFrom, take, tap, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SourceError } from '../../src/core/errors.js';
 import type { SourceEvent } from '../../src/core/events.js';
 import { audioStreamFailure, microphoneSource } from '../../src/sources/microphone.js';
+import { eventually, failure } from '../helpers/source-assertions.js';
 import { requireTool } from '../helpers/system-tools.js';
 
 /**
@@ -66,24 +67,6 @@ function children(program: string): number[] {
     .map((line) => line.trim().split(/\s+/))
     .filter(([, comm]) => comm === program)
     .map(([pid]) => Number(pid));
-}
-
-async function eventually(check: () => boolean, ms = 5_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-async function failure(source: Observable<unknown>): Promise<SourceError> {
-  try {
-    await lastValueFrom(source);
-  } catch (error) {
-    expect(error).toBeInstanceOf(SourceError);
-    return error as SourceError;
-  }
-  throw new Error('expected the source to fail');
 }
 
 const concat = (events: SourceEvent<'audio'>[]): Int16Array => {

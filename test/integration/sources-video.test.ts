@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { firstValueFrom, lastValueFrom, type Observable, take, tap, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SourceError } from '../../src/core/errors.js';
 import type { SourceEvent } from '../../src/core/events.js';
 import { MAX_UNPAIRED_FRAMES, videoSource } from '../../src/sources/video.js';
+import { eventually, failure } from '../helpers/source-assertions.js';
 import { requireTool } from '../helpers/system-tools.js';
 
 const hasFfmpeg = requireTool('ffmpeg');
@@ -40,24 +40,6 @@ async function framesWhileRunning(source: Observable<SourceEvent<'video'>>, n: n
     ),
   );
   return { events, running };
-}
-
-async function eventually(check: () => boolean, ms = 5_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-async function failure(source: Observable<unknown>): Promise<SourceError> {
-  try {
-    await lastValueFrom(source);
-  } catch (error) {
-    expect(error).toBeInstanceOf(SourceError);
-    return error as SourceError;
-  }
-  throw new Error('expected the source to fail');
 }
 
 const frames = (source: Observable<SourceEvent<'video'>>, n: number) =>
