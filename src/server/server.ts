@@ -94,8 +94,15 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
   let pipelineSubscription: Subscription | undefined;
   let closing = false;
 
-  const broadcast = (message: ServerMessage, streamId?: string): void => {
-    for (const s of subscribers) if (streamId === undefined || s.wants(streamId)) s.send(message);
+  /** Sends to every subscriber that wants the stream, serialising once; says whether anyone got it. */
+  const broadcast = (message: ServerMessage, streamId?: string): boolean => {
+    let text: string | undefined;
+    for (const s of subscribers)
+      if (streamId === undefined || s.wants(streamId)) {
+        text ??= JSON.stringify(message);
+        s.send(message, text);
+      }
+    return text !== undefined;
   };
 
   const push = (input: StreamInput): void => {
@@ -127,15 +134,7 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
       present: p.present,
       latencyMs,
     };
-    let sent = false;
-    let text: string | undefined;
-    for (const s of subscribers)
-      if (s.wants(p.streamId)) {
-        text ??= JSON.stringify(message);
-        s.send(message, text);
-        sent = true;
-      }
-    if (sent) metrics.endToEnd.observe(Math.max(0, latencyMs) / 1000);
+    if (broadcast(message, p.streamId)) metrics.endToEnd.observe(Math.max(0, latencyMs) / 1000);
   };
 
   // A failing pipeline must not take the server down: log, count, and start it again with fresh state.
