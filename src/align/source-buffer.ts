@@ -58,12 +58,21 @@ export class SourceBuffer {
       this.bytes -= payloadBytes(events[this.#head]!);
       this.#head++;
     }
+    // Counted before compaction, which moves the head back to 0.
+    const released = this.#head - start;
     // Compact once the dead prefix dominates, so memory follows what is pending and pushes stay amortised O(1).
     if (this.#head > 1024 && this.#head * 2 > events.length) {
       this.#events = events.slice(this.#head);
       this.#head = 0;
     }
-    return this.#head - start;
+    return released;
+  }
+
+  /** Pending events and their payload bytes counted afresh from the buffer itself (for audits and tests). */
+  recount(): { events: number; bytes: number } {
+    let bytes = 0;
+    for (let i = this.#head; i < this.#events.length; i++) bytes += payloadBytes(this.#events[i]!);
+    return { events: this.#events.length - this.#head, bytes };
   }
 
   clear(): void {

@@ -48,6 +48,17 @@ export interface AlignStats {
   bufferedBytes: number;
 }
 
+export interface BufferCount {
+  events: number;
+  bytes: number;
+}
+export interface StreamAccount extends BufferCount {
+  sources: Partial<Record<Modality, BufferCount>>;
+}
+export interface BufferAccount extends BufferCount {
+  streams: Record<string, StreamAccount>;
+}
+
 export interface AlignerSinks<C> {
   window(window: Window<C>): void;
   late(late: LateEvent): void;
@@ -215,6 +226,36 @@ export class WindowAligner<C> {
       if (changed) this.#closeReady(stream);
     }
     return next;
+  }
+
+  /**
+   * The aligner's buffer accounting beside a fresh count of what its buffers hold, per source, per stream and in
+   * total. The two must always be equal; a difference is a bug (tests audit it over long random runs).
+   */
+  bufferAccounting(): { counted: BufferAccount; recounted: BufferAccount } {
+    const counted: BufferAccount = {
+      events: this.stats.bufferedEvents,
+      bytes: this.stats.bufferedBytes,
+      streams: {},
+    };
+    const recounted: BufferAccount = { events: 0, bytes: 0, streams: {} };
+    for (const stream of this.#streams.values()) {
+      const c: StreamAccount = { events: stream.bufferedEvents, bytes: stream.bufferedBytes, sources: {} };
+      const r: StreamAccount = { events: 0, bytes: 0, sources: {} };
+      for (const source of stream.sources) {
+        if (source === undefined) continue;
+        c.sources[source.modality] = { events: source.buffer.size, bytes: source.buffer.bytes };
+        const actual = source.buffer.recount();
+        r.sources[source.modality] = actual;
+        r.events += actual.events;
+        r.bytes += actual.bytes;
+      }
+      counted.streams[stream.id] = c;
+      recounted.streams[stream.id] = r;
+      recounted.events += r.events;
+      recounted.bytes += r.bytes;
+    }
+    return { counted, recounted };
   }
 
   /** Closes every open window of every stream (end of input). */
@@ -461,13 +502,18 @@ export class WindowAligner<C> {
   #release(stream: StreamState, before: number): void {
     for (const source of stream.sources) {
       if (source === undefined) continue;
-      const bytesBefore = source.buffer.bytes;
-      const released = source.buffer.releaseBefore(before);
-      if (released === 0) continue;
-      const bytes = bytesBefore - source.buffer.bytes;
-      stream.bufferedEvents -= released;
+      // The stream and total counters follow the buffer's own size and bytes, measured before and after, rather
+      // than a count returned by the buffer: they cannot drift from what is really held.
+      const { buffer } = source;
+      const eventsBefore = buffer.size;
+      const bytesBefore = buffer.bytes;
+      buffer.releaseBefore(before);
+      const events = eventsBefore - buffer.size;
+      if (events === 0) continue;
+      const bytes = bytesBefore - buffer.bytes;
+      stream.bufferedEvents -= events;
       stream.bufferedBytes -= bytes;
-      this.stats.bufferedEvents -= released;
+      this.stats.bufferedEvents -= events;
       this.stats.bufferedBytes -= bytes;
     }
   }
