@@ -65,22 +65,27 @@ export class AudioFeaturizer {
 
   #usable(event: AnySourceEvent): boolean {
     if (event.modality !== 'audio')
-      return this.#drop('wrong_modality', `expected an audio event, got ${event.modality}`);
+      return this.#drop(event, 'wrong_modality', `expected an audio event, got ${event.modality}`);
     const { sampleRate, channels, samples } = event.payload;
     if (!(samples instanceof Int16Array))
-      return this.#drop('bad_audio', 'audio payload.samples must be an Int16Array of PCM16');
+      return this.#drop(event, 'bad_audio', 'audio payload.samples must be an Int16Array of PCM16');
     if (sampleRate !== this.#config.sampleRate)
       return this.#drop(
+        event,
         'unsupported_sample_rate',
         `audio features need ${this.#config.sampleRate} Hz PCM16 (resample in the source), got ${sampleRate} Hz`,
       );
     if (channels !== 1)
-      return this.#drop('unsupported_channels', `audio features need mono PCM16, got ${channels} channels`);
+      return this.#drop(
+        event,
+        'unsupported_channels',
+        `audio features need mono PCM16, got ${channels} channels`,
+      );
     return true;
   }
 
-  #drop(reason: string, message: string): false {
-    this.#drops.record(new BadFrameError(reason, message));
+  #drop(event: AnySourceEvent, reason: string, message: string): false {
+    this.#drops.record(new BadFrameError(reason, message), event);
     return false;
   }
 

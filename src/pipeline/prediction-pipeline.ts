@@ -1,8 +1,9 @@
-import { Observable } from 'rxjs';
+import { Observable, type Subscription } from 'rxjs';
 import { z } from 'zod';
 import type { AlignOptions } from '../align/options.js';
 import { InvalidOptionError } from '../core/errors.js';
 import type { Modality, StreamInput } from '../core/events.js';
+import { type RefusalListener, refusalOf } from '../core/refusal.js';
 import { ms } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
 import { type FeatureConfig, parseFeatureConfig } from '../features/config.js';
@@ -90,6 +91,11 @@ function parseWindowing(value: unknown): Partial<WindowingConfig> {
 /** Queue bound for replays: a recording is replayed faster than real time, and every window must get through. */
 export const REPLAY_QUEUE = 1_000_000;
 
+/** Side outputs of one run of a pipeline. */
+export interface PipelineSinks {
+  readonly refused?: RefusalListener;
+}
+
 export interface PipelineCounters {
   readonly counters: Record<string, number>;
   readonly stepLatencies: number[];
@@ -146,11 +152,18 @@ export class PredictionPipelineRunner {
     return new PredictionPipelineRunner(runtime, selection, options);
   }
 
-  run(input$: Observable<StreamInput>): Observable<Prediction> {
-    const { operator, alignment, features, drops } = createFeatureStage(this.featureConfig, {
-      ...this.windowing,
-      ...this.options.alignExtras,
-    });
+  /**
+   * The live path over one input stream. `sinks.refused` hears of every input dropped on the way — refused or late
+   * in alignment, undecodable or unusable in the features, windows dropped in front of the model — with the stream,
+   * seq and time it came with, so the server can tell the producer.
+   */
+  run(input$: Observable<StreamInput>, sinks: PipelineSinks = {}): Observable<Prediction> {
+    const refused = sinks.refused;
+    const { operator, alignment, features, drops } = createFeatureStage(
+      this.featureConfig,
+      { ...this.windowing, ...this.options.alignExtras },
+      refused,
+    );
     this.#current = {
       counters: () => {
         const a = alignment.stats();
@@ -171,17 +184,51 @@ export class PredictionPipelineRunner {
         return out;
       },
     };
-    // Stream closes are interleaved with the windows in the order the aligner made them (its last windows, then
-    // the close), so the model frees a stream's state right after that stream's last window.
+    // Stream closes and restarts are interleaved with the windows in the order the aligner made them (its last
+    // windows, then the close), so the model frees or rewinds a stream right after that stream's last window.
     const fused$ = new Observable<PredictInput>((subscriber) => {
-      const closes = alignment.closed$.subscribe((streamId) => subscriber.next({ streamId, close: true }));
+      const side: Subscription[] = [
+        alignment.closed$.subscribe((streamId) => subscriber.next({ streamId, close: true })),
+        alignment.restarted$.subscribe((streamId) => subscriber.next({ streamId, restart: true })),
+      ];
+      if (refused) {
+        side.push(
+          alignment.rejected$.subscribe((r) => {
+            const refusal = refusalOf(r.input, r.reason, r.message);
+            if (refusal) refused(refusal);
+          }),
+          alignment.late$.subscribe(({ event, closedUpTo }) =>
+            refused({
+              streamId: event.streamId,
+              modality: event.modality,
+              seq: event.seq,
+              time: event.time,
+              reason: 'late',
+              message: `${event.modality} event at ${event.time} µs arrived after its window closed (windows are closed up to ${closedUpTo} µs)`,
+            }),
+          ),
+        );
+      }
       const windows = input$.pipe(operator).subscribe(subscriber);
       return () => {
-        closes.unsubscribe();
+        for (const s of side) s.unsubscribe();
         windows.unsubscribe();
       };
     });
-    return fused$.pipe(predictWindows(this.runtime, { maxQueue: this.options.maxQueue ?? 32 }));
+    return fused$.pipe(
+      predictWindows(this.runtime, {
+        maxQueue: this.options.maxQueue ?? 32,
+        onDrop: refused
+          ? (d) =>
+              refused({
+                streamId: d.streamId,
+                windowIndex: d.index,
+                reason: `model_${d.reason}`,
+                message: d.message,
+              })
+          : undefined,
+      }),
+    );
   }
 
   stats(): PipelineCounters {

@@ -46,6 +46,23 @@ export class ServerMetrics {
     help: 'Predictions produced',
     registers: [this.registry],
   });
+  readonly connectionsRefused = new Counter({
+    name: 'braid_connections_refused_total',
+    help: 'HTTP requests and WebSocket connections turned away, by reason (bad_host, bad_origin, unauthorized, producer_limit, subscriber_limit, address_limit, hello_timeout, idle_timeout, not_found)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly rejected = new Counter({
+    name: 'braid_rejected_total',
+    help: 'Producer input dropped inside the pipeline and reported back to its producer, by reason (late, non_monotonic, duplicate, corrupt_image, text_too_long, model_queue_full...)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly errorRepliesSuppressed = new Counter({
+    name: 'braid_error_replies_suppressed_total',
+    help: 'Error replies to producers held back by the per-connection reply rate limit (the next reply carries the count)',
+    registers: [this.registry],
+  });
   readonly pipelineRestarts = new Counter({
     name: 'braid_pipeline_restarts_total',
     help: 'Times the prediction pipeline failed and was restarted',
