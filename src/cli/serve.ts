@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { mergeMap, type Subscription, timer } from 'rxjs';
 import { InvalidEventError, InvalidOptionError } from '../core/errors.js';
 import type { StreamInput } from '../core/events.js';
@@ -54,6 +55,7 @@ export function registerServeCommand(program: Command): void {
       });
       log(`braid: recording ingested streams to ${path}`);
     }
+    const recordFailure = { logged: false };
     const server = await startServer({
       pipeline,
       host: options.host,
@@ -61,8 +63,9 @@ export function registerServeCommand(program: Command): void {
       token: options.token,
       allowedOrigins: options.allowOrigin,
       log,
-      onInput: recorder ? (input) => void recordInput(recorder!, input, log) : undefined,
+      onInput: recorder ? (input) => void recordInput(recorder!, input, log, recordFailure) : undefined,
     });
+    if (recorder) registerRecorderMetrics(server.metrics.registry, recorder);
     log(`braid: serving on ${server.url} (model ${options.model}, labels ${pipeline.labels.join(', ')})`);
 
     const replays = [...(options.replay ?? []), ...(options.demo ? [BUNDLED_RECORDING] : [])];
@@ -99,35 +102,80 @@ export function registerServeCommand(program: Command): void {
       );
     }
 
+    // A stop never crashes: a recording that failed while serving (a full disk...) was logged when it happened and
+    // is reported once more here, as a message, with exit code 1 (docs/errors.md).
     const shutdown = async (signal: string) => {
       log(`braid: ${signal}, shutting down`);
       for (const s of replaySubscriptions) s.unsubscribe();
       await server.close();
-      await recorder?.close();
-      process.exit(0);
+      let code = 0;
+      if (recorder) {
+        try {
+          await recorder.close();
+          log(`braid: recording complete: ${recorder.path} (${recorder.stats.events} events)`);
+        } catch (error) {
+          code = 1;
+          log(
+            `braid: the recording ${recorder.path} is incomplete (${recorder.stats.events} events written before it failed): ${error instanceof Error ? error.message : String(error)}`,
+          );
+        }
+      }
+      process.exit(code);
     };
     process.once('SIGINT', () => void shutdown('SIGINT'));
     process.once('SIGTERM', () => void shutdown('SIGTERM'));
   });
 }
 
-let recordFailureLogged = false;
-
 async function recordInput(
   recorder: McapRecorder,
   input: StreamInput,
   log: (line: string) => void,
+  failure: { logged: boolean },
 ): Promise<void> {
   if ('control' in input) return;
   try {
     await recorder.write(input);
   } catch (error) {
     // Invalid events and a full write queue are counted by the recorder (stats.rejected); a failing disk is said once.
-    if (error instanceof InvalidEventError || error instanceof WriteBacklogError || recordFailureLogged)
-      return;
-    recordFailureLogged = true;
+    if (error instanceof InvalidEventError || error instanceof WriteBacklogError || failure.logged) return;
+    failure.logged = true;
     log(
       `braid: recording failed, the server goes on without it: ${error instanceof Error ? error.message : String(error)}`,
     );
   }
+}
+
+/** The recorder's counters in /metrics: events written, refused by reason, and whether the file failed. */
+function registerRecorderMetrics(registry: Registry, recorder: McapRecorder): void {
+  new Gauge({
+    name: 'braid_recorder_events',
+    help: 'Events written to the recording',
+    registers: [registry],
+    collect() {
+      this.set(recorder.stats.events);
+    },
+  });
+  new Gauge({
+    name: 'braid_recorder_failed',
+    help: '1 once the recording can no longer be written (disk full, I/O error); the server goes on without it',
+    registers: [registry],
+    collect() {
+      this.set(recorder.failed ? 1 : 0);
+    },
+  });
+  const seen = new Map<string, number>();
+  new Counter({
+    name: 'braid_recorder_rejected_total',
+    help: 'Events the recorder refused, by reason (write_backlog, seq_too_large, invalid events, after a failure)',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      for (const [reason, n] of Object.entries(recorder.stats.rejected)) {
+        const delta = n - (seen.get(reason) ?? 0);
+        if (delta > 0) this.inc({ reason }, delta);
+        seen.set(reason, n);
+      }
+    },
+  });
 }

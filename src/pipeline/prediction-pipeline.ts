@@ -179,7 +179,9 @@ export class PredictionPipelineRunner {
         for (const [reason, n] of Object.entries(features.stats.snapshot())) out[`bad_frame_${reason}`] = n;
         for (const [reason, n] of Object.entries(drops.snapshot())) out[`decode_dropped_${reason}`] = n;
         const m = this.runtime.stats.snapshot(this.runtime.store.size);
+        out['stream_restarts'] = a.restarts;
         out['model_steps'] = m.steps;
+        for (const [reason, n] of Object.entries(m.resets)) out[`model_resets_${reason}`] = n as number;
         for (const [reason, n] of Object.entries(m.dropped)) out[`model_dropped_${reason}`] = n as number;
         return out;
       },

@@ -50,7 +50,7 @@ export class ProducerConnection implements StreamOwner {
     this.#ws = ws;
     this.#hooks = hooks;
     this.#timeouts = timeouts;
-    this.#replies = new ReplyLimiter(10);
+    this.#replies = new ReplyLimiter();
     this.#session = new IngestSession(
       hooks.push,
       {
@@ -100,7 +100,7 @@ export class ProducerConnection implements StreamOwner {
   }
 
   #reply(message: ErrorMessage): void {
-    const turn = this.#replies.take();
+    const turn = this.#replies.take(message.code);
     if (!turn.send) return this.#hooks.suppressed();
     if (this.#ws.readyState !== WebSocket.OPEN) return;
     this.#ws.send(
