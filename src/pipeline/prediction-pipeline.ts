@@ -1,4 +1,4 @@
-import { Observable, type Subscription } from 'rxjs';
+import { identity, Observable, type Subscription, tap } from 'rxjs';
 import { z } from 'zod';
 import type { AlignOptions } from '../align/options.js';
 import { InvalidOptionError } from '../core/errors.js';
@@ -8,7 +8,7 @@ import { ms } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
 import { type FeatureConfig, parseFeatureConfig } from '../features/config.js';
 import { type PredictInput, predictWindows } from '../model/predict-windows.js';
-import { ModelRuntime, type RuntimeOptions } from '../model/runtime.js';
+import { type FusedWindow, ModelRuntime, type RuntimeOptions } from '../model/runtime.js';
 import { type BackendSelection, selectBackend } from '../model/select-backend.js';
 import type { BackendName } from '../model/step-kernel.js';
 import type { Model } from '../model/weights.js';
@@ -94,6 +94,8 @@ export const REPLAY_QUEUE = 1_000_000;
 /** Side outputs of one run of a pipeline. */
 export interface PipelineSinks {
   readonly refused?: RefusalListener;
+  /** Every fused window on its way to the model (its features and presence), for audits and exports. */
+  readonly windows?: (window: FusedWindow) => void;
 }
 
 export interface PipelineCounters {
@@ -211,7 +213,10 @@ export class PredictionPipelineRunner {
           ),
         );
       }
-      const windows = input$.pipe(operator).subscribe(subscriber);
+      const windowTap = sinks.windows;
+      const windows = input$
+        .pipe(operator, windowTap ? tap((w: FusedWindow) => windowTap(w)) : identity)
+        .subscribe(subscriber);
       return () => {
         for (const s of side) s.unsubscribe();
         windows.unsubscribe();
