@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** What a prediction pipeline reports for /metrics: cumulative counters and latency samples since the last read. */
 export interface PipelineStats {
@@ -70,6 +70,8 @@ export class ServerMetrics {
   });
 
   constructor(readStats: () => PipelineStats | undefined) {
+    // The process's own health (process_*: CPU, resident memory, open handles; nodejs_*: heap, event-loop lag, GC).
+    collectDefaultMetrics({ register: this.registry });
     const stepLatency = new Histogram({
       name: 'braid_step_latency_seconds',
       help: 'Model step latency, results read back included',
