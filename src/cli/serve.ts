@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { mergeMap, type Subscription, timer } from 'rxjs';
 import { InvalidEventError, InvalidOptionError } from '../core/errors.js';
@@ -14,7 +14,9 @@ import { startServer } from '../server/server.js';
 import {
   BUNDLED_RECORDING,
   createPipelineFromOptions,
+  durationOption,
   type ModelCliOptions,
+  positiveInteger,
   withModelOptions,
 } from './model-options.js';
 
@@ -27,6 +29,12 @@ interface ServeOptions extends ModelCliOptions {
   loop: boolean;
   speed: string;
   allowOrigin: string[];
+  allowHost: string[];
+  maxProducers: number;
+  maxSubscribers: number;
+  maxPerAddress: number;
+  helloTimeout: number;
+  idleTimeout: number;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -42,7 +50,37 @@ export function registerServeCommand(program: Command): void {
       .option('--demo', `serve the bundled recording (${BUNDLED_RECORDING}) as a live stream`)
       .option('--no-loop', 'play --replay recordings once instead of looping them')
       .option('--speed <n>', 'replay speed', '1')
-      .option('--allow-origin <origin...>', "browser origins allowed besides the server's own", []),
+      .option('--allow-origin <origin...>', "browser origins allowed besides the server's own", [])
+      .option(
+        '--allow-host <name...>',
+        'host names a loopback server answers besides 127.0.0.1, localhost and [::1] (behind a proxy)',
+        [],
+      )
+      .addOption(
+        new Option('--max-producers <n>', 'producer connections at once')
+          .argParser(positiveInteger)
+          .default(2048),
+      )
+      .addOption(
+        new Option('--max-subscribers <n>', 'subscriber connections at once')
+          .argParser(positiveInteger)
+          .default(1024),
+      )
+      .addOption(
+        new Option('--max-per-address <n>', 'connections from one remote address (loopback exempt)')
+          .argParser(positiveInteger)
+          .default(256),
+      )
+      .addOption(
+        new Option('--hello-timeout <duration>', 'close producers that send no valid hello by then')
+          .argParser(durationOption)
+          .default(10_000_000, '10s'),
+      )
+      .addOption(
+        new Option('--idle-timeout <duration>', 'close producers that send nothing for this long')
+          .argParser(durationOption)
+          .default(300_000_000, '5m'),
+      ),
   ).action(async (options: ServeOptions & { demo?: boolean }) => {
     const log = (line: string) => console.error(line);
     const pipeline = await createPipelineFromOptions(options, log);
@@ -62,6 +100,13 @@ export function registerServeCommand(program: Command): void {
       port: Number(options.port),
       token: options.token,
       allowedOrigins: options.allowOrigin,
+      allowedHosts: options.allowHost,
+      connections: {
+        maxProducers: options.maxProducers,
+        maxSubscribers: options.maxSubscribers,
+        maxPerAddress: options.maxPerAddress,
+      },
+      timeouts: { helloMs: options.helloTimeout / 1000, idleMs: options.idleTimeout / 1000 },
       log,
       onInput: recorder ? (input) => void recordInput(recorder!, input, log, recordFailure) : undefined,
     });
