@@ -46,6 +46,8 @@ export const DEFAULT_WINDOWING: WindowingConfig = {
 export interface PipelineOptions {
   readonly model: Model;
   readonly backend?: 'auto' | BackendName;
+  /** webgpu: streams whose state the GPU holds at once (its state slots). Default 10,000. */
+  readonly gpuStreams?: number;
   readonly windowing?: Partial<WindowingConfig>;
   readonly runtime?: RuntimeOptions;
   /**
@@ -134,7 +136,11 @@ export class PredictionPipelineRunner {
 
   static async create(options: PipelineOptions): Promise<PredictionPipelineRunner> {
     const maxBatch = options.runtime?.maxBatch ?? 256;
-    const selection = await selectBackend(options.model, { backend: options.backend ?? 'auto', maxBatch });
+    const selection = await selectBackend(options.model, {
+      backend: options.backend ?? 'auto',
+      maxBatch,
+      maxStreams: options.gpuStreams,
+    });
     const log = options.log ?? (() => {});
     log(`braid: model backend ${selection.backend}: ${selection.reason}`);
     for (const f of selection.figures)
@@ -142,7 +148,7 @@ export class PredictionPipelineRunner {
         `braid:   ${f.backend.padEnd(10)} batch ${String(f.batch).padStart(4)}: ${f.msPerStep.toFixed(3)} ms/step`,
       );
     for (const s of selection.skipped) log(`braid:   skipped ${s.backend}: ${s.reason}`);
-    const runtime = new ModelRuntime(options.model, selection.kernel, options.runtime);
+    const runtime = new ModelRuntime(options.model, selection.kernel, { log, ...options.runtime });
     return new PredictionPipelineRunner(runtime, selection, options);
   }
 
