@@ -14,6 +14,9 @@
  * Exit status: 0 all checks passed, 1 a check failed, 2 no usable GPU adapter.
  */
 import { existsSync } from 'node:fs';
+// esbuild drops a bare `import '@tensorflow/tfjs-backend-cpu'` (the package marks its Node build free of side
+// effects), which would leave the bundle no tfjs backend to load models/demo with: a used import keeps it.
+import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { FusedStepKernel } from '../src/model/fused-kernel.js';
 import { loadModel } from '../src/model/model-io.js';
@@ -78,18 +81,21 @@ async function tfjsWebGpu(model: Model, maxBatch: number, gpu: GPU): Promise<Ste
   }
 }
 
-/** ModelRuntime.step over `batch` streams, one window each per step: what a server tick costs. */
+/** ModelRuntime.step over `batch` streams, one window each per step: what a server tick costs (inputs made once). */
 function runtimeRunner(runtime: ModelRuntime, batch: number): () => Promise<void> {
   const next = mulberry32(batch);
   const present = { audio: true, video: false, text: false, label: false };
+  const xs = Array.from({ length: batch }, () =>
+    Float32Array.from({ length: runtime.dims.input }, () => next() * 2 - 1),
+  );
   let index = 0;
   return async () => {
-    const windows = Array.from({ length: batch }, (_, s) => ({
+    const windows = xs.map((x, s) => ({
       streamId: `s${s}`,
       index,
       start: index * 500_000,
       end: (index + 1) * 500_000,
-      x: Float32Array.from({ length: runtime.dims.input }, () => next() * 2 - 1),
+      x,
       present,
     }));
     index++;
@@ -127,6 +133,7 @@ async function main(): Promise<number> {
   console.log(
     `adapter: ${adapterName(opened.adapter)}${opened.software ? ' — SOFTWARE: timings mean nothing' : ''}`,
   );
+  console.log(`tfjs ${tf.version_core}, tfjs-backend-cpu ${version_cpu}`);
   let ok = true;
   for (const [inputs, hidden] of SHAPES)
     for (const cell of ['gru', 'lstm'] as const)

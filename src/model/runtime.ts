@@ -226,6 +226,8 @@ export class ModelRuntime {
       return predictions;
     } finally {
       this.busy = false;
+      // The device went away while this step ran (and the step still got its scores): move now, not at the next step.
+      if (this.lostReason) this.moveWhileIdle(this.lostReason);
       finished();
     }
   }
@@ -336,15 +338,19 @@ export class ModelRuntime {
       this.log(
         `braid: model backend ${kernel.backend}: device lost (${reason}); moving the streams to the CPU`,
       );
-      // Between steps the move starts now; during one, the failing step does it.
-      if (!this.busy && !this.moving)
-        this.moving = this.moveToFallback(`its device was lost (${reason})`)
-          .catch((error: unknown) =>
-            this.log(`braid: could not move the streams to the CPU: ${errorText(error)}`),
-          )
-          .finally(() => {
-            this.moving = undefined;
-          });
+      // Between steps the move starts now; during one, the step (failing, or at its end) does it.
+      if (!this.busy) this.moveWhileIdle(reason);
     });
+  }
+
+  private moveWhileIdle(reason: string): void {
+    if (this.moving) return;
+    this.moving = this.moveToFallback(`its device was lost (${reason})`)
+      .catch((error: unknown) =>
+        this.log(`braid: could not move the streams to the CPU: ${errorText(error)}`),
+      )
+      .finally(() => {
+        this.moving = undefined;
+      });
   }
 }

@@ -173,6 +173,8 @@ export class PredictionPipelineRunner {
         for (const [reason, n] of Object.entries(drops.snapshot())) out[`decode_dropped_${reason}`] = n;
         const m = this.runtime.stats.snapshot(this.runtime.store.size);
         out['model_steps'] = m.steps;
+        out['model_backend_failovers'] = m.failovers;
+        out['model_states_lost'] = m.resets.device_lost;
         for (const [reason, n] of Object.entries(m.dropped)) out[`model_dropped_${reason}`] = n as number;
         return out;
       },
