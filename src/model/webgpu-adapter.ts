@@ -42,13 +42,27 @@ export function adapterName(a: AdapterDescription): string {
   return detail ? `${name} (${detail})` : name;
 }
 
-const describeInfo = (info: GPUAdapterInfo): AdapterDescription => ({
-  vendor: info.vendor ?? '',
-  architecture: info.architecture ?? '',
-  device: info.device ?? '',
-  description: info.description ?? '',
-  isFallbackAdapter: (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true,
-});
+/**
+ * `adapter.info`, read structurally: the @webgpu/types that tfjs pins (and the build sees) predates it, while Dawn
+ * has it (with `isFallbackAdapter`, newer still).
+ */
+function describeAdapter(adapter: GPUAdapter): AdapterDescription {
+  const info =
+    (
+      adapter as unknown as {
+        info?: Partial<Record<'vendor' | 'architecture' | 'device' | 'description', string>> & {
+          isFallbackAdapter?: boolean;
+        };
+      }
+    ).info ?? {};
+  return {
+    vendor: info.vendor ?? '',
+    architecture: info.architecture ?? '',
+    device: info.device ?? '',
+    description: info.description ?? '',
+    isFallbackAdapter: info.isFallbackAdapter === true,
+  };
+}
 
 interface Dawn {
   create(flags: string[]): GPU;
@@ -128,7 +142,7 @@ async function probeInProcess(): Promise<AdapterProbe> {
   if (!dawn) return { found: false, reason: NOT_INSTALLED };
   const adapter = await dawn.create([]).requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) return { found: false, reason: NO_ADAPTER };
-  const description = describeInfo(adapter.info);
+  const description = describeAdapter(adapter);
   return { found: true, adapter: description, software: isSoftwareAdapter(description) };
 }
 
@@ -180,7 +194,7 @@ export async function openWebGpuDevice(options: { readonly allowSoftware: boolea
   const gpu = dawn.create([]);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new BraidError('BRAID_ERR_MODEL', NO_ADAPTER);
-  const description = describeInfo(adapter.info);
+  const description = describeAdapter(adapter);
   const software = isSoftwareAdapter(description);
   if (software && !options.allowSoftware)
     throw new BraidError('BRAID_ERR_MODEL', softwareRefusal(description));
