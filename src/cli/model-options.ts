@@ -14,13 +14,15 @@ export const BUNDLED_RECORDING = fileURLToPath(new URL('../../streams/demo.mcap'
 export interface ModelCliOptions {
   model: string;
   backend: string;
+  gpuStreams?: string;
 }
 
 /** Adds --model and --backend to a command. */
 export function withModelOptions(command: Command, defaultBackend = 'auto'): Command {
   return command
     .option('--model <dir>', 'model directory (saved by braid train)', BUNDLED_MODEL)
-    .option('--backend <name>', 'auto | cpu-fused | cpu | wasm | webgpu | tensorflow', defaultBackend);
+    .option('--backend <name>', 'auto | cpu-fused | cpu | wasm | webgpu | tensorflow', defaultBackend)
+    .option('--gpu-streams <n>', 'webgpu: streams whose state the GPU holds at once (default 10000)');
 }
 
 /** Loads the model and builds the live pipeline; logs which backend runs the model and why. */
@@ -35,8 +37,11 @@ export async function createPipelineFromOptions(
       `no model directory at ${options.model} (train one with braid train)`,
     );
   const backend = options.backend === 'auto' ? 'auto' : parseBackendName(options.backend);
+  const gpuStreams = options.gpuStreams === undefined ? undefined : Number(options.gpuStreams);
+  if (gpuStreams !== undefined && !(Number.isInteger(gpuStreams) && gpuStreams >= 1))
+    throw new InvalidOptionError('gpu-streams', `must be a positive integer, got "${options.gpuStreams}"`);
   const model = await loadModel(options.model);
-  return PredictionPipelineRunner.create({ model, backend, log, maxQueue });
+  return PredictionPipelineRunner.create({ model, backend, log, maxQueue, gpuStreams });
 }
 
 export function durationOption(value: string): number {

@@ -96,7 +96,8 @@ class ReadyRing {
  * order. Windows queue per stream; whenever no step is running, a tick takes the oldest queued window of each
  * waiting stream (round-robin, up to the runtime's maxBatch) and runs one batched step. A bad window (wrong width,
  * non-finite values) or one not newer than the stream's last is dropped and counted, never failing the stream;
- * a full queue drops its oldest window. A failing step (a broken backend) errors the output.
+ * a full queue drops its oldest window; a new stream's window finding every state slot in use (a GPU's table is
+ * finite) is dropped as `no_state_slot`. A failing step (a broken backend) errors the output.
  */
 export function predictWindows(
   runtime: ModelRuntime,
@@ -200,13 +201,33 @@ export function predictWindows(
         scheduled = undefined;
         if (stopped || running) return;
         const batch: FusedWindow[] = [];
+        let newStreams = 0;
         // One pass over the streams waiting now, so no stream gets two windows in a batch.
         for (let turns = ready.length; turns > 0 && batch.length < runtime.maxBatch; turns--) {
           const id = ready.shift() as string;
           const w = take(id);
-          if (w) batch.push(w);
+          if (!w) continue;
+          if (!runtime.store.has(w.streamId)) {
+            // A new stream needs a state slot (finite on a GPU); idle streams give theirs back first.
+            if (runtime.store.free - newStreams <= 0) runtime.expireIdle();
+            if (runtime.store.free - newStreams <= 0) {
+              drop(
+                w,
+                'no_state_slot',
+                `no state slot for "${w.streamId}": all ${runtime.store.slots.capacity} are in use`,
+              );
+              continue;
+            }
+            newStreams++;
+          }
+          batch.push(w);
         }
-        if (batch.length === 0) return finishIfDone();
+        if (batch.length === 0) {
+          // Only close markers and refused windows this time; what is still queued gets its own tick.
+          if (ready.length > 0) schedule();
+          else finishIfDone();
+          return;
+        }
         running = true;
         for (const w of batch) inFlight.set(w.streamId, w.index);
         runtime.step(batch).then(

@@ -47,6 +47,8 @@ export const DEFAULT_WINDOWING: WindowingConfig = {
 export interface PipelineOptions {
   readonly model: Model;
   readonly backend?: 'auto' | BackendName;
+  /** webgpu: streams whose state the GPU holds at once (its state slots). Default 10,000. */
+  readonly gpuStreams?: number;
   readonly windowing?: Partial<WindowingConfig>;
   readonly runtime?: RuntimeOptions;
   /**
@@ -142,7 +144,11 @@ export class PredictionPipelineRunner {
 
   static async create(options: PipelineOptions): Promise<PredictionPipelineRunner> {
     const maxBatch = options.runtime?.maxBatch ?? 256;
-    const selection = await selectBackend(options.model, { backend: options.backend ?? 'auto', maxBatch });
+    const selection = await selectBackend(options.model, {
+      backend: options.backend ?? 'auto',
+      maxBatch,
+      maxStreams: options.gpuStreams,
+    });
     const log = options.log ?? (() => {});
     log(`braid: model backend ${selection.backend}: ${selection.reason}`);
     for (const f of selection.figures)
@@ -150,7 +156,7 @@ export class PredictionPipelineRunner {
         `braid:   ${f.backend.padEnd(10)} batch ${String(f.batch).padStart(4)}: ${f.msPerStep.toFixed(3)} ms/step`,
       );
     for (const s of selection.skipped) log(`braid:   skipped ${s.backend}: ${s.reason}`);
-    const runtime = new ModelRuntime(options.model, selection.kernel, options.runtime);
+    const runtime = new ModelRuntime(options.model, selection.kernel, { log, ...options.runtime });
     return new PredictionPipelineRunner(runtime, selection, options);
   }
 
@@ -184,6 +190,7 @@ export class PredictionPipelineRunner {
         out['stream_restarts'] = a.restarts;
         out['model_steps'] = m.steps;
         for (const [reason, n] of Object.entries(m.resets)) out[`model_resets_${reason}`] = n as number;
+        out['model_backend_failovers'] = m.failovers;
         for (const [reason, n] of Object.entries(m.dropped)) out[`model_dropped_${reason}`] = n as number;
         return out;
       },

@@ -165,7 +165,12 @@ describe('predictWindows', () => {
       ),
     );
     expectMatchesReference(predictions, good);
-    expect(rt.statsSnapshot().dropped).toEqual({ bad_input: 3, out_of_order: 0, queue_full: 0 });
+    expect(rt.statsSnapshot().dropped).toEqual({
+      bad_input: 3,
+      out_of_order: 0,
+      queue_full: 0,
+      no_state_slot: 0,
+    });
     expect(drops).toEqual([
       '5:bad_input:x[3] is NaN; features must be finite',
       `6:bad_input:x must have the model's ${dims.input} fused inputs, got 3`,
@@ -247,7 +252,7 @@ describe('predictWindows', () => {
     const rest = windows.filter((w) => w.index >= 4);
     const a = runtime();
     await run(a, from(first));
-    const snapshot = JSON.parse(JSON.stringify(a.snapshot()));
+    const snapshot = JSON.parse(JSON.stringify(await a.snapshot()));
     const b = runtime();
     b.restore(snapshot);
     const predictions = await run(b, from(rest));
