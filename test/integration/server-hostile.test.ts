@@ -255,6 +255,29 @@ describe('server: refused input is answered to its producer', () => {
     });
   });
 
+  it('tells the producer which windows were dropped in front of the model', async () => {
+    const small = await PredictionPipelineRunner.create({
+      model: untrainedModel(),
+      backend: 'cpu-fused',
+      maxQueue: 1,
+    });
+    const server = await serve({ pipeline: small });
+    const prod = await connect(server.url, '/ingest');
+    const box = inbox(prod);
+    prod.send(demoHello('burst', { modalities: ['audio'] }));
+    // 3 s of audio, then one progress bound: six windows close at once into a one-window queue.
+    for (let i = 0; i < 300; i++) prod.send(audio(i * 10_000, i));
+    prod.send(JSON.stringify({ type: 'progress', time: 3_000_000 }));
+    const dropped = await box.next((m) => m.type === 'error' && m.code === 'model_queue_full');
+    expect(dropped).toMatchObject({
+      windowIndex: expect.any(Number),
+      message: expect.stringMatching(/queue of "burst" is full/),
+    });
+    expect(
+      metric(await metricsOf(server), 'braid_rejected_total', '{reason="model_queue_full"}'),
+    ).toBeGreaterThan(0);
+  });
+
   it('answers a flood of bad input at a capped rate, saying how many replies it held back', async () => {
     const server = await serve({ pipeline: runner, messagesPerSecond: 100_000 });
     const prod = await connect(server.url, '/ingest');
