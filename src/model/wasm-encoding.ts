@@ -60,6 +60,7 @@ export const op = {
   i32Sub: [0x6b],
   i32Mul: [0x6c],
   i32LtU: [0x49],
+  i32Eq: [0x46],
   i32Eqz: [0x45],
   /** Memory access with alignment exponent `align` and constant byte offset. */
   f32Load: (offset = 0): Bytes => [0x2a, 2, ...uleb(offset)],
