@@ -8,7 +8,8 @@
  * 1. Checks the WGSL fused step (src/model/webgpu-step.ts) against the CPU reference (the fused CPU kernel, itself
  *    tested equal to the tfjs model) on random weights and inputs: GRU and LSTM, sigmoid and softmax, 37 rows in a
  *    shuffled order on scattered state slots, 6 steps; scores and final states must agree to relative L2 ≤ 1e-4.
- *    The same check runs on the bundled demo model (models/demo, read from the working directory).
+ *    The same check runs on the bundled demo model (models/demo, read from the working directory) and on two models
+ *    shaped like imported Keras ones (a fused encoder; a GRU without reset_after).
  * 2. Prints the bench table of bench/model.ts for the WGSL kernel, the plain tfjs-webgpu ops (the `webgpu`
  *    backend) and cpu-fused, at batch 1, 16, 256, 4096 and (inputs, hidden) = (64, 128), (256, 512).
  *
@@ -47,6 +48,28 @@ function makeModel(inputs: number, hidden: number, cell: 'gru' | 'lstm', head: '
     normalization: identityNormalization(layout),
   });
   return createModel(config, randomWeights(config, { seed: hidden + inputs, biasScale: 0.3 }));
+}
+
+/** A model shaped like an imported Keras one: dense layers over the whole input, optionally reset_after=false. */
+function importedShapeModel(
+  cell: 'gru' | 'lstm',
+  resetAfter: boolean | undefined,
+  fusedEncoder: readonly { units: number; activation: 'relu' | 'tanh' }[],
+): Model {
+  const layout = { audio: 61, video: 0, text: 0, mask: 3 as const };
+  const config = parseModelConfig({
+    inputLayout: layout,
+    encoderUnits: { audio: 0, video: 0, text: 0 },
+    fusedEncoder,
+    hidden: 64,
+    cell,
+    ...(resetAfter === undefined ? {} : { resetAfter }),
+    labels: ['a', 'b', 'c'],
+    head: 'softmax',
+    featureConfig: null,
+    normalization: identityNormalization(layout),
+  });
+  return createModel(config, randomWeights(config, { seed: 11, biasScale: 0.3 }));
 }
 
 /** Dawn for Node tears its devices down when the GPU instance is garbage-collected: held here for the whole run. */
@@ -194,6 +217,22 @@ async function main(): Promise<number> {
     console.log('FAIL bundled demo model: models/demo not found (run from the repository root)');
     ok = false;
   }
+
+  // The shader variants of imported Keras models (docs/keras.md): a fused encoder, a GRU without reset_after.
+  for (const [cell, resetAfter, fusedEncoder] of [
+    [
+      'gru',
+      false,
+      [
+        { units: 48, activation: 'relu' },
+        { units: 32, activation: 'tanh' },
+      ],
+    ],
+    ['lstm', undefined, []],
+  ] as const)
+    ok =
+      (await check(device, importedShapeModel(cell, resetAfter, fusedEncoder), `imported ${cell} variant`)) &&
+      ok;
 
   const tfWebgpu = await probeBackend('webgpu');
   if (!tfWebgpu.available) console.log(`tfjs webgpu ops skipped: ${tfWebgpu.reason}`);

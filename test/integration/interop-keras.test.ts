@@ -141,6 +141,37 @@ print(json.dumps(out))
     expect([...predictions.values()].reduce((n, p) => n + p.length, 0)).toBe(121 + 11 + 9 + 7);
   });
 
+  it('takes the features of --features CONFIG, or the features, windowing and labels of --model DIR', async () => {
+    const features = join(dir, 'features.json');
+    await writeFile(
+      features,
+      JSON.stringify({ ...DEFAULT_FEATURE_CONFIG, text: { ...DEFAULT_FEATURE_CONFIG.text, hashDim: 32 } }),
+    );
+    const small = join(dir, 'small.npz');
+    const printed = await braid(
+      'export',
+      twoStreams,
+      '--out',
+      small,
+      '--features',
+      features,
+      '--labels',
+      'motion',
+    );
+    expect(printed).toContain('3 sequence(s), 27 windows × 318 features, labels motion');
+    const read = readNpz(await readFile(small));
+    const smallMeta = JSON.parse(new TextDecoder().decode(read.raw.get('meta.json')));
+    expect(smallMeta.columns.text).toEqual([280, 315]);
+    expect(read.arrays.get('y_two_streams.phone')?.shape).toEqual([11, 1]);
+
+    const withModel = join(dir, 'with-model.npz');
+    await braid('export', twoStreams, '--out', withModel, '--model', 'models/demo');
+    const modelMeta = JSON.parse(
+      new TextDecoder().decode(readNpz(await readFile(withModel)).raw.get('meta.json')),
+    );
+    expect([modelMeta.model, modelMeta.labels, modelMeta.width]).toEqual(['models/demo', LABELS, F]);
+  });
+
   it('refuses --model with --features, and names a recording that is not there', async () => {
     await expect(
       braid(
