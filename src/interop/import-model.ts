@@ -1,10 +1,12 @@
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { jsonDifferences } from '../core/json-diff.js';
 import { featureLayout, parseFeatureConfig } from '../features/config.js';
 import { saveModel } from '../model/model-io.js';
 import type { Model } from '../model/weights.js';
+import { BASELINE_DIR } from '../train/baseline.js';
+import { TRAINING_REPORT } from '../train/evaluate.js';
 import { InteropError } from './errors.js';
 import { BRAID_METADATA_KEY } from './keras-export.js';
 import { type ImportFeatures, importKerasModel, type LayerMapping } from './keras-import.js';
@@ -135,8 +137,15 @@ export async function importModel(
   return { model: imported.model, report };
 }
 
-/** Saves an imported model as any braid model directory, with import-report.json beside it. */
+/** What `braid train` writes next to a model: it belongs to the model an import replaces (eval would read it). */
+const TRAINED_ONLY = [BASELINE_DIR, TRAINING_REPORT];
+
+/**
+ * Saves an imported model as any braid model directory, with import-report.json beside it; a memoryless baseline
+ * and training report left by a model this one replaces are removed.
+ */
 export async function saveImportedModel(model: Model, report: ImportReport, dir: string): Promise<void> {
   await saveModel(model, dir);
+  for (const name of TRAINED_ONLY) await rm(path.join(dir, name), { recursive: true, force: true });
   await writeFile(path.join(dir, IMPORT_REPORT), `${JSON.stringify(report, null, 2)}\n`);
 }

@@ -210,7 +210,6 @@ const IDENTITY_AT_INFERENCE = new Set([
 
 function checkRecurrent(layer: KerasLayer): void {
   const c = layer.config;
-  if (layer.wrapper) refuse(layer, 'unsupported_layer', 'a recurrent layer inside TimeDistributed');
   const activation = activationName(c['activation'] ?? 'tanh');
   if (activation !== 'tanh')
     refuse(layer, 'unsupported_setting', `activation "${activation}": braid's cell computes tanh`);
@@ -287,6 +286,12 @@ function stages(chain: KerasChain): {
   const ignored: KerasLayer[] = [];
   for (const layer of chain.layers) {
     const c = layer.className;
+    if (layer.wrapper !== undefined && c !== 'Dense')
+      refuse(
+        layer,
+        'unsupported_layer',
+        `braid maps ${layer.wrapper}(Dense) only, not ${layer.wrapper}(${c})`,
+      );
     if (IDENTITY_AT_INFERENCE.has(c)) {
       ignored.push(layer);
       continue;
@@ -331,7 +336,7 @@ function stages(chain: KerasChain): {
         );
       continue;
     }
-    if (RECURRENT.has(c) && !rnn && !layer.wrapper) {
+    if (RECURRENT.has(c) && !rnn) {
       if (c.startsWith('CuDNN'))
         refuse(
           layer,

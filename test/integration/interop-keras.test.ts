@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -653,6 +653,21 @@ describe('braid export-model', () => {
     ];
     expect([...b.keys()]).toEqual([...a.keys()]);
     for (const [key, list] of a) expect(b.get(key)?.map((p) => p.scores)).toEqual(list.map((p) => p.scores));
+
+    // Windows of other features than the exported model's are refused, naming the difference.
+    const features = join(dir, 'features-64-bands.json');
+    await writeFile(
+      features,
+      JSON.stringify({ ...DEFAULT_FEATURE_CONFIG, audio: { ...DEFAULT_FEATURE_CONFIG.audio, melBands: 64 } }),
+    );
+    const other = join(dir, 'other.npz');
+    await braid('export', twoStreams, '--out', other, '--features', features);
+    await expect(
+      braid('import', file, '--out', join(dir, 'refused'), '--features-from', other),
+    ).rejects.toMatchObject({
+      reason: 'shape_mismatch',
+      message: expect.stringMatching(/featureConfig\.audio\.melBands: model 40, windows 64/),
+    });
   });
 
   it('of an LSTM model writes a file tf.loadLayersModel loads and whose stateful predict equals braid replay', async () => {
@@ -699,8 +714,18 @@ describe('an imported model is a braid model like any other', () => {
   it('braid eval scores it (no baseline), and the auto backend selection serve and live use can run it', async () => {
     const file = join(dir, 'eval-gru.json');
     await writeKeras2File(converterGru(), file);
+    // Over a model braid train wrote: its baseline and training report go with it (eval would read them).
     const out = join(dir, 'eval-gru');
-    await braid('import', file, '--out', out, '--features-from', npzFile);
+    await cp('models/demo', out, { recursive: true });
+    expect(existsSync(join(out, 'baseline'))).toBe(true);
+    await expect(braid('import', file, '--out', out, '--features-from', npzFile)).rejects.toMatchObject({
+      code: 'BRAID_ERR_INVALID_OPTION',
+    });
+    await braid('import', file, '--out', out, '--features-from', npzFile, '--force');
+    expect([existsSync(join(out, 'baseline')), existsSync(join(out, 'training-report.json'))]).toEqual([
+      false,
+      false,
+    ]);
     const printed = await braid('eval', out, DEMO_RECORDING);
     expect(printed).toContain('no memoryless baseline');
     expect(printed).toMatch(/speech\s+\d\.\d{3}/);

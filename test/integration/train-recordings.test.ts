@@ -223,11 +223,16 @@ describe('braid train and braid eval', () => {
         code: 'BRAID_ERR_INVALID_OPTION',
         option: 'out',
       });
-      rmSync(join(out, 'baseline'), { recursive: true });
+      // A baseline that is there but unreadable is an error; none at all (an imported model) is reported as such.
+      rmSync(join(out, 'baseline', 'weights.bin'), { force: true });
       await expect(program().parseAsync(['eval', out, data], { from: 'user' })).rejects.toMatchObject({
         code: 'BRAID_ERR_MODEL',
         message: expect.stringMatching(/no readable memoryless baseline in baseline\//),
       });
+      rmSync(join(out, 'baseline'), { recursive: true });
+      stdout.mockClear();
+      await program().parseAsync(['eval', out, data], { from: 'user' });
+      expect(stdout.mock.calls.join('')).toContain('no memoryless baseline');
     } finally {
       stderr.mockRestore();
       stdout.mockRestore();

@@ -145,6 +145,17 @@ describe('braid import refuses, naming the layer and why', () => {
       /Bidirectional.*windows that have not happened yet/,
     ],
     [
+      'a TimeDistributed recurrent layer',
+      [
+        input(),
+        { class_name: 'TimeDistributed', config: { name: 'td', layer: gru('inner') } },
+        dense('head', 2, 'sigmoid'),
+      ],
+      'unsupported_layer',
+      'td',
+      /TimeDistributed\(Dense\) only, not TimeDistributed\(GRU\)/,
+    ],
+    [
       'stacked recurrent layers',
       [input(), dense('enc', 4), gru(), lstm(), dense('head', 2, 'sigmoid')],
       'unsupported_layer',
