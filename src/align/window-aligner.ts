@@ -39,6 +39,8 @@ export interface AlignStats {
   forcedCloses: number;
   idleTransitions: number;
   epochResets: number;
+  /** Streams whose timeline started again (`restart` controls). */
+  restarts: number;
   /** Progress controls (producer timestamp bounds) taken. */
   progress: number;
   streamsOpened: number;
@@ -65,6 +67,8 @@ export interface AlignerSinks<C> {
   rejected(rejected: RejectedInput): void;
   /** A stream was closed (control, or end of input) after its last window was emitted; its state is gone. */
   closed?(streamId: string): void;
+  /** A stream's timeline started again (a `restart` control): later windows may have lower indices. */
+  restarted?(streamId: string): void;
 }
 
 interface SourceState {
@@ -114,6 +118,7 @@ export class WindowAligner<C> {
     forcedCloses: 0,
     idleTransitions: 0,
     epochResets: 0,
+    restarts: 0,
     progress: 0,
     streamsOpened: 0,
     streamsClosed: 0,
@@ -171,7 +176,7 @@ export class WindowAligner<C> {
         input,
         'non_monotonic',
         'time',
-        `${event.streamId}/${event.modality}: time ${event.time} µs is more than outOfOrderness (${this.options.outOfOrderness} µs) before the latest ${source.maxTime} µs; send a reset control after a device restart`,
+        `${event.streamId}/${event.modality}: time ${event.time} µs is more than outOfOrderness (${this.options.outOfOrderness} µs) before the latest ${source.maxTime} µs; if the clock jumped, restart the stream (protocol: {"type":"reset"})`,
       );
     if (stream.nextWindow !== null && event.time < stream.origin + stream.nextWindow * this.options.hop) {
       this.stats.late++;
@@ -302,6 +307,9 @@ export class WindowAligner<C> {
       case 'close':
         if (stream !== undefined) this.#closeStream(stream);
         return;
+      case 'restart':
+        if (stream !== undefined) this.#restartStream(stream, control);
+        return;
       case 'reset': {
         if (!isModality(control.modality))
           return this.#reject(
@@ -384,6 +392,45 @@ export class WindowAligner<C> {
     };
     stream.sources[MODALITY_INDEX[modality]] = source;
     return source;
+  }
+
+  /**
+   * A new timeline for a stream whose clock jumped: what it buffered was stamped by the bad clock, so it is discarded
+   * (counted and reported, never emitted), and its grid and watermarks start afresh. The stream stays open.
+   */
+  #restartStream(stream: StreamState, control: StreamControl): void {
+    let discarded = 0;
+    let first = Number.POSITIVE_INFINITY;
+    let last = Number.NEGATIVE_INFINITY;
+    for (const source of stream.sources) {
+      if (source === undefined) continue;
+      first = Math.min(first, source.buffer.firstTime());
+      last = Math.max(last, source.buffer.lastTime());
+      discarded += source.buffer.size;
+      source.buffer.clear();
+      source.maxTime = Number.NEGATIVE_INFINITY;
+      source.watermark = Number.NEGATIVE_INFINITY;
+      source.idle = false;
+      source.lastArrivalMs = this.#nowMs();
+    }
+    this.stats.bufferedEvents -= stream.bufferedEvents;
+    this.stats.bufferedBytes -= stream.bufferedBytes;
+    stream.bufferedEvents = 0;
+    stream.bufferedBytes = 0;
+    stream.nextWindow = null;
+    stream.closedUpTo = Number.NEGATIVE_INFINITY;
+    this.stats.restarts++;
+    if (discarded > 0) {
+      this.stats.rejected['discarded_by_restart'] =
+        (this.stats.rejected['discarded_by_restart'] ?? 0) + discarded;
+      this.#sinks.rejected({
+        input: control,
+        reason: 'discarded_by_restart',
+        field: 'control',
+        message: `restart of "${stream.id}": ${discarded} buffered events (capture times ${first}..${last} µs) discarded`,
+      });
+    }
+    this.#sinks.restarted?.(stream.id);
   }
 
   #closeStream(stream: StreamState): void {

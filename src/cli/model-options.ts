@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { InvalidOptionError } from '../core/errors.js';
 import { parseDuration } from '../core/time.js';
 import { parseBackendName } from '../model/backends.js';
@@ -41,4 +41,12 @@ export async function createPipelineFromOptions(
 
 export function durationOption(value: string): number {
   return parseDuration(value);
+}
+
+/** A whole number ≥ 1 from the command line; anything else is a usage error naming the text. */
+export function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError(`expected a whole number ≥ 1, got "${value}"`);
+  return n;
 }

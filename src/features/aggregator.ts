@@ -1,5 +1,6 @@
 import type { WindowAggregator } from '../align/aggregator.js';
 import type { AnySourceEvent, Modality } from '../core/events.js';
+import type { RefusalListener } from '../core/refusal.js';
 import { DropCounter } from '../sources/drop-counter.js';
 import { AudioFeaturizer } from './audio-features.js';
 import { type FeatureConfig, parseFeatureConfig } from './config.js';
@@ -19,11 +20,11 @@ const NO_FEATURES = new Float32Array(0);
  * The live pipeline's window aggregator: "align raw events, then featurize per window". Each call sees one
  * modality's events of one window and returns that window's features, or an empty array when none of its events
  * was usable (the fused vector then marks the modality absent). Labels are not features: they get an empty array.
- * Bad frames are counted in `stats` and skipped; the window goes on.
+ * Bad frames are counted in `stats` and skipped (told to `onDrop` with the event's identity); the window goes on.
  */
-export function createFeatureAggregator(config: FeatureConfig): FeatureAggregator {
+export function createFeatureAggregator(config: FeatureConfig, onDrop?: RefusalListener): FeatureAggregator {
   const checked = parseFeatureConfig(config);
-  const stats = new DropCounter();
+  const stats = new DropCounter(onDrop);
   const audio = new AudioFeaturizer(checked.audio, stats);
   const video = new VideoFeaturizer(checked.video, stats);
   const text = new TextFeaturizer(checked.text, stats);

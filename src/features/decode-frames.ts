@@ -117,6 +117,7 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
             'decode_backlog',
             `${describeAny(value)}: ${what} dropped, ${held} events already held behind images being decoded (maxPending ${maxPending})`,
           ),
+          value,
         );
 
       const enqueue = (event: CompressedVideo, key: string): void => {
@@ -131,7 +132,7 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
               slot.state = 'ready';
             })
             .catch((error: unknown) => {
-              drops.record(badImage(event, error));
+              drops.record(badImage(event, error), event);
               slot.state = 'dropped';
             })
             .finally(() => {
@@ -165,6 +166,7 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
               'bad_video',
               `${describeAny(value)}: image payload.data must be a Uint8Array of JPEG/PNG bytes, got ${typeName((value as { payload: { data?: unknown } }).payload.data)}`,
             ),
+            value,
           );
           return;
         }
@@ -174,6 +176,7 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
               'empty_image',
               `${describeAny(value)}: ${value.payload.format} image has 0 bytes`,
             ),
+            value,
           );
           return;
         }

@@ -104,8 +104,7 @@ export class ModelRuntime {
     if (typeof w !== 'object' || w === null) return `a window must be an object, got ${String(w)}`;
     if (typeof w.streamId !== 'string' || w.streamId.length === 0)
       return 'streamId must be a non-empty string';
-    if (!Number.isSafeInteger(w.index) || w.index < 0)
-      return `index must be a non-negative integer, got ${w.index}`;
+    if (!Number.isSafeInteger(w.index)) return `index must be an integer, got ${w.index}`;
     if (!Number.isSafeInteger(w.start) || !Number.isSafeInteger(w.end) || w.end <= w.start)
       return `window times must be integer µs with end > start, got [${w.start}, ${w.end})`;
     if (!(w.x instanceof Float32Array)) return 'x must be a Float32Array';
@@ -189,6 +188,11 @@ export class ModelRuntime {
     const done = this.store.reset(streamId);
     if (done) this.stats.resets.request++;
     return done;
+  }
+
+  /** Forgets a stream's window index (its timeline started again) but keeps its state. */
+  rewind(streamId: string): boolean {
+    return this.store.rewind(streamId);
   }
 
   /** Frees a stream's state: it ended. */

@@ -1,9 +1,9 @@
+import { type Bytes, FunctionBuilder, type FunctionDef, moduleBytes, op } from '../core/wasm-encoding.js';
 import { roundUp } from './packed-weights.js';
-import { type Bytes, type FunctionDef, moduleBytes, op } from './wasm-encoding.js';
 
 /**
  * The fused CPU kernel's inner loops as WebAssembly SIMD (4 × f32 lanes), written with the encoder of
- * wasm-encoding.ts.
+ * core/wasm-encoding.ts.
  *
  * Why WebAssembly: on the target 2-core machine the best scalar JavaScript loop needs ~6.6 ms for the (64, 128)
  * GRU gate products at batch 256 and Math.exp/Math.tanh another ~1.7 ms for the gate nonlinearities; the
@@ -13,66 +13,6 @@ import { type Bytes, type FunctionDef, moduleBytes, op } from './wasm-encoding.j
  * f32 add per term (never FMA, which rounds differently on different CPUs), so a row's bits never depend on which
  * rows share its batch or where it sits in it.
  */
-
-const LOCAL_I32 = 16;
-const LOCAL_V128 = 24;
-
-/** Emits one function: parameters are i32 byte addresses or sizes; locals are handed out by name. */
-class FunctionBuilder {
-  private readonly code: number[] = [];
-  private nextI32: number;
-  private nextV128: number;
-
-  constructor(
-    private readonly exportName: string,
-    private readonly params: number,
-  ) {
-    this.nextI32 = params;
-    this.nextV128 = params + LOCAL_I32;
-  }
-
-  i32(): number {
-    if (this.nextI32 >= this.params + LOCAL_I32) throw new RangeError('out of i32 locals');
-    return this.nextI32++;
-  }
-
-  v128(): number {
-    if (this.nextV128 >= this.params + LOCAL_I32 + LOCAL_V128) throw new RangeError('out of v128 locals');
-    return this.nextV128++;
-  }
-
-  emit(...parts: Bytes[]): this {
-    for (const p of parts) this.code.push(...p);
-    return this;
-  }
-
-  /** do { body } while (++counter < limit), the counter stepping by `step`. */
-  loop(counter: number, step: number, limit: Bytes, body: () => void): this {
-    this.emit(op.loop);
-    body();
-    this.emit(
-      op.get(counter),
-      op.i32(step),
-      op.i32Add,
-      op.tee(counter),
-      limit,
-      op.i32LtU,
-      op.brIf(0),
-      op.end,
-    );
-    return this;
-  }
-
-  build(): FunctionDef {
-    return {
-      exportName: this.exportName,
-      params: this.params,
-      i32Locals: LOCAL_I32,
-      v128Locals: LOCAL_V128,
-      body: this.code,
-    };
-  }
-}
 
 /** base + index × 4 (index counted in floats). */
 const addr = (base: number, index: number): Bytes => [

@@ -167,6 +167,17 @@ export class StateStore {
     return true;
   }
 
+  /**
+   * Forgets the stream's last window index, keeping its state: its timeline started again, and windows of the new
+   * one may have lower indices. A new timeline far ahead still resets by the gap rule.
+   */
+  rewind(streamId: string): boolean {
+    const entry = this.entries.get(streamId);
+    if (!entry) return false;
+    entry.lastIndex = Number.NEGATIVE_INFINITY;
+    return true;
+  }
+
   /** Forgets a stream (it closed). */
   delete(streamId: string): boolean {
     return this.entries.delete(streamId);

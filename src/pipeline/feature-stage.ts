@@ -1,5 +1,6 @@
 import { map, type OperatorFunction, pipe } from 'rxjs';
 import { type Alignment, type AlignmentOptions, createAlignment } from '../align/align-windows.js';
+import type { RefusalListener } from '../core/refusal.js';
 import { createFeatureAggregator, type FeatureAggregator } from '../features/aggregator.js';
 import type { FeatureConfig } from '../features/config.js';
 import { decodeCompressedFrames } from '../features/decode-frames.js';
@@ -11,7 +12,8 @@ import { DropCounter } from '../sources/drop-counter.js';
  * The path from events to model inputs, shared by the live pipeline and the training dataset so that both see the
  * same windows: JPEG/PNG frames decoded to small raw frames, events aligned into windows and featurized per window,
  * and the features fused into one vector per window. `alignment`, `features` and `drops` hold its side outputs and
- * counters.
+ * counters; `onRefusal` hears of every event the decoder or the featurizers dropped (the aligner's own refusals and
+ * late events are on `alignment.rejected$` and `late$`).
  */
 export interface FeatureStage {
   readonly operator: OperatorFunction<unknown, FusedWindow>;
@@ -23,9 +25,10 @@ export interface FeatureStage {
 export function createFeatureStage(
   featureConfig: FeatureConfig,
   alignOptions: Omit<AlignmentOptions<Float32Array>, 'aggregator'>,
+  onRefusal?: RefusalListener,
 ): FeatureStage {
-  const drops = new DropCounter();
-  const features = createFeatureAggregator(featureConfig);
+  const drops = new DropCounter(onRefusal);
+  const features = createFeatureAggregator(featureConfig, onRefusal);
   const alignment = createAlignment<Float32Array>({ ...alignOptions, aggregator: features.aggregator });
   const { thumbWidth, thumbHeight } = featureConfig.video;
   const operator = pipe(

@@ -1,13 +1,14 @@
-import { Observable } from 'rxjs';
+import { identity, Observable, type Subscription, tap } from 'rxjs';
 import { z } from 'zod';
 import type { AlignOptions } from '../align/options.js';
 import { InvalidOptionError } from '../core/errors.js';
 import type { Modality, StreamInput } from '../core/events.js';
+import { type RefusalListener, refusalOf } from '../core/refusal.js';
 import { ms } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
 import { type FeatureConfig, parseFeatureConfig } from '../features/config.js';
 import { type PredictInput, predictWindows } from '../model/predict-windows.js';
-import { ModelRuntime, type RuntimeOptions } from '../model/runtime.js';
+import { type FusedWindow, ModelRuntime, type RuntimeOptions } from '../model/runtime.js';
 import { type BackendSelection, selectBackend } from '../model/select-backend.js';
 import type { BackendName } from '../model/step-kernel.js';
 import type { Model } from '../model/weights.js';
@@ -90,6 +91,13 @@ export function parseWindowing(value: unknown): Partial<WindowingConfig> {
 /** Queue bound for replays: a recording is replayed faster than real time, and every window must get through. */
 export const REPLAY_QUEUE = 1_000_000;
 
+/** Side outputs of one run of a pipeline. */
+export interface PipelineSinks {
+  readonly refused?: RefusalListener;
+  /** Every fused window on its way to the model (its features and presence), for audits and exports. */
+  readonly windows?: (window: FusedWindow) => void;
+}
+
 export interface PipelineCounters {
   readonly counters: Record<string, number>;
   readonly stepLatencies: number[];
@@ -146,11 +154,18 @@ export class PredictionPipelineRunner {
     return new PredictionPipelineRunner(runtime, selection, options);
   }
 
-  run(input$: Observable<StreamInput>): Observable<Prediction> {
-    const { operator, alignment, features, drops } = createFeatureStage(this.featureConfig, {
-      ...this.windowing,
-      ...this.options.alignExtras,
-    });
+  /**
+   * The live path over one input stream. `sinks.refused` hears of every input dropped on the way — refused or late
+   * in alignment, undecodable or unusable in the features, windows dropped in front of the model — with the stream,
+   * seq and time it came with, so the server can tell the producer.
+   */
+  run(input$: Observable<StreamInput>, sinks: PipelineSinks = {}): Observable<Prediction> {
+    const refused = sinks.refused;
+    const { operator, alignment, features, drops } = createFeatureStage(
+      this.featureConfig,
+      { ...this.windowing, ...this.options.alignExtras },
+      refused,
+    );
     this.#current = {
       counters: () => {
         const a = alignment.stats();
@@ -166,22 +181,61 @@ export class PredictionPipelineRunner {
         for (const [reason, n] of Object.entries(features.stats.snapshot())) out[`bad_frame_${reason}`] = n;
         for (const [reason, n] of Object.entries(drops.snapshot())) out[`decode_dropped_${reason}`] = n;
         const m = this.runtime.stats.snapshot(this.runtime.store.size);
+        out['stream_restarts'] = a.restarts;
         out['model_steps'] = m.steps;
+        for (const [reason, n] of Object.entries(m.resets)) out[`model_resets_${reason}`] = n as number;
         for (const [reason, n] of Object.entries(m.dropped)) out[`model_dropped_${reason}`] = n as number;
         return out;
       },
     };
-    // Stream closes are interleaved with the windows in the order the aligner made them (its last windows, then
-    // the close), so the model frees a stream's state right after that stream's last window.
+    // Stream closes and restarts are interleaved with the windows in the order the aligner made them (its last
+    // windows, then the close), so the model frees or rewinds a stream right after that stream's last window.
     const fused$ = new Observable<PredictInput>((subscriber) => {
-      const closes = alignment.closed$.subscribe((streamId) => subscriber.next({ streamId, close: true }));
-      const windows = input$.pipe(operator).subscribe(subscriber);
+      const side: Subscription[] = [
+        alignment.closed$.subscribe((streamId) => subscriber.next({ streamId, close: true })),
+        alignment.restarted$.subscribe((streamId) => subscriber.next({ streamId, restart: true })),
+      ];
+      if (refused) {
+        side.push(
+          alignment.rejected$.subscribe((r) => {
+            const refusal = refusalOf(r.input, r.reason, r.message);
+            if (refusal) refused(refusal);
+          }),
+          alignment.late$.subscribe(({ event, closedUpTo }) =>
+            refused({
+              streamId: event.streamId,
+              modality: event.modality,
+              seq: event.seq,
+              time: event.time,
+              reason: 'late',
+              message: `${event.modality} event at ${event.time} µs arrived after its window closed (windows are closed up to ${closedUpTo} µs)`,
+            }),
+          ),
+        );
+      }
+      const windowTap = sinks.windows;
+      const windows = input$
+        .pipe(operator, windowTap ? tap((w: FusedWindow) => windowTap(w)) : identity)
+        .subscribe(subscriber);
       return () => {
-        closes.unsubscribe();
+        for (const s of side) s.unsubscribe();
         windows.unsubscribe();
       };
     });
-    return fused$.pipe(predictWindows(this.runtime, { maxQueue: this.options.maxQueue ?? 32 }));
+    return fused$.pipe(
+      predictWindows(this.runtime, {
+        maxQueue: this.options.maxQueue ?? 32,
+        onDrop: refused
+          ? (d) =>
+              refused({
+                streamId: d.streamId,
+                windowIndex: d.index,
+                reason: `model_${d.reason}`,
+                message: d.message,
+              })
+          : undefined,
+      }),
+    );
   }
 
   stats(): PipelineCounters {

@@ -2,8 +2,10 @@ import type { AnySourceEvent, StreamInput } from '../core/events.js';
 import {
   decodeFrame,
   describeZodError,
+  FRAME_HEADER_BYTES,
   type Hello,
   helloSchema,
+  type MessageIdentity,
   ProtocolError,
   producerMessageSchema,
 } from './protocol.js';
@@ -11,6 +13,10 @@ import {
 export interface IngestLimits {
   /** Messages per second a producer may send (token bucket, burst = one second's worth). */
   readonly messagesPerSecond: number;
+  /** Largest message the socket takes, in bytes: a hello whose raw video frames could never fit is refused. */
+  readonly maxMessageBytes?: number;
+  /** Audio sample rates the pipeline can use; a hello with another is refused. Absent: any rate the protocol allows. */
+  readonly audioSampleRates?: readonly number[];
 }
 
 export interface IngestCounters {
@@ -101,6 +107,7 @@ export class IngestSession {
           `first message must be a hello: ${describeZodError(parsed.error)}`,
         );
       if (this.#closed) throw new ProtocolError('closed', 'this connection already closed its stream');
+      this.#checkUsable(parsed.data);
       if (!this.registry.claim(parsed.data.streamId))
         throw new ProtocolError('stream_in_use', `stream "${parsed.data.streamId}" already has a producer`);
       this.#hello = parsed.data;
@@ -117,7 +124,11 @@ export class IngestSession {
       this.emit({ control: 'progress', streamId, time: message.time });
       return;
     }
-    this.#requireModality(message.type);
+    if (message.type === 'reset') {
+      this.emit({ control: 'restart', streamId });
+      return;
+    }
+    this.#requireModality(message.type, { seq: message.seq, time: message.time });
     this.counters.framesIn++;
     if (message.type === 'text')
       this.emit({
@@ -142,7 +153,8 @@ export class IngestSession {
     if (hello === undefined) throw new ProtocolError('no_hello', 'send a JSON hello before binary frames');
     if (this.#closed) throw new ProtocolError('closed', 'stream is closed');
     const frame = decodeFrame(data);
-    this.#requireModality(frame.modality);
+    const subject = { modality: frame.modality, seq: frame.seq, time: frame.time };
+    this.#requireModality(frame.modality, subject);
     const { streamId } = hello;
     let event: AnySourceEvent;
     if (frame.modality === 'audio') {
@@ -150,6 +162,7 @@ export class IngestSession {
         throw new ProtocolError(
           'odd_pcm_bytes',
           `PCM16 audio payload has an odd number of bytes (${frame.payload.byteLength})`,
+          subject,
         );
       // Copy: the socket reuses its buffers, and an Int16Array needs an even byte offset.
       const samples = new Int16Array(frame.payload.byteLength / 2);
@@ -170,6 +183,7 @@ export class IngestSession {
           throw new ProtocolError(
             'bad_video_size',
             `raw ${video.format} ${video.width}x${video.height} frame needs ${expected} bytes, got ${data.byteLength}`,
+            subject,
           );
         event = {
           streamId,
@@ -179,7 +193,8 @@ export class IngestSession {
           payload: { format: video.format, width: video.width, height: video.height, data },
         };
       } else {
-        if (data.byteLength === 0) throw new ProtocolError('empty_image', 'compressed video frame is empty');
+        if (data.byteLength === 0)
+          throw new ProtocolError('empty_image', 'compressed video frame is empty', subject);
         event = {
           streamId,
           modality: 'video',
@@ -193,8 +208,31 @@ export class IngestSession {
     this.emit(event);
   }
 
-  #requireModality(modality: 'audio' | 'video' | 'text' | 'label'): void {
+  #requireModality(modality: 'audio' | 'video' | 'text' | 'label', subject: MessageIdentity = {}): void {
     if (!this.#hello!.modalities.includes(modality))
-      throw new ProtocolError('undeclared_modality', `${modality} was not declared in this stream's hello`);
+      throw new ProtocolError('undeclared_modality', `${modality} was not declared in this stream's hello`, {
+        modality,
+        ...subject,
+      });
+  }
+
+  /** Refuses, at the hello, a stream whose every frame would be refused later. */
+  #checkUsable(hello: Hello): void {
+    const { maxMessageBytes, audioSampleRates } = this.limits;
+    const video = hello.modalities.includes('video') ? hello.video : undefined;
+    if (maxMessageBytes !== undefined && video && (video.format === 'gray' || video.format === 'rgb')) {
+      const bytes = FRAME_HEADER_BYTES + video.width * video.height * (video.format === 'rgb' ? 3 : 1);
+      if (bytes > maxMessageBytes)
+        throw new ProtocolError(
+          'frame_too_large',
+          `a raw ${video.format} ${video.width}x${video.height} frame takes ${bytes} bytes, more than this server's message limit of ${maxMessageBytes}: send smaller frames or jpeg`,
+        );
+    }
+    const audio = hello.modalities.includes('audio') ? hello.audio : undefined;
+    if (audio && audioSampleRates && !audioSampleRates.includes(audio.sampleRate))
+      throw new ProtocolError(
+        'unsupported_sample_rate',
+        `audio at ${audio.sampleRate} Hz cannot be used: the model takes ${audioSampleRates.join(', ')} Hz`,
+      );
   }
 }

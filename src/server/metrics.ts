@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** What a prediction pipeline reports for /metrics: cumulative counters and latency samples since the last read. */
 export interface PipelineStats {
@@ -46,6 +46,23 @@ export class ServerMetrics {
     help: 'Predictions produced',
     registers: [this.registry],
   });
+  readonly connectionsRefused = new Counter({
+    name: 'braid_connections_refused_total',
+    help: 'HTTP requests and WebSocket connections turned away, by reason (bad_host, bad_origin, unauthorized, producer_limit, subscriber_limit, address_limit, hello_timeout, idle_timeout, not_found)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly rejected = new Counter({
+    name: 'braid_rejected_total',
+    help: 'Producer input dropped inside the pipeline and reported back to its producer, by reason (late, non_monotonic, duplicate, corrupt_image, text_too_long, model_queue_full...)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly errorRepliesSuppressed = new Counter({
+    name: 'braid_error_replies_suppressed_total',
+    help: 'Error replies to producers held back by the per-connection reply rate limit (the next reply carries the count)',
+    registers: [this.registry],
+  });
   readonly pipelineRestarts = new Counter({
     name: 'braid_pipeline_restarts_total',
     help: 'Times the prediction pipeline failed and was restarted',
@@ -53,6 +70,8 @@ export class ServerMetrics {
   });
 
   constructor(readStats: () => PipelineStats | undefined) {
+    // The process's own health (process_*: CPU, resident memory, open handles; nodejs_*: heap, event-loop lag, GC).
+    collectDefaultMetrics({ register: this.registry });
     const stepLatency = new Histogram({
       name: 'braid_step_latency_seconds',
       help: 'Model step latency, results read back included',

@@ -14,7 +14,8 @@ const streamId = z
   .max(128)
   .regex(/^[\w.:@-]+$/, 'stream id may contain letters, digits and _ . : @ - only');
 const time = z.number().int().nonnegative().max(MAX_TIME_MICROS);
-const seq = z.number().int().nonnegative();
+/** Sequence numbers are uint32, as in binary frames and in MCAP recordings. */
+const seq = z.number().int().nonnegative().max(0xffff_ffff);
 
 export const helloSchema = z
   .object({
@@ -58,11 +59,17 @@ export const labelMessageSchema = z
 export const closeMessageSchema = z.object({ type: z.literal('close') }).strict();
 /** The producer has sent every event of its stream captured before `time` (all modalities). */
 export const progressMessageSchema = z.object({ type: z.literal('progress'), time }).strict();
+/**
+ * The producer's clock jumped (a device restart, a bad timestamp): start the stream's timeline again. Open windows
+ * and buffered events are discarded (reported), the model keeps the stream's state.
+ */
+export const resetMessageSchema = z.object({ type: z.literal('reset') }).strict();
 export const producerMessageSchema = z.discriminatedUnion('type', [
   textMessageSchema,
   labelMessageSchema,
   closeMessageSchema,
   progressMessageSchema,
+  resetMessageSchema,
 ]);
 export type ProducerMessage = z.infer<typeof producerMessageSchema>;
 
@@ -81,11 +88,19 @@ export interface BinaryFrame {
   readonly payload: Uint8Array;
 }
 
+/** Which message a refusal is about, when it had a modality, seq or time. */
+export interface MessageIdentity {
+  readonly modality?: 'audio' | 'video' | 'text' | 'label';
+  readonly seq?: number;
+  readonly time?: number;
+}
+
 export class ProtocolError extends BraidError {
   override readonly name = 'ProtocolError';
   constructor(
     readonly reason: string,
     message: string,
+    readonly subject: MessageIdentity = {},
   ) {
     super('BRAID_ERR_PROTOCOL', message);
   }
@@ -144,10 +159,23 @@ export interface PredictionMessage {
   readonly dropped?: number;
 }
 
+/**
+ * An error sent to a client. For refused input it names the message (modality, seq, time, or the window) and the
+ * reason; `suppressed` counts error replies held back since the previous one (a flood is answered at a capped rate).
+ */
+export interface ErrorMessage extends MessageIdentity {
+  readonly type: 'error';
+  readonly code: string;
+  readonly message: string;
+  readonly windowIndex?: number;
+  readonly suppressed?: number;
+  readonly dropped?: number;
+}
+
 export type ServerMessage =
   | PredictionMessage
   | { readonly type: 'stream'; readonly event: 'opened' | 'closed'; readonly streamId: string }
-  | { readonly type: 'error'; readonly code: string; readonly message: string; readonly dropped?: number }
+  | ErrorMessage
   | {
       readonly type: 'welcome';
       readonly version: number;

@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { sleb, uleb } from '../../src/core/wasm-encoding.js';
 import {
   type CellType,
   DENSE_ACTIVATIONS,
@@ -23,7 +24,6 @@ import {
   type LstmParams,
   lstmCell,
 } from '../../src/model/tf-model.js';
-import { sleb, uleb } from '../../src/model/wasm-encoding.js';
 import { createModel, type Model, mulberry32, randomWeights } from '../../src/model/weights.js';
 
 beforeAll(async () => {

@@ -1,0 +1,23 @@
+import type { Observable } from 'rxjs';
+import type { StreamInput } from '../core/events.js';
+import type { RefusalListener } from '../core/refusal.js';
+import type { Prediction } from '../core/window.js';
+import type { PipelineStats } from './metrics.js';
+
+/** What a producer should send: the demo page sizes its camera frames from this. */
+export interface PipelineInputs {
+  readonly audioSampleRate: number;
+  readonly video: { width: number; height: number; format: 'gray' | 'rgb' };
+}
+
+/** The prediction pipeline a server runs: server input (events and stream controls) in, predictions out. */
+export interface PredictionPipeline {
+  readonly labels: readonly string[];
+  readonly inputs?: PipelineInputs;
+  /** `sinks.refused` hears of every input dropped inside the pipeline, so its producer can be told. */
+  run(
+    input$: Observable<StreamInput>,
+    sinks?: { readonly refused?: RefusalListener },
+  ): Observable<Prediction>;
+  stats?(): PipelineStats;
+}
