@@ -323,8 +323,6 @@ function stages(chain: KerasChain): {
       continue;
     }
     if (c === 'Dense') {
-      if (layer.wrapper && layer.wrapper !== 'TimeDistributed')
-        refuse(layer, 'unsupported_layer', `Dense inside ${layer.wrapper}`);
       const stage = { layer, activation: activationName(layer.config['activation']) };
       if (!rnn) encoders.push(stage);
       else if (!head) head = stage;
