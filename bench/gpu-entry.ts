@@ -7,7 +7,8 @@
  *
  * 1. Checks the `webgpu` backend's WGSL step against the CPU kernel (bench/webgpu-check.ts: scattered slots, shuffled
  *    rows, resets, slot reuse, many steps): GRU and LSTM, sigmoid and softmax, (64, 128) and (256, 512), workgroups
- *    of 1, 2 and 3 threads, and the bundled demo model (models/demo); relative L2 ≤ 1e-4 on scores and states.
+ *    of 1, 2 and 3 threads, the bundled demo model (models/demo) and two models shaped like imported Keras ones (a
+ *    fused encoder; a GRU without reset_after); relative L2 ≤ 1e-4 on scores and states.
  * 2. Prints the bench table: the WGSL kernel, the same through ModelRuntime.step (gather, step, predictions), the
  *    plain tfjs-webgpu ops for comparison, and cpu-fused, at batch 1, 16, 256, 4096 (1, 256 with --quick).
  *
@@ -39,7 +40,13 @@ import {
   timeSlotKernel,
   timeStepKernel,
 } from './model-table.js';
-import { type CheckOptions, checkModel, checkWebGpuStep } from './webgpu-check.js';
+import {
+  type CheckOptions,
+  checkModel,
+  checkWebGpuStep,
+  IMPORTED_VARIANTS,
+  importedShapeModel,
+} from './webgpu-check.js';
 
 const quick = process.argv.includes('--quick');
 const BATCHES = batchesFor(quick);
@@ -171,6 +178,15 @@ async function main(): Promise<number> {
     console.log('FAIL bundled demo model: models/demo not found (run from the repository root)');
     ok = false;
   }
+
+  for (const [cell, resetAfter, fusedEncoder] of IMPORTED_VARIANTS)
+    ok =
+      (await check(
+        device,
+        importedShapeModel(cell, resetAfter, fusedEncoder),
+        `imported-Keras-shaped ${cell}${resetAfter === false ? ' (reset before)' : ''}, fused encoder of ${fusedEncoder.length} layers`,
+        { streams: 37, steps: 12 },
+      )) && ok;
 
   console.log(`\n${machineLine()}, ${adapterName(opened.adapter)}\n`);
   console.log('| kernel | (inputs, hidden) | batch | step ms (median) | p90 ms | steps timed | windows/s |');

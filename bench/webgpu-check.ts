@@ -51,6 +51,42 @@ export function checkModel(
   return createModel(config, randomWeights(config, { seed: hidden + inputs, biasScale: 0.3 }));
 }
 
+/** A model shaped like an imported Keras one: dense layers over the whole input, optionally reset_after=false. */
+export function importedShapeModel(
+  cell: 'gru' | 'lstm',
+  resetAfter: boolean | undefined,
+  fusedEncoder: readonly { units: number; activation: 'relu' | 'tanh' }[],
+): Model {
+  const layout = { audio: 61, video: 0, text: 0, mask: 3 as const };
+  const config = parseModelConfig({
+    inputLayout: layout,
+    encoderUnits: { audio: 0, video: 0, text: 0 },
+    fusedEncoder,
+    hidden: 64,
+    cell,
+    ...(resetAfter === undefined ? {} : { resetAfter }),
+    labels: ['a', 'b', 'c'],
+    head: 'softmax',
+    featureConfig: null,
+    normalization: identityNormalization(layout),
+  });
+  return createModel(config, randomWeights(config, { seed: 11, biasScale: 0.3 }));
+}
+
+/** The shader variants of imported Keras models (docs/keras.md): a fused encoder with a GRU without reset_after, and
+ * an LSTM reading the normalized input directly (an empty fused encoder). */
+export const IMPORTED_VARIANTS = [
+  [
+    'gru',
+    false,
+    [
+      { units: 48, activation: 'relu' },
+      { units: 32, activation: 'tanh' },
+    ],
+  ],
+  ['lstm', undefined, []],
+] as const;
+
 export const relL2 = (got: Float32Array, want: Float32Array): number => {
   let num = 0;
   let den = 0;

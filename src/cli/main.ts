@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerExportCommand, registerExportModelCommand, registerImportCommand } from '../interop/cli.js';
 import { registerEvalCommand, registerTrainCommand } from '../train/cli.js';
 import { registerInfoCommand } from './info.js';
 import { registerLiveCommand } from './live.js';
@@ -26,6 +27,9 @@ export function buildCli(): Command {
   registerInfoCommand(program);
   registerTrainCommand(program);
   registerEvalCommand(program);
+  registerExportCommand(program);
+  registerImportCommand(program);
+  registerExportModelCommand(program);
   return program;
 }
 

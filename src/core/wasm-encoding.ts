@@ -68,6 +68,7 @@ export const op = {
   i32LtU: [0x49],
   i32GeU: [0x4f],
   i32Eqz: [0x45],
+  i32Eq: [0x46],
   i32Load: (offset = 0): Bytes => mem([0x28], 2, offset),
   /** Memory access with alignment exponent `align` and constant byte offset. */
   f32Load: (offset = 0): Bytes => mem([0x2a], 2, offset),

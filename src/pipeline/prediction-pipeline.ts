@@ -74,7 +74,7 @@ const windowingSchema = z
   .partial();
 
 /** A model's saved windowing, checked; JSON has no Infinity, so a disabled idle timeout is saved as null. */
-function parseWindowing(value: unknown): Partial<WindowingConfig> {
+export function parseWindowing(value: unknown): Partial<WindowingConfig> {
   if (value === undefined) return {};
   const parsed = windowingSchema.safeParse(value);
   if (!parsed.success)

@@ -1,6 +1,11 @@
 /// <reference types="@webgpu/types" />
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkModel, checkWebGpuStep } from '../../bench/webgpu-check.js';
+import {
+  checkModel,
+  checkWebGpuStep,
+  IMPORTED_VARIANTS,
+  importedShapeModel,
+} from '../../bench/webgpu-check.js';
 import { BraidError } from '../../src/core/errors.js';
 import { identityNormalization, parseModelConfig } from '../../src/model/config.js';
 import { loadModel } from '../../src/model/model-io.js';
@@ -48,6 +53,19 @@ describe.skipIf(!ready)('WGSL step on SwiftShader equals the CPU kernel', () => 
       // The run did exercise resets and slot reuse, not only plain steps.
       expect(r.freshRows).toBeGreaterThan(streams);
       expect(r.reusedSlots).toBeGreaterThan(0);
+    },
+  );
+
+  it.each(IMPORTED_VARIANTS)(
+    'the shader variants of imported Keras models (%s, reset_after %s, a fused encoder) compute the same',
+    async (cell, resetAfter, fusedEncoder) => {
+      const r = await checkWebGpuStep(opened.device, importedShapeModel(cell, resetAfter, fusedEncoder), {
+        streams: 9,
+        steps: 5,
+        seed: 5,
+      });
+      expect(r.scores).toBeLessThan(TOLERANCE);
+      expect(r.states).toBeLessThan(TOLERANCE);
     },
   );
 

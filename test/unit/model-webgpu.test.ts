@@ -23,15 +23,26 @@ const hasDawn = (() => {
 if (!hasDawn)
   console.warn('SKIPPING WebGPU kernel validation: the optional "webgpu" package is not installed');
 
+/** Variants of imported Keras models: a fused encoder in place of per-modality encoders, a GRU without reset_after. */
+interface Variant {
+  readonly fusedEncoder?: readonly { units: number; activation: 'linear' | 'relu' | 'tanh' | 'sigmoid' }[];
+  readonly resetAfter?: boolean;
+}
+
 function model(
   cell: 'gru' | 'lstm',
   head: 'sigmoid' | 'softmax',
   hidden: number,
   layout = { audio: 7, video: 0, text: 3 },
+  variant: Variant = {},
 ): Model {
+  const fused = variant.fusedEncoder !== undefined;
   const config = parseModelConfig({
     inputLayout: { ...layout, mask: 3 },
-    encoderUnits: { audio: layout.audio && 5, video: layout.video && 4, text: layout.text && 2 },
+    encoderUnits: fused
+      ? { audio: 0, video: 0, text: 0 }
+      : { audio: layout.audio && 5, video: layout.video && 4, text: layout.text && 2 },
+    ...variant,
     hidden,
     cell,
     labels: ['a', 'b', 'c'],
@@ -80,6 +91,49 @@ describe.skipIf(!hasDawn)('WebGPU fused step on Dawn null backend (validation on
       await step.step(10, new Float32Array(10 * input), Uint32Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 15]), y);
       step.writeStates(Uint32Array.from([2, 7]), new Float32Array(2 * state));
       expect(await step.readStates(Uint32Array.from([7, 2, 11]))).toHaveLength(3 * state);
+      expect(await device.popErrorScope()).toBeNull();
+      step.dispose();
+    },
+  );
+
+  it.each([
+    ['gru', { resetAfter: false }, 9],
+    ['gru', { resetAfter: false, fusedEncoder: [] }, 130],
+    ['gru', { fusedEncoder: [{ units: 6, activation: 'relu' }] }, 5],
+    [
+      'lstm',
+      {
+        fusedEncoder: [
+          { units: 6, activation: 'tanh' },
+          { units: 4, activation: 'sigmoid' },
+        ],
+      },
+      7,
+    ],
+    [
+      'gru',
+      {
+        resetAfter: false,
+        fusedEncoder: [
+          { units: 9, activation: 'linear' },
+          { units: 5, activation: 'relu' },
+          { units: 3, activation: 'tanh' },
+        ],
+      },
+      4,
+    ],
+  ] as const)(
+    'imported-model variant %s %o H=%i: the WGSL compiles, the pipeline validates, a step is valid',
+    async (cell, variant, hidden) => {
+      const step = await WebGpuStep.create(
+        device,
+        model(cell, 'softmax', hidden, { audio: 6, video: 4, text: 2 }, variant),
+        { maxBatch: 6, maxStreams: 8 },
+      );
+      device.pushErrorScope('validation');
+      const y = new Float32Array(6 * step.dims.labels);
+      await step.step(5, new Float32Array(6 * step.dims.input), Uint32Array.from([3, 1, 4, 0, 5]), y);
+      expect(await step.readStates(Uint32Array.from([1, 3]))).toHaveLength(2 * step.dims.state);
       expect(await device.popErrorScope()).toBeNull();
       step.dispose();
     },
