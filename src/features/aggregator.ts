@@ -4,6 +4,7 @@ import type { RefusalListener } from '../core/refusal.js';
 import { DropCounter } from '../sources/drop-counter.js';
 import { AudioFeaturizer } from './audio-features.js';
 import { type FeatureConfig, parseFeatureConfig } from './config.js';
+import type { PcmResampler } from './resampler.js';
 import { TextFeaturizer } from './text-features.js';
 import { VideoFeaturizer } from './video-features.js';
 
@@ -22,10 +23,20 @@ const NO_FEATURES = new Float32Array(0);
  * was usable (the fused vector then marks the modality absent). Labels are not features: they get an empty array.
  * Bad frames are counted in `stats` and skipped (told to `onDrop` with the event's identity); the window goes on.
  */
-export function createFeatureAggregator(config: FeatureConfig, onDrop?: RefusalListener): FeatureAggregator {
+export interface FeatureAggregatorOptions {
+  /** Hears of every frame dropped, with its identity. */
+  readonly onDrop?: RefusalListener;
+  /** Turns audio of other rates and stereo into what the features take; without one such frames are dropped. */
+  readonly resampler?: PcmResampler;
+}
+
+export function createFeatureAggregator(
+  config: FeatureConfig,
+  options: FeatureAggregatorOptions = {},
+): FeatureAggregator {
   const checked = parseFeatureConfig(config);
-  const stats = new DropCounter(onDrop);
-  const audio = new AudioFeaturizer(checked.audio, stats);
+  const stats = new DropCounter(options.onDrop);
+  const audio = new AudioFeaturizer(checked.audio, stats, undefined, options.resampler);
   const video = new VideoFeaturizer(checked.video, stats);
   const text = new TextFeaturizer(checked.text, stats);
   const aggregate = (modality: Modality, events: readonly AnySourceEvent[]): Float32Array => {

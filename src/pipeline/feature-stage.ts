@@ -5,6 +5,7 @@ import { createFeatureAggregator, type FeatureAggregator } from '../features/agg
 import type { FeatureConfig } from '../features/config.js';
 import { decodeCompressedFrames } from '../features/decode-frames.js';
 import { fuseWindowFeatures } from '../features/fuse.js';
+import type { PcmResampler } from '../features/resampler.js';
 import type { FusedWindow } from '../model/runtime.js';
 import { DropCounter } from '../sources/drop-counter.js';
 
@@ -12,8 +13,8 @@ import { DropCounter } from '../sources/drop-counter.js';
  * The path from events to model inputs, shared by the live pipeline and the training dataset so that both see the
  * same windows: JPEG/PNG frames decoded to small raw frames, events aligned into windows and featurized per window,
  * and the features fused into one vector per window. `alignment`, `features` and `drops` hold its side outputs and
- * counters; `onRefusal` hears of every event the decoder or the featurizers dropped (the aligner's own refusals and
- * late events are on `alignment.rejected$` and `late$`).
+ * counters; `options.onRefusal` hears of every event the decoder or the featurizers dropped (the aligner's own
+ * refusals and late events are on `alignment.rejected$` and `late$`).
  */
 export interface FeatureStage {
   readonly operator: OperatorFunction<unknown, FusedWindow>;
@@ -22,13 +23,21 @@ export interface FeatureStage {
   readonly drops: DropCounter;
 }
 
+export interface FeatureStageOptions {
+  /** Hears of every event the decoder or the featurizers dropped. */
+  readonly onRefusal?: RefusalListener;
+  /** Audio of other rates and stereo, resampled to the features' rate (see AudioFeaturizer). */
+  readonly resampler?: PcmResampler;
+}
+
 export function createFeatureStage(
   featureConfig: FeatureConfig,
   alignOptions: Omit<AlignmentOptions<Float32Array>, 'aggregator'>,
-  onRefusal?: RefusalListener,
+  options: FeatureStageOptions = {},
 ): FeatureStage {
+  const { onRefusal, resampler } = options;
   const drops = new DropCounter(onRefusal);
-  const features = createFeatureAggregator(featureConfig, onRefusal);
+  const features = createFeatureAggregator(featureConfig, { onDrop: onRefusal, resampler });
   const alignment = createAlignment<Float32Array>({ ...alignOptions, aggregator: features.aggregator });
   const { thumbWidth, thumbHeight } = featureConfig.video;
   const operator = pipe(

@@ -6,7 +6,9 @@ import type { Modality, StreamInput } from '../core/events.js';
 import { type RefusalListener, refusalOf } from '../core/refusal.js';
 import { ms } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
+import { MAX_CHANNELS, MAX_RATE, MIN_RATE } from '../features/audio-features.js';
 import { type FeatureConfig, parseFeatureConfig } from '../features/config.js';
+import { loadPcmResampler, type PcmResampler } from '../features/resampler.js';
 import { type PredictInput, predictWindows } from '../model/predict-windows.js';
 import { type FusedWindow, ModelRuntime, type RuntimeOptions } from '../model/runtime.js';
 import { type BackendSelection, selectBackend } from '../model/select-backend.js';
@@ -93,6 +95,17 @@ export function parseWindowing(value: unknown): Partial<WindowingConfig> {
 /** Queue bound for replays: a recording is replayed faster than real time, and every window must get through. */
 export const REPLAY_QUEUE = 1_000_000;
 
+/** What producers should send (the demo page sizes its camera frames from this; a v2 hello is answered with it). */
+export interface PipelineInputs {
+  /** The rate the model's audio features take; other rates are resampled. */
+  readonly audioSampleRate: number;
+  readonly audio?: {
+    readonly sampleRates: { readonly min: number; readonly max: number };
+    readonly channels: readonly number[];
+  };
+  readonly video: { readonly width: number; readonly height: number; readonly format: 'gray' | 'rgb' };
+}
+
 /** Side outputs of one run of a pipeline. */
 export interface PipelineSinks {
   readonly refused?: RefusalListener;
@@ -114,7 +127,7 @@ export class PredictionPipelineRunner {
   readonly labels: readonly string[];
   readonly featureConfig: FeatureConfig;
   readonly windowing: WindowingConfig;
-  readonly inputs: { audioSampleRate: number; video: { width: number; height: number; format: 'gray' } };
+  readonly inputs: PipelineInputs;
   #current: { counters: () => Record<string, number> } | undefined;
   #reportedLatencies = 0;
 
@@ -122,6 +135,7 @@ export class PredictionPipelineRunner {
     readonly runtime: ModelRuntime,
     readonly selection: BackendSelection,
     private readonly options: PipelineOptions,
+    private readonly resampler: PcmResampler,
   ) {
     this.labels = runtime.labels;
     this.featureConfig = parseFeatureConfig(options.model.config.featureConfig);
@@ -133,6 +147,8 @@ export class PredictionPipelineRunner {
     };
     this.inputs = {
       audioSampleRate: this.featureConfig.audio.sampleRate,
+      // Any rate and mono or stereo: the features resample (src/features/resampler.ts).
+      audio: { sampleRates: { min: MIN_RATE, max: MAX_RATE }, channels: [1, MAX_CHANNELS] },
       // The demo page sends frames four times the thumbnail size: small enough to cost nothing, big enough to see.
       video: {
         width: this.featureConfig.video.thumbWidth * 4,
@@ -157,7 +173,10 @@ export class PredictionPipelineRunner {
       );
     for (const s of selection.skipped) log(`braid:   skipped ${s.backend}: ${s.reason}`);
     const runtime = new ModelRuntime(options.model, selection.kernel, { log, ...options.runtime });
-    return new PredictionPipelineRunner(runtime, selection, options);
+    const resampler = await loadPcmResampler(
+      parseFeatureConfig(options.model.config.featureConfig).audio.sampleRate,
+    );
+    return new PredictionPipelineRunner(runtime, selection, options, resampler);
   }
 
   /**
@@ -170,7 +189,7 @@ export class PredictionPipelineRunner {
     const { operator, alignment, features, drops } = createFeatureStage(
       this.featureConfig,
       { ...this.windowing, ...this.options.alignExtras },
-      refused,
+      { onRefusal: refused, resampler: this.resampler },
     );
     this.#current = {
       counters: () => {

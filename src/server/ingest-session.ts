@@ -15,8 +15,11 @@ export interface IngestLimits {
   readonly messagesPerSecond: number;
   /** Largest message the socket takes, in bytes: a hello whose raw video frames could never fit is refused. */
   readonly maxMessageBytes?: number;
-  /** Audio sample rates the pipeline can use; a hello with another is refused. Absent: any rate the protocol allows. */
-  readonly audioSampleRates?: readonly number[];
+  /** Audio the pipeline can use; a hello with other audio is refused. Absent: anything the protocol allows. */
+  readonly audio?: {
+    readonly sampleRates: { readonly min: number; readonly max: number };
+    readonly channels: readonly number[];
+  };
 }
 
 export interface IngestCounters {
@@ -158,10 +161,11 @@ export class IngestSession {
     const { streamId } = hello;
     let event: AnySourceEvent;
     if (frame.modality === 'audio') {
-      if (frame.payload.byteLength % 2 !== 0)
+      const channels = hello.audio!.channels;
+      if (frame.payload.byteLength % (2 * channels) !== 0)
         throw new ProtocolError(
           'odd_pcm_bytes',
-          `PCM16 audio payload has an odd number of bytes (${frame.payload.byteLength})`,
+          `PCM16 audio payload of ${frame.payload.byteLength} bytes is not a whole number of ${channels}-channel samples`,
           subject,
         );
       // Copy: the socket reuses its buffers, and an Int16Array needs an even byte offset.
@@ -172,7 +176,7 @@ export class IngestSession {
         modality: 'audio',
         time: frame.time,
         seq: frame.seq,
-        payload: { sampleRate: hello.audio!.sampleRate, channels: 1, samples },
+        payload: { sampleRate: hello.audio!.sampleRate, channels, samples },
       };
     } else {
       const video = hello.video!;
@@ -218,7 +222,7 @@ export class IngestSession {
 
   /** Refuses, at the hello, a stream whose every frame would be refused later. */
   #checkUsable(hello: Hello): void {
-    const { maxMessageBytes, audioSampleRates } = this.limits;
+    const { maxMessageBytes } = this.limits;
     const video = hello.modalities.includes('video') ? hello.video : undefined;
     if (maxMessageBytes !== undefined && video && (video.format === 'gray' || video.format === 'rgb')) {
       const bytes = FRAME_HEADER_BYTES + video.width * video.height * (video.format === 'rgb' ? 3 : 1);
@@ -229,10 +233,19 @@ export class IngestSession {
         );
     }
     const audio = hello.modalities.includes('audio') ? hello.audio : undefined;
-    if (audio && audioSampleRates && !audioSampleRates.includes(audio.sampleRate))
-      throw new ProtocolError(
-        'unsupported_sample_rate',
-        `audio at ${audio.sampleRate} Hz cannot be used: the model takes ${audioSampleRates.join(', ')} Hz`,
-      );
+    const accepts = this.limits.audio;
+    if (audio && accepts) {
+      const { min, max } = accepts.sampleRates;
+      if (audio.sampleRate < min || audio.sampleRate > max)
+        throw new ProtocolError(
+          'unsupported_sample_rate',
+          `audio at ${audio.sampleRate} Hz cannot be used: this server takes ${min}..${max} Hz`,
+        );
+      if (!accepts.channels.includes(audio.channels))
+        throw new ProtocolError(
+          'unsupported_channels',
+          `audio with ${audio.channels} channels cannot be used: this server takes ${accepts.channels.join(' or ')}`,
+        );
+    }
   }
 }

@@ -2,13 +2,10 @@ import type { Observable } from 'rxjs';
 import type { StreamInput } from '../core/events.js';
 import type { RefusalListener } from '../core/refusal.js';
 import type { Prediction } from '../core/window.js';
+import type { PipelineInputs } from '../pipeline/prediction-pipeline.js';
 import type { PipelineStats } from './metrics.js';
 
-/** What a producer should send: the demo page sizes its camera frames from this. */
-export interface PipelineInputs {
-  readonly audioSampleRate: number;
-  readonly video: { width: number; height: number; format: 'gray' | 'rgb' };
-}
+export type { PipelineInputs };
 
 /** The prediction pipeline a server runs: server input (events and stream controls) in, predictions out. */
 export interface PredictionPipeline {

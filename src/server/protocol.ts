@@ -27,7 +27,7 @@ export const helloSchema = z
       .object({
         sampleRate: z.number().int().min(8000).max(48000),
         format: z.literal('pcm16'),
-        channels: z.literal(1).default(1),
+        channels: z.union([z.literal(1), z.literal(2)]).default(1),
       })
       .optional(),
     video: z

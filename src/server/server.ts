@@ -175,7 +175,15 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
   const ingestLimits = {
     messagesPerSecond: options.messagesPerSecond ?? 2000,
     maxMessageBytes: maxPayload,
-    audioSampleRates: pipeline.inputs ? [pipeline.inputs.audioSampleRate] : undefined,
+    // What the features can use: any rate and stereo when they resample; otherwise the model's rate, mono.
+    audio:
+      pipeline.inputs?.audio ??
+      (pipeline.inputs
+        ? {
+            sampleRates: { min: pipeline.inputs.audioSampleRate, max: pipeline.inputs.audioSampleRate },
+            channels: [1],
+          }
+        : undefined),
   };
   const wss = new WebSocketServer({ noServer: true, maxPayload });
   http.on('upgrade', (req, socket, head) => {

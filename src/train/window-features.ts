@@ -1,6 +1,7 @@
 import { from, lastValueFrom, type Observable, tap, toArray } from 'rxjs';
 import type { AnySourceEvent } from '../core/events.js';
 import type { FeatureConfig } from '../features/config.js';
+import { loadPcmResampler } from '../features/resampler.js';
 import type { FusedWindow } from '../model/runtime.js';
 import { createFeatureStage } from '../pipeline/feature-stage.js';
 import type { WindowingConfig } from '../pipeline/prediction-pipeline.js';
@@ -38,10 +39,12 @@ export async function featurizeEvents(
 ): Promise<FeaturizedEvents> {
   // Idle timeout off: it is a processing-time rule for live sources that stall; offline the whole recording is at
   // hand, so windows close on event time alone.
-  const { operator, alignment, features, drops } = createFeatureStage(featureConfig, {
-    ...windowing,
-    idleTimeout: Number.POSITIVE_INFINITY,
-  });
+  const resampler = await loadPcmResampler(featureConfig.audio.sampleRate);
+  const { operator, alignment, features, drops } = createFeatureStage(
+    featureConfig,
+    { ...windowing, idleTimeout: Number.POSITIVE_INFINITY },
+    { resampler },
+  );
   const source: Observable<AnySourceEvent> = from(events);
   const windows = await lastValueFrom(
     source.pipe(

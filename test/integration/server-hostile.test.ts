@@ -191,15 +191,28 @@ describe('server: refused input is answered to its producer', () => {
     const tooBig = await box.next((m) => m.type === 'error');
     expect(tooBig).toMatchObject({ code: 'frame_too_large' });
     expect((tooBig as ErrorMessage).message).toMatch(/6220816 bytes.*1048576/);
-    prod.send(demoHello('rate', { audio: { sampleRate: 22050, format: 'pcm16' } }));
-    expect(await box.next((m) => m.type === 'error' && m.code !== 'frame_too_large')).toMatchObject({
-      code: 'unsupported_sample_rate',
-    });
-    // The socket stays usable: a hello that can work is taken.
-    prod.send(demoHello('fine'));
+    // The socket stays usable: a hello that can work is taken — 44.1 kHz stereo too: the features resample.
+    prod.send(demoHello('fine', { audio: { sampleRate: 44_100, format: 'pcm16', channels: 2 } }));
     await roundTrip(prod);
-    expect(errors(box)).toHaveLength(2);
+    expect(errors(box)).toHaveLength(1);
     expect(server.activeStreams()).toEqual(['fine']);
+  });
+
+  it('refuses audio a pipeline without a resampler cannot use, at the hello', async () => {
+    const fixedRate = {
+      ...countingPipeline(),
+      inputs: { audioSampleRate: 16_000, video: { width: 64, height: 48, format: 'gray' as const } },
+    };
+    const server = await serve({ pipeline: fixedRate });
+    const prod = await connect(server.url, '/ingest');
+    const box = inbox(prod);
+    prod.send(demoHello('rate', { audio: { sampleRate: 22_050, format: 'pcm16' } }));
+    expect(await box.next((m) => m.type === 'error')).toMatchObject({
+      code: 'unsupported_sample_rate',
+      message: expect.stringMatching(/22050 Hz.*16000\.\.16000/),
+    });
+    prod.send(demoHello('stereo', { audio: { sampleRate: 16_000, format: 'pcm16', channels: 2 } }));
+    expect(await box.next((m) => m.type === 'error' && m.code === 'unsupported_channels')).toBeTruthy();
   });
 
   it('names the message and the reason for duplicate, late, corrupt and over-long input', async () => {

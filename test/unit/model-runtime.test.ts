@@ -227,7 +227,14 @@ describe('predictWindows', () => {
     const rt = runtime();
     const restart: PredictInput = { streamId: 's', restart: true };
     // A negative index too: a window that starts before the clock's zero (a producer clock starting at 0).
-    const items = [win('s', 5), win('s', 6), restart, win('s', -1, -HOP), win('s', 0), win('s', -3, -3 * HOP)];
+    const items = [
+      win('s', 5),
+      win('s', 6),
+      restart,
+      win('s', -1, -HOP),
+      win('s', 0),
+      win('s', -3, -3 * HOP),
+    ];
     const predictions = await run(rt, from(items));
     expect(predictions.map((p) => p.windowIndex)).toEqual([5, 6, -1, 0]);
     // Window -1 ran from the state window 6 left: not what a fresh start gives.
