@@ -4,7 +4,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { InvalidOptionError } from '../core/errors.js';
 import { parseDuration } from '../core/time.js';
 import { parseBackendName } from '../model/backends.js';
-import { loadModel } from '../model/model-io.js';
+import { loadModel, modelId } from '../model/model-io.js';
 import { PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
 
 /** The model and recording shipped with braid, used when no --model / recording is named. */
@@ -41,7 +41,14 @@ export async function createPipelineFromOptions(
   if (gpuStreams !== undefined && !(Number.isInteger(gpuStreams) && gpuStreams >= 1))
     throw new InvalidOptionError('gpu-streams', `must be a positive integer, got "${options.gpuStreams}"`);
   const model = await loadModel(options.model);
-  return PredictionPipelineRunner.create({ model, backend, log, maxQueue, gpuStreams });
+  return PredictionPipelineRunner.create({
+    model,
+    modelId: await modelId(options.model),
+    backend,
+    log,
+    maxQueue,
+    gpuStreams,
+  });
 }
 
 export function durationOption(value: string): number {

@@ -21,6 +21,8 @@ export interface FusedWindow {
   /** [audio | video | text | presence mask], length = the model's fused input width. */
   readonly x: Float32Array;
   readonly present: Readonly<Record<Modality, boolean>>;
+  /** Some of the window's data was lost on the way (Window.partial). */
+  readonly partial?: true;
 }
 
 export interface RuntimeOptions {
@@ -219,6 +221,7 @@ export class ModelRuntime {
           windowEnd: w.end,
           scores,
           present: w.present,
+          ...(w.partial && { partial: true as const }),
         });
       }
       if (done - this.lastSweep >= this.sweepEvery) this.expireIdle(done);

@@ -51,6 +51,7 @@ export function createFeatureStage(
         end: w.end,
         x: fuseWindowFeatures(w, featureConfig),
         present: w.present,
+        ...(w.partial && { partial: true as const }),
       }),
     ),
   );

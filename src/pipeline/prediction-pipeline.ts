@@ -48,6 +48,8 @@ export const DEFAULT_WINDOWING: WindowingConfig = {
 
 export interface PipelineOptions {
   readonly model: Model;
+  /** Names the model for clients (default "model"): the CLI uses the directory name and the weights' hash. */
+  readonly modelId?: string;
   readonly backend?: 'auto' | BackendName;
   /** webgpu: streams whose state the GPU holds at once (its state slots). Default 10,000. */
   readonly gpuStreams?: number;
@@ -125,6 +127,7 @@ export interface PipelineCounters {
  */
 export class PredictionPipelineRunner {
   readonly labels: readonly string[];
+  readonly modelId: string;
   readonly featureConfig: FeatureConfig;
   readonly windowing: WindowingConfig;
   readonly inputs: PipelineInputs;
@@ -138,6 +141,7 @@ export class PredictionPipelineRunner {
     private readonly resampler: PcmResampler,
   ) {
     this.labels = runtime.labels;
+    this.modelId = options.modelId ?? 'model';
     this.featureConfig = parseFeatureConfig(options.model.config.featureConfig);
     // The windowing the model was trained with, unless the caller overrides it; older models carry none.
     this.windowing = {
@@ -199,6 +203,7 @@ export class PredictionPipelineRunner {
           windows: a.windowsOut,
           late: a.late,
           partially_late: a.partiallyLate,
+          partial_windows: a.partialWindows,
           forced_closes: a.forcedCloses,
           idle_transitions: a.idleTransitions,
         };

@@ -1,4 +1,4 @@
-import type { AnySourceEvent, StreamInput } from '../core/events.js';
+import type { AnySourceEvent, Modality, StreamInput } from '../core/events.js';
 import {
   decodeFrame,
   describeZodError,
@@ -9,6 +9,7 @@ import {
   ProtocolError,
   producerMessageSchema,
 } from './protocol.js';
+import type { Claim, ClaimRefusal, Position } from './stream-directory.js';
 
 export interface IngestLimits {
   /** Messages per second a producer may send (token bucket, burst = one second's worth). */
@@ -27,26 +28,33 @@ export interface IngestCounters {
   rejected: Record<string, number>;
 }
 
-/** Claims stream ids so that two producers cannot feed the same stream. */
-export interface StreamRegistry {
-  claim(streamId: string): boolean;
-  release(streamId: string): void;
+export interface SessionHooks {
+  /** Inputs for the pipeline (events and stream controls). */
+  readonly emit: (input: StreamInput) => void;
+  /** Claims the hello's stream: new, resumed or taken over (StreamDirectory.claim). */
+  readonly claim: (hello: Hello) => Claim | ClaimRefusal;
+  /** A v2 hello was taken: answer it with a `ready`. */
+  readonly ready: (hello: Hello, claim: Claim) => void;
 }
 
 /**
  * One producer connection: a JSON hello, then binary audio/video frames and JSON text/label events. Turns them into
- * StreamInputs (open, events, close) for the pipeline. Every refused message is counted by reason and answered with
- * an error naming the problem; nothing here throws to the socket.
+ * StreamInputs for the pipeline; the stream's open, close, suspension and resume go through its claim. After a
+ * resume, a modality whose first seq skips past the last one taken lost events in the cut: a `gap` control marks the
+ * windows they fell in as partial. Every refused message is counted by reason and answered with an error naming the
+ * problem; nothing here throws to the socket.
  */
 export class IngestSession {
   #hello: Hello | undefined;
+  #claim: Claim | undefined;
+  /** After a resume: the last position taken per modality, until that modality's first event arrives. */
+  #resumedFrom: Partial<Record<Modality, Position>> = {};
   #tokens: number;
   #lastRefill: number;
   #closed = false;
 
   constructor(
-    private readonly emit: (input: StreamInput) => void,
-    private readonly registry: StreamRegistry,
+    private readonly hooks: SessionHooks,
     private readonly counters: IngestCounters,
     private readonly limits: IngestLimits,
     private readonly now: () => number = () => performance.now(),
@@ -76,13 +84,37 @@ export class IngestSession {
     }
   }
 
-  /** The producer went away or said close: its stream is closed, which flushes its windows and frees its state. */
-  close(): void {
+  /**
+   * The connection ended. `clean` (a close message or close frame, or the server closed it): the stream closes,
+   * which flushes its windows and frees its state. Otherwise (cut off) it is suspended for the resume grace.
+   */
+  close(clean = true): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#hello === undefined) return;
-    this.emit({ control: 'close', streamId: this.#hello.streamId });
-    this.registry.release(this.#hello.streamId);
+    this.#claim?.release(clean);
+  }
+
+  #emit(input: StreamInput): void {
+    this.hooks.emit(input);
+  }
+
+  /** An event passed every check: note the stream's position, after marking what a resume could not bring back. */
+  #accept(event: AnySourceEvent): void {
+    const from = this.#resumedFrom[event.modality];
+    if (from !== undefined) {
+      delete this.#resumedFrom[event.modality];
+      if (event.seq > from.seq + 1 && event.time > from.time)
+        this.#emit({
+          control: 'gap',
+          streamId: event.streamId,
+          modality: event.modality,
+          from: from.time,
+          to: event.time,
+        });
+    }
+    this.counters.framesIn++;
+    this.#claim!.accepted(event.modality, event.seq, event.time);
+    this.#emit(event);
   }
 
   #rateLimit(): void {
@@ -111,10 +143,12 @@ export class IngestSession {
         );
       if (this.#closed) throw new ProtocolError('closed', 'this connection already closed its stream');
       this.#checkUsable(parsed.data);
-      if (!this.registry.claim(parsed.data.streamId))
-        throw new ProtocolError('stream_in_use', `stream "${parsed.data.streamId}" already has a producer`);
+      const claim = this.hooks.claim(parsed.data);
+      if ('refused' in claim) throw new ProtocolError(claim.refused, claim.message);
       this.#hello = parsed.data;
-      this.emit({ control: 'open', streamId: parsed.data.streamId, modalities: parsed.data.modalities });
+      this.#claim = claim;
+      this.#resumedFrom = claim.resumed ? { ...claim.last } : {};
+      if (parsed.data.version >= 2) this.hooks.ready(parsed.data, claim);
       return;
     }
     const parsed = producerMessageSchema.safeParse(value);
@@ -124,17 +158,16 @@ export class IngestSession {
     if (message.type === 'close') return this.close();
     if (this.#closed) throw new ProtocolError('closed', 'stream is closed');
     if (message.type === 'progress') {
-      this.emit({ control: 'progress', streamId, time: message.time });
+      this.#emit({ control: 'progress', streamId, time: message.time });
       return;
     }
     if (message.type === 'reset') {
-      this.emit({ control: 'restart', streamId });
+      this.#emit({ control: 'restart', streamId });
       return;
     }
     this.#requireModality(message.type, { seq: message.seq, time: message.time });
-    this.counters.framesIn++;
     if (message.type === 'text')
-      this.emit({
+      this.#accept({
         streamId,
         modality: 'text',
         time: message.time,
@@ -142,7 +175,7 @@ export class IngestSession {
         payload: { text: message.text },
       });
     else
-      this.emit({
+      this.#accept({
         streamId,
         modality: 'label',
         time: message.time,
@@ -208,8 +241,7 @@ export class IngestSession {
         };
       }
     }
-    this.counters.framesIn++;
-    this.emit(event);
+    this.#accept(event);
   }
 
   #requireModality(modality: 'audio' | 'video' | 'text' | 'label', subject: MessageIdentity = {}): void {

@@ -63,11 +63,60 @@ export class ServerMetrics {
     help: 'Error replies to producers held back by the per-connection reply rate limit (the next reply carries the count)',
     registers: [this.registry],
   });
+  readonly heartbeatTimeouts = new Counter({
+    name: 'braid_heartbeat_timeouts_total',
+    help: "Connections cut off for missing two pongs (their producers' streams are suspended for the resume grace)",
+    registers: [this.registry],
+  });
   readonly pipelineRestarts = new Counter({
     name: 'braid_pipeline_restarts_total',
     help: 'Times the prediction pipeline failed and was restarted',
     registers: [this.registry],
   });
+
+  /** Streams suspended now, and the suspensions, resumes and expired graces so far, read at scrape time. */
+  watchStreams(
+    read: () => { suspended: number; suspensions: number; resumes: number; graceExpiries: number },
+  ): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'braid_streams_suspended',
+      help: 'Streams whose producer was cut off, waiting for a resume',
+      registers,
+      collect() {
+        this.set(read().suspended);
+      },
+    });
+    for (const [key, name, help] of [
+      [
+        'suspensions',
+        'braid_stream_suspensions_total',
+        'Producers cut off without a close (their streams suspended)',
+      ],
+      [
+        'resumes',
+        'braid_stream_resumes_total',
+        'Streams continued by a reconnecting producer (resume or take-over)',
+      ],
+      [
+        'graceExpiries',
+        'braid_stream_grace_expired_total',
+        'Suspended streams closed when the resume grace ran out',
+      ],
+    ] as const) {
+      let seen = 0;
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const now = read()[key];
+          if (now > seen) this.inc(now - seen);
+          seen = now;
+        },
+      });
+    }
+  }
 
   constructor(readStats: () => PipelineStats | undefined) {
     // The process's own health (process_*: CPU, resident memory, open handles; nodejs_*: heap, event-loop lag, GC).

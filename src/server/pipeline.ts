@@ -11,6 +11,17 @@ export type { PipelineInputs };
 export interface PredictionPipeline {
   readonly labels: readonly string[];
   readonly inputs?: PipelineInputs;
+  /** Names the model for clients (the `ready` and `welcome` messages). */
+  readonly modelId?: string;
+  /** The event-time windowing, in µs (idleTimeout may be Infinity), for the `ready` message. */
+  readonly windowing?: {
+    readonly size: number;
+    readonly hop: number;
+    readonly phase?: 'aligned' | 'stream';
+    readonly outOfOrderness: number;
+    readonly allowedLateness: number;
+    readonly idleTimeout: number;
+  };
   /** `sinks.refused` hears of every input dropped inside the pipeline, so its producer can be told. */
   run(
     input$: Observable<StreamInput>,

@@ -2,9 +2,9 @@ import { WebSocket } from 'ws';
 import type { StreamInput } from '../core/events.js';
 import type { InputRefusal } from '../core/refusal.js';
 import { type IngestCounters, type IngestLimits, IngestSession } from './ingest-session.js';
-import type { ErrorMessage, ProtocolError } from './protocol.js';
+import type { ErrorMessage, Hello, ProtocolError, ReadyMessage, ServerMessage } from './protocol.js';
 import { ReplyLimiter } from './reply-limiter.js';
-import type { StreamDirectory, StreamOwner } from './stream-directory.js';
+import type { Claim, StreamDirectory, StreamOwner } from './stream-directory.js';
 
 export interface ProducerTimeouts {
   /** A connection that has not sent a valid hello by then is closed (ms). */
@@ -17,6 +17,8 @@ export interface ProducerHooks {
   /** Every input accepted, on its way to the pipeline. */
   readonly push: (input: StreamInput) => void;
   readonly directory: StreamDirectory;
+  /** The `ready` answering a v2 hello. */
+  readonly ready: (hello: Hello, claim: Claim) => ReadyMessage;
   readonly counters: IngestCounters;
   /** A message refused at the protocol level (also counted in `counters.rejected`). */
   readonly rejected: (reason: string) => void;
@@ -45,6 +47,8 @@ export class ProducerConnection implements StreamOwner {
   readonly #timeouts: ProducerTimeouts;
   #helloTimer: NodeJS.Timeout | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
+  /** The server ended the connection on purpose (a timeout): its stream closes rather than waiting for a resume. */
+  #closedByServer = false;
 
   constructor(ws: WebSocket, limits: IngestLimits, timeouts: ProducerTimeouts, hooks: ProducerHooks) {
     this.#ws = ws;
@@ -52,10 +56,10 @@ export class ProducerConnection implements StreamOwner {
     this.#timeouts = timeouts;
     this.#replies = new ReplyLimiter();
     this.#session = new IngestSession(
-      hooks.push,
       {
-        claim: (id) => hooks.directory.claim(id, this),
-        release: (id) => hooks.directory.release(id, this),
+        emit: hooks.push,
+        claim: (hello) => hooks.directory.claim(hello, this),
+        ready: (hello, claim) => this.#send(hooks.ready(hello, claim)),
       },
       hooks.counters,
       limits,
@@ -64,11 +68,18 @@ export class ProducerConnection implements StreamOwner {
     this.#helloTimer.unref();
     ws.on('message', (data, isBinary) => this.#message(data, isBinary));
     ws.on('error', () => {});
-    ws.on('close', () => this.#closed());
+    // Code 1006: the connection ended without a close frame (cut off, or terminated by the heartbeat).
+    ws.on('close', (code) => this.#closed(this.#closedByServer || code !== 1006));
   }
 
   get streamId(): string | undefined {
     return this.#session.streamId;
+  }
+
+  /** Another connection resumed this stream with its token (this one is half-open or stale): it goes. */
+  evicted(): void {
+    this.#hooks.log(`braid: producer "${this.streamId}" taken over by a resuming connection`);
+    this.#ws.terminate();
   }
 
   /** The pipeline dropped input of this producer's stream. */
@@ -102,10 +113,11 @@ export class ProducerConnection implements StreamOwner {
   #reply(message: ErrorMessage): void {
     const turn = this.#replies.take(message.code);
     if (!turn.send) return this.#hooks.suppressed();
-    if (this.#ws.readyState !== WebSocket.OPEN) return;
-    this.#ws.send(
-      JSON.stringify(turn.suppressed > 0 ? { ...message, suppressed: turn.suppressed } : message),
-    );
+    this.#send(turn.suppressed > 0 ? { ...message, suppressed: turn.suppressed } : message);
+  }
+
+  #send(message: ServerMessage): void {
+    if (this.#ws.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(message));
   }
 
   #armIdle(): void {
@@ -117,6 +129,7 @@ export class ProducerConnection implements StreamOwner {
   }
 
   #timeout(reason: 'hello_timeout' | 'idle_timeout'): void {
+    this.#closedByServer = true;
     this.#hooks.timedOut(reason);
     const text =
       reason === 'hello_timeout'
@@ -131,9 +144,9 @@ export class ProducerConnection implements StreamOwner {
     setTimeout(() => this.#ws.terminate(), 2000).unref();
   }
 
-  #closed(): void {
+  #closed(clean: boolean): void {
     clearTimeout(this.#helloTimer);
     clearTimeout(this.#idleTimer);
-    this.#session.close();
+    this.#session.close(clean);
   }
 }

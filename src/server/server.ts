@@ -10,15 +10,22 @@ import type { InputRefusal } from '../core/refusal.js';
 import { wallClockMicros } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
 import { ConnectionLimiter, type ConnectionLimits, type ConnectionRole } from './connection-limits.js';
+import { Heartbeat } from './heartbeat.js';
 import { createHttpHandler } from './http-routes.js';
 import type { IngestCounters } from './ingest-session.js';
 import { ServerMetrics } from './metrics.js';
 import type { PredictionPipeline } from './pipeline.js';
 import { type BackoffOptions, PipelineSupervisor } from './pipeline-supervisor.js';
 import { ProducerConnection, type ProducerTimeouts } from './producer-connection.js';
-import { PROTOCOL_VERSION, type ServerMessage } from './protocol.js';
+import {
+  type Hello,
+  PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS,
+  type ReadyMessage,
+  type ServerMessage,
+} from './protocol.js';
 import { isLoopbackHost, RequestGuard } from './request-guard.js';
-import { StreamDirectory } from './stream-directory.js';
+import { type Claim, StreamDirectory } from './stream-directory.js';
 import type { SubscriberLimits } from './subscriber.js';
 import { attachSubscriber } from './subscriber-connection.js';
 import { SubscriberHub } from './subscriber-hub.js';
@@ -39,6 +46,10 @@ export interface ServerOptions {
   readonly messagesPerSecond?: number;
   readonly connections?: Partial<ConnectionLimits>;
   readonly timeouts?: Partial<ProducerTimeouts>;
+  /** Every connection is pinged this often (ms); one that misses two pongs is cut off. Default 10 s. */
+  readonly heartbeatMs?: number;
+  /** A producer cut off without a close can resume its stream for this long (ms); 0: never. Default 30 s. */
+  readonly resumeGraceMs?: number;
   readonly subscriber?: Partial<SubscriberLimits>;
   /** How a failed pipeline is restarted. */
   readonly restartBackoff?: BackoffOptions;
@@ -107,9 +118,19 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
     allowedHosts: options.allowedHosts,
   });
 
+  const heartbeatMs = options.heartbeatMs ?? 10_000;
+  positiveMs('heartbeatMs', heartbeatMs);
+  const resumeGraceMs = options.resumeGraceMs ?? 30_000;
+  if (!Number.isFinite(resumeGraceMs) || resumeGraceMs < 0)
+    throw new InvalidOptionError('resumeGraceMs', `must be ≥ 0 ms, got ${resumeGraceMs}`);
+
   const input$ = new Subject<StreamInput>();
   const hub = new SubscriberHub();
-  const directory = new StreamDirectory(hub);
+  // Controls from the directory (open, close, suspend, resume) take the same path as producers' inputs.
+  const directory: StreamDirectory = new StreamDirectory(hub, {
+    resumeGraceMs,
+    push: (input) => push(input),
+  });
   const counters: IngestCounters = { framesIn: 0, rejected: {} };
   const metrics = new ServerMetrics(() => options.pipeline.stats?.());
   const { pipeline } = options;
@@ -172,6 +193,46 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
     }),
   );
 
+  metrics.watchStreams(() => directory);
+  const modelInfo = { id: pipeline.modelId ?? 'model', labels: [...pipeline.labels] };
+  const heartbeat = new Heartbeat(heartbeatMs, () => metrics.heartbeatTimeouts.inc());
+  const ready = (hello: Hello, claim: Claim): ReadyMessage => {
+    const w = pipeline.windowing;
+    const audio = ingestLimits.audio;
+    return {
+      type: 'ready',
+      version: PROTOCOL_VERSION,
+      streamId: hello.streamId,
+      resumed: claim.resumed,
+      resumeToken: claim.resumeToken,
+      model: modelInfo,
+      windowing: {
+        size: w?.size ?? 0,
+        hop: w?.hop ?? 0,
+        phase: w?.phase ?? 'aligned',
+        outOfOrderness: w?.outOfOrderness ?? 0,
+        allowedLateness: w?.allowedLateness ?? 0,
+        idleTimeoutMs: w && Number.isFinite(w.idleTimeout) ? w.idleTimeout / 1000 : null,
+      },
+      accepts: {
+        audio: {
+          format: 'pcm16',
+          sampleRates: audio?.sampleRates ?? { min: 8000, max: 48_000 },
+          channels: [...(audio?.channels ?? [1, 2])],
+          preferredSampleRate: pipeline.inputs?.audioSampleRate ?? 16_000,
+        },
+        video: {
+          formats: ['gray', 'rgb', 'jpeg', 'png'],
+          preferred: pipeline.inputs?.video ?? { format: 'gray', width: 64, height: 48 },
+        },
+        maxMessageBytes: maxPayload,
+        messagesPerSecond: ingestLimits.messagesPerSecond,
+      },
+      heartbeatMs,
+      resumeGraceMs,
+      ...(claim.resumed && { last: claim.last }),
+    };
+  };
   const ingestLimits = {
     messagesPerSecond: options.messagesPerSecond ?? 2000,
     maxMessageBytes: maxPayload,
@@ -206,10 +267,12 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
     wss.handleUpgrade(req, socket, head, (ws) => {
       metrics.clients.inc({ role });
       ws.once('close', () => metrics.clients.dec({ role }));
+      heartbeat.watch(ws);
       if (role === 'producer')
         new ProducerConnection(ws, ingestLimits, timeouts, {
           push,
           directory,
+          ready,
           counters,
           rejected: (reason) => metrics.ingestRejected.inc({ reason }),
           accepted: (n) => n > 0 && metrics.framesIn.inc(n),
@@ -220,11 +283,15 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
       else
         attachSubscriber(ws, subscriberLimits, {
           hub,
+          openStreams: () => directory.list(),
           welcome: () => ({
             type: 'welcome',
             version: PROTOCOL_VERSION,
+            versions: [...PROTOCOL_VERSIONS],
             streams: directory.list(),
             labels: [...pipeline.labels],
+            model: modelInfo,
+            heartbeatMs,
           }),
           dropped: (n) => metrics.subscriberDropped.inc(n),
           rejected: (reason) => metrics.ingestRejected.inc({ reason }),
@@ -251,6 +318,8 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
     activeStreams: () => directory.list(),
     close: async () => {
       clearInterval(sweep);
+      heartbeat.stop();
+      directory.closeSuspended();
       for (const client of wss.clients) client.terminate();
       input$.complete();
       supervisor.stop();

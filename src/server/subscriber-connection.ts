@@ -5,6 +5,8 @@ import type { SubscriberHub } from './subscriber-hub.js';
 
 export interface SubscriberHooks {
   readonly hub: SubscriberHub;
+  /** Ids of the streams open now (a subscribe is answered with those it names that are not). */
+  readonly openStreams: () => readonly string[];
   /** The message a new subscriber gets first (the welcome). */
   readonly welcome: () => ServerMessage;
   readonly dropped: (n: number) => void;
@@ -42,7 +44,14 @@ export function attachSubscriber(
     }
     const parsed = subscribeSchema.safeParse(value);
     if (!parsed.success) return refuse('bad_message', describeZodError(parsed.error));
-    subscriber.subscribe(parsed.data.subscribe);
+    const streams = parsed.data.subscribe;
+    subscriber.subscribe(streams);
+    const open = new Set(hooks.openStreams());
+    subscriber.send({
+      type: 'subscribed',
+      streams: streams === '*' ? '*' : [...streams],
+      notOpen: streams === '*' ? [] : streams.filter((s) => !open.has(s)),
+    });
   });
   ws.on('error', () => {});
   ws.on('close', () => {
