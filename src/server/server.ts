@@ -154,6 +154,7 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
       scores: p.scores,
       present: p.present,
       latencyMs,
+      ...(p.partial && { partial: true as const }),
     };
     if (hub.broadcast(message, p.streamId)) metrics.endToEnd.observe(Math.max(0, latencyMs) / 1000);
   };
