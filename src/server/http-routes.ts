@@ -2,6 +2,7 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, extname, join, normalize, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Registry } from 'prom-client';
 import type { RequestGuard } from './request-guard.js';
 
@@ -23,10 +24,20 @@ export function uplotDir(): string {
   return join(dirname(require.resolve('uplot/package.json')), 'dist');
 }
 
+/**
+ * The browser build of braid/client under /lib/: dist/client and the two core modules it imports, nothing else of
+ * dist (the rest needs Node). Compiled by `npm run build`; missing until then.
+ */
+const LIB_DIR = fileURLToPath(new URL('../../dist/', import.meta.url));
+const isLibFile = (rel: string): boolean =>
+  /^client\/[\w-]+\.js$/.test(rel) || rel === 'core/frame.js' || rel === 'core/time.js';
+
 export interface HttpRoutesOptions {
   readonly guard: RequestGuard;
   /** Folder served at / (the demo page). */
   readonly staticDir: string;
+  /** The compiled package (dist/), whose browser client is served at /lib/. */
+  readonly libDir?: string;
   readonly registry: Registry;
   readonly health: () => Record<string, unknown>;
   readonly streams: () => Record<string, unknown>;
@@ -43,6 +54,7 @@ export function createHttpHandler(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const staticDir = resolve(options.staticDir);
   const vendorDir = resolve(uplotDir());
+  const libDir = resolve(options.libDir ?? LIB_DIR);
   const json = (res: ServerResponse, body: unknown): void => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
@@ -70,9 +82,15 @@ export function createHttpHandler(
       );
       return;
     }
+    if (url.pathname.startsWith('/lib/') && !isLibFile(url.pathname.slice('/lib/'.length))) {
+      res.writeHead(404).end('not found\n');
+      return;
+    }
     const [base, rel] = url.pathname.startsWith('/vendor/uplot/')
       ? [vendorDir, url.pathname.slice('/vendor/uplot/'.length)]
-      : [staticDir, url.pathname === '/' ? 'index.html' : url.pathname.slice(1)];
+      : url.pathname.startsWith('/lib/')
+        ? [libDir, url.pathname.slice('/lib/'.length)]
+        : [staticDir, url.pathname === '/' ? 'index.html' : url.pathname.slice(1)];
     const file = normalize(join(base, rel));
     if (!file.startsWith(base) || !existsSync(file) || !statSync(file).isFile()) {
       res.writeHead(404).end('not found\n');
