@@ -84,7 +84,10 @@ export function registerServeCommand(program: Command): void {
           .default(10_000_000, '10s'),
       )
       .addOption(
-        new Option('--resume-grace <duration>', 'how long a cut-off producer may resume its stream (0: never)')
+        new Option(
+          '--resume-grace <duration>',
+          'how long a cut-off producer may resume its stream (0: never)',
+        )
           .argParser(durationOption)
           .default(30_000_000, '30s'),
       )

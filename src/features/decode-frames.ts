@@ -209,7 +209,7 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
     });
 }
 
-type Sharp = (typeof import('sharp'))['default'];
+type Sharp = typeof import('sharp')['default'];
 let sharpModule: Promise<Sharp> | undefined;
 /** sharp (libvips) is loaded on the first image, not when braid is imported: most streams send raw frames. */
 const loadSharp = (): Promise<Sharp> => (sharpModule ??= import('sharp').then((m) => m.default));

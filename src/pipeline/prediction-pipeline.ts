@@ -1,10 +1,10 @@
-import { identity, Observable, type Subscription, tap } from 'rxjs';
+import { finalize, identity, Observable, type Subscription, tap } from 'rxjs';
 import { z } from 'zod';
 import type { AlignOptions } from '../align/options.js';
 import { InvalidOptionError } from '../core/errors.js';
 import type { Modality, StreamInput } from '../core/events.js';
 import { type RefusalListener, refusalOf } from '../core/refusal.js';
-import { ms } from '../core/time.js';
+import { ms, wallClockMicros } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
 import { MAX_CHANNELS, MAX_RATE, MIN_RATE } from '../features/audio-features.js';
 import { type FeatureConfig, parseFeatureConfig } from '../features/config.js';
@@ -113,11 +113,13 @@ export interface PipelineSinks {
   readonly refused?: RefusalListener;
   /** Every fused window on its way to the model (its features and presence), for audits and exports. */
   readonly windows?: (window: FusedWindow) => void;
+  /** Every model step as it ends: latency in ms (results read back included) and rows. */
+  readonly step?: (ms: number, rows: number) => void;
 }
 
 export interface PipelineCounters {
   readonly counters: Record<string, number>;
-  readonly stepLatencies: number[];
+  readonly gauges: Record<string, number>;
 }
 
 /**
@@ -131,8 +133,7 @@ export class PredictionPipelineRunner {
   readonly featureConfig: FeatureConfig;
   readonly windowing: WindowingConfig;
   readonly inputs: PipelineInputs;
-  #current: { counters: () => Record<string, number> } | undefined;
-  #reportedLatencies = 0;
+  #current: { counters: () => Record<string, number>; gauges: () => Record<string, number> } | undefined;
 
   private constructor(
     readonly runtime: ModelRuntime,
@@ -199,14 +200,14 @@ export class PredictionPipelineRunner {
       counters: () => {
         const a = alignment.stats();
         const out: Record<string, number> = {
-          events_in: a.eventsIn,
           windows: a.windowsOut,
-          late: a.late,
           partially_late: a.partiallyLate,
           partial_windows: a.partialWindows,
           forced_closes: a.forcedCloses,
           idle_transitions: a.idleTransitions,
         };
+        for (const [modality, n] of Object.entries(a.eventsByModality)) out[`events_in_${modality}`] = n;
+        for (const [modality, n] of Object.entries(a.lateByModality)) out[`late_${modality}`] = n;
         for (const [reason, n] of Object.entries(a.rejected)) out[`rejected_${reason}`] = n;
         for (const [reason, n] of Object.entries(features.stats.snapshot())) out[`bad_frame_${reason}`] = n;
         for (const [reason, n] of Object.entries(drops.snapshot())) out[`decode_dropped_${reason}`] = n;
@@ -218,7 +219,20 @@ export class PredictionPipelineRunner {
         for (const [reason, n] of Object.entries(m.dropped)) out[`model_dropped_${reason}`] = n as number;
         return out;
       },
+      gauges: () => {
+        const m = this.runtime.stats.snapshot(this.runtime.store.size);
+        const out: Record<string, number> = {
+          open_streams: alignment.openStreams().length,
+          buffered_events: alignment.stats().bufferedEvents,
+          model_states: m.activeStates,
+          model_queued_windows: m.queuedWindows,
+        };
+        const lag = alignment.watermarkLag(wallClockMicros());
+        for (const [modality, micros] of Object.entries(lag)) out[`watermark_lag_${modality}`] = micros / 1e6;
+        return out;
+      },
     };
+    const stopObserving = sinks.step ? this.runtime.stats.observeSteps(sinks.step) : undefined;
     // Stream closes and restarts are interleaved with the windows in the order the aligner made them (its last
     // windows, then the close), so the model frees or rewinds a stream right after that stream's last window.
     const fused$ = new Observable<PredictInput>((subscriber) => {
@@ -266,15 +280,12 @@ export class PredictionPipelineRunner {
               })
           : undefined,
       }),
+      finalize(() => stopObserving?.()),
     );
   }
 
+  /** Counters of the current run (cumulative since it started) and gauges of now; reading changes nothing. */
   stats(): PipelineCounters {
-    const m = this.runtime.stats.snapshot(this.runtime.store.size);
-    const latencies = m.stepLatencyMs;
-    // Report each latency sample once: the runtime keeps a ring of recent ones.
-    const fresh = latencies.slice(Math.max(0, latencies.length - (m.steps - this.#reportedLatencies)));
-    this.#reportedLatencies = m.steps;
-    return { counters: this.#current?.counters() ?? {}, stepLatencies: fresh.map((x: number) => x / 1000) };
+    return { counters: this.#current?.counters() ?? {}, gauges: this.#current?.gauges() ?? {} };
   }
 }

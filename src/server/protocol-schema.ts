@@ -9,8 +9,8 @@ import {
   readyMessageSchema,
   resetMessageSchema,
   streamMessageSchema,
-  subscribeSchema,
   subscribedMessageSchema,
+  subscribeSchema,
   textMessageSchema,
   welcomeMessageSchema,
 } from './protocol.js';
