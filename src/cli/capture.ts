@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { concat, fromEvent, merge, type Observable, of, take, takeUntil, tap } from 'rxjs';
 import { InvalidOptionError } from '../core/errors.js';
 import type { Modality, StreamInput } from '../core/events.js';
+import { type Logger, silentLogger } from '../core/logger.js';
 import { parseDuration } from '../core/time.js';
 import { audioFileSource } from '../sources/audio-file.js';
 import { captureFor, type TimedSource } from '../sources/capture-duration.js';
@@ -48,7 +49,7 @@ export function withCaptureOptions(command: Command): Command {
 }
 
 /** The captured session as one stream of inputs: an `open` naming its modalities, then every source merged. */
-export function captureInputs(options: CaptureOptions): Observable<StreamInput> {
+export function captureInputs(options: CaptureOptions, log: Logger = silentLogger): Observable<StreamInput> {
   const streamId = options.streamId;
   const sources: TimedSource[] = [];
   const dense = (input$: Observable<StreamInput>) => sources.push({ input$, dense: true });
@@ -120,7 +121,7 @@ export function captureInputs(options: CaptureOptions): Observable<StreamInput> 
   // Stopping ends the sources (their child processes are reaped) and completes the stream, which flushes windows.
   // A duration is capture time from the first event (see captureFor); Ctrl-C stops at once.
   const sigint$ = fromEvent(process, 'SIGINT').pipe(
-    tap(() => console.error('braid: SIGINT, stopping capture')),
+    tap(() => log.info({ event: 'interrupted', signal: 'SIGINT' }, 'SIGINT, stopping capture')),
     take(1),
   );
   const captured$ =

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { recordingInfo } from '../record/recording-reader.js';
+import { commandLogger } from './logging.js';
 
 export function registerInfoCommand(program: Command): void {
   program
@@ -7,9 +8,10 @@ export function registerInfoCommand(program: Command): void {
     .description('show the streams, modalities, times and schemas of an MCAP recording')
     .argument('<file>', 'recording (.mcap)')
     .option('--json', 'print JSON')
-    .action(async (file: string, options: { json?: boolean }) => {
+    .action(async (file: string, options: { json?: boolean }, command: Command) => {
+      const log = commandLogger(command);
       const info = await recordingInfo(file, {
-        onWarning: (w) => console.error(`braid: warning: ${w.message}`),
+        onWarning: (w) => log.warn({ event: 'recording_warning', code: w.code }, w.message),
       });
       if (options.json) {
         console.log(JSON.stringify(info, null, 2));

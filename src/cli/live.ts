@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { lastValueFrom, tap } from 'rxjs';
 import { predictionLine } from '../pipeline/prediction-order.js';
 import { type CaptureOptions, captureInputs, withCaptureOptions } from './capture.js';
+import { commandLogger } from './logging.js';
 import { createPipelineFromOptions, type ModelCliOptions, withModelOptions } from './model-options.js';
 
 interface LiveCliOptions extends CaptureOptions, ModelCliOptions {
@@ -18,12 +19,12 @@ export function registerLiveCommand(program: Command): void {
         )
         .option('--json', 'print NDJSON predictions instead of a table'),
     ),
-  ).action(async (options: LiveCliOptions) => {
-    const log = (line: string) => console.error(line);
+  ).action(async (options: LiveCliOptions, command: Command) => {
+    const log = commandLogger(command);
     const pipeline = await createPipelineFromOptions(options, log);
     if (!options.json) console.log(['window end', ...pipeline.labels].join('\t'));
     await lastValueFrom(
-      pipeline.run(captureInputs(options)).pipe(
+      pipeline.run(captureInputs(options, log)).pipe(
         tap((p) => {
           if (options.json) process.stdout.write(predictionLine(p));
           else

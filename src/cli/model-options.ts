@@ -1,7 +1,8 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError } from 'commander';
 import { InvalidOptionError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 import { parseDuration } from '../core/time.js';
 import { parseBackendName } from '../model/backends.js';
 import { loadModel, modelId } from '../model/model-io.js';
@@ -28,7 +29,7 @@ export function withModelOptions(command: Command, defaultBackend = 'auto'): Com
 /** Loads the model and builds the live pipeline; logs which backend runs the model and why. */
 export async function createPipelineFromOptions(
   options: ModelCliOptions,
-  log: (line: string) => void,
+  log: Logger,
   maxQueue?: number,
 ): Promise<PredictionPipelineRunner> {
   if (!existsSync(options.model))
@@ -53,6 +54,35 @@ export async function createPipelineFromOptions(
 
 export function durationOption(value: string): number {
   return parseDuration(value);
+}
+
+/** A TCP port (0 picks a free one). */
+export function portNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new InvalidArgumentError(`expected a port number 0..65535, got "${value}"`);
+  return n;
+}
+
+/** A number > 0 (a speed, a factor). */
+export function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n))
+    throw new InvalidArgumentError(`expected a number > 0, got "${value}"`);
+  return n;
+}
+
+/** A secret from a file (its first line, trimmed): kept out of `ps` and of the environment. */
+export function readToken(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new InvalidOptionError('token-file', `cannot read ${file}: ${(error as Error).message}`);
+  }
+  const token = text.split(/\r?\n/)[0]!.trim();
+  if (token.length === 0) throw new InvalidOptionError('token-file', `${file} holds no token`);
+  return token;
 }
 
 /** A whole number ≥ 1 from the command line; anything else is a usage error naming the text. */

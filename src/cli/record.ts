@@ -4,6 +4,7 @@ import { type AnySourceEvent, isStreamControl, type StreamInput } from '../core/
 import { recordTo } from '../record/record-to.js';
 import { McapRecorder } from '../record/recorder.js';
 import { type CaptureOptions, captureInputs, withCaptureOptions } from './capture.js';
+import { commandLogger } from './logging.js';
 
 interface RecordCliOptions extends CaptureOptions {
   out: string;
@@ -19,9 +20,9 @@ export function registerRecordCommand(program: Command): void {
       )
       .requiredOption('--out <file>', 'recording to write (.mcap)')
       .option('--overwrite', 'replace an existing file'),
-  ).action(async (options: RecordCliOptions) => {
-    const log = (line: string) => console.error(line);
-    const inputs$ = captureInputs(options);
+  ).action(async (options: RecordCliOptions, command: Command) => {
+    const log = commandLogger(command);
+    const inputs$ = captureInputs(options, log);
     const recorder = await McapRecorder.create(options.out, {
       overwrite: options.overwrite,
       metadata: { command: `braid ${process.argv.slice(2).join(' ')}` },
@@ -35,8 +36,13 @@ export function registerRecordCommand(program: Command): void {
           tap(() => {
             events++;
             // Said once capture really runs (Ctrl-C is handled from then on), then now and then.
-            if (events === 1) log(`braid: recording to ${options.out}; Ctrl-C finishes the file`);
-            else if (events % 1000 === 0) log(`braid: ${events} events recorded`);
+            if (events === 1)
+              log.info(
+                { event: 'recording', path: options.out },
+                `recording to ${options.out}; Ctrl-C finishes the file`,
+              );
+            else if (events % 1000 === 0)
+              log.info({ event: 'progress', events }, `${events} events recorded`);
           }),
         ),
         { defaultValue: undefined },
@@ -45,7 +51,10 @@ export function registerRecordCommand(program: Command): void {
       await recorder.close();
       const s = recorder.stats;
       const refused = Object.keys(s.rejected).length > 0 ? `, refused ${JSON.stringify(s.rejected)}` : '';
-      log(`braid: wrote ${options.out}: ${s.events} events, ${s.bytesWritten} bytes${refused}`);
+      log.info(
+        { event: 'wrote', path: options.out, events: s.events, bytes: s.bytesWritten, rejected: s.rejected },
+        `wrote ${options.out}: ${s.events} events, ${s.bytesWritten} bytes${refused}`,
+      );
     }
   });
 }

@@ -6,6 +6,7 @@ import { orderPredictions, predictionLine } from '../pipeline/prediction-order.j
 import { REPLAY_QUEUE } from '../pipeline/prediction-pipeline.js';
 import { recordingInfo } from '../record/recording-reader.js';
 import { replayRecording } from '../record/replay.js';
+import { commandLogger } from './logging.js';
 import {
   createPipelineFromOptions,
   durationOption,
@@ -38,9 +39,11 @@ export function registerReplayCommand(program: Command): void {
       .option('--out <file>', 'write predictions here instead of stdout'),
     // One backend by default so that two replays give byte-identical output (auto may pick differently each run).
     'cpu-fused',
-  ).action(async (file: string, options: ReplayCliOptions) => {
-    const log = (line: string) => console.error(line);
-    const info = await recordingInfo(file, { onWarning: (w) => log(`braid: warning: ${w.message}`) });
+  ).action(async (file: string, options: ReplayCliOptions, command: Command) => {
+    const log = commandLogger(command);
+    const warn = (w: { code: string; message: string }) =>
+      log.warn({ event: 'recording_warning', code: w.code }, w.message);
+    const info = await recordingInfo(file, { onWarning: warn });
     const wanted = options.streams
       ?.split(',')
       .map((s) => s.trim())
@@ -56,7 +59,7 @@ export function registerReplayCommand(program: Command): void {
       loop: options.loop,
       loopGap: pipeline.windowing.hop,
       streams: wanted,
-      onWarning: (w) => log(`braid: warning: ${w.message}`),
+      onWarning: warn,
     });
     const opens: StreamInput[] = streams.map((s) => ({
       control: 'open',
@@ -80,10 +83,14 @@ export function registerReplayCommand(program: Command): void {
     const dropped = Object.entries(pipeline.stats().counters).filter(
       ([k, v]) => /dropped|rejected|late|bad_frame/.test(k) && v > 0,
     );
-    log(`braid: ${count} predictions from ${streams.length} stream(s) of ${file}`);
+    log.info(
+      { event: 'replayed', file, predictions: count, streams: streams.length },
+      `${count} predictions from ${streams.length} stream(s) of ${file}`,
+    );
     if (dropped.length > 0)
-      log(
-        `braid: warning: not every event made it into a window: ${dropped.map(([k, v]) => `${k} ${v}`).join(', ')}`,
+      log.warn(
+        { event: 'dropped', counts: Object.fromEntries(dropped) },
+        `not every event made it into a window: ${dropped.map(([k, v]) => `${k} ${v}`).join(', ')}`,
       );
   });
 }

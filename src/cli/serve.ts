@@ -5,29 +5,36 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { mergeMap, type Subscription, timer } from 'rxjs';
 import { InvalidEventError, InvalidOptionError } from '../core/errors.js';
 import type { StreamInput } from '../core/events.js';
+import type { Logger } from '../core/logger.js';
 import { wallClockMicros } from '../core/time.js';
 import { WriteBacklogError } from '../record/errors.js';
 import { McapRecorder } from '../record/recorder.js';
 import { recordingInfo } from '../record/recording-reader.js';
 import { replayRecording } from '../record/replay.js';
+import { isLoopbackHost } from '../server/request-guard.js';
 import { startServer } from '../server/server.js';
+import { commandLogger } from './logging.js';
 import {
   BUNDLED_RECORDING,
   createPipelineFromOptions,
   durationOption,
   type ModelCliOptions,
+  portNumber,
   positiveInteger,
+  positiveNumber,
+  readToken,
   withModelOptions,
 } from './model-options.js';
 
 interface ServeOptions extends ModelCliOptions {
   host: string;
-  port: string;
+  port: number;
   token?: string;
+  tokenFile?: string;
   record?: string;
   replay?: string[];
   loop: boolean;
-  speed: string;
+  speed: number;
   allowOrigin: string[];
   allowHost: string[];
   maxProducers: number;
@@ -45,13 +52,17 @@ export function registerServeCommand(program: Command): void {
       .command('serve')
       .description('serve the demo page, WebSocket /ingest and /subscribe, /healthz and /metrics')
       .option('--host <host>', 'address to bind (anything but loopback needs --token)', '127.0.0.1')
-      .option('--port <port>', 'port (0 picks a free one)', '8080')
-      .option('--token <token>', 'shared secret required by /ingest, /subscribe and /metrics')
+      .addOption(new Option('--port <port>', 'port (0 picks a free one)').argParser(portNumber).default(8080))
+      .option(
+        '--token <token>',
+        'shared secret required by /ingest, /subscribe and /metrics (better: BRAID_TOKEN)',
+      )
+      .option('--token-file <file>', 'read the token from this file (kept out of `ps` and the environment)')
       .option('--record <dir>', 'record every ingested stream into DIR/session-<time>.mcap')
       .option('--replay <file...>', 'also serve these recordings as live streams (paced in real time)')
       .option('--demo', `serve the bundled recording (${BUNDLED_RECORDING}) as a live stream`)
       .option('--no-loop', 'play --replay recordings once instead of looping them')
-      .option('--speed <n>', 'replay speed', '1')
+      .addOption(new Option('--speed <n>', 'replay speed').argParser(positiveNumber).default(1))
       .option('--allow-origin <origin...>', "browser origins allowed besides the server's own", [])
       .option(
         '--allow-host <name...>',
@@ -96,8 +107,18 @@ export function registerServeCommand(program: Command): void {
           .argParser(durationOption)
           .default(300_000_000, '5m'),
       ),
-  ).action(async (options: ServeOptions & { demo?: boolean }) => {
-    const log = (line: string) => console.error(line);
+  ).action(async (options: ServeOptions & { demo?: boolean }, command: Command) => {
+    const log = commandLogger(command);
+    // Everything the command line can get wrong is refused before the slow start (model load, backend timing).
+    const token = options.tokenFile !== undefined ? readToken(options.tokenFile) : options.token;
+    const replays = [...(options.replay ?? []), ...(options.demo ? [BUNDLED_RECORDING] : [])];
+    for (const file of replays)
+      if (!existsSync(file)) throw new InvalidOptionError('replay', `no recording at ${file}`);
+    if (!isLoopbackHost(options.host) && (token === undefined || token.length < 8))
+      throw new InvalidOptionError(
+        'token',
+        `binding to ${options.host} exposes the server beyond this machine: pass --token, BRAID_TOKEN or --token-file (8+ characters)`,
+      );
     const pipeline = await createPipelineFromOptions(options, log);
     let recorder: McapRecorder | undefined;
     if (options.record !== undefined) {
@@ -106,14 +127,14 @@ export function registerServeCommand(program: Command): void {
       recorder = await McapRecorder.create(path, {
         metadata: { command: 'braid serve', model: options.model },
       });
-      log(`braid: recording ingested streams to ${path}`);
+      log.info({ event: 'recording', path }, `recording ingested streams to ${path}`);
     }
     const recordFailure = { logged: false };
     const server = await startServer({
       pipeline,
       host: options.host,
-      port: Number(options.port),
-      token: options.token,
+      port: options.port,
+      token,
       allowedOrigins: options.allowOrigin,
       allowedHosts: options.allowHost,
       connections: {
@@ -128,16 +149,20 @@ export function registerServeCommand(program: Command): void {
       onInput: recorder ? (input) => void recordInput(recorder!, input, log, recordFailure) : undefined,
     });
     if (recorder) registerRecorderMetrics(server.metrics.registry, recorder);
-    log(`braid: serving on ${server.url} (model ${options.model}, labels ${pipeline.labels.join(', ')})`);
+    log.info(
+      { event: 'serving', url: server.url, model: pipeline.modelId, labels: pipeline.labels },
+      `serving on ${server.url} (model ${pipeline.modelId}, labels ${pipeline.labels.join(', ')})`,
+    );
 
-    const replays = [...(options.replay ?? []), ...(options.demo ? [BUNDLED_RECORDING] : [])];
     const replaySubscriptions: Subscription[] = [];
     for (const file of replays) {
-      if (!existsSync(file)) throw new InvalidOptionError('replay', `no recording at ${file}`);
       const info = await recordingInfo(file);
       for (const s of info.streams)
         server.push({ control: 'open', streamId: s.streamId, modalities: s.modalities });
-      log(`braid: replaying ${file} (${info.streams.map((s) => s.streamId).join(', ')}) as live`);
+      log.info(
+        { event: 'replaying', file, streams: info.streams.map((s) => s.streamId) },
+        `replaying ${file} (${info.streams.map((s) => s.streamId).join(', ')}) as live`,
+      );
       // Served as live: shift capture times so the recording starts now (latencies and charts then read as live).
       // The shift is a whole number of hops, so windows hold exactly what they held in the recording.
       const hop = pipeline.windowing.hop;
@@ -147,15 +172,18 @@ export function registerServeCommand(program: Command): void {
       replaySubscriptions.push(
         timer(Math.max(0, startIn))
           .pipe(
-            mergeMap(() =>
-              replayRecording(file, { speed: Number(options.speed), loop: options.loop, loopGap: hop }),
-            ),
+            mergeMap(() => replayRecording(file, { speed: options.speed, loop: options.loop, loopGap: hop })),
           )
           .subscribe({
             next: (event) => server.push({ ...event, time: event.time + offset }),
             error: (error: unknown) =>
-              log(
-                `braid: replay of ${file} failed: ${error instanceof Error ? error.message : String(error)}`,
+              log.error(
+                {
+                  event: 'replay_failed',
+                  file,
+                  error: error instanceof Error ? error.message : String(error),
+                },
+                `replay of ${file} failed: ${error instanceof Error ? error.message : String(error)}`,
               ),
             complete: () => {
               for (const s of info.streams) server.push({ control: 'close', streamId: s.streamId });
@@ -167,18 +195,23 @@ export function registerServeCommand(program: Command): void {
     // A stop never crashes: a recording that failed while serving (a full disk...) was logged when it happened and
     // is reported once more here, as a message, with exit code 1 (docs/errors.md).
     const shutdown = async (signal: string) => {
-      log(`braid: ${signal}, shutting down`);
+      log.info({ event: 'shutdown', signal }, `${signal}, shutting down`);
       for (const s of replaySubscriptions) s.unsubscribe();
       await server.close();
       let code = 0;
       if (recorder) {
         try {
           await recorder.close();
-          log(`braid: recording complete: ${recorder.path} (${recorder.stats.events} events)`);
+          log.info(
+            { event: 'recording_complete', path: recorder.path, events: recorder.stats.events },
+            `recording complete: ${recorder.path} (${recorder.stats.events} events)`,
+          );
         } catch (error) {
           code = 1;
-          log(
-            `braid: the recording ${recorder.path} is incomplete (${recorder.stats.events} events written before it failed): ${error instanceof Error ? error.message : String(error)}`,
+          const why = error instanceof Error ? error.message : String(error);
+          log.error(
+            { event: 'recording_incomplete', path: recorder.path, events: recorder.stats.events, error: why },
+            `the recording ${recorder.path} is incomplete (${recorder.stats.events} events written before it failed): ${why}`,
           );
         }
       }
@@ -192,7 +225,7 @@ export function registerServeCommand(program: Command): void {
 async function recordInput(
   recorder: McapRecorder,
   input: StreamInput,
-  log: (line: string) => void,
+  log: Logger,
   failure: { logged: boolean },
 ): Promise<void> {
   if ('control' in input) return;
@@ -202,8 +235,10 @@ async function recordInput(
     // Invalid events and a full write queue are counted by the recorder (stats.rejected); a failing disk is said once.
     if (error instanceof InvalidEventError || error instanceof WriteBacklogError || failure.logged) return;
     failure.logged = true;
-    log(
-      `braid: recording failed, the server goes on without it: ${error instanceof Error ? error.message : String(error)}`,
+    const why = error instanceof Error ? error.message : String(error);
+    log.error(
+      { event: 'recording_failed', path: recorder.path, error: why },
+      `recording failed, the server goes on without it: ${why}`,
     );
   }
 }

@@ -1,6 +1,6 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../model/tfjs.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { z } from 'zod';
 import { InteropError } from './errors.js';

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from './tfjs.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { InvalidOptionError } from '../core/errors.js';
 import { deviceOf, loadedTensorflowPackage, noteTensorflowPackage } from './backend-device.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from './tfjs.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { z } from 'zod';
 import { BraidError } from '../core/errors.js';

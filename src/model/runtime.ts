@@ -1,5 +1,6 @@
 import { BraidError, InvalidOptionError } from '../core/errors.js';
 import type { Modality } from '../core/events.js';
+import { type Logger, silentLogger } from '../core/logger.js';
 import { type Micros, seconds, wallClockMicros } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
 import type { ModelDims } from './config.js';
@@ -41,7 +42,7 @@ export interface RuntimeOptions {
   /** Step latencies kept for {@link RuntimeStatsSnapshot.stepLatencyMs}. Default 1024. */
   readonly latencySamples?: number;
   /** Told, one line each, when the runtime leaves a failed GPU for the CPU and what it carried. Default: nowhere. */
-  readonly log?: (line: string) => void;
+  readonly log?: Logger;
   /** The kernel a failed GPU kernel is replaced with. Default: cpu-fused. */
   readonly fallback?: (model: Model, maxBatch: number) => SlotStepKernel;
 }
@@ -74,7 +75,7 @@ export class ModelRuntime {
   readonly maxBatch: number;
   private current: SlotStepKernel;
   private readonly clock: () => Micros;
-  private readonly log: (line: string) => void;
+  private readonly log: Logger;
   private readonly fallback: (model: Model, maxBatch: number) => SlotStepKernel;
   private readonly sweepEvery: Micros;
   private lastSweep: Micros;
@@ -108,7 +109,7 @@ export class ModelRuntime {
     );
     this.stats = new RuntimeStats(options.latencySamples);
     this.clock = options.clock ?? wallClockMicros;
-    this.log = options.log ?? (() => {});
+    this.log = options.log ?? silentLogger;
     this.fallback = options.fallback ?? cpuFused;
     this.sweepEvery = Math.max(1, Math.floor(idleExpiry / 4));
     this.lastSweep = this.clock();
@@ -332,8 +333,16 @@ export class ModelRuntime {
     const named = lost.slice(0, 5).join(', ') + (lost.length > 5 ? ', ...' : '');
     // One line: WebGPU's validation messages span several.
     const why = reason.replace(/\s*\n\s*/g, ' ').trim();
-    this.log(
-      `braid: model backend ${from.backend} failed, ${why}; moved to ${to.backend}, carrying ${carried} stream state(s)` +
+    this.log.warn(
+      {
+        event: 'backend_failover',
+        from: from.backend,
+        to: to.backend,
+        carried,
+        lost: lost.length,
+        reason: why,
+      },
+      `model backend ${from.backend} failed, ${why}; moved to ${to.backend}, carrying ${carried} stream state(s)` +
         (lost.length > 0 ? `; ${lost.length} could not be read back and start from zeros (${named})` : ''),
     );
   }
@@ -342,8 +351,9 @@ export class ModelRuntime {
     void kernel.lost?.then((reason) => {
       if (this.disposed || this.current !== kernel) return;
       this.lostReason = reason;
-      this.log(
-        `braid: model backend ${kernel.backend}: device lost (${reason}); moving the streams to the CPU`,
+      this.log.warn(
+        { event: 'device_lost', backend: kernel.backend, reason },
+        `model backend ${kernel.backend}: device lost (${reason}); moving the streams to the CPU`,
       );
       // Between steps the move starts now; during one, the step (failing, or at its end) does it.
       if (!this.busy) this.moveWhileIdle(reason);
@@ -354,7 +364,10 @@ export class ModelRuntime {
     if (this.moving) return;
     this.moving = this.moveToFallback(`its device was lost (${reason})`)
       .catch((error: unknown) =>
-        this.log(`braid: could not move the streams to the CPU: ${errorText(error)}`),
+        this.log.error(
+          { event: 'failover_failed', error: errorText(error) },
+          `could not move the streams to the CPU: ${errorText(error)}`,
+        ),
       )
       .finally(() => {
         this.moving = undefined;

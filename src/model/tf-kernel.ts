@@ -1,9 +1,9 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { BraidError } from '../core/errors.js';
 import { deviceOf } from './backend-device.js';
 import { type ModelConfig, type ModelDims, modelDims } from './config.js';
 import { type BackendName, batchBucket, checkStepArgs, type StepKernel } from './step-kernel.js';
 import { createModelParams, disposeParams, type ModelParams, modelStep } from './tf-model.js';
+import { tf } from './tfjs.js';
 import type { Model } from './weights.js';
 
 /**

@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs-core';
 import {
   type DenseActivation,
   FEATURE_MODALITIES,
@@ -8,6 +7,7 @@ import {
   type ModelDims,
   modelDims,
 } from './config.js';
+import { tf } from './tfjs.js';
 import {
   denseBiasName,
   denseKernelName,

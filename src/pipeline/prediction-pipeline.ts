@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { AlignOptions } from '../align/options.js';
 import { InvalidOptionError } from '../core/errors.js';
 import type { Modality, StreamInput } from '../core/events.js';
+import { type Logger, silentLogger } from '../core/logger.js';
 import { type RefusalListener, refusalOf } from '../core/refusal.js';
 import { ms, wallClockMicros } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
@@ -60,7 +61,7 @@ export interface PipelineOptions {
    * it small (late predictions are worthless); replay, which must not lose anything, passes REPLAY_QUEUE.
    */
   readonly maxQueue?: number;
-  readonly log?: (line: string) => void;
+  readonly log?: Logger;
   /** Alignment options for tests (e.g. a TestScheduler); not for production use. */
   readonly alignExtras?: Partial<AlignOptions<Float32Array>> & { scheduler?: import('rxjs').SchedulerLike };
 }
@@ -170,13 +171,21 @@ export class PredictionPipelineRunner {
       maxBatch,
       maxStreams: options.gpuStreams,
     });
-    const log = options.log ?? (() => {});
-    log(`braid: model backend ${selection.backend}: ${selection.reason}`);
+    const log = options.log ?? silentLogger;
+    log.info(
+      { event: 'backend', backend: selection.backend, reason: selection.reason },
+      `model backend ${selection.backend}: ${selection.reason}`,
+    );
     for (const f of selection.figures)
-      log(
-        `braid:   ${f.backend.padEnd(10)} batch ${String(f.batch).padStart(4)}: ${f.msPerStep.toFixed(3)} ms/step`,
+      log.debug(
+        { event: 'backend_timing', backend: f.backend, batch: f.batch, msPerStep: f.msPerStep },
+        `${f.backend} batch ${f.batch}: ${f.msPerStep.toFixed(3)} ms/step`,
       );
-    for (const s of selection.skipped) log(`braid:   skipped ${s.backend}: ${s.reason}`);
+    for (const s of selection.skipped)
+      log.debug(
+        { event: 'backend_skipped', backend: s.backend, reason: s.reason },
+        `skipped ${s.backend}: ${s.reason}`,
+      );
     const runtime = new ModelRuntime(options.model, selection.kernel, { log, ...options.runtime });
     const resampler = await loadPcmResampler(
       parseFeatureConfig(options.model.config.featureConfig).audio.sampleRate,

@@ -35,6 +35,8 @@ export interface SessionHooks {
   readonly claim: (hello: Hello) => Claim | ClaimRefusal;
   /** A v2 hello was taken: answer it with a `ready`. */
   readonly ready: (hello: Hello, claim: Claim) => void;
+  /** Any hello was taken (for the log). */
+  readonly claimed?: (hello: Hello, claim: Claim) => void;
 }
 
 /**
@@ -148,6 +150,7 @@ export class IngestSession {
       this.#hello = parsed.data;
       this.#claim = claim;
       this.#resumedFrom = claim.resumed ? { ...claim.last } : {};
+      this.hooks.claimed?.(parsed.data, claim);
       if (parsed.data.version >= 2) this.hooks.ready(parsed.data, claim);
       return;
     }

@@ -1,5 +1,6 @@
 import { WebSocket } from 'ws';
 import type { StreamInput } from '../core/events.js';
+import type { Logger } from '../core/logger.js';
 import type { InputRefusal } from '../core/refusal.js';
 import { type IngestCounters, type IngestLimits, IngestSession } from './ingest-session.js';
 import type { ErrorMessage, Hello, ProtocolError, ReadyMessage, ServerMessage } from './protocol.js';
@@ -28,7 +29,9 @@ export interface ProducerHooks {
   readonly suppressed: () => void;
   /** The connection was closed for a timeout (`hello_timeout`, `idle_timeout`). */
   readonly timedOut: (reason: 'hello_timeout' | 'idle_timeout') => void;
-  readonly log: (line: string) => void;
+  readonly log: Logger;
+  /** The peer's address, for the log. */
+  readonly address?: string;
 }
 
 /** Close code for a producer closed for breaking the protocol's time limits (RFC 6455: policy violation). */
@@ -60,6 +63,16 @@ export class ProducerConnection implements StreamOwner {
         emit: hooks.push,
         claim: (hello) => hooks.directory.claim(hello, this),
         ready: (hello, claim) => this.#send(hooks.ready(hello, claim)),
+        claimed: (hello, claim) =>
+          hooks.log.info(
+            {
+              event: claim.resumed ? 'stream_resumed' : 'stream_opened',
+              streamId: hello.streamId,
+              version: hello.version,
+              address: hooks.address,
+            },
+            `producer ${hooks.address ?? ''} ${claim.resumed ? 'resumed' : 'opened'} stream "${hello.streamId}" (protocol v${hello.version})`,
+          ),
       },
       hooks.counters,
       limits,
@@ -78,7 +91,10 @@ export class ProducerConnection implements StreamOwner {
 
   /** Another connection resumed this stream with its token (this one is half-open or stale): it goes. */
   evicted(): void {
-    this.#hooks.log(`braid: producer "${this.streamId}" taken over by a resuming connection`);
+    this.#hooks.log.info(
+      { event: 'producer_taken_over', streamId: this.streamId },
+      `producer "${this.streamId}" taken over by a resuming connection`,
+    );
     this.#ws.terminate();
   }
 
@@ -135,7 +151,10 @@ export class ProducerConnection implements StreamOwner {
       reason === 'hello_timeout'
         ? `no valid hello within ${this.#timeouts.helloMs} ms of connecting`
         : `nothing received for ${this.#timeouts.idleMs} ms`;
-    this.#hooks.log(`braid: closing producer${this.streamId ? ` "${this.streamId}"` : ''}: ${text}`);
+    this.#hooks.log.info(
+      { event: 'producer_closed', reason, streamId: this.streamId, address: this.#hooks.address },
+      `closing producer${this.streamId ? ` "${this.streamId}"` : ''}: ${text}`,
+    );
     if (this.#ws.readyState === WebSocket.OPEN) {
       this.#ws.send(JSON.stringify({ type: 'error', code: reason, message: text } satisfies ErrorMessage));
       this.#ws.close(CLOSE_POLICY, reason);

@@ -6,6 +6,7 @@ import { Subject } from 'rxjs';
 import { WebSocketServer } from 'ws';
 import { InvalidOptionError } from '../core/errors.js';
 import type { StreamInput } from '../core/events.js';
+import { type Logger, silentLogger } from '../core/logger.js';
 import type { InputRefusal } from '../core/refusal.js';
 import { wallClockMicros } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
@@ -55,7 +56,7 @@ export interface ServerOptions {
   readonly restartBackoff?: BackoffOptions;
   /** Folder served at / (the demo page). */
   readonly staticDir?: string;
-  readonly log?: (line: string) => void;
+  readonly log?: Logger;
   /** Sees every input the server accepts, before the pipeline (e.g. a recorder). */
   readonly onInput?: (input: StreamInput) => void;
   /** Sees every prediction the pipeline makes, whether or not anyone subscribed (e.g. a recorder). */
@@ -97,7 +98,7 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
       'token',
       `binding to ${host} exposes the server beyond this machine: pass --token (8+ characters)`,
     );
-  const log = options.log ?? ((line: string) => console.log(line));
+  const log = options.log ?? silentLogger;
   const subscriberLimits: SubscriberLimits = {
     maxQueue: 256,
     maxBufferedBytes: 1 << 20,
@@ -173,8 +174,13 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
       step: (ms) => metrics.stepLatency.observe(ms / 1000),
       failed: (error, restartInMs) => {
         metrics.pipelineRestarts.inc();
-        log(
-          `braid: pipeline failed, restarting in ${restartInMs} ms: ${error instanceof Error ? error.stack : String(error)}`,
+        log.error(
+          {
+            event: 'pipeline_restart',
+            restartInMs,
+            error: error instanceof Error ? error.stack : String(error),
+          },
+          `pipeline failed, restarting in ${restartInMs} ms: ${error instanceof Error ? error.message : String(error)}`,
         );
       },
     },
@@ -250,8 +256,13 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
   const wss = new WebSocketServer({ noServer: true, maxPayload });
   http.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const address = req.socket.remoteAddress ?? '';
     const reject = (status: number, reason: string, text: string) => {
       refusedConnection(reason);
+      log.info(
+        { event: 'connection_refused', path: url.pathname, address, status, reason },
+        `refused a connection to ${url.pathname} from ${address}: ${text}`,
+      );
       socket.end(
         `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
       );
@@ -261,13 +272,22 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
     if (role === undefined) return reject(404, 'not_found', 'Not Found');
     const refusal = guard.check(req, url, true);
     if (refusal) return reject(refusal.status, refusal.reason, refusal.message);
-    const admission = limiter.admit(role, req.socket.remoteAddress ?? '');
+    const admission = limiter.admit(role, address);
     if (!admission.ok)
       return reject(admission.reason === 'address_limit' ? 429 : 503, admission.reason, admission.message);
     socket.once('close', admission.release);
     wss.handleUpgrade(req, socket, head, (ws) => {
       metrics.clients.inc({ role });
-      ws.once('close', () => metrics.clients.dec({ role }));
+      const since = performance.now();
+      log.info({ event: 'connected', role, address }, `${role} connected from ${address}`);
+      ws.once('close', (code) => {
+        metrics.clients.dec({ role });
+        const seconds = Math.round(performance.now() - since) / 1000;
+        log.info(
+          { event: 'disconnected', role, address, code, seconds },
+          `${role} from ${address} left (code ${code})`,
+        );
+      });
       heartbeat.watch(ws);
       if (role === 'producer')
         new ProducerConnection(ws, ingestLimits, timeouts, {
@@ -280,6 +300,7 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
           suppressed: () => metrics.errorRepliesSuppressed.inc(),
           timedOut: refusedConnection,
           log,
+          address,
         });
       else
         attachSubscriber(ws, subscriberLimits, {

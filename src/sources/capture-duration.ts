@@ -9,10 +9,11 @@ export interface TimedSource {
 }
 
 /**
- * The first `duration` µs of a capture session, in capture time from its first event: each source is cut at its
- * first event at or past the end (that event is not kept), and the session completes once every dense source has
- * been cut or has finished. Capture time, not wall time, so a loaded machine that starts ffmpeg late still records
- * the same span of media. A wall-clock guard (`duration` plus `graceMs`) ends a session whose devices went silent.
+ * The first `duration` µs of each source of a capture session, in capture time from that source's first event: each
+ * source is cut at its first event at or past its end (that event is not kept), and the session completes once
+ * every dense source has been cut or has finished. Capture time, and per source, not wall time: a loaded machine
+ * that starts one ffmpeg seconds after another still records the same span of each medium. A wall-clock guard
+ * (`duration` plus `graceMs`, from the subscription) ends a session whose devices went silent.
  */
 export function captureFor(
   sources: readonly TimedSource[],
@@ -21,7 +22,6 @@ export function captureFor(
   scheduler: SchedulerLike = asyncScheduler,
 ): Observable<StreamInput> {
   return new Observable<StreamInput>((subscriber) => {
-    let end: number | undefined;
     let denseLeft = sources.filter((s) => s.dense).length;
     let left = sources.length;
     const finish = () => subscriber.complete();
@@ -32,6 +32,7 @@ export function captureFor(
     };
     const subscriptions = sources.map((source) => {
       let done = false;
+      let end: number | undefined;
       let subscription: Subscription | undefined;
       subscription = source.input$.subscribe({
         next: (input) => {

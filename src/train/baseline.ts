@@ -1,9 +1,9 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { BraidError } from '../core/errors.js';
 import type { ModelConfig } from '../model/config.js';
+import { tf } from '../model/tfjs.js';
 import { mulberry32 } from '../model/weights.js';
 import { crossEntropySum, groups } from './batches.js';
 import type { Sequence } from './dataset.js';

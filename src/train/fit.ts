@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../model/tfjs.js';
 import './tf-setup.js';
 
 export type OptimizerName = 'adam' | 'sgd';

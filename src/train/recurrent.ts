@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs-core';
 import type { FeatureConfig } from '../features/config.js';
 import { featureLayout } from '../features/config.js';
 import {
@@ -9,6 +8,7 @@ import {
   parseModelConfig,
 } from '../model/config.js';
 import { assembleParams, forwardSequence, type ModelParams } from '../model/tf-model.js';
+import { tf } from '../model/tfjs.js';
 import {
   createModel,
   type Model,

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../model/tfjs.js';
 import '@tensorflow/tfjs-backend-cpu';
 // tfjs-core's Node build registers no gradient functions (only the `@tensorflow/tfjs` union package does, through
 // tfjs-layers); importing tfjs-layers registers them all in tfjs-core's shared registry, so tf.variableGrads works.

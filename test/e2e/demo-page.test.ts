@@ -69,7 +69,6 @@ async function demoServer(): Promise<DemoServer> {
   const server = await startServer({
     pipeline: await demoPipelineForTests(),
     port: 0,
-    log: () => {},
     onInput: (input) => {
       if ('control' in input) return;
       received[input.streamId] ??= {};

@@ -30,7 +30,6 @@ async function recordLiveSession(): Promise<Prediction[]> {
   const server = await startServer({
     pipeline,
     port: 0,
-    log: () => {},
     messagesPerSecond: 100_000,
     onInput: (input) => {
       if (!('control' in input)) pending.push(recorder.write(input));

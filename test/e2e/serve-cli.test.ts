@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -183,7 +183,81 @@ describe('braid serve', () => {
     children.push(child);
     let err = '';
     child.stderr.on('data', (d) => (err += String(d)));
-    expect(await new Promise((r) => child.once('exit', r))).toBe(1);
+    expect(await new Promise((r) => child.once('exit', r))).toBe(2); // a usage error
     expect(err).toMatch(/--token/);
+    // Refused before the model is even loaded.
+    expect(err).not.toMatch(/model backend/);
   }, 30_000);
+
+  it('refuses a bad option at once, before the slow start, with exit code 2', async () => {
+    const run = (...args: string[]) =>
+      new Promise<{ code: number | null; err: string }>((resolve) => {
+        const child = spawn(process.execPath, [
+          '--import',
+          'tsx',
+          'src/cli/run.ts',
+          'serve',
+          '--model',
+          modelDir,
+          ...args,
+        ]);
+        children.push(child);
+        let err = '';
+        child.stderr.on('data', (d) => (err += String(d)));
+        child.once('exit', (code) => resolve({ code, err }));
+      });
+    const port = await run('--port', 'abc');
+    expect(port.code).toBe(2);
+    expect(port.err).toMatch(/--port.*port number 0\.\.65535, got "abc"/);
+    expect(port.err).not.toMatch(/model backend/);
+    const level = await run('--log-level', 'loud');
+    expect(level.code).toBe(2);
+    expect(level.err).toMatch(/--log-level must be one of error, warn, info, debug/);
+  }, 30_000);
+
+  it('takes its options from the environment and its token from a file; logs JSON lines, without tfjs or Dawn noise', async () => {
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, 'file-token-123\n');
+    const { child, url, log } = await serve('--token-file', tokenFile, '--log-level', 'debug', '--backend', 'auto');
+    expect((await fetch(`${url}/metrics`)).status).toBe(401);
+    expect((await fetch(`${url}/metrics?token=file-token-123`)).status).toBe(200);
+    child.kill('SIGINT');
+    await new Promise((r) => child.once('exit', r));
+    const lines = log().trim().split('\n');
+    const records = lines.map((l) => JSON.parse(l) as { level: number; msg: string; event?: string });
+    expect(records.map((r) => r.event)).toEqual(expect.arrayContaining(['backend', 'serving', 'shutdown']));
+    // Backend timings are debug lines (level 20); everything else info or above.
+    expect(records.some((r) => r.event === 'backend_timing' && r.level === 20)).toBe(true);
+    expect(log()).not.toMatch(/Hi, looks like|XDG_RUNTIME_DIR|Couldn't load Vulkan/);
+
+    // The same from the environment: BRAID_PORT, BRAID_TOKEN, BRAID_BACKEND, BRAID_LOG_FORMAT.
+    const envChild = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/run.ts', 'serve', '--model', modelDir],
+      {
+        env: {
+          ...process.env,
+          BRAID_PORT: '0',
+          BRAID_TOKEN: 'env-token-456',
+          BRAID_BACKEND: 'cpu-fused',
+          BRAID_LOG_FORMAT: 'pretty',
+        },
+      },
+    );
+    children.push(envChild);
+    let err = '';
+    const envUrl = await new Promise<string>((resolve, reject) => {
+      envChild.stderr.on('data', (d) => {
+        err += String(d);
+        const m = /serving on (http:\/\/\S+)/.exec(err);
+        if (m) resolve(m[1]!);
+      });
+      envChild.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${err}`)));
+    });
+    expect(err).toMatch(/INFO: model backend cpu-fused: backend cpu-fused was named \{"event":"backend"/); // pretty, one line a record
+    expect((await fetch(`${envUrl}/metrics`)).status).toBe(401);
+    expect(
+      (await fetch(`${envUrl}/metrics`, { headers: { authorization: 'Bearer env-token-456' } })).status,
+    ).toBe(200);
+  }, 60_000);
 });

@@ -15,7 +15,7 @@ afterAll(async () => server?.close());
 describe('examples/subscriber.ts', () => {
   it('prints the predictions of a live stream', async () => {
     const pipeline = await demoPipelineForTests();
-    server = await startServer({ pipeline, port: 0, log: () => {} });
+    server = await startServer({ pipeline, port: 0 });
     const wsUrl = server.url.replace('http', 'ws');
     const child = spawn(process.execPath, ['--import', 'tsx', 'examples/subscriber.ts', wsUrl, 'cam']);
     let out = '';
@@ -66,7 +66,7 @@ describe('examples/subscriber.ts', () => {
     'examples/subscriber.py (Python, websockets) prints the predictions of a producer made with braid/client',
     async () => {
       const pipeline = await demoPipelineForTests();
-      const local = await startServer({ pipeline, port: 0, log: () => {} });
+      const local = await startServer({ pipeline, port: 0 });
       try {
         const child = spawn(python!, ['examples/subscriber.py', local.url, 'py-cam']);
         let out = '';

@@ -13,6 +13,7 @@ import { PredictionPipelineRunner } from '../../src/pipeline/prediction-pipeline
 import { encodeFrame } from '../../src/server/protocol.js';
 import { type BraidServer, startServer } from '../../src/server/server.js';
 import { DEMO_MODEL_DIR } from '../helpers/demo-pipeline.js';
+import { lineLogger } from '../helpers/logger.js';
 import { SWIFTSHADER_ENV, useSwiftShader } from '../helpers/swiftshader.js';
 
 /**
@@ -80,7 +81,7 @@ describe.skipIf(!ready)('braid replay --backend webgpu (SwiftShader)', () => {
         worst = Math.max(worst, Math.abs(score - ((c[i] as Line).scores[label] as number)));
     });
     expect(worst).toBeLessThanOrEqual(1e-4);
-    expect(refused).toMatchObject({ code: 1 });
+    expect(refused).toMatchObject({ code: 2 }); // a usage error (docs/errors.md)
     expect((refused as { stderr: string }).stderr).toMatch(
       /backend "webgpu" is not available here: Dawn's adapter is a software one, google swiftshader \(SwiftShader driver [\d.]+\).*BRAID_WEBGPU_SOFTWARE=1/,
     );
@@ -241,9 +242,9 @@ describe.skipIf(!ready)('a served pipeline whose GPU is lost', () => {
     const pipeline = await PredictionPipelineRunner.create({
       model: await loadModel(DEMO_MODEL_DIR),
       backend: 'webgpu',
-      log: (l) => lines.push(l),
+      log: lineLogger((l) => lines.push(l)),
     });
-    const server = await startServer({ pipeline, port: 0, log: () => {}, messagesPerSecond: 100_000 });
+    const server = await startServer({ pipeline, port: 0, messagesPerSecond: 100_000 });
     servers.push(server);
     const inbox = await subscribeAll(server.url);
     const t0 = Math.floor(wallClockMicros() / 1e6) * 1e6;

@@ -30,7 +30,6 @@ async function serve(
   server = await startServer({
     pipeline,
     port: 0,
-    log: () => {},
     messagesPerSecond: 100_000,
     allowedHosts: [`127.0.0.1:${proxy.port}`],
     ...options,

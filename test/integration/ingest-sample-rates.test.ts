@@ -38,7 +38,7 @@ beforeAll(async () => {
     'The quick brown fox jumps over the lazy dog. Braid aligns audio, video and text by capture time.',
   ]);
   pipeline = await demoPipelineForTests();
-  server = await startServer({ pipeline, port: 0, log: () => {}, messagesPerSecond: 100_000 });
+  server = await startServer({ pipeline, port: 0, messagesPerSecond: 100_000 });
 });
 afterAll(async () => {
   for (const s of openSockets.splice(0)) s.terminate();

@@ -34,7 +34,6 @@ async function serve(options: Partial<ServerOptions> = {}): Promise<BraidServer>
   const server = await startServer({
     pipeline,
     port: 0,
-    log: () => {},
     messagesPerSecond: 100_000,
     ...options,
   });

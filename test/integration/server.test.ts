@@ -13,7 +13,7 @@ afterEach(async () => {
 });
 
 async function serve(options: Partial<ServerOptions> = {}): Promise<BraidServer> {
-  const server = await startServer({ pipeline: countingPipeline(), port: 0, log: () => {}, ...options });
+  const server = await startServer({ pipeline: countingPipeline(), port: 0, ...options });
   servers.push(server);
   return server;
 }

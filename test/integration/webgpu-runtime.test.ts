@@ -11,6 +11,7 @@ import { type FusedWindow, ModelRuntime } from '../../src/model/runtime.js';
 import { selectBackend } from '../../src/model/select-backend.js';
 import type { WebGpuStep } from '../../src/model/webgpu-step.js';
 import { createModel, mulberry32, randomWeights } from '../../src/model/weights.js';
+import { lineLogger } from '../helpers/logger.js';
 import { useSwiftShader } from '../helpers/swiftshader.js';
 
 /**
@@ -82,7 +83,7 @@ const gpuRuntime = async (maxStreams = 4, log?: (l: string) => void) =>
     await createKernel(model, 'webgpu', { maxBatch: 8, maxStreams, allowSoftwareGpu: true }),
     {
       gapReset: seconds(2),
-      log,
+      ...(log && { log: lineLogger(log) }),
     },
   );
 const cpuRuntime = () => new ModelRuntime(model, new FusedStepKernel(model, 8), { gapReset: seconds(2) });

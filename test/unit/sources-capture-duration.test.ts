@@ -26,7 +26,7 @@ function collect(session: ReturnType<typeof captureFor>) {
 }
 
 describe('captureFor: a session of a given length in capture time', () => {
-  it('keeps what came before the end, cuts each source at its first event past it, completes when all dense ones are cut', () => {
+  it('keeps each source\'s first span, cuts it at its first event past the end, completes when all dense ones are cut', () => {
     const a = new Subject<StreamInput>();
     const v = new Subject<StreamInput>();
     const t = new Subject<StreamInput>();
@@ -42,16 +42,16 @@ describe('captureFor: a session of a given length in capture time', () => {
         new VirtualTimeScheduler(),
       ),
     );
-    a.next(audio(5000)); // the session starts at the first event: it ends at 6000
-    v.next(audio(4990));
+    a.next(audio(5000)); // each source's span starts at its own first event: audio ends at 6000
+    v.next(audio(7000)); // the camera started later: it ends at 8000
     t.next(text(5500));
     a.next(audio(6000)); // audio is done
     a.next(audio(5999)); // nothing after a source's cut is kept
-    v.next(audio(5990));
+    v.next(audio(7990));
     expect(state.complete).toBe(false);
-    v.next(audio(6010));
+    v.next(audio(8000));
     expect(state.complete).toBe(true);
-    expect(got.map((i) => ('time' in i ? i.time : -1))).toEqual([5000, 4990, 5500, 5990]);
+    expect(got.map((i) => ('time' in i ? i.time : -1))).toEqual([5000, 7000, 5500, 7990]);
     expect(a.observed || v.observed || t.observed).toBe(false);
   });
 
@@ -69,9 +69,10 @@ describe('captureFor: a session of a given length in capture time', () => {
     );
     a.next(audio(0));
     a.complete();
-    v.next(audio(500));
-    expect(state.complete).toBe(false);
+    v.next(audio(500)); // its span: 500 to 1500
     v.next(audio(1000));
+    expect(state.complete).toBe(false);
+    v.next(audio(1500));
     expect(state.complete).toBe(true);
   });
 
