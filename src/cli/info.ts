@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { recordingInfo } from '../record/recording-reader.js';
+import { parseMapOption } from './map-option.js';
 
 export function registerInfoCommand(program: Command): void {
   program
@@ -7,9 +8,14 @@ export function registerInfoCommand(program: Command): void {
     .description('show the streams, modalities, times and schemas of an MCAP recording')
     .argument('<file>', 'recording (.mcap)')
     .option('--json', 'print JSON')
-    .action(async (file: string, options: { json?: boolean }) => {
+    .option(
+      '--map <topic=stream:modality...>',
+      "read a topic of another tool's file as this stream and modality (audio, video, text, label)",
+    )
+    .action(async (file: string, options: { json?: boolean; map?: string[] }) => {
       const info = await recordingInfo(file, {
         onWarning: (w) => console.error(`braid: warning: ${w.message}`),
+        map: options.map?.map(parseMapOption),
       });
       if (options.json) {
         console.log(JSON.stringify(info, null, 2));
@@ -24,6 +30,23 @@ export function registerInfoCommand(program: Command): void {
             .map(([m, n]) => `${m} ${n}`)
             .join(', ')}${s.predictions ? `, predictions ${s.predictions}` : ''}`,
         );
+      const predictions = info.channels.filter((c) => c.kind === 'prediction');
+      if (predictions.length > 0) {
+        console.log('  prediction channels:');
+        for (const c of predictions)
+          console.log(`    ${c.topic}: ${c.messages} predictions, model ${c.model ?? 'not recorded'}`);
+      }
+      const read = info.channels.filter((c) => c.origin === 'map' || c.origin === 'inferred');
+      if (read.length > 0) {
+        console.log('  channels of another tool, read as streams:');
+        for (const c of read)
+          console.log(
+            `    ${c.topic} (${c.schema}, ${c.messageEncoding}) -> ${c.streamId}:${c.modality}${c.origin === 'map' ? ' (--map)' : ''}`,
+          );
+      }
+      const skipped = info.channels.filter((c) => c.skipped !== undefined);
+      if (skipped.length > 0)
+        console.log(`  not read: ${skipped.map((c) => `${c.topic} (${c.skipped})`).join('; ')}`);
       console.log(`  schemas: ${info.schemas.join(', ')}`);
     });
 }

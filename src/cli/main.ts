@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerEvalCommand, registerTrainCommand } from '../train/cli.js';
+import { registerDiffCommand } from './diff.js';
 import { registerInfoCommand } from './info.js';
 import { registerLiveCommand } from './live.js';
 import { registerRecordCommand } from './record.js';
@@ -24,6 +25,7 @@ export function buildCli(): Command {
   registerRecordCommand(program);
   registerLiveCommand(program);
   registerInfoCommand(program);
+  registerDiffCommand(program);
   registerTrainCommand(program);
   registerEvalCommand(program);
   return program;

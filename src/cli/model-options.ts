@@ -1,10 +1,13 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { InvalidOptionError } from '../core/errors.js';
 import { parseDuration } from '../core/time.js';
 import { parseBackendName } from '../model/backends.js';
-import { loadModel } from '../model/model-io.js';
+import { loadModel, MODEL_JSON } from '../model/model-io.js';
 import { PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
 
 /** The model and recording shipped with braid, used when no --model / recording is named. */
@@ -41,4 +44,14 @@ export async function createPipelineFromOptions(
 
 export function durationOption(value: string): number {
   return parseDuration(value);
+}
+
+/**
+ * A model's id for recorded predictions: its directory's name and the first 12 hex digits of the sha256 of its
+ * model.json (which holds the config, the windowing and the weights' own sha256), e.g. `demo@1a2b3c4d5e6f`. Two
+ * models with the same id made the same predictions from the same inputs.
+ */
+export async function modelId(dir: string): Promise<string> {
+  const json = await readFile(join(dir, MODEL_JSON));
+  return `${basename(resolve(dir))}@${createHash('sha256').update(json).digest('hex').slice(0, 12)}`;
 }

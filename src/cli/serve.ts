@@ -1,19 +1,21 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { mergeMap, type Subscription, timer } from 'rxjs';
+import { mergeMap, type Subscription, tap, timer } from 'rxjs';
 import { InvalidEventError, InvalidOptionError } from '../core/errors.js';
-import type { StreamInput } from '../core/events.js';
+import { isStreamControl, type StreamInput } from '../core/events.js';
 import { wallClockMicros } from '../core/time.js';
+import type { PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
 import { WriteBacklogError } from '../record/errors.js';
 import { McapRecorder } from '../record/recorder.js';
 import { recordingInfo } from '../record/recording-reader.js';
-import { replayRecording } from '../record/replay.js';
-import { startServer } from '../server/server.js';
+import { replayInputs } from '../record/replay.js';
+import { type PredictionPipeline, startServer } from '../server/server.js';
 import {
   BUNDLED_RECORDING,
   createPipelineFromOptions,
   type ModelCliOptions,
+  modelId,
   withModelOptions,
 } from './model-options.js';
 
@@ -46,22 +48,24 @@ export function registerServeCommand(program: Command): void {
     const log = (line: string) => console.error(line);
     const pipeline = await createPipelineFromOptions(options, log);
     let recorder: McapRecorder | undefined;
+    let model: string | undefined;
     if (options.record !== undefined) {
       mkdirSync(options.record, { recursive: true });
       const path = join(options.record, `session-${new Date().toISOString().replace(/[:.]/g, '-')}.mcap`);
+      model = await modelId(options.model);
       recorder = await McapRecorder.create(path, {
-        metadata: { command: 'braid serve', model: options.model },
+        metadata: { command: 'braid serve', model, modelDir: options.model },
       });
-      log(`braid: recording ingested streams to ${path}`);
+      log(`braid: recording ingested streams and their predictions (model ${model}) to ${path}`);
     }
     const server = await startServer({
-      pipeline,
+      pipeline: recorder ? recordingPredictions(pipeline, recorder, model, log) : pipeline,
       host: options.host,
       port: Number(options.port),
       token: options.token,
       allowedOrigins: options.allowOrigin,
       log,
-      onInput: recorder ? (input) => void recordInput(recorder!, input, log) : undefined,
+      onInput: recorder ? (input) => recordInput(recorder!, input, log) : undefined,
     });
     log(`braid: serving on ${server.url} (model ${options.model}, labels ${pipeline.labels.join(', ')})`);
 
@@ -82,19 +86,19 @@ export function registerServeCommand(program: Command): void {
       replaySubscriptions.push(
         timer(Math.max(0, startIn))
           .pipe(
+            // As its producers sent it: each stream opens before its first event and closes after its last, so
+            // every pass of a loop starts the streams afresh and frees what they held.
             mergeMap(() =>
-              replayRecording(file, { speed: Number(options.speed), loop: options.loop, loopGap: hop }),
+              replayInputs(file, { speed: Number(options.speed), loop: options.loop, loopGap: hop }),
             ),
           )
           .subscribe({
-            next: (event) => server.push({ ...event, time: event.time + offset }),
+            next: (input) =>
+              server.push(isStreamControl(input) ? input : { ...input, time: input.time + offset }),
             error: (error: unknown) =>
               log(
                 `braid: replay of ${file} failed: ${error instanceof Error ? error.message : String(error)}`,
               ),
-            complete: () => {
-              for (const s of info.streams) server.push({ control: 'close', streamId: s.streamId });
-            },
           }),
       );
     }
@@ -113,14 +117,9 @@ export function registerServeCommand(program: Command): void {
 
 let recordFailureLogged = false;
 
-async function recordInput(
-  recorder: McapRecorder,
-  input: StreamInput,
-  log: (line: string) => void,
-): Promise<void> {
-  if ('control' in input) return;
+async function recorded(write: Promise<void>, log: (line: string) => void): Promise<void> {
   try {
-    await recorder.write(input);
+    await write;
   } catch (error) {
     // Invalid events and a full write queue are counted by the recorder (stats.rejected); a failing disk is said once.
     if (error instanceof InvalidEventError || error instanceof WriteBacklogError || recordFailureLogged)
@@ -130,4 +129,39 @@ async function recordInput(
       `braid: recording failed, the server goes on without it: ${error instanceof Error ? error.message : String(error)}`,
     );
   }
+}
+
+/** Records an accepted input; a stream's event channels are forgotten by the recorder when the stream closes. */
+function recordInput(recorder: McapRecorder, input: StreamInput, log: (line: string) => void): void {
+  if ('control' in input) {
+    if (input.control === 'close') void recorded(recorder.releaseStream(input.streamId, 'event'), log);
+    return;
+  }
+  void recorded(recorder.write(input), log);
+}
+
+/**
+ * The pipeline as the server runs it, with each prediction also written beside its stream's inputs (with the
+ * model's id), and the stream's prediction channel forgotten by the recorder after its last prediction. The server
+ * is not touched: it runs this pipeline like any other.
+ */
+function recordingPredictions(
+  pipeline: PredictionPipelineRunner,
+  recorder: McapRecorder,
+  model: string | undefined,
+  log: (line: string) => void,
+): PredictionPipeline {
+  return {
+    labels: pipeline.labels,
+    inputs: pipeline.inputs,
+    stats: () => pipeline.stats(),
+    run: (input$) =>
+      pipeline
+        .run(input$, {
+          onStream: (mark) => {
+            if (mark.state === 'end') void recorded(recorder.releaseStream(mark.streamId, 'prediction'), log);
+          },
+        })
+        .pipe(tap((p) => void recorded(recorder.writePrediction(p, { model }), log))),
+  };
 }

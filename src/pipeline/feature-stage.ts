@@ -1,5 +1,6 @@
 import { map, type OperatorFunction, pipe } from 'rxjs';
 import { type Alignment, type AlignmentOptions, createAlignment } from '../align/align-windows.js';
+import type { CreditLane } from '../core/flow-credit.js';
 import { createFeatureAggregator, type FeatureAggregator } from '../features/aggregator.js';
 import type { FeatureConfig } from '../features/config.js';
 import { decodeCompressedFrames } from '../features/decode-frames.js';
@@ -20,16 +21,27 @@ export interface FeatureStage {
   readonly drops: DropCounter;
 }
 
+export interface FeatureStageOptions {
+  /** Credits of a waiting producer, spent by the JPEG/PNG decoder (see FlowCredit): nothing is dropped for room. */
+  readonly credit?: CreditLane;
+}
+
 export function createFeatureStage(
   featureConfig: FeatureConfig,
   alignOptions: Omit<AlignmentOptions<Float32Array>, 'aggregator'>,
+  options: FeatureStageOptions = {},
 ): FeatureStage {
   const drops = new DropCounter();
   const features = createFeatureAggregator(featureConfig);
   const alignment = createAlignment<Float32Array>({ ...alignOptions, aggregator: features.aggregator });
   const { thumbWidth, thumbHeight } = featureConfig.video;
   const operator = pipe(
-    decodeCompressedFrames<unknown>({ drops, width: thumbWidth, height: thumbHeight }),
+    decodeCompressedFrames<unknown>({
+      drops,
+      width: thumbWidth,
+      height: thumbHeight,
+      ...(options.credit && { credit: options.credit, maxPending: options.credit.credits }),
+    }),
     alignment.align,
     map(
       (w): FusedWindow => ({

@@ -1,9 +1,8 @@
-import { Observable } from 'rxjs';
-import { z } from 'zod';
+import { Observable, tap } from 'rxjs';
 import type { AlignOptions } from '../align/options.js';
-import { InvalidOptionError } from '../core/errors.js';
-import type { Modality, StreamInput } from '../core/events.js';
-import { ms } from '../core/time.js';
+import { describeWindowing, modelWindowing, type WindowingConfig } from '../align/windowing.js';
+import { isStreamControl, type StreamInput } from '../core/events.js';
+import type { FlowCredit } from '../core/flow-credit.js';
 import type { Prediction } from '../core/window.js';
 import { type FeatureConfig, parseFeatureConfig } from '../features/config.js';
 import { type PredictInput, predictWindows } from '../model/predict-windows.js';
@@ -12,36 +11,10 @@ import { type BackendSelection, selectBackend } from '../model/select-backend.js
 import type { BackendName } from '../model/step-kernel.js';
 import type { Model } from '../model/weights.js';
 import { createFeatureStage } from './feature-stage.js';
+import { StreamLifecycle, type StreamMark } from './stream-lifecycle.js';
 
-/** Event-time windowing of the live pipeline; saved with a model so training and serving window alike. */
-export interface WindowingConfig {
-  readonly size: number;
-  readonly hop: number;
-  readonly outOfOrderness: number;
-  readonly allowedLateness: number;
-  readonly idleTimeout: number;
-  /** Sparse modalities never hold a window back: their events count if they arrive before it closes. */
-  readonly nonGating: readonly Modality[];
-  /** Per-stream window phase (see AlignOptions.phase); absent means `aligned`, as models trained before it used. */
-  readonly phase?: 'aligned' | 'stream';
-}
-
-/**
- * 500 ms tumbling windows. A window closes when every gating modality has passed its end (40 ms of jitter allowed),
- * or at once when the producer sends a progress bound past it (the demo page does, every 20 ms); a modality silent
- * for 1 s of wall time stops holding windows. Text and labels are sparse: they never hold a window back. Each
- * stream's window grid has its own phase, hashed from its id, so a server's streams do not all close a window at the
- * same instant (a burst of featurization and one big step) but spread over the hop.
- */
-export const DEFAULT_WINDOWING: WindowingConfig = {
-  size: ms(500),
-  hop: ms(500),
-  outOfOrderness: ms(40),
-  allowedLateness: 0,
-  idleTimeout: ms(1000),
-  nonGating: ['text', 'label'],
-  phase: 'stream',
-};
+// The windowing lives in src/align/windowing.ts; re-exported here for code that imported it from the pipeline.
+export { DEFAULT_WINDOWING, type WindowingConfig } from '../align/windowing.js';
 
 export interface PipelineOptions {
   readonly model: Model;
@@ -58,37 +31,33 @@ export interface PipelineOptions {
   readonly alignExtras?: Partial<AlignOptions<Float32Array>> & { scheduler?: import('rxjs').SchedulerLike };
 }
 
-const windowingSchema = z
-  .object({
-    size: z.number().int().positive(),
-    hop: z.number().int().positive(),
-    outOfOrderness: z.number().int().nonnegative(),
-    allowedLateness: z.number().int().nonnegative(),
-    idleTimeout: z.number().positive().nullable(),
-    nonGating: z.array(z.enum(['audio', 'video', 'text', 'label'])),
-    phase: z.enum(['aligned', 'stream']).optional(),
-  })
-  .partial();
+/**
+ * Queue bound for replays: a recording is replayed faster than real time, and every window must get through. It is a
+ * bound that is not reached: a replay passes a FlowCredit, whose `model` lane keeps at most MODEL_CREDITS windows
+ * (plus what one event releases) between the aligner and the output.
+ */
+export const REPLAY_QUEUE = 1_000_000;
+/** Events held by the JPEG/PNG decoder at once under a FlowCredit (its default maxPending). */
+export const DECODE_CREDITS = 256;
+/** Windows between the aligner and the model's output at once under a FlowCredit: two full batches. */
+export const MODEL_CREDITS = 512;
 
-/** A model's saved windowing, checked; JSON has no Infinity, so a disabled idle timeout is saved as null. */
-function parseWindowing(value: unknown): Partial<WindowingConfig> {
-  if (value === undefined) return {};
-  const parsed = windowingSchema.safeParse(value);
-  if (!parsed.success)
-    throw new InvalidOptionError(
-      'model',
-      `its saved windowing is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  const { idleTimeout, ...rest } = parsed.data;
-  return idleTimeout === null
-    ? { ...rest, idleTimeout: Number.POSITIVE_INFINITY }
-    : idleTimeout === undefined
-      ? rest
-      : { ...rest, idleTimeout };
+export interface RunOptions {
+  /** Credits of a producer that waits (a replay): see FlowCredit. */
+  readonly credit?: FlowCredit;
+  /** Told when each stream opens and, after its last prediction, ends (see StreamMark). */
+  readonly onStream?: (mark: StreamMark) => void;
 }
 
-/** Queue bound for replays: a recording is replayed faster than real time, and every window must get through. */
-export const REPLAY_QUEUE = 1_000_000;
+/** Counts of what the current run holds; each is bounded (by open streams, credits or caps), none grows with time. */
+export interface Holdings {
+  readonly alignerStreams: number;
+  readonly alignerEvents: number;
+  readonly modelStates: number;
+  readonly modelQueued: number;
+  readonly windowsInFlight: number;
+  readonly lifecycleStreams: number;
+}
 
 export interface PipelineCounters {
   readonly counters: Record<string, number>;
@@ -104,8 +73,10 @@ export class PredictionPipelineRunner {
   readonly labels: readonly string[];
   readonly featureConfig: FeatureConfig;
   readonly windowing: WindowingConfig;
+  /** Where the windowing came from: saved with the model, or the live default for a model without one. */
+  readonly windowingSource: 'model' | 'default';
   readonly inputs: { audioSampleRate: number; video: { width: number; height: number; format: 'gray' } };
-  #current: { counters: () => Record<string, number> } | undefined;
+  #current: { counters: () => Record<string, number>; holdings: () => Holdings } | undefined;
   #reportedLatencies = 0;
 
   private constructor(
@@ -116,11 +87,9 @@ export class PredictionPipelineRunner {
     this.labels = runtime.labels;
     this.featureConfig = parseFeatureConfig(options.model.config.featureConfig);
     // The windowing the model was trained with, unless the caller overrides it; older models carry none.
-    this.windowing = {
-      ...DEFAULT_WINDOWING,
-      ...parseWindowing(options.model.config.windowing),
-      ...options.windowing,
-    };
+    const trained = modelWindowing(options.model.config.windowing);
+    this.windowingSource = trained.source;
+    this.windowing = { ...trained.windowing, ...options.windowing };
     this.inputs = {
       audioSampleRate: this.featureConfig.audio.sampleRate,
       // The demo page sends frames four times the thumbnail size: small enough to cost nothing, big enough to see.
@@ -143,14 +112,29 @@ export class PredictionPipelineRunner {
       );
     for (const s of selection.skipped) log(`braid:   skipped ${s.backend}: ${s.reason}`);
     const runtime = new ModelRuntime(options.model, selection.kernel, options.runtime);
-    return new PredictionPipelineRunner(runtime, selection, options);
+    const runner = new PredictionPipelineRunner(runtime, selection, options);
+    const from =
+      runner.windowingSource === 'model'
+        ? 'saved with the model'
+        : 'the live default: the model has none saved';
+    log(`braid: windowing ${describeWindowing(runner.windowing)} (${from})`);
+    return runner;
   }
 
-  run(input$: Observable<StreamInput>): Observable<Prediction> {
-    const { operator, alignment, features, drops } = createFeatureStage(this.featureConfig, {
-      ...this.windowing,
-      ...this.options.alignExtras,
-    });
+  /**
+   * Runs the pipeline on an input stream. With `options.credit` (a replay's FlowCredit) decoding and the model queue
+   * spend its credits, so a producer that honours them loses nothing at any speed; `onStream` hears each stream's
+   * lifecycle (see StreamMark), which orders a replay's output without waiting on streams that are done.
+   */
+  run(input$: Observable<StreamInput>, options: RunOptions = {}): Observable<Prediction> {
+    const { credit, onStream } = options;
+    const { operator, alignment, features, drops } = createFeatureStage(
+      this.featureConfig,
+      { ...this.windowing, ...this.options.alignExtras },
+      credit ? { credit: credit.lane('decode', DECODE_CREDITS) } : {},
+    );
+    const modelLane = credit?.lane('model', MODEL_CREDITS);
+    let lifecycle: StreamLifecycle | undefined;
     this.#current = {
       counters: () => {
         const a = alignment.stats();
@@ -170,18 +154,83 @@ export class PredictionPipelineRunner {
         for (const [reason, n] of Object.entries(m.dropped)) out[`model_dropped_${reason}`] = n as number;
         return out;
       },
+      holdings: () => {
+        const a = alignment.stats();
+        const l = lifecycle?.size ?? { open: 0, pending: 0, windowsInFlight: 0 };
+        return {
+          alignerStreams: a.openStreams,
+          alignerEvents: a.bufferedEvents,
+          modelStates: this.runtime.store.size,
+          modelQueued: this.runtime.stats.queuedWindows,
+          windowsInFlight: l.windowsInFlight,
+          lifecycleStreams: l.open + l.pending,
+        };
+      },
     };
-    // Stream closes are interleaved with the windows in the order the aligner made them (its last windows, then
-    // the close), so the model frees a stream's state right after that stream's last window.
-    const fused$ = new Observable<PredictInput>((subscriber) => {
-      const closes = alignment.closed$.subscribe((streamId) => subscriber.next({ streamId, close: true }));
-      const windows = input$.pipe(operator).subscribe(subscriber);
+    return new Observable<Prediction>((subscriber) => {
+      const streams = new StreamLifecycle((mark) => onStream?.(mark), modelLane);
+      lifecycle = streams;
+      const track = (input: unknown): void => {
+        const id = (input as { streamId?: unknown } | null)?.streamId;
+        if (typeof id !== 'string') return;
+        streams.input(id, isStreamControl(input) ? input.control : undefined);
+      };
+      // Stream closes are interleaved with the windows in the order the aligner made them (its last windows, then
+      // the close), so the model frees a stream's state right after that stream's last window.
+      const fused$ = new Observable<PredictInput>((sink) => {
+        const closes = alignment.closed$.subscribe((streamId) => {
+          sink.next({ streamId, close: true });
+          streams.closed(streamId);
+        });
+        const windows = input$
+          .pipe(
+            tap(track),
+            operator,
+            tap((w) => streams.window(w.streamId)),
+          )
+          .subscribe(sink);
+        return () => {
+          closes.unsubscribe();
+          windows.unsubscribe();
+        };
+      });
+      const predictions = fused$
+        .pipe(
+          predictWindows(this.runtime, {
+            maxQueue: this.options.maxQueue ?? 32,
+            // Close markers have no index; every dropped window is one that will not come back.
+            onDrop: (d) => {
+              if (Number.isInteger(d.index)) streams.done(d.streamId);
+            },
+          }),
+        )
+        .subscribe({
+          next: (p) => {
+            subscriber.next(p);
+            streams.done(p.streamId);
+          },
+          error: (error: unknown) => subscriber.error(error),
+          complete: () => subscriber.complete(),
+        });
       return () => {
-        closes.unsubscribe();
-        windows.unsubscribe();
+        predictions.unsubscribe();
+        streams.dispose();
       };
     });
-    return fused$.pipe(predictWindows(this.runtime, { maxQueue: this.options.maxQueue ?? 32 }));
+  }
+
+  /** Items held right now by the current run's bounded structures: for memory checks over long replays. */
+  holdings(): Holdings {
+    return (
+      this.#current?.holdings() ?? {
+        alignerStreams: 0,
+        alignerEvents: 0,
+        modelStates: this.runtime.store.size,
+        modelQueued: 0,
+        windowsInFlight: 0,
+        lifecycleStreams: 0,
+      }
+    );
   }
 
   stats(): PipelineCounters {

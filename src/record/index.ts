@@ -13,5 +13,5 @@ export {
   recordingInfo,
   type StreamInfo,
 } from './recording-reader.js';
-export { type ReplayOptions, replayRecording } from './replay.js';
+export { type ReplayOptions, replayInputs, replayRecording } from './replay.js';
 export { CHANNEL_KEY, FORMAT_VERSION, type SchemaName, topicFor } from './schemas.js';

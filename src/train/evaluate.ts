@@ -1,10 +1,8 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
+import { describeWindowing, modelWindowing, type WindowingConfig } from '../align/windowing.js';
 import { parseFeatureConfig } from '../features/config.js';
 import { loadModel } from '../model/model-io.js';
 import { createModelParams, disposeParams } from '../model/tf-model.js';
 import type { Model } from '../model/weights.js';
-import { DEFAULT_WINDOWING, type WindowingConfig } from '../pipeline/prediction-pipeline.js';
 import { type Baseline, baselineLogits, loadBaseline, TrainableBaseline } from './baseline.js';
 import { assertDatasetMatchesModel, buildDataset, type Dataset, windowCount } from './dataset.js';
 import { type BinaryMetrics, labelMetrics } from './metrics.js';
@@ -17,6 +15,10 @@ export interface EvaluationReport {
   readonly threshold: number;
   readonly sessions: readonly string[];
   readonly windows: number;
+  /** The windowing the recordings were cut with: the model's own, as serve, replay and live use it. */
+  readonly windowing: WindowingConfig;
+  /** `model` when saved with the model, `default` for a model saved without one (then the live default, as served). */
+  readonly windowingSource: 'model' | 'default';
   /** The recurrent model, per label. */
   readonly model: Readonly<Record<string, BinaryMetrics>>;
   /** The memoryless baseline trained on the same windows, per label. */
@@ -29,6 +31,7 @@ export function evaluateDataset(
   baseline: Baseline,
   dataset: Dataset,
   threshold = 0.5,
+  windowingSource: EvaluationReport['windowingSource'] = 'model',
 ): EvaluationReport {
   assertDatasetMatchesModel(dataset, model.config);
   const { sequences, labels } = dataset;
@@ -53,26 +56,18 @@ export function evaluateDataset(
     threshold,
     sessions: [...new Set(sequences.map((s) => s.session))],
     windows: windowCount(sequences),
+    windowing: dataset.windowing,
+    windowingSource,
     model: labelMetrics(blocks(modelScores), labels, threshold),
     baseline: labelMetrics(blocks(baselineScores), labels, threshold),
   };
 }
 
-/** The windowing a model was trained with (from its training report), or the live default. */
-async function trainedWindowing(modelDir: string): Promise<WindowingConfig> {
-  try {
-    const report = JSON.parse(await readFile(path.join(modelDir, TRAINING_REPORT), 'utf8')) as {
-      windowing?: WindowingConfig;
-    };
-    return report.windowing ?? DEFAULT_WINDOWING;
-  } catch {
-    return DEFAULT_WINDOWING;
-  }
-}
-
 /**
  * `braid eval`: loads a model directory written by `braid train` (model and baseline), builds the recordings'
- * dataset with the model's feature config and labels, and scores both side by side.
+ * dataset with the model's feature config, labels and windowing — the same windowing `serve`, `replay` and `live`
+ * run it with (src/align/windowing.ts) — and scores both side by side. An invalid saved windowing is an error; a model
+ * saved without one is scored with the live default and the report says so (`windowingSource`).
  */
 export async function evaluateModel(
   modelDir: string,
@@ -81,12 +76,13 @@ export async function evaluateModel(
 ): Promise<EvaluationReport> {
   const model = await loadModel(modelDir);
   const baseline = await loadBaseline(modelDir);
+  const { windowing, source } = modelWindowing(model.config.windowing);
   const dataset = await buildDataset(recordings, {
     featureConfig: parseFeatureConfig(model.config.featureConfig, 'model.featureConfig'),
-    windowing: await trainedWindowing(modelDir),
+    windowing,
     labels: model.config.labels,
   });
-  return evaluateDataset(model, baseline, dataset, threshold);
+  return evaluateDataset(model, baseline, dataset, threshold, source);
 }
 
 const f3 = (v: number | null): string => (v === null ? '  n/a' : v.toFixed(3));
@@ -116,8 +112,13 @@ export function formatEvaluation(report: EvaluationReport): string {
     cells
       .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
       .join('  ');
+  const windowing =
+    report.windowingSource === 'default'
+      ? `the live default, as served (the model has no saved windowing): ${describeWindowing(report.windowing)}`
+      : `the model's own: ${describeWindowing(report.windowing)}`;
   return [
     `${report.windows} windows from ${report.sessions.length} recordings, threshold ${report.threshold}`,
+    `windowing: ${windowing}`,
     line(header),
     ...rows.map(line),
   ].join('\n');

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { saveWindowing, type WindowingConfig } from '../align/windowing.js';
 import type { FeatureConfig } from '../features/config.js';
 import { featureLayout } from '../features/config.js';
 import {
@@ -20,7 +21,6 @@ import {
   randomWeights,
   weightSpecs,
 } from '../model/weights.js';
-import type { WindowingConfig } from '../pipeline/prediction-pipeline.js';
 import { crossEntropySum, groups, packSequences, timeSlice, weightSum } from './batches.js';
 import type { Sequence } from './dataset.js';
 import type { Learner } from './fit.js';
@@ -52,7 +52,7 @@ export function buildModelConfig(
     head: 'sigmoid',
     featureConfig,
     normalization,
-    ...(windowing === undefined ? {} : { windowing }),
+    ...(windowing === undefined ? {} : { windowing: saveWindowing(windowing) }),
   });
 }
 

@@ -1,9 +1,9 @@
 import { from, lastValueFrom, type Observable, tap, toArray } from 'rxjs';
+import type { WindowingConfig } from '../align/windowing.js';
 import type { AnySourceEvent } from '../core/events.js';
 import type { FeatureConfig } from '../features/config.js';
 import type { FusedWindow } from '../model/runtime.js';
 import { createFeatureStage } from '../pipeline/feature-stage.js';
-import type { WindowingConfig } from '../pipeline/prediction-pipeline.js';
 
 /** One closed window of one stream with the fused model input the live pipeline would compute for it. */
 export type FeaturedWindow = FusedWindow;
