@@ -364,6 +364,49 @@ describe('McapRecorder → readRecording round trip', () => {
   });
 });
 
+describe('McapRecorder.releaseStream', () => {
+  it('frees what it keeps per stream when the stream closes, and a stream back goes on in its old channel', async () => {
+    const path = file('many-streams.mcap');
+    const recorder = await McapRecorder.create(path);
+    const text = (streamId: string, time: number): AnySourceEvent => ({
+      streamId,
+      modality: 'text',
+      time,
+      seq: 0,
+      payload: { text: streamId },
+    });
+    // A page load per stream, as the demo page does: 300 streams, each closed after its event.
+    for (let i = 0; i < 300; i++) {
+      await recorder.write(text(`page-${i}`, T0 + i));
+      await recorder.writePrediction(
+        {
+          streamId: `page-${i}`,
+          windowIndex: 1,
+          windowStart: T0,
+          windowEnd: T0 + 500_000 + i,
+          scores: { x: 0.5 },
+          present: { audio: false, video: false, text: true, label: false },
+        },
+        { model: 'm@1' },
+      );
+      await recorder.releaseStream(`page-${i}`);
+      expect(recorder.openChannels).toBe(0);
+    }
+    // Kept aside for reuse, but bounded: 300 streams × (text, its log view, prediction) is under the bound.
+    expect(recorder.retiredChannels).toBe(900);
+    await recorder.write(text('page-7', T0 + 1000));
+    expect(recorder.openChannels).toBe(2);
+    await recorder.close();
+    const info = await recordingInfo(path);
+    expect(info.channels.filter((c) => c.topic === '/page-7/text')).toHaveLength(1);
+    expect(info.streams.find((s) => s.streamId === 'page-7')).toMatchObject({
+      messages: { text: 2 },
+      predictions: 1,
+    });
+    expect(info.channels.find((c) => c.kind === 'prediction')?.model).toBe('m@1');
+  });
+});
+
 describe('predictions', () => {
   it('round-trip exactly on their own channels and stay out of the event stream', async () => {
     const path = file('predictions.mcap');
