@@ -48,6 +48,10 @@ const timeField = (t: Micros, encoding: MessageEncoding) => {
   return encoding === 'protobuf' ? { seconds: sec, nanos: nsec } : { sec, nsec };
 };
 
+/** Named numbers as the encoding carries them: an object in JSON, a list of { key, value } in protobuf. */
+const entries = (values: Readonly<Record<string, number>>, encoding: MessageEncoding) =>
+  encoding === 'json' ? values : Object.entries(values).map(([key, value]) => ({ key, value }));
+
 function encode(schema: SchemaName, message: object, encoding: MessageEncoding): EncodedMessage {
   if (encoding === 'json') return { schema, data: Buffer.from(JSON.stringify(message)) };
   return { schema, data: protoSchema(schema).type.encode(message).finish() };
@@ -97,7 +101,7 @@ export function encodeEvent(event: AnySourceEvent, encoding: MessageEncoding = '
     case 'text':
       return encode('braid.Text', { timestamp, text: event.payload.text }, encoding);
     case 'label':
-      return encode('braid.Labels', { timestamp, labels: event.payload.labels }, encoding);
+      return encode('braid.Labels', { timestamp, labels: entries(event.payload.labels, encoding) }, encoding);
   }
 }
 
@@ -153,7 +157,9 @@ export function encodePrediction(
   }
   return encode(
     'braid.Prediction',
-    encoding === 'json' ? message : { ...message, timestamp: timeField(p.windowEnd, encoding) },
+    encoding === 'json'
+      ? message
+      : { ...message, timestamp: timeField(p.windowEnd, encoding), scores: entries(p.scores, encoding) },
     encoding,
   );
 }
@@ -225,8 +231,8 @@ function numberOf(value: unknown, field: string): number {
 }
 
 /**
- * A map<string, double>: an object in JSON; in protobuf decoded with a file's FileDescriptorSet, the repeated
- * `{ key, value }` entries a map is on the wire (protobufjs does not turn descriptor map entries back into maps).
+ * Named numbers: an object in JSON; in protobuf a list of `{ key, value }` entries (braid's Entry, or a map<string,
+ * double> of another writer, which protobufjs decodes from a FileDescriptorSet as the same entries).
  */
 function numberRecord(value: unknown, field: string): Record<string, number> {
   if (typeof value !== 'object' || value === null) throw new TypeError(`${field} must be a map of numbers`);

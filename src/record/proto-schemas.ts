@@ -19,10 +19,17 @@ message Text {
   string text = 2;
 }
 
+// A named value. Declared as a message, not a map, so that every protobuf reader (Foxglove's panels among them) shows
+// a list of { key, value }: on the wire it is exactly what map<string, double> would be.
+message Entry {
+  string key = 1;
+  double value = 2;
+}
+
 // Ground-truth labels: each named label holds its value (1 on, 0 off) from this time on
 message Labels {
   google.protobuf.Timestamp timestamp = 1;
-  map<string, double> labels = 2;
+  repeated Entry labels = 2;
 }
 
 // Which modalities had events in a window
@@ -40,7 +47,8 @@ message Prediction {
   int64 windowIndex = 3;
   int64 windowStart = 4;
   int64 windowEnd = 5;
-  map<string, double> scores = 6;
+  // One entry per label, in the model's order: plot one with scores[:]{key=="speech"}.value
+  repeated Entry scores = 6;
   Presence present = 7;
   // The model that made it, e.g. demo@1a2b3c4d5e6f
   string model = 8;
