@@ -44,8 +44,11 @@ class IndexedSource implements MessageSource {
       ...(query.start !== undefined && { startTime: query.start }),
       ...(query.end !== undefined && { endTime: query.end }),
     });
-    // Topics may be shared by channels the query does not want.
-    yield* orderTies(selected, (m) => query.channelIds.has(m.channelId));
+    // Topics may be shared by channels the query does not want; when none is, there is nothing to filter.
+    const unwanted = [...this.reader.channelsById.values()].some(
+      (c) => topics.includes(c.topic) && !query.channelIds.has(c.id),
+    );
+    yield* orderTies(selected, unwanted ? (m) => query.channelIds.has(m.channelId) : undefined);
   }
 }
 

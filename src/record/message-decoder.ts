@@ -4,6 +4,17 @@ import { causeText } from './errors.js';
 import type { McapChannel, McapSchema } from './message-source.js';
 import { SCHEMA_ENCODING, SCHEMAS, type SchemaName } from './schemas.js';
 
+/** The fields of each schema braid reads (see codec.ts): the rest are skipped when decoding protobuf. */
+const READ_FIELDS: Readonly<Record<SchemaName, readonly string[]>> = {
+  'foxglove.RawAudio': ['data', 'format', 'sample_rate', 'number_of_channels'],
+  'foxglove.RawImage': ['width', 'height', 'encoding', 'step', 'data'],
+  'foxglove.CompressedImage': ['data', 'format'],
+  'foxglove.Log': ['message'],
+  'braid.Text': ['text'],
+  'braid.Labels': ['labels'],
+  'braid.Prediction': ['streamId', 'windowIndex', 'windowStart', 'windowEnd', 'scores', 'present', 'model'],
+};
+
 /** Turns one message's bytes into its fields; throws a TypeError saying what was wrong. */
 export type MessageDecoder = (data: Uint8Array) => DecodedMessage;
 
@@ -51,6 +62,9 @@ export function messageDecoder(
   else {
     try {
       const type = protobufFromBinaryDescriptor(schema.data).lookupType(name);
+      // This root is ours alone: fields braid never reads (the timestamp repeats the log time, frame_id, a Log's
+      // file and line) are taken out of its types, so decoding skips their bytes instead of building objects.
+      for (const field of [...type.fieldsArray]) if (!READ_FIELDS[name].includes(field.name)) type.remove(field);
       decoder = (data) => type.decode(data) as unknown as DecodedMessage;
     } catch (error) {
       return `its protobuf schema ${name} cannot be read: ${causeText(error)}`;

@@ -22,7 +22,7 @@ export const BATCH = 512;
  */
 export async function* orderTies(
   messages: AsyncIterable<RawMessage>,
-  wanted: (m: RawMessage) => boolean = () => true,
+  wanted?: (m: RawMessage) => boolean,
 ): AsyncGenerator<RawMessage[]> {
   let batch: RawMessage[] = [];
   let runStart = 0;
@@ -35,7 +35,7 @@ export async function* orderTies(
   };
   try {
     for await (const message of messages) {
-      if (!wanted(message)) continue;
+      if (wanted && !wanted(message)) continue;
       if (batch.length > runStart && message.logTime !== (batch[runStart] as RawMessage).logTime) {
         closeRun();
         if (batch.length >= BATCH) {

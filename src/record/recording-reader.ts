@@ -235,9 +235,15 @@ export class RecordingReader {
     for await (const messages of this.#messages({ ...range, channelIds: ids })) {
       const events: AnySourceEvent[] = [];
       const arena = new ByteArena();
+      let channelId = -1;
+      let channel: ReadChannel | undefined;
       for (const m of messages) {
-        const channel = this.#channels.get(m.channelId)!;
-        if (channel.kind !== 'event') continue;
+        // Consecutive messages mostly share a channel (a chunk holds runs of one stream's audio).
+        if (m.channelId !== channelId) {
+          channelId = m.channelId;
+          channel = this.#channels.get(channelId);
+        }
+        if (channel?.kind !== 'event') continue;
         try {
           // braid writes whole µs, so a remainder in its own channels means damage; other tools' clocks are finer.
           const time = channel.origin === 'braid' ? nanosToMicros(m.logTime) : nanosToMicrosFloor(m.logTime);
