@@ -33,7 +33,8 @@ export function registerRecordCommand(program: Command): void {
           filter((input: StreamInput): input is AnySourceEvent => !isStreamControl(input)),
           recordTo(recorder),
           tap(() => {
-            if (++events % 1000 === 0) log(`braid: ${events} events recorded`);
+            // The 10th says recording is under way; then every 1000th.
+            if (++events === 10 || events % 1000 === 0) log(`braid: ${events} events recorded`);
           }),
         ),
         { defaultValue: undefined },
