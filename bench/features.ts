@@ -2,8 +2,9 @@
  * Feature extraction speed, one markdown table. Run: npx tsx bench/features.ts [--quick]
  *
  * - audio: log-mel + RMS window features of real speech (the features fixture, looped) in 1 s windows of 20 ms
- *   events, as multiples of real time on one core; beside it, in the same run, a vectorised numpy log-mel of the
- *   same samples (python3 with numpy, one BLAS thread) when python3 is present.
+ *   events, as multiples of real time on one core, for each kernel (WebAssembly SIMD, JavaScript); beside them, in
+ *   the same run and in turn with them, a vectorised numpy log-mel of the same samples (python3 with numpy, one BLAS
+ *   thread) when python3 is present. Also checks that the kernels' features are identical. `--audio`: audio only.
  * - video: raw 64x48 gray and rgb frames through the aggregator (10-frame windows), frames/s on one core.
  * - JPEG 320x240 (real frames of opencv-doc's vtest.avi, made by ffmpeg, else sharp-made gradients): sharp's plain
  *   pipeline `sharp(jpeg).greyscale().resize(16,12).raw().toBuffer()` one after another, against
@@ -19,19 +20,47 @@ import { from, lastValueFrom, toArray } from 'rxjs';
 import sharp from 'sharp';
 import type { AnySourceEvent } from '../src/core/events.js';
 import {
+  AUDIO_KERNELS,
+  AudioFeaturizer,
   createFeatureAggregator,
   DEFAULT_FEATURE_CONFIG,
   decodeCompressedFrames,
+  wasmSimdSupported,
 } from '../src/features/index.js';
 import { DropCounter } from '../src/sources/drop-counter.js';
 import { syntheticEvents } from '../src/sources/synthetic.js';
 
 const quick = process.argv.includes('--quick');
+const audioOnly = process.argv.includes('--audio');
 const AUDIO_SECONDS = quick ? 60 : 600;
+const AUDIO_ROUNDS = quick ? 3 : 5;
+/** Analysis frames in the benchmark's audio: 98 per 1 s window. */
+const audioFrames = AUDIO_SECONDS * (Math.floor((16_000 - 400) / 160) + 1);
 const bounds = { streamId: 'bench', index: 0, start: 0, end: 0 };
 const rows: string[][] = [];
 const fmt = (n: number, digits = 0): string =>
   n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function printTable(): void {
+  console.log(
+    `features benchmark — ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, node ${process.version}, ${new Date().toISOString().slice(0, 10)}, load average ${fmt(os.loadavg()[0] ?? 0, 1)}${quick ? ' (quick)' : ''}`,
+  );
+  console.log('');
+  console.log('| measure | speed | note |');
+  console.log('|---|---|---|');
+  for (const row of rows) console.log(`| ${row.join(' | ')} |`);
+}
+
+interface Timing {
+  readonly wall: number;
+  readonly cpu: number;
+}
+
+/** CPU seconds (user + system, all threads) this process used since `start`. */
+function cpuSeconds(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+}
 
 function best<T>(runs: number, f: () => T): { seconds: number; result: T } {
   let seconds = Number.POSITIVE_INFINITY;
@@ -66,34 +95,72 @@ for (let w = 0; w < AUDIO_SECONDS; w++) {
   audioWindows.push(window);
 }
 {
-  const { aggregator } = createFeatureAggregator(DEFAULT_FEATURE_CONFIG);
-  const { seconds } = best(3, () => {
-    for (const window of audioWindows) aggregator.aggregate('audio', window, bounds);
+  const kernels = AUDIO_KERNELS.filter((k) => k === 'js' || wasmSimdSupported);
+  const featurizers = kernels.map(
+    (k) => new AudioFeaturizer(DEFAULT_FEATURE_CONFIG.audio, new DropCounter(), k),
+  );
+  const outputs = featurizers.map((f) => audioWindows.map((window) => f.featurize(window))); // warm-up
+  const identical = outputs.every((out) =>
+    out.every((features, w) => Buffer.from(features.buffer).equals(Buffer.from(outputs[0]![w]!.buffer))),
+  );
+  const numpy = numpyBaseline(pcm);
+  // Rounds in turn — each kernel once, then numpy once — so that load from elsewhere hits all of them alike. Wall
+  // time and CPU time (this process's, or python's process_time): on a shared machine the CPU time leaves out the
+  // time a process waits for a core.
+  const ours = kernels.map(() => ({ wall: Number.POSITIVE_INFINITY, cpu: Number.POSITIVE_INFINITY }));
+  let theirs = null as Timing | null;
+  for (let round = 0; round < AUDIO_ROUNDS; round++) {
+    featurizers.forEach((featurizer, k) => {
+      const cpuStart = process.cpuUsage();
+      const t = performance.now();
+      for (const window of audioWindows) featurizer.featurize(window);
+      const wall = (performance.now() - t) / 1000;
+      const cpu = cpuSeconds(cpuStart);
+      ours[k] = { wall: Math.min(ours[k]!.wall, wall), cpu: Math.min(ours[k]!.cpu, cpu) };
+    });
+    const n = numpy?.round() ?? null;
+    if (n !== null)
+      theirs = { wall: Math.min(theirs?.wall ?? n.wall, n.wall), cpu: Math.min(theirs?.cpu ?? n.cpu, n.cpu) };
+  }
+  numpy?.close();
+  const label = {
+    'wasm-simd': 'WebAssembly SIMD kernel (default)',
+    js: 'JavaScript kernel (fft.js; the path before)',
+  };
+  const speed = (t: Timing): string =>
+    `${fmt(AUDIO_SECONDS / t.wall)}× real time (${fmt((t.wall / audioFrames) * 1e6, 2)} µs/frame; CPU ${fmt((t.cpu / audioFrames) * 1e6, 2)})`;
+  kernels.forEach((kernel, k) => {
+    const t = ours[k]!;
+    const ratio =
+      theirs === null
+        ? 'numpy not measured'
+        : `**${fmt(theirs.wall / t.wall, 2)}× numpy** (CPU time: ${fmt(theirs.cpu / t.cpu, 2)}×)`;
+    rows.push([`audio log-mel 40 + RMS, 1 s windows, ${label[kernel]}`, speed(t), `one core; ${ratio}`]);
   });
-  rows.push([
-    'audio log-mel 40 + RMS, 1 s windows',
-    `${fmt(AUDIO_SECONDS / seconds)}× real time`,
-    'one core',
-  ]);
-  const numpy = numpyLogMelSeconds(pcm);
-  if (numpy !== null)
+  if (theirs !== null)
     rows.push([
       'baseline: numpy vectorised log-mel, same audio',
-      `${fmt(AUDIO_SECONDS / numpy)}× real time`,
-      `ours ${fmt(numpy / seconds, 2)}× numpy`,
+      speed(theirs),
+      `one BLAS thread; best of ${AUDIO_ROUNDS} rounds in turn with ours`,
     ]);
   else rows.push(['baseline: numpy vectorised log-mel', 'not measured', 'python3 with numpy not found']);
+  rows.push([
+    'kernels agree',
+    identical ? `bit for bit on all ${fmt(AUDIO_SECONDS)} windows` : '**NO: outputs differ**',
+    kernels.join(' = '),
+  ]);
+  if (!identical) process.exitCode = 1;
 }
 
-/** Seconds numpy takes for the same features (best of 3, one BLAS thread), or null without python3 + numpy. */
-function numpyLogMelSeconds(samples: Int16Array): number | null {
+/**
+ * numpy's time for the same features: each round() runs a fresh python3 (one BLAS thread) that computes them once
+ * to warm up, then once timed (wall and process CPU seconds). null without python3 + numpy.
+ */
+function numpyBaseline(samples: Int16Array): { round(): Timing | null; close(): void } | null {
   const dir = mkdtempSync(join(os.tmpdir(), 'braid-bench-'));
-  try {
-    writeFileSync(
-      join(dir, 'pcm.s16le'),
-      new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength),
-    );
-    const script = `
+  const file = join(dir, 'pcm.s16le');
+  writeFileSync(file, new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength));
+  const script = `
 import sys, time, numpy as np
 x = np.fromfile(sys.argv[1], dtype='<i2').astype(np.float64) / 32768.0
 def mel(f): return 2595.0 * np.log10(1.0 + f / 700.0)
@@ -112,16 +179,28 @@ def run():
         out.append(np.concatenate([lm.mean(0), lm.max(0), [r.mean(), r.max()]]))
     return out
 run()
-best = min((lambda t: (run(), time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(3))
-print(best)
+t, c = time.perf_counter(), time.process_time()
+run()
+print(time.perf_counter() - t, time.process_time() - c)
 `;
-    const env = { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
-    const result = spawnSync('python3', ['-c', script, join(dir, 'pcm.s16le')], { encoding: 'utf8', env });
+  const env = { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
+  const round = (): Timing | null => {
+    const result = spawnSync('python3', ['-c', script, file], { encoding: 'utf8', env });
     if (result.status !== 0) return null;
-    return Number(result.stdout.trim());
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+    const [wall, cpu] = result.stdout.trim().split(' ').map(Number);
+    return { wall: wall ?? Number.NaN, cpu: cpu ?? Number.NaN };
+  };
+  const close = (): void => rmSync(dir, { recursive: true, force: true });
+  if (round() === null) {
+    close();
+    return null;
   }
+  return { round, close };
+}
+
+if (audioOnly) {
+  printTable();
+  process.exit();
 }
 
 // ---------------------------------------------------------------- raw video
@@ -150,10 +229,6 @@ for (const format of ['gray', 'rgb'] as const) {
 
 // ---------------------------------------------------------------- JPEG
 const jpegs = await loadJpegs(quick ? 100 : 300);
-const cpuSeconds = (start: NodeJS.CpuUsage): number => {
-  const used = process.cpuUsage(start);
-  return (used.user + used.system) / 1e6;
-};
 /** Best wall and CPU seconds of each contender over rounds run in turn, so load from elsewhere hits all alike. */
 async function measureInTurn(
   contenders: Record<string, () => Promise<void>>,
@@ -304,10 +379,4 @@ async function loadJpegs(count: number): Promise<{ images: Uint8Array[]; kind: s
   ]);
 }
 
-console.log(
-  `features benchmark — ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, node ${process.version}, ${new Date().toISOString().slice(0, 10)}${quick ? ' (quick)' : ''}`,
-);
-console.log('');
-console.log('| measure | speed | note |');
-console.log('|---|---|---|');
-for (const row of rows) console.log(`| ${row.join(' | ')} |`);
+printTable();

@@ -1,139 +1,116 @@
 /// <reference types="@webgpu/types" />
 /**
- * WebGPU kernel check and benchmark — NOT YET RUN ON A GPU (no GPU was available while it was written; the kernel is
- * only compiled and validated on Dawn's null backend by test/unit/model-webgpu.test.ts).
+ * WebGPU check and benchmark, for a machine whose GPU Dawn (npm "webgpu") can use: npx tsx bench/gpu-entry.ts
+ * [--quick], or bundled by ../shared/gpu/prepare.sh bench/gpu-entry.ts and run there with bash .gpu/run.sh.
+ * On a CPU-only machine VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json runs it on SwiftShader (the
+ * checks mean something there, the timings nothing).
  *
- * On a machine with a GPU that Dawn (npm "webgpu") can use:  npx tsx bench/gpu-entry.ts [--quick]
- *
- * 1. Checks the WGSL fused step (src/model/webgpu-step.ts) against the CPU reference (the fused CPU kernel, itself
- *    tested equal to the tfjs model) on random weights and inputs: GRU and LSTM, sigmoid and softmax, 37 rows in a
- *    shuffled order on scattered state slots, 6 steps; scores and final states must agree to relative L2 ≤ 1e-4.
- *    The same check runs on the bundled demo model (models/demo, read from the working directory).
- * 2. Prints the bench table of bench/model.ts for the WGSL kernel, the plain tfjs-webgpu ops (the `webgpu`
- *    backend) and cpu-fused, at batch 1, 16, 256, 4096 and (inputs, hidden) = (64, 128), (256, 512).
+ * 1. Checks the `webgpu` backend's WGSL step against the CPU kernel (bench/webgpu-check.ts: scattered slots, shuffled
+ *    rows, resets, slot reuse, many steps): GRU and LSTM, sigmoid and softmax, (64, 128) and (256, 512), workgroups
+ *    of 1, 2 and 3 threads, the bundled demo model (models/demo) and two models shaped like imported Keras ones (a
+ *    fused encoder; a GRU without reset_after); relative L2 ≤ 1e-4 on scores and states.
+ * 2. Prints the bench table: the WGSL kernel, the same through ModelRuntime.step (gather, step, predictions), the
+ *    plain tfjs-webgpu ops for comparison, and cpu-fused, at batch 1, 16, 256, 4096 (1, 256 with --quick).
  *
  * Exit status: 0 all checks passed, 1 a check failed, 2 no usable GPU adapter.
  */
 import { existsSync } from 'node:fs';
-import os from 'node:os';
-import { createStepKernel, probeBackend } from '../src/model/backends.js';
-import { identityNormalization, parseModelConfig } from '../src/model/config.js';
+// esbuild drops a bare `import '@tensorflow/tfjs-backend-cpu'` (the package marks its Node build free of side
+// effects), which would leave the bundle no tfjs backend to load models/demo with: a used import keeps it.
+import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
+import * as tf from '@tensorflow/tfjs-core';
 import { FusedStepKernel } from '../src/model/fused-kernel.js';
 import { loadModel } from '../src/model/model-io.js';
+import { ModelRuntime } from '../src/model/runtime.js';
 import type { StepKernel } from '../src/model/step-kernel.js';
+import { TfStepKernel } from '../src/model/tf-kernel.js';
+import { adapterName, type OpenedDevice, openWebGpuDevice } from '../src/model/webgpu-adapter.js';
 import { WebGpuStep } from '../src/model/webgpu-step.js';
-import { createModel, type Model, mulberry32, randomWeights } from '../src/model/weights.js';
+import type { Model } from '../src/model/weights.js';
+import { mulberry32 } from '../src/model/weights.js';
+import {
+  batchesFor,
+  benchModel,
+  budgetFor,
+  fmt,
+  machineLine,
+  rate,
+  SHAPES,
+  type Timing,
+  timeSlotKernel,
+  timeStepKernel,
+} from './model-table.js';
+import {
+  type CheckOptions,
+  checkModel,
+  checkWebGpuStep,
+  IMPORTED_VARIANTS,
+  importedShapeModel,
+} from './webgpu-check.js';
 
 const quick = process.argv.includes('--quick');
-const SHAPES: readonly [number, number][] = [
-  [64, 128],
-  [256, 512],
-];
-const BATCHES = quick ? [1, 256] : [1, 16, 256, 4096];
-const BUDGET_MS = quick ? 150 : 600;
+const BATCHES = batchesFor(quick);
+const BUDGET_MS = budgetFor(quick);
 const TOLERANCE = 1e-4;
 
-function makeModel(inputs: number, hidden: number, cell: 'gru' | 'lstm', head: 'sigmoid' | 'softmax'): Model {
-  const width = inputs - 3;
-  const layout = { audio: width, video: 0, text: 0, mask: 3 as const };
-  const config = parseModelConfig({
-    inputLayout: layout,
-    encoderUnits: { audio: width, video: 0, text: 0 },
-    hidden,
-    cell,
-    labels: Array.from({ length: 8 }, (_, i) => `l${i}`),
-    head,
-    featureConfig: null,
-    normalization: identityNormalization(layout),
-  });
-  return createModel(config, randomWeights(config, { seed: hidden + inputs, biasScale: 0.3 }));
-}
-
-/** Dawn for Node tears its devices down when the GPU instance is garbage-collected: held here for the whole run. */
-const instances: GPU[] = [];
-
-async function gpuDevice(): Promise<GPUDevice | undefined> {
-  const dawn = (await import('webgpu')) as unknown as { create(flags: string[]): GPU; globals: object };
-  Object.assign(globalThis, dawn.globals);
-  const gpu = dawn.create([]);
-  instances.push(gpu);
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) return undefined;
-  const l = adapter.limits;
-  console.log(`adapter: ${JSON.stringify(adapter.info ?? {})}`);
-  return adapter.requestDevice({
-    requiredLimits: {
-      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-      maxBufferSize: l.maxBufferSize,
-      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
-    },
-  });
-}
-
-const relL2 = (got: Float32Array, want: Float32Array): number => {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += ((got[i] as number) - (want[i] as number)) ** 2;
-    den += (want[i] as number) ** 2;
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
-};
-
-/** Runs the same rows through the CPU kernel (rows in order) and the GPU kernel (rows shuffled, scattered slots). */
-async function check(device: GPUDevice, model: Model, label: string): Promise<boolean> {
-  const n = 37;
-  const steps = 6;
-  const next = mulberry32(42);
-  const cpu = new FusedStepKernel(model, n);
-  const gpu = await WebGpuStep.create(device, model, { maxBatch: n, maxStreams: 3 * n });
-  const { input: F, state: S, labels: L } = cpu.dims;
-  const slotOf = Uint32Array.from(
-    Array.from({ length: 3 * n }, (_, i) => i)
-      .sort(() => next() - 0.5)
-      .slice(0, n),
+async function check(
+  device: GPUDevice,
+  model: Model,
+  label: string,
+  options: CheckOptions,
+): Promise<boolean> {
+  const r = await checkWebGpuStep(device, model, options);
+  const ok = r.scores <= TOLERANCE && r.states <= TOLERANCE;
+  console.log(
+    `${ok ? 'PASS' : 'FAIL'} ${label}: relative L2 scores ${r.scores.toExponential(2)}, states ${r.states.toExponential(2)} (limit ${TOLERANCE}; ${r.rowsRun} rows, ${r.freshRows} fresh, ${r.reusedSlots} slots reused)`,
   );
-  const cpuState = new Float32Array(n * S);
-  let worstY = 0;
+  return ok;
+}
+
+/**
+ * The tfjs-ops model on @tensorflow/tfjs-backend-webgpu, for comparison only (it is no braid backend): the
+ * package registers only if navigator.gpu exists when it is imported.
+ */
+async function tfjsWebGpu(model: Model, maxBatch: number, gpu: GPU): Promise<StepKernel | string> {
   try {
-    for (let t = 0; t < steps; t++) {
-      const x = Float32Array.from({ length: n * F }, () => (next() * 2 - 1) * 2);
-      const yCpu = new Float32Array(n * L);
-      cpu.step(n, x, cpuState, yCpu, cpuState);
-      const order = Array.from({ length: n }, (_, i) => i).sort(() => next() - 0.5);
-      const gx = new Float32Array(n * F);
-      const slots = new Uint32Array(n);
-      order.forEach((row, i) => {
-        gx.set(x.subarray(row * F, (row + 1) * F), i * F);
-        slots[i] = slotOf[row] as number;
-      });
-      const gy = new Float32Array(n * L);
-      await gpu.step(n, gx, slots, gy);
-      const yGpu = new Float32Array(n * L);
-      order.forEach((row, i) => {
-        yGpu.set(gy.subarray(i * L, (i + 1) * L), row * L);
-      });
-      worstY = Math.max(worstY, relL2(yGpu, yCpu));
-    }
-    const stateErr = relL2(await gpu.readStates(slotOf), cpuState);
-    const ok = worstY <= TOLERANCE && stateErr <= TOLERANCE;
-    console.log(
-      `${ok ? 'PASS' : 'FAIL'} ${label}: relative L2 scores ${worstY.toExponential(2)}, states ${stateErr.toExponential(2)} (limit ${TOLERANCE})`,
-    );
-    return ok;
-  } finally {
-    gpu.dispose();
+    const dawn = (await import('webgpu' as string)) as { globals: object };
+    const g = globalThis as Record<string, unknown>;
+    Object.assign(g, dawn.globals);
+    if (!g['navigator']) g['navigator'] = { gpu };
+    else if (!(g['navigator'] as { gpu?: unknown }).gpu)
+      Object.defineProperty(g['navigator'], 'gpu', { value: gpu, configurable: true });
+    await import('@tensorflow/tfjs-backend-webgpu' as string);
+    if (!(await tf.setBackend('webgpu'))) return 'tfjs could not start its webgpu backend';
+    await tf.ready();
+    return new TfStepKernel(model, 'webgpu', maxBatch);
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
   }
 }
 
-interface Timing {
-  median: number;
-  p90: number;
-  steps: number;
+/** ModelRuntime.step over `batch` streams, one window each per step: what a server tick costs (inputs made once). */
+function runtimeRunner(runtime: ModelRuntime, batch: number): () => Promise<void> {
+  const next = mulberry32(batch);
+  const present = { audio: true, video: false, text: false, label: false };
+  const xs = Array.from({ length: batch }, () =>
+    Float32Array.from({ length: runtime.dims.input }, () => next() * 2 - 1),
+  );
+  let index = 0;
+  return async () => {
+    const windows = xs.map((x, s) => ({
+      streamId: `s${s}`,
+      index,
+      start: index * 500_000,
+      end: (index + 1) * 500_000,
+      x,
+      present,
+    }));
+    index++;
+    await runtime.step(windows);
+  };
 }
 
-async function time(run: () => Promise<void> | void): Promise<Timing> {
+async function timeRunner(run: () => Promise<void>): Promise<Timing> {
   await run();
   await run();
   const samples: number[] = [];
@@ -151,31 +128,19 @@ async function time(run: () => Promise<void> | void): Promise<Timing> {
   };
 }
 
-function kernelRunner(kernel: StepKernel, batch: number): () => Promise<void> | void {
-  const { input, state, labels } = kernel.dims;
-  const next = mulberry32(batch);
-  const x = Float32Array.from({ length: batch * input }, () => next() * 2 - 1);
-  const s = new Float32Array(batch * state);
-  const y = new Float32Array(batch * labels);
-  return () => kernel.step(batch, x, s, y, s);
-}
-
-function gpuRunner(step: WebGpuStep, batch: number): () => Promise<void> {
-  const next = mulberry32(batch);
-  const x = Float32Array.from({ length: batch * step.dims.input }, () => next() * 2 - 1);
-  const slots = Uint32Array.from({ length: batch }, (_, i) => i);
-  const y = new Float32Array(batch * step.dims.labels);
-  return () => step.step(batch, x, slots, y);
-}
-
-const fmt = (ms: number): string => (ms < 1 ? ms.toFixed(4) : ms < 100 ? ms.toFixed(3) : ms.toFixed(0));
-
 async function main(): Promise<number> {
-  const device = await gpuDevice();
-  if (!device) {
-    console.log('no GPU adapter: Dawn found no usable GPU here');
+  let opened: OpenedDevice;
+  try {
+    opened = await openWebGpuDevice({ allowSoftware: true });
+  } catch (error) {
+    console.log(`no GPU adapter: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
+  const { device, gpu } = opened;
+  console.log(
+    `adapter: ${adapterName(opened.adapter)}${opened.software ? ' — SOFTWARE: timings mean nothing' : ''}`,
+  );
+  console.log(`tfjs ${tf.version_core}, tfjs-backend-cpu ${version_cpu}`);
   let ok = true;
   for (const [inputs, hidden] of SHAPES)
     for (const cell of ['gru', 'lstm'] as const)
@@ -183,43 +148,88 @@ async function main(): Promise<number> {
         ok =
           (await check(
             device,
-            makeModel(inputs, hidden, cell, head),
+            checkModel(inputs, hidden, cell, head),
             `${cell} ${head} (${inputs}, ${hidden})`,
+            {
+              streams: 37,
+              steps: 12,
+            },
           )) && ok;
-
-  // The issue asks for a real model too: the bundled demo model, from the working tree that travels with .gpu/.
+  for (const workgroupSize of [1, 2, 3])
+    ok =
+      (await check(
+        device,
+        checkModel(64, 128, 'lstm', 'softmax'),
+        `lstm softmax (64, 128), workgroup ${workgroupSize}`,
+        {
+          streams: 9,
+          steps: 4,
+          workgroupSize,
+        },
+      )) && ok;
+  // A real model too: the bundled demo model, from the working tree that travels with .gpu/.
   if (existsSync('models/demo'))
-    ok = (await check(device, await loadModel('models/demo'), 'bundled demo model (models/demo)')) && ok;
+    ok =
+      (await check(device, await loadModel('models/demo'), 'bundled demo model (models/demo)', {
+        streams: 37,
+        steps: 12,
+      })) && ok;
   else {
     console.log('FAIL bundled demo model: models/demo not found (run from the repository root)');
     ok = false;
   }
 
-  const tfWebgpu = await probeBackend('webgpu');
-  if (!tfWebgpu.available) console.log(`tfjs webgpu ops skipped: ${tfWebgpu.reason}`);
-  console.log(
-    `\n${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`,
-  );
+  for (const [cell, resetAfter, fusedEncoder] of IMPORTED_VARIANTS)
+    ok =
+      (await check(
+        device,
+        importedShapeModel(cell, resetAfter, fusedEncoder),
+        `imported-Keras-shaped ${cell}${resetAfter === false ? ' (reset before)' : ''}, fused encoder of ${fusedEncoder.length} layers`,
+        { streams: 37, steps: 12 },
+      )) && ok;
+
+  console.log(`\n${machineLine()}, ${adapterName(opened.adapter)}\n`);
   console.log('| kernel | (inputs, hidden) | batch | step ms (median) | p90 ms | steps timed | windows/s |');
   console.log('|---|---|---:|---:|---:|---:|---:|');
   const maxBatch = Math.max(...BATCHES);
   for (const [inputs, hidden] of SHAPES) {
-    const model = makeModel(inputs, hidden, 'gru', 'sigmoid');
-    const rows: [string, (batch: number) => () => Promise<void> | void, () => void][] = [];
+    const model = benchModel(inputs, hidden);
+    const rows: [string, (batch: number) => Promise<Timing>, () => void][] = [];
     const wgsl = await WebGpuStep.create(device, model, { maxBatch, maxStreams: maxBatch });
-    rows.push(['webgpu WGSL fused', (b) => gpuRunner(wgsl, b), () => wgsl.dispose()]);
-    if (tfWebgpu.available) {
-      const k = await createStepKernel(model, 'webgpu', maxBatch);
-      rows.push(['webgpu tfjs ops', (b) => kernelRunner(k, b), () => k.dispose()]);
-    }
+    rows.push(['webgpu (WGSL fused)', (b) => timeSlotKernel(wgsl, b, BUDGET_MS), () => wgsl.dispose()]);
+    const onGpu = new ModelRuntime(
+      model,
+      await WebGpuStep.create(device, model, { maxBatch, maxStreams: maxBatch }),
+      {
+        maxBatch,
+      },
+    );
+    rows.push([
+      'webgpu ModelRuntime.step',
+      (b) => timeRunner(runtimeRunner(onGpu, b)),
+      () => onGpu.dispose(),
+    ]);
+    const tfjs = await tfjsWebGpu(model, maxBatch, gpu);
+    if (typeof tfjs === 'string') console.log(`(tfjs-webgpu ops skipped: ${tfjs})`);
+    else
+      rows.push([
+        'tfjs-webgpu ops (comparison)',
+        (b) => timeStepKernel(tfjs, b, BUDGET_MS),
+        () => tfjs.dispose(),
+      ]);
     const fused = new FusedStepKernel(model, maxBatch);
-    rows.push(['cpu-fused', (b) => kernelRunner(fused, b), () => fused.dispose()]);
-    for (const [name, runner, dispose] of rows) {
+    rows.push(['cpu-fused', (b) => timeStepKernel(fused, b, BUDGET_MS), () => fused.dispose()]);
+    const onCpu = new ModelRuntime(model, new FusedStepKernel(model, maxBatch), { maxBatch });
+    rows.push([
+      'cpu-fused ModelRuntime.step',
+      (b) => timeRunner(runtimeRunner(onCpu, b)),
+      () => onCpu.dispose(),
+    ]);
+    for (const [name, timeAt, dispose] of rows) {
       for (const batch of BATCHES) {
-        const t = await time(runner(batch));
-        const rate = Math.round((batch * 1000) / t.median).toLocaleString('en-US');
+        const t = await timeAt(batch);
         console.log(
-          `| ${name} | (${inputs}, ${hidden}) | ${batch} | ${fmt(t.median)} | ${fmt(t.p90)} | ${t.steps} | ${rate} |`,
+          `| ${name} | (${inputs}, ${hidden}) | ${batch} | ${fmt(t.median)} | ${fmt(t.p90)} | ${t.steps} | ${rate(batch, t.median)} |`,
         );
       }
       dispose();

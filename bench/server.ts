@@ -3,56 +3,18 @@
 // loopback against `braid serve` running in its own process, the subscribers in a third process. Reports end-to-end latency (window end -> subscriber
 // receives) p50/p99 and everything dropped. The producers and subscribers share the machine with the server.
 // Run: npx tsx bench/server.ts [streams...]
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import WebSocket from 'ws';
 import { wallClockMicros } from '../src/core/time.js';
 import { saveModel } from '../src/model/model-io.js';
-import { encodeFrame } from '../src/server/protocol.js';
 import { untrainedModel } from '../test/helpers/demo-pipeline.js';
+import { openProducers, sendDue, startServe } from './load.js';
 
 const SECONDS = 20;
 const WARMUP_S = 4;
 const SUBSCRIBERS = 2;
-
-async function startServe(modelDir: string, port: number): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'src/cli/run.ts',
-      'serve',
-      '--port',
-      String(port),
-      '--model',
-      modelDir,
-      '--backend',
-      'cpu-fused',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  await new Promise<void>((resolve, reject) => {
-    let log = '';
-    child.stderr!.on('data', (d) => {
-      log += String(d);
-      if (log.includes('serving on')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${log}`)));
-  });
-  return child;
-}
-
-async function open(url: string): Promise<WebSocket> {
-  const ws = new WebSocket(url);
-  await new Promise((r, j) => {
-    ws.once('open', r);
-    ws.once('error', j);
-  });
-  return ws;
-}
 
 async function measure(streams: number, port: number) {
   const base = `ws://127.0.0.1:${port}`;
@@ -75,47 +37,12 @@ async function measure(streams: number, port: number) {
     const check = () => (subscriberOutput.includes('ready') ? resolve() : setTimeout(check, 20));
     check();
   });
-  const producers = await Promise.all(
-    Array.from({ length: streams }, async (_, i) => {
-      const ws = await open(`${base}/ingest`);
-      ws.send(
-        JSON.stringify({
-          type: 'hello',
-          version: 1,
-          streamId: `load-${i}`,
-          modalities: ['audio', 'video', 'text'],
-          audio: { sampleRate: 16000, format: 'pcm16' },
-          video: { format: 'gray', width: 64, height: 48 },
-        }),
-      );
-      return ws;
-    }),
-  );
-  const pcm = new Uint8Array(new Int16Array(160).map((_, i) => Math.round(4000 * Math.sin(i / 3))).buffer);
-  const frame = new Uint8Array(64 * 48).map((_, i) => i & 255);
+  const producers = await openProducers(base, streams);
   const t0 = wallClockMicros();
   let tick = 0;
-  let lastProgress = 0;
-  // Send every 10 ms frame whose capture time has come, as capture devices would.
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
-      const due = Math.floor((wallClockMicros() - t0) / 10_000);
-      for (; tick <= due; tick++) {
-        const time = t0 + tick * 10_000;
-        producers.forEach((ws, i) => {
-          ws.send(encodeFrame({ modality: 'audio', time, seq: tick, payload: pcm }));
-          if (tick % 10 === i % 10)
-            ws.send(encodeFrame({ modality: 'video', time, seq: tick, payload: frame }));
-          if (tick % 170 === i % 170)
-            ws.send(JSON.stringify({ type: 'text', time, seq: tick, text: 'typing away' }));
-        });
-      }
-      // As the demo page does every 20 ms: everything captured before the next tick has been sent.
-      if (tick - lastProgress >= 2) {
-        lastProgress = tick;
-        const progress = JSON.stringify({ type: 'progress', time: t0 + tick * 10_000 });
-        for (const ws of producers) ws.send(progress);
-      }
+      tick = sendDue(producers, t0, tick);
       if (tick >= SECONDS * 100) {
         clearInterval(timer);
         resolve();
@@ -170,7 +97,7 @@ console.log(
 console.log('|---|---|---|---|---|---|---|');
 let port = 18_400;
 for (const streams of counts.length > 0 ? counts : [16, 64, 256]) {
-  const child = await startServe(modelDir, ++port);
+  const child = await startServe({ port: ++port, model: modelDir });
   try {
     const r = await measure(streams, port);
     console.log(

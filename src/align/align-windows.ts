@@ -27,6 +27,8 @@ export interface Alignment<C> {
   readonly rejected$: Observable<RejectedInput>;
   /** Ids of streams closed (by a control or the end of input), each after its last window. */
   readonly closed$: Observable<string>;
+  /** Ids of streams whose timeline started again (a `restart` control); their window indices start afresh. */
+  readonly restarted$: Observable<string>;
   stats(): AlignStats;
   /** Ids of the streams with open state. */
   openStreams(): string[];
@@ -37,6 +39,7 @@ export function createAlignment<C>(options: AlignmentOptions<C>): Alignment<C> {
   const late$ = new Subject<LateEvent>();
   const rejected$ = new Subject<RejectedInput>();
   const closed$ = new Subject<string>();
+  const restarted$ = new Subject<string>();
   // Validate options up front so a bad option fails where the pipeline is built, not at first subscription.
   let current = new WindowAligner(options, { window: () => {}, late: () => {}, rejected: () => {} });
 
@@ -49,6 +52,7 @@ export function createAlignment<C>(options: AlignmentOptions<C>): Alignment<C> {
           late: (l) => late$.next(l),
           rejected: (r) => rejected$.next(r),
           closed: (id) => closed$.next(id),
+          restarted: (id) => restarted$.next(id),
         },
         () => scheduler.now(),
       );
@@ -111,6 +115,7 @@ export function createAlignment<C>(options: AlignmentOptions<C>): Alignment<C> {
     late$: late$.asObservable(),
     rejected$: rejected$.asObservable(),
     closed$: closed$.asObservable(),
+    restarted$: restarted$.asObservable(),
     stats: () => ({ ...current.stats, rejected: { ...current.stats.rejected } }),
     openStreams: () => current.streamIds,
   };

@@ -20,6 +20,13 @@ export class SourceBuffer {
     return this.#head < this.#events.length ? this.#events[this.#head]!.time : Number.POSITIVE_INFINITY;
   }
 
+  /** Time of the latest pending event, or -Infinity when empty. */
+  lastTime(): number {
+    return this.#head < this.#events.length
+      ? this.#events[this.#events.length - 1]!.time
+      : Number.NEGATIVE_INFINITY;
+  }
+
   /** Inserts in (time, seq) order; returns false for an exact duplicate (same time and seq), which is not kept. */
   insert(event: AnySourceEvent): boolean {
     const events = this.#events;

@@ -39,6 +39,10 @@ export interface AlignStats {
   forcedCloses: number;
   idleTransitions: number;
   epochResets: number;
+  /** Streams whose timeline started again (`restart` controls). */
+  restarts: number;
+  /** Windows emitted with some of their data lost (gap controls). */
+  partialWindows: number;
   /** Progress controls (producer timestamp bounds) taken. */
   progress: number;
   streamsOpened: number;
@@ -65,6 +69,8 @@ export interface AlignerSinks<C> {
   rejected(rejected: RejectedInput): void;
   /** A stream was closed (control, or end of input) after its last window was emitted; its state is gone. */
   closed?(streamId: string): void;
+  /** A stream's timeline started again (a `restart` control): later windows may have lower indices. */
+  restarted?(streamId: string): void;
 }
 
 interface SourceState {
@@ -76,6 +82,8 @@ interface SourceState {
   /** Watermark: never moves back, also across an epoch reset. */
   watermark: number;
   idle: boolean;
+  /** Spans of capture time whose events were lost ([from, to], from `gap` controls), oldest first. */
+  gaps: [number, number][];
   /** Processing time (ms, from the injected clock) of the last event, or of the stream's opening. */
   lastArrivalMs: number;
 }
@@ -91,6 +99,8 @@ interface StreamState {
   closedUpTo: number;
   bufferedEvents: number;
   bufferedBytes: number;
+  /** Its producer was cut off: no source goes idle, windows wait for a resume (or the close). */
+  suspended: boolean;
 }
 
 const MODALITY_INDEX: Record<Modality, number> = { audio: 0, video: 1, text: 2, label: 3 };
@@ -114,6 +124,8 @@ export class WindowAligner<C> {
     forcedCloses: 0,
     idleTransitions: 0,
     epochResets: 0,
+    restarts: 0,
+    partialWindows: 0,
     progress: 0,
     streamsOpened: 0,
     streamsClosed: 0,
@@ -171,7 +183,7 @@ export class WindowAligner<C> {
         input,
         'non_monotonic',
         'time',
-        `${event.streamId}/${event.modality}: time ${event.time} µs is more than outOfOrderness (${this.options.outOfOrderness} µs) before the latest ${source.maxTime} µs; send a reset control after a device restart`,
+        `${event.streamId}/${event.modality}: time ${event.time} µs is more than outOfOrderness (${this.options.outOfOrderness} µs) before the latest ${source.maxTime} µs; if the clock jumped, restart the stream (protocol: {"type":"reset"})`,
       );
     if (stream.nextWindow !== null && event.time < stream.origin + stream.nextWindow * this.options.hop) {
       this.stats.late++;
@@ -213,6 +225,7 @@ export class WindowAligner<C> {
     const now = this.#nowMs();
     let next = Number.POSITIVE_INFINITY;
     for (const stream of this.#streams.values()) {
+      if (stream.suspended) continue;
       let changed = false;
       for (const source of stream.sources) {
         if (source === undefined || source.idle || !source.gating) continue;
@@ -302,6 +315,33 @@ export class WindowAligner<C> {
       case 'close':
         if (stream !== undefined) this.#closeStream(stream);
         return;
+      case 'restart':
+        if (stream !== undefined) this.#restartStream(stream, control);
+        return;
+      case 'suspend':
+        if (stream !== undefined) stream.suspended = true;
+        return;
+      case 'resume': {
+        if (stream === undefined) return;
+        stream.suspended = false;
+        // The gap counts as arrival: the resumed producer gets a full idle timeout before its sources go idle.
+        const now = this.#nowMs();
+        for (const source of stream.sources) if (source) source.lastArrivalMs = now;
+        return;
+      }
+      case 'gap': {
+        const source = stream?.sources[MODALITY_INDEX[control.modality]];
+        if (source === undefined) return;
+        if (!(control.to > control.from))
+          return this.#reject(
+            control,
+            'bad_gap',
+            'to',
+            `gap: to (${control.to}) must be after from (${control.from})`,
+          );
+        source.gaps.push([control.from, control.to]);
+        return;
+      }
       case 'reset': {
         if (!isModality(control.modality))
           return this.#reject(
@@ -364,6 +404,7 @@ export class WindowAligner<C> {
       closedUpTo: Number.NEGATIVE_INFINITY,
       bufferedEvents: 0,
       bufferedBytes: 0,
+      suspended: false,
     };
     for (const m of modalities) this.#addSource(stream, m);
     this.#streams.set(id, stream);
@@ -380,10 +421,51 @@ export class WindowAligner<C> {
       maxTime: Number.NEGATIVE_INFINITY,
       watermark: Number.NEGATIVE_INFINITY,
       idle: false,
+      gaps: [],
       lastArrivalMs: this.#nowMs(),
     };
     stream.sources[MODALITY_INDEX[modality]] = source;
     return source;
+  }
+
+  /**
+   * A new timeline for a stream whose clock jumped: what it buffered was stamped by the bad clock, so it is discarded
+   * (counted and reported, never emitted), and its grid and watermarks start afresh. The stream stays open.
+   */
+  #restartStream(stream: StreamState, control: StreamControl): void {
+    let discarded = 0;
+    let first = Number.POSITIVE_INFINITY;
+    let last = Number.NEGATIVE_INFINITY;
+    for (const source of stream.sources) {
+      if (source === undefined) continue;
+      first = Math.min(first, source.buffer.firstTime());
+      last = Math.max(last, source.buffer.lastTime());
+      discarded += source.buffer.size;
+      source.buffer.clear();
+      source.maxTime = Number.NEGATIVE_INFINITY;
+      source.watermark = Number.NEGATIVE_INFINITY;
+      source.idle = false;
+      source.gaps = [];
+      source.lastArrivalMs = this.#nowMs();
+    }
+    this.stats.bufferedEvents -= stream.bufferedEvents;
+    this.stats.bufferedBytes -= stream.bufferedBytes;
+    stream.bufferedEvents = 0;
+    stream.bufferedBytes = 0;
+    stream.nextWindow = null;
+    stream.closedUpTo = Number.NEGATIVE_INFINITY;
+    this.stats.restarts++;
+    if (discarded > 0) {
+      this.stats.rejected['discarded_by_restart'] =
+        (this.stats.rejected['discarded_by_restart'] ?? 0) + discarded;
+      this.#sinks.rejected({
+        input: control,
+        reason: 'discarded_by_restart',
+        field: 'control',
+        message: `restart of "${stream.id}": ${discarded} buffered events (capture times ${first}..${last} µs) discarded`,
+      });
+    }
+    this.#sinks.restarted?.(stream.id);
   }
 
   #closeStream(stream: StreamState): void {
@@ -476,9 +558,11 @@ export class WindowAligner<C> {
     const present = emptyModalityRecord(false);
     const missing: Modality[] = [];
     const bounds = { streamId: stream.id, index, start, end };
+    let partial = false;
     for (const source of stream.sources) {
       if (source === undefined) continue;
       if (source.idle && source.gating) missing.push(source.modality);
+      for (const [from, to] of source.gaps) if (from < end && to > start) partial = true;
       const events = source.buffer.range(start, end);
       if (events.length === 0) continue;
       counts[source.modality] = events.length;
@@ -496,12 +580,16 @@ export class WindowAligner<C> {
       present,
       missing,
       closedBy,
+      ...(partial && { partial: true as const }),
     });
+    if (partial) this.stats.partialWindows++;
   }
 
   #release(stream: StreamState, before: number): void {
     for (const source of stream.sources) {
       if (source === undefined) continue;
+      // A gap ending before every open window is of no more use.
+      while (source.gaps.length > 0 && source.gaps[0]![1] <= before) source.gaps.shift();
       // The stream and total counters follow the buffer's own size and bytes, measured before and after, rather
       // than a count returned by the buffer: they cannot drift from what is really held.
       const { buffer } = source;

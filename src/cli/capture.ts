@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
-import { concat, fromEvent, merge, NEVER, type Observable, of, take, takeUntil, tap, timer } from 'rxjs';
+import { concat, fromEvent, merge, type Observable, of, take, takeUntil, tap } from 'rxjs';
 import { InvalidOptionError } from '../core/errors.js';
 import type { Modality, StreamInput } from '../core/events.js';
 import { parseDuration } from '../core/time.js';
 import { audioFileSource } from '../sources/audio-file.js';
+import { captureFor, type TimedSource } from '../sources/capture-duration.js';
 import { DropCounter } from '../sources/drop-counter.js';
 import { type MicrophoneRecorder, microphoneSource } from '../sources/microphone.js';
 import { ndjsonTextSource } from '../sources/text.js';
@@ -39,13 +40,18 @@ export function withCaptureOptions(command: Command): Command {
     )
     .option('--video-file <file>', 'use a video file as the camera, in real time')
     .option('--text <file>', 'text events as NDJSON lines {"text": ...} from a file, or - for stdin')
-    .option('--duration <duration>', 'stop after this long (e.g. 30s); Ctrl-C stops too', parseDuration);
+    .option(
+      '--duration <duration>',
+      'stop after this much capture time from the first event (e.g. 30s); Ctrl-C stops too',
+      parseDuration,
+    );
 }
 
 /** The captured session as one stream of inputs: an `open` naming its modalities, then every source merged. */
 export function captureInputs(options: CaptureOptions): Observable<StreamInput> {
   const streamId = options.streamId;
-  const sources: Observable<StreamInput>[] = [];
+  const sources: TimedSource[] = [];
+  const dense = (input$: Observable<StreamInput>) => sources.push({ input$, dense: true });
   const modalities: Modality[] = [];
   const [width, height] = options.size.split('x').map(Number);
   if (!Number.isInteger(width) || !Number.isInteger(height))
@@ -56,7 +62,7 @@ export function captureInputs(options: CaptureOptions): Observable<StreamInput> 
   if (options.camera !== undefined && options.videoFile !== undefined)
     throw new InvalidOptionError('video-file', 'use either --camera or --video-file');
   if (options.mic !== undefined) {
-    sources.push(
+    dense(
       microphoneSource({
         streamId,
         recorder: options.recorder as MicrophoneRecorder,
@@ -65,11 +71,11 @@ export function captureInputs(options: CaptureOptions): Observable<StreamInput> 
     );
     modalities.push('audio');
   } else if (options.audioFile !== undefined) {
-    sources.push(audioFileSource({ streamId, path: options.audioFile, pace: 'realtime' }));
+    dense(audioFileSource({ streamId, path: options.audioFile, pace: 'realtime' }));
     modalities.push('audio');
   }
   if (options.camera !== undefined) {
-    sources.push(
+    dense(
       videoSource({
         streamId,
         width,
@@ -84,7 +90,7 @@ export function captureInputs(options: CaptureOptions): Observable<StreamInput> 
     );
     modalities.push('video');
   } else if (options.videoFile !== undefined) {
-    sources.push(
+    dense(
       videoSource({
         streamId,
         width,
@@ -96,9 +102,14 @@ export function captureInputs(options: CaptureOptions): Observable<StreamInput> 
   }
   if (options.text !== undefined) {
     const drops = new DropCounter();
-    sources.push(
-      ndjsonTextSource({ streamId, input: options.text === '-' ? process.stdin : options.text, drops }),
-    );
+    sources.push({
+      input$: ndjsonTextSource({
+        streamId,
+        input: options.text === '-' ? process.stdin : options.text,
+        drops,
+      }),
+      dense: false,
+    });
     modalities.push('text');
   }
   if (sources.length === 0)
@@ -107,11 +118,16 @@ export function captureInputs(options: CaptureOptions): Observable<StreamInput> 
       'nothing to capture: pass --mic, --camera, --audio-file, --video-file and/or --text',
     );
   // Stopping ends the sources (their child processes are reaped) and completes the stream, which flushes windows.
-  const stop$ = merge(
-    fromEvent(process, 'SIGINT').pipe(tap(() => console.error('braid: SIGINT, stopping capture'))),
-    options.duration !== undefined ? timer(options.duration / 1000) : NEVER,
-  ).pipe(take(1));
-  return concat(of<StreamInput>({ control: 'open', streamId, modalities }), merge(...sources)).pipe(
-    takeUntil(stop$),
+  // A duration is capture time from the first event (see captureFor); Ctrl-C stops at once.
+  const sigint$ = fromEvent(process, 'SIGINT').pipe(
+    tap(() => console.error('braid: SIGINT, stopping capture')),
+    take(1),
+  );
+  const captured$ =
+    options.duration !== undefined
+      ? captureFor(sources, options.duration)
+      : merge(...sources.map((s) => s.input$));
+  return concat(of<StreamInput>({ control: 'open', streamId, modalities }), captured$).pipe(
+    takeUntil(sigint$),
   );
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerExportCommand, registerExportModelCommand, registerImportCommand } from '../interop/cli.js';
 import { registerEvalCommand, registerTrainCommand } from '../train/cli.js';
 import { registerDiffCommand } from './diff.js';
 import { registerInfoCommand } from './info.js';
@@ -28,6 +29,9 @@ export function buildCli(): Command {
   registerDiffCommand(program);
   registerTrainCommand(program);
   registerEvalCommand(program);
+  registerExportCommand(program);
+  registerImportCommand(program);
+  registerExportModelCommand(program);
   return program;
 }
 

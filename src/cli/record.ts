@@ -33,8 +33,10 @@ export function registerRecordCommand(program: Command): void {
           filter((input: StreamInput): input is AnySourceEvent => !isStreamControl(input)),
           recordTo(recorder),
           tap(() => {
-            // The 10th says recording is under way; then every 1000th.
-            if (++events === 10 || events % 1000 === 0) log(`braid: ${events} events recorded`);
+            events++;
+            // Said once capture really runs (Ctrl-C is handled from then on), then now and then.
+            if (events === 1) log(`braid: recording to ${options.out}; Ctrl-C finishes the file`);
+            else if (events % 1000 === 0) log(`braid: ${events} events recorded`);
           }),
         ),
         { defaultValue: undefined },

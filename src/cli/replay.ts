@@ -10,7 +10,6 @@ import {
   createPipelineFromOptions,
   durationOption,
   type ModelCliOptions,
-  modelId,
   withModelOptions,
 } from './model-options.js';
 import { replayThroughPipeline } from './replay-run.js';
@@ -61,7 +60,7 @@ export function registerReplayCommand(program: Command): void {
       .filter(Boolean);
     const pipeline = await createPipelineFromOptions(options, log, REPLAY_QUEUE);
     const mcapOut = options.out?.toLowerCase().endsWith('.mcap') ? options.out : undefined;
-    const model = await modelId(options.model);
+    const model = pipeline.modelId;
     const recorder = mcapOut
       ? await McapRecorder.create(mcapOut, {
           overwrite: options.overwrite,

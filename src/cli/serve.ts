@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { mergeMap, type Subscription, tap, timer } from 'rxjs';
 import { InvalidEventError, InvalidOptionError } from '../core/errors.js';
 import { isStreamControl, type StreamInput } from '../core/events.js';
@@ -10,12 +11,14 @@ import { WriteBacklogError } from '../record/errors.js';
 import { McapRecorder } from '../record/recorder.js';
 import { recordingInfo } from '../record/recording-reader.js';
 import { replayInputs } from '../record/replay.js';
-import { type PredictionPipeline, startServer } from '../server/server.js';
+import type { PredictionPipeline } from '../server/pipeline.js';
+import { startServer } from '../server/server.js';
 import {
   BUNDLED_RECORDING,
   createPipelineFromOptions,
+  durationOption,
   type ModelCliOptions,
-  modelId,
+  positiveInteger,
   withModelOptions,
 } from './model-options.js';
 
@@ -28,6 +31,12 @@ interface ServeOptions extends ModelCliOptions {
   loop: boolean;
   speed: string;
   allowOrigin: string[];
+  allowHost: string[];
+  maxProducers: number;
+  maxSubscribers: number;
+  maxPerAddress: number;
+  helloTimeout: number;
+  idleTimeout: number;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -43,30 +52,67 @@ export function registerServeCommand(program: Command): void {
       .option('--demo', `serve the bundled recording (${BUNDLED_RECORDING}) as a live stream`)
       .option('--no-loop', 'play --replay recordings once instead of looping them')
       .option('--speed <n>', 'replay speed', '1')
-      .option('--allow-origin <origin...>', "browser origins allowed besides the server's own", []),
+      .option('--allow-origin <origin...>', "browser origins allowed besides the server's own", [])
+      .option(
+        '--allow-host <name...>',
+        'host names a loopback server answers besides 127.0.0.1, localhost and [::1] (behind a proxy)',
+        [],
+      )
+      .addOption(
+        new Option('--max-producers <n>', 'producer connections at once')
+          .argParser(positiveInteger)
+          .default(2048),
+      )
+      .addOption(
+        new Option('--max-subscribers <n>', 'subscriber connections at once')
+          .argParser(positiveInteger)
+          .default(1024),
+      )
+      .addOption(
+        new Option('--max-per-address <n>', 'connections from one remote address (loopback exempt)')
+          .argParser(positiveInteger)
+          .default(256),
+      )
+      .addOption(
+        new Option('--hello-timeout <duration>', 'close producers that send no valid hello by then')
+          .argParser(durationOption)
+          .default(10_000_000, '10s'),
+      )
+      .addOption(
+        new Option('--idle-timeout <duration>', 'close producers that send nothing for this long')
+          .argParser(durationOption)
+          .default(300_000_000, '5m'),
+      ),
   ).action(async (options: ServeOptions & { demo?: boolean }) => {
     const log = (line: string) => console.error(line);
     const pipeline = await createPipelineFromOptions(options, log);
     let recorder: McapRecorder | undefined;
-    let model: string | undefined;
     if (options.record !== undefined) {
       mkdirSync(options.record, { recursive: true });
       const path = join(options.record, `session-${new Date().toISOString().replace(/[:.]/g, '-')}.mcap`);
-      model = await modelId(options.model);
       recorder = await McapRecorder.create(path, {
-        metadata: { command: 'braid serve', model, modelDir: options.model },
+        metadata: { command: 'braid serve', model: pipeline.modelId, modelDir: options.model },
       });
-      log(`braid: recording ingested streams and their predictions (model ${model}) to ${path}`);
+      log(`braid: recording ingested streams and their predictions (model ${pipeline.modelId}) to ${path}`);
     }
+    const recordFailure = { logged: false };
     const server = await startServer({
-      pipeline: recorder ? recordingPredictions(pipeline, recorder, model, log) : pipeline,
+      pipeline: recorder ? recordingPredictions(pipeline, recorder, log, recordFailure) : pipeline,
       host: options.host,
       port: Number(options.port),
       token: options.token,
       allowedOrigins: options.allowOrigin,
+      allowedHosts: options.allowHost,
+      connections: {
+        maxProducers: options.maxProducers,
+        maxSubscribers: options.maxSubscribers,
+        maxPerAddress: options.maxPerAddress,
+      },
+      timeouts: { helloMs: options.helloTimeout / 1000, idleMs: options.idleTimeout / 1000 },
       log,
-      onInput: recorder ? (input) => recordInput(recorder!, input, log) : undefined,
+      onInput: recorder ? (input) => recordInput(recorder!, input, log, recordFailure) : undefined,
     });
+    if (recorder) registerRecorderMetrics(server.metrics.registry, recorder);
     log(`braid: serving on ${server.url} (model ${options.model}, labels ${pipeline.labels.join(', ')})`);
 
     const replays = [...(options.replay ?? []), ...(options.demo ? [BUNDLED_RECORDING] : [])];
@@ -103,28 +149,42 @@ export function registerServeCommand(program: Command): void {
       );
     }
 
+    // A stop never crashes: a recording that failed while serving (a full disk...) was logged when it happened and
+    // is reported once more here, as a message, with exit code 1 (docs/errors.md).
     const shutdown = async (signal: string) => {
       log(`braid: ${signal}, shutting down`);
       for (const s of replaySubscriptions) s.unsubscribe();
       await server.close();
-      await recorder?.close();
-      process.exit(0);
+      let code = 0;
+      if (recorder) {
+        try {
+          await recorder.close();
+          log(`braid: recording complete: ${recorder.path} (${recorder.stats.events} events)`);
+        } catch (error) {
+          code = 1;
+          log(
+            `braid: the recording ${recorder.path} is incomplete (${recorder.stats.events} events written before it failed): ${error instanceof Error ? error.message : String(error)}`,
+          );
+        }
+      }
+      process.exit(code);
     };
     process.once('SIGINT', () => void shutdown('SIGINT'));
     process.once('SIGTERM', () => void shutdown('SIGTERM'));
   });
 }
 
-let recordFailureLogged = false;
-
-async function recorded(write: Promise<void>, log: (line: string) => void): Promise<void> {
+async function recorded(
+  write: Promise<void>,
+  log: (line: string) => void,
+  failure: { logged: boolean },
+): Promise<void> {
   try {
     await write;
   } catch (error) {
     // Invalid events and a full write queue are counted by the recorder (stats.rejected); a failing disk is said once.
-    if (error instanceof InvalidEventError || error instanceof WriteBacklogError || recordFailureLogged)
-      return;
-    recordFailureLogged = true;
+    if (error instanceof InvalidEventError || error instanceof WriteBacklogError || failure.logged) return;
+    failure.logged = true;
     log(
       `braid: recording failed, the server goes on without it: ${error instanceof Error ? error.message : String(error)}`,
     );
@@ -132,36 +192,82 @@ async function recorded(write: Promise<void>, log: (line: string) => void): Prom
 }
 
 /** Records an accepted input; a stream's event channels are forgotten by the recorder when the stream closes. */
-function recordInput(recorder: McapRecorder, input: StreamInput, log: (line: string) => void): void {
-  if ('control' in input) {
-    if (input.control === 'close') void recorded(recorder.releaseStream(input.streamId, 'event'), log);
+function recordInput(
+  recorder: McapRecorder,
+  input: StreamInput,
+  log: (line: string) => void,
+  failure: { logged: boolean },
+): void {
+  if (isStreamControl(input)) {
+    if (input.control === 'close')
+      void recorded(recorder.releaseStream(input.streamId, 'event'), log, failure);
     return;
   }
-  void recorded(recorder.write(input), log);
+  void recorded(recorder.write(input), log, failure);
 }
 
 /**
  * The pipeline as the server runs it, with each prediction also written beside its stream's inputs (with the
  * model's id), and the stream's prediction channel forgotten by the recorder after its last prediction. The server
- * is not touched: it runs this pipeline like any other.
+ * is not touched: it runs this pipeline like any other (its sinks passed on).
  */
 function recordingPredictions(
   pipeline: PredictionPipelineRunner,
   recorder: McapRecorder,
-  model: string | undefined,
   log: (line: string) => void,
+  failure: { logged: boolean },
 ): PredictionPipeline {
   return {
     labels: pipeline.labels,
     inputs: pipeline.inputs,
+    modelId: pipeline.modelId,
+    windowing: pipeline.windowing,
     stats: () => pipeline.stats(),
-    run: (input$) =>
+    run: (input$, sinks) =>
       pipeline
         .run(input$, {
+          ...sinks,
           onStream: (mark) => {
-            if (mark.state === 'end') void recorded(recorder.releaseStream(mark.streamId, 'prediction'), log);
+            if (mark.state === 'end')
+              void recorded(recorder.releaseStream(mark.streamId, 'prediction'), log, failure);
           },
         })
-        .pipe(tap((p) => void recorded(recorder.writePrediction(p, { model }), log))),
+        .pipe(
+          tap((p) => void recorded(recorder.writePrediction(p, { model: pipeline.modelId }), log, failure)),
+        ),
   };
+}
+
+/** The recorder's counters in /metrics: events written, refused by reason, and whether the file failed. */
+function registerRecorderMetrics(registry: Registry, recorder: McapRecorder): void {
+  new Gauge({
+    name: 'braid_recorder_events',
+    help: 'Events written to the recording',
+    registers: [registry],
+    collect() {
+      this.set(recorder.stats.events);
+    },
+  });
+  new Gauge({
+    name: 'braid_recorder_failed',
+    help: '1 once the recording can no longer be written (disk full, I/O error); the server goes on without it',
+    registers: [registry],
+    collect() {
+      this.set(recorder.failed ? 1 : 0);
+    },
+  });
+  const seen = new Map<string, number>();
+  new Counter({
+    name: 'braid_recorder_rejected_total',
+    help: 'Events the recorder refused, by reason (write_backlog, seq_too_large, invalid events, after a failure)',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      for (const [reason, n] of Object.entries(recorder.stats.rejected)) {
+        const delta = n - (seen.get(reason) ?? 0);
+        if (delta > 0) this.inc({ reason }, delta);
+        seen.set(reason, n);
+      }
+    },
+  });
 }

@@ -13,7 +13,8 @@ export type BraidErrorCode =
   | 'BRAID_ERR_FEATURE_MISMATCH'
   | 'BRAID_ERR_RECORDING'
   | 'BRAID_ERR_PROTOCOL'
-  | 'BRAID_ERR_DATASET';
+  | 'BRAID_ERR_DATASET'
+  | 'BRAID_ERR_INTEROP';
 
 export class BraidError extends Error {
   override readonly name: string = 'BraidError';

@@ -193,7 +193,12 @@ export const isDimension = (v: unknown): v is number =>
  * Control messages that travel in the same stream as events. `open` declares which modalities a stream will send, so
  * its windows wait for all of them from the very first window (otherwise a modality counts once its first event
  * arrives); `close` flushes the stream's open windows and frees its state; `reset` starts a new time epoch for one
- * source (a device restart) without restarting the pipeline; `progress` is the producer's promise that every event of
+ * source (a device restart) without restarting the pipeline; `restart` starts the whole stream's timeline again
+ * (its clock jumped): buffered events and open windows are discarded and the window grid starts afresh, while the
+ * stream stays open and its model state is kept; `suspend` holds a stream whose producer was cut off (its sources
+ * do not go idle, its open windows wait) until `resume` or `close`; `gap` says that a source's events between two
+ * capture times were lost (a producer that resumed without resending them), so the windows they fall in are marked
+ * partial; `progress` is the producer's promise that every event of
  * the stream captured before `time` has been sent (MediaPipe's timestamp bound), so windows ending by then can close
  * at once instead of waiting for the next frame of a slow modality.
  */
@@ -201,6 +206,17 @@ export type StreamControl =
   | { readonly control: 'open'; readonly streamId: string; readonly modalities?: readonly Modality[] }
   | { readonly control: 'close'; readonly streamId: string }
   | { readonly control: 'reset'; readonly streamId: string; readonly modality: Modality }
+  | { readonly control: 'restart'; readonly streamId: string }
+  | { readonly control: 'suspend'; readonly streamId: string }
+  | { readonly control: 'resume'; readonly streamId: string }
+  | {
+      readonly control: 'gap';
+      readonly streamId: string;
+      readonly modality: Modality;
+      /** Capture times between which the source's events were lost: (from, to), both exclusive. */
+      readonly from: Micros;
+      readonly to: Micros;
+    }
   | { readonly control: 'progress'; readonly streamId: string; readonly time: Micros };
 
 export type StreamInput = AnySourceEvent | StreamControl;

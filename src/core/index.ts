@@ -2,5 +2,6 @@ export * from './errors.js';
 export * from './events.js';
 export * from './flow-credit.js';
 export * from './random.js';
+export * from './refusal.js';
 export * from './time.js';
 export * from './window.js';

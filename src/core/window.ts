@@ -20,6 +20,8 @@ export interface Window<C = unknown> {
   readonly missing: readonly Modality[];
   /** Why it closed: the watermark passed, a source went idle, the stream ended, or a buffer cap forced it. */
   readonly closedBy: 'watermark' | 'idle' | 'flush' | 'buffer_cap';
+  /** Some of the window's events were lost before they reached braid (a `gap` control); absent when none were. */
+  readonly partial?: true;
 }
 
 /** One incremental prediction: the model's output for one window of one stream, after its hidden state advanced. */
@@ -31,6 +33,8 @@ export interface Prediction {
   /** Score in [0, 1] per label name, in the model's label order. */
   readonly scores: Readonly<Record<string, number>>;
   readonly present: Readonly<Record<Modality, boolean>>;
+  /** The window lost some of its data on the way (see Window.partial). */
+  readonly partial?: true;
 }
 
 export const emptyModalityRecord = <T>(value: T): Record<Modality, T> => ({

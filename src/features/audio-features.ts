@@ -1,93 +1,134 @@
-import { BadFrameError } from '../core/errors.js';
-import type { AnySourceEvent } from '../core/events.js';
+import { BadFrameError, InvalidOptionError } from '../core/errors.js';
+import type { AnySourceEvent, AudioPayload } from '../core/events.js';
 import type { DropCounter } from '../sources/drop-counter.js';
+import { type AudioKernel, type AudioWindowAnalyser, createAudioAnalyser } from './audio-analyser.js';
 import type { AudioFeatureConfig } from './config.js';
-import { FrameAccumulator } from './frame-aggregates.js';
-import { LogMelExtractor } from './log-mel.js';
+import { writeFrameAggregates } from './frame-aggregates.js';
+import type { PcmResampler } from './resampler.js';
 
-const PCM16_SCALE = 1 / 32768;
+/** What producers may send: the rates and channel counts the resampler takes (the protocol's range). */
+export const MIN_RATE = 8000;
+export const MAX_RATE = 48_000;
+export const MAX_CHANNELS = 2;
+
+function concat(parts: readonly Int16Array[], total: number): Int16Array {
+  const out = new Int16Array(total);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
 
 /**
  * One window's audio features: the window's PCM16 frames are concatenated in (time, seq) order — gaps are not
  * filled — and analysed as one block; layout [melAggregates × melBands | rmsAggregates]. Frames at another rate or
- * channel count are counted and skipped; a window with no usable frame yields an empty array (treated as absent).
+ * with two channels are turned into mono at the features' rate by `resampler` (each run of frames of one format as
+ * one block, so the result depends on the window's samples only); without one they are counted and skipped. A window
+ * with no usable frame yields an empty array (treated as absent). `kernel` picks the implementation (default:
+ * WebAssembly SIMD where it runs); every kernel gives the same bits.
  */
 export class AudioFeaturizer {
   readonly size: number;
   readonly #config: AudioFeatureConfig;
   readonly #drops: DropCounter;
-  readonly #extractor: LogMelExtractor;
-  readonly #mel: FrameAccumulator;
-  readonly #rms: FrameAccumulator;
-  #samples = new Float64Array(16_000);
+  readonly #analyser: AudioWindowAnalyser;
+  readonly #resampler: PcmResampler | undefined;
 
-  constructor(config: AudioFeatureConfig, drops: DropCounter) {
+  constructor(
+    config: AudioFeatureConfig,
+    drops: DropCounter,
+    kernel?: AudioKernel,
+    resampler?: PcmResampler,
+  ) {
     this.#config = config;
     this.#drops = drops;
-    this.#extractor = new LogMelExtractor(config);
-    this.#mel = new FrameAccumulator(config.melBands);
-    this.#rms = new FrameAccumulator(1);
+    this.#analyser = createAudioAnalyser(config, kernel);
     this.size = config.melBands * config.melAggregates.length + config.rmsAggregates.length;
+    if (resampler !== undefined && resampler.targetRate !== config.sampleRate)
+      throw new InvalidOptionError(
+        'resampler',
+        `resamples to ${resampler.targetRate} Hz, the features take ${config.sampleRate} Hz`,
+      );
+    this.#resampler = resampler;
+  }
+
+  get kernel(): AudioKernel {
+    return this.#analyser.kernel;
   }
 
   featurize(events: readonly AnySourceEvent[]): Float32Array {
     const length = this.#gather(events);
     if (length === 0) return new Float32Array(0);
-    const mel = this.#mel;
-    const rms = this.#rms;
-    mel.reset();
-    rms.reset();
-    this.#extractor.process(this.#samples, length, {
-      frame(logMel, frameRms) {
-        mel.add(logMel);
-        rms.addScalar(frameRms);
-      },
-    });
+    const stats = this.#analyser.analyse(length);
+    const { melBands, melAggregates, rmsAggregates } = this.#config;
     const out = new Float32Array(this.size);
-    const offset = mel.write(out, 0, this.#config.melAggregates);
-    rms.write(out, offset, this.#config.rmsAggregates);
+    const offset = writeFrameAggregates(stats, 0, melBands, out, 0, melAggregates);
+    writeFrameAggregates(stats, melBands, 1, out, offset, rmsAggregates);
     return out;
   }
 
-  /** Copies the usable frames' samples, scaled to [-1, 1), into the reused sample buffer; returns how many. */
+  /** Copies the usable frames' samples (as mono PCM16 at the features' rate) into the analyser's buffer; returns how many. */
   #gather(events: readonly AnySourceEvent[]): number {
     let length = 0;
+    let run: { rate: number; channels: number; parts: Int16Array[]; samples: number } | undefined;
+    const flushRun = () => {
+      if (run === undefined) return;
+      const block = run.parts.length === 1 ? run.parts[0]! : concat(run.parts, run.samples);
+      const pcm = this.#resampler!.resample(block, run.rate, run.channels);
+      this.#analyser.reserve(length + pcm.length).set(pcm, length);
+      length += pcm.length;
+      run = undefined;
+    };
     for (const event of events) {
       if (!this.#usable(event)) continue;
-      const pcm = (event.payload as { samples: Int16Array }).samples;
-      this.#reserve(length + pcm.length);
-      const samples = this.#samples;
-      for (let i = 0; i < pcm.length; i++) samples[length + i] = (pcm[i] as number) * PCM16_SCALE;
-      length += pcm.length;
+      const { samples, sampleRate, channels } = event.payload as AudioPayload;
+      if (sampleRate === this.#config.sampleRate && channels === 1) {
+        flushRun();
+        this.#analyser.reserve(length + samples.length).set(samples, length);
+        length += samples.length;
+        continue;
+      }
+      if (run !== undefined && (run.rate !== sampleRate || run.channels !== channels)) flushRun();
+      run ??= { rate: sampleRate, channels, parts: [], samples: 0 };
+      run.parts.push(samples);
+      run.samples += samples.length;
     }
+    flushRun();
     return length;
   }
 
   #usable(event: AnySourceEvent): boolean {
     if (event.modality !== 'audio')
-      return this.#drop('wrong_modality', `expected an audio event, got ${event.modality}`);
+      return this.#drop(event, 'wrong_modality', `expected an audio event, got ${event.modality}`);
     const { sampleRate, channels, samples } = event.payload;
     if (!(samples instanceof Int16Array))
-      return this.#drop('bad_audio', 'audio payload.samples must be an Int16Array of PCM16');
-    if (sampleRate !== this.#config.sampleRate)
+      return this.#drop(event, 'bad_audio', 'audio payload.samples must be an Int16Array of PCM16');
+    if (sampleRate === this.#config.sampleRate && channels === 1) return true;
+    if (this.#resampler === undefined)
       return this.#drop(
-        'unsupported_sample_rate',
-        `audio features need ${this.#config.sampleRate} Hz PCM16 (resample in the source), got ${sampleRate} Hz`,
+        event,
+        sampleRate !== this.#config.sampleRate ? 'unsupported_sample_rate' : 'unsupported_channels',
+        `audio features need ${this.#config.sampleRate} Hz mono PCM16 here (no resampler), got ${sampleRate} Hz with ${channels} channels`,
       );
-    if (channels !== 1)
-      return this.#drop('unsupported_channels', `audio features need mono PCM16, got ${channels} channels`);
+    if (sampleRate < MIN_RATE || sampleRate > MAX_RATE)
+      return this.#drop(
+        event,
+        'unsupported_sample_rate',
+        `audio features resample ${MIN_RATE}..${MAX_RATE} Hz, got ${sampleRate} Hz`,
+      );
+    if (channels > MAX_CHANNELS)
+      return this.#drop(
+        event,
+        'unsupported_channels',
+        `audio features take mono or stereo PCM16, got ${channels} channels`,
+      );
     return true;
   }
 
-  #drop(reason: string, message: string): false {
-    this.#drops.record(new BadFrameError(reason, message));
+  #drop(event: AnySourceEvent, reason: string, message: string): false {
+    this.#drops.record(new BadFrameError(reason, message), event);
     return false;
-  }
-
-  #reserve(length: number): void {
-    if (length <= this.#samples.length) return;
-    const grown = new Float64Array(Math.max(length, this.#samples.length * 2));
-    grown.set(this.#samples);
-    this.#samples = grown;
   }
 }

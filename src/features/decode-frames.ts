@@ -131,6 +131,7 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
             'decode_backlog',
             `${describeAny(value)}: ${what} dropped, ${held} events already held behind images being decoded (maxPending ${maxPending})`,
           ),
+          value,
         );
 
       const enqueue = (event: CompressedVideo, key: string): void => {
@@ -145,7 +146,7 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
               slot.state = 'ready';
             })
             .catch((error: unknown) => {
-              drops.record(badImage(event, error));
+              drops.record(badImage(event, error), event);
               slot.state = 'dropped';
             })
             .finally(() => {
@@ -179,6 +180,7 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
               'bad_video',
               `${describeAny(value)}: image payload.data must be a Uint8Array of JPEG/PNG bytes, got ${typeName((value as { payload: { data?: unknown } }).payload.data)}`,
             ),
+            value,
           );
           return;
         }
@@ -188,6 +190,7 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
               'empty_image',
               `${describeAny(value)}: ${value.payload.format} image has 0 bytes`,
             ),
+            value,
           );
           return;
         }

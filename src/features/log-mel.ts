@@ -1,6 +1,9 @@
 import type { AudioFeatureConfig } from './config.js';
-import { type MelBand, melFilterbank } from './mel.js';
+import { type FlatMelBank, flatMelFilterbank } from './mel.js';
 import { RealPowerSpectrum } from './real-fft.js';
+
+/** PCM16 to [-1, 1): a power of two, so the scaling is exact. */
+export const PCM16_SCALE = 1 / 32768;
 
 /** Receives each analysis frame's log-mel bands and RMS; the arrays are reused, so copy what must be kept. */
 export interface LogMelSink {
@@ -29,15 +32,12 @@ export class LogMelExtractor {
     this.#window = periodicHann(config.frameLength);
     this.#frame = new Float64Array(config.fftSize);
     this.#power = new Float64Array(config.fftSize / 2 + 1);
-    this.#mel = flatten(melFilterbank(config));
+    this.#mel = flatMelFilterbank(config);
     this.#logMel = new Float64Array(config.melBands);
   }
 
   frameCount(sampleCount: number): number {
-    const { frameLength, hopLength } = this.#config;
-    if (sampleCount <= 0) return 0;
-    if (sampleCount < frameLength) return 1;
-    return Math.floor((sampleCount - frameLength) / hopLength) + 1;
+    return frameCount(sampleCount, this.#config);
   }
 
   /** Runs every frame of samples[0, length) (scaled to [-1, 1)) through the sink, in order. */
@@ -78,24 +78,15 @@ export class LogMelExtractor {
   }
 }
 
-/** The mel bands' weights in one array (band m's from weightStart[m] to weightStart[m + 1]): no object per band. */
-interface FlatMelBank {
-  readonly firstBin: Int32Array;
-  readonly weightStart: Int32Array;
-  readonly weights: Float64Array;
-}
-
-function flatten(bands: readonly MelBand[]): FlatMelBank {
-  const firstBin = Int32Array.from(bands, (b) => b.firstBin);
-  const weightStart = new Int32Array(bands.length + 1);
-  bands.forEach((b, m) => {
-    weightStart[m + 1] = (weightStart[m] as number) + b.weights.length;
-  });
-  const weights = new Float64Array(weightStart[bands.length] as number);
-  bands.forEach((b, m) => {
-    weights.set(b.weights, weightStart[m] as number);
-  });
-  return { firstBin, weightStart, weights };
+/**
+ * Analysis frames of a block of `sampleCount` samples: frames start at 0 and hop by hopLength, each fitting entirely,
+ * except that a block shorter than one frame makes one (zero-padded) frame.
+ */
+export function frameCount(sampleCount: number, config: AudioFeatureConfig): number {
+  const { frameLength, hopLength } = config;
+  if (sampleCount <= 0) return 0;
+  if (sampleCount < frameLength) return 1;
+  return Math.floor((sampleCount - frameLength) / hopLength) + 1;
 }
 
 /** Periodic Hann (the DFT-even window of numpy/scipy `hann(n, sym=False)`): 0.5 − 0.5·cos(2πi/n). */

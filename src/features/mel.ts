@@ -50,3 +50,24 @@ export function melFilterbank(config: AudioFeatureConfig): MelBand[] {
   }
   return bands;
 }
+
+/** The mel bands' weights in one array (band m's from weightStart[m] to weightStart[m + 1]): no object per band. */
+export interface FlatMelBank {
+  readonly firstBin: Int32Array;
+  readonly weightStart: Int32Array;
+  readonly weights: Float64Array;
+}
+
+export function flatMelFilterbank(config: AudioFeatureConfig): FlatMelBank {
+  const bands = melFilterbank(config);
+  const firstBin = Int32Array.from(bands, (b) => b.firstBin);
+  const weightStart = new Int32Array(bands.length + 1);
+  bands.forEach((b, m) => {
+    weightStart[m + 1] = (weightStart[m] as number) + b.weights.length;
+  });
+  const weights = new Float64Array(weightStart[bands.length] as number);
+  bands.forEach((b, m) => {
+    weights.set(b.weights, weightStart[m] as number);
+  });
+  return { firstBin, weightStart, weights };
+}

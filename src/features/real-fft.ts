@@ -21,12 +21,9 @@ export class RealPowerSpectrum {
     this.size = size;
     this.#fft = new FFT(half);
     this.#z = new Float64Array(size);
-    this.#cos = new Float64Array(half);
-    this.#sin = new Float64Array(half);
-    for (let k = 0; k < half; k++) {
-      this.#cos[k] = Math.cos((2 * Math.PI * k) / size);
-      this.#sin[k] = Math.sin((2 * Math.PI * k) / size);
-    }
+    const { cos, sin } = splitTwiddles(size);
+    this.#cos = cos;
+    this.#sin = sin;
   }
 
   /** Writes |X[k]|² for k = 0..size/2 of `frame` (size samples) into `power` (size/2 + 1 values). */
@@ -57,4 +54,16 @@ export class RealPowerSpectrum {
       power[k] = re * re + im * im;
     }
   }
+}
+
+/** cos and sin of 2πk/size for k = 0..size/2 − 1: the twiddles of the real-input split (also the SIMD kernel's). */
+export function splitTwiddles(size: number): { cos: Float64Array; sin: Float64Array } {
+  const half = size / 2;
+  const cos = new Float64Array(half);
+  const sin = new Float64Array(half);
+  for (let k = 0; k < half; k++) {
+    cos[k] = Math.cos((2 * Math.PI * k) / size);
+    sin[k] = Math.sin((2 * Math.PI * k) / size);
+  }
+  return { cos, sin };
 }

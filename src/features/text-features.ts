@@ -130,9 +130,9 @@ export class TextFeaturizer {
 
   #usable(event: AnySourceEvent): string | null {
     if (event.modality !== 'text')
-      return this.#drop('wrong_modality', `expected a text event, got ${event.modality}`);
+      return this.#drop(event, 'wrong_modality', `expected a text event, got ${event.modality}`);
     const text = event.payload.text;
-    if (typeof text !== 'string') return this.#drop('bad_text', 'text payload.text must be a string');
+    if (typeof text !== 'string') return this.#drop(event, 'bad_text', 'text payload.text must be a string');
     const max = this.#config.maxChars;
     if (text.length <= max) return text;
     const action = this.#config.tooLong === 'truncate' ? 'truncated' : 'skipped';
@@ -141,12 +141,13 @@ export class TextFeaturizer {
         'text_too_long',
         `text of ${text.length} UTF-16 code units exceeds maxChars ${max}: ${action}`,
       ),
+      event,
     );
     return this.#config.tooLong === 'truncate' ? truncate(text, max) : null;
   }
 
-  #drop(reason: string, message: string): null {
-    this.#drops.record(new BadFrameError(reason, message));
+  #drop(event: AnySourceEvent, reason: string, message: string): null {
+    this.#drops.record(new BadFrameError(reason, message), event);
     return null;
   }
 }

@@ -92,33 +92,40 @@ export class VideoFeaturizer {
 
   #usable(event: AnySourceEvent): RawFrame | null {
     if (event.modality !== 'video')
-      return this.#drop('wrong_modality', `expected a video event, got ${event.modality}`);
+      return this.#drop(event, 'wrong_modality', `expected a video event, got ${event.modality}`);
     const payload = event.payload;
     if (payload.format === 'jpeg' || payload.format === 'png')
       return this.#drop(
+        event,
         'undecoded_image',
         `${payload.format} frames must be decoded before alignment (decodeCompressedFrames); got one in a window`,
       );
     // Checked field by field: the aligner may hand over events that never went through validateEvent.
     const { format, width, height, data } = payload as Partial<RawFrame>;
     if (format !== 'gray' && format !== 'rgb')
-      return this.#drop('bad_video_format', `raw video format must be gray or rgb, got ${String(format)}`);
+      return this.#drop(
+        event,
+        'bad_video_format',
+        `raw video format must be gray or rgb, got ${String(format)}`,
+      );
     if (!isDimension(width) || !isDimension(height))
       return this.#drop(
+        event,
         'bad_video_size',
         `raw video needs integer width and height in 1..4096, got ${width}x${height}`,
       );
     const expected = width * height * (format === 'rgb' ? 3 : 1);
     if (!(data instanceof Uint8Array) || data.byteLength !== expected)
       return this.#drop(
+        event,
         'bad_video_size',
         `raw ${format} ${width}x${height} frame needs ${expected} bytes, got ${data?.byteLength ?? 'none'}`,
       );
     return { format, width, height, data };
   }
 
-  #drop(reason: string, message: string): null {
-    this.#drops.record(new BadFrameError(reason, message));
+  #drop(event: AnySourceEvent, reason: string, message: string): null {
+    this.#drops.record(new BadFrameError(reason, message), event);
     return null;
   }
 

@@ -5,13 +5,39 @@ import '@tensorflow/tfjs-backend-cpu';
 import { InvalidOptionError } from '../core/errors.js';
 import { deviceOf, loadedTensorflowPackage, noteTensorflowPackage } from './backend-device.js';
 import { FusedStepKernel } from './fused-kernel.js';
+import { HostSlotKernel, type SlotStepKernel } from './slot-kernel.js';
 import { BACKEND_NAMES, type BackendName, type StepKernel } from './step-kernel.js';
 import { TfStepKernel } from './tf-kernel.js';
+import {
+  adapterName,
+  openWebGpuDevice,
+  probeAdapter,
+  SOFTWARE_GPU_ENV,
+  softwareRefusal,
+} from './webgpu-adapter.js';
+import { WebGpuStep } from './webgpu-step.js';
 import type { Model } from './weights.js';
 
 export type BackendProbe =
-  | { readonly backend: BackendName; readonly available: true; readonly device: 'cpu' | 'gpu' }
+  | {
+      readonly backend: BackendName;
+      readonly available: true;
+      readonly device: 'cpu' | 'gpu';
+      /** Said in the log with the choice: which GPU adapter, and why a software one is used. */
+      readonly note?: string;
+    }
   | { readonly backend: BackendName; readonly available: false; readonly reason: string };
+
+/** The backends whose kernels keep the states on the host: everything but `webgpu`. */
+export type HostBackendName = Exclude<BackendName, 'webgpu'>;
+
+export interface ProbeOptions {
+  /**
+   * Whether `webgpu` may run on a software adapter (SwiftShader, lavapipe). Auto-selection never allows it; a named
+   * backend allows it when BRAID_WEBGPU_SOFTWARE=1 ({@link softwareGpuAllowed}).
+   */
+  readonly allowSoftwareGpu?: boolean;
+}
 
 const require = createRequire(import.meta.url);
 
@@ -47,29 +73,6 @@ async function prepareWasm(): Promise<string | undefined> {
   return activate('wasm');
 }
 
-interface GpuLike {
-  requestAdapter(): Promise<unknown>;
-}
-
-async function prepareWebGpu(): Promise<string | undefined> {
-  const dawn = (await optionalImport('webgpu')) as
-    | { create(flags: string[]): GpuLike; globals: Record<string, unknown> }
-    | undefined;
-  if (!dawn) return 'the optional "webgpu" package (Dawn for Node) is not installed';
-  const gpu = dawn.create([]);
-  const adapter = await gpu.requestAdapter();
-  if (!adapter) return 'Dawn found no usable GPU adapter (software Vulkan such as lavapipe is rejected)';
-  // tfjs-backend-webgpu looks for navigator.gpu and the WebGPU classes on the global object, as in a browser.
-  const g = globalThis as Record<string, unknown>;
-  Object.assign(g, dawn.globals);
-  if (!g['navigator']) g['navigator'] = { gpu };
-  else if (!(g['navigator'] as { gpu?: unknown }).gpu)
-    Object.defineProperty(g['navigator'], 'gpu', { value: gpu, configurable: true });
-  if (!(await optionalImport('@tensorflow/tfjs-backend-webgpu')))
-    return 'the optional "@tensorflow/tfjs-backend-webgpu" package is not installed';
-  return activate('webgpu');
-}
-
 async function prepareTensorflow(): Promise<string | undefined> {
   if (loadedTensorflowPackage() === undefined) {
     // The CUDA build first: both register the same "tensorflow" backend, and only it runs on a GPU.
@@ -86,10 +89,12 @@ async function prepareTensorflow(): Promise<string | undefined> {
 
 /**
  * Finds out whether a backend can run here, making it tfjs's active backend when it is a tfjs one. Never throws:
- * an unavailable backend comes back with the reason, for the start-up log.
+ * an unavailable backend comes back with the reason, for the start-up log. For `webgpu` it asks Dawn for its
+ * adapter (in a child process, see webgpu-adapter.ts) and refuses a software one unless allowed.
  */
-export async function probeBackend(backend: BackendName): Promise<BackendProbe> {
+export async function probeBackend(backend: BackendName, options: ProbeOptions = {}): Promise<BackendProbe> {
   let reason: string | undefined;
+  let note: string | undefined;
   try {
     switch (backend) {
       case 'cpu-fused':
@@ -101,9 +106,16 @@ export async function probeBackend(backend: BackendName): Promise<BackendProbe> 
       case 'wasm':
         reason = await prepareWasm();
         break;
-      case 'webgpu':
-        reason = await prepareWebGpu();
+      case 'webgpu': {
+        const probe = await probeAdapter();
+        if (!probe.found) reason = probe.reason;
+        else if (probe.software && !options.allowSoftwareGpu) reason = softwareRefusal(probe.adapter);
+        else
+          note = probe.software
+            ? `on ${adapterName(probe.adapter)}, a software adapter, because ${SOFTWARE_GPU_ENV}=1: slow, for tests`
+            : `on ${adapterName(probe.adapter)}`;
         break;
+      }
       case 'tensorflow':
         reason = await prepareTensorflow();
         break;
@@ -112,7 +124,7 @@ export async function probeBackend(backend: BackendName): Promise<BackendProbe> 
     reason = message(error);
   }
   if (reason !== undefined) return { backend, available: false, reason };
-  return { backend, available: true, device: deviceOf(backend) };
+  return { backend, available: true, device: deviceOf(backend), ...(note ? { note } : {}) };
 }
 
 export function parseBackendName(value: string, option = 'backend'): BackendName {
@@ -121,17 +133,63 @@ export function parseBackendName(value: string, option = 'backend'): BackendName
 }
 
 /**
- * Builds a step kernel on a named backend. Throws BraidError BRAID_ERR_INVALID_OPTION naming the backend and why
- * it cannot run when it is unavailable here.
+ * Builds a host-state step kernel on a named backend (the CPU kernels and the tfjs backends). Throws BraidError
+ * BRAID_ERR_INVALID_OPTION naming the backend and why it cannot run when it is unavailable here.
  */
 export async function createStepKernel(
   model: Model,
-  backend: BackendName,
+  backend: HostBackendName,
   maxBatch: number,
 ): Promise<StepKernel> {
+  if ((backend as BackendName) === 'webgpu')
+    throw new InvalidOptionError('backend', 'webgpu keeps the states on the GPU: build it with createKernel');
   const probe = await probeBackend(backend);
   if (!probe.available)
     throw new InvalidOptionError('backend', `backend "${backend}" is not available here: ${probe.reason}`);
   if (backend === 'cpu-fused') return new FusedStepKernel(model, maxBatch);
   return new TfStepKernel(model, backend, maxBatch);
+}
+
+export interface KernelOptions extends ProbeOptions {
+  readonly maxBatch: number;
+  /** webgpu: slots in the GPU state table, i.e. streams holding state at once. Default {@link DEFAULT_GPU_STREAMS}. */
+  readonly maxStreams?: number;
+  /** webgpu: threads per workgroup (default 128). */
+  readonly workgroupSize?: number;
+}
+
+/** Streams the webgpu backend keeps state for by default: the aligner's default stream limit. */
+export const DEFAULT_GPU_STREAMS = 10_000;
+
+/**
+ * Builds the kernel a runtime drives on a named backend: `webgpu` is the fused WGSL step on a device of its own
+ * (states in GPU slots); every other backend is its host kernel over a host state table. Throws
+ * BRAID_ERR_INVALID_OPTION naming the backend and why when it is unavailable here, BRAID_ERR_MODEL when it cannot
+ * build this model (a device limit, named with its value).
+ */
+export async function createKernel(
+  model: Model,
+  backend: BackendName,
+  options: KernelOptions,
+): Promise<SlotStepKernel> {
+  if (backend !== 'webgpu')
+    return new HostSlotKernel(await createStepKernel(model, backend, options.maxBatch));
+  const allowSoftware = options.allowSoftwareGpu ?? false;
+  const probe = await probeBackend(backend, { allowSoftwareGpu: allowSoftware });
+  if (!probe.available)
+    throw new InvalidOptionError('backend', `backend "${backend}" is not available here: ${probe.reason}`);
+  const maxStreams = options.maxStreams ?? Math.max(DEFAULT_GPU_STREAMS, options.maxBatch);
+  const opened = await openWebGpuDevice({ allowSoftware });
+  try {
+    return await WebGpuStep.create(opened.device, model, {
+      // A step's rows are distinct streams, each in its own slot: never more rows than slots.
+      maxBatch: Math.min(options.maxBatch, maxStreams),
+      maxStreams,
+      workgroupSize: options.workgroupSize,
+      owner: { gpu: opened.gpu },
+    });
+  } catch (error) {
+    opened.device.destroy();
+    throw error;
+  }
 }

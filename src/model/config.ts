@@ -16,6 +16,15 @@ export interface InputLayout {
 export type CellType = 'gru' | 'lstm';
 export type HeadType = 'sigmoid' | 'softmax';
 
+/** Activations a dense layer of {@link ModelConfig.fusedEncoder} may have: the ones every kernel computes. */
+export const DENSE_ACTIVATIONS = ['linear', 'relu', 'tanh', 'sigmoid'] as const;
+export type DenseActivation = (typeof DENSE_ACTIVATIONS)[number];
+
+export interface DenseLayerConfig {
+  readonly units: number;
+  readonly activation: DenseActivation;
+}
+
 /**
  * Everything needed to rebuild the model apart from its weights; saved as JSON next to them. `featureConfig` is
  * owned by the features stage and kept opaque here: it is only stored, handed back and compared.
@@ -24,8 +33,19 @@ export interface ModelConfig {
   readonly inputLayout: InputLayout;
   /** Units of the dense ReLU encoder of each modality; 0 exactly when that modality's slice is empty. */
   readonly encoderUnits: Readonly<Record<FeatureModality, number>>;
+  /**
+   * Dense layers over the whole normalized fused input, mask included, in place of the per-modality encoders: the
+   * shape of a Keras `Sequential` model (`braid import`). Absent: per-modality encoders (what `braid train` builds);
+   * `[]`: the cell reads the normalized input itself. When present, every `encoderUnits` entry is 0.
+   */
+  readonly fusedEncoder?: readonly DenseLayerConfig[];
   readonly hidden: number;
   readonly cell: CellType;
+  /**
+   * GRU only, Keras' `reset_after`: true (the default, braid's own models) applies the reset gate after the recurrent
+   * product, r ⊙ (h U_h + b_h), with a bias [2, 3H]; false applies it before, (r ⊙ h) U_h, with a bias [3H].
+   */
+  readonly resetAfter?: boolean;
   readonly labels: readonly string[];
   readonly head: HeadType;
   readonly featureConfig: unknown;
@@ -44,7 +64,10 @@ export interface ModelDims {
   readonly maskOffset: number;
   /** Offset of each encoder's output in the cell input. */
   readonly encoderOffset: Readonly<Record<FeatureModality, number>>;
-  /** Cell input width: encoder units of all modalities + 3 mask entries. */
+  /**
+   * Cell input width: encoder units of all modalities + 3 mask entries; with a fused encoder, its last layer's units
+   * (the fused input width F when it has no layers).
+   */
   readonly cellInput: number;
   readonly hidden: number;
   /** Gate columns: 3H for a GRU (z, r, h), 4H for an LSTM (i, f, c, o). */
@@ -56,13 +79,20 @@ export interface ModelDims {
 
 const MAX_DIM = 1 << 16;
 const dim = z.number().int().min(0).max(MAX_DIM);
+/** More dense layers than this before the cell is not a recurrent model any more; the GPU kernel also sizes by it. */
+export const MAX_FUSED_ENCODER_LAYERS = 8;
 
 const configSchema = z
   .object({
     inputLayout: z.object({ audio: dim, video: dim, text: dim, mask: z.literal(3) }),
     encoderUnits: z.object({ audio: dim, video: dim, text: dim }),
+    fusedEncoder: z
+      .array(z.object({ units: dim.min(1), activation: z.enum(DENSE_ACTIVATIONS) }))
+      .max(MAX_FUSED_ENCODER_LAYERS)
+      .optional(),
     hidden: z.number().int().min(1).max(8192),
     cell: z.enum(['gru', 'lstm']),
+    resetAfter: z.boolean().optional(),
     labels: z.array(z.string().min(1)).min(1),
     head: z.enum(['sigmoid', 'softmax']),
     featureConfig: z.unknown(),
@@ -74,7 +104,14 @@ const configSchema = z
   })
   .superRefine((c, ctx) => {
     for (const m of FEATURE_MODALITIES)
-      if ((c.inputLayout[m] === 0) !== (c.encoderUnits[m] === 0))
+      if (c.fusedEncoder !== undefined) {
+        if (c.encoderUnits[m] !== 0)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['encoderUnits', m],
+            message: `must be 0 when fusedEncoder replaces the per-modality encoders (got ${c.encoderUnits[m]})`,
+          });
+      } else if ((c.inputLayout[m] === 0) !== (c.encoderUnits[m] === 0))
         ctx.addIssue({
           code: 'custom',
           path: ['encoderUnits', m],
@@ -96,6 +133,8 @@ const configSchema = z
     }
     if (c.head === 'softmax' && c.labels.length < 2)
       ctx.addIssue({ code: 'custom', path: ['labels'], message: 'a softmax head needs at least 2 labels' });
+    if (c.resetAfter !== undefined && c.cell !== 'gru')
+      ctx.addIssue({ code: 'custom', path: ['resetAfter'], message: 'applies to a GRU only' });
     if (c.featureConfig === undefined)
       ctx.addIssue({ code: 'custom', path: ['featureConfig'], message: 'is required (use null for none)' });
   });
@@ -118,19 +157,25 @@ export function modelDims(config: ModelConfig): ModelDims {
   const inputOffset = { audio: 0, video: layout.audio, text: layout.audio + layout.video };
   const encoderOffset = { audio: 0, video: units.audio, text: units.audio + units.video };
   const encoded = units.audio + units.video + units.text;
+  const input = layout.audio + layout.video + layout.text + 3;
+  const fused = config.fusedEncoder;
+  const cellInput = fused === undefined ? encoded + 3 : (fused[fused.length - 1]?.units ?? input);
   const gates = config.cell === 'gru' ? 3 * config.hidden : 4 * config.hidden;
   return {
-    input: layout.audio + layout.video + layout.text + 3,
+    input,
     inputOffset,
     maskOffset: layout.audio + layout.video + layout.text,
     encoderOffset,
-    cellInput: encoded + 3,
+    cellInput,
     hidden: config.hidden,
     gates,
     state: config.cell === 'gru' ? config.hidden : 2 * config.hidden,
     labels: config.labels.length,
   };
 }
+
+/** Whether a GRU applies its reset gate after the recurrent product (Keras' reset_after; braid's default). */
+export const gruResetsAfter = (config: ModelConfig): boolean => config.resetAfter !== false;
 
 /** Identity normalization for a layout: mean 0, std 1 everywhere (tests, fresh models before training). */
 export function identityNormalization(layout: InputLayout): ModelConfig['normalization'] {

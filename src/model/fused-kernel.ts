@@ -1,6 +1,6 @@
 import type { ModelDims } from './config.js';
 import { COL_BLOCK, type PackedWeights, packWeights, roundUp } from './packed-weights.js';
-import { KernelMemory, memoryBytes, ROW_BLOCK } from './simd-kernels.js';
+import { GEMM_ACTIVATION, KernelMemory, memoryBytes, ROW_BLOCK } from './simd-kernels.js';
 import { type BackendName, checkStepArgs, type StepKernel } from './step-kernel.js';
 import type { Model } from './weights.js';
 
@@ -16,7 +16,9 @@ const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
  * preallocated buffers in one WebAssembly memory; matrix products and gate nonlinearities run as the SIMD
  * functions of simd-kernels.ts, on the weight layout of packed-weights.ts. It allocates nothing per step. The
  * GRU's gates of x and of h are each one fused product over all 3 gate blocks (kept apart because of
- * reset_after); the LSTM's four gates are one product over [x | h].
+ * reset_after); without reset_after the candidate's recurrent product (r ⊙ h) U_h follows as a third one, once r
+ * is known. The LSTM's four gates are one product over [x | h]. A fused encoder (imported Keras models) runs its
+ * dense layers over the whole normalized input instead of the per-modality encoders.
  */
 export class FusedStepKernel implements StepKernel {
   readonly backend: BackendName = 'cpu-fused';
@@ -35,6 +37,10 @@ export class FusedStepKernel implements StepKernel {
   private readonly cellIn: Buffer;
   private readonly gx: Buffer;
   private readonly gh: Buffer | undefined;
+  /** GRU without reset_after: r ⊙ h, [rows][H4]. */
+  private readonly resetHidden: Buffer | undefined;
+  /** Outputs of the fused encoder's layers but the last (which writes the cell input), [rows][cols]. */
+  private readonly denseOut: readonly Buffer[];
   private readonly cPrev: Buffer | undefined;
   private readonly cNew: Buffer | undefined;
   private readonly hNew: Buffer;
@@ -51,12 +57,16 @@ export class FusedStepKernel implements StepKernel {
     const rows = roundUp(maxBatch, ROW_BLOCK);
     this.cellStride = d.cellInput + d.hidden + COL_BLOCK;
     const G = p.gateCols;
+    const dense = p.offsets.dense;
+    const resetBefore = p.isGru && !p.resetAfter;
     const sizes = [
       p.data.length,
       rows * d.input,
       rows * this.cellStride,
       rows * G,
       ...(p.isGru ? [rows * G] : [rows * p.h4, rows * p.h4]),
+      ...(resetBefore ? [rows * p.h4] : []),
+      ...dense.slice(0, -1).map((layer) => rows * layer.cols),
       rows * p.h4,
       rows * p.labelCols,
     ];
@@ -72,6 +82,8 @@ export class FusedStepKernel implements StepKernel {
       this.cPrev = a(rows * p.h4);
       this.cNew = a(rows * p.h4);
     }
+    if (resetBefore) this.resetHidden = a(rows * p.h4);
+    this.denseOut = dense.slice(0, -1).map((layer) => a(rows * layer.cols));
     this.hNew = a(rows * p.h4);
     this.logits = a(rows * p.labelCols);
   }
@@ -80,8 +92,9 @@ export class FusedStepKernel implements StepKernel {
     checkStepArgs(this, n, x, state, y, nextState);
     const rows = roundUp(n, ROW_BLOCK);
     this.normalize(n, x);
-    this.encode(rows);
-    this.fillMaskAndState(n, state);
+    if (this.packed.offsets.dense.length > 0) this.encodeFused(rows);
+    else this.encode(rows);
+    this.fillCellInput(n, state);
     if (this.packed.isGru) this.gru(n, rows);
     else this.lstm(n, rows);
     this.writeState(n, nextState);
@@ -126,15 +139,53 @@ export class FusedStepKernel implements StepKernel {
       );
   }
 
-  private fillMaskAndState(n: number, state: Float32Array): void {
+  /**
+   * The fused encoder's dense layers, in order: each reads the previous one's padded rows (the first reads x'); the
+   * last writes the cell input, its padding columns spilling into the h slot, which fillCellInput writes after it.
+   */
+  private encodeFused(rows: number): void {
+    const layers = this.packed.offsets.dense;
+    let input = this.xn.ptr;
+    let inputStride = this.dims.input * 4;
+    layers.forEach((layer, i) => {
+      const last = i === layers.length - 1;
+      const out = last ? this.cellIn.ptr : (this.denseOut[i] as Buffer).ptr;
+      const outStride = last ? this.cellStride * 4 : layer.cols * 4;
+      const act = GEMM_ACTIVATION[layer.activation];
+      this.mem.gemm(
+        input,
+        inputStride,
+        layer.inputs,
+        this.w(layer.kernel),
+        layer.cols,
+        this.w(layer.bias),
+        out,
+        outStride,
+        rows,
+        act,
+      );
+      input = out;
+      inputStride = outStride;
+    });
+  }
+
+  /**
+   * Completes the cell input rows [encoded | h]: the normalized mask after the per-modality encoders, or x' itself
+   * for a fused encoder without layers; then the previous h (and c for an LSTM) from the state.
+   */
+  private fillCellInput(n: number, state: Float32Array): void {
     const { input: F, maskOffset, cellInput, hidden: H, state: S } = this.dims;
     const xn = this.xn.view;
     const cell = this.cellIn.view;
     const stride = this.cellStride;
+    const fused = this.packed.fusedEncoder;
+    const direct = fused && this.packed.offsets.dense.length === 0;
     const maskAt = cellInput - 3;
     for (let r = 0; r < n; r++) {
       const c = r * stride;
-      for (let i = 0; i < 3; i++) cell[c + maskAt + i] = xn[r * F + maskOffset + i] as number;
+      if (direct) cell.set(xn.subarray(r * F, (r + 1) * F), c);
+      else if (!fused)
+        for (let i = 0; i < 3; i++) cell[c + maskAt + i] = xn[r * F + maskOffset + i] as number;
       cell.set(state.subarray(r * S, r * S + H), c + cellInput);
       this.cPrev?.view.set(state.subarray(r * S + H, (r + 1) * S), r * this.packed.h4);
     }
@@ -160,7 +211,35 @@ export class FusedStepKernel implements StepKernel {
     );
     const hPrev = this.cellIn.ptr + cellInput * 4;
     gemm(hPrev, stride, H, this.w(o.recurrent), G, this.w(o.recurrentBias), gh.ptr, G * 4, rows, 0);
-    this.mem.gruGates(this.gx.ptr, gh.ptr, hPrev, stride, this.hNew.ptr, n, h4, G);
+    if (!this.packed.resetAfter) {
+      // Replace gh's candidate block (h U_h) with (r ⊙ h) U_h; the zero recurrent bias serves as its bias.
+      const rh = this.resetHidden as Buffer;
+      this.mem.gruResetHidden(this.gx.ptr, gh.ptr, hPrev, stride, rh.ptr, n, h4, G);
+      const CC = this.packed.candidateCols;
+      gemm(
+        rh.ptr,
+        h4 * 4,
+        H,
+        this.w(o.recurrentCandidate),
+        CC,
+        this.w(o.recurrentBias),
+        gh.ptr + 2 * h4 * 4,
+        G * 4,
+        rows,
+        0,
+      );
+    }
+    this.mem.gruGates(
+      this.gx.ptr,
+      gh.ptr,
+      hPrev,
+      stride,
+      this.hNew.ptr,
+      n,
+      h4,
+      G,
+      this.packed.resetAfter ? 1 : 0,
+    );
   }
 
   private lstm(n: number, rows: number): void {

@@ -73,6 +73,16 @@ export function directoryHandler(dir: string): tf.io.IOHandler {
   return { save: saver.save?.bind(saver), load: async () => (await loadArtifacts(dir)).artifacts };
 }
 
+/**
+ * A short, stable name for a saved model: its directory's name and the first 12 hex digits of its weights' sha256
+ * (e.g. `demo@3f2a9c01b7e4`), so clients can tell which model answered them.
+ */
+export async function modelId(dir: string): Promise<string> {
+  const json = await readModelJson(dir);
+  const hash = json.weightsSha256;
+  return `${path.basename(path.resolve(dir))}${hash ? `@${hash.slice(0, 12)}` : ''}`;
+}
+
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
 type SavedModelJson = tf.io.ModelJSON & { readonly weightsSha256?: string };

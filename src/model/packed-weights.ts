@@ -1,5 +1,19 @@
-import { FEATURE_MODALITIES, type FeatureModality, type ModelDims, modelDims } from './config.js';
-import { createModel, encoderBiasName, encoderKernelName, type Model } from './weights.js';
+import {
+  type DenseActivation,
+  FEATURE_MODALITIES,
+  type FeatureModality,
+  gruResetsAfter,
+  type ModelDims,
+  modelDims,
+} from './config.js';
+import {
+  createModel,
+  denseBiasName,
+  denseKernelName,
+  encoderBiasName,
+  encoderKernelName,
+  type Model,
+} from './weights.js';
 
 /** SIMD width of the CPU kernel; gate blocks start at multiples of it. */
 export const LANES = 4;
@@ -24,6 +38,17 @@ export interface PackedEncoder {
   readonly bias: number;
 }
 
+/** One layer of a fused encoder (config.fusedEncoder): dense over the previous layer's output, x' for the first. */
+export interface PackedDense {
+  readonly inputs: number;
+  readonly units: number;
+  /** units rounded up to {@link COL_BLOCK}: the row length of the packed kernel and of the layer's output rows. */
+  readonly cols: number;
+  readonly activation: DenseActivation;
+  readonly kernel: number;
+  readonly bias: number;
+}
+
 /**
  * All weights of a model in one Float32Array, laid out for the fused kernels (the WebAssembly CPU kernel and the
  * WGSL GPU kernel share it): row-major matrices with zero-padded columns, and the cell's gate blocks each H4 = H
@@ -32,11 +57,17 @@ export interface PackedEncoder {
 export interface PackedWeights {
   readonly dims: ModelDims;
   readonly isGru: boolean;
+  /** GRU only: reset gate after the recurrent product (Keras reset_after, the default) or before it. */
+  readonly resetAfter: boolean;
+  /** Whether the model has a fused encoder (config.fusedEncoder) in place of per-modality encoders. */
+  readonly fusedEncoder: boolean;
   readonly softmax: boolean;
   readonly h4: number;
   /** Gate columns per packed cell row: gates × H4 rounded up to {@link COL_BLOCK}. */
   readonly gateCols: number;
   readonly labelCols: number;
+  /** H4 rounded up to {@link COL_BLOCK}: the row length of the packed U_h of a GRU without reset_after. */
+  readonly candidateCols: number;
   /** Rows of the packed cell kernel: the cell input (GRU), or the cell input then h (LSTM: [W; U] stacked). */
   readonly cellRows: number;
   readonly data: Float32Array;
@@ -44,10 +75,17 @@ export interface PackedWeights {
     readonly mean: number;
     readonly std: number;
     readonly encoders: readonly PackedEncoder[];
+    /** The fused encoder's layers, in order (empty with per-modality encoders). */
+    readonly dense: readonly PackedDense[];
     readonly kernel: number;
-    /** GRU only: the recurrent kernel and bias, kept apart because of reset_after. */
+    /** GRU only: the recurrent kernel and bias, kept apart because of reset_after (the bias is zero without it). */
     readonly recurrent: number;
     readonly recurrentBias: number;
+    /**
+     * GRU without reset_after only: the candidate's recurrent kernel U_h again, alone, [H][{@link candidateCols}],
+     * for the product (r ⊙ h) U_h that has to wait for r; −1 otherwise.
+     */
+    readonly recurrentCandidate: number;
     readonly inputBias: number;
     readonly headKernel: number;
     readonly headBias: number;
@@ -87,11 +125,13 @@ export function packWeights(model: Model): PackedWeights {
   const { config, weights } = createModel(model.config, model.weights);
   const dims = modelDims(config);
   const isGru = config.cell === 'gru';
+  const resetAfter = isGru && gruResetsAfter(config);
   const gates = isGru ? 3 : 4;
   const H = dims.hidden;
   const h4 = roundUp(H, LANES);
   const gateCols = roundUp(gates * h4, COL_BLOCK);
   const labelCols = roundUp(dims.labels, COL_BLOCK);
+  const candidateCols = roundUp(h4, COL_BLOCK);
   const cellRows = isGru ? dims.cellInput : dims.cellInput + H;
   let size = 0;
   const reserve = (floats: number): number => {
@@ -101,7 +141,21 @@ export function packWeights(model: Model): PackedWeights {
   };
   const mean = reserve(dims.input);
   const std = reserve(dims.input);
-  const encoders: PackedEncoder[] = FEATURE_MODALITIES.filter((m) => config.inputLayout[m] > 0).map((m) => {
+  let denseInputs = dims.input;
+  const dense: PackedDense[] = (config.fusedEncoder ?? []).map((layer) => {
+    const inputs = denseInputs;
+    denseInputs = layer.units;
+    const cols = roundUp(layer.units, COL_BLOCK);
+    return {
+      inputs,
+      units: layer.units,
+      cols,
+      activation: layer.activation,
+      kernel: reserve(inputs * cols),
+      bias: reserve(cols),
+    };
+  });
+  const encoders: PackedEncoder[] = FEATURE_MODALITIES.filter((m) => config.encoderUnits[m] > 0).map((m) => {
     const inputs = config.inputLayout[m];
     const cols = roundUp(config.encoderUnits[m], COL_BLOCK);
     return {
@@ -118,6 +172,7 @@ export function packWeights(model: Model): PackedWeights {
   const kernel = reserve(cellRows * gateCols);
   const recurrent = isGru ? reserve(H * gateCols) : -1;
   const recurrentBias = isGru ? reserve(gateCols) : -1;
+  const recurrentCandidate = isGru && !resetAfter ? reserve(H * candidateCols) : -1;
   const inputBias = reserve(gateCols);
   const headKernel = reserve(H * labelCols);
   const headBias = reserve(labelCols);
@@ -125,6 +180,11 @@ export function packWeights(model: Model): PackedWeights {
   const data = new Float32Array(size);
   data.set(config.normalization.mean, mean);
   data.set(config.normalization.std, std);
+  dense.forEach((layer, i) => {
+    const kernelValues = weights[denseKernelName(i)] as Float32Array;
+    packColumns(data, layer.kernel, kernelValues, layer.inputs, layer.units, layer.cols);
+    data.set(weights[denseBiasName(i)] as Float32Array, layer.bias);
+  });
   for (const e of encoders) {
     packColumns(
       data,
@@ -141,8 +201,16 @@ export function packWeights(model: Model): PackedWeights {
     packGates(data, at, src, rows, gates, H, h4, gateCols);
   pack(kernel, weights['cell/kernel'] as Float32Array, dims.cellInput);
   if (isGru) {
-    pack(recurrent, weights['cell/recurrent_kernel'] as Float32Array, H);
-    pack(recurrentBias, cellBias.subarray(dims.gates, 2 * dims.gates), 1);
+    const U = weights['cell/recurrent_kernel'] as Float32Array;
+    pack(recurrent, U, H);
+    // Without reset_after Keras has no recurrent bias: the packed one stays zero.
+    if (resetAfter) pack(recurrentBias, cellBias.subarray(dims.gates, 2 * dims.gates), 1);
+    else
+      for (let k = 0; k < H; k++)
+        data.set(
+          U.subarray(k * dims.gates + 2 * H, (k + 1) * dims.gates),
+          recurrentCandidate + k * candidateCols,
+        );
   } else {
     pack(kernel + dims.cellInput * gateCols, weights['cell/recurrent_kernel'] as Float32Array, H);
   }
@@ -152,12 +220,27 @@ export function packWeights(model: Model): PackedWeights {
   return {
     dims,
     isGru,
+    resetAfter,
+    fusedEncoder: config.fusedEncoder !== undefined,
     softmax: config.head === 'softmax',
     h4,
     gateCols,
     labelCols,
+    candidateCols,
     cellRows,
     data,
-    offsets: { mean, std, encoders, kernel, recurrent, recurrentBias, inputBias, headKernel, headBias },
+    offsets: {
+      mean,
+      std,
+      encoders,
+      dense,
+      kernel,
+      recurrent,
+      recurrentBias,
+      recurrentCandidate,
+      inputBias,
+      headKernel,
+      headBias,
+    },
   };
 }

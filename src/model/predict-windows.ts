@@ -10,7 +10,17 @@ export interface StreamClose {
   readonly close: true;
 }
 
-export type PredictInput = FusedWindow | StreamClose;
+/**
+ * A stream's timeline started again (its clock jumped): once the windows queued before it have run, window indices
+ * start afresh (later windows may have lower ones) while the recurrent state is kept.
+ */
+export interface StreamRestart {
+  readonly streamId: string;
+  readonly restart: true;
+}
+
+export type PredictInput = FusedWindow | StreamClose | StreamRestart;
+type StreamMarker = StreamClose | StreamRestart;
 
 export interface DroppedWindow {
   readonly streamId: string;
@@ -31,6 +41,9 @@ export interface PredictOptions {
 
 const isClose = (item: unknown): item is StreamClose =>
   typeof item === 'object' && item !== null && (item as StreamClose).close === true;
+const isRestart = (item: unknown): item is StreamRestart =>
+  typeof item === 'object' && item !== null && (item as StreamRestart).restart === true;
+const isMarker = (item: unknown): item is StreamMarker => isClose(item) || isRestart(item);
 
 /** Identity of a dropped item for onDrop, read defensively: the item may be anything a producer sent. */
 const identity = (item: unknown): { streamId: string; index: number } => {
@@ -43,6 +56,9 @@ const identity = (item: unknown): { streamId: string; index: number } => {
     index: typeof w.index === 'number' ? w.index : Number.NaN,
   };
 };
+
+/** Below every window index: windows may have negative indices (a stream whose clock starts near 0). */
+const NONE = Number.NEGATIVE_INFINITY;
 
 interface StreamQueue {
   readonly items: PredictInput[];
@@ -80,7 +96,8 @@ class ReadyRing {
  * order. Windows queue per stream; whenever no step is running, a tick takes the oldest queued window of each
  * waiting stream (round-robin, up to the runtime's maxBatch) and runs one batched step. A bad window (wrong width,
  * non-finite values) or one not newer than the stream's last is dropped and counted, never failing the stream;
- * a full queue drops its oldest window. A failing step (a broken backend) errors the output.
+ * a full queue drops its oldest window; a new stream's window finding every state slot in use (a GPU's table is
+ * finite) is dropped as `no_state_slot`. A failing step (a broken backend) errors the output.
  */
 export function predictWindows(
   runtime: ModelRuntime,
@@ -108,7 +125,7 @@ export function predictWindows(
       const queueOf = (streamId: string): StreamQueue => {
         let q = queues.get(streamId);
         if (!q) {
-          const last = Math.max(inFlight.get(streamId) ?? -1, runtime.lastIndex(streamId) ?? -1);
+          const last = Math.max(inFlight.get(streamId) ?? NONE, runtime.lastIndex(streamId) ?? NONE);
           q = { items: [], windows: 0, lastAccepted: last };
           queues.set(streamId, q);
         }
@@ -117,12 +134,12 @@ export function predictWindows(
       };
 
       const accept = (item: PredictInput): void => {
-        if (isClose(item)) {
+        if (isMarker(item)) {
           if (typeof item.streamId !== 'string' || item.streamId === '')
-            return drop(item, 'bad_input', 'a close marker needs the streamId of the stream to close');
+            return drop(item, 'bad_input', 'a close or restart marker needs the streamId of its stream');
           const q = queueOf(item.streamId);
           q.items.push(item);
-          q.lastAccepted = -1;
+          q.lastAccepted = NONE;
           return;
         }
         const problem = runtime.checkWindow(item);
@@ -130,7 +147,7 @@ export function predictWindows(
         const existing = queues.get(item.streamId);
         const last = existing
           ? existing.lastAccepted
-          : Math.max(inFlight.get(item.streamId) ?? -1, runtime.lastIndex(item.streamId) ?? -1);
+          : Math.max(inFlight.get(item.streamId) ?? NONE, runtime.lastIndex(item.streamId) ?? NONE);
         if (item.index <= last)
           return drop(
             item,
@@ -139,7 +156,7 @@ export function predictWindows(
           );
         const q = queueOf(item.streamId);
         if (q.windows >= maxQueue) {
-          const oldest = q.items.findIndex((i) => !isClose(i));
+          const oldest = q.items.findIndex((i) => !isMarker(i));
           const [old] = q.items.splice(oldest, 1) as [FusedWindow];
           q.windows--;
           stats.queuedWindows--;
@@ -161,13 +178,14 @@ export function predictWindows(
         if (sourceDone && !running && ready.length === 0) subscriber.complete();
       };
 
-      /** One stream's turn: runs its close markers, returns its next window (if any) for the batch. */
+      /** One stream's turn: runs its close and restart markers, returns its next window (if any) for the batch. */
       const take = (streamId: string): FusedWindow | undefined => {
         const q = queues.get(streamId);
         if (!q) return undefined;
         let item = q.items.shift();
-        while (item && isClose(item)) {
-          runtime.close(streamId);
+        while (item && isMarker(item)) {
+          if (isClose(item)) runtime.close(streamId);
+          else runtime.rewind(streamId);
           item = q.items.shift();
         }
         if (item) {
@@ -183,13 +201,33 @@ export function predictWindows(
         scheduled = undefined;
         if (stopped || running) return;
         const batch: FusedWindow[] = [];
+        let newStreams = 0;
         // One pass over the streams waiting now, so no stream gets two windows in a batch.
         for (let turns = ready.length; turns > 0 && batch.length < runtime.maxBatch; turns--) {
           const id = ready.shift() as string;
           const w = take(id);
-          if (w) batch.push(w);
+          if (!w) continue;
+          if (!runtime.store.has(w.streamId)) {
+            // A new stream needs a state slot (finite on a GPU); idle streams give theirs back first.
+            if (runtime.store.free - newStreams <= 0) runtime.expireIdle();
+            if (runtime.store.free - newStreams <= 0) {
+              drop(
+                w,
+                'no_state_slot',
+                `no state slot for "${w.streamId}": all ${runtime.store.slots.capacity} are in use`,
+              );
+              continue;
+            }
+            newStreams++;
+          }
+          batch.push(w);
         }
-        if (batch.length === 0) return finishIfDone();
+        if (batch.length === 0) {
+          // Only close markers and refused windows this time; what is still queued gets its own tick.
+          if (ready.length > 0) schedule();
+          else finishIfDone();
+          return;
+        }
         running = true;
         for (const w of batch) inFlight.set(w.streamId, w.index);
         runtime.step(batch).then(

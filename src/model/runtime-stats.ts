@@ -1,6 +1,6 @@
 import type { ResetReason } from './state-store.js';
 
-export type DropReason = 'queue_full' | 'out_of_order' | 'bad_input';
+export type DropReason = 'queue_full' | 'out_of_order' | 'bad_input' | 'no_state_slot';
 
 /** A plain copy of the counters, for a metrics exporter or a log line. */
 export interface RuntimeStatsSnapshot {
@@ -14,6 +14,8 @@ export interface RuntimeStatsSnapshot {
   readonly resets: Readonly<Record<ResetReason, number>>;
   readonly expired: number;
   readonly closed: number;
+  /** Times the runtime moved to another backend because its GPU failed (see ModelRuntime). */
+  readonly failovers: number;
   readonly activeStates: number;
   readonly queuedWindows: number;
 }
@@ -24,10 +26,16 @@ export class RuntimeStats {
   windows = 0;
   expired = 0;
   closed = 0;
+  failovers = 0;
   queuedWindows = 0;
   readonly batchSizes = new Map<number, number>();
-  readonly dropped: Record<DropReason, number> = { queue_full: 0, out_of_order: 0, bad_input: 0 };
-  readonly resets: Record<ResetReason, number> = { start: 0, gap: 0, request: 0 };
+  readonly dropped: Record<DropReason, number> = {
+    queue_full: 0,
+    out_of_order: 0,
+    bad_input: 0,
+    no_state_slot: 0,
+  };
+  readonly resets: Record<ResetReason, number> = { start: 0, gap: 0, request: 0, device_lost: 0 };
   private readonly latencies: Float64Array;
   private latencyCount = 0;
 
@@ -59,6 +67,7 @@ export class RuntimeStats {
       resets: { ...this.resets },
       expired: this.expired,
       closed: this.closed,
+      failovers: this.failovers,
       activeStates,
       queuedWindows: this.queuedWindows,
     };

@@ -1,6 +1,8 @@
 import { BraidError } from '../core/errors.js';
-import { createStepKernel, probeBackend } from './backends.js';
-import { BACKEND_NAMES, type BackendName, type StepKernel } from './step-kernel.js';
+import { createKernel, probeBackend } from './backends.js';
+import type { SlotStepKernel } from './slot-kernel.js';
+import { BACKEND_NAMES, type BackendName } from './step-kernel.js';
+import { softwareGpuAllowed } from './webgpu-adapter.js';
 import { type Model, mulberry32 } from './weights.js';
 
 export interface BackendFigure {
@@ -13,7 +15,7 @@ export interface BackendFigure {
 }
 
 export interface BackendSelection {
-  readonly kernel: StepKernel;
+  readonly kernel: SlotStepKernel;
   readonly backend: BackendName;
   /** Start-up measurements (empty when a backend was named). */
   readonly figures: readonly BackendFigure[];
@@ -30,6 +32,13 @@ export interface SelectBackendOptions {
   readonly batchSizes?: readonly number[];
   /** Time spent measuring each backend at each batch size (after two warm-up steps). Default 150 ms. */
   readonly measureMs?: number;
+  /** webgpu: streams the GPU keeps state for (slots). Default 10,000. */
+  readonly maxStreams?: number;
+  /**
+   * Whether a named `webgpu` may run on a software adapter. Default: BRAID_WEBGPU_SOFTWARE=1 in the environment.
+   * Auto-selection never picks a software adapter.
+   */
+  readonly allowSoftwareGpu?: boolean;
 }
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
@@ -37,20 +46,22 @@ const errorText = (error: unknown): string => (error instanceof Error ? error.me
 /** A GPU within this factor of the fastest backend is preferred: it leaves the CPU to the rest of the pipeline. */
 export const GPU_PREFERENCE = 1.1;
 
-/** Median latency of a kernel's step at one batch size, on fixed pseudo-random inputs. */
-export async function measureStep(kernel: StepKernel, batch: number, budgetMs: number): Promise<number> {
-  const { input, state, labels } = kernel.dims;
+/**
+ * Median latency of a kernel's step at one batch size, on fixed pseudo-random inputs, states in slots 0..batch−1
+ * (as the runtime drives it: gathering and scattering host states included).
+ */
+export async function measureStep(kernel: SlotStepKernel, batch: number, budgetMs: number): Promise<number> {
+  const { input, labels } = kernel.dims;
   const next = mulberry32(batch);
   const x = Float32Array.from({ length: batch * input }, () => next() * 2 - 1);
-  const s = Float32Array.from({ length: batch * state }, () => next() * 2 - 1);
+  const slots = Uint32Array.from({ length: batch }, (_, i) => i);
   const y = new Float32Array(batch * labels);
-  const s2 = new Float32Array(batch * state);
-  for (let i = 0; i < 2; i++) await kernel.step(batch, x, s, y, s2);
+  for (let i = 0; i < 2; i++) await kernel.step(batch, x, slots, y);
   const samples: number[] = [];
   const until = performance.now() + budgetMs;
   while (samples.length < 3 || (performance.now() < until && samples.length < 200)) {
     const t0 = performance.now();
-    await kernel.step(batch, x, s, y, s2);
+    await kernel.step(batch, x, slots, y);
     samples.push(performance.now() - t0);
   }
   samples.sort((a, b) => a - b);
@@ -84,6 +95,12 @@ export function chooseBackend(figures: readonly BackendFigure[]): { backend: Bac
   };
 }
 
+/** " (on <adapter>)" for the log line of a webgpu choice. */
+async function gpuNote(allowSoftwareGpu: boolean): Promise<string> {
+  const probe = await probeBackend('webgpu', { allowSoftwareGpu });
+  return probe.available && probe.note ? ` (${probe.note})` : '';
+}
+
 /**
  * Creates the step kernel for a runtime. With backend 'auto' (the default) every backend is probed, each available
  * one is built and timed at the expected batch sizes, and the winner of {@link chooseBackend} is built; the figures
@@ -92,9 +109,23 @@ export function chooseBackend(figures: readonly BackendFigure[]): { backend: Bac
  */
 export async function selectBackend(model: Model, options: SelectBackendOptions): Promise<BackendSelection> {
   const wanted = options.backend ?? 'auto';
+  const build = (backend: BackendName, allowSoftwareGpu: boolean): Promise<SlotStepKernel> =>
+    createKernel(model, backend, {
+      maxBatch: options.maxBatch,
+      maxStreams: options.maxStreams,
+      allowSoftwareGpu,
+    });
   if (wanted !== 'auto') {
-    const kernel = await createStepKernel(model, wanted, options.maxBatch);
-    return { kernel, backend: wanted, figures: [], skipped: [], reason: `backend ${wanted} was named` };
+    const allow = options.allowSoftwareGpu ?? softwareGpuAllowed();
+    const kernel = await build(wanted, allow);
+    const note = wanted === 'webgpu' ? await gpuNote(allow) : '';
+    return {
+      kernel,
+      backend: wanted,
+      figures: [],
+      skipped: [],
+      reason: `backend ${wanted} was named${note}`,
+    };
   }
   const sizes = [...new Set(options.batchSizes ?? [1, 16, options.maxBatch])]
     .filter((b) => b >= 1 && b <= options.maxBatch)
@@ -108,9 +139,9 @@ export async function selectBackend(model: Model, options: SelectBackendOptions)
       skipped.push({ backend, reason: probe.reason });
       continue;
     }
-    let kernel: StepKernel;
+    let kernel: SlotStepKernel;
     try {
-      kernel = await createStepKernel(model, backend, options.maxBatch);
+      kernel = await build(backend, false);
     } catch (error) {
       // Probing only says the backend runs here; building this model on it can still fail. Try the others.
       skipped.push({ backend, reason: `failed to build: ${errorText(error)}` });
@@ -141,6 +172,7 @@ export async function selectBackend(model: Model, options: SelectBackendOptions)
     );
   const { backend, reason } = chooseBackend(figures);
   // Built again: measuring later tfjs backends switched tfjs's active backend away from it.
-  const kernel = await createStepKernel(model, backend, options.maxBatch);
-  return { kernel, backend, figures, skipped, reason };
+  const kernel = await build(backend, false);
+  const note = backend === 'webgpu' ? await gpuNote(false) : '';
+  return { kernel, backend, figures, skipped, reason: `${reason}${note}` };
 }

@@ -1,9 +1,9 @@
+import { type Bytes, FunctionBuilder, type FunctionDef, moduleBytes, op } from '../core/wasm-encoding.js';
 import { roundUp } from './packed-weights.js';
-import { type Bytes, type FunctionDef, moduleBytes, op } from './wasm-encoding.js';
 
 /**
  * The fused CPU kernel's inner loops as WebAssembly SIMD (4 × f32 lanes), written with the encoder of
- * wasm-encoding.ts.
+ * core/wasm-encoding.ts.
  *
  * Why WebAssembly: on the target 2-core machine the best scalar JavaScript loop needs ~6.6 ms for the (64, 128)
  * GRU gate products at batch 256 and Math.exp/Math.tanh another ~1.7 ms for the gate nonlinearities; the
@@ -13,66 +13,6 @@ import { type Bytes, type FunctionDef, moduleBytes, op } from './wasm-encoding.j
  * f32 add per term (never FMA, which rounds differently on different CPUs), so a row's bits never depend on which
  * rows share its batch or where it sits in it.
  */
-
-const LOCAL_I32 = 16;
-const LOCAL_V128 = 24;
-
-/** Emits one function: parameters are i32 byte addresses or sizes; locals are handed out by name. */
-class FunctionBuilder {
-  private readonly code: number[] = [];
-  private nextI32: number;
-  private nextV128: number;
-
-  constructor(
-    private readonly exportName: string,
-    private readonly params: number,
-  ) {
-    this.nextI32 = params;
-    this.nextV128 = params + LOCAL_I32;
-  }
-
-  i32(): number {
-    if (this.nextI32 >= this.params + LOCAL_I32) throw new RangeError('out of i32 locals');
-    return this.nextI32++;
-  }
-
-  v128(): number {
-    if (this.nextV128 >= this.params + LOCAL_I32 + LOCAL_V128) throw new RangeError('out of v128 locals');
-    return this.nextV128++;
-  }
-
-  emit(...parts: Bytes[]): this {
-    for (const p of parts) this.code.push(...p);
-    return this;
-  }
-
-  /** do { body } while (++counter < limit), the counter stepping by `step`. */
-  loop(counter: number, step: number, limit: Bytes, body: () => void): this {
-    this.emit(op.loop);
-    body();
-    this.emit(
-      op.get(counter),
-      op.i32(step),
-      op.i32Add,
-      op.tee(counter),
-      limit,
-      op.i32LtU,
-      op.brIf(0),
-      op.end,
-    );
-    return this;
-  }
-
-  build(): FunctionDef {
-    return {
-      exportName: this.exportName,
-      params: this.params,
-      i32Locals: LOCAL_I32,
-      v128Locals: LOCAL_V128,
-      body: this.code,
-    };
-  }
-}
 
 /** base + index × 4 (index counted in floats). */
 const addr = (base: number, index: number): Bytes => [
@@ -85,20 +25,25 @@ const addr = (base: number, index: number): Bytes => [
 
 const splat = (v: number): Bytes => op.v128Const([v, v, v, v]);
 
+/** The `act` argument of gemm. */
+export const GEMM_ACTIVATION = { linear: 0, relu: 1, tanh: 2, sigmoid: 3 } as const;
+
 /**
- * gemm(in, inStride, K, w, cols, bias, out, outStride, rows, relu):
- * out[r][j] = act(bias[j] + Σ_k in[r][k] · w[k][j]), w row-major [K][cols], strides in bytes.
+ * gemm(in, inStride, K, w, cols, bias, out, outStride, rows, act):
+ * out[r][j] = act(bias[j] + Σ_k in[r][k] · w[k][j]), w row-major [K][cols], strides in bytes; act is one of
+ * {@link GEMM_ACTIVATION}.
  * rows must be a multiple of 4 and cols of 8 (callers pad; padding columns hold zero weights).
  * Loop order (mirrored by the WGSL kernel): 4-row blocks, then 8-column blocks with 4 × 8 accumulators in
  * registers, then k in order — bias first, then k = 0..K−1.
  */
 function gemm(): FunctionDef {
-  const [IN, IN_STRIDE, K, W, COLS, BIAS, OUT, OUT_STRIDE, ROWS, RELU] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const [IN, IN_STRIDE, K, W, COLS, BIAS, OUT, OUT_STRIDE, ROWS, ACT] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const f = new FunctionBuilder('gemm', 10);
   const [r, j, kb, kEnd, wp, outp, wStride] = [f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32()];
   const xp = [f.i32(), f.i32(), f.i32(), f.i32()];
   const acc = Array.from({ length: 8 }, () => f.v128());
   const [wa, wb, s] = [f.v128(), f.v128(), f.v128()];
+  const tmp = [f.v128(), f.v128()] as const;
   f.emit(op.get(COLS), op.i32(4), op.i32Mul, op.set(wStride), op.i32(0), op.set(r));
   f.emit(op.get(K), op.i32(4), op.i32Mul, op.set(kEnd));
   f.loop(r, 4, op.get(ROWS), () => {
@@ -126,9 +71,14 @@ function gemm(): FunctionDef {
         }
         f.emit(op.get(wp), op.get(wStride), op.i32Add, op.set(wp));
       });
-      f.emit(op.get(RELU), op.if);
-      for (const v of acc) f.emit(op.get(v), splat(0), op.f32x4Max, op.set(v));
-      f.emit(op.end);
+      const when = (code: number, apply: (v: number) => void): void => {
+        f.emit(op.get(ACT), op.i32(code), op.i32Eq, op.if);
+        for (const v of acc) apply(v);
+        f.emit(op.end);
+      };
+      when(GEMM_ACTIVATION.relu, (v) => f.emit(op.get(v), splat(0), op.f32x4Max, op.set(v)));
+      when(GEMM_ACTIVATION.tanh, (v) => emitTanh(f, v, tmp));
+      when(GEMM_ACTIVATION.sigmoid, (v) => emitSigmoid(f, v, tmp));
       f.emit(addr(OUT, j), op.get(r), op.get(OUT_STRIDE), op.i32Mul, op.i32Add, op.set(outp));
       for (let a = 0; a < 4; a++)
         f.emit(op.get(outp), op.get(acc[2 * a] as number), op.v128Store(0))
@@ -196,13 +146,15 @@ function emitTanh(f: FunctionBuilder, v: number, tmp: readonly [number, number])
 }
 
 /**
- * gruGates(gx, gh, hPrev, hPrevStride, hNew, rows, H4, G): the GRU (reset_after) update for rows 0..rows−1.
+ * gruGates(gx, gh, hPrev, hPrevStride, hNew, rows, H4, G, resetAfter): the GRU update for rows 0..rows−1.
  * gx, gh: [rows][G] with gate blocks z, r, h each H4 (= H rounded up to 4) wide; hPrev rows at hPrevStride bytes,
- * readable for H4 floats; hNew: [rows][H4]. Lanes past H compute values nobody reads.
+ * readable for H4 floats; hNew: [rows][H4]. Lanes past H compute values nobody reads. With resetAfter (1) the
+ * candidate is tanh(gx_h + r · gh_h); without (0) gh_h already holds (r ⊙ h) U_h (see gruResetHidden), so it is
+ * tanh(gx_h + gh_h).
  */
 function gruGates(): FunctionDef {
-  const [GX, GH, HPREV, HPREV_STRIDE, HNEW, ROWS, H4, G] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const f = new FunctionBuilder('gruGates', 8);
+  const [GX, GH, HPREV, HPREV_STRIDE, HNEW, ROWS, H4, G, RESET_AFTER] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const f = new FunctionBuilder('gruGates', 9);
   const [r, j, gxRow, ghRow, hpRow, hnRow] = [f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32()];
   const [z, rr, c, hp] = [f.v128(), f.v128(), f.v128(), f.v128()];
   const tmp = [f.v128(), f.v128()] as const;
@@ -234,21 +186,49 @@ function gruGates(): FunctionDef {
       emitSigmoid(f, z, tmp);
       f.emit(gate(gxRow, 1), op.v128Load(0), gate(ghRow, 1), op.v128Load(0), op.f32x4Add, op.set(rr));
       emitSigmoid(f, rr, tmp);
-      f.emit(
-        gate(gxRow, 2),
-        op.v128Load(0),
-        op.get(rr),
-        gate(ghRow, 2),
-        op.v128Load(0),
-        op.f32x4Mul,
-        op.f32x4Add,
-      );
-      f.emit(op.set(c));
+      // c = gx_h + r · gh_h (reset_after) or gx_h + gh_h; IEEE + and · commute, so the order of operands is free.
+      f.emit(gate(ghRow, 2), op.v128Load(0), op.set(c));
+      f.emit(op.get(RESET_AFTER), op.if, op.get(c), op.get(rr), op.f32x4Mul, op.set(c), op.end);
+      f.emit(gate(gxRow, 2), op.v128Load(0), op.get(c), op.f32x4Add, op.set(c));
       emitTanh(f, c, tmp);
       f.emit(addr(hpRow, j), op.v128Load(0), op.set(hp));
       // h' = z·h + (1 − z)·c
       f.emit(addr(hnRow, j), op.get(z), op.get(hp), op.f32x4Mul);
       f.emit(splat(1), op.get(z), op.f32x4Sub, op.get(c), op.f32x4Mul, op.f32x4Add, op.v128Store(0));
+    });
+  });
+  return f.build();
+}
+
+/**
+ * gruResetHidden(gx, gh, hPrev, hPrevStride, out, rows, H4, G): out[r] = σ(gx_r + gh_r) ⊙ hPrev, the reset hidden
+ * state a GRU without reset_after multiplies by U_h. Same layouts as gruGates; out: [rows][H4].
+ */
+function gruResetHidden(): FunctionDef {
+  const [GX, GH, HPREV, HPREV_STRIDE, OUT, ROWS, H4, G] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const f = new FunctionBuilder('gruResetHidden', 8);
+  const [r, j, gxRow, ghRow, hpRow, outRow] = [f.i32(), f.i32(), f.i32(), f.i32(), f.i32(), f.i32()];
+  const rr = f.v128();
+  const tmp = [f.v128(), f.v128()] as const;
+  const resetGate = (row: number): Bytes => [
+    ...addr(row, j),
+    ...op.get(H4),
+    ...op.i32(4),
+    ...op.i32Mul,
+    ...op.i32Add,
+  ];
+  f.emit(op.i32(0), op.set(r));
+  f.loop(r, 1, op.get(ROWS), () => {
+    f.emit(op.get(r), op.get(G), op.i32Mul, op.i32(4), op.i32Mul, op.set(gxRow));
+    f.emit(op.get(gxRow), op.get(GH), op.i32Add, op.set(ghRow), op.get(gxRow), op.get(GX), op.i32Add);
+    f.emit(op.set(gxRow));
+    f.emit(op.get(HPREV), op.get(r), op.get(HPREV_STRIDE), op.i32Mul, op.i32Add, op.set(hpRow));
+    f.emit(op.get(OUT), op.get(r), op.get(H4), op.i32Mul, op.i32(4), op.i32Mul, op.i32Add, op.set(outRow));
+    f.emit(op.i32(0), op.set(j));
+    f.loop(j, 4, op.get(H4), () => {
+      f.emit(resetGate(gxRow), op.v128Load(0), resetGate(ghRow), op.v128Load(0), op.f32x4Add, op.set(rr));
+      emitSigmoid(f, rr, tmp);
+      f.emit(addr(outRow, j), op.get(rr), addr(hpRow, j), op.v128Load(0), op.f32x4Mul, op.v128Store(0));
     });
   });
   return f.build();
@@ -315,7 +295,7 @@ function lstmGates(): FunctionDef {
   return f.build();
 }
 
-const MODULE = new WebAssembly.Module(moduleBytes([gemm(), gruGates(), lstmGates()]));
+const MODULE = new WebAssembly.Module(moduleBytes([gemm(), gruGates(), gruResetHidden(), lstmGates()]));
 
 export type GemmFn = (
   inPtr: number,
@@ -327,7 +307,7 @@ export type GemmFn = (
   outPtr: number,
   outStride: number,
   rows: number,
-  relu: number,
+  act: number,
 ) => void;
 export type GruGatesFn = (
   gx: number,
@@ -335,6 +315,17 @@ export type GruGatesFn = (
   hPrev: number,
   hPrevStride: number,
   hNew: number,
+  rows: number,
+  h4: number,
+  g: number,
+  resetAfter: number,
+) => void;
+export type GruResetHiddenFn = (
+  gx: number,
+  gh: number,
+  hPrev: number,
+  hPrevStride: number,
+  out: number,
   rows: number,
   h4: number,
   g: number,
@@ -360,6 +351,7 @@ export class KernelMemory {
   readonly memory: WebAssembly.Memory;
   readonly gemm: GemmFn;
   readonly gruGates: GruGatesFn;
+  readonly gruResetHidden: GruResetHiddenFn;
   readonly lstmGates: LstmGatesFn;
   private next = 0;
 
@@ -369,6 +361,7 @@ export class KernelMemory {
     const { exports } = new WebAssembly.Instance(MODULE, { env: { memory: this.memory } });
     this.gemm = exports['gemm'] as GemmFn;
     this.gruGates = exports['gruGates'] as GruGatesFn;
+    this.gruResetHidden = exports['gruResetHidden'] as GruResetHiddenFn;
     this.lstmGates = exports['lstmGates'] as LstmGatesFn;
   }
 

@@ -2,8 +2,10 @@ import { z } from 'zod';
 import { BraidError, InvalidOptionError } from '../core/errors.js';
 import type { Micros } from '../core/time.js';
 import type { CellType } from './config.js';
+import { FRESH_SLOT, HostStateSlots, type StateSlots } from './state-slots.js';
 
-export type ResetReason = 'start' | 'gap' | 'request';
+/** Why a stream's state was zeroed: its first window, an event-time gap, a request, or its GPU device was lost. */
+export type ResetReason = 'start' | 'gap' | 'request' | 'device_lost';
 
 export interface StatePolicy {
   /** A window starting more than this after the previous window's end starts from a zero state (event time, µs). */
@@ -14,15 +16,18 @@ export interface StatePolicy {
 
 interface Entry {
   readonly streamId: string;
-  readonly state: Float32Array;
+  /** Where the state lives in the table. */
+  slot: number;
+  /** The state is zeros whatever the slot holds: never stepped, or reset since its last step. */
+  fresh: boolean;
   lastIndex: number;
   lastEnd: Micros;
   lastActive: Micros;
-  /** Bumped by every reset, so a step that read the state before a reset does not write over it. */
+  /** Bumped by every reset, so a step that read the state before a reset does not commit over it. */
   generation: number;
 }
 
-/** A stream's state lent to one step: {@link StateStore.commit} writes the step's result back. */
+/** A stream's state lent to one step: {@link StateStore.commit} records the step's result. */
 export interface Lease {
   readonly entry: Entry;
   readonly generation: number;
@@ -82,18 +87,26 @@ export function decodeFloats(text: string, expected: number, what: string): Floa
   return out;
 }
 
+const stateSizeOf = (cell: CellType, hidden: number): number => (cell === 'gru' ? hidden : 2 * hidden);
+
 /**
  * Recurrent state per stream, with the reset policies: zero on a stream's first window, after an event-time gap
  * longer than {@link StatePolicy.gapReset}, and on request; forgotten on close and after
- * {@link StatePolicy.idleExpiry} of wall-clock inactivity.
+ * {@link StatePolicy.idleExpiry} of wall-clock inactivity. The floats live in a {@link StateSlots} table (host
+ * memory for the CPU kernels, a GPU buffer for webgpu); the store hands out its slots and keeps everything else,
+ * so every backend applies the same policies. A zeroed state is a flag ({@link Entry.fresh}), never a write.
  */
 export class StateStore {
   private readonly entries = new Map<string, Entry>();
+  private readonly freeSlots: number[] = [];
+  private nextSlot = 0;
+  private table: StateSlots;
 
   constructor(
     readonly cell: CellType,
     readonly hidden: number,
     private readonly policy: StatePolicy,
+    slots?: StateSlots,
   ) {
     // Expiry follows the wall clock, gaps the event time: a replay faster than real time never expires a stream,
     // so results match a live run only if every gap long enough to expire also resets by the gap rule.
@@ -102,14 +115,30 @@ export class StateStore {
         'gapReset',
         `must not exceed idleExpiry (${policy.idleExpiry} µs), got ${policy.gapReset} µs: a longer gap would reset a live stream (by expiry) but not a fast replay`,
       );
+    this.table = slots ?? new HostStateSlots(stateSizeOf(cell, hidden));
+    if (this.table.stateSize !== this.stateSize)
+      throw new BraidError(
+        'BRAID_ERR_MODEL',
+        `state table holds ${this.table.stateSize} floats a slot, the ${cell} with hidden=${hidden} needs ${this.stateSize}`,
+      );
   }
 
   get stateSize(): number {
-    return this.cell === 'gru' ? this.hidden : 2 * this.hidden;
+    return stateSizeOf(this.cell, this.hidden);
+  }
+
+  /** The table the states live in. */
+  get slots(): StateSlots {
+    return this.table;
   }
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Streams that can still get a state (slots not in use). */
+  get free(): number {
+    return this.table.capacity - this.entries.size;
   }
 
   has(streamId: string): boolean {
@@ -121,14 +150,18 @@ export class StateStore {
     return this.entries.get(streamId)?.lastIndex;
   }
 
-  /** The state a window of `streamId` starting at `start` must run from, after applying the reset policies. */
+  /**
+   * The state a window of `streamId` starting at `start` must run from, after applying the reset policies. A new
+   * stream gets a slot; throws BRAID_ERR_MODEL when none is free (check {@link free} first).
+   */
   acquire(streamId: string, start: Micros, now: Micros): Lease {
     let entry = this.entries.get(streamId);
     let reset: ResetReason | undefined;
     if (!entry) {
       entry = {
         streamId,
-        state: new Float32Array(this.stateSize),
+        slot: this.allocate(),
+        fresh: true,
         lastIndex: Number.NEGATIVE_INFINITY,
         lastEnd: start,
         lastActive: now,
@@ -137,21 +170,26 @@ export class StateStore {
       this.entries.set(streamId, entry);
       reset = 'start';
     } else if (start - entry.lastEnd > this.policy.gapReset) {
-      entry.state.fill(0);
+      entry.fresh = true;
       entry.generation++;
       reset = 'gap';
     }
     return { entry, generation: entry.generation, reset };
   }
 
+  /** The slot number a step passes to the kernel for a lease: {@link FRESH_SLOT} set when the state is zeros. */
+  slotOf(lease: Lease): number {
+    return (lease.entry.fresh ? lease.entry.slot | FRESH_SLOT : lease.entry.slot) >>> 0;
+  }
+
   /**
-   * Stores a step's result. Returns false (and stores nothing) when the stream was closed, expired or reset while
-   * the step ran.
+   * Records a step's result (the kernel already wrote the state into the slot). Returns false, recording nothing,
+   * when the stream was closed, expired or reset while the step ran: its state stays as that left it.
    */
-  commit(lease: Lease, next: Float32Array, index: number, end: Micros, now: Micros): boolean {
+  commit(lease: Lease, index: number, end: Micros, now: Micros): boolean {
     const { entry } = lease;
     if (this.entries.get(entry.streamId) !== entry || entry.generation !== lease.generation) return false;
-    entry.state.set(next);
+    entry.fresh = false;
     entry.lastIndex = index;
     entry.lastEnd = end;
     entry.lastActive = now;
@@ -162,14 +200,29 @@ export class StateStore {
   reset(streamId: string): boolean {
     const entry = this.entries.get(streamId);
     if (!entry) return false;
-    entry.state.fill(0);
+    entry.fresh = true;
     entry.generation++;
     return true;
   }
 
-  /** Forgets a stream (it closed). */
+  /**
+   * Forgets the stream's last window index, keeping its state: its timeline started again, and windows of the new
+   * one may have lower indices. A new timeline far ahead still resets by the gap rule.
+   */
+  rewind(streamId: string): boolean {
+    const entry = this.entries.get(streamId);
+    if (!entry) return false;
+    entry.lastIndex = Number.NEGATIVE_INFINITY;
+    return true;
+  }
+
+  /** Forgets a stream (it closed); its slot goes back to the free list. */
   delete(streamId: string): boolean {
-    return this.entries.delete(streamId);
+    const entry = this.entries.get(streamId);
+    if (!entry) return false;
+    this.entries.delete(streamId);
+    this.freeSlots.push(entry.slot);
+    return true;
   }
 
   /** Forgets streams idle for longer than the policy allows; returns their ids. */
@@ -177,28 +230,36 @@ export class StateStore {
     const expired: string[] = [];
     for (const [id, entry] of this.entries)
       if (now - entry.lastActive > this.policy.idleExpiry) {
-        this.entries.delete(id);
+        this.delete(id);
         expired.push(id);
       }
     return expired;
   }
 
-  snapshot(): StateSnapshot {
-    const streams: StreamStateSnapshot[] = [];
-    for (const e of this.entries.values())
-      if (Number.isFinite(e.lastIndex))
-        streams.push({
-          streamId: e.streamId,
-          lastIndex: e.lastIndex,
-          lastEnd: e.lastEnd,
-          state: encodeFloats(e.state),
-        });
+  /**
+   * Every stepped stream's state, read from the table. The streams and their indices are taken when it is called;
+   * the floats are those left by the steps started before it (a caller must not have a step half-committed).
+   */
+  async snapshot(): Promise<StateSnapshot> {
+    const live = [...this.entries.values()].filter((e) => Number.isFinite(e.lastIndex));
+    const stored = live.filter((e) => !e.fresh);
+    const floats = await this.table.read(Uint32Array.from(stored.map((e) => e.slot)));
+    const S = this.stateSize;
+    const zeros = new Float32Array(S);
+    const stateOf = new Map(stored.map((e, i) => [e, floats.subarray(i * S, (i + 1) * S)]));
+    const streams: StreamStateSnapshot[] = live.map((e) => ({
+      streamId: e.streamId,
+      lastIndex: e.lastIndex,
+      lastEnd: e.lastEnd,
+      state: encodeFloats(stateOf.get(e) ?? zeros),
+    }));
     return { format: 'braid-state', version: 1, cell: this.cell, hidden: this.hidden, streams };
   }
 
   /**
-   * Replaces every state with a snapshot's. Throws BRAID_ERR_MODEL, changing nothing, when the snapshot is malformed
-   * or was taken from a model with another cell type or size.
+   * Replaces every state with a snapshot's. Throws BRAID_ERR_MODEL, changing nothing, when the snapshot is malformed,
+   * was taken from a model with another cell type or size, or holds more streams than the table has slots. Must
+   * not run while a step is running (its result would land in a restored stream's slot).
    */
   restore(snapshot: unknown, now: Micros): void {
     const parsed = snapshotSchema.safeParse(snapshot);
@@ -212,14 +273,104 @@ export class StateStore {
         'BRAID_ERR_MODEL',
         `state snapshot is for a ${s.cell} with hidden=${s.hidden}, this model is a ${this.cell} with hidden=${this.hidden}`,
       );
+    if (s.streams.length > this.table.capacity)
+      throw new BraidError(
+        'BRAID_ERR_MODEL',
+        `state snapshot holds ${s.streams.length} streams, the state table has ${this.table.capacity} slots`,
+      );
+    const S = this.stateSize;
+    const floats = new Float32Array(s.streams.length * S);
     const restored = new Map<string, Entry>();
-    for (const stream of s.streams) {
+    s.streams.forEach((stream, i) => {
       if (restored.has(stream.streamId))
         throw new BraidError('BRAID_ERR_MODEL', `state snapshot lists stream "${stream.streamId}" twice`);
-      const state = decodeFloats(stream.state, this.stateSize, `state of stream "${stream.streamId}"`);
-      restored.set(stream.streamId, { ...stream, state, lastActive: now, generation: 0 });
-    }
+      floats.set(decodeFloats(stream.state, S, `state of stream "${stream.streamId}"`), i * S);
+      const { streamId, lastIndex, lastEnd } = stream;
+      restored.set(streamId, {
+        streamId,
+        slot: i,
+        fresh: false,
+        lastIndex,
+        lastEnd,
+        lastActive: now,
+        generation: 0,
+      });
+    });
     this.entries.clear();
+    this.freeSlots.length = 0;
+    this.nextSlot = restored.size;
     for (const [id, entry] of restored) this.entries.set(id, entry);
+    this.table.write(
+      Uint32Array.from({ length: restored.size }, (_, i) => i),
+      floats,
+    );
+  }
+
+  /**
+   * Moves every state into another table (the runtime changing backend): reads them from the current one and
+   * writes them to `target`. Streams whose state cannot be read (the read fails: a lost GPU), or that `distrust`
+   * names, start from zeros there; they come back in `lost`. Must not run while a step is running.
+   */
+  async moveTo(
+    target: StateSlots,
+    distrust: ReadonlySet<string> = new Set(),
+  ): Promise<{ carried: number; lost: string[] }> {
+    if (target.stateSize !== this.stateSize)
+      throw new BraidError(
+        'BRAID_ERR_MODEL',
+        `state table holds ${target.stateSize} floats a slot, needs ${this.stateSize}`,
+      );
+    if (target.capacity < this.entries.size)
+      throw new BraidError(
+        'BRAID_ERR_MODEL',
+        `cannot move ${this.entries.size} stream states into a table of ${target.capacity} slots`,
+      );
+    const wanted = [...this.entries.values()].filter((e) => !e.fresh && !distrust.has(e.streamId));
+    let floats: Float32Array | undefined;
+    try {
+      floats = await this.table.read(Uint32Array.from(wanted.map((e) => e.slot)));
+    } catch {
+      floats = undefined;
+    }
+    const S = this.stateSize;
+    const stateOf = new Map<Entry, Float32Array>();
+    if (floats)
+      for (let i = 0; i < wanted.length; i++)
+        stateOf.set(wanted[i] as Entry, floats.subarray(i * S, (i + 1) * S));
+    // Streams closed or reset while the read ran are as they are now: gone, or fresh.
+    const lost: string[] = [];
+    const carriedSlots: number[] = [];
+    const carried: Float32Array[] = [];
+    let slot = 0;
+    for (const entry of this.entries.values()) {
+      entry.slot = slot++;
+      const state = stateOf.get(entry);
+      if (entry.fresh) continue;
+      if (state) {
+        carriedSlots.push(entry.slot);
+        carried.push(state);
+      } else {
+        entry.fresh = true;
+        lost.push(entry.streamId);
+      }
+    }
+    const packed = new Float32Array(carried.length * S);
+    for (let i = 0; i < carried.length; i++) packed.set(carried[i] as Float32Array, i * S);
+    this.table = target;
+    this.freeSlots.length = 0;
+    this.nextSlot = slot;
+    target.write(Uint32Array.from(carriedSlots), packed);
+    return { carried: carried.length, lost };
+  }
+
+  private allocate(): number {
+    const reused = this.freeSlots.pop();
+    if (reused !== undefined) return reused;
+    if (this.nextSlot >= this.table.capacity)
+      throw new BraidError(
+        'BRAID_ERR_MODEL',
+        `all ${this.table.capacity} state slots are in use (close streams or build the kernel with more slots)`,
+      );
+    return this.nextSlot++;
   }
 }

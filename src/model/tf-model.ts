@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  type DenseActivation,
   FEATURE_MODALITIES,
   type FeatureModality,
   type HeadType,
@@ -7,7 +8,15 @@ import {
   type ModelDims,
   modelDims,
 } from './config.js';
-import { encoderBiasName, encoderKernelName, type Model, type ModelWeights, weightSpecs } from './weights.js';
+import {
+  denseBiasName,
+  denseKernelName,
+  encoderBiasName,
+  encoderKernelName,
+  type Model,
+  type ModelWeights,
+  weightSpecs,
+} from './weights.js';
 
 /**
  * The model written once in tfjs ops: this is the definition the trainer differentiates and the `cpu`, `wasm`,
@@ -19,11 +28,14 @@ export interface DenseParams {
   readonly bias: tf.Tensor1D;
 }
 
-/** Keras GRU (reset_after=true): kernel [F, 3H], recurrentKernel [H, 3H], bias [2, 3H]; gates z, r, h. */
+/**
+ * Keras GRU: kernel [F, 3H], recurrentKernel [H, 3H], bias [2, 3H] (reset_after=true: input then recurrent bias)
+ * or [3H] (reset_after=false: input bias only); gates z, r, h.
+ */
 export interface GruParams {
   readonly kernel: tf.Tensor2D;
   readonly recurrentKernel: tf.Tensor2D;
-  readonly bias: tf.Tensor2D;
+  readonly bias: tf.Tensor2D | tf.Tensor1D;
 }
 
 /** Keras LSTM: kernel [F, 4H], recurrentKernel [H, 4H], bias [4H]; gates i, f, c, o. */
@@ -38,6 +50,8 @@ export interface ModelParams {
   readonly mean: tf.Tensor1D;
   readonly std: tf.Tensor1D;
   readonly encoders: Readonly<Partial<Record<FeatureModality, DenseParams>>>;
+  /** The fused encoder's layers (config.fusedEncoder), in order; empty for per-modality encoders. */
+  readonly dense: readonly DenseParams[];
   readonly cell: GruParams | LstmParams;
   readonly head: DenseParams;
 }
@@ -51,8 +65,12 @@ export interface StepOutput<R extends tf.Rank> {
   readonly state: tf.Tensor2D;
 }
 
-/** One GRU step, Keras convention: h' = z ⊙ h + (1 − z) ⊙ tanh(x_h + r ⊙ (h U_h + b_h)). */
+/**
+ * One GRU step, Keras convention: h' = z ⊙ h + (1 − z) ⊙ tanh(x_h + r ⊙ (h U_h + b_h)) with reset_after (a bias
+ * of rank 2), h' = z ⊙ h + (1 − z) ⊙ tanh(x_h + (r ⊙ h) U_h) without (rank 1).
+ */
 export function gruCell(x: tf.Tensor2D, h: tf.Tensor2D, p: GruParams): tf.Tensor2D {
+  if (p.bias.rank === 1) return gruCellResetBefore(x, h, p);
   return tf.tidy(() => {
     const [inputBias, recurrentBias] = tf.unstack(p.bias) as [tf.Tensor1D, tf.Tensor1D];
     const gx = tf.add(tf.matMul(x, p.kernel), inputBias);
@@ -62,6 +80,21 @@ export function gruCell(x: tf.Tensor2D, h: tf.Tensor2D, p: GruParams): tf.Tensor
     const z = tf.sigmoid(tf.add(xz, hz));
     const r = tf.sigmoid(tf.add(xr, hr));
     const candidate = tf.tanh(tf.add(xh, tf.mul(r, hh)));
+    return tf.add(tf.mul(z, h), tf.mul(tf.sub(1, z), candidate));
+  });
+}
+
+/** Keras GRUCell with reset_after=false: the reset gate scales h before the candidate's recurrent product. */
+function gruCellResetBefore(x: tf.Tensor2D, h: tf.Tensor2D, p: GruParams): tf.Tensor2D {
+  return tf.tidy(() => {
+    const H = h.shape[1];
+    const gx = tf.add(tf.matMul(x, p.kernel), p.bias);
+    const [xz, xr, xh] = tf.split(gx, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+    const [uzr, uh] = tf.split(p.recurrentKernel, [2 * H, H], 1) as [tf.Tensor2D, tf.Tensor2D];
+    const [hz, hr] = tf.split(tf.matMul(h, uzr), 2, 1) as [tf.Tensor2D, tf.Tensor2D];
+    const z = tf.sigmoid(tf.add(xz, hz));
+    const r = tf.sigmoid(tf.add(xr, hr));
+    const candidate = tf.tanh(tf.add(xh, tf.matMul(tf.mul(r, h), uh)));
     return tf.add(tf.mul(z, h), tf.mul(tf.sub(1, z), candidate));
   });
 }
@@ -82,11 +115,37 @@ export function lstmCell(
   });
 }
 
-/** Normalization, per-modality dense ReLU encoders, and fusion with the (normalized) presence mask. */
-export function encodeInput(x: tf.Tensor2D, params: ModelParams, dims: ModelDims): tf.Tensor2D {
+export function denseActivation(v: tf.Tensor2D, activation: DenseActivation): tf.Tensor2D {
+  switch (activation) {
+    case 'linear':
+      return v;
+    case 'relu':
+      return tf.relu(v);
+    case 'tanh':
+      return tf.tanh(v);
+    case 'sigmoid':
+      return tf.sigmoid(v);
+  }
+}
+
+/**
+ * Normalization, then either per-modality dense ReLU encoders fused with the (normalized) presence mask, or the
+ * fused encoder's dense layers over the whole normalized input.
+ */
+export function encodeInput(
+  x: tf.Tensor2D,
+  params: ModelParams,
+  dims: ModelDims,
+  config: Pick<ModelConfig, 'fusedEncoder'>,
+): tf.Tensor2D {
   return tf.tidy(() => {
     const n = x.shape[0];
     const xn: tf.Tensor2D = tf.div(tf.sub(x, params.mean), params.std);
+    if (config.fusedEncoder !== undefined)
+      return config.fusedEncoder.reduce((v, layer, i) => {
+        const p = params.dense[i] as DenseParams;
+        return denseActivation(tf.add(tf.matMul(v, p.kernel), p.bias), layer.activation);
+      }, xn as tf.Tensor2D);
     const parts: tf.Tensor2D[] = [];
     for (const m of FEATURE_MODALITIES) {
       const enc = params.encoders[m];
@@ -103,8 +162,6 @@ export function headActivation<R extends tf.Rank>(logits: tf.Tensor<R>, head: He
   return head === 'sigmoid' ? tf.sigmoid(logits) : tf.softmax(logits);
 }
 
-const isGru = (cell: GruParams | LstmParams): cell is GruParams => cell.bias.rank === 2;
-
 /** The whole model for one time step: x [N, F], state [N, S] -> logits, scores [N, L] and the next state. */
 export function modelStep(
   params: ModelParams,
@@ -114,17 +171,17 @@ export function modelStep(
 ): StepOutput<tf.Rank.R2> {
   const dims = modelDims(config);
   return tf.tidy(() => {
-    const cellIn = encodeInput(x, params, dims);
+    const cellIn = encodeInput(x, params, dims, config);
     let h: tf.Tensor2D;
     let next: tf.Tensor2D;
-    if (isGru(params.cell)) {
-      h = gruCell(cellIn, state, params.cell);
+    if (config.cell === 'gru') {
+      h = gruCell(cellIn, state, params.cell as GruParams);
       next = h;
     } else {
       const n = state.shape[0];
       const prevH = tf.slice(state, [0, 0], [n, dims.hidden]);
       const prevC = tf.slice(state, [0, dims.hidden], [n, dims.hidden]);
-      const out = lstmCell(cellIn, prevH, prevC, params.cell);
+      const out = lstmCell(cellIn, prevH, prevC, params.cell as LstmParams);
       h = out.h;
       next = tf.concat([out.h, out.c], 1);
     }
@@ -161,34 +218,49 @@ export function forwardSequence(
 const tensorOf = (weights: ModelWeights, name: string, shape: readonly number[]): tf.Tensor =>
   tf.tensor(weights[name] as Float32Array, [...shape], 'float32');
 
-/** Uploads a model's weights to the current tfjs backend. Dispose with {@link disposeParams}. */
-export function createModelParams(model: Model): ModelParams {
-  const { config, weights } = model;
-  const shapes = new Map(weightSpecs(config).map((s) => [s.name, s.shape]));
-  const t = (name: string): tf.Tensor => tensorOf(weights, name, shapes.get(name) as number[]);
+/**
+ * Arranges a config's weight tensors (by weight name, see weights.ts) as ModelParams: plain tensors for inference,
+ * tf.Variables for training. The normalization becomes two new tensors.
+ */
+export function assembleParams(config: ModelConfig, tensor: (name: string) => tf.Tensor): ModelParams {
   const encoders: Partial<Record<FeatureModality, DenseParams>> = {};
   for (const m of FEATURE_MODALITIES)
-    if (config.inputLayout[m] > 0)
+    if (config.encoderUnits[m] > 0)
       encoders[m] = {
-        kernel: t(encoderKernelName(m)) as tf.Tensor2D,
-        bias: t(encoderBiasName(m)) as tf.Tensor1D,
+        kernel: tensor(encoderKernelName(m)) as tf.Tensor2D,
+        bias: tensor(encoderBiasName(m)) as tf.Tensor1D,
       };
+  const dense = (config.fusedEncoder ?? []).map((_, i) => ({
+    kernel: tensor(denseKernelName(i)) as tf.Tensor2D,
+    bias: tensor(denseBiasName(i)) as tf.Tensor1D,
+  }));
   const cell = {
-    kernel: t('cell/kernel') as tf.Tensor2D,
-    recurrentKernel: t('cell/recurrent_kernel') as tf.Tensor2D,
-    bias: t('cell/bias'),
+    kernel: tensor('cell/kernel') as tf.Tensor2D,
+    recurrentKernel: tensor('cell/recurrent_kernel') as tf.Tensor2D,
+    bias: tensor('cell/bias'),
   } as GruParams | LstmParams;
   return {
     mean: tf.tensor1d(config.normalization.mean as number[], 'float32'),
     std: tf.tensor1d(config.normalization.std as number[], 'float32'),
     encoders,
+    dense,
     cell,
-    head: { kernel: t('head/kernel') as tf.Tensor2D, bias: t('head/bias') as tf.Tensor1D },
+    head: { kernel: tensor('head/kernel') as tf.Tensor2D, bias: tensor('head/bias') as tf.Tensor1D },
   };
+}
+
+/** Uploads a model's weights to the current tfjs backend. Dispose with {@link disposeParams}. */
+export function createModelParams(model: Model): ModelParams {
+  const { config, weights } = model;
+  const shapes = new Map(weightSpecs(config).map((s) => [s.name, s.shape]));
+  return assembleParams(config, (name) => tensorOf(weights, name, shapes.get(name) as number[]));
 }
 
 function paramTensors(params: ModelParams): [string, tf.Tensor][] {
   const out: [string, tf.Tensor][] = [];
+  params.dense.forEach((layer, i) => {
+    out.push([denseKernelName(i), layer.kernel], [denseBiasName(i), layer.bias]);
+  });
   for (const m of FEATURE_MODALITIES) {
     const enc = params.encoders[m];
     if (!enc) continue;

@@ -1,12 +1,19 @@
 import { BraidError } from '../core/errors.js';
 import { mulberry32 } from '../core/random.js';
-import { FEATURE_MODALITIES, type FeatureModality, type ModelConfig, modelDims } from './config.js';
+import {
+  FEATURE_MODALITIES,
+  type FeatureModality,
+  gruResetsAfter,
+  type ModelConfig,
+  modelDims,
+} from './config.js';
 
 /**
  * Weights by name, each a row-major Float32Array. Names and shapes follow Keras so weights can be compared with a
- * Keras model: `cell/kernel` [F, G], `cell/recurrent_kernel` [H, G], `cell/bias` [2, 3H] for a GRU
- * (reset_after: input bias row then recurrent bias row) or [4H] for an LSTM; gate columns z, r, h (GRU) or
- * i, f, c, o (LSTM).
+ * Keras model: `cell/kernel` [F, G], `cell/recurrent_kernel` [H, G], `cell/bias` [2, 3H] for a GRU with
+ * reset_after (input bias row then recurrent bias row), [3H] for one without, or [4H] for an LSTM; gate columns
+ * z, r, h (GRU) or i, f, c, o (LSTM). A fused encoder's layers are `encoder/dense<i>/kernel` [in, units] and
+ * `encoder/dense<i>/bias` [units].
  */
 export type ModelWeights = Readonly<Record<string, Float32Array>>;
 
@@ -23,19 +30,29 @@ export interface Model {
 
 export const encoderKernelName = (m: FeatureModality): string => `encoder/${m}/kernel`;
 export const encoderBiasName = (m: FeatureModality): string => `encoder/${m}/bias`;
+export const denseKernelName = (layer: number): string => `encoder/dense${layer}/kernel`;
+export const denseBiasName = (layer: number): string => `encoder/dense${layer}/bias`;
 
 /** The weights a config needs, in the order they are saved. */
 export function weightSpecs(config: ModelConfig): WeightSpec[] {
   const d = modelDims(config);
   const specs: WeightSpec[] = [];
+  let inputs = d.input;
+  config.fusedEncoder?.forEach((layer, i) => {
+    specs.push({ name: denseKernelName(i), shape: [inputs, layer.units] });
+    specs.push({ name: denseBiasName(i), shape: [layer.units] });
+    inputs = layer.units;
+  });
+  // With a fused encoder every modality's units are 0 (checked by parseModelConfig), so this adds nothing.
   for (const m of FEATURE_MODALITIES) {
-    if (config.inputLayout[m] === 0) continue;
+    if (config.encoderUnits[m] === 0) continue;
     specs.push({ name: encoderKernelName(m), shape: [config.inputLayout[m], config.encoderUnits[m]] });
     specs.push({ name: encoderBiasName(m), shape: [config.encoderUnits[m]] });
   }
   specs.push({ name: 'cell/kernel', shape: [d.cellInput, d.gates] });
   specs.push({ name: 'cell/recurrent_kernel', shape: [d.hidden, d.gates] });
-  specs.push({ name: 'cell/bias', shape: config.cell === 'gru' ? [2, d.gates] : [d.gates] });
+  const twoBiases = config.cell === 'gru' && gruResetsAfter(config);
+  specs.push({ name: 'cell/bias', shape: twoBiases ? [2, d.gates] : [d.gates] });
   specs.push({ name: 'head/kernel', shape: [d.hidden, d.labels] });
   specs.push({ name: 'head/bias', shape: [d.labels] });
   return specs;

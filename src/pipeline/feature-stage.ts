@@ -1,10 +1,12 @@
 import { map, type OperatorFunction, pipe } from 'rxjs';
 import { type Alignment, type AlignmentOptions, createAlignment } from '../align/align-windows.js';
 import type { CreditLane } from '../core/flow-credit.js';
+import type { RefusalListener } from '../core/refusal.js';
 import { createFeatureAggregator, type FeatureAggregator } from '../features/aggregator.js';
 import type { FeatureConfig } from '../features/config.js';
 import { decodeCompressedFrames } from '../features/decode-frames.js';
 import { fuseWindowFeatures } from '../features/fuse.js';
+import type { PcmResampler } from '../features/resampler.js';
 import type { FusedWindow } from '../model/runtime.js';
 import { DropCounter } from '../sources/drop-counter.js';
 
@@ -12,7 +14,8 @@ import { DropCounter } from '../sources/drop-counter.js';
  * The path from events to model inputs, shared by the live pipeline and the training dataset so that both see the
  * same windows: JPEG/PNG frames decoded to small raw frames, events aligned into windows and featurized per window,
  * and the features fused into one vector per window. `alignment`, `features` and `drops` hold its side outputs and
- * counters.
+ * counters; `options.onRefusal` hears of every event the decoder or the featurizers dropped (the aligner's own
+ * refusals and late events are on `alignment.rejected$` and `late$`).
  */
 export interface FeatureStage {
   readonly operator: OperatorFunction<unknown, FusedWindow>;
@@ -22,6 +25,10 @@ export interface FeatureStage {
 }
 
 export interface FeatureStageOptions {
+  /** Hears of every event the decoder or the featurizers dropped. */
+  readonly onRefusal?: RefusalListener;
+  /** Audio of other rates and stereo, resampled to the features' rate (see AudioFeaturizer). */
+  readonly resampler?: PcmResampler;
   /** Credits of a waiting producer, spent by the JPEG/PNG decoder (see FlowCredit): nothing is dropped for room. */
   readonly credit?: CreditLane;
 }
@@ -31,8 +38,9 @@ export function createFeatureStage(
   alignOptions: Omit<AlignmentOptions<Float32Array>, 'aggregator'>,
   options: FeatureStageOptions = {},
 ): FeatureStage {
-  const drops = new DropCounter();
-  const features = createFeatureAggregator(featureConfig);
+  const { onRefusal, resampler, credit } = options;
+  const drops = new DropCounter(onRefusal);
+  const features = createFeatureAggregator(featureConfig, { onDrop: onRefusal, resampler });
   const alignment = createAlignment<Float32Array>({ ...alignOptions, aggregator: features.aggregator });
   const { thumbWidth, thumbHeight } = featureConfig.video;
   const operator = pipe(
@@ -40,7 +48,7 @@ export function createFeatureStage(
       drops,
       width: thumbWidth,
       height: thumbHeight,
-      ...(options.credit && { credit: options.credit, maxPending: options.credit.credits }),
+      ...(credit && { credit, maxPending: credit.credits }),
     }),
     alignment.align,
     map(
@@ -51,6 +59,7 @@ export function createFeatureStage(
         end: w.end,
         x: fuseWindowFeatures(w, featureConfig),
         present: w.present,
+        ...(w.partial && { partial: true as const }),
       }),
     ),
   );

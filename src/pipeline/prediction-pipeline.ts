@@ -1,12 +1,15 @@
-import { Observable, tap } from 'rxjs';
+import { identity, Observable, type Subscription, tap } from 'rxjs';
 import type { AlignOptions } from '../align/options.js';
 import { describeWindowing, modelWindowing, type WindowingConfig } from '../align/windowing.js';
 import { isStreamControl, type StreamInput } from '../core/events.js';
 import type { FlowCredit } from '../core/flow-credit.js';
+import { type RefusalListener, refusalOf } from '../core/refusal.js';
 import type { Prediction } from '../core/window.js';
+import { MAX_CHANNELS, MAX_RATE, MIN_RATE } from '../features/audio-features.js';
 import { type FeatureConfig, parseFeatureConfig } from '../features/config.js';
+import { loadPcmResampler, type PcmResampler } from '../features/resampler.js';
 import { type PredictInput, predictWindows } from '../model/predict-windows.js';
-import { ModelRuntime, type RuntimeOptions } from '../model/runtime.js';
+import { type FusedWindow, ModelRuntime, type RuntimeOptions } from '../model/runtime.js';
 import { type BackendSelection, selectBackend } from '../model/select-backend.js';
 import type { BackendName } from '../model/step-kernel.js';
 import type { Model } from '../model/weights.js';
@@ -18,7 +21,11 @@ export { DEFAULT_WINDOWING, type WindowingConfig } from '../align/windowing.js';
 
 export interface PipelineOptions {
   readonly model: Model;
+  /** Names the model for clients (default "model"): the CLI uses the directory name and the weights' hash. */
+  readonly modelId?: string;
   readonly backend?: 'auto' | BackendName;
+  /** webgpu: streams whose state the GPU holds at once (its state slots). Default 10,000. */
+  readonly gpuStreams?: number;
   readonly windowing?: Partial<WindowingConfig>;
   readonly runtime?: RuntimeOptions;
   /**
@@ -42,13 +49,6 @@ export const DECODE_CREDITS = 256;
 /** Windows between the aligner and the model's output at once under a FlowCredit: two full batches. */
 export const MODEL_CREDITS = 512;
 
-export interface RunOptions {
-  /** Credits of a producer that waits (a replay): see FlowCredit. */
-  readonly credit?: FlowCredit;
-  /** Told when each stream opens and, after its last prediction, ends (see StreamMark). */
-  readonly onStream?: (mark: StreamMark) => void;
-}
-
 /** Counts of what the current run holds; each is bounded (by open streams, credits or caps), none grows with time. */
 export interface Holdings {
   readonly alignerStreams: number;
@@ -58,6 +58,34 @@ export interface Holdings {
   readonly windowsInFlight: number;
   readonly lifecycleStreams: number;
 }
+
+/** What producers should send (the demo page sizes its camera frames from this; a v2 hello is answered with it). */
+export interface PipelineInputs {
+  /** The rate the model's audio features take; other rates are resampled. */
+  readonly audioSampleRate: number;
+  readonly audio?: {
+    readonly sampleRates: { readonly min: number; readonly max: number };
+    readonly channels: readonly number[];
+  };
+  readonly video: { readonly width: number; readonly height: number; readonly format: 'gray' | 'rgb' };
+}
+
+/** Side outputs of one run of a pipeline, and the credits of a producer that waits. */
+export interface PipelineSinks {
+  readonly refused?: RefusalListener;
+  /** Every fused window on its way to the model (its features and presence), for audits and exports. */
+  readonly windows?: (window: FusedWindow) => void;
+  /**
+   * Credits of a producer that waits (a replay, see FlowCredit): decoding and the model queue spend them, so a
+   * producer that honours them loses nothing at any speed.
+   */
+  readonly credit?: FlowCredit;
+  /** Told when each stream opens and, after its last prediction, ends (see StreamMark). */
+  readonly onStream?: (mark: StreamMark) => void;
+}
+
+/** The options of one run: {@link PipelineSinks}. */
+export type RunOptions = PipelineSinks;
 
 export interface PipelineCounters {
   readonly counters: Record<string, number>;
@@ -71,11 +99,12 @@ export interface PipelineCounters {
  */
 export class PredictionPipelineRunner {
   readonly labels: readonly string[];
+  readonly modelId: string;
   readonly featureConfig: FeatureConfig;
   readonly windowing: WindowingConfig;
   /** Where the windowing came from: saved with the model, or the live default for a model without one. */
   readonly windowingSource: 'model' | 'default';
-  readonly inputs: { audioSampleRate: number; video: { width: number; height: number; format: 'gray' } };
+  readonly inputs: PipelineInputs;
   #current: { counters: () => Record<string, number>; holdings: () => Holdings } | undefined;
   #reportedLatencies = 0;
 
@@ -83,8 +112,10 @@ export class PredictionPipelineRunner {
     readonly runtime: ModelRuntime,
     readonly selection: BackendSelection,
     private readonly options: PipelineOptions,
+    private readonly resampler: PcmResampler,
   ) {
     this.labels = runtime.labels;
+    this.modelId = options.modelId ?? 'model';
     this.featureConfig = parseFeatureConfig(options.model.config.featureConfig);
     // The windowing the model was trained with, unless the caller overrides it; older models carry none.
     const trained = modelWindowing(options.model.config.windowing);
@@ -92,6 +123,8 @@ export class PredictionPipelineRunner {
     this.windowing = { ...trained.windowing, ...options.windowing };
     this.inputs = {
       audioSampleRate: this.featureConfig.audio.sampleRate,
+      // Any rate and mono or stereo: the features resample (src/features/resampler.ts).
+      audio: { sampleRates: { min: MIN_RATE, max: MAX_RATE }, channels: [1, MAX_CHANNELS] },
       // The demo page sends frames four times the thumbnail size: small enough to cost nothing, big enough to see.
       video: {
         width: this.featureConfig.video.thumbWidth * 4,
@@ -103,7 +136,11 @@ export class PredictionPipelineRunner {
 
   static async create(options: PipelineOptions): Promise<PredictionPipelineRunner> {
     const maxBatch = options.runtime?.maxBatch ?? 256;
-    const selection = await selectBackend(options.model, { backend: options.backend ?? 'auto', maxBatch });
+    const selection = await selectBackend(options.model, {
+      backend: options.backend ?? 'auto',
+      maxBatch,
+      maxStreams: options.gpuStreams,
+    });
     const log = options.log ?? (() => {});
     log(`braid: model backend ${selection.backend}: ${selection.reason}`);
     for (const f of selection.figures)
@@ -111,8 +148,11 @@ export class PredictionPipelineRunner {
         `braid:   ${f.backend.padEnd(10)} batch ${String(f.batch).padStart(4)}: ${f.msPerStep.toFixed(3)} ms/step`,
       );
     for (const s of selection.skipped) log(`braid:   skipped ${s.backend}: ${s.reason}`);
-    const runtime = new ModelRuntime(options.model, selection.kernel, options.runtime);
-    const runner = new PredictionPipelineRunner(runtime, selection, options);
+    const runtime = new ModelRuntime(options.model, selection.kernel, { log, ...options.runtime });
+    const resampler = await loadPcmResampler(
+      parseFeatureConfig(options.model.config.featureConfig).audio.sampleRate,
+    );
+    const runner = new PredictionPipelineRunner(runtime, selection, options, resampler);
     const from =
       runner.windowingSource === 'model'
         ? 'saved with the model'
@@ -122,16 +162,22 @@ export class PredictionPipelineRunner {
   }
 
   /**
-   * Runs the pipeline on an input stream. With `options.credit` (a replay's FlowCredit) decoding and the model queue
-   * spend its credits, so a producer that honours them loses nothing at any speed; `onStream` hears each stream's
-   * lifecycle (see StreamMark), which orders a replay's output without waiting on streams that are done.
+   * The live path over one input stream. `sinks.refused` hears of every input dropped on the way — refused or late
+   * in alignment, undecodable or unusable in the features, windows dropped in front of the model — with the stream,
+   * seq and time it came with, so the server can tell the producer. With `sinks.credit` (a replay's FlowCredit)
+   * decoding and the model queue spend its credits; `sinks.onStream` hears each stream's lifecycle (StreamMark),
+   * which orders a replay's output without waiting on streams that are done.
    */
-  run(input$: Observable<StreamInput>, options: RunOptions = {}): Observable<Prediction> {
-    const { credit, onStream } = options;
+  run(input$: Observable<StreamInput>, sinks: PipelineSinks = {}): Observable<Prediction> {
+    const { refused, credit, onStream } = sinks;
     const { operator, alignment, features, drops } = createFeatureStage(
       this.featureConfig,
       { ...this.windowing, ...this.options.alignExtras },
-      credit ? { credit: credit.lane('decode', DECODE_CREDITS) } : {},
+      {
+        onRefusal: refused,
+        resampler: this.resampler,
+        ...(credit && { credit: credit.lane('decode', DECODE_CREDITS) }),
+      },
     );
     const modelLane = credit?.lane('model', MODEL_CREDITS);
     let lifecycle: StreamLifecycle | undefined;
@@ -143,6 +189,7 @@ export class PredictionPipelineRunner {
           windows: a.windowsOut,
           late: a.late,
           partially_late: a.partiallyLate,
+          partial_windows: a.partialWindows,
           forced_closes: a.forcedCloses,
           idle_transitions: a.idleTransitions,
         };
@@ -150,7 +197,10 @@ export class PredictionPipelineRunner {
         for (const [reason, n] of Object.entries(features.stats.snapshot())) out[`bad_frame_${reason}`] = n;
         for (const [reason, n] of Object.entries(drops.snapshot())) out[`decode_dropped_${reason}`] = n;
         const m = this.runtime.stats.snapshot(this.runtime.store.size);
+        out['stream_restarts'] = a.restarts;
         out['model_steps'] = m.steps;
+        for (const [reason, n] of Object.entries(m.resets)) out[`model_resets_${reason}`] = n as number;
+        out['model_backend_failovers'] = m.failovers;
         for (const [reason, n] of Object.entries(m.dropped)) out[`model_dropped_${reason}`] = n as number;
         return out;
       },
@@ -175,22 +225,45 @@ export class PredictionPipelineRunner {
         if (typeof id !== 'string') return;
         streams.input(id, isStreamControl(input) ? input.control : undefined);
       };
-      // Stream closes are interleaved with the windows in the order the aligner made them (its last windows, then
-      // the close), so the model frees a stream's state right after that stream's last window.
+      // Stream closes and restarts are interleaved with the windows in the order the aligner made them (its last
+      // windows, then the close), so the model frees or rewinds a stream right after that stream's last window.
       const fused$ = new Observable<PredictInput>((sink) => {
-        const closes = alignment.closed$.subscribe((streamId) => {
-          sink.next({ streamId, close: true });
-          streams.closed(streamId);
-        });
+        const side: Subscription[] = [
+          alignment.closed$.subscribe((streamId) => {
+            sink.next({ streamId, close: true });
+            streams.closed(streamId);
+          }),
+          alignment.restarted$.subscribe((streamId) => sink.next({ streamId, restart: true })),
+        ];
+        if (refused) {
+          side.push(
+            alignment.rejected$.subscribe((r) => {
+              const refusal = refusalOf(r.input, r.reason, r.message);
+              if (refusal) refused(refusal);
+            }),
+            alignment.late$.subscribe(({ event, closedUpTo }) =>
+              refused({
+                streamId: event.streamId,
+                modality: event.modality,
+                seq: event.seq,
+                time: event.time,
+                reason: 'late',
+                message: `${event.modality} event at ${event.time} µs arrived after its window closed (windows are closed up to ${closedUpTo} µs)`,
+              }),
+            ),
+          );
+        }
+        const windowTap = sinks.windows;
         const windows = input$
           .pipe(
             tap(track),
             operator,
-            tap((w) => streams.window(w.streamId)),
+            windowTap ? tap((w: FusedWindow) => windowTap(w)) : identity,
+            tap((w: FusedWindow) => streams.window(w.streamId)),
           )
           .subscribe(sink);
         return () => {
-          closes.unsubscribe();
+          for (const s of side) s.unsubscribe();
           windows.unsubscribe();
         };
       });
@@ -198,9 +271,15 @@ export class PredictionPipelineRunner {
         .pipe(
           predictWindows(this.runtime, {
             maxQueue: this.options.maxQueue ?? 32,
-            // Close markers have no index; every dropped window is one that will not come back.
             onDrop: (d) => {
+              // Close and restart markers have no index; every dropped window is one that will not come back.
               if (Number.isInteger(d.index)) streams.done(d.streamId);
+              refused?.({
+                streamId: d.streamId,
+                windowIndex: d.index,
+                reason: `model_${d.reason}`,
+                message: d.message,
+              });
             },
           }),
         )

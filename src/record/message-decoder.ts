@@ -64,7 +64,8 @@ export function messageDecoder(
       const type = protobufFromBinaryDescriptor(schema.data).lookupType(name);
       // This root is ours alone: fields braid never reads (the timestamp repeats the log time, frame_id, a Log's
       // file and line) are taken out of its types, so decoding skips their bytes instead of building objects.
-      for (const field of [...type.fieldsArray]) if (!READ_FIELDS[name].includes(field.name)) type.remove(field);
+      for (const field of [...type.fieldsArray])
+        if (!READ_FIELDS[name].includes(field.name)) type.remove(field);
       decoder = (data) => type.decode(data) as unknown as DecodedMessage;
     } catch (error) {
       return `its protobuf schema ${name} cannot be read: ${causeText(error)}`;

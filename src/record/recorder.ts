@@ -64,7 +64,7 @@ export interface RecorderStats {
   readonly predictions: number;
   /**
    * Events and predictions refused, by reason (`InvalidEventError.reason`, `bad_prediction`, `bad_receive_time`,
-   * `write_backlog`).
+   * `write_backlog`, `recording_failed` for those offered after the file could no longer be written).
    */
   readonly rejected: Readonly<Record<string, number>>;
   /** Writes queued and not yet in the chunk. */
@@ -193,6 +193,11 @@ export class McapRecorder {
       await file.discard().catch(() => undefined);
       throw new RecordingError(path, `cannot start the recording: ${causeText(error)}`, { cause: error });
     }
+  }
+
+  /** True once a write failed: nothing more can be written, and close() will report the failure. */
+  get failed(): boolean {
+    return this.#failure !== undefined;
   }
 
   get stats(): RecorderStats {
@@ -369,7 +374,9 @@ export class McapRecorder {
         ? error.reason
         : error instanceof InvalidOptionError
           ? 'bad_receive_time'
-          : undefined;
+          : error instanceof RecordingError && this.#failure !== undefined
+            ? 'recording_failed'
+            : undefined;
     if (reason !== undefined) this.#rejected[reason] = (this.#rejected[reason] ?? 0) + 1;
     return Promise.reject(error);
   }

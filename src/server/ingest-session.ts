@@ -1,16 +1,26 @@
-import type { AnySourceEvent, StreamInput } from '../core/events.js';
+import type { AnySourceEvent, Modality, StreamInput } from '../core/events.js';
 import {
   decodeFrame,
   describeZodError,
+  FRAME_HEADER_BYTES,
   type Hello,
   helloSchema,
+  type MessageIdentity,
   ProtocolError,
   producerMessageSchema,
 } from './protocol.js';
+import type { Claim, ClaimRefusal, Position } from './stream-directory.js';
 
 export interface IngestLimits {
   /** Messages per second a producer may send (token bucket, burst = one second's worth). */
   readonly messagesPerSecond: number;
+  /** Largest message the socket takes, in bytes: a hello whose raw video frames could never fit is refused. */
+  readonly maxMessageBytes?: number;
+  /** Audio the pipeline can use; a hello with other audio is refused. Absent: anything the protocol allows. */
+  readonly audio?: {
+    readonly sampleRates: { readonly min: number; readonly max: number };
+    readonly channels: readonly number[];
+  };
 }
 
 export interface IngestCounters {
@@ -18,26 +28,33 @@ export interface IngestCounters {
   rejected: Record<string, number>;
 }
 
-/** Claims stream ids so that two producers cannot feed the same stream. */
-export interface StreamRegistry {
-  claim(streamId: string): boolean;
-  release(streamId: string): void;
+export interface SessionHooks {
+  /** Inputs for the pipeline (events and stream controls). */
+  readonly emit: (input: StreamInput) => void;
+  /** Claims the hello's stream: new, resumed or taken over (StreamDirectory.claim). */
+  readonly claim: (hello: Hello) => Claim | ClaimRefusal;
+  /** A v2 hello was taken: answer it with a `ready`. */
+  readonly ready: (hello: Hello, claim: Claim) => void;
 }
 
 /**
  * One producer connection: a JSON hello, then binary audio/video frames and JSON text/label events. Turns them into
- * StreamInputs (open, events, close) for the pipeline. Every refused message is counted by reason and answered with
- * an error naming the problem; nothing here throws to the socket.
+ * StreamInputs for the pipeline; the stream's open, close, suspension and resume go through its claim. After a
+ * resume, a modality whose first seq skips past the last one taken lost events in the cut: a `gap` control marks the
+ * windows they fell in as partial. Every refused message is counted by reason and answered with an error naming the
+ * problem; nothing here throws to the socket.
  */
 export class IngestSession {
   #hello: Hello | undefined;
+  #claim: Claim | undefined;
+  /** After a resume: the last position taken per modality, until that modality's first event arrives. */
+  #resumedFrom: Partial<Record<Modality, Position>> = {};
   #tokens: number;
   #lastRefill: number;
   #closed = false;
 
   constructor(
-    private readonly emit: (input: StreamInput) => void,
-    private readonly registry: StreamRegistry,
+    private readonly hooks: SessionHooks,
     private readonly counters: IngestCounters,
     private readonly limits: IngestLimits,
     private readonly now: () => number = () => performance.now(),
@@ -67,13 +84,37 @@ export class IngestSession {
     }
   }
 
-  /** The producer went away or said close: its stream is closed, which flushes its windows and frees its state. */
-  close(): void {
+  /**
+   * The connection ended. `clean` (a close message or close frame, or the server closed it): the stream closes,
+   * which flushes its windows and frees its state. Otherwise (cut off) it is suspended for the resume grace.
+   */
+  close(clean = true): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#hello === undefined) return;
-    this.emit({ control: 'close', streamId: this.#hello.streamId });
-    this.registry.release(this.#hello.streamId);
+    this.#claim?.release(clean);
+  }
+
+  #emit(input: StreamInput): void {
+    this.hooks.emit(input);
+  }
+
+  /** An event passed every check: note the stream's position, after marking what a resume could not bring back. */
+  #accept(event: AnySourceEvent): void {
+    const from = this.#resumedFrom[event.modality];
+    if (from !== undefined) {
+      delete this.#resumedFrom[event.modality];
+      if (event.seq > from.seq + 1 && event.time > from.time)
+        this.#emit({
+          control: 'gap',
+          streamId: event.streamId,
+          modality: event.modality,
+          from: from.time,
+          to: event.time,
+        });
+    }
+    this.counters.framesIn++;
+    this.#claim!.accepted(event.modality, event.seq, event.time);
+    this.#emit(event);
   }
 
   #rateLimit(): void {
@@ -101,10 +142,13 @@ export class IngestSession {
           `first message must be a hello: ${describeZodError(parsed.error)}`,
         );
       if (this.#closed) throw new ProtocolError('closed', 'this connection already closed its stream');
-      if (!this.registry.claim(parsed.data.streamId))
-        throw new ProtocolError('stream_in_use', `stream "${parsed.data.streamId}" already has a producer`);
+      this.#checkUsable(parsed.data);
+      const claim = this.hooks.claim(parsed.data);
+      if ('refused' in claim) throw new ProtocolError(claim.refused, claim.message);
       this.#hello = parsed.data;
-      this.emit({ control: 'open', streamId: parsed.data.streamId, modalities: parsed.data.modalities });
+      this.#claim = claim;
+      this.#resumedFrom = claim.resumed ? { ...claim.last } : {};
+      if (parsed.data.version >= 2) this.hooks.ready(parsed.data, claim);
       return;
     }
     const parsed = producerMessageSchema.safeParse(value);
@@ -114,13 +158,16 @@ export class IngestSession {
     if (message.type === 'close') return this.close();
     if (this.#closed) throw new ProtocolError('closed', 'stream is closed');
     if (message.type === 'progress') {
-      this.emit({ control: 'progress', streamId, time: message.time });
+      this.#emit({ control: 'progress', streamId, time: message.time });
       return;
     }
-    this.#requireModality(message.type);
-    this.counters.framesIn++;
+    if (message.type === 'reset') {
+      this.#emit({ control: 'restart', streamId });
+      return;
+    }
+    this.#requireModality(message.type, { seq: message.seq, time: message.time });
     if (message.type === 'text')
-      this.emit({
+      this.#accept({
         streamId,
         modality: 'text',
         time: message.time,
@@ -128,7 +175,7 @@ export class IngestSession {
         payload: { text: message.text },
       });
     else
-      this.emit({
+      this.#accept({
         streamId,
         modality: 'label',
         time: message.time,
@@ -142,14 +189,17 @@ export class IngestSession {
     if (hello === undefined) throw new ProtocolError('no_hello', 'send a JSON hello before binary frames');
     if (this.#closed) throw new ProtocolError('closed', 'stream is closed');
     const frame = decodeFrame(data);
-    this.#requireModality(frame.modality);
+    const subject = { modality: frame.modality, seq: frame.seq, time: frame.time };
+    this.#requireModality(frame.modality, subject);
     const { streamId } = hello;
     let event: AnySourceEvent;
     if (frame.modality === 'audio') {
-      if (frame.payload.byteLength % 2 !== 0)
+      const channels = hello.audio!.channels;
+      if (frame.payload.byteLength % (2 * channels) !== 0)
         throw new ProtocolError(
           'odd_pcm_bytes',
-          `PCM16 audio payload has an odd number of bytes (${frame.payload.byteLength})`,
+          `PCM16 audio payload of ${frame.payload.byteLength} bytes is not a whole number of ${channels}-channel samples`,
+          subject,
         );
       // Copy: the socket reuses its buffers, and an Int16Array needs an even byte offset.
       const samples = new Int16Array(frame.payload.byteLength / 2);
@@ -159,7 +209,7 @@ export class IngestSession {
         modality: 'audio',
         time: frame.time,
         seq: frame.seq,
-        payload: { sampleRate: hello.audio!.sampleRate, channels: 1, samples },
+        payload: { sampleRate: hello.audio!.sampleRate, channels, samples },
       };
     } else {
       const video = hello.video!;
@@ -170,6 +220,7 @@ export class IngestSession {
           throw new ProtocolError(
             'bad_video_size',
             `raw ${video.format} ${video.width}x${video.height} frame needs ${expected} bytes, got ${data.byteLength}`,
+            subject,
           );
         event = {
           streamId,
@@ -179,7 +230,8 @@ export class IngestSession {
           payload: { format: video.format, width: video.width, height: video.height, data },
         };
       } else {
-        if (data.byteLength === 0) throw new ProtocolError('empty_image', 'compressed video frame is empty');
+        if (data.byteLength === 0)
+          throw new ProtocolError('empty_image', 'compressed video frame is empty', subject);
         event = {
           streamId,
           modality: 'video',
@@ -189,12 +241,43 @@ export class IngestSession {
         };
       }
     }
-    this.counters.framesIn++;
-    this.emit(event);
+    this.#accept(event);
   }
 
-  #requireModality(modality: 'audio' | 'video' | 'text' | 'label'): void {
+  #requireModality(modality: 'audio' | 'video' | 'text' | 'label', subject: MessageIdentity = {}): void {
     if (!this.#hello!.modalities.includes(modality))
-      throw new ProtocolError('undeclared_modality', `${modality} was not declared in this stream's hello`);
+      throw new ProtocolError('undeclared_modality', `${modality} was not declared in this stream's hello`, {
+        modality,
+        ...subject,
+      });
+  }
+
+  /** Refuses, at the hello, a stream whose every frame would be refused later. */
+  #checkUsable(hello: Hello): void {
+    const { maxMessageBytes } = this.limits;
+    const video = hello.modalities.includes('video') ? hello.video : undefined;
+    if (maxMessageBytes !== undefined && video && (video.format === 'gray' || video.format === 'rgb')) {
+      const bytes = FRAME_HEADER_BYTES + video.width * video.height * (video.format === 'rgb' ? 3 : 1);
+      if (bytes > maxMessageBytes)
+        throw new ProtocolError(
+          'frame_too_large',
+          `a raw ${video.format} ${video.width}x${video.height} frame takes ${bytes} bytes, more than this server's message limit of ${maxMessageBytes}: send smaller frames or jpeg`,
+        );
+    }
+    const audio = hello.modalities.includes('audio') ? hello.audio : undefined;
+    const accepts = this.limits.audio;
+    if (audio && accepts) {
+      const { min, max } = accepts.sampleRates;
+      if (audio.sampleRate < min || audio.sampleRate > max)
+        throw new ProtocolError(
+          'unsupported_sample_rate',
+          `audio at ${audio.sampleRate} Hz cannot be used: this server takes ${min}..${max} Hz`,
+        );
+      if (!accepts.channels.includes(audio.channels))
+        throw new ProtocolError(
+          'unsupported_channels',
+          `audio with ${audio.channels} channels cannot be used: this server takes ${accepts.channels.join(' or ')}`,
+        );
+    }
   }
 }

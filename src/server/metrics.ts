@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** What a prediction pipeline reports for /metrics: cumulative counters and latency samples since the last read. */
 export interface PipelineStats {
@@ -46,13 +46,81 @@ export class ServerMetrics {
     help: 'Predictions produced',
     registers: [this.registry],
   });
+  readonly connectionsRefused = new Counter({
+    name: 'braid_connections_refused_total',
+    help: 'HTTP requests and WebSocket connections turned away, by reason (bad_host, bad_origin, unauthorized, producer_limit, subscriber_limit, address_limit, hello_timeout, idle_timeout, not_found)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly rejected = new Counter({
+    name: 'braid_rejected_total',
+    help: 'Producer input dropped inside the pipeline and reported back to its producer, by reason (late, non_monotonic, duplicate, corrupt_image, text_too_long, model_queue_full...)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly errorRepliesSuppressed = new Counter({
+    name: 'braid_error_replies_suppressed_total',
+    help: 'Error replies to producers held back by the per-connection reply rate limit (the next reply carries the count)',
+    registers: [this.registry],
+  });
+  readonly heartbeatTimeouts = new Counter({
+    name: 'braid_heartbeat_timeouts_total',
+    help: "Connections cut off for missing two pongs (their producers' streams are suspended for the resume grace)",
+    registers: [this.registry],
+  });
   readonly pipelineRestarts = new Counter({
     name: 'braid_pipeline_restarts_total',
     help: 'Times the prediction pipeline failed and was restarted',
     registers: [this.registry],
   });
 
+  /** Streams suspended now, and the suspensions, resumes and expired graces so far, read at scrape time. */
+  watchStreams(
+    read: () => { suspended: number; suspensions: number; resumes: number; graceExpiries: number },
+  ): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'braid_streams_suspended',
+      help: 'Streams whose producer was cut off, waiting for a resume',
+      registers,
+      collect() {
+        this.set(read().suspended);
+      },
+    });
+    for (const [key, name, help] of [
+      [
+        'suspensions',
+        'braid_stream_suspensions_total',
+        'Producers cut off without a close (their streams suspended)',
+      ],
+      [
+        'resumes',
+        'braid_stream_resumes_total',
+        'Streams continued by a reconnecting producer (resume or take-over)',
+      ],
+      [
+        'graceExpiries',
+        'braid_stream_grace_expired_total',
+        'Suspended streams closed when the resume grace ran out',
+      ],
+    ] as const) {
+      let seen = 0;
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const now = read()[key];
+          if (now > seen) this.inc(now - seen);
+          seen = now;
+        },
+      });
+    }
+  }
+
   constructor(readStats: () => PipelineStats | undefined) {
+    // The process's own health (process_*: CPU, resident memory, open handles; nodejs_*: heap, event-loop lag, GC).
+    collectDefaultMetrics({ register: this.registry });
     const stepLatency = new Histogram({
       name: 'braid_step_latency_seconds',
       help: 'Model step latency, results read back included',

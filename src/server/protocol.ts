@@ -1,12 +1,15 @@
 import { z } from 'zod';
 import { BraidError } from '../core/errors.js';
+import { type BinaryFrame, parseFrame } from '../core/frame.js';
 import { MAX_TIME_MICROS } from '../core/time.js';
 
 /**
- * The braid WebSocket protocol, version 1 (docs/protocol.md). JSON messages are validated with zod at run time;
- * audio and video travel as binary frames with a 16-byte little-endian header.
+ * The braid WebSocket protocol, version 2 (docs/protocol.md; version 1 producers are still served). Every JSON
+ * message, both ways, has a zod schema here — checked at run time on what clients send, and published as JSON
+ * Schema (docs/protocol.schema.json, `npm run schema`); audio and video travel as binary frames (src/core/frame.ts).
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSIONS = [1, 2] as const;
 
 const streamId = z
   .string()
@@ -14,19 +17,21 @@ const streamId = z
   .max(128)
   .regex(/^[\w.:@-]+$/, 'stream id may contain letters, digits and _ . : @ - only');
 const time = z.number().int().nonnegative().max(MAX_TIME_MICROS);
-const seq = z.number().int().nonnegative();
+/** Sequence numbers are uint32, as in binary frames and in MCAP recordings. */
+const seq = z.number().int().nonnegative().max(0xffff_ffff);
+const modality = z.enum(['audio', 'video', 'text', 'label']);
 
 export const helloSchema = z
   .object({
     type: z.literal('hello'),
-    version: z.literal(PROTOCOL_VERSION),
+    version: z.union([z.literal(1), z.literal(2)]),
     streamId,
-    modalities: z.array(z.enum(['audio', 'video', 'text', 'label'])).min(1),
+    modalities: z.array(modality).min(1),
     audio: z
       .object({
         sampleRate: z.number().int().min(8000).max(48000),
         format: z.literal('pcm16'),
-        channels: z.literal(1).default(1),
+        channels: z.union([z.literal(1), z.literal(2)]).default(1),
       })
       .optional(),
     video: z
@@ -39,6 +44,8 @@ export const helloSchema = z
         z.object({ format: z.enum(['jpeg', 'png']) }),
       ])
       .optional(),
+    /** v2: the token a previous `ready` gave, to resume (or take over) this stream. */
+    resumeToken: z.string().min(1).max(128).optional(),
   })
   .strict()
   .refine((h) => !h.modalities.includes('audio') || h.audio !== undefined, {
@@ -48,6 +55,10 @@ export const helloSchema = z
   .refine((h) => !h.modalities.includes('video') || h.video !== undefined, {
     message: 'hello.video {format, width, height} is required when modalities include video',
     path: ['video'],
+  })
+  .refine((h) => h.version === 2 || h.resumeToken === undefined, {
+    message: 'resumeToken needs protocol version 2',
+    path: ['resumeToken'],
   });
 export type Hello = z.infer<typeof helloSchema>;
 
@@ -58,27 +69,179 @@ export const labelMessageSchema = z
 export const closeMessageSchema = z.object({ type: z.literal('close') }).strict();
 /** The producer has sent every event of its stream captured before `time` (all modalities). */
 export const progressMessageSchema = z.object({ type: z.literal('progress'), time }).strict();
+/**
+ * The producer's clock jumped (a device restart, a bad timestamp): start the stream's timeline again. Open windows
+ * and buffered events are discarded (reported), the model keeps the stream's state.
+ */
+export const resetMessageSchema = z.object({ type: z.literal('reset') }).strict();
 export const producerMessageSchema = z.discriminatedUnion('type', [
   textMessageSchema,
   labelMessageSchema,
   closeMessageSchema,
   progressMessageSchema,
+  resetMessageSchema,
 ]);
 export type ProducerMessage = z.infer<typeof producerMessageSchema>;
 
 export const subscribeSchema = z
-  .object({ subscribe: z.union([z.literal('*'), z.array(streamId).max(1000)]) })
+  .object({
+    subscribe: z.union([z.literal('*'), z.array(streamId).max(1000)]),
+  })
   .strict();
 
-/** Binary frame: [version u8][modality u8: 1 audio, 2 video][reserved u16][time µs f64][seq u32][payload]. */
-export const FRAME_HEADER_BYTES = 16;
-export const FRAME_MODALITY = { audio: 1, video: 2 } as const;
+// ---- Server to client. Built from these schemas, so the published JSON Schema is what the server sends. ----
 
-export interface BinaryFrame {
-  readonly modality: 'audio' | 'video';
-  readonly time: number;
-  readonly seq: number;
-  readonly payload: Uint8Array;
+const position = z.object({ seq, time }).strict();
+const windowingSchema = z
+  .object({
+    size: z.number().int().positive(),
+    hop: z.number().int().positive(),
+    phase: z.enum(['aligned', 'stream']),
+    outOfOrderness: z.number().int().nonnegative(),
+    allowedLateness: z.number().int().nonnegative(),
+    /** Wall-clock ms after which a silent modality stops holding windows back; null: never. */
+    idleTimeoutMs: z.number().nonnegative().nullable(),
+  })
+  .strict();
+const modelSchema = z.object({ id: z.string(), labels: z.array(z.string()) }).strict();
+
+export const readyMessageSchema = z
+  .object({
+    type: z.literal('ready'),
+    version: z.literal(PROTOCOL_VERSION),
+    streamId,
+    /** True when this hello continued a suspended (or taken-over) stream: same model state, same window grid. */
+    resumed: z.boolean(),
+    /** Send it in the hello of a reconnect to resume this stream. */
+    resumeToken: z.string(),
+    model: modelSchema,
+    windowing: windowingSchema,
+    accepts: z
+      .object({
+        audio: z
+          .object({
+            format: z.literal('pcm16'),
+            sampleRates: z.object({ min: z.number().int(), max: z.number().int() }).strict(),
+            channels: z.array(z.number().int()),
+            /** The model's own rate: sent at it, nothing is resampled. */
+            preferredSampleRate: z.number().int(),
+          })
+          .strict(),
+        video: z
+          .object({
+            formats: z.array(z.enum(['gray', 'rgb', 'jpeg', 'png'])),
+            /** What the demo page sends: raw frames of this size cost the server least. */
+            preferred: z
+              .object({ format: z.enum(['gray', 'rgb']), width: z.number().int(), height: z.number().int() })
+              .strict(),
+          })
+          .strict(),
+        /** Largest message, frame header included, in bytes. */
+        maxMessageBytes: z.number().int().positive(),
+        messagesPerSecond: z.number().positive(),
+      })
+      .strict(),
+    /** The server pings every heartbeatMs; a connection that misses two pongs is cut off. */
+    heartbeatMs: z.number().int().positive(),
+    /** A producer cut off without a close is resumable for this long (ms); 0: never. */
+    resumeGraceMs: z.number().int().nonnegative(),
+    /** On a resume: the last seq and time the server took of each modality; send what came after. */
+    last: z.partialRecord(modality, position).optional(),
+  })
+  .strict();
+export type ReadyMessage = z.infer<typeof readyMessageSchema>;
+
+export const welcomeMessageSchema = z
+  .object({
+    type: z.literal('welcome'),
+    version: z.literal(PROTOCOL_VERSION),
+    versions: z.array(z.number().int()),
+    streams: z.array(streamId),
+    labels: z.array(z.string()),
+    model: modelSchema.optional(),
+    heartbeatMs: z.number().int().positive(),
+  })
+  .strict();
+export type WelcomeMessage = z.infer<typeof welcomeMessageSchema>;
+
+export const subscribedMessageSchema = z
+  .object({
+    type: z.literal('subscribed'),
+    /** What this subscriber now gets: every stream, or these ids (open or not yet). */
+    streams: z.union([z.literal('*'), z.array(streamId)]),
+    /** Of those ids, the ones not open right now (they are delivered once they open). */
+    notOpen: z.array(streamId),
+  })
+  .strict();
+export type SubscribedMessage = z.infer<typeof subscribedMessageSchema>;
+
+export const predictionMessageSchema = z
+  .object({
+    type: z.literal('prediction'),
+    streamId,
+    windowIndex: z.number().int(),
+    windowStart: z.number().int(),
+    windowEnd: z.number().int(),
+    scores: z.record(z.string(), z.number()),
+    present: z.record(z.string(), z.boolean()),
+    /** ms from the window's end (capture time) to the moment the server sent the prediction. */
+    latencyMs: z.number(),
+    /** Some of the window's data was lost (a producer that resumed without resending it). */
+    partial: z.literal(true).optional(),
+    /** Predictions dropped for this subscriber since its last message (slow consumer). */
+    dropped: z.number().int().positive().optional(),
+  })
+  .strict();
+export type PredictionMessage = z.infer<typeof predictionMessageSchema>;
+
+export const streamMessageSchema = z
+  .object({
+    type: z.literal('stream'),
+    /** suspended: its producer was cut off and may resume within the grace; resumed: it did. */
+    event: z.enum(['opened', 'closed', 'suspended', 'resumed']),
+    streamId,
+  })
+  .strict();
+export type StreamMessage = z.infer<typeof streamMessageSchema>;
+
+export const errorMessageSchema = z
+  .object({
+    type: z.literal('error'),
+    code: z.string(),
+    message: z.string(),
+    modality: modality.optional(),
+    seq: z.number().optional(),
+    time: z.number().optional(),
+    /** For a window dropped in front of the model. */
+    windowIndex: z.number().int().optional(),
+    /** Error replies held back (rate limit) since the previous one. */
+    suppressed: z.number().int().positive().optional(),
+    dropped: z.number().int().positive().optional(),
+  })
+  .strict();
+/**
+ * An error sent to a client. For refused input it names the message (modality, seq, time, or the window) and the
+ * reason; `suppressed` counts error replies held back since the previous one (a flood is answered at a capped rate).
+ */
+export type ErrorMessage = z.infer<typeof errorMessageSchema>;
+
+export const serverMessageSchema = z.discriminatedUnion('type', [
+  readyMessageSchema,
+  welcomeMessageSchema,
+  subscribedMessageSchema,
+  predictionMessageSchema,
+  streamMessageSchema,
+  errorMessageSchema,
+]);
+export type ServerMessage = z.infer<typeof serverMessageSchema>;
+
+export { type BinaryFrame, encodeFrame, FRAME_HEADER_BYTES, FRAME_MODALITY } from '../core/frame.js';
+
+/** Which message a refusal is about, when it had a modality, seq or time. */
+export interface MessageIdentity {
+  readonly modality?: 'audio' | 'video' | 'text' | 'label';
+  readonly seq?: number;
+  readonly time?: number;
 }
 
 export class ProtocolError extends BraidError {
@@ -86,72 +249,19 @@ export class ProtocolError extends BraidError {
   constructor(
     readonly reason: string,
     message: string,
+    readonly subject: MessageIdentity = {},
   ) {
     super('BRAID_ERR_PROTOCOL', message);
   }
 }
 
-export function encodeFrame(frame: BinaryFrame): Uint8Array {
-  const out = new Uint8Array(FRAME_HEADER_BYTES + frame.payload.byteLength);
-  const view = new DataView(out.buffer);
-  view.setUint8(0, PROTOCOL_VERSION);
-  view.setUint8(1, FRAME_MODALITY[frame.modality]);
-  view.setFloat64(4, frame.time, true);
-  view.setUint32(12, frame.seq, true);
-  out.set(frame.payload, FRAME_HEADER_BYTES);
-  return out;
-}
-
 export function decodeFrame(data: Uint8Array): BinaryFrame {
-  if (data.byteLength < FRAME_HEADER_BYTES)
-    throw new ProtocolError(
-      'short_frame',
-      `binary frame of ${data.byteLength} bytes is shorter than its ${FRAME_HEADER_BYTES}-byte header`,
-    );
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const version = view.getUint8(0);
-  if (version !== PROTOCOL_VERSION)
-    throw new ProtocolError('bad_version', `binary frame version ${version}, expected ${PROTOCOL_VERSION}`);
-  const code = view.getUint8(1);
-  const modality = code === 1 ? 'audio' : code === 2 ? 'video' : undefined;
-  if (modality === undefined)
-    throw new ProtocolError(
-      'bad_modality',
-      `binary frame modality byte ${code}, expected 1 (audio) or 2 (video)`,
-    );
-  const t = view.getFloat64(4, true);
-  if (!Number.isInteger(t) || t < 0 || t > MAX_TIME_MICROS)
-    throw new ProtocolError('bad_time', `binary frame time ${t} is not a whole number of µs in range`);
-  return { modality, time: t, seq: view.getUint32(12, true), payload: data.subarray(FRAME_HEADER_BYTES) };
+  const frame = parseFrame(data);
+  if ('reason' in frame) throw new ProtocolError(frame.reason, frame.message);
+  return frame;
 }
 
 /** zod's issues as one line naming the field, for error messages sent back to clients. */
 export function describeZodError(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.length ? i.path.join('.') : 'message'}: ${i.message}`).join('; ');
 }
-
-export interface PredictionMessage {
-  readonly type: 'prediction';
-  readonly streamId: string;
-  readonly windowIndex: number;
-  readonly windowStart: number;
-  readonly windowEnd: number;
-  readonly scores: Record<string, number>;
-  readonly present: Record<string, boolean>;
-  /** ms from the window's end (capture time) to the moment the server sent the prediction. */
-  readonly latencyMs: number;
-  /** Predictions dropped for this subscriber since its last message (slow consumer). */
-  readonly dropped?: number;
-}
-
-export type ServerMessage =
-  | PredictionMessage
-  | { readonly type: 'stream'; readonly event: 'opened' | 'closed'; readonly streamId: string }
-  | { readonly type: 'error'; readonly code: string; readonly message: string; readonly dropped?: number }
-  | {
-      readonly type: 'welcome';
-      readonly version: number;
-      readonly streams: string[];
-      readonly labels: string[];
-    }
-  | { readonly type: 'stats'; readonly [key: string]: unknown };

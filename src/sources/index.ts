@@ -1,4 +1,5 @@
 export * from './audio-file.js';
+export * from './capture-duration.js';
 export * from './child-process.js';
 export * from './drop-counter.js';
 export * from './fixed-size-chunker.js';

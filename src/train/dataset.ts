@@ -27,6 +27,11 @@ export interface DatasetOptions {
    * resets a stream's state after such a gap (ModelRuntime's `gapReset`, default 5 s).
    */
   readonly gapReset?: Micros;
+  /**
+   * Refuse recordings, streams and labels without ground truth (default true, what training needs). False for
+   * exporting windows: a window without a target gets NaN, and recordings with no labels at all give no label columns.
+   */
+  readonly requireLabels?: boolean;
 }
 
 export interface WindowRef {
@@ -96,6 +101,7 @@ async function readSession(
   file: string,
   featureConfig: FeatureConfig,
   windowing: WindowingConfig,
+  requireLabels: boolean,
 ): Promise<RawSession> {
   const labelEvents = new Map<string, SourceEvent<'label'>[]>();
   const eventsByModality: Record<Modality, number> = { audio: 0, video: 0, text: 0, label: 0 };
@@ -109,7 +115,7 @@ async function readSession(
   const { windows, counters } = await featurizeEvents(readRecording(file), featureConfig, windowing, onEvent);
   const total = Object.values(eventsByModality).reduce((a, b) => a + b, 0);
   if (total === 0) throw datasetError(`recording "${file}" is empty: it holds no events`);
-  if (eventsByModality.label === 0)
+  if (eventsByModality.label === 0 && requireLabels)
     throw datasetError(
       `recording "${file}" has no label channel (no 'label' events among its ${total} events): training needs ground truth, recorded as label events { labels: { name: 0|1 } }`,
     );
@@ -129,7 +135,7 @@ async function readSession(
   for (const [streamId, events] of labelEvents) tracks.set(streamId, LabelTrack.fromEvents(streamId, events));
   let featured = 0;
   for (const [streamId, list] of byStream) {
-    if (!tracks.has(streamId))
+    if (!tracks.has(streamId) && requireLabels)
       throw datasetError(
         `recording "${file}": stream "${streamId}" has ${list.length} windows but no label events; every stream needs ground truth (streams with labels: ${[...tracks.keys()].join(', ')})`,
       );
@@ -137,7 +143,7 @@ async function readSession(
   }
   if (featured === 0)
     throw datasetError(
-      `recording "${file}" gave no windows with audio, video or text: it holds only ${eventsByModality.label} label events`,
+      `recording "${file}" gave no windows with audio, video or text${eventsByModality.label > 0 ? `: it holds only ${eventsByModality.label} label events` : ''}`,
     );
   return { path: file, windows: byStream, tracks, counters, labelOnly };
 }
@@ -177,17 +183,18 @@ function toSequences(
   labels: readonly string[],
   inputWidth: number,
   gapReset: Micros,
+  requireLabels: boolean,
 ): { sequences: Sequence[]; summary: SessionSummary } {
   const sequences: Sequence[] = [];
   const positives: Record<string, number> = Object.fromEntries(labels.map((l) => [l, 0]));
   let unlabelled = 0;
   let total = 0;
   for (const [streamId, windows] of session.windows) {
-    const track = session.tracks.get(streamId) as LabelTrack;
+    const track = session.tracks.get(streamId);
     for (const label of labels)
-      if (!track.has(label))
+      if (requireLabels && !track?.has(label))
         throw datasetError(
-          `recording "${session.path}": stream "${streamId}" has no label "${label}" (it has: ${track.names.join(', ') || 'none'})`,
+          `recording "${session.path}": stream "${streamId}" has no label "${label}" (it has: ${track?.names.join(', ') || 'none'})`,
         );
     let begin = 0;
     for (let i = 1; i <= windows.length; i++) {
@@ -207,7 +214,7 @@ function toSequences(
         x.set(w.x, t * inputWidth);
         let missing = false;
         labels.forEach((label, l) => {
-          const value = track.windowTarget(label, w.end);
+          const value = track?.windowTarget(label, w.end);
           y[t * labels.length + l] = value ?? Number.NaN;
           if (value === undefined) missing = true;
           else if (value > 0.5) positives[label] = (positives[label] as number) + 1;
@@ -259,17 +266,19 @@ export async function buildDataset(files: readonly string[], options: DatasetOpt
   const featureConfig = parseFeatureConfig(options.featureConfig ?? DEFAULT_FEATURE_CONFIG);
   const windowing = options.windowing ?? DEFAULT_WINDOWING;
   const gapReset = options.gapReset ?? seconds(5);
+  const requireLabels = options.requireLabels ?? true;
   const raw: RawSession[] = [];
-  for (const file of files) raw.push(await readSession(file, featureConfig, windowing));
+  for (const file of files) raw.push(await readSession(file, featureConfig, windowing, requireLabels));
   const labels = options.labels ?? discoverLabels(raw);
-  if (labels.length === 0) throw datasetError('the recordings name no labels in their label events');
+  if (labels.length === 0 && requireLabels)
+    throw datasetError('the recordings name no labels in their label events');
   if (new Set(labels).size !== labels.length)
     throw datasetError(`labels must be distinct, got ${labels.join(', ')}`);
   const inputWidth = featureLayout(featureConfig).total;
   const sequences: Sequence[] = [];
   const sessions: SessionSummary[] = [];
   for (const session of raw) {
-    const built = toSequences(session, labels, inputWidth, gapReset);
+    const built = toSequences(session, labels, inputWidth, gapReset, requireLabels);
     sequences.push(...built.sequences);
     sessions.push(built.summary);
   }

@@ -1,9 +1,12 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { describeWindowing, modelWindowing, type WindowingConfig } from '../align/windowing.js';
 import { parseFeatureConfig } from '../features/config.js';
+import type { HeadType } from '../model/config.js';
 import { loadModel } from '../model/model-io.js';
 import { createModelParams, disposeParams } from '../model/tf-model.js';
 import type { Model } from '../model/weights.js';
-import { type Baseline, baselineLogits, loadBaseline, TrainableBaseline } from './baseline.js';
+import { BASELINE_DIR, type Baseline, baselineLogits, loadBaseline, TrainableBaseline } from './baseline.js';
 import { assertDatasetMatchesModel, buildDataset, type Dataset, windowCount } from './dataset.js';
 import { type BinaryMetrics, labelMetrics } from './metrics.js';
 import { sequenceLogits, sigmoid } from './recurrent.js';
@@ -21,14 +24,33 @@ export interface EvaluationReport {
   readonly windowingSource: 'model' | 'default';
   /** The recurrent model, per label. */
   readonly model: Readonly<Record<string, BinaryMetrics>>;
-  /** The memoryless baseline trained on the same windows, per label. */
-  readonly baseline: Readonly<Record<string, BinaryMetrics>>;
+  /**
+   * The memoryless baseline trained on the same windows, per label; null for a model without one (imported with
+   * braid import rather than trained by braid train).
+   */
+  readonly baseline: Readonly<Record<string, BinaryMetrics>> | null;
 }
 
-/** Scores of the model (from a zero state per sequence) and the baseline on a dataset, per label. */
+/** Scores from a sequence's logits [windows × labels]: the model's head, sigmoid per label or softmax per window. */
+function headScores(logits: Float32Array, head: HeadType, labels: number): Float32Array {
+  if (head === 'sigmoid') return sigmoid(logits);
+  const out = new Float32Array(logits.length);
+  for (let at = 0; at < logits.length; at += labels) {
+    const row = logits.subarray(at, at + labels);
+    const max = Math.max(...row);
+    let sum = 0;
+    for (const v of row) sum += Math.exp(v - max);
+    row.forEach((v, j) => {
+      out[at + j] = Math.exp(v - max) / sum;
+    });
+  }
+  return out;
+}
+
+/** Scores of the model (from a zero state per sequence) and the baseline, if any, on a dataset, per label. */
 export function evaluateDataset(
   model: Model,
-  baseline: Baseline,
+  baseline: Baseline | null,
   dataset: Dataset,
   threshold = 0.5,
   windowingSource: EvaluationReport['windowingSource'] = 'model',
@@ -38,16 +60,20 @@ export function evaluateDataset(
   const params = createModelParams(model);
   let modelScores: Float32Array[];
   try {
-    modelScores = sequenceLogits(params, model.config, sequences).map(sigmoid);
+    modelScores = sequenceLogits(params, model.config, sequences).map((l) =>
+      headScores(l, model.config.head, labels.length),
+    );
   } finally {
     disposeParams(params);
   }
-  const trainable = new TrainableBaseline(baseline);
-  let baselineScores: Float32Array[];
-  try {
-    baselineScores = baselineLogits(trainable, sequences).map(sigmoid);
-  } finally {
-    trainable.dispose();
+  let baselineScores: Float32Array[] | undefined;
+  if (baseline) {
+    const trainable = new TrainableBaseline(baseline);
+    try {
+      baselineScores = baselineLogits(trainable, sequences).map(sigmoid);
+    } finally {
+      trainable.dispose();
+    }
   }
   const blocks = (scores: Float32Array[]) =>
     sequences.map((s, i) => ({ scores: scores[i] as Float32Array, targets: s.y }));
@@ -59,15 +85,16 @@ export function evaluateDataset(
     windowing: dataset.windowing,
     windowingSource,
     model: labelMetrics(blocks(modelScores), labels, threshold),
-    baseline: labelMetrics(blocks(baselineScores), labels, threshold),
+    baseline: baselineScores ? labelMetrics(blocks(baselineScores), labels, threshold) : null,
   };
 }
 
 /**
- * `braid eval`: loads a model directory written by `braid train` (model and baseline), builds the recordings'
- * dataset with the model's feature config, labels and windowing — the same windowing `serve`, `replay` and `live`
- * run it with (src/align/windowing.ts) — and scores both side by side. An invalid saved windowing is an error; a model
- * saved without one is scored with the live default and the report says so (`windowingSource`).
+ * `braid eval`: loads a model directory (written by `braid train`, or `braid import`, which has no baseline), builds
+ * the recordings' dataset with the model's feature config, windowing and labels, and scores the model and its
+ * baseline side by side. The windowing is the model's own, read as serve, replay and live read it
+ * (src/align/windowing.ts): an invalid one is an error; a model saved without one is scored with the live default
+ * and the report says so (`windowingSource`); the training report is not read.
  */
 export async function evaluateModel(
   modelDir: string,
@@ -75,7 +102,7 @@ export async function evaluateModel(
   threshold = 0.5,
 ): Promise<EvaluationReport> {
   const model = await loadModel(modelDir);
-  const baseline = await loadBaseline(modelDir);
+  const baseline = existsSync(path.join(modelDir, BASELINE_DIR)) ? await loadBaseline(modelDir) : null;
   const { windowing, source } = modelWindowing(model.config.windowing);
   const dataset = await buildDataset(recordings, {
     featureConfig: parseFeatureConfig(model.config.featureConfig, 'model.featureConfig'),
@@ -87,23 +114,39 @@ export async function evaluateModel(
 
 const f3 = (v: number | null): string => (v === null ? '  n/a' : v.toFixed(3));
 
-/** A plain-text table: per label, the model's and the baseline's precision, recall, F1 and AUC, and ΔF1. */
+/**
+ * A plain-text table: per label, the model's and the baseline's precision, recall, F1 and AUC, and ΔF1 (the model's
+ * columns only, and a note, for a model without a baseline).
+ */
 export function formatEvaluation(report: EvaluationReport): string {
-  const header = ['label', 'model P', 'R', 'F1', 'AUC', 'baseline P', 'R', 'F1', 'AUC', 'ΔF1', 'positives'];
+  const base = report.baseline;
+  const header = [
+    'label',
+    'model P',
+    'R',
+    'F1',
+    'AUC',
+    ...(base ? ['baseline P', 'R', 'F1', 'AUC', 'ΔF1'] : []),
+    'positives',
+  ];
   const rows = report.labels.map((label) => {
     const m = report.model[label] as BinaryMetrics;
-    const b = report.baseline[label] as BinaryMetrics;
+    const b = base?.[label];
     return [
       label,
       f3(m.precision),
       f3(m.recall),
       f3(m.f1),
       f3(m.auc),
-      f3(b.precision),
-      f3(b.recall),
-      f3(b.f1),
-      f3(b.auc),
-      `${m.f1 - b.f1 >= 0 ? '+' : ''}${(m.f1 - b.f1).toFixed(3)}`,
+      ...(b
+        ? [
+            f3(b.precision),
+            f3(b.recall),
+            f3(b.f1),
+            f3(b.auc),
+            `${m.f1 - b.f1 >= 0 ? '+' : ''}${(m.f1 - b.f1).toFixed(3)}`,
+          ]
+        : []),
       `${m.positives}/${m.positives + m.negatives}`,
     ];
   });
@@ -117,7 +160,7 @@ export function formatEvaluation(report: EvaluationReport): string {
       ? `the live default, as served (the model has no saved windowing): ${describeWindowing(report.windowing)}`
       : `the model's own: ${describeWindowing(report.windowing)}`;
   return [
-    `${report.windows} windows from ${report.sessions.length} recordings, threshold ${report.threshold}`,
+    `${report.windows} windows from ${report.sessions.length} recordings, threshold ${report.threshold}${base ? '' : ' (no memoryless baseline: the model was not trained by braid train)'}`,
     `windowing: ${windowing}`,
     line(header),
     ...rows.map(line),

@@ -4,17 +4,14 @@ import type { FeatureConfig } from '../features/config.js';
 import { featureLayout } from '../features/config.js';
 import {
   type CellType,
-  FEATURE_MODALITIES,
   type FeatureModality,
   type ModelConfig,
   modelDims,
   parseModelConfig,
 } from '../model/config.js';
-import { forwardSequence, type GruParams, type LstmParams, type ModelParams } from '../model/tf-model.js';
+import { assembleParams, forwardSequence, type ModelParams } from '../model/tf-model.js';
 import {
   createModel,
-  encoderBiasName,
-  encoderKernelName,
   type Model,
   type ModelWeights,
   mulberry32,
@@ -84,29 +81,7 @@ export class TrainableModel {
         ),
       );
     this.variables = [...this.#byName.values()];
-    const v = (name: string) => this.#byName.get(name) as tf.Variable;
-    const encoders: Partial<Record<FeatureModality, { kernel: tf.Tensor2D; bias: tf.Tensor1D }>> = {};
-    for (const m of FEATURE_MODALITIES)
-      if (config.inputLayout[m] > 0)
-        encoders[m] = {
-          kernel: v(encoderKernelName(m)) as tf.Tensor as tf.Tensor2D,
-          bias: v(encoderBiasName(m)) as tf.Tensor as tf.Tensor1D,
-        };
-    const cell = {
-      kernel: v('cell/kernel') as tf.Tensor as tf.Tensor2D,
-      recurrentKernel: v('cell/recurrent_kernel') as tf.Tensor as tf.Tensor2D,
-      bias: v('cell/bias') as tf.Tensor,
-    } as GruParams | LstmParams;
-    this.params = {
-      mean: tf.tensor1d(config.normalization.mean as number[], 'float32'),
-      std: tf.tensor1d(config.normalization.std as number[], 'float32'),
-      encoders,
-      cell,
-      head: {
-        kernel: v('head/kernel') as tf.Tensor as tf.Tensor2D,
-        bias: v('head/bias') as tf.Tensor as tf.Tensor1D,
-      },
-    };
+    this.params = assembleParams(config, (name) => this.#byName.get(name) as tf.Variable);
   }
 
   /** A fresh model with seeded Glorot-uniform kernels and zero biases. */

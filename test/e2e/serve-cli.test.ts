@@ -1,4 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,12 +10,14 @@ import { McapRecorder } from '../../src/record/recorder.js';
 import { readPredictions, recordingInfo } from '../../src/record/recording-reader.js';
 import { encodeFrame } from '../../src/server/protocol.js';
 import { untrainedModel } from '../helpers/demo-pipeline.js';
+import { connect, inbox, openSockets, roundTrip } from '../helpers/ws-client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'braid-serve-'));
 const modelDir = join(dir, 'model');
 const children: ChildProcess[] = [];
 afterEach(() => {
   for (const c of children.splice(0)) c.kill('SIGKILL');
+  for (const s of openSockets.splice(0)) s.terminate();
 });
 
 /** Starts `braid serve` on a free port and resolves with its URL once it listens. */
@@ -130,17 +133,68 @@ describe('braid serve', () => {
       });
     await recorder.close();
     const { url } = await serve('--replay', file, '--speed', '4');
-    const sub = new WebSocket(`${url.replace('http', 'ws')}/subscribe`);
-    const messages: { type: string; streamId?: string }[] = [];
-    sub.on('message', (d) => messages.push(JSON.parse(String(d))));
-    await new Promise((r) => sub.once('open', r));
+    const sub = await connect(url, '/subscribe');
+    const box = inbox(sub);
     sub.send(JSON.stringify({ subscribe: ['replayed'] }));
-    await new Promise((r) => setTimeout(r, 2500));
-    const predictions = messages.filter((m) => m.type === 'prediction');
-    expect(predictions.length).toBeGreaterThanOrEqual(3);
-    expect(predictions.every((p) => p.streamId === 'replayed')).toBe(true);
+    const predictions = () => box.messages.filter((m) => m.type === 'prediction');
+    await box.next(() => predictions().length >= 3, 30_000);
+    expect(predictions().every((p) => 'streamId' in p && p.streamId === 'replayed')).toBe(true);
     sub.close();
   }, 60_000);
+
+  it('keeps serving when the recording disk fills, and stops cleanly with the failure reported', async (ctx) => {
+    // A real full disk: a 256 KiB tmpfs (needs mount rights, which CI's root has; skipped where they are missing).
+    const small = mkdtempSync(join(tmpdir(), 'braid-full-'));
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', small], { stdio: 'pipe' });
+    } catch (error) {
+      console.warn(
+        `SKIPPING the full-disk test: cannot mount a tmpfs here (${String(error).split('\n')[0]})`,
+      );
+      return ctx.skip();
+    }
+    try {
+      const { child, url, log } = await serve('--record', small);
+      const sub = await connect(url, '/subscribe');
+      const box = inbox(sub);
+      sub.send(JSON.stringify({ subscribe: ['full'] }));
+      const prod = await connect(url, '/ingest');
+      prod.send(
+        JSON.stringify({
+          type: 'hello',
+          version: 1,
+          streamId: 'full',
+          modalities: ['video'],
+          video: { format: 'gray', width: 64, height: 48 },
+        }),
+      );
+      // Noise does not compress: 600 frames of 3 KiB overflow the disk once the first 1 MiB chunk is written.
+      const frame = (i: number) =>
+        encodeFrame({
+          modality: 'video',
+          time: 10_000_000 + i * 100_000,
+          seq: i,
+          payload: randomBytes(64 * 48),
+        });
+      for (let i = 0; i < 600; i++) prod.send(frame(i));
+      await roundTrip(prod);
+      await expect
+        .poll(log, { timeout: 20_000 })
+        .toMatch(/recording failed, the server goes on without it.*ENOSPC/);
+      // Still serving: a later window of the same stream is predicted.
+      for (let i = 600; i < 620; i++) prod.send(frame(i));
+      await box.next((m) => m.type === 'prediction' && m.windowEnd > 10_000_000 + 600 * 100_000, 20_000);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      expect(metrics).toMatch(/^braid_recorder_failed 1$/m);
+      child.kill('SIGTERM');
+      const code = await new Promise((r) => child.once('exit', r));
+      expect(log()).toMatch(/recording .* is incomplete .*ENOSPC/);
+      expect(log()).not.toMatch(/Uncaught|at .*recorder\.ts|RecordingError:/);
+      expect(code).toBe(1);
+    } finally {
+      execFileSync('umount', ['-l', small]);
+    }
+  }, 90_000);
 
   it('refuses to bind beyond loopback without a token', async () => {
     const child = spawn(process.execPath, [

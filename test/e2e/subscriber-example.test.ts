@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import { encodeFrame } from '../../src/server/protocol.js';
 import { type BraidServer, startServer } from '../../src/server/server.js';
 import { demoPipelineForTests } from '../helpers/demo-pipeline.js';
+import { eventually } from '../helpers/source-assertions.js';
 
 let server: BraidServer | undefined;
 afterAll(async () => server?.close());
@@ -48,9 +49,7 @@ describe('examples/subscriber.ts', () => {
     expect(pipeline.runtime.store.size).toBe(1);
     producer.close();
     // The producer left: its last window is flushed and the model state of its stream is freed.
-    await new Promise((r) => setTimeout(r, 300));
-    expect(out).toMatch(/stream cam closed/);
-    expect(pipeline.runtime.store.size).toBe(0);
+    await eventually(() => /stream cam closed/.test(out) && pipeline.runtime.store.size === 0);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toMatch(/braid_pipeline_total\{counter="events_in"\} 150/);
     expect(metrics).toMatch(/braid_pipeline_total\{counter="windows"\} [34]/);

@@ -2,12 +2,15 @@ import { lastValueFrom, type Observable } from 'rxjs';
 import { expect } from 'vitest';
 import { SourceError } from '../../src/core/errors.js';
 
-/** Polls until `check` holds (e.g. a child process is gone), failing after `ms`. */
-export async function eventually(check: () => boolean, ms = 5_000): Promise<void> {
+/**
+ * Polls until `check` holds (a child process is gone, a server has seen a close), failing after `ms`: waiting on the
+ * condition itself, for state that announces no event to wait on.
+ */
+export async function eventually(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
   const until = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > until) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 

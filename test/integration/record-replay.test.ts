@@ -13,6 +13,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AnySourceEvent, InvalidOptionError } from '../../src/core/index.js';
 import { McapRecorder, RecordingError, replayRecording } from '../../src/record/index.js';
+import { eventually } from '../helpers/source-assertions.js';
 
 const T0 = 9_000_000_000;
 let dir: string;
@@ -148,8 +149,7 @@ describe('replayRecording', () => {
     const slow = replayRecording(second, { speed: 0.01 });
     const first = await firstValueFrom(slow);
     expect(first).toEqual(secondEvents[0]);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(openFilesOf(second)).toBe(0);
+    await eventually(() => openFilesOf(second) === 0);
   });
 
   it('replays a from/to range of given streams', async () => {

@@ -1,14 +1,14 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { encodeFrame, type ServerMessage } from '../../src/server/protocol.js';
+import { encodeFrame } from '../../src/server/protocol.js';
 import { type BraidServer, type ServerOptions, startServer } from '../../src/server/server.js';
 import { countingPipeline } from '../helpers/counting-pipeline.js';
+import { connect as connectTo, inbox, openSockets, roundTrip } from '../helpers/ws-client.js';
 
 const servers: BraidServer[] = [];
-const sockets: WebSocket[] = [];
 afterEach(async () => {
-  for (const s of sockets.splice(0)) s.terminate();
+  for (const s of openSockets.splice(0)) s.terminate();
   for (const s of servers.splice(0)) await s.close();
 });
 
@@ -18,56 +18,8 @@ async function serve(options: Partial<ServerOptions> = {}): Promise<BraidServer>
   return server;
 }
 
-function connect(server: BraidServer, path: string, init?: WebSocket.ClientOptions): Promise<WebSocket> {
-  const ws = new WebSocket(server.url.replace('http', 'ws') + path, init);
-  sockets.push(ws);
-  // Listen from the start: the server's first message can arrive in the same read as the handshake.
-  inbox(ws);
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-  });
-}
-
-type Inbox = ReturnType<typeof makeInbox>;
-const inboxes = new WeakMap<WebSocket, Inbox>();
-
-/** The JSON messages a socket received since it was created, and a way to wait for one matching a predicate. */
-function inbox(ws: WebSocket): Inbox {
-  let box = inboxes.get(ws);
-  if (box === undefined) inboxes.set(ws, (box = makeInbox(ws)));
-  return box;
-}
-
-function makeInbox(ws: WebSocket) {
-  const messages: ServerMessage[] = [];
-  const waiters: { pred: (m: ServerMessage) => boolean; resolve: (m: ServerMessage) => void }[] = [];
-  ws.on('message', (data) => {
-    const m = JSON.parse(String(data)) as ServerMessage;
-    messages.push(m);
-    for (const w of [...waiters])
-      if (w.pred(m)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(m);
-      }
-  });
-  return {
-    messages,
-    next: (pred: (m: ServerMessage) => boolean, timeoutMs = 5000) => {
-      const found = messages.find(pred);
-      if (found) return Promise.resolve(found);
-      return new Promise<ServerMessage>((resolve, reject) => {
-        waiters.push({ pred, resolve });
-        setTimeout(
-          () =>
-            reject(new Error(`timed out waiting for a message; got ${JSON.stringify(messages).slice(-600)}`)),
-          timeoutMs,
-        ).unref();
-      });
-    },
-  };
-}
+const connect = (server: BraidServer, path: string, init?: WebSocket.ClientOptions) =>
+  connectTo(server.url, path, init);
 
 const hello = (streamId: string, extra: object = {}) =>
   JSON.stringify({
@@ -166,7 +118,8 @@ describe('server: ingest and subscribe', () => {
       ),
       { numRuns: 300 },
     );
-    await new Promise((r) => setTimeout(r, 200));
+    await roundTrip(prod);
+    await roundTrip(sub);
     expect(prod.readyState).toBe(WebSocket.OPEN);
     expect(await (await fetch(`${server.url}/healthz`)).json()).toMatchObject({ status: 'ok' });
     // A well-behaved producer still works after the fuzzing.
@@ -174,7 +127,7 @@ describe('server: ingest and subscribe', () => {
     const goodBox = inbox(good);
     good.send(hello('after-fuzz'));
     good.send(audioFrame(0, 0));
-    await new Promise((r) => setTimeout(r, 100));
+    await roundTrip(good);
     expect(goodBox.messages.filter((m) => m.type === 'error')).toEqual([]);
   });
 
@@ -185,7 +138,7 @@ describe('server: ingest and subscribe', () => {
     prod.send(hello('flood'));
     for (let i = 0; i < 200; i++) prod.send(JSON.stringify({ type: 'text', time: i, seq: i, text: 'x' }));
     await box.next((m) => m.type === 'error' && m.code === 'rate_limited');
-    await new Promise((r) => setTimeout(r, 100));
+    await roundTrip(prod);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     const refused = Number(/braid_ingest_rejected_total\{reason="rate_limited"\} (\d+)/.exec(metrics)?.[1]);
     const accepted = Number(/braid_ingest_frames_total (\d+)/.exec(metrics)?.[1]);
@@ -210,16 +163,19 @@ describe('server: slow subscribers', () => {
     await healthyBox.next((m) => m.type === 'welcome');
     stalled.send(JSON.stringify({ subscribe: '*' }));
     healthy.send(JSON.stringify({ subscribe: '*' }));
-    await new Promise((r) => setTimeout(r, 50));
+    await Promise.all([roundTrip(stalled), roundTrip(healthy)]);
     (stalled as unknown as { _socket: { pause(): void } })._socket.pause();
 
     const prod = await connect(server, '/ingest');
     prod.send(hello('busy', { modalities: ['text'] }));
     const windows = 3000;
-    // Paced like a live producer (a burst of 20 windows every 5 ms), so a healthy reader keeps up.
+    // Paced by the healthy reader: never more than 10 windows (half its queue) ahead of what it has read, so it
+    // keeps up however loaded the machine is, while the stalled one takes nothing.
+    let received = 0;
+    healthy.on('message', () => received++);
     for (let i = 0; i < windows; i++) {
       prod.send(JSON.stringify({ type: 'text', time: i * 1000, seq: i, text: 'x' }));
-      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
+      if (i % 5 === 4 && i >= 10) await healthyBox.next(() => received >= i - 10, 20_000);
     }
     prod.send(JSON.stringify({ type: 'close' }));
     // The healthy subscriber gets every window, promptly, although the other one takes nothing.

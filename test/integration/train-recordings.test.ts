@@ -5,13 +5,11 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { lastValueFrom, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { AnySourceEvent } from '../../src/core/events.js';
 import { DEFAULT_FEATURE_CONFIG, type FeatureConfig } from '../../src/features/config.js';
 import { loadModel } from '../../src/model/model-io.js';
 import { createModelParams, disposeParams } from '../../src/model/tf-model.js';
 import { createModel, randomWeights } from '../../src/model/weights.js';
 import { DEFAULT_WINDOWING, PredictionPipelineRunner } from '../../src/pipeline/prediction-pipeline.js';
-import { McapRecorder } from '../../src/record/recorder.js';
 import { replayRecording } from '../../src/record/replay.js';
 import { registerEvalCommand, registerTrainCommand } from '../../src/train/cli.js';
 import { assertDatasetMatchesModel, buildDataset } from '../../src/train/dataset.js';
@@ -20,93 +18,10 @@ import { computeNormalization } from '../../src/train/normalization.js';
 import { buildModelConfig, sequenceLogits, sigmoid } from '../../src/train/recurrent.js';
 import { useTrainingBackend } from '../../src/train/tf-setup.js';
 import type { TrainingReport } from '../../src/train/train.js';
+import { S, syntheticSession, writeRecording } from '../helpers/labelled-session.js';
 
 /** The dataset tests reason about windows on the epoch grid, where the synthetic labels change. */
 const ALIGNED = { ...DEFAULT_WINDOWING, phase: 'aligned' as const };
-
-const T0 = 1_700_000_000_000_000;
-const S = 1_000_000;
-
-interface SyntheticOptions {
-  readonly streamId?: string;
-  readonly seconds?: number;
-  readonly sampleRate?: number;
-  readonly labels?: boolean;
-  /** A stretch [from, to) in seconds with no events at all. */
-  readonly gap?: readonly [number, number];
-  readonly start?: number;
-}
-
-/**
- * A labelled session of one stream: a 440 Hz tone (the "speech") during the first half of every 2 s, quiet noise
- * otherwise; 8×6 gray frames at 10 fps that move during odd seconds; a text event every 1.5 s. Labels change with
- * the tone (`speech`) and with the frames (`motion`).
- */
-function syntheticSession(options: SyntheticOptions = {}): AnySourceEvent[] {
-  const streamId = options.streamId ?? 'cam';
-  const seconds = options.seconds ?? 6;
-  const rate = options.sampleRate ?? 16_000;
-  const start = T0 + (options.start ?? 0) * S;
-  const inGap = (t: number) =>
-    options.gap !== undefined && t >= start + options.gap[0] * S && t < start + options.gap[1] * S;
-  const events: AnySourceEvent[] = [];
-  const frame = rate / 50;
-  let noise = 12_345;
-  for (let i = 0, seq = 0; i * frame < seconds * rate; i++) {
-    const time = start + Math.floor((i * frame * S) / rate);
-    if (inGap(time)) continue;
-    const samples = new Int16Array(frame);
-    for (let k = 0; k < frame; k++) {
-      const n = i * frame + k;
-      const tone = Math.floor(n / rate) % 2 === 0 && n % rate < rate / 2;
-      noise = (noise * 1_103_515_245 + 12_345) % 2_147_483_648;
-      samples[k] = tone ? Math.round(8000 * Math.sin((2 * Math.PI * 440 * n) / rate)) : (noise % 200) - 100;
-    }
-    events.push({
-      streamId,
-      modality: 'audio',
-      time,
-      seq: seq++,
-      payload: { sampleRate: rate, channels: 1, samples },
-    });
-  }
-  for (let f = 0, seq = 0; f < seconds * 10; f++) {
-    const time = start + f * 100_000;
-    if (inGap(time)) continue;
-    const moving = Math.floor(f / 10) % 2 === 1;
-    const data = Uint8Array.from({ length: 48 }, (_, k) => (k * 5 + (moving ? f * 37 : 0)) % 256);
-    events.push({
-      streamId,
-      modality: 'video',
-      time,
-      seq: seq++,
-      payload: { format: 'gray', width: 8, height: 6, data },
-    });
-  }
-  for (let t = 0.7, seq = 0; t < seconds; t += 1.5) {
-    const time = start + Math.round(t * S);
-    if (!inGap(time))
-      events.push({ streamId, modality: 'text', time, seq: seq++, payload: { text: `hello number ${seq}` } });
-  }
-  if (options.labels !== false)
-    for (let k = 0; k < seconds * 2; k++) {
-      const time = start + k * 500_000;
-      const speech = k % 4 === 0 ? 1 : 0;
-      const motion = Math.floor(k / 2) % 2;
-      events.push({ streamId, modality: 'label', time, seq: k, payload: { labels: { speech, motion } } });
-    }
-  return events.sort((a, b) => a.time - b.time);
-}
-
-async function writeRecording(file: string, events: readonly AnySourceEvent[]): Promise<string> {
-  const recorder = await McapRecorder.create(file, { overwrite: true });
-  try {
-    for (const event of events) await recorder.write(event, event.time);
-  } finally {
-    await recorder.close();
-  }
-  return file;
-}
 
 let dir: string;
 beforeAll(() => {
@@ -170,10 +85,11 @@ describe('buildDataset', () => {
   });
 
   it('refuses audio the feature config cannot use, saying why', async () => {
-    const file = await writeRecording(join(dir, '8k.mcap'), syntheticSession({ sampleRate: 8000 }));
+    // 8-48 kHz is resampled to the features' 16 kHz (src/features/resampler.ts); 4 kHz is below what it takes.
+    const file = await writeRecording(join(dir, '4k.mcap'), syntheticSession({ sampleRate: 4000 }));
     await expectDatasetError(
       buildDataset([file]),
-      /none of its \d+ audio events gave features under the feature config \(unsupported_sample_rate: audio features need 16000 Hz/,
+      /none of its \d+ audio events gave features under the feature config \(unsupported_sample_rate: audio features resample 8000\.\.48000 Hz, got 4000 Hz/,
     );
   });
 
@@ -300,7 +216,7 @@ describe('braid train and braid eval', () => {
       const figures = JSON.parse(await readFile(json, 'utf8')) as EvaluationReport;
       expect(Object.keys(figures.model)).toEqual(['speech', 'motion']);
       // Motion is on every other second: 7 of the 13 phase-shifted windows end while it is on (6 of 12 on the epoch grid).
-      expect(figures.baseline['motion']?.positives).toBe(7);
+      expect(figures.baseline?.['motion']?.positives).toBe(7);
       // eval windows with the model's own windowing (model.json), says so, and never reads the training report's.
       expect(table).toMatch(/windowing: the model's own: 500 ms windows, hop 500 ms, phase stream/);
       expect(figures.windowingSource).toBe('model');
@@ -338,11 +254,16 @@ describe('braid train and braid eval', () => {
         code: 'BRAID_ERR_INVALID_OPTION',
         option: 'out',
       });
-      rmSync(join(out, 'baseline'), { recursive: true });
+      // A baseline that is there but unreadable is an error; none at all (an imported model) is reported as such.
+      rmSync(join(out, 'baseline', 'weights.bin'), { force: true });
       await expect(program().parseAsync(['eval', out, data], { from: 'user' })).rejects.toMatchObject({
         code: 'BRAID_ERR_MODEL',
         message: expect.stringMatching(/no readable memoryless baseline in baseline\//),
       });
+      rmSync(join(out, 'baseline'), { recursive: true });
+      stdout.mockClear();
+      await program().parseAsync(['eval', out, data], { from: 'user' });
+      expect(stdout.mock.calls.join('')).toContain('no memoryless baseline');
     } finally {
       stderr.mockRestore();
       stdout.mockRestore();

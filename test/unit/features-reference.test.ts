@@ -2,12 +2,16 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { AnySourceEvent } from '../../src/core/events.js';
 import {
+  AUDIO_KERNELS,
+  AudioFeaturizer,
+  createAudioAnalyser,
   createFeatureAggregator,
   DEFAULT_FEATURE_CONFIG,
   type FeatureConfig,
   fnv1a32,
   logMelFrames,
 } from '../../src/features/index.js';
+import { DropCounter } from '../../src/sources/drop-counter.js';
 
 // Fixtures come from scripts/make-feature-fixtures.py: numpy (float64) on a real speech clip and seeded frames.
 const fixture = (name: string): Buffer =>
@@ -86,38 +90,63 @@ const expectedAudio = (w: { mel: Aggregates; rms: Aggregates }): number[] => [
 
 const bounds = { streamId: 's', index: 0, start: 0, end: 1 };
 
-describe('audio features against the numpy reference (real speech, 16 kHz)', () => {
+describe.each(AUDIO_KERNELS)(
+  'audio features, %s kernel, against the numpy reference (real speech, 16 kHz)',
+  (kernel) => {
+    const reference = json<AudioReference>('audio-reference.json');
+    const pcm = speechPcm();
+    const numpyFrames = (): Float32Array => {
+      const bytes = fixture('speech-16k.logmel.f32');
+      return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    };
+
+    it('log-mel of every frame matches numpy within 1e-4', () => {
+      expect(pcm.length).toBe(reference.samples);
+      const analyser = createAudioAnalyser(DEFAULT_FEATURE_CONFIG.audio, kernel);
+      analyser.reserve(pcm.length).set(pcm);
+      const rows = analyser.frameRows(pcm.length);
+      const bands = reference.melBands;
+      const ours = Float64Array.from({ length: reference.frames * bands }, (_, i) => {
+        return rows[Math.floor(i / bands) * (bands + 1) + (i % bands)]!;
+      });
+      expect(maxAbsDifference(ours, numpyFrames())).toBeLessThan(LOG_MEL_TOLERANCE);
+    });
+
+    it('window features (mean, max, min, std of bands and RMS) match numpy per 500 ms window', () => {
+      const drops = new DropCounter();
+      const featurizer = new AudioFeaturizer(ALL_AGGREGATES.audio, drops, kernel);
+      expect(featurizer.kernel).toBe(kernel);
+      const events = audioEvents(pcm, reference.eventSamples);
+      for (const window of reference.windows) {
+        const inWindow = events.filter(
+          (e) => Math.floor((e.seq * reference.eventSamples) / reference.windowSamples) === window.index,
+        );
+        const features = featurizer.featurize(inWindow);
+        expect(maxAbsDifference(features, expectedAudio(window))).toBeLessThan(LOG_MEL_TOLERANCE);
+      }
+      expect(drops.total).toBe(0);
+    });
+
+    it('a block shorter than one frame is zero-padded to one frame, as in the reference', () => {
+      const featurizer = new AudioFeaturizer(ALL_AGGREGATES.audio, new DropCounter(), kernel);
+      const short = audioEvents(pcm.slice(0, reference.short.samples), reference.short.samples);
+      const features = featurizer.featurize(short);
+      expect(maxAbsDifference(features, expectedAudio(reference.short))).toBeLessThan(LOG_MEL_TOLERANCE);
+    });
+  },
+);
+
+describe('audio features through the aggregator (default kernel)', () => {
   const reference = json<AudioReference>('audio-reference.json');
   const pcm = speechPcm();
 
-  it('log-mel of every frame matches numpy within 1e-4', () => {
-    expect(pcm.length).toBe(reference.samples);
+  it('logMelFrames (the JavaScript extractor on scaled samples) matches numpy within 1e-4', () => {
     const samples = Float64Array.from(pcm, (x) => x / 32768);
     const ours = logMelFrames(samples, DEFAULT_FEATURE_CONFIG.audio);
     const bytes = fixture('speech-16k.logmel.f32');
     const theirs = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
     expect(ours.length).toBe(reference.frames * reference.melBands);
     expect(maxAbsDifference(ours, theirs)).toBeLessThan(LOG_MEL_TOLERANCE);
-  });
-
-  it('window features (mean, max, min, std of bands and RMS) match numpy per 500 ms window', () => {
-    const { aggregator, stats } = createFeatureAggregator(ALL_AGGREGATES);
-    const events = audioEvents(pcm, reference.eventSamples);
-    for (const window of reference.windows) {
-      const inWindow = events.filter(
-        (e) => Math.floor((e.seq * reference.eventSamples) / reference.windowSamples) === window.index,
-      );
-      const features = aggregator.aggregate('audio', inWindow, bounds);
-      expect(maxAbsDifference(features, expectedAudio(window))).toBeLessThan(LOG_MEL_TOLERANCE);
-    }
-    expect(stats.total).toBe(0);
-  });
-
-  it('a block shorter than one frame is zero-padded to one frame, as in the reference', () => {
-    const { aggregator } = createFeatureAggregator(ALL_AGGREGATES);
-    const short = audioEvents(pcm.slice(0, reference.short.samples), reference.short.samples);
-    const features = aggregator.aggregate('audio', short, bounds);
-    expect(maxAbsDifference(features, expectedAudio(reference.short))).toBeLessThan(LOG_MEL_TOLERANCE);
   });
 
   it('the default config keeps mean and max of each band, then mean and max RMS', () => {

@@ -2,10 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { describe, expect, it } from 'vitest';
 import { BraidError, InvalidOptionError } from '../../src/core/errors.js';
-import { createStepKernel, parseBackendName, probeBackend } from '../../src/model/backends.js';
+import { createKernel, createStepKernel, parseBackendName, probeBackend } from '../../src/model/backends.js';
 import { identityNormalization, modelDims, parseModelConfig } from '../../src/model/config.js';
 import { type BackendFigure, chooseBackend, selectBackend } from '../../src/model/select-backend.js';
-import type { BackendName, StepKernel } from '../../src/model/step-kernel.js';
+import type { SlotStepKernel } from '../../src/model/slot-kernel.js';
+import { FRESH_SLOT } from '../../src/model/state-slots.js';
+import type { BackendName } from '../../src/model/step-kernel.js';
 import { TfStepKernel } from '../../src/model/tf-kernel.js';
 import { createModelParams, disposeParams, forwardSequence } from '../../src/model/tf-model.js';
 import { createModel, type Model, mulberry32, randomWeights } from '../../src/model/weights.js';
@@ -45,21 +47,22 @@ async function reference(m: Model, xs: Float32Array): Promise<{ ys: Float32Array
   return out;
 }
 
+/** Streams the N sequences through a kernel as the runtime drives it: row r in slot 2r + 1, fresh at t = 0. */
 async function stream(
-  kernel: StepKernel,
+  kernel: SlotStepKernel,
   xs: Float32Array,
 ): Promise<{ ys: Float32Array; state: Float32Array }> {
-  const { input: F, state: S, labels: L } = kernel.dims;
-  const state = new Float32Array(N * S);
+  const { input: F, labels: L } = kernel.dims;
   const ys = new Float32Array(N * T * L);
   const x = new Float32Array(N * F);
   const y = new Float32Array(N * L);
+  const slots = Uint32Array.from({ length: N }, (_, r) => 2 * r + 1);
   for (let t = 0; t < T; t++) {
     for (let r = 0; r < N; r++) x.set(xs.subarray((r * T + t) * F, (r * T + t + 1) * F), r * F);
-    await kernel.step(N, x, state, y, state);
+    await kernel.step(N, x, t === 0 ? slots.map((s) => (s | FRESH_SLOT) >>> 0) : slots, y);
     for (let r = 0; r < N; r++) ys.set(y.subarray(r * L, (r + 1) * L), (r * T + t) * L);
   }
-  return { ys, state };
+  return { ys, state: await kernel.states.read(slots) };
 }
 
 const maxAbsDiff = (a: Float32Array, b: Float32Array): number =>
@@ -73,7 +76,7 @@ async function expectAgreement(backend: BackendName): Promise<void> {
     const m = model(cell, head);
     const xs = inputs(m);
     const ref = await reference(m, xs);
-    const kernel = await createStepKernel(m, backend, 8);
+    const kernel = await createKernel(m, backend, { maxBatch: 8, maxStreams: 16 });
     try {
       const got = await stream(kernel, xs);
       expect(maxAbsDiff(got.ys, ref.ys)).toBeLessThan(1e-5);
@@ -99,13 +102,23 @@ describe('backends agree with the cpu reference', () => {
       if (probe.available) return expectAgreement(backend);
       console.warn(`SKIPPING ${backend}: ${probe.reason}`);
       expect(probe.reason.length).toBeGreaterThan(10);
-      const error = await createStepKernel(model('gru', 'sigmoid'), backend, 4).catch((e: unknown) => e);
+      const error = await createKernel(model('gru', 'sigmoid'), backend, { maxBatch: 4 }).catch(
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(InvalidOptionError);
       expect((error as Error).message).toContain(
         `backend "${backend}" is not available here: ${probe.reason}`,
       );
     },
   );
+
+  it('webgpu keeps its states on the GPU: it has no host-state kernel', async () => {
+    const error = await createStepKernel(model('gru', 'sigmoid'), 'webgpu' as 'cpu', 4).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(InvalidOptionError);
+    expect((error as Error).message).toMatch(/webgpu keeps the states on the GPU/);
+  });
 
   it('refuses to step when something else switched tfjs to another backend', async () => {
     await tf.setBackend('cpu');
@@ -167,14 +180,8 @@ describe('backend auto-selection', () => {
       expect(skippedOrMeasured).toEqual(['cpu', 'cpu-fused', 'tensorflow', 'wasm', 'webgpu']);
       expect(measured).toContain(selection.backend);
       expect(selection.kernel.backend).toBe(selection.backend);
-      const { input, state, labels } = selection.kernel.dims;
-      await selection.kernel.step(
-        1,
-        new Float32Array(input),
-        new Float32Array(state),
-        new Float32Array(labels),
-        new Float32Array(state),
-      );
+      const { input, labels } = selection.kernel.dims;
+      await selection.kernel.step(1, new Float32Array(input), Uint32Array.of(0), new Float32Array(labels));
     } finally {
       selection.kernel.dispose();
       await tf.setBackend('cpu');

@@ -3,8 +3,11 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { sleb, uleb } from '../../src/core/wasm-encoding.js';
 import {
   type CellType,
+  DENSE_ACTIVATIONS,
+  type DenseLayerConfig,
   type HeadType,
   type ModelConfig,
   modelDims,
@@ -21,7 +24,6 @@ import {
   type LstmParams,
   lstmCell,
 } from '../../src/model/tf-model.js';
-import { sleb, uleb } from '../../src/model/wasm-encoding.js';
 import { createModel, type Model, mulberry32, randomWeights } from '../../src/model/weights.js';
 
 beforeAll(async () => {
@@ -37,18 +39,25 @@ interface Shape {
   units: [number, number, number];
   hidden: number;
   labels: number;
+  /** Dense layers over the whole input in place of the per-modality encoders (imported Keras models). */
+  fusedEncoder?: DenseLayerConfig[];
+  /** GRU only: Keras reset_after (default true). */
+  resetAfter?: boolean;
 }
 
 function configFor(s: Shape, seed = 1): ModelConfig {
   const next = mulberry32(seed);
   const width = s.audio + s.video + s.text + 3;
+  const fused = s.fusedEncoder !== undefined;
   return parseModelConfig({
     inputLayout: { audio: s.audio, video: s.video, text: s.text, mask: 3 },
     encoderUnits: {
-      audio: s.audio && s.units[0],
-      video: s.video && s.units[1],
-      text: s.text && s.units[2],
+      audio: fused ? 0 : s.audio && s.units[0],
+      video: fused ? 0 : s.video && s.units[1],
+      text: fused ? 0 : s.text && s.units[2],
     },
+    ...(fused ? { fusedEncoder: s.fusedEncoder } : {}),
+    ...(s.cell === 'gru' && s.resetAfter !== undefined ? { resetAfter: s.resetAfter } : {}),
     hidden: s.hidden,
     cell: s.cell,
     labels: Array.from({ length: s.labels }, (_, i) => `label${i}`),
@@ -74,6 +83,17 @@ const shapeArb: fc.Arbitrary<Shape> = fc.record({
   ),
   hidden: fc.integer({ min: 1, max: 20 }),
   labels: fc.integer({ min: 2, max: 9 }),
+  fusedEncoder: fc.option(
+    fc.array(
+      fc.record({
+        units: fc.integer({ min: 1, max: 12 }),
+        activation: fc.constantFrom(...DENSE_ACTIVATIONS),
+      }),
+      { maxLength: 3 },
+    ),
+    { nil: undefined },
+  ),
+  resetAfter: fc.option(fc.boolean(), { nil: undefined }),
 });
 
 const randomArray = (n: number, next: () => number, scale = 1): Float32Array =>
@@ -166,6 +186,40 @@ describe('cell math (tfjs ops) follows Keras', () => {
       kernel: tf.tensor2d(kernel, [f, 3 * h]),
       recurrentKernel: tf.tensor2d(recurrent, [h, 3 * h]),
       bias: tf.tensor2d(bias, [2, 3 * h]),
+    };
+    let hT = tf.zeros([n, h]) as tf.Tensor2D;
+    for (let step = 0; step < t; step++) {
+      hT = gruCell(tf.squeeze(tf.slice(xs, [0, step, 0], [n, 1, f]), [1]) as tf.Tensor2D, hT, p);
+      const got = hT.arraySync();
+      for (let r = 0; r < n; r++)
+        expect(maxAbsDiff(got[r] as number[], expected[r]?.[step] as number[])).toBeLessThan(1e-6);
+    }
+  });
+
+  it('gruCell with a bias of rank 1 equals tfjs-layers GRU (reset_after=false) with any recurrent weights', () => {
+    const next = mulberry32(10);
+    const [n, t, f, h] = [3, 6, 4, 5];
+    const kernel = randomArray(f * 3 * h, next, 0.8);
+    const recurrent = randomArray(h * 3 * h, next, 0.8);
+    const bias = randomArray(3 * h, next, 0.5);
+    const xs = tf.tensor3d(randomArray(n * t * f, next), [n, t, f]);
+    const layer = tfl.layers.gru({
+      units: h,
+      recurrentActivation: 'sigmoid',
+      returnSequences: true,
+      ...noInit,
+    });
+    layer.apply(xs); // builds the layer's weights
+    layer.setWeights([
+      tf.tensor2d(kernel, [f, 3 * h]),
+      tf.tensor2d(recurrent, [h, 3 * h]),
+      tf.tensor1d(bias),
+    ]);
+    const expected = (layer.apply(xs) as tf.Tensor3D).arraySync();
+    const p: GruParams = {
+      kernel: tf.tensor2d(kernel, [f, 3 * h]),
+      recurrentKernel: tf.tensor2d(recurrent, [h, 3 * h]),
+      bias: tf.tensor1d(bias),
     };
     let hT = tf.zeros([n, h]) as tf.Tensor2D;
     for (let step = 0; step < t; step++) {

@@ -165,7 +165,12 @@ describe('predictWindows', () => {
       ),
     );
     expectMatchesReference(predictions, good);
-    expect(rt.statsSnapshot().dropped).toEqual({ bad_input: 3, out_of_order: 0, queue_full: 0 });
+    expect(rt.statsSnapshot().dropped).toEqual({
+      bad_input: 3,
+      out_of_order: 0,
+      queue_full: 0,
+      no_state_slot: 0,
+    });
     expect(drops).toEqual([
       '5:bad_input:x[3] is NaN; features must be finite',
       `6:bad_input:x must have the model's ${dims.input} fused inputs, got 3`,
@@ -218,6 +223,28 @@ describe('predictWindows', () => {
     expect(rt.statsSnapshot().resets.start).toBe(2);
   });
 
+  it('after a restart marker takes lower window indices again and keeps the state (a clock that jumped back)', async () => {
+    const rt = runtime();
+    const restart: PredictInput = { streamId: 's', restart: true };
+    // A negative index too: a window that starts before the clock's zero (a producer clock starting at 0).
+    const items = [
+      win('s', 5),
+      win('s', 6),
+      restart,
+      win('s', -1, -HOP),
+      win('s', 0),
+      win('s', -3, -3 * HOP),
+    ];
+    const predictions = await run(rt, from(items));
+    expect(predictions.map((p) => p.windowIndex)).toEqual([5, 6, -1, 0]);
+    // Window -1 ran from the state window 6 left: not what a fresh start gives.
+    expect(scoresOf(predictions[2] as Prediction)).not.toEqual(reference([win('s', -1, -HOP)]).get('s#-1'));
+    const stats = rt.statsSnapshot();
+    expect(stats.resets).toMatchObject({ start: 1, gap: 0 });
+    // Without a restart, a lower index is still out of order.
+    expect(stats.dropped.out_of_order).toBe(1);
+  });
+
   it('resets the state after an event-time gap longer than gapReset', async () => {
     const rt = runtime();
     const late = win('s', 40, 2 * HOP + seconds(2) + 1);
@@ -247,7 +274,7 @@ describe('predictWindows', () => {
     const rest = windows.filter((w) => w.index >= 4);
     const a = runtime();
     await run(a, from(first));
-    const snapshot = JSON.parse(JSON.stringify(a.snapshot()));
+    const snapshot = JSON.parse(JSON.stringify(await a.snapshot()));
     const b = runtime();
     b.restore(snapshot);
     const predictions = await run(b, from(rest));
@@ -308,7 +335,7 @@ describe('predictWindows', () => {
     expect(rt.statsSnapshot().dropped.bad_input).toBe(3);
     expect(drops).toEqual([
       'undefined:bad_input:a window must be an object, got null',
-      'undefined:bad_input:a close marker needs the streamId of the stream to close',
+      'undefined:bad_input:a close or restart marker needs the streamId of its stream',
       'undefined:bad_input:a window must be an object, got 42',
     ]);
   });

@@ -1,0 +1,95 @@
+// Soak benchmark: 64 real-time producers (the demo page's format) and 2 subscribers against `braid serve` running the
+// bundled demo model in its own process, for 60 minutes (BRAID_SOAK_MINUTES to change). Every minute it prints the
+// server's resident memory, heap, event-loop lag p99 and open handles (from its /metrics), predictions expected vs
+// received and the subscribers' latency p50/p99 over that minute. Targets: RSS and heap flat after warm-up (within
+// 10 %), nothing dropped, latency p99 at the last minute within 20 % of minute 5.
+// Run: npm run bench -- soak   (or npx tsx bench/soak.ts [minutes] [streams])
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { wallClockMicros } from '../src/core/time.js';
+import { openProducers, sendDue, startServe } from './load.js';
+
+const MINUTES = Number(process.argv[2] ?? process.env['BRAID_SOAK_MINUTES'] ?? 60);
+const STREAMS = Number(process.argv[3] ?? 64);
+const SUBSCRIBERS = 2;
+const PORT = 18_700;
+
+interface SubscriberMinute {
+  readonly minute: number;
+  readonly predictions: number;
+  readonly dropped: number;
+  readonly p50: number;
+  readonly p99: number;
+}
+
+function metricValue(text: string, name: string): number {
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+function sumOf(text: string, pattern: RegExp): number {
+  return [...text.matchAll(pattern)].reduce((a, m) => a + Number(m[1]), 0);
+}
+
+const server = await startServe({ port: PORT, model: 'models/demo' });
+const subscribers: ChildProcess = spawn(
+  process.execPath,
+  [
+    '--import',
+    'tsx',
+    'bench/server-subscribers.ts',
+    `ws://127.0.0.1:${PORT}`,
+    String(SUBSCRIBERS),
+    '9e18', // no whole-run totals: only the per-minute lines
+    '60',
+  ],
+  { stdio: ['ignore', 'pipe', 'inherit'] },
+);
+const minutes: SubscriberMinute[] = [];
+const lines = createInterface({ input: subscribers.stdout! });
+await new Promise<void>((resolve) =>
+  lines.on('line', (line) => {
+    if (line === 'ready') return resolve();
+    if (line.startsWith('{"minute"')) minutes.push(JSON.parse(line) as SubscriberMinute);
+  }),
+);
+
+const producers = await openProducers(`ws://127.0.0.1:${PORT}`, STREAMS);
+const t0 = wallClockMicros();
+console.log(
+  `${STREAMS} real-time producers (16 kHz PCM16 10 ms frames, raw gray 64x48 at 10 fps, text every ~1.7 s, progress every 20 ms), ${SUBSCRIBERS} subscribers of all streams, models/demo on cpu-fused, ${MINUTES} min\n`,
+);
+console.log(
+  '| minute | server RSS MiB | heap used MiB | event-loop lag p99 ms | open handles | predictions received / expected | dropped | latency p50 ms | p99 ms |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|');
+
+let tick = 0;
+const sender = setInterval(() => {
+  tick = sendDue(producers, t0, tick);
+}, 5);
+let lastDropped = 0;
+for (let minute = 1; minute <= MINUTES; minute++) {
+  await new Promise<void>((resolve) => {
+    const check = () => (minutes.length >= minute ? resolve() : setTimeout(check, 200));
+    check();
+  });
+  const s = minutes[minute - 1]!;
+  const text = await (await fetch(`http://127.0.0.1:${PORT}/metrics`)).text();
+  const dropped =
+    sumOf(text, /^braid_rejected_total\{[^}]*\} (\S+)$/gm) +
+    sumOf(text, /^braid_ingest_rejected_total\{[^}]*\} (\S+)$/gm) +
+    sumOf(text, /^braid_subscriber_dropped_total (\S+)$/gm) +
+    sumOf(text, /^braid_pipeline_total\{counter="(?:model_dropped_\w+|forced_closes|late)"\} (\S+)$/gm);
+  // Each stream makes two windows a second; each subscriber gets every one.
+  const expected = STREAMS * 60 * 2 * SUBSCRIBERS;
+  const mib = (v: number) => (v / 2 ** 20).toFixed(1);
+  console.log(
+    `| ${minute} | ${mib(metricValue(text, 'process_resident_memory_bytes'))} | ${mib(metricValue(text, 'nodejs_heap_size_used_bytes'))} | ${(metricValue(text, 'nodejs_eventloop_lag_p99_seconds') * 1000).toFixed(1)} | ${metricValue(text, 'nodejs_active_handles_total')} | ${s.predictions} / ${expected} | ${dropped - lastDropped + s.dropped} | ${s.p50.toFixed(1)} | ${s.p99.toFixed(1)} |`,
+  );
+  lastDropped = dropped;
+}
+clearInterval(sender);
+for (const ws of producers) ws.close();
+subscribers.kill('SIGINT');
+server.kill('SIGINT');

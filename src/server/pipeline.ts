@@ -1,0 +1,31 @@
+import type { Observable } from 'rxjs';
+import type { StreamInput } from '../core/events.js';
+import type { RefusalListener } from '../core/refusal.js';
+import type { Prediction } from '../core/window.js';
+import type { PipelineInputs } from '../pipeline/prediction-pipeline.js';
+import type { PipelineStats } from './metrics.js';
+
+export type { PipelineInputs };
+
+/** The prediction pipeline a server runs: server input (events and stream controls) in, predictions out. */
+export interface PredictionPipeline {
+  readonly labels: readonly string[];
+  readonly inputs?: PipelineInputs;
+  /** Names the model for clients (the `ready` and `welcome` messages). */
+  readonly modelId?: string;
+  /** The event-time windowing, in µs (idleTimeout may be Infinity), for the `ready` message. */
+  readonly windowing?: {
+    readonly size: number;
+    readonly hop: number;
+    readonly phase?: 'aligned' | 'stream';
+    readonly outOfOrderness: number;
+    readonly allowedLateness: number;
+    readonly idleTimeout: number;
+  };
+  /** `sinks.refused` hears of every input dropped inside the pipeline, so its producer can be told. */
+  run(
+    input$: Observable<StreamInput>,
+    sinks?: { readonly refused?: RefusalListener },
+  ): Observable<Prediction>;
+  stats?(): PipelineStats;
+}

@@ -1,0 +1,197 @@
+import { randomBytes } from 'node:crypto';
+import { isStreamControl, type Modality, type StreamInput } from '../core/events.js';
+import type { InputRefusal } from '../core/refusal.js';
+import type { Hello } from './protocol.js';
+import type { SubscriberHub } from './subscriber-hub.js';
+
+/** Whoever feeds a stream and should hear what the pipeline refused of it (a producer connection). */
+export interface StreamOwner {
+  refused(refusal: InputRefusal): void;
+  /** Another connection took the stream over with its resume token: this one must go. */
+  evicted(): void;
+}
+
+/** The last event the server took of one modality of a stream. */
+export interface Position {
+  readonly seq: number;
+  readonly time: number;
+}
+
+/** A producer's claim on a stream: what the `ready` says, and where to report what it sends. */
+export interface Claim {
+  readonly resumed: boolean;
+  readonly resumeToken: string;
+  /** On a resume: the last seq and time taken of each modality. */
+  readonly last: Readonly<Partial<Record<Modality, Position>>>;
+  /** The session's accepted events move the stream's positions on. */
+  accepted(modality: Modality, seq: number, time: number): void;
+  /**
+   * The session ended. `clean`: by a close message, a close frame or the server; its stream closes. Otherwise the
+   * connection was cut (no close frame, heartbeat): the stream is suspended for the resume grace.
+   */
+  release(clean: boolean): void;
+}
+
+export type ClaimRefusal = {
+  readonly refused: 'stream_in_use' | 'bad_resume_token';
+  readonly message: string;
+};
+
+interface StreamRecord {
+  readonly streamId: string;
+  readonly hello: Hello;
+  readonly resumeToken: string;
+  readonly last: Partial<Record<Modality, Position>>;
+  owner: StreamOwner | undefined;
+  /** Set while suspended: closes the stream when the grace runs out. */
+  grace: NodeJS.Timeout | undefined;
+}
+
+export interface DirectoryOptions {
+  /** How long a cut-off producer's stream waits for a resume (ms); 0 closes it at once. */
+  readonly resumeGraceMs: number;
+  /** Controls for the pipeline (open, close, suspend, resume). */
+  readonly push: (input: StreamInput) => void;
+}
+
+/** Same declared formats: a resume continues a stream only if its producer sends what it sent before. */
+const sameFormats = (a: Hello, b: Hello): boolean =>
+  JSON.stringify([a.modalities, a.audio, a.video]) === JSON.stringify([b.modalities, b.audio, b.video]);
+
+/**
+ * The streams a server knows: which are open (announced to subscribers as opened and closed) and which producer
+ * owns each, so that two producers cannot feed one stream and refusals reach the right socket. A producer cut off
+ * without a close leaves its stream suspended — model state, window grid and seq positions kept — for the resume
+ * grace; a hello with the same stream id (and, if given, its resume token) in that time continues it.
+ */
+export class StreamDirectory {
+  readonly #open = new Set<string>();
+  readonly #records = new Map<string, StreamRecord>();
+  readonly #options: DirectoryOptions;
+  suspensions = 0;
+  resumes = 0;
+  graceExpiries = 0;
+
+  constructor(
+    private readonly hub: SubscriberHub,
+    options: DirectoryOptions,
+  ) {
+    this.#options = options;
+  }
+
+  get size(): number {
+    return this.#open.size;
+  }
+
+  get suspended(): number {
+    let n = 0;
+    for (const r of this.#records.values()) if (r.owner === undefined) n++;
+    return n;
+  }
+
+  list(): string[] {
+    return [...this.#open];
+  }
+
+  /** Notes an input on its way to the pipeline: a stream's first input or open announces it, a close ends it. */
+  note(input: StreamInput): void {
+    const { streamId } = input;
+    if (isStreamControl(input) && input.control === 'close') {
+      if (this.#open.delete(streamId)) this.hub.broadcast({ type: 'stream', event: 'closed', streamId });
+      return;
+    }
+    if (this.#open.has(streamId)) return;
+    if (isStreamControl(input) && input.control !== 'open') return;
+    this.#open.add(streamId);
+    this.hub.broadcast({ type: 'stream', event: 'opened', streamId });
+  }
+
+  /** Claims a stream for a producer's hello: a new stream, a resume of a suspended one, or a take-over by token. */
+  claim(hello: Hello, owner: StreamOwner): Claim | ClaimRefusal {
+    const { streamId } = hello;
+    const record = this.#records.get(streamId);
+    if (record !== undefined) {
+      const tokenGiven = hello.resumeToken !== undefined;
+      if (tokenGiven && hello.resumeToken !== record.resumeToken)
+        return { refused: 'bad_resume_token', message: `resumeToken does not match stream "${streamId}"` };
+      if (record.owner !== undefined && !tokenGiven)
+        return { refused: 'stream_in_use', message: `stream "${streamId}" already has a producer` };
+      if (sameFormats(record.hello, hello)) return this.#resume(record, owner);
+      // Other formats: not the same stream any more. The old one ends; a new one starts under the id.
+      this.#end(record);
+    }
+    const fresh: StreamRecord = {
+      streamId,
+      hello,
+      resumeToken: randomBytes(18).toString('base64url'),
+      last: {},
+      owner,
+      grace: undefined,
+    };
+    this.#records.set(streamId, fresh);
+    this.#options.push({ control: 'open', streamId, modalities: hello.modalities });
+    return this.#claimOf(fresh, owner, false);
+  }
+
+  ownerOf(streamId: string): StreamOwner | undefined {
+    return this.#records.get(streamId)?.owner;
+  }
+
+  /** Closes every suspended stream now (server shutdown). */
+  closeSuspended(): void {
+    for (const record of [...this.#records.values()]) if (record.owner === undefined) this.#end(record);
+  }
+
+  #resume(record: StreamRecord, owner: StreamOwner): Claim {
+    const previous = record.owner;
+    if (previous !== undefined) previous.evicted();
+    const wasSuspended = record.grace !== undefined;
+    clearTimeout(record.grace);
+    record.grace = undefined;
+    record.owner = owner;
+    this.resumes++;
+    if (wasSuspended) {
+      this.#options.push({ control: 'resume', streamId: record.streamId });
+      this.hub.broadcast({ type: 'stream', event: 'resumed', streamId: record.streamId });
+    }
+    return this.#claimOf(record, owner, true);
+  }
+
+  #claimOf(record: StreamRecord, owner: StreamOwner, resumed: boolean): Claim {
+    let released = false;
+    return {
+      resumed,
+      resumeToken: record.resumeToken,
+      last: { ...record.last },
+      accepted: (modality, seq, time) => {
+        if (record.owner === owner) record.last[modality] = { seq, time };
+      },
+      release: (clean) => {
+        if (released) return;
+        released = true;
+        // A connection that was taken over has nothing left to release.
+        if (record.owner !== owner || this.#records.get(record.streamId) !== record) return;
+        if (clean || this.#options.resumeGraceMs <= 0) return this.#end(record);
+        this.#suspend(record);
+      },
+    };
+  }
+
+  #suspend(record: StreamRecord): void {
+    record.owner = undefined;
+    this.suspensions++;
+    this.#options.push({ control: 'suspend', streamId: record.streamId });
+    this.hub.broadcast({ type: 'stream', event: 'suspended', streamId: record.streamId });
+    record.grace = setTimeout(() => {
+      this.graceExpiries++;
+      this.#end(record);
+    }, this.#options.resumeGraceMs);
+    record.grace.unref();
+  }
+
+  #end(record: StreamRecord): void {
+    clearTimeout(record.grace);
+    this.#records.delete(record.streamId);
+    this.#options.push({ control: 'close', streamId: record.streamId });
+  }
+}

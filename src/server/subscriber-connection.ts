@@ -1,0 +1,62 @@
+import { WebSocket } from 'ws';
+import { describeZodError, type ErrorMessage, type ServerMessage, subscribeSchema } from './protocol.js';
+import { Subscriber, type SubscriberLimits } from './subscriber.js';
+import type { SubscriberHub } from './subscriber-hub.js';
+
+export interface SubscriberHooks {
+  readonly hub: SubscriberHub;
+  /** Ids of the streams open now (a subscribe is answered with those it names that are not). */
+  readonly openStreams: () => readonly string[];
+  /** The message a new subscriber gets first (the welcome). */
+  readonly welcome: () => ServerMessage;
+  readonly dropped: (n: number) => void;
+  readonly rejected: (reason: string) => void;
+}
+
+/**
+ * One subscriber socket: a bounded queue in the hub (see {@link Subscriber}), and its subscribe messages parsed and
+ * validated; anything else is answered with an error naming the problem.
+ */
+export function attachSubscriber(
+  ws: WebSocket,
+  limits: SubscriberLimits,
+  hooks: SubscriberHooks,
+): Subscriber {
+  const subscriber = new Subscriber(ws, limits, hooks.dropped);
+  hooks.hub.add(subscriber);
+  subscriber.send(hooks.welcome());
+  const refuse = (code: string, message: string) => {
+    hooks.rejected(code);
+    if (ws.readyState === WebSocket.OPEN)
+      ws.send(JSON.stringify({ type: 'error', code, message } satisfies ErrorMessage));
+  };
+  ws.on('message', (data, isBinary) => {
+    if (isBinary)
+      return refuse(
+        'bad_message',
+        'subscribers send JSON: {"subscribe": ["stream", ...]} or {"subscribe": "*"}',
+      );
+    let value: unknown;
+    try {
+      value = JSON.parse(String(data));
+    } catch {
+      return refuse('bad_json', 'message is not valid JSON');
+    }
+    const parsed = subscribeSchema.safeParse(value);
+    if (!parsed.success) return refuse('bad_message', describeZodError(parsed.error));
+    const streams = parsed.data.subscribe;
+    subscriber.subscribe(streams);
+    const open = new Set(hooks.openStreams());
+    subscriber.send({
+      type: 'subscribed',
+      streams: streams === '*' ? '*' : [...streams],
+      notOpen: streams === '*' ? [] : streams.filter((s) => !open.has(s)),
+    });
+  });
+  ws.on('error', () => {});
+  ws.on('close', () => {
+    subscriber.close();
+    hooks.hub.delete(subscriber);
+  });
+  return subscriber;
+}
