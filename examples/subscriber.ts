@@ -1,48 +1,31 @@
-// A small typed client: subscribes to braid's predictions and prints them.
-//   npx tsx examples/subscriber.ts [ws://127.0.0.1:8080] [stream ...]
-// With a token: BRAID_TOKEN=... npx tsx examples/subscriber.ts ws://host:8080
-import WebSocket from 'ws';
-import type { ServerMessage } from '../src/server/protocol.js';
+// A subscriber with braid's client library: prints the predictions of some streams (or all), reconnecting by itself.
+//   npx tsx examples/subscriber.ts [http://127.0.0.1:8080] [stream ...]
+// With a token: BRAID_TOKEN=... npx tsx examples/subscriber.ts http://host:8080
+import { subscribe } from 'braid/client';
 
-const [url = 'ws://127.0.0.1:8080', ...streams] = process.argv.slice(2);
-const token = process.env['BRAID_TOKEN'];
-const ws = new WebSocket(
-  `${url.replace(/\/$/, '')}/subscribe`,
-  token ? { headers: { authorization: `Bearer ${token}` } } : {},
-);
+const [url = 'http://127.0.0.1:8080', ...streams] = process.argv.slice(2);
+const subscription = subscribe({
+  url,
+  token: process.env['BRAID_TOKEN'],
+  streams: streams.length > 0 ? streams : '*',
+  onMessage: (message) => {
+    if (message.type === 'welcome')
+      console.log(
+        `connected: protocol v${message.version}, model ${message.model?.id ?? '?'}, labels ${message.labels.join(', ')}, live streams ${message.streams.join(', ') || 'none'}`,
+      );
+    else if (message.type === 'stream') console.log(`stream ${message.streamId} ${message.event}`);
+    else if (message.type === 'error') console.error(`server error ${message.code}: ${message.message}`);
+  },
+  onStatus: (status, detail) => {
+    if (status === 'reconnecting') console.log(`reconnecting${detail ? ` ${detail}` : ''}`);
+  },
+});
+process.once('SIGINT', () => subscription.close());
 
-ws.on('open', () => ws.send(JSON.stringify({ subscribe: streams.length > 0 ? streams : '*' })));
-ws.on('message', (data) => {
-  const message = JSON.parse(String(data)) as ServerMessage;
-  switch (message.type) {
-    case 'welcome':
-      console.log(
-        `connected: protocol v${message.version}, labels ${message.labels.join(', ')}, live streams ${message.streams.join(', ') || 'none'}`,
-      );
-      break;
-    case 'prediction': {
-      const scores = Object.entries(message.scores)
-        .map(([label, score]) => `${label} ${score.toFixed(2)}`)
-        .join('  ');
-      const dropped = message.dropped ? `  (${message.dropped} dropped: this client is too slow)` : '';
-      console.log(
-        `${message.streamId} #${message.windowIndex} ${scores}  latency ${message.latencyMs.toFixed(0)} ms${dropped}`,
-      );
-      break;
-    }
-    case 'stream':
-      console.log(`stream ${message.streamId} ${message.event}`);
-      break;
-    case 'error':
-      console.error(`server error ${message.code}: ${message.message}`);
-      break;
-  }
-});
-ws.on('close', (code, reason) => {
-  console.log(`closed ${code} ${String(reason)}`);
-  process.exit(code === 1000 ? 0 : 1);
-});
-ws.on('error', (error) => {
-  console.error(`cannot connect to ${url}: ${error.message}`);
-  process.exit(1);
-});
+for await (const p of subscription) {
+  const scores = Object.entries(p.scores)
+    .map(([label, score]) => `${label} ${score.toFixed(2)}`)
+    .join('  ');
+  const dropped = p.dropped ? `  (${p.dropped} dropped: this client is too slow)` : '';
+  console.log(`${p.streamId} #${p.windowIndex} ${scores}  latency ${p.latencyMs.toFixed(0)} ms${dropped}`);
+}

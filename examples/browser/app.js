@@ -1,9 +1,13 @@
-// braid demo page: streams the microphone (16 kHz PCM16), the camera (small raw grayscale frames) and typed text to
-// /ingest, subscribes to predictions, and charts every label. Protocol: docs/protocol.md.
+// braid demo page: streams the microphone (at the device's own rate: the server resamples), the camera (small raw
+// grayscale frames) and typed text to /ingest through braid's client library, which reconnects and resumes by itself;
+// marks labels on the live stream (click or hold a key), so `braid serve --record` makes training data from the page;
+// subscribes to predictions and charts every label. Protocol: docs/protocol.md.
+import { connectProducer, subscribe } from '/lib/client/index.js';
+
 const $ = (id) => document.getElementById(id);
 const nowMicros = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
-const wsUrl = (path) =>
-  `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}${location.search}`;
+const token = new URLSearchParams(location.search).get('token') ?? undefined;
+const base = location.origin;
 
 const state = {
   streamId: `browser-${Math.random().toString(36).slice(2, 8)}`,
@@ -14,23 +18,23 @@ const state = {
   count: 0,
   dropped: 0,
   chart: null,
-  ingest: null,
+  producer: null,
+  subscription: null,
   stopCapture: null,
+  status: 'idle',
+  /** Labels marked on, by name (sent as label events while capturing). */
+  marked: {},
+  audioRate: null,
 };
 window.__braid = state; // for tests and curious users
 
 function setStatus(text) {
+  state.status = text;
   $('status').textContent = text;
 }
 
-function frameHeader(modality, time, seq, payloadBytes) {
-  const out = new Uint8Array(16 + payloadBytes);
-  const view = new DataView(out.buffer);
-  view.setUint8(0, 1);
-  view.setUint8(1, modality === 'audio' ? 1 : 2);
-  view.setFloat64(4, time, true);
-  view.setUint32(12, seq, true);
-  return out;
+function showError(text) {
+  $('error').textContent = text;
 }
 
 function resetChart() {
@@ -62,8 +66,7 @@ function onPrediction(p) {
   if (p.streamId !== state.watching) return;
   state.count++;
   if (p.dropped) state.dropped += p.dropped;
-  const t = p.windowEnd / 1e6;
-  state.series.t.push(t);
+  state.series.t.push(p.windowEnd / 1e6);
   state.labels.forEach((label, i) => {
     state.series.scores[i].push(p.scores[label] ?? null);
   });
@@ -85,119 +88,202 @@ function onPrediction(p) {
 
 function watch(streamId) {
   state.watching = streamId;
-  state.subscriber?.send(JSON.stringify({ subscribe: [streamId] }));
   resetChart();
 }
 
 function addStreamOption(id) {
   if ([...$('watch').options].some((o) => o.value === id)) return;
-  const option = new Option(id === state.streamId ? `${id} (you)` : id, id);
-  $('watch').add(option);
+  $('watch').add(new Option(id === state.streamId ? `${id} (you)` : id, id));
+  if (!state.watching) watch(id);
 }
 
-function connectSubscriber() {
-  const ws = new WebSocket(wsUrl('/subscribe'));
-  state.subscriber = ws;
-  ws.onmessage = (event) => {
-    const m = JSON.parse(event.data);
-    if (m.type === 'welcome') {
-      state.labels = m.labels;
-      m.streams.forEach(addStreamOption);
-      if (!state.watching && m.streams.length > 0) watch(m.streams[0]);
-      else if (state.watching) watch(state.watching);
-    } else if (m.type === 'stream' && m.event === 'opened') addStreamOption(m.streamId);
-    else if (m.type === 'prediction') onPrediction(m);
-    else if (m.type === 'error') $('error').textContent = `server: ${m.code}: ${m.message}`;
-  };
-  ws.onclose = () => setTimeout(connectSubscriber, 1000);
+function removeStreamOption(id) {
+  const option = [...$('watch').options].find((o) => o.value === id);
+  if (option) option.remove();
+  if (state.watching === id && id !== state.streamId) {
+    const next = $('watch').options[0]?.value ?? null;
+    $('watch').value = next ?? '';
+    if (next) watch(next);
+    else state.watching = null;
+  }
+}
+
+function startSubscriber() {
+  state.subscription = subscribe({
+    url: base,
+    token,
+    streams: '*',
+    onMessage: (m) => {
+      if (m.type === 'welcome') {
+        state.labels = m.labels;
+        renderLabelButtons();
+        for (const id of m.streams) addStreamOption(id);
+        if (state.watching) watch(state.watching);
+      } else if (m.type === 'stream') {
+        if (m.event === 'opened' || m.event === 'resumed') addStreamOption(m.streamId);
+        else if (m.event === 'closed') removeStreamOption(m.streamId);
+      } else if (m.type === 'error') showError(`server: ${m.code}: ${m.message}`);
+    },
+  });
+  (async () => {
+    for await (const p of state.subscription) onPrediction(p);
+  })();
+}
+
+/** Fills the microphone and camera pickers (labels appear once the page has permission). */
+async function listDevices() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  for (const [kind, select] of [
+    ['audioinput', $('mic-device')],
+    ['videoinput', $('cam-device')],
+  ]) {
+    const chosen = select.value;
+    select.innerHTML = '';
+    select.add(new Option('default', ''));
+    const found = devices.filter((d) => d.kind === kind);
+    for (const [i, d] of found.entries()) select.add(new Option(d.label || `${kind} ${i + 1}`, d.deviceId));
+    select.value = [...select.options].some((o) => o.value === chosen) ? chosen : '';
+  }
+}
+
+function renderLabelButtons() {
+  $('labels').innerHTML = '';
+  state.labels.forEach((label, i) => {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'label';
+    button.dataset.label = label;
+    button.textContent = `${i + 1} ${label}`;
+    button.title = `click to toggle, or hold the key ${i + 1}`;
+    button.onclick = () => markLabel(label, !state.marked[label]);
+    $('labels').append(button);
+  });
+}
+
+/** Marks a label on or off from now on: a label event on the live stream (ground truth for `braid train`). */
+function markLabel(label, on) {
+  if (Boolean(state.marked[label]) === on) return;
+  state.marked[label] = on;
+  for (const b of document.querySelectorAll('button.label'))
+    b.classList.toggle('on', Boolean(state.marked[b.dataset.label]));
+  state.producer?.sendLabels({ [label]: on ? 1 : 0 });
 }
 
 async function start() {
   $('start').disabled = true;
-  $('error').textContent = '';
+  showError('');
+  const useMic = $('use-mic').checked;
+  const useCam = $('use-cam').checked;
+  if (!useMic && !useCam) {
+    showError('choose the microphone, the camera or both');
+    $('start').disabled = false;
+    return;
+  }
+  // Made within the click, before anything awaits: browsers let an AudioContext run only from a user gesture.
+  // The device's own rate: no resampling in the browser; the server resamples for the model.
+  const audio = useMic ? new AudioContext() : null;
   try {
+    const micId = $('mic-device').value;
+    const camId = $('cam-device').value;
     const media = await navigator.mediaDevices.getUserMedia({
-      audio: { channelCount: 1 },
-      video: { width: 320, height: 240 },
+      audio: useMic ? { channelCount: 1, ...(micId && { deviceId: { exact: micId } }) } : false,
+      video: useCam ? { width: 320, height: 240, ...(camId && { deviceId: { exact: camId } }) } : false,
     });
-    const ingest = new WebSocket(wsUrl('/ingest'));
-    ingest.binaryType = 'arraybuffer';
-    await new Promise((resolve, reject) => {
-      ingest.onopen = resolve;
-      ingest.onerror = () => reject(new Error('could not connect to /ingest'));
-    });
-    ingest.onmessage = (event) => {
-      const m = JSON.parse(event.data);
-      if (m.type === 'error') $('error').textContent = `ingest: ${m.code}: ${m.message}`;
-    };
+    await listDevices();
+    await audio?.resume();
+    state.audioRate = audio?.sampleRate ?? null;
+    state.audioContext = audio;
     const { width, height } = state.inputs.video;
-    ingest.send(
-      JSON.stringify({
-        type: 'hello',
-        version: 1,
-        streamId: state.streamId,
-        modalities: ['audio', 'video', 'text'],
-        audio: { sampleRate: 16000, format: 'pcm16' },
-        video: { format: 'gray', width, height },
-      }),
-    );
-    state.ingest = ingest;
-    const send = (bytes) => {
-      // Live data is worth nothing late: skip a frame rather than queue behind a congested socket.
-      if (ingest.readyState === WebSocket.OPEN && ingest.bufferedAmount < 1 << 20) ingest.send(bytes);
-    };
+    const producer = await connectProducer({
+      url: base,
+      token,
+      streamId: state.streamId,
+      ...(audio && { audio: { sampleRate: audio.sampleRate } }),
+      ...(useCam && { video: { format: 'gray', width, height } }),
+      text: true,
+      labels: true,
+      onError: (e) => showError(`ingest: ${e.code}: ${e.message}`),
+      onStatus: (s, detail) => {
+        if (s === 'reconnecting') setStatus(`reconnecting${detail ? ` ${detail}` : ''}…`);
+        if (s === 'ready')
+          setStatus(`streaming as ${state.streamId}${detail === 'resumed' ? ' (resumed)' : ''}`);
+      },
+    });
+    state.producer = producer;
+    // Callbacks already queued (a worklet frame, a timer) may run after Stop: they must not send.
+    let live = true;
+    const stops = [
+      () => {
+        live = false;
+      },
+      () => {
+        for (const track of media.getTracks()) track.stop();
+      },
+    ];
+    /** Capture time of the next audio frame: what the microphone has not delivered yet is not promised away. */
+    let nextAudio = null;
 
-    // Audio: 16 kHz context; time from the sample count since the first frame.
-    const audio = new AudioContext({ sampleRate: 16000 });
-    await audio.audioWorklet.addModule('/pcm-worklet.js');
-    const node = new AudioWorkletNode(audio, 'pcm-framer');
-    audio.createMediaStreamSource(media).connect(node);
-    let audioStart = null;
-    let audioSeq = 0;
-    node.port.onmessage = ({ data }) => {
-      audioStart ??= nowMicros() - Math.round(((data.samplesBefore + 160) * 1e6) / 16000);
-      const time = audioStart + Math.floor((data.samplesBefore * 1e6) / 16000);
-      const pcm = new Uint8Array(data.pcm);
-      const frame = frameHeader('audio', time, audioSeq++, pcm.byteLength);
-      frame.set(pcm, 16);
-      send(frame);
-    };
+    if (audio) {
+      await audio.audioWorklet.addModule('/pcm-worklet.js');
+      const node = new AudioWorkletNode(audio, 'pcm-framer');
+      audio.createMediaStreamSource(media).connect(node);
+      // Firefox runs a graph only when it reaches the destination; the framer outputs silence.
+      node.connect(audio.destination);
+      let start = null;
+      node.port.onmessage = ({ data }) => {
+        if (!live) return;
+        const pcm = new Int16Array(data.pcm);
+        // Time from the sample count; the first frame is stamped with the clock, back-dated by its length.
+        start ??= nowMicros() - Math.round(((data.samplesBefore + pcm.length) * 1e6) / audio.sampleRate);
+        producer.sendAudio(pcm, start + Math.floor((data.samplesBefore * 1e6) / audio.sampleRate));
+        nextAudio = start + Math.floor(((data.samplesBefore + pcm.length) * 1e6) / audio.sampleRate);
+      };
+      stops.push(() => audio.close());
+    }
 
-    // Video: draw the camera into a small canvas at 10 fps and send raw grayscale.
-    $('video').srcObject = media;
-    const canvas = $('thumb');
-    canvas.width = width;
-    canvas.height = height;
-    const ctx = canvas.getContext('2d', { willReadFrequently: true });
-    let videoSeq = 0;
-    const timer = setInterval(() => {
-      if ($('video').readyState < 2) return;
-      const time = nowMicros();
-      ctx.drawImage($('video'), 0, 0, width, height);
-      const rgba = ctx.getImageData(0, 0, width, height).data;
-      const frame = frameHeader('video', time, videoSeq++, width * height);
-      const image = ctx.getImageData(0, 0, width, height);
-      for (let i = 0, j = 16; i < rgba.length; i += 4, j++) {
-        const gray = (rgba[i] * 77 + rgba[i + 1] * 150 + rgba[i + 2] * 29) >> 8;
-        frame[j] = gray;
-        image.data[i] = image.data[i + 1] = image.data[i + 2] = gray;
-      }
-      ctx.putImageData(image, 0, 0); // show exactly what the model gets
-      send(frame);
-    }, 100);
+    if (useCam) {
+      // Draw the camera into a small canvas at 10 fps and send raw grayscale.
+      $('video').srcObject = media;
+      const canvas = $('thumb');
+      canvas.width = width;
+      canvas.height = height;
+      const ctx = canvas.getContext('2d', { willReadFrequently: true });
+      const timer = setInterval(() => {
+        if (!live || $('video').readyState < 2) return;
+        const time = nowMicros();
+        ctx.drawImage($('video'), 0, 0, width, height);
+        const image = ctx.getImageData(0, 0, width, height);
+        const gray = new Uint8Array(width * height);
+        for (let i = 0, j = 0; i < image.data.length; i += 4, j++) {
+          const g = (image.data[i] * 77 + image.data[i + 1] * 150 + image.data[i + 2] * 29) >> 8;
+          gray[j] = g;
+          image.data[i] = image.data[i + 1] = image.data[i + 2] = g;
+        }
+        ctx.putImageData(image, 0, 0); // show exactly what the model gets
+        producer.sendVideo(gray, time);
+      }, 100);
+      stops.push(() => clearInterval(timer));
+    }
+
+    // Progress bounds every 20 ms: everything captured before this time has been sent (the next audio frame's start,
+    // or now), so windows close without waiting for the next frame of the slowest modality.
+    const progress = setInterval(() => {
+      if (!live || (audio && nextAudio === null)) return;
+      producer.progress(audio ? Math.min(nextAudio, nowMicros()) : nowMicros());
+    }, 20);
+    stops.push(() => clearInterval(progress));
 
     // Text: what was typed since the last event, every 250 ms while typing, and on Enter.
-    let textSeq = 0;
     let sent = '';
     const flushText = () => {
       const value = $('text').value;
       if (value === sent) return;
       const typed = value.startsWith(sent) ? value.slice(sent.length) : value;
       sent = value;
-      if (typed.trim() === '') return;
-      send(JSON.stringify({ type: 'text', time: nowMicros(), seq: textSeq++, text: typed }));
+      if (live && typed.trim() !== '') producer.sendText(typed);
     };
     const textTimer = setInterval(flushText, 250);
+    stops.push(() => clearInterval(textTimer));
     $('text').onkeydown = (e) => {
       if (e.key !== 'Enter') return;
       flushText();
@@ -205,13 +291,10 @@ async function start() {
       sent = '';
     };
 
-    state.stopCapture = () => {
-      clearInterval(timer);
-      clearInterval(textTimer);
-      audio.close();
-      for (const track of media.getTracks()) track.stop();
-      ingest.send(JSON.stringify({ type: 'close' }));
-      ingest.close();
+    state.stopCapture = async () => {
+      for (const stop of stops) stop();
+      await producer.close();
+      state.producer = null;
     };
     addStreamOption(state.streamId);
     $('watch').value = state.streamId;
@@ -219,18 +302,31 @@ async function start() {
     $('stop').disabled = false;
     setStatus(`streaming as ${state.streamId}`);
   } catch (error) {
-    $('error').textContent = `${error.name ?? 'Error'}: ${error.message}`;
+    audio?.close();
+    showError(`${error.name ?? 'Error'}: ${error.message}`);
     $('start').disabled = false;
   }
 }
 
-function stop() {
-  state.stopCapture?.();
-  state.stopCapture = null;
+async function stop() {
   $('stop').disabled = true;
+  await state.stopCapture?.();
+  state.stopCapture = null;
   $('start').disabled = false;
   setStatus('stopped');
 }
+
+// Hold a digit key to mark the label with that number; releasing it marks it off (not while typing text).
+document.addEventListener('keydown', (e) => {
+  if (e.repeat || e.target === $('text')) return;
+  const label = state.labels[Number(e.key) - 1];
+  if (label) markLabel(label, true);
+});
+document.addEventListener('keyup', (e) => {
+  if (e.target === $('text')) return;
+  const label = state.labels[Number(e.key) - 1];
+  if (label) markLabel(label, false);
+});
 
 async function init() {
   try {
@@ -240,8 +336,10 @@ async function init() {
   } catch {
     // the welcome message carries the labels too
   }
+  renderLabelButtons();
   resetChart();
-  connectSubscriber();
+  startSubscriber();
+  listDevices().catch(() => {});
   $('start').onclick = start;
   $('stop').onclick = stop;
   $('watch').onchange = () => watch($('watch').value);

@@ -1,11 +1,12 @@
-// AudioWorklet: the AudioContext runs at 16 kHz, so the browser resamples the microphone; this cuts the samples into
-// 10 ms PCM16 frames (160 samples) and posts them with their running sample count, from which time is derived.
-const FRAME = 160;
-
+// AudioWorklet: cuts the microphone's samples, at the AudioContext's own rate (the device's, usually 44.1 or 48 kHz:
+// the server resamples), into 10 ms mono PCM16 frames and posts them with their running sample count, from which
+// the page derives each frame's capture time.
 class PcmFramer extends AudioWorkletProcessor {
   constructor() {
     super();
-    this.frame = new Int16Array(FRAME);
+    // `sampleRate` is the AudioWorkletGlobalScope's: the context's rate.
+    this.size = Math.round(sampleRate / 100);
+    this.frame = new Int16Array(this.size);
     this.filled = 0;
     this.samplesBefore = 0;
   }
@@ -15,13 +16,13 @@ class PcmFramer extends AudioWorkletProcessor {
     for (let i = 0; i < channel.length; i++) {
       const s = Math.max(-1, Math.min(1, channel[i]));
       this.frame[this.filled++] = s < 0 ? s * 0x8000 : s * 0x7fff;
-      if (this.filled === FRAME) {
-        // Transferring the buffer detaches this.frame, so count with the constant.
+      if (this.filled === this.size) {
+        // Transferring the buffer detaches this.frame, so count with the size.
         this.port.postMessage({ samplesBefore: this.samplesBefore, pcm: this.frame.buffer }, [
           this.frame.buffer,
         ]);
-        this.samplesBefore += FRAME;
-        this.frame = new Int16Array(FRAME);
+        this.samplesBefore += this.size;
+        this.frame = new Int16Array(this.size);
         this.filled = 0;
       }
     }

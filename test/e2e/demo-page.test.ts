@@ -1,28 +1,164 @@
-import { mkdirSync } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { McapRecorder } from '../../src/record/recorder.js';
+import { readRecording } from '../../src/record/recording-reader.js';
 import { type BraidServer, startServer } from '../../src/server/server.js';
 import { demoPipelineForTests } from '../helpers/demo-pipeline.js';
 import { fakeCameraY4m, fakeMicrophoneWav } from '../helpers/media.js';
+import { startPulseAudio } from '../helpers/pulseaudio.js';
+import { eventually } from '../helpers/source-assertions.js';
 import { requireTool } from '../helpers/system-tools.js';
 
-const hasTools = requireTool('chromium') && requireTool('ffmpeg') && requireTool('sox');
+/**
+ * The demo page in two real browsers — Chromium (playwright-core, fake microphone and camera fed from real speech
+ * and video) and Firefox ESR (puppeteer-core over WebDriver BiDi, Firefox's fake devices, a PulseAudio null sink for
+ * its AudioContext) — through braid's client
+ * library: predictions arrive and the chart draws, labels marked on the page reach a recording, a microphone-only
+ * session works, and a stream that stops leaves the picker.
+ */
 
-describe.skipIf(!hasTools)('browser demo in real headless Chromium', () => {
-  let server: BraidServer;
-  const received = { audio: 0, video: 0, text: 0, label: 0 };
-  let browser: Browser;
+const hasChromium = requireTool('chromium') && requireTool('ffmpeg') && requireTool('sox');
+const hasFirefox = requireTool('firefox-esr') && requireTool('pulseaudio');
 
-  beforeAll(async () => {
-    server = await startServer({
-      pipeline: await demoPipelineForTests(),
-      port: 0,
-      log: () => {},
-      onInput: (input) => {
-        if (!('control' in input)) received[input.modality]++;
-      },
-    });
-    browser = await chromium.launch({
+/** What the test needs of a page, the same for playwright and puppeteer. */
+interface DemoPage {
+  goto(url: string): Promise<unknown>;
+  click(selector: string): Promise<void>;
+  type(selector: string, text: string): Promise<void>;
+  keyDown(key: string): Promise<void>;
+  keyUp(key: string): Promise<void>;
+  evaluate<T>(fn: () => T): Promise<T>;
+  waitFor(fn: () => boolean, timeoutMs: number): Promise<unknown>;
+  screenshot(selector: string, path: string): Promise<Buffer>;
+  errors: string[];
+}
+
+type BraidState = {
+  streamId: string;
+  count: number;
+  watching: string | null;
+  status: string;
+  audioRate: number | null;
+  series: { t: number[]; scores: number[][] };
+};
+/** The page's state, inside page callbacks (which run in the browser and cannot call test functions). */
+type W = { __braid: BraidState };
+
+interface DemoServer {
+  readonly server: BraidServer;
+  readonly received: Record<string, Record<string, number>>;
+  /** Closes the server, finishes the recording and returns the label events of a stream in it. */
+  labelsOf(streamId: string): Promise<Record<string, number>[]>;
+}
+
+const opened: BraidServer[] = [];
+afterAll(async () => {
+  for (const s of opened) await s.close();
+});
+
+/** The demo server, every input also written to a real MCAP recording (as `braid serve --record` does). */
+async function demoServer(): Promise<DemoServer> {
+  const recording = join(mkdtempSync(join(tmpdir(), 'braid-demo-')), 'page.mcap');
+  const recorder = await McapRecorder.create(recording);
+  const received: Record<string, Record<string, number>> = {};
+  const server = await startServer({
+    pipeline: await demoPipelineForTests(),
+    port: 0,
+    log: () => {},
+    onInput: (input) => {
+      if ('control' in input) return;
+      received[input.streamId] ??= {};
+      received[input.streamId]![input.modality] = (received[input.streamId]![input.modality] ?? 0) + 1;
+      void recorder.write(input).catch(() => {});
+    },
+  });
+  opened.push(server);
+  return {
+    server,
+    received,
+    labelsOf: async (streamId) => {
+      opened.splice(opened.indexOf(server), 1);
+      await server.close();
+      await recorder.close();
+      const labels: Record<string, number>[] = [];
+      for await (const e of readRecording(recording, { onWarning: () => {} }))
+        if (e.streamId === streamId && e.modality === 'label') labels.push({ ...e.payload.labels });
+      return labels;
+    },
+  };
+}
+
+/** Pixels of the chart that belong to a plotted line (saturated colour), not to the white background or the axes. */
+async function linePixels(png: Buffer): Promise<number> {
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  let n = 0;
+  for (let i = 0; i < info.width * info.height * 3; i += 3) {
+    const max = Math.max(data[i]!, data[i + 1]!, data[i + 2]!);
+    const min = Math.min(data[i]!, data[i + 1]!, data[i + 2]!);
+    if (max - min > 80) n++;
+  }
+  return n;
+}
+
+/** One full session: start, type, mark a label by click and by key, check the chart, stop, leave the picker. */
+async function session(page: DemoPage, browser: string, demo: DemoServer): Promise<string> {
+  const { server, received } = demo;
+  await page.goto(server.url);
+  await page.waitFor(() => document.querySelectorAll('button.label').length > 0, 10_000);
+  const started = Date.now();
+  await page.click('#start');
+  await page.waitFor(() => (window as unknown as W).__braid.count > 0, 15_000);
+  const firstAfterMs = Date.now() - started;
+  const streamId = await page.evaluate(() => (window as unknown as W).__braid.streamId);
+  await page.type('#text', 'hello braid, this is typed text');
+  await page.click('button.label[data-label="speech"]'); // on
+  await page.keyDown('2'); // hold "motion"
+  await page.waitFor(() => (window as unknown as W).__braid.count >= 6, 15_000);
+  await page.keyUp('2');
+  await page.click('button.label[data-label="speech"]'); // off
+  await page.waitFor(() => (window as unknown as W).__braid.count >= 8, 15_000);
+  const state = await page.evaluate(() => ({
+    watching: (window as unknown as W).__braid.watching,
+    points: (window as unknown as W).__braid.series.t.length,
+    status: (window as unknown as W).__braid.status,
+    audioRate: (window as unknown as W).__braid.audioRate,
+  }));
+  expect(state.watching).toBe(streamId);
+  expect(state.points).toBeGreaterThanOrEqual(8);
+  expect(state.status).toMatch(/streaming as/);
+  mkdirSync('test-artifacts', { recursive: true });
+  const chart = await page.screenshot('#chart', `test-artifacts/demo-chart-${browser}.png`);
+  expect(await linePixels(chart)).toBeGreaterThan(200);
+  // Microphone at the device's own rate (Firefox 44.1 kHz, Chromium 48 kHz), camera frames, typed text, labels.
+  expect(state.audioRate).toBeGreaterThan(16_000);
+  expect(received[streamId]?.['audio']).toBeGreaterThan(100);
+  expect(received[streamId]?.['video']).toBeGreaterThan(5);
+  expect(received[streamId]?.['text']).toBeGreaterThan(0);
+  expect(received[streamId]?.['label']).toBe(4);
+  await page.click('#stop');
+  // The stream closed: it leaves the picker.
+  await page.waitFor(
+    () =>
+      !Array.from(document.querySelectorAll('#watch option')).some(
+        (o) => (o as HTMLOptionElement).value === (window as unknown as W).__braid.streamId,
+      ),
+    10_000,
+  );
+  await eventually(() => !server.activeStreams().includes(streamId));
+  expect(page.errors).toEqual([]);
+  // Not a timing target (those are benchmarks): the first prediction must simply come while the page is live.
+  expect(firstAfterMs).toBeLessThan(15_000);
+  return streamId;
+}
+
+describe.skipIf(!hasChromium)('demo page in real headless Chromium', () => {
+  it('streams microphone, camera, text and labels, charts its predictions, leaves the picker on stop', async () => {
+    const browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
       args: [
         '--no-sandbox',
@@ -39,59 +175,93 @@ describe.skipIf(!hasTools)('browser demo in real headless Chromium', () => {
         '--autoplay-policy=no-user-gesture-required',
       ],
     });
-  }, 60_000);
+    try {
+      const p = await browser.newPage({ viewport: { width: 1100, height: 820 } });
+      const errors: string[] = [];
+      p.on('pageerror', (e) => errors.push(e.message));
+      const page: DemoPage = {
+        goto: (url) => p.goto(url),
+        click: (s) => p.click(s),
+        type: (s, t) => p.type(s, t),
+        keyDown: (k) => p.keyboard.down(k),
+        keyUp: (k) => p.keyboard.up(k),
+        evaluate: (fn) => p.evaluate(fn),
+        waitFor: (fn, timeout) => p.waitForFunction(fn, undefined, { timeout }),
+        screenshot: (s, path) => p.locator(s).screenshot({ path }),
+        errors,
+      };
+      const demo = await demoServer();
+      const streamId = await session(page, 'chromium', demo);
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+      // Microphone only: a machine without a camera still streams.
+      await p.reload();
+      await p.waitForFunction(() => document.querySelectorAll('button.label').length > 0);
+      await p.uncheck('#use-cam');
+      await p.click('#start');
+      await p.waitForFunction(() => (window as unknown as W).__braid.count >= 2, undefined, {
+        timeout: 15_000,
+      });
+      const micOnly = await p.evaluate(() => (window as unknown as W).__braid.streamId);
+      expect(demo.received[micOnly]?.['audio']).toBeGreaterThan(50);
+      expect(demo.received[micOnly]?.['video']).toBeUndefined();
+      await p.click('#stop');
+      expect(errors).toEqual([]);
+      expect(await demo.labelsOf(streamId)).toEqual([
+        { speech: 1 },
+        { motion: 1 },
+        { motion: 0 },
+        { speech: 0 },
+      ]);
+    } finally {
+      await browser.close();
+    }
+  }, 90_000);
+});
 
-  it('streams microphone, camera and typed text, and charts predictions for its own stream within 2 s', async () => {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(server.url);
-    // The clock starts at the click: getUserMedia, the worklet, the socket and the first window all count.
-    const started = Date.now();
-    await page.click('#start');
-    await page.waitForFunction(
-      () => (window as unknown as { __braid: { count: number } }).__braid.count > 0,
-      undefined,
-      { timeout: 2000 },
-    );
-    const firstAfterMs = Date.now() - started;
-    const streamId = await page.evaluate(
-      () => (window as unknown as { __braid: { streamId: string } }).__braid.streamId,
-    );
-    await page.type('#text', 'hello braid, this is typed text');
-    // Let a few more windows arrive so the chart has a line to draw.
-    await page.waitForFunction(
-      () => (window as unknown as { __braid: { count: number } }).__braid.count >= 4,
-      undefined,
-      {
-        timeout: 5000,
+describe.skipIf(!hasFirefox)('demo page in real headless Firefox (WebDriver BiDi)', () => {
+  it('streams microphone, camera, text and labels, charts its predictions, leaves the picker on stop', async () => {
+    const pulse = await startPulseAudio();
+    const browser = await puppeteer.launch({
+      browser: 'firefox',
+      executablePath: '/usr/bin/firefox-esr',
+      headless: true,
+      env: { ...process.env, ...pulse.env },
+      extraPrefsFirefox: {
+        'media.navigator.streams.fake': true,
+        'media.navigator.permission.disabled': true,
+        'media.autoplay.default': 0,
       },
-    );
-    const state = await page.evaluate(() => {
-      const s = (
-        window as unknown as { __braid: { watching: string; series: { t: number[]; scores: number[][] } } }
-      ).__braid;
-      return { watching: s.watching, points: s.series.t.length, labels: s.series.scores.length };
     });
-    expect(state.watching).toBe(streamId);
-    expect(state.points).toBeGreaterThanOrEqual(4);
-    expect(state.labels).toBeGreaterThan(0);
-    expect(await page.locator('#chart canvas').count()).toBeGreaterThan(0);
-    expect(await page.textContent('#latency')).toMatch(/\d+ ms/);
-    expect(server.activeStreams()).toContain(streamId);
-    // Real microphone samples, camera frames and the typed text all reached the server.
-    expect(received.audio).toBeGreaterThan(50);
-    expect(received.video).toBeGreaterThan(5);
-    expect(received.text).toBeGreaterThan(0);
-    mkdirSync('test-artifacts', { recursive: true });
-    await page.screenshot({ path: 'test-artifacts/demo-page.png' });
-    expect(errors).toEqual([]);
-    expect(firstAfterMs).toBeLessThan(2000);
-    await page.click('#stop');
-  }, 60_000);
+    try {
+      const p = await browser.newPage();
+      await p.setViewport({ width: 1100, height: 820 });
+      const errors: string[] = [];
+      p.on('pageerror', (e) => errors.push(e instanceof Error ? e.message : String(e)));
+      const page: DemoPage = {
+        goto: (url) => p.goto(url),
+        click: (s) => p.click(s),
+        type: (s, t) => p.type(s, t),
+        keyDown: (k) => p.keyboard.down(k as never),
+        keyUp: (k) => p.keyboard.up(k as never),
+        evaluate: (fn) => p.evaluate(fn),
+        waitFor: (fn, timeout) => p.waitForFunction(fn, { timeout }),
+        screenshot: async (s, path) => {
+          const element = await p.$(s);
+          return Buffer.from(await element!.screenshot({ path: path as `${string}.png` }));
+        },
+        errors,
+      };
+      const demo = await demoServer();
+      const streamId = await session(page, 'firefox', demo);
+      expect(await demo.labelsOf(streamId)).toEqual([
+        { speech: 1 },
+        { motion: 1 },
+        { motion: 0 },
+        { speech: 0 },
+      ]);
+    } finally {
+      await browser.close();
+      pulse.stop();
+    }
+  }, 90_000);
 });
