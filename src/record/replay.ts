@@ -92,11 +92,16 @@ class Pacer {
     }
     // Absolute targets from one origin, so timer lateness never accumulates into drift.
     const due = this.#origin.clock + (time - this.#origin.time) / 1000 / this.speed;
-    const delay = due - this.scheduler.now();
-    if (delay < 1) return undefined;
+    if (due - this.scheduler.now() < 1) return undefined;
     return new Promise<void>((resolve) => {
       this.#wake = resolve;
-      this.#timer = this.scheduler.schedule(resolve, delay);
+      // Timers may fire a little early (whole-ms clocks, rounding): look again, and wait again if it is not due.
+      const arm = () => {
+        const left = due - this.scheduler.now();
+        if (left < 1) resolve();
+        else this.#timer = this.scheduler.schedule(arm, left);
+      };
+      arm();
     });
   }
 
