@@ -53,9 +53,7 @@ async function measure(streams: number, port: number) {
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const sum = (re: RegExp) => [...metrics.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
   const serverDropped =
-    sum(
-      /braid_pipeline_total\{counter="(?:model_dropped_\w+|late|rejected_\w+|decode_dropped_\w+)"\} (\d+)/g,
-    ) +
+    sum(/^braid_(?:rejected|late_events)_total\{[^}]*\} (\d+)/gm) +
     sum(/braid_ingest_rejected_total\{[^}]*\} (\d+)/g) +
     sum(/braid_subscriber_dropped_total (\d+)/g);
   for (const ws of producers) ws.close();

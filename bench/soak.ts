@@ -80,7 +80,7 @@ for (let minute = 1; minute <= MINUTES; minute++) {
     sumOf(text, /^braid_rejected_total\{[^}]*\} (\S+)$/gm) +
     sumOf(text, /^braid_ingest_rejected_total\{[^}]*\} (\S+)$/gm) +
     sumOf(text, /^braid_subscriber_dropped_total (\S+)$/gm) +
-    sumOf(text, /^braid_pipeline_total\{counter="(?:model_dropped_\w+|forced_closes|late)"\} (\S+)$/gm);
+    sumOf(text, /^braid_(?:late_events|forced_closes)_total(?:\{[^}]*\})? (\S+)$/gm);
   // Each stream makes two windows a second; each subscriber gets every one.
   const expected = STREAMS * 60 * 2 * SUBSCRIBERS;
   const mib = (v: number) => (v / 2 ** 20).toFixed(1);

@@ -6,7 +6,7 @@ import {
   Subject,
   type Subscription,
 } from 'rxjs';
-import type { StreamInput } from '../core/events.js';
+import type { Modality, StreamInput } from '../core/events.js';
 import type { Window } from '../core/window.js';
 import type { AlignOptions } from './options.js';
 import { type AlignStats, type LateEvent, type RejectedInput, WindowAligner } from './window-aligner.js';
@@ -32,6 +32,8 @@ export interface Alignment<C> {
   stats(): AlignStats;
   /** Ids of the streams with open state. */
   openStreams(): string[];
+  /** See WindowAligner.watermarkLag. */
+  watermarkLag(now: number): Partial<Record<Modality, number>>;
 }
 
 export function createAlignment<C>(options: AlignmentOptions<C>): Alignment<C> {
@@ -116,8 +118,14 @@ export function createAlignment<C>(options: AlignmentOptions<C>): Alignment<C> {
     rejected$: rejected$.asObservable(),
     closed$: closed$.asObservable(),
     restarted$: restarted$.asObservable(),
-    stats: () => ({ ...current.stats, rejected: { ...current.stats.rejected } }),
+    stats: () => ({
+      ...current.stats,
+      rejected: { ...current.stats.rejected },
+      eventsByModality: { ...current.stats.eventsByModality },
+      lateByModality: { ...current.stats.lateByModality },
+    }),
     openStreams: () => current.streamIds,
+    watermarkLag: (now) => current.watermarkLag(now),
   };
 }
 

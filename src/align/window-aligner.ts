@@ -31,6 +31,9 @@ export interface RejectedInput {
 
 export interface AlignStats {
   eventsIn: number;
+  /** eventsIn and late, by modality. */
+  eventsByModality: Record<Modality, number>;
+  lateByModality: Record<Modality, number>;
   windowsOut: number;
   late: number;
   /** Events accepted into open windows that also belonged to already closed (overlapping) windows. */
@@ -117,6 +120,8 @@ export class WindowAligner<C> {
   readonly options: ResolvedAlignOptions<C>;
   readonly stats: AlignStats = {
     eventsIn: 0,
+    eventsByModality: emptyModalityRecord(0),
+    lateByModality: emptyModalityRecord(0),
     windowsOut: 0,
     late: 0,
     partiallyLate: 0,
@@ -187,6 +192,7 @@ export class WindowAligner<C> {
       );
     if (stream.nextWindow !== null && event.time < stream.origin + stream.nextWindow * this.options.hop) {
       this.stats.late++;
+      this.stats.lateByModality[event.modality]++;
       this.#sinks.late({ event, closedUpTo: stream.closedUpTo });
       return;
     }
@@ -199,6 +205,7 @@ export class WindowAligner<C> {
       );
     if (event.time < stream.closedUpTo) this.stats.partiallyLate++;
     this.stats.eventsIn++;
+    this.stats.eventsByModality[event.modality]++;
     const bytes = payloadBytes(event);
     stream.bufferedEvents++;
     stream.bufferedBytes += bytes;
@@ -239,6 +246,21 @@ export class WindowAligner<C> {
       if (changed) this.#closeReady(stream);
     }
     return next;
+  }
+
+  /**
+   * How far each modality's watermark trails `now` (µs of capture time), at worst over the open streams: how long a
+   * window of it waits to close. Modalities no stream has (or whose sources have no watermark yet) are left out.
+   */
+  watermarkLag(now: number): Partial<Record<Modality, number>> {
+    const lag: Partial<Record<Modality, number>> = {};
+    for (const stream of this.#streams.values())
+      for (const source of stream.sources) {
+        if (source === undefined || !Number.isFinite(source.watermark)) continue;
+        const behind = now - source.watermark;
+        if (!(behind <= (lag[source.modality] ?? Number.NEGATIVE_INFINITY))) lag[source.modality] = behind;
+      }
+    return lag;
   }
 
   /**

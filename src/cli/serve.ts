@@ -37,6 +37,8 @@ interface ServeOptions extends ModelCliOptions {
   maxPerAddress: number;
   helloTimeout: number;
   idleTimeout: number;
+  heartbeat: number;
+  resumeGrace: number;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -79,6 +81,19 @@ export function registerServeCommand(program: Command): void {
           .default(10_000_000, '10s'),
       )
       .addOption(
+        new Option('--heartbeat <duration>', 'ping every connection this often; two missed pongs cut it off')
+          .argParser(durationOption)
+          .default(10_000_000, '10s'),
+      )
+      .addOption(
+        new Option(
+          '--resume-grace <duration>',
+          'how long a cut-off producer may resume its stream (0: never)',
+        )
+          .argParser(durationOption)
+          .default(30_000_000, '30s'),
+      )
+      .addOption(
         new Option('--idle-timeout <duration>', 'close producers that send nothing for this long')
           .argParser(durationOption)
           .default(300_000_000, '5m'),
@@ -109,6 +124,8 @@ export function registerServeCommand(program: Command): void {
         maxPerAddress: options.maxPerAddress,
       },
       timeouts: { helloMs: options.helloTimeout / 1000, idleMs: options.idleTimeout / 1000 },
+      heartbeatMs: options.heartbeat / 1000,
+      resumeGraceMs: options.resumeGrace / 1000,
       log,
       onInput: recorder ? (input) => recordInput(recorder!, input, log, recordFailure) : undefined,
     });

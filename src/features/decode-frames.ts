@@ -1,5 +1,4 @@
 import { type MonoTypeOperatorFunction, Observable } from 'rxjs';
-import sharp from 'sharp';
 import { BadFrameError, InvalidOptionError } from '../core/errors.js';
 import { isStreamControl, type RawPixelFormat, type SourceEvent } from '../core/events.js';
 import type { CreditLane } from '../core/flow-credit.js';
@@ -228,6 +227,11 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
     });
 }
 
+type Sharp = typeof import('sharp')['default'];
+let sharpModule: Promise<Sharp> | undefined;
+/** sharp (libvips) is loaded on the first image, not when braid is imported: most streams send raw frames. */
+const loadSharp = (): Promise<Sharp> => (sharpModule ??= import('sharp').then((m) => m.default));
+
 interface DecodeTarget {
   readonly width: number;
   readonly height: number;
@@ -241,6 +245,7 @@ interface DecodeTarget {
  * sharp's greyscale(), whose colourspace pipeline costs more per call than decoding a 320×240 JPEG.
  */
 async function decodeToRaw(data: Uint8Array, target: DecodeTarget): Promise<Uint8Array> {
+  const sharp = await loadSharp();
   const { data: raw, info } = await sharp(data, {
     sequentialRead: true,
     limitInputPixels: target.maxInputPixels,

@@ -1,5 +1,4 @@
-// A CommonJS (UMD) package: Node's ESM loader sees only its default export.
-import libsamplerate from '@alexanderolsen/libsamplerate-js';
+import type libsamplerateModule from '@alexanderolsen/libsamplerate-js';
 
 import { InvalidOptionError } from '../core/errors.js';
 
@@ -41,13 +40,18 @@ export function loadPcmResampler(targetRate: number): Promise<PcmResampler> {
 export class LibsamplerateResampler implements PcmResampler {
   private constructor(
     readonly targetRate: number,
-    private readonly src: Awaited<ReturnType<typeof libsamplerate.create>>,
+    private readonly src: Awaited<ReturnType<typeof libsamplerateModule.create>>,
   ) {}
 
   static async create(targetRate: number): Promise<LibsamplerateResampler> {
     if (!Number.isInteger(targetRate) || targetRate < 1000 || targetRate > 192_000)
       throw new InvalidOptionError('targetRate', `must be an integer number of Hz, got ${targetRate}`);
-    const { create, ConverterType } = libsamplerate;
+    // Loaded here, not at import: 2 MB of JavaScript and WebAssembly, needed once a pipeline is built. A CommonJS
+    // (UMD) package: Node's loader gives its exports as `default`, some loaders (tsx) as the namespace itself.
+    const loaded = (await import('@alexanderolsen/libsamplerate-js')) as unknown as {
+      default?: typeof libsamplerateModule;
+    } & typeof libsamplerateModule;
+    const { create, ConverterType } = loaded.default ?? loaded;
     const src = await create(1, targetRate, targetRate, {
       converterType: ConverterType.SRC_SINC_MEDIUM_QUALITY,
     });

@@ -38,12 +38,20 @@ export class RuntimeStats {
   readonly resets: Record<ResetReason, number> = { start: 0, gap: 0, request: 0, device_lost: 0 };
   private readonly latencies: Float64Array;
   private latencyCount = 0;
+  readonly #observers = new Set<(ms: number, rows: number) => void>();
 
   constructor(latencySamples = 1024) {
     this.latencies = new Float64Array(latencySamples);
   }
 
+  /** Hears of every step as it ends (its latency in ms and its rows): for histograms that miss no sample. */
+  observeSteps(observer: (ms: number, rows: number) => void): () => void {
+    this.#observers.add(observer);
+    return () => this.#observers.delete(observer);
+  }
+
   recordStep(rows: number, ms: number): void {
+    for (const observer of this.#observers) observer(ms, rows);
     this.steps++;
     this.windows += rows;
     this.batchSizes.set(rows, (this.batchSizes.get(rows) ?? 0) + 1);

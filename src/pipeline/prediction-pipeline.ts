@@ -1,9 +1,10 @@
-import { identity, Observable, type Subscription, tap } from 'rxjs';
+import { finalize, identity, Observable, type Subscription, tap } from 'rxjs';
 import type { AlignOptions } from '../align/options.js';
 import { describeWindowing, modelWindowing, type WindowingConfig } from '../align/windowing.js';
 import { isStreamControl, type StreamInput } from '../core/events.js';
 import type { FlowCredit } from '../core/flow-credit.js';
 import { type RefusalListener, refusalOf } from '../core/refusal.js';
+import { wallClockMicros } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
 import { MAX_CHANNELS, MAX_RATE, MIN_RATE } from '../features/audio-features.js';
 import { type FeatureConfig, parseFeatureConfig } from '../features/config.js';
@@ -75,6 +76,8 @@ export interface PipelineSinks {
   readonly refused?: RefusalListener;
   /** Every fused window on its way to the model (its features and presence), for audits and exports. */
   readonly windows?: (window: FusedWindow) => void;
+  /** Every model step as it ends: latency in ms (results read back included) and rows. */
+  readonly step?: (ms: number, rows: number) => void;
   /**
    * Credits of a producer that waits (a replay, see FlowCredit): decoding and the model queue spend them, so a
    * producer that honours them loses nothing at any speed.
@@ -89,7 +92,7 @@ export type RunOptions = PipelineSinks;
 
 export interface PipelineCounters {
   readonly counters: Record<string, number>;
-  readonly stepLatencies: number[];
+  readonly gauges: Record<string, number>;
 }
 
 /**
@@ -105,8 +108,9 @@ export class PredictionPipelineRunner {
   /** Where the windowing came from: saved with the model, or the live default for a model without one. */
   readonly windowingSource: 'model' | 'default';
   readonly inputs: PipelineInputs;
-  #current: { counters: () => Record<string, number>; holdings: () => Holdings } | undefined;
-  #reportedLatencies = 0;
+  #current:
+    | { counters: () => Record<string, number>; gauges: () => Record<string, number>; holdings: () => Holdings }
+    | undefined;
 
   private constructor(
     readonly runtime: ModelRuntime,
@@ -185,14 +189,14 @@ export class PredictionPipelineRunner {
       counters: () => {
         const a = alignment.stats();
         const out: Record<string, number> = {
-          events_in: a.eventsIn,
           windows: a.windowsOut,
-          late: a.late,
           partially_late: a.partiallyLate,
           partial_windows: a.partialWindows,
           forced_closes: a.forcedCloses,
           idle_transitions: a.idleTransitions,
         };
+        for (const [modality, n] of Object.entries(a.eventsByModality)) out[`events_in_${modality}`] = n;
+        for (const [modality, n] of Object.entries(a.lateByModality)) out[`late_${modality}`] = n;
         for (const [reason, n] of Object.entries(a.rejected)) out[`rejected_${reason}`] = n;
         for (const [reason, n] of Object.entries(features.stats.snapshot())) out[`bad_frame_${reason}`] = n;
         for (const [reason, n] of Object.entries(drops.snapshot())) out[`decode_dropped_${reason}`] = n;
@@ -202,6 +206,18 @@ export class PredictionPipelineRunner {
         for (const [reason, n] of Object.entries(m.resets)) out[`model_resets_${reason}`] = n as number;
         out['model_backend_failovers'] = m.failovers;
         for (const [reason, n] of Object.entries(m.dropped)) out[`model_dropped_${reason}`] = n as number;
+        return out;
+      },
+      gauges: () => {
+        const m = this.runtime.stats.snapshot(this.runtime.store.size);
+        const out: Record<string, number> = {
+          open_streams: alignment.openStreams().length,
+          buffered_events: alignment.stats().bufferedEvents,
+          model_states: m.activeStates,
+          model_queued_windows: m.queuedWindows,
+        };
+        const lag = alignment.watermarkLag(wallClockMicros());
+        for (const [modality, micros] of Object.entries(lag)) out[`watermark_lag_${modality}`] = micros / 1e6;
         return out;
       },
       holdings: () => {
@@ -217,6 +233,7 @@ export class PredictionPipelineRunner {
         };
       },
     };
+    const stopObserving = sinks.step ? this.runtime.stats.observeSteps(sinks.step) : undefined;
     return new Observable<Prediction>((subscriber) => {
       const streams = new StreamLifecycle((mark) => onStream?.(mark), modelLane);
       lifecycle = streams;
@@ -282,6 +299,7 @@ export class PredictionPipelineRunner {
               });
             },
           }),
+          finalize(() => stopObserving?.()),
         )
         .subscribe({
           next: (p) => {
@@ -312,12 +330,8 @@ export class PredictionPipelineRunner {
     );
   }
 
+  /** Counters of the current run (cumulative since it started) and gauges of now; reading changes nothing. */
   stats(): PipelineCounters {
-    const m = this.runtime.stats.snapshot(this.runtime.store.size);
-    const latencies = m.stepLatencyMs;
-    // Report each latency sample once: the runtime keeps a ring of recent ones.
-    const fresh = latencies.slice(Math.max(0, latencies.length - (m.steps - this.#reportedLatencies)));
-    this.#reportedLatencies = m.steps;
-    return { counters: this.#current?.counters() ?? {}, stepLatencies: fresh.map((x: number) => x / 1000) };
+    return { counters: this.#current?.counters() ?? {}, gauges: this.#current?.gauges() ?? {} };
   }
 }

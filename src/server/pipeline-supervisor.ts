@@ -7,6 +7,8 @@ import type { PredictionPipeline } from './pipeline.js';
 export interface SupervisorHandlers {
   prediction(prediction: Prediction): void;
   refused?: RefusalListener;
+  /** Every model step as it ends (latency ms, rows). */
+  step?: (ms: number, rows: number) => void;
   /** The pipeline failed; it is started again after `restartInMs` with fresh state. */
   failed(error: unknown, restartInMs: number): void;
 }
@@ -74,7 +76,7 @@ export class PipelineSupervisor {
     if (this.#stopped) return;
     this.#startedAt = this.#timers.now();
     this.#subscription = this.#pipeline
-      .run(this.#input$, { refused: this.#handlers.refused })
+      .run(this.#input$, { refused: this.#handlers.refused, step: this.#handlers.step })
       .subscribe({ next: (p) => this.#handlers.prediction(p), error: (e: unknown) => this.#failed(e) });
   }
 

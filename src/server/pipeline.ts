@@ -25,7 +25,11 @@ export interface PredictionPipeline {
   /** `sinks.refused` hears of every input dropped inside the pipeline, so its producer can be told. */
   run(
     input$: Observable<StreamInput>,
-    sinks?: { readonly refused?: RefusalListener },
+    sinks?: {
+      readonly refused?: RefusalListener;
+      /** Every model step as it ends (latency ms, rows). */
+      readonly step?: (ms: number, rows: number) => void;
+    },
   ): Observable<Prediction>;
   stats?(): PipelineStats;
 }

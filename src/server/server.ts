@@ -160,7 +160,6 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
   };
 
   const onRefused = (r: InputRefusal): void => {
-    metrics.rejected.inc({ reason: r.reason });
     directory.ownerOf(r.streamId)?.refused(r);
   };
 
@@ -171,6 +170,7 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
     {
       prediction: onPrediction,
       refused: onRefused,
+      step: (ms) => metrics.stepLatency.observe(ms / 1000),
       failed: (error, restartInMs) => {
         metrics.pipelineRestarts.inc();
         log(

@@ -54,8 +54,8 @@ describe('examples/subscriber.ts', () => {
     // The producer left: its last window is flushed and the model state of its stream is freed.
     await eventually(() => /stream cam closed/.test(out) && pipeline.runtime.store.size === 0);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metrics).toMatch(/braid_pipeline_total\{counter="events_in"\} 150/);
-    expect(metrics).toMatch(/braid_pipeline_total\{counter="windows"\} [34]/);
+    expect(metrics).toMatch(/^braid_events_total\{modality="audio"\} 150$/m);
+    expect(metrics).toMatch(/^braid_windows_total [34]$/m);
     expect(metrics).toMatch(/braid_step_latency_seconds_count [1-9]/);
     expect(metrics).toMatch(/braid_end_to_end_latency_seconds_count [1-9]/);
     expect(metrics).toMatch(/braid_clients\{role="subscriber"\} 1/);

@@ -226,9 +226,9 @@ describe.skipIf(!ready)('braid serve --backend webgpu (SwiftShader)', () => {
     await Promise.all([lane(), lane(), lane()]);
     for (const id of ids) expect(inbox.messages.filter(predictionOf(id)).length).toBeGreaterThanOrEqual(2);
     const metrics = await (await fetch(`${url}/metrics`)).text();
-    expect(metrics).toMatch(/braid_pipeline_total\{counter="model_steps"\} [1-9]/);
+    expect(metrics).toMatch(/^braid_model_steps_total [1-9]/m);
     expect(metrics).not.toMatch(
-      /model_dropped_no_state_slot|model_backend_failovers|model_resets_device_lost/,
+      /braid_rejected_total\{stage="model",reason="no_state_slot"\}|braid_model_failovers_total [1-9]|reason="device_lost"\} [1-9]/,
     );
     expect(log).not.toMatch(/vkCreateInstance|XDG_RUNTIME_DIR|Couldn't load Vulkan/);
   }, 240_000);
@@ -266,7 +266,7 @@ describe.skipIf(!ready)('a served pipeline whose GPU is lost', () => {
     );
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metrics).toMatch(/braid_pipeline_total\{counter="model_backend_failovers"\} 1/);
-    expect(metrics).toMatch(/braid_pipeline_total\{counter="model_resets_device_lost"\} 2/);
+    expect(metrics).toMatch(/^braid_model_failovers_total 1$/m);
+    expect(metrics).toMatch(/^braid_model_resets_total\{reason="device_lost"\} 2$/m);
   }, 120_000);
 });

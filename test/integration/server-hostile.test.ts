@@ -259,8 +259,8 @@ describe('server: refused input is answered to its producer', () => {
       }),
     ]);
     const text = await metricsOf(server);
-    expect(metric(text, 'braid_rejected_total', '{reason="late"}')).toBe(1);
-    expect(metric(text, 'braid_rejected_total', '{reason="duplicate"}')).toBe(1);
+    expect(metric(text, 'braid_late_events_total', '{modality="video"}')).toBe(1);
+    expect(metric(text, 'braid_rejected_total', '{stage="align",reason="duplicate"}')).toBe(1);
     // A seq beyond uint32 (what recordings store) is refused at the door.
     prod.send(JSON.stringify({ type: 'text', time: 300_000, seq: 2 ** 32, text: 'x' }));
     expect(await box.next((m) => m.type === 'error' && m.code === 'bad_message')).toMatchObject({
@@ -287,7 +287,7 @@ describe('server: refused input is answered to its producer', () => {
       message: expect.stringMatching(/queue of "burst" is full/),
     });
     expect(
-      metric(await metricsOf(server), 'braid_rejected_total', '{reason="model_queue_full"}'),
+      metric(await metricsOf(server), 'braid_rejected_total', '{stage="model",reason="queue_full"}'),
     ).toBeGreaterThan(0);
   });
 

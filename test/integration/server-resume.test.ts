@@ -211,7 +211,7 @@ describe('resume after a cut connection', () => {
       expect(p.windowStart).toBeLessThan(T0 + 2_600_000);
     }
     const text = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metric(text, 'braid_pipeline_total', '{counter="partial_windows"}')).toBe(partial.length);
+    expect(metric(text, 'braid_partial_windows_total')).toBe(partial.length);
   });
 
   it('closes a suspended stream when the grace runs out; with a grace of 0 a cut closes it at once', async () => {

@@ -84,12 +84,13 @@ describe('buildDataset', () => {
     await expectDatasetError(buildDataset([file]), /empty\.mcap" is empty: it holds no events/);
   });
 
-  it('refuses audio the feature config cannot use, saying why', async () => {
-    // 8-48 kHz is resampled to the features' 16 kHz (src/features/resampler.ts); 4 kHz is below what it takes.
-    const file = await writeRecording(join(dir, '4k.mcap'), syntheticSession({ sampleRate: 4000 }));
+  it('resamples audio of other rates (as the live path does), and refuses what it cannot use, saying why', async () => {
+    const telephone = await writeRecording(join(dir, '8k.mcap'), syntheticSession({ sampleRate: 8000 }));
+    expect((await buildDataset([telephone])).sequences.length).toBeGreaterThan(0);
+    const file = await writeRecording(join(dir, '96k.mcap'), syntheticSession({ sampleRate: 96_000 }));
     await expectDatasetError(
       buildDataset([file]),
-      /none of its \d+ audio events gave features under the feature config \(unsupported_sample_rate: audio features resample 8000\.\.48000 Hz, got 4000 Hz/,
+      /none of its \d+ audio events gave features under the feature config \(unsupported_sample_rate: audio features resample 8000\.\.48000 Hz, got 96000 Hz/,
     );
   });
 
