@@ -10,6 +10,7 @@ export {
   createAlignment,
 } from './align/align-windows.js';
 export type { AlignOptions } from './align/options.js';
+export { streamPhase } from './align/window-aligner.js';
 export {
   DEFAULT_WINDOWING,
   describeWindowing,
@@ -20,7 +21,6 @@ export {
   saveWindowing,
   type WindowingConfig,
 } from './align/windowing.js';
-export { streamPhase } from './align/window-aligner.js';
 export {
   BadFrameError,
   BraidError,

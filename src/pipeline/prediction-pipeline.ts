@@ -109,7 +109,11 @@ export class PredictionPipelineRunner {
   readonly windowingSource: 'model' | 'default';
   readonly inputs: PipelineInputs;
   #current:
-    | { counters: () => Record<string, number>; gauges: () => Record<string, number>; holdings: () => Holdings }
+    | {
+        counters: () => Record<string, number>;
+        gauges: () => Record<string, number>;
+        holdings: () => Holdings;
+      }
     | undefined;
 
   private constructor(

@@ -241,7 +241,14 @@ describe(`${HOURS} hours of stream time through the live pipeline`, () => {
     expect(reference.size).toBeGreaterThan(WINDOWS_PER_PERIOD * 2);
     expect(compared).toBeGreaterThan((periods - 3) * reference.size);
     const [early, late] = countersAt as [Record<string, number>, Record<string, number>];
-    for (const name of ['late_audio', 'late_video', 'late_text', 'late_label', 'partially_late', 'forced_closes'])
+    for (const name of [
+      'late_audio',
+      'late_video',
+      'late_text',
+      'late_label',
+      'partially_late',
+      'forced_closes',
+    ])
       expect({ name, early: early[name], late: late[name] }).toEqual({ name, early: 0, late: 0 });
     for (const [name, value] of Object.entries(late))
       if (/^(rejected_|bad_frame_|decode_dropped_|model_dropped_)/.test(name))
