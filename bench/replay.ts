@@ -4,14 +4,14 @@
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { concat, from, lastValueFrom, tap } from 'rxjs';
-import type { AnySourceEvent, StreamInput } from '../src/core/events.js';
+import { lastValueFrom, tap } from 'rxjs';
+import { replayThroughPipeline } from '../src/cli/replay-run.js';
+import type { AnySourceEvent } from '../src/core/events.js';
 import { loadModel } from '../src/model/model-io.js';
-import { orderPredictions, predictionLine } from '../src/pipeline/prediction-order.js';
+import { predictionLine } from '../src/pipeline/prediction-order.js';
 import { PredictionPipelineRunner, REPLAY_QUEUE } from '../src/pipeline/prediction-pipeline.js';
 import { McapRecorder } from '../src/record/recorder.js';
 import { readRecording } from '../src/record/recording-reader.js';
-import { replayRecording } from '../src/record/replay.js';
 import { untrainedModel } from '../test/helpers/demo-pipeline.js';
 
 async function makeRecording(path: string, streams: number, seconds: number): Promise<void> {
@@ -66,19 +66,13 @@ async function makeRecording(path: string, streams: number, seconds: number): Pr
 async function replayOnce(
   pipeline: PredictionPipelineRunner,
   path: string,
-  streams: number,
+  _streams: number,
 ): Promise<{ ms: number; predictions: number; bytes: number }> {
-  const opens: StreamInput[] = Array.from({ length: streams }, (_, s) => ({
-    control: 'open',
-    streamId: `stream-${s}`,
-    modalities: ['audio', 'video', 'text'],
-  }));
   let predictions = 0;
   let bytes = 0;
   const start = performance.now();
   await lastValueFrom(
-    pipeline.run(concat(from(opens), replayRecording(path, { speed: 'max' }))).pipe(
-      orderPredictions(opens.map((o) => o.streamId)),
+    replayThroughPipeline(path, pipeline, { speed: 'max' }).predictions$.pipe(
       tap((p) => {
         predictions++;
         bytes += predictionLine(p).length;

@@ -25,6 +25,7 @@ interface Options {
   test: number;
   seconds: number;
   seed: number;
+  mediaSeed: number;
   demo: string;
   demoSeconds: number;
   cache: string;
@@ -113,12 +114,17 @@ async function main(options: Options): Promise<void> {
   console.log('make-demo-data: preparing speech prompts (sox) and video clips (ffmpeg)...');
   const prompts = await loadSpeechPrompts(options.cache);
   const videos = await Promise.all(VIDEOS.map((v) => loadVideo(v, options.cache)));
-  const [train, test] = splitMedia(prompts, videos, options.seed);
+  // The split has its own seed: new session timelines (--seed) must not move held-out media into training.
+  const [train, test] = splitMedia(prompts, videos, options.mediaSeed);
   console.log(
     `make-demo-data: ${prompts.length} prompts (${train.media.prompts.length} train / ${test.media.prompts.length} held out), videos ${videos.map((v) => `${v.name} ${v.frames.length} frames`).join(', ')}`,
   );
   const sessions: Record<string, unknown>[] = [];
-  const common = { generator: 'scripts/make-demo-data.ts', dataSeed: String(options.seed) };
+  const common = {
+    generator: 'scripts/make-demo-data.ts',
+    dataSeed: String(options.seed),
+    mediaSeed: String(options.mediaSeed),
+  };
   for (const [name, split, count, offset] of [
     ['train', train, options.train, 0],
     ['test', test, options.test, 10_000],
@@ -155,6 +161,7 @@ async function main(options: Options): Promise<void> {
   }
   const manifest = {
     seed: options.seed,
+    mediaSeed: options.mediaSeed,
     seconds: options.seconds,
     labels: DEMO_LABELS,
     splits: { train: train.describe, test: test.describe },
@@ -179,7 +186,13 @@ const program = new Command('make-demo-data')
   .option('--train <n>', 'training sessions', int('train'), 40)
   .option('--test <n>', 'held-out sessions', int('test'), 10)
   .option('--seconds <s>', 'length of each session', int('seconds'), 60)
-  .option('--seed <n>', 'seed for splits and timelines', int('seed'), 7)
+  .option('--seed <n>', 'seed for the session timelines', int('seed'), 7)
+  .option(
+    '--media-seed <n>',
+    'seed for the train / held-out split of the speech prompts (keep it to keep held-out media held out)',
+    int('media-seed'),
+    7,
+  )
   .option(
     '--demo <file>',
     'also write one held-out session here for `npm start` ("" for none)',

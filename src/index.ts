@@ -12,6 +12,16 @@ export {
 export type { AlignOptions } from './align/options.js';
 export { streamPhase } from './align/window-aligner.js';
 export {
+  DEFAULT_WINDOWING,
+  describeWindowing,
+  type ModelWindowing,
+  modelWindowing,
+  parseWindowing,
+  type SavedWindowing,
+  saveWindowing,
+  type WindowingConfig,
+} from './align/windowing.js';
+export {
   BadFrameError,
   BraidError,
   type BraidErrorCode,
@@ -22,6 +32,7 @@ export {
 // Core: events, windows, predictions, time, errors.
 export type { AnySourceEvent, Modality, SourceEvent, StreamControl, StreamInput } from './core/events.js';
 export { isStreamControl, MODALITIES, validateEvent } from './core/events.js';
+export { CreditLane, FlowCredit } from './core/flow-credit.js';
 export type { InputRefusal } from './core/refusal.js';
 export { audioFrameTime, type Micros, ms, parseDuration, seconds, wallClockMicros } from './core/time.js';
 export type { Prediction, Window } from './core/window.js';
@@ -36,20 +47,30 @@ export { selectBackend } from './model/select-backend.js';
 export type { Model } from './model/weights.js';
 // The live pipeline.
 export { createFeatureStage } from './pipeline/feature-stage.js';
-export { orderPredictions, predictionLine } from './pipeline/prediction-order.js';
+export { createPredictionOrder, type PredictionOrder, predictionLine } from './pipeline/prediction-order.js';
 export {
-  DEFAULT_WINDOWING,
+  type Holdings,
   type PipelineOptions,
+  type PipelineSinks,
   PredictionPipelineRunner,
   REPLAY_QUEUE,
-  type WindowingConfig,
+  type RunOptions,
 } from './pipeline/prediction-pipeline.js';
+export type { StreamMark } from './pipeline/stream-lifecycle.js';
+export { parseTopicMapping, type TopicMapping } from './record/channel-map.js';
 export { RecordingError } from './record/errors.js';
+export { diffPredictions, type PredictionDiff } from './record/prediction-diff.js';
 export { recordTo } from './record/record-to.js';
 // Record and replay (MCAP).
-export { McapRecorder, type RecorderOptions } from './record/recorder.js';
-export { RecordingReader, readPredictions, readRecording, recordingInfo } from './record/recording-reader.js';
-export { replayRecording } from './record/replay.js';
+export { McapRecorder, type PredictionWrite, type RecorderOptions } from './record/recorder.js';
+export {
+  type RecordedPrediction,
+  RecordingReader,
+  readPredictions,
+  readRecording,
+  recordingInfo,
+} from './record/recording-reader.js';
+export { type ReplayOptions, replayInputs, replayRecording } from './record/replay.js';
 // The server.
 export type { PredictionPipeline } from './server/pipeline.js';
 export { PROTOCOL_VERSION, ProtocolError, type ServerMessage } from './server/protocol.js';

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { recordingInfo } from '../record/recording-reader.js';
 import { commandLogger } from './logging.js';
+import { parseMapOption } from './map-option.js';
 
 export function registerInfoCommand(program: Command): void {
   program
@@ -8,10 +9,15 @@ export function registerInfoCommand(program: Command): void {
     .description('show the streams, modalities, times and schemas of an MCAP recording')
     .argument('<file>', 'recording (.mcap)')
     .option('--json', 'print JSON')
-    .action(async (file: string, options: { json?: boolean }, command: Command) => {
+    .option(
+      '--map <topic=stream:modality...>',
+      "read a topic of another tool's file as this stream and modality (audio, video, text, label)",
+    )
+    .action(async (file: string, options: { json?: boolean; map?: string[] }, command: Command) => {
       const log = commandLogger(command);
       const info = await recordingInfo(file, {
         onWarning: (w) => log.warn({ event: 'recording_warning', code: w.code }, w.message),
+        map: options.map?.map(parseMapOption),
       });
       if (options.json) {
         console.log(JSON.stringify(info, null, 2));
@@ -26,6 +32,23 @@ export function registerInfoCommand(program: Command): void {
             .map(([m, n]) => `${m} ${n}`)
             .join(', ')}${s.predictions ? `, predictions ${s.predictions}` : ''}`,
         );
+      const predictions = info.channels.filter((c) => c.kind === 'prediction');
+      if (predictions.length > 0) {
+        console.log('  prediction channels:');
+        for (const c of predictions)
+          console.log(`    ${c.topic}: ${c.messages} predictions, model ${c.model ?? 'not recorded'}`);
+      }
+      const read = info.channels.filter((c) => c.origin === 'map' || c.origin === 'inferred');
+      if (read.length > 0) {
+        console.log('  channels of another tool, read as streams:');
+        for (const c of read)
+          console.log(
+            `    ${c.topic} (${c.schema}, ${c.messageEncoding}) -> ${c.streamId}:${c.modality}${c.origin === 'map' ? ' (--map)' : ''}`,
+          );
+      }
+      const skipped = info.channels.filter((c) => c.skipped !== undefined);
+      if (skipped.length > 0)
+        console.log(`  not read: ${skipped.map((c) => `${c.topic} (${c.skipped})`).join('; ')}`);
       console.log(`  schemas: ${info.schemas.join(', ')}`);
     });
 }

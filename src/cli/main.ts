@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { InvalidOptionError } from '../core/errors.js';
 import { registerExportCommand, registerExportModelCommand, registerImportCommand } from '../interop/cli.js';
 import { registerEvalCommand, registerTrainCommand } from '../train/cli.js';
+import { registerDiffCommand } from './diff.js';
 import { registerInfoCommand } from './info.js';
 import { registerLiveCommand } from './live.js';
 import { withLoggingOptions } from './logging.js';
@@ -66,6 +67,7 @@ export function buildCli(): Command {
   registerRecordCommand(program);
   registerLiveCommand(program);
   registerInfoCommand(program);
+  registerDiffCommand(program);
   registerTrainCommand(program);
   registerEvalCommand(program);
   registerExportCommand(program);

@@ -1,18 +1,19 @@
 import { createWriteStream } from 'node:fs';
 import type { Command } from 'commander';
-import { concat, from, lastValueFrom, tap } from 'rxjs';
-import type { StreamInput } from '../core/events.js';
-import { orderPredictions, predictionLine } from '../pipeline/prediction-order.js';
+import { lastValueFrom, tap } from 'rxjs';
+import { predictionLine } from '../pipeline/prediction-order.js';
 import { REPLAY_QUEUE } from '../pipeline/prediction-pipeline.js';
+import { McapRecorder } from '../record/recorder.js';
 import { recordingInfo } from '../record/recording-reader.js';
-import { replayRecording } from '../record/replay.js';
 import { commandLogger } from './logging.js';
+import { parseMapOption } from './map-option.js';
 import {
   createPipelineFromOptions,
   durationOption,
   type ModelCliOptions,
   withModelOptions,
 } from './model-options.js';
+import { replayThroughPipeline } from './replay-run.js';
 
 interface ReplayCliOptions extends ModelCliOptions {
   speed: string;
@@ -21,6 +22,8 @@ interface ReplayCliOptions extends ModelCliOptions {
   loop?: boolean;
   streams?: string;
   out?: string;
+  overwrite?: boolean;
+  map?: string[];
 }
 
 export function registerReplayCommand(program: Command): void {
@@ -28,7 +31,7 @@ export function registerReplayCommand(program: Command): void {
     program
       .command('replay')
       .description(
-        'replay an MCAP recording through the live pipeline and write one prediction per window (NDJSON)',
+        'replay an MCAP recording through the live pipeline and write one prediction per window (NDJSON, or an MCAP recording of the inputs with the new predictions)',
       )
       .argument('<file>', 'recording (.mcap)')
       .option('--speed <n>', '1 = real time, 4 = four times faster, max = as fast as possible', 'max')
@@ -36,61 +39,94 @@ export function registerReplayCommand(program: Command): void {
       .option('--to <duration>', 'stop this far into the recording (e.g. 40s)', durationOption)
       .option('--loop', 'start again at the end, forever')
       .option('--streams <ids>', 'only these streams (comma-separated)')
-      .option('--out <file>', 'write predictions here instead of stdout'),
+      .option(
+        '--out <file>',
+        'write here instead of stdout: NDJSON, or with a .mcap name a recording of the inputs and the new predictions',
+      )
+      .option('--overwrite', 'replace an existing .mcap --out file')
+      .option(
+        '--map <topic=stream:modality...>',
+        "read a topic of another tool's file as this stream and modality (audio, video, text, label), where braid cannot tell",
+      ),
     // One backend by default so that two replays give byte-identical output (auto may pick differently each run).
     'cpu-fused',
   ).action(async (file: string, options: ReplayCliOptions, command: Command) => {
     const log = commandLogger(command);
-    const warn = (w: { code: string; message: string }) =>
+    const onWarning = (w: { code: string; message: string }) =>
       log.warn({ event: 'recording_warning', code: w.code }, w.message);
-    const info = await recordingInfo(file, { onWarning: warn });
+    const map = options.map?.map(parseMapOption);
+    const info = await recordingInfo(file, { onWarning, map });
     const wanted = options.streams
       ?.split(',')
       .map((s) => s.trim())
       .filter(Boolean);
-    const streams = info.streams.filter((s) => wanted === undefined || wanted.includes(s.streamId));
     const pipeline = await createPipelineFromOptions(options, log, REPLAY_QUEUE);
+    const mcapOut = options.out?.toLowerCase().endsWith('.mcap') ? options.out : undefined;
+    const model = pipeline.modelId;
+    const recorder = mcapOut
+      ? await McapRecorder.create(mcapOut, {
+          overwrite: options.overwrite,
+          metadata: {
+            command: `braid ${process.argv.slice(2).join(' ')}`,
+            model,
+            replayOf: file,
+          },
+        })
+      : undefined;
     // replayRecording checks speed, --from/--to and the stream names itself: a range or stream not in the file is a
     // RecordingError naming what the file has.
-    const events$ = replayRecording(file, {
+    const run = replayThroughPipeline(file, pipeline, {
       speed: options.speed === 'max' ? 'max' : Number(options.speed),
       from: options.from,
       to: options.to,
       loop: options.loop,
-      loopGap: pipeline.windowing.hop,
       streams: wanted,
-      onWarning: warn,
+      onWarning,
+      map,
+      recorder,
+      model,
     });
-    const opens: StreamInput[] = streams.map((s) => ({
-      control: 'open',
-      streamId: s.streamId,
-      modalities: s.modalities.filter((m) => m !== 'label'),
-    }));
-    const out = options.out ? createWriteStream(options.out) : process.stdout;
+    const out = mcapOut ? undefined : options.out ? createWriteStream(options.out) : process.stdout;
     let count = 0;
-    await lastValueFrom(
-      pipeline.run(concat(from(opens), events$)).pipe(
-        orderPredictions(streams.map((s) => s.streamId)),
-        tap((p) => {
-          count++;
-          out.write(predictionLine(p));
-        }),
-      ),
-      { defaultValue: undefined },
-    );
-    if (out !== process.stdout)
+    try {
+      await lastValueFrom(
+        run.predictions$.pipe(
+          tap((p) => {
+            count++;
+            out?.write(predictionLine(p));
+          }),
+        ),
+        { defaultValue: undefined },
+      );
+    } finally {
+      await recorder?.close();
+    }
+    if (out && out !== process.stdout)
       await new Promise<void>((resolve) => (out as NodeJS.WritableStream).end(resolve));
+    const streams = info.streams.filter((s) => wanted === undefined || wanted.includes(s.streamId));
     const dropped = Object.entries(pipeline.stats().counters).filter(
       ([k, v]) => /dropped|rejected|late|bad_frame/.test(k) && v > 0,
     );
     log.info(
-      { event: 'replayed', file, predictions: count, streams: streams.length },
-      `${count} predictions from ${streams.length} stream(s) of ${file}`,
+      { event: 'replayed', file, predictions: count, streams: streams.length, out: mcapOut, model },
+      `${count} predictions from ${streams.length} stream(s) of ${file}${mcapOut ? `, written with the inputs to ${mcapOut} (model ${model})` : ''}`,
     );
     if (dropped.length > 0)
       log.warn(
         { event: 'dropped', counts: Object.fromEntries(dropped) },
         `not every event made it into a window: ${dropped.map(([k, v]) => `${k} ${v}`).join(', ')}`,
       );
+    // A replay waits for the pipeline instead of dropping for room: if it ever did, the output is incomplete and
+    // would differ from run to run, so that is a failure, not a warning.
+    const lost = dropped.filter(
+      ([k]) => k === 'decode_dropped_decode_backlog' || k === 'model_dropped_queue_full',
+    );
+    if (lost.length > 0) {
+      log.error(
+        { event: 'replay_lost_windows', counts: Object.fromEntries(lost) },
+        `the replay lost windows for want of room (${lost.map(([k, v]) => `${k} ${v}`).join(', ')})`,
+      );
+      process.exitCode = 1;
+    }
   });
 }

@@ -2,15 +2,17 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { mergeMap, type Subscription, timer } from 'rxjs';
+import { mergeMap, type Subscription, tap, timer } from 'rxjs';
 import { InvalidEventError, InvalidOptionError } from '../core/errors.js';
-import type { StreamInput } from '../core/events.js';
+import { isStreamControl, type StreamInput } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import { wallClockMicros } from '../core/time.js';
+import type { PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
 import { WriteBacklogError } from '../record/errors.js';
 import { McapRecorder } from '../record/recorder.js';
 import { recordingInfo } from '../record/recording-reader.js';
-import { replayRecording } from '../record/replay.js';
+import { replayInputs } from '../record/replay.js';
+import type { PredictionPipeline } from '../server/pipeline.js';
 import { isLoopbackHost } from '../server/request-guard.js';
 import { startServer } from '../server/server.js';
 import { commandLogger } from './logging.js';
@@ -125,13 +127,16 @@ export function registerServeCommand(program: Command): void {
       mkdirSync(options.record, { recursive: true });
       const path = join(options.record, `session-${new Date().toISOString().replace(/[:.]/g, '-')}.mcap`);
       recorder = await McapRecorder.create(path, {
-        metadata: { command: 'braid serve', model: options.model },
+        metadata: { command: 'braid serve', model: pipeline.modelId, modelDir: options.model },
       });
-      log.info({ event: 'recording', path }, `recording ingested streams to ${path}`);
+      log.info(
+        { event: 'recording', path, model: pipeline.modelId },
+        `recording ingested streams and their predictions (model ${pipeline.modelId}) to ${path}`,
+      );
     }
     const recordFailure = { logged: false };
     const server = await startServer({
-      pipeline,
+      pipeline: recorder ? recordingPredictions(pipeline, recorder, log, recordFailure) : pipeline,
       host: options.host,
       port: options.port,
       token,
@@ -146,7 +151,7 @@ export function registerServeCommand(program: Command): void {
       heartbeatMs: options.heartbeat / 1000,
       resumeGraceMs: options.resumeGrace / 1000,
       log,
-      onInput: recorder ? (input) => void recordInput(recorder!, input, log, recordFailure) : undefined,
+      onInput: recorder ? (input) => recordInput(recorder!, input, log, recordFailure) : undefined,
     });
     if (recorder) registerRecorderMetrics(server.metrics.registry, recorder);
     log.info(
@@ -172,10 +177,13 @@ export function registerServeCommand(program: Command): void {
       replaySubscriptions.push(
         timer(Math.max(0, startIn))
           .pipe(
-            mergeMap(() => replayRecording(file, { speed: options.speed, loop: options.loop, loopGap: hop })),
+            // As its producers sent it: each stream opens before its first event and closes after its last, so
+            // every pass of a loop starts the streams afresh and frees what they held.
+            mergeMap(() => replayInputs(file, { speed: options.speed, loop: options.loop, loopGap: hop })),
           )
           .subscribe({
-            next: (event) => server.push({ ...event, time: event.time + offset }),
+            next: (input) =>
+              server.push(isStreamControl(input) ? input : { ...input, time: input.time + offset }),
             error: (error: unknown) =>
               log.error(
                 {
@@ -185,9 +193,6 @@ export function registerServeCommand(program: Command): void {
                 },
                 `replay of ${file} failed: ${error instanceof Error ? error.message : String(error)}`,
               ),
-            complete: () => {
-              for (const s of info.streams) server.push({ control: 'close', streamId: s.streamId });
-            },
           }),
       );
     }
@@ -222,25 +227,66 @@ export function registerServeCommand(program: Command): void {
   });
 }
 
-async function recordInput(
-  recorder: McapRecorder,
-  input: StreamInput,
-  log: Logger,
-  failure: { logged: boolean },
-): Promise<void> {
-  if ('control' in input) return;
+async function recorded(write: Promise<void>, log: Logger, failure: { logged: boolean }): Promise<void> {
   try {
-    await recorder.write(input);
+    await write;
   } catch (error) {
     // Invalid events and a full write queue are counted by the recorder (stats.rejected); a failing disk is said once.
     if (error instanceof InvalidEventError || error instanceof WriteBacklogError || failure.logged) return;
     failure.logged = true;
     const why = error instanceof Error ? error.message : String(error);
     log.error(
-      { event: 'recording_failed', path: recorder.path, error: why },
+      { event: 'recording_failed', error: why },
       `recording failed, the server goes on without it: ${why}`,
     );
   }
+}
+
+/** Records an accepted input; a stream's event channels are forgotten by the recorder when the stream closes. */
+function recordInput(
+  recorder: McapRecorder,
+  input: StreamInput,
+  log: Logger,
+  failure: { logged: boolean },
+): void {
+  if (isStreamControl(input)) {
+    if (input.control === 'close')
+      void recorded(recorder.releaseStream(input.streamId, 'event'), log, failure);
+    return;
+  }
+  void recorded(recorder.write(input), log, failure);
+}
+
+/**
+ * The pipeline as the server runs it, with each prediction also written beside its stream's inputs (with the
+ * model's id), and the stream's prediction channel forgotten by the recorder after its last prediction. The server
+ * is not touched: it runs this pipeline like any other (its sinks passed on).
+ */
+function recordingPredictions(
+  pipeline: PredictionPipelineRunner,
+  recorder: McapRecorder,
+  log: Logger,
+  failure: { logged: boolean },
+): PredictionPipeline {
+  return {
+    labels: pipeline.labels,
+    inputs: pipeline.inputs,
+    modelId: pipeline.modelId,
+    windowing: pipeline.windowing,
+    stats: () => pipeline.stats(),
+    run: (input$, sinks) =>
+      pipeline
+        .run(input$, {
+          ...sinks,
+          onStream: (mark) => {
+            if (mark.state === 'end')
+              void recorded(recorder.releaseStream(mark.streamId, 'prediction'), log, failure);
+          },
+        })
+        .pipe(
+          tap((p) => void recorded(recorder.writePrediction(p, { model: pipeline.modelId }), log, failure)),
+        ),
+  };
 }
 
 /** The recorder's counters in /metrics: events written, refused by reason, and whether the file failed. */

@@ -1,5 +1,6 @@
 export * from './errors.js';
 export * from './events.js';
+export * from './flow-credit.js';
 export * from './logger.js';
 export * from './random.js';
 export * from './refusal.js';

@@ -1,6 +1,7 @@
 import { type MonoTypeOperatorFunction, Observable } from 'rxjs';
 import { BadFrameError, InvalidOptionError } from '../core/errors.js';
 import { isStreamControl, type RawPixelFormat, type SourceEvent } from '../core/events.js';
+import type { CreditLane } from '../core/flow-credit.js';
 import type { DropCounter } from '../sources/drop-counter.js';
 import { LUMA_B, LUMA_G, LUMA_R } from './thumbnail.js';
 
@@ -21,6 +22,12 @@ export interface DecodeFramesOptions {
   readonly maxPending?: number;
   /** Largest decoded image accepted, in pixels (default 4096 × 4096, as raw frames). */
   readonly maxInputPixels?: number;
+  /**
+   * Credits of a producer that waits (a replay): every event held here spends one, returned when it is emitted or
+   * dropped. A producer that honours them (see FlowCredit) never meets a full `maxPending`, so nothing is dropped as
+   * `decode_backlog`, at any speed. Give the lane `maxPending` credits.
+   */
+  readonly credit?: CreditLane;
 }
 
 type CompressedVideo = SourceEvent<'video'> & {
@@ -70,7 +77,12 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
   const concurrency = positiveInteger('concurrency', options.concurrency ?? 4, 256);
   const maxPending = positiveInteger('maxPending', options.maxPending ?? 256, 1 << 20);
   const maxInputPixels = positiveInteger('maxInputPixels', options.maxInputPixels ?? 4096 * 4096, 1 << 30);
-  const { drops } = options;
+  const { drops, credit } = options;
+  if (credit && credit.credits > maxPending)
+    throw new InvalidOptionError(
+      'credit',
+      `has ${credit.credits} credits, more than maxPending ${maxPending}: a producer honouring them would still meet a full queue`,
+    );
   const decode = (data: Uint8Array): Promise<Uint8Array> =>
     decodeToRaw(data, { width, height, format, maxInputPixels });
 
@@ -92,6 +104,7 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
         while (queue.length > 0 && queue[0]?.state !== 'pending') {
           const slot = queue.shift() as Slot<T>;
           held--;
+          credit?.give();
           if (slot.state === 'ready') subscriber.next(slot.value);
         }
         if (queue.length === 0) queues.delete(key);
@@ -109,6 +122,7 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
         queue.push(slot);
         queues.set(key, queue);
         held++;
+        credit?.take();
       };
       const backlog = (value: unknown, what: string): void =>
         drops.record(
@@ -205,6 +219,10 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
       return () => {
         waiting.length = 0;
         subscription.unsubscribe();
+        // What is still held is gone with this subscription: its credits go back, so a shared producer is not stuck.
+        if (held > 0) credit?.give(held);
+        held = 0;
+        queues.clear();
       };
     });
 }

@@ -1,7 +1,7 @@
 import path from 'node:path';
+import type { WindowingConfig } from '../align/windowing.js';
 import { type Micros, seconds } from '../core/time.js';
 import { DEFAULT_FEATURE_CONFIG, type FeatureConfig, featureLayout } from '../features/config.js';
-import type { WindowingConfig } from '../pipeline/prediction-pipeline.js';
 import { buildDataset, type Sequence } from '../train/dataset.js';
 import { encodeNpz, type NpzArray } from './npz.js';
 import { liveWindowing, windowingJson } from './windowing.js';

@@ -1,3 +1,4 @@
+import type { WindowingConfig } from '../align/windowing.js';
 import {
   DENSE_ACTIVATIONS,
   type DenseActivation,
@@ -8,7 +9,6 @@ import {
   parseModelConfig,
 } from '../model/config.js';
 import { createModel, denseBiasName, denseKernelName, type Model } from '../model/weights.js';
-import type { WindowingConfig } from '../pipeline/prediction-pipeline.js';
 import { InteropError } from './errors.js';
 import { activationName, type KerasChain, type KerasLayer, parseTopology } from './keras-topology.js';
 import type { LayersModelFiles, LayersWeight } from './layers-files.js';

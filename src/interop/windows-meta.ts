@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import type { WindowingConfig } from '../align/windowing.js';
 import { type FeatureConfig, featureLayout, parseFeatureConfig } from '../features/config.js';
 import type { InputLayout } from '../model/config.js';
-import type { WindowingConfig } from '../pipeline/prediction-pipeline.js';
 import { InteropError } from './errors.js';
 import { readZipMember } from './npz.js';
 import { liveWindowing } from './windowing.js';

@@ -1,5 +1,6 @@
 import { map, type OperatorFunction, pipe } from 'rxjs';
 import { type Alignment, type AlignmentOptions, createAlignment } from '../align/align-windows.js';
+import type { CreditLane } from '../core/flow-credit.js';
 import type { RefusalListener } from '../core/refusal.js';
 import { createFeatureAggregator, type FeatureAggregator } from '../features/aggregator.js';
 import type { FeatureConfig } from '../features/config.js';
@@ -28,6 +29,8 @@ export interface FeatureStageOptions {
   readonly onRefusal?: RefusalListener;
   /** Audio of other rates and stereo, resampled to the features' rate (see AudioFeaturizer). */
   readonly resampler?: PcmResampler;
+  /** Credits of a waiting producer, spent by the JPEG/PNG decoder (see FlowCredit): nothing is dropped for room. */
+  readonly credit?: CreditLane;
 }
 
 export function createFeatureStage(
@@ -35,13 +38,18 @@ export function createFeatureStage(
   alignOptions: Omit<AlignmentOptions<Float32Array>, 'aggregator'>,
   options: FeatureStageOptions = {},
 ): FeatureStage {
-  const { onRefusal, resampler } = options;
+  const { onRefusal, resampler, credit } = options;
   const drops = new DropCounter(onRefusal);
   const features = createFeatureAggregator(featureConfig, { onDrop: onRefusal, resampler });
   const alignment = createAlignment<Float32Array>({ ...alignOptions, aggregator: features.aggregator });
   const { thumbWidth, thumbHeight } = featureConfig.video;
   const operator = pipe(
-    decodeCompressedFrames<unknown>({ drops, width: thumbWidth, height: thumbHeight }),
+    decodeCompressedFrames<unknown>({
+      drops,
+      width: thumbWidth,
+      height: thumbHeight,
+      ...(credit && { credit, maxPending: credit.credits }),
+    }),
     alignment.align,
     map(
       (w): FusedWindow => ({

@@ -1,11 +1,11 @@
 import { finalize, identity, Observable, type Subscription, tap } from 'rxjs';
-import { z } from 'zod';
 import type { AlignOptions } from '../align/options.js';
-import { InvalidOptionError } from '../core/errors.js';
-import type { Modality, StreamInput } from '../core/events.js';
+import { describeWindowing, modelWindowing, type WindowingConfig } from '../align/windowing.js';
+import { isStreamControl, type StreamInput } from '../core/events.js';
+import type { FlowCredit } from '../core/flow-credit.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { type RefusalListener, refusalOf } from '../core/refusal.js';
-import { ms, wallClockMicros } from '../core/time.js';
+import { wallClockMicros } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
 import { MAX_CHANNELS, MAX_RATE, MIN_RATE } from '../features/audio-features.js';
 import { type FeatureConfig, parseFeatureConfig } from '../features/config.js';
@@ -16,36 +16,10 @@ import { type BackendSelection, selectBackend } from '../model/select-backend.js
 import type { BackendName } from '../model/step-kernel.js';
 import type { Model } from '../model/weights.js';
 import { createFeatureStage } from './feature-stage.js';
+import { StreamLifecycle, type StreamMark } from './stream-lifecycle.js';
 
-/** Event-time windowing of the live pipeline; saved with a model so training and serving window alike. */
-export interface WindowingConfig {
-  readonly size: number;
-  readonly hop: number;
-  readonly outOfOrderness: number;
-  readonly allowedLateness: number;
-  readonly idleTimeout: number;
-  /** Sparse modalities never hold a window back: their events count if they arrive before it closes. */
-  readonly nonGating: readonly Modality[];
-  /** Per-stream window phase (see AlignOptions.phase); absent means `aligned`, as models trained before it used. */
-  readonly phase?: 'aligned' | 'stream';
-}
-
-/**
- * 500 ms tumbling windows. A window closes when every gating modality has passed its end (40 ms of jitter allowed),
- * or at once when the producer sends a progress bound past it (the demo page does, every 20 ms); a modality silent
- * for 1 s of wall time stops holding windows. Text and labels are sparse: they never hold a window back. Each
- * stream's window grid has its own phase, hashed from its id, so a server's streams do not all close a window at the
- * same instant (a burst of featurization and one big step) but spread over the hop.
- */
-export const DEFAULT_WINDOWING: WindowingConfig = {
-  size: ms(500),
-  hop: ms(500),
-  outOfOrderness: ms(40),
-  allowedLateness: 0,
-  idleTimeout: ms(1000),
-  nonGating: ['text', 'label'],
-  phase: 'stream',
-};
+// The windowing lives in src/align/windowing.ts; re-exported here for code that imported it from the pipeline.
+export { DEFAULT_WINDOWING, type WindowingConfig } from '../align/windowing.js';
 
 export interface PipelineOptions {
   readonly model: Model;
@@ -66,37 +40,26 @@ export interface PipelineOptions {
   readonly alignExtras?: Partial<AlignOptions<Float32Array>> & { scheduler?: import('rxjs').SchedulerLike };
 }
 
-const windowingSchema = z
-  .object({
-    size: z.number().int().positive(),
-    hop: z.number().int().positive(),
-    outOfOrderness: z.number().int().nonnegative(),
-    allowedLateness: z.number().int().nonnegative(),
-    idleTimeout: z.number().positive().nullable(),
-    nonGating: z.array(z.enum(['audio', 'video', 'text', 'label'])),
-    phase: z.enum(['aligned', 'stream']).optional(),
-  })
-  .partial();
-
-/** A model's saved windowing, checked; JSON has no Infinity, so a disabled idle timeout is saved as null. */
-export function parseWindowing(value: unknown): Partial<WindowingConfig> {
-  if (value === undefined) return {};
-  const parsed = windowingSchema.safeParse(value);
-  if (!parsed.success)
-    throw new InvalidOptionError(
-      'model',
-      `its saved windowing is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  const { idleTimeout, ...rest } = parsed.data;
-  return idleTimeout === null
-    ? { ...rest, idleTimeout: Number.POSITIVE_INFINITY }
-    : idleTimeout === undefined
-      ? rest
-      : { ...rest, idleTimeout };
-}
-
-/** Queue bound for replays: a recording is replayed faster than real time, and every window must get through. */
+/**
+ * Queue bound for replays: a recording is replayed faster than real time, and every window must get through. It is a
+ * bound that is not reached: a replay passes a FlowCredit, whose `model` lane keeps at most MODEL_CREDITS windows
+ * (plus what one event releases) between the aligner and the output.
+ */
 export const REPLAY_QUEUE = 1_000_000;
+/** Events held by the JPEG/PNG decoder at once under a FlowCredit (its default maxPending). */
+export const DECODE_CREDITS = 256;
+/** Windows between the aligner and the model's output at once under a FlowCredit: two full batches. */
+export const MODEL_CREDITS = 512;
+
+/** Counts of what the current run holds; each is bounded (by open streams, credits or caps), none grows with time. */
+export interface Holdings {
+  readonly alignerStreams: number;
+  readonly alignerEvents: number;
+  readonly modelStates: number;
+  readonly modelQueued: number;
+  readonly windowsInFlight: number;
+  readonly lifecycleStreams: number;
+}
 
 /** What producers should send (the demo page sizes its camera frames from this; a v2 hello is answered with it). */
 export interface PipelineInputs {
@@ -109,14 +72,24 @@ export interface PipelineInputs {
   readonly video: { readonly width: number; readonly height: number; readonly format: 'gray' | 'rgb' };
 }
 
-/** Side outputs of one run of a pipeline. */
+/** Side outputs of one run of a pipeline, and the credits of a producer that waits. */
 export interface PipelineSinks {
   readonly refused?: RefusalListener;
   /** Every fused window on its way to the model (its features and presence), for audits and exports. */
   readonly windows?: (window: FusedWindow) => void;
   /** Every model step as it ends: latency in ms (results read back included) and rows. */
   readonly step?: (ms: number, rows: number) => void;
+  /**
+   * Credits of a producer that waits (a replay, see FlowCredit): decoding and the model queue spend them, so a
+   * producer that honours them loses nothing at any speed.
+   */
+  readonly credit?: FlowCredit;
+  /** Told when each stream opens and, after its last prediction, ends (see StreamMark). */
+  readonly onStream?: (mark: StreamMark) => void;
 }
+
+/** The options of one run: {@link PipelineSinks}. */
+export type RunOptions = PipelineSinks;
 
 export interface PipelineCounters {
   readonly counters: Record<string, number>;
@@ -133,8 +106,16 @@ export class PredictionPipelineRunner {
   readonly modelId: string;
   readonly featureConfig: FeatureConfig;
   readonly windowing: WindowingConfig;
+  /** Where the windowing came from: saved with the model, or the live default for a model without one. */
+  readonly windowingSource: 'model' | 'default';
   readonly inputs: PipelineInputs;
-  #current: { counters: () => Record<string, number>; gauges: () => Record<string, number> } | undefined;
+  #current:
+    | {
+        counters: () => Record<string, number>;
+        gauges: () => Record<string, number>;
+        holdings: () => Holdings;
+      }
+    | undefined;
 
   private constructor(
     readonly runtime: ModelRuntime,
@@ -146,11 +127,9 @@ export class PredictionPipelineRunner {
     this.modelId = options.modelId ?? 'model';
     this.featureConfig = parseFeatureConfig(options.model.config.featureConfig);
     // The windowing the model was trained with, unless the caller overrides it; older models carry none.
-    this.windowing = {
-      ...DEFAULT_WINDOWING,
-      ...parseWindowing(options.model.config.windowing),
-      ...options.windowing,
-    };
+    const trained = modelWindowing(options.model.config.windowing);
+    this.windowingSource = trained.source;
+    this.windowing = { ...trained.windowing, ...options.windowing };
     this.inputs = {
       audioSampleRate: this.featureConfig.audio.sampleRate,
       // Any rate and mono or stereo: the features resample (src/features/resampler.ts).
@@ -190,21 +169,38 @@ export class PredictionPipelineRunner {
     const resampler = await loadPcmResampler(
       parseFeatureConfig(options.model.config.featureConfig).audio.sampleRate,
     );
-    return new PredictionPipelineRunner(runtime, selection, options, resampler);
+    const runner = new PredictionPipelineRunner(runtime, selection, options, resampler);
+    const from =
+      runner.windowingSource === 'model'
+        ? 'saved with the model'
+        : 'the live default: the model has none saved';
+    log.info(
+      { event: 'windowing', windowing: runner.windowing, source: runner.windowingSource },
+      `windowing ${describeWindowing(runner.windowing)} (${from})`,
+    );
+    return runner;
   }
 
   /**
    * The live path over one input stream. `sinks.refused` hears of every input dropped on the way — refused or late
    * in alignment, undecodable or unusable in the features, windows dropped in front of the model — with the stream,
-   * seq and time it came with, so the server can tell the producer.
+   * seq and time it came with, so the server can tell the producer. With `sinks.credit` (a replay's FlowCredit)
+   * decoding and the model queue spend its credits; `sinks.onStream` hears each stream's lifecycle (StreamMark),
+   * which orders a replay's output without waiting on streams that are done.
    */
   run(input$: Observable<StreamInput>, sinks: PipelineSinks = {}): Observable<Prediction> {
-    const refused = sinks.refused;
+    const { refused, credit, onStream } = sinks;
     const { operator, alignment, features, drops } = createFeatureStage(
       this.featureConfig,
       { ...this.windowing, ...this.options.alignExtras },
-      { onRefusal: refused, resampler: this.resampler },
+      {
+        onRefusal: refused,
+        resampler: this.resampler,
+        ...(credit && { credit: credit.lane('decode', DECODE_CREDITS) }),
+      },
     );
+    const modelLane = credit?.lane('model', MODEL_CREDITS);
+    let lifecycle: StreamLifecycle | undefined;
     this.#current = {
       counters: () => {
         const a = alignment.stats();
@@ -240,56 +236,113 @@ export class PredictionPipelineRunner {
         for (const [modality, micros] of Object.entries(lag)) out[`watermark_lag_${modality}`] = micros / 1e6;
         return out;
       },
+      holdings: () => {
+        const a = alignment.stats();
+        const l = lifecycle?.size ?? { open: 0, pending: 0, windowsInFlight: 0 };
+        return {
+          alignerStreams: a.openStreams,
+          alignerEvents: a.bufferedEvents,
+          modelStates: this.runtime.store.size,
+          modelQueued: this.runtime.stats.queuedWindows,
+          windowsInFlight: l.windowsInFlight,
+          lifecycleStreams: l.open + l.pending,
+        };
+      },
     };
     const stopObserving = sinks.step ? this.runtime.stats.observeSteps(sinks.step) : undefined;
-    // Stream closes and restarts are interleaved with the windows in the order the aligner made them (its last
-    // windows, then the close), so the model frees or rewinds a stream right after that stream's last window.
-    const fused$ = new Observable<PredictInput>((subscriber) => {
-      const side: Subscription[] = [
-        alignment.closed$.subscribe((streamId) => subscriber.next({ streamId, close: true })),
-        alignment.restarted$.subscribe((streamId) => subscriber.next({ streamId, restart: true })),
-      ];
-      if (refused) {
-        side.push(
-          alignment.rejected$.subscribe((r) => {
-            const refusal = refusalOf(r.input, r.reason, r.message);
-            if (refusal) refused(refusal);
-          }),
-          alignment.late$.subscribe(({ event, closedUpTo }) =>
-            refused({
-              streamId: event.streamId,
-              modality: event.modality,
-              seq: event.seq,
-              time: event.time,
-              reason: 'late',
-              message: `${event.modality} event at ${event.time} µs arrived after its window closed (windows are closed up to ${closedUpTo} µs)`,
-            }),
-          ),
-        );
-      }
-      const windowTap = sinks.windows;
-      const windows = input$
-        .pipe(operator, windowTap ? tap((w: FusedWindow) => windowTap(w)) : identity)
-        .subscribe(subscriber);
-      return () => {
-        for (const s of side) s.unsubscribe();
-        windows.unsubscribe();
+    return new Observable<Prediction>((subscriber) => {
+      const streams = new StreamLifecycle((mark) => onStream?.(mark), modelLane);
+      lifecycle = streams;
+      const track = (input: unknown): void => {
+        const id = (input as { streamId?: unknown } | null)?.streamId;
+        if (typeof id !== 'string') return;
+        streams.input(id, isStreamControl(input) ? input.control : undefined);
       };
-    });
-    return fused$.pipe(
-      predictWindows(this.runtime, {
-        maxQueue: this.options.maxQueue ?? 32,
-        onDrop: refused
-          ? (d) =>
+      // Stream closes and restarts are interleaved with the windows in the order the aligner made them (its last
+      // windows, then the close), so the model frees or rewinds a stream right after that stream's last window.
+      const fused$ = new Observable<PredictInput>((sink) => {
+        const side: Subscription[] = [
+          alignment.closed$.subscribe((streamId) => {
+            sink.next({ streamId, close: true });
+            streams.closed(streamId);
+          }),
+          alignment.restarted$.subscribe((streamId) => sink.next({ streamId, restart: true })),
+        ];
+        if (refused) {
+          side.push(
+            alignment.rejected$.subscribe((r) => {
+              const refusal = refusalOf(r.input, r.reason, r.message);
+              if (refusal) refused(refusal);
+            }),
+            alignment.late$.subscribe(({ event, closedUpTo }) =>
               refused({
+                streamId: event.streamId,
+                modality: event.modality,
+                seq: event.seq,
+                time: event.time,
+                reason: 'late',
+                message: `${event.modality} event at ${event.time} µs arrived after its window closed (windows are closed up to ${closedUpTo} µs)`,
+              }),
+            ),
+          );
+        }
+        const windowTap = sinks.windows;
+        const windows = input$
+          .pipe(
+            tap(track),
+            operator,
+            windowTap ? tap((w: FusedWindow) => windowTap(w)) : identity,
+            tap((w: FusedWindow) => streams.window(w.streamId)),
+          )
+          .subscribe(sink);
+        return () => {
+          for (const s of side) s.unsubscribe();
+          windows.unsubscribe();
+        };
+      });
+      const predictions = fused$
+        .pipe(
+          predictWindows(this.runtime, {
+            maxQueue: this.options.maxQueue ?? 32,
+            onDrop: (d) => {
+              // Close and restart markers have no index; every dropped window is one that will not come back.
+              if (Number.isInteger(d.index)) streams.done(d.streamId);
+              refused?.({
                 streamId: d.streamId,
                 windowIndex: d.index,
                 reason: `model_${d.reason}`,
                 message: d.message,
-              })
-          : undefined,
-      }),
-      finalize(() => stopObserving?.()),
+              });
+            },
+          }),
+          finalize(() => stopObserving?.()),
+        )
+        .subscribe({
+          next: (p) => {
+            subscriber.next(p);
+            streams.done(p.streamId);
+          },
+          error: (error: unknown) => subscriber.error(error),
+          complete: () => subscriber.complete(),
+        });
+      return () => {
+        predictions.unsubscribe();
+        streams.dispose();
+      };
+    });
+  }
+
+  /** Items held right now by the current run's bounded structures: for memory checks over long replays. */
+  holdings(): Holdings {
+    return (
+      this.#current?.holdings() ?? {
+        alignerStreams: 0,
+        alignerEvents: 0,
+        modelStates: this.runtime.store.size,
+        modelQueued: 0,
+        windowsInFlight: 0,
+        lifecycleStreams: 0,
+      }
     );
   }
 

@@ -17,6 +17,12 @@ class IndexedSource implements MessageSource {
     readonly endTime: bigint | undefined,
   ) {}
 
+  get channelEnds(): ReadonlyMap<number, bigint> {
+    this.#ends ??= chunkEnds(this.reader, this.endTime);
+    return this.#ends;
+  }
+  #ends: Map<number, bigint> | undefined;
+
   get profile(): string {
     return this.reader.header.profile;
   }
@@ -30,7 +36,7 @@ class IndexedSource implements MessageSource {
     return this.reader.schemasById;
   }
 
-  async *messages(query: MessageQuery): AsyncGenerator<RawMessage> {
+  async *messages(query: MessageQuery): AsyncGenerator<RawMessage[]> {
     if (query.channelIds.size === 0) return;
     const topics = [...query.channelIds].map((id) => this.reader.channelsById.get(id)?.topic ?? '');
     const selected = this.reader.readMessages({
@@ -38,12 +44,25 @@ class IndexedSource implements MessageSource {
       ...(query.start !== undefined && { startTime: query.start }),
       ...(query.end !== undefined && { endTime: query.end }),
     });
-    yield* orderTies(onlyChannels(selected, query.channelIds));
+    // Topics may be shared by channels the query does not want; when none is, there is nothing to filter.
+    const unwanted = [...this.reader.channelsById.values()].some(
+      (c) => topics.includes(c.topic) && !query.channelIds.has(c.id),
+    );
+    yield* orderTies(selected, unwanted ? (m) => query.channelIds.has(m.channelId) : undefined);
   }
 }
 
-async function* onlyChannels(messages: AsyncIterable<RawMessage>, ids: ReadonlySet<number>) {
-  for await (const m of messages) if (ids.has(m.channelId)) yield m;
+/** The end of the last chunk holding each channel (the file's last log time for messages outside chunks). */
+function chunkEnds(reader: McapIndexedReader, fileEnd: bigint | undefined): Map<number, bigint> {
+  const ends = new Map<number, bigint>();
+  for (const chunk of reader.chunkIndexes)
+    for (const id of chunk.messageIndexOffsets.keys()) {
+      const known = ends.get(id);
+      if (known === undefined || chunk.messageEndTime > known) ends.set(id, chunk.messageEndTime);
+    }
+  if (reader.chunkIndexes.length === 0 && fileEnd !== undefined)
+    for (const id of reader.channelsById.keys()) ends.set(id, fileEnd);
+  return ends;
 }
 
 /** Counts and time span without statistics (files from other writers): one pass over every message. */

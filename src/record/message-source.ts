@@ -29,7 +29,13 @@ export interface MessageSource {
   /** Log time of the first and last message in ns; undefined when the file holds none. */
   readonly startTime: bigint | undefined;
   readonly endTime: bigint | undefined;
+  /**
+   * Per channel, a log time (ns) no message of it is later than: exact for a file read record by record, the end of
+   * the last chunk holding the channel for an indexed file. A replay closes a stream once it has read past this.
+   */
+  readonly channelEnds: ReadonlyMap<number, bigint>;
   /** Problems found while opening (a truncated file...). */
   readonly warnings: readonly RecordingWarning[];
-  messages(query: MessageQuery): AsyncGenerator<RawMessage>;
+  /** The query's messages in order, a batch at a time (see orderTies). */
+  messages(query: MessageQuery): AsyncGenerator<RawMessage[]>;
 }

@@ -9,15 +9,16 @@ import {
 } from '../core/events.js';
 import { type Micros, wallClockMicros } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
-import { type EncodedMessage, encodeEvent, encodePrediction, microsToNanos } from './codec.js';
+import { type EncodedMessage, encodeEvent, encodeLogView, encodePrediction, microsToNanos } from './codec.js';
 import { causeText, RecordingError, WriteBacklogError } from './errors.js';
 import { FileWritable } from './file-io.js';
+import { protoSchema } from './proto-schemas.js';
 import {
   CHANNEL_KEY,
   type ChannelKind,
   FORMAT_VERSION,
-  MESSAGE_ENCODING,
   METADATA_NAME,
+  type MessageEncoding,
   PROFILE,
   SCHEMA_ENCODING,
   type SchemaName,
@@ -36,6 +37,11 @@ export interface RecorderOptions {
   readonly compression?: 'zstd' | 'none';
   /** zstd level 1..19 (default 3). */
   readonly zstdLevel?: number;
+  /**
+   * Message encoding (default `protobuf`: Foxglove's own protobuf schemas and braid's, about twice as fast to read
+   * back as JSON); `json` writes JSON with base64 bytes, as format version 1 did.
+   */
+  readonly encoding?: MessageEncoding;
   /** Replace an existing file instead of failing (default false). */
   readonly overwrite?: boolean;
   /** Receive-time clock for writes that pass no receive time (default: the wall clock). */
@@ -73,12 +79,23 @@ const MAX_SEQUENCE = 0xffff_ffff;
 const DEFAULT_CHUNK_BYTES = 1024 * 1024;
 const DEFAULT_MAX_PENDING_WRITES = 10_000;
 const DEFAULT_MAX_PENDING_BYTES = 256 * 1024 * 1024;
+/** Released channels kept for reuse: bounded, so a server seeing a new stream id per page load stays flat. */
+const RETIRED_CHANNELS = 1024;
 
 interface ChannelTarget {
   readonly kind: ChannelKind;
   readonly streamId: string;
   readonly modality?: Modality;
   readonly schema: SchemaName;
+  /** Model that made a prediction channel's predictions. */
+  readonly model?: string;
+}
+
+export interface PredictionWrite {
+  /** Receive time (default: the recorder's clock). */
+  readonly receiveTime?: Micros;
+  /** Which model made it (e.g. `demo@1a2b3c4d5e6f`): saved in the message and the channel's metadata. */
+  readonly model?: string;
 }
 
 function checkOptions(options: RecorderOptions): void {
@@ -107,7 +124,12 @@ export class McapRecorder {
   readonly #clock: () => Micros;
   readonly #limits: EventLimits;
   readonly #channels = new Map<string, number>();
+  /** Keys of #channels per stream, so a stream's channels can be forgotten when it closes. */
+  readonly #streamChannels = new Map<string, Set<string>>();
+  /** Channels of closed streams, newest last, kept (up to RETIRED_CHANNELS) so a stream that comes back reuses them. */
+  readonly #retired = new Map<string, { id: number; seq: number }>();
   readonly #schemas = new Map<SchemaName, number>();
+  readonly #encoding: MessageEncoding;
   readonly #predictionSeq = new Map<number, number>();
   readonly #rejected: Record<string, number> = {};
   readonly #maxPendingWrites: number;
@@ -132,6 +154,7 @@ export class McapRecorder {
     this.#limits = options.limits ?? DEFAULT_EVENT_LIMITS;
     this.#maxPendingWrites = options.maxPendingWrites ?? DEFAULT_MAX_PENDING_WRITES;
     this.#maxPendingBytes = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
+    this.#encoding = options.encoding ?? 'protobuf';
   }
 
   /**
@@ -156,7 +179,13 @@ export class McapRecorder {
       await writer.start({ profile: PROFILE, library: `braid; ${LIBRARY_IDENTIFIER}` });
       await writer.addMetadata({
         name: METADATA_NAME,
-        metadata: new Map(Object.entries({ ...options.metadata, formatVersion: FORMAT_VERSION })),
+        metadata: new Map(
+          Object.entries({
+            ...options.metadata,
+            formatVersion: FORMAT_VERSION,
+            encoding: options.encoding ?? 'protobuf',
+          }),
+        ),
       });
       return new McapRecorder(path, writer, file, options);
     } catch (error) {
@@ -201,7 +230,7 @@ export class McapRecorder {
           `event.seq ${valid.seq} does not fit MCAP's uint32 sequence`,
         );
       publishTime = this.#publishTime(receiveTime);
-      message = encodeEvent(valid);
+      message = encodeEvent(valid, this.#encoding);
       this.#checkBacklog(message);
     } catch (error) {
       return this.#refuse(error);
@@ -212,26 +241,41 @@ export class McapRecorder {
       modality: valid.modality,
       schema: message.schema,
     } as const;
+    // Text also goes to the stream's foxglove.Log view, so Foxglove's Log panel shows it.
+    const view = valid.modality === 'text' ? encodeLogView(valid, this.#encoding) : undefined;
     return this.#enqueue(message, async () => {
       const channelId = await this.#channelFor(target);
-      await this.#add(channelId, valid.seq, microsToNanos(valid.time), publishTime, message);
+      const logTime = microsToNanos(valid.time);
+      await this.#add(channelId, valid.seq, logTime, publishTime, message);
+      if (view) {
+        const viewId = await this.#channelFor({ ...target, kind: 'view', schema: view.schema });
+        await this.#add(viewId, valid.seq, logTime, publishTime, view);
+      }
       this.#events += 1;
     });
   }
 
-  /** Queues one prediction on the stream's `/<streamId>/prediction` channel, logged at the window's end time. */
-  writePrediction(prediction: Prediction, receiveTime?: Micros): Promise<void> {
+  /**
+   * Queues one prediction on the stream's `/<streamId>/prediction` channel (one channel per stream and model),
+   * logged at the window's end time.
+   */
+  writePrediction(prediction: Prediction, options: PredictionWrite = {}): Promise<void> {
     let message: EncodedMessage;
     let publishTime: bigint;
     try {
       this.#checkOpen();
-      message = encodePrediction(prediction);
-      publishTime = this.#publishTime(receiveTime);
+      message = encodePrediction(prediction, options.model, this.#encoding);
+      publishTime = this.#publishTime(options.receiveTime);
       this.#checkBacklog(message);
     } catch (error) {
       return this.#refuse(error);
     }
-    const target = { kind: 'prediction', streamId: prediction.streamId, schema: message.schema } as const;
+    const target = {
+      kind: 'prediction',
+      streamId: prediction.streamId,
+      schema: message.schema,
+      ...(options.model !== undefined && { model: options.model }),
+    } as const;
     return this.#enqueue(message, async () => {
       const channelId = await this.#channelFor(target);
       const seq = this.#predictionSeq.get(channelId) ?? 0;
@@ -239,6 +283,45 @@ export class McapRecorder {
       await this.#add(channelId, seq, microsToNanos(prediction.windowEnd), publishTime, message);
       this.#predictions += 1;
     });
+  }
+
+  /**
+   * Forgets a stream's channels once the writes queued before this call are done (its `kind` channels only, when
+   * given): what the recorder keeps per stream is freed when the stream closes. The last 1024 released channels are
+   * kept aside, so a stream that comes back (a loop's next pass, a reconnect) goes on in its old channel; one back
+   * after more gets a new channel on the same topic, which readers merge back by the channel metadata. Open streams ×
+   * modalities (plus that bounded reserve) bound the recorder's memory, not the streams ever seen (the file's summary
+   * still lists every channel, as MCAP wants).
+   */
+  releaseStream(streamId: string, kind?: ChannelKind): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    const run = this.#tail.then(() => {
+      const keys = this.#streamChannels.get(streamId);
+      if (!keys) return;
+      for (const key of [...keys]) {
+        if (kind !== undefined && !key.startsWith(`${kind}\u0000`)) continue;
+        const id = this.#channels.get(key);
+        if (id !== undefined) {
+          this.#retired.set(key, { id, seq: this.#predictionSeq.get(id) ?? 0 });
+          this.#predictionSeq.delete(id);
+          // The oldest retired channel goes first: a stream back after that many others gets a new channel.
+          if (this.#retired.size > RETIRED_CHANNELS) this.#retired.delete(this.#retired.keys().next().value!);
+        }
+        this.#channels.delete(key);
+        keys.delete(key);
+      }
+      if (keys.size === 0) this.#streamChannels.delete(streamId);
+    });
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Channels the recorder keeps for streams not yet released, and released ones kept for reuse (memory checks). */
+  get openChannels(): number {
+    return this.#channels.size;
+  }
+  get retiredChannels(): number {
+    return this.#retired.size;
   }
 
   /** Waits for queued writes, then writes the last chunk, the index and the footer. Safe to call twice. */
@@ -331,29 +414,48 @@ export class McapRecorder {
   }
 
   async #channelFor(target: ChannelTarget): Promise<number> {
-    const key = `${target.kind}\u0000${target.streamId}\u0000${target.modality ?? ''}\u0000${target.schema}`;
+    const key = `${target.kind}\u0000${target.streamId}\u0000${target.modality ?? ''}\u0000${target.schema}\u0000${target.model ?? ''}`;
     const known = this.#channels.get(key);
     if (known !== undefined) return known;
+    const retired = this.#retired.get(key);
+    if (retired !== undefined) {
+      // A stream back after it closed (a loop's next pass, a producer reconnecting): its old channel goes on.
+      this.#retired.delete(key);
+      this.#predictionSeq.set(retired.id, retired.seq);
+      this.#remember(target.streamId, key, retired.id);
+      return retired.id;
+    }
     const schemaId = await this.#schemaId(target.schema);
     const metadata = new Map<string, string>([
       [CHANNEL_KEY.streamId, target.streamId],
       [CHANNEL_KEY.kind, target.kind],
     ]);
     if (target.modality) metadata.set(CHANNEL_KEY.modality, target.modality);
+    if (target.model !== undefined) metadata.set(CHANNEL_KEY.model, target.model);
+    const what =
+      target.kind === 'view' ? 'log' : target.kind === 'prediction' ? 'prediction' : target.modality;
     const id = await this.#writer.registerChannel({
-      topic: topicFor(target.streamId, target.modality ?? 'prediction'),
-      messageEncoding: MESSAGE_ENCODING,
+      topic: topicFor(target.streamId, what ?? 'prediction'),
+      messageEncoding: this.#encoding,
       schemaId,
       metadata,
     });
-    this.#channels.set(key, id);
+    this.#remember(target.streamId, key, id);
     return id;
+  }
+
+  #remember(streamId: string, key: string, id: number): void {
+    this.#channels.set(key, id);
+    let keys = this.#streamChannels.get(streamId);
+    if (!keys) this.#streamChannels.set(streamId, (keys = new Set()));
+    keys.add(key);
   }
 
   async #schemaId(name: SchemaName): Promise<number> {
     const known = this.#schemas.get(name);
     if (known !== undefined) return known;
-    const id = await this.#writer.registerSchema({ name, encoding: SCHEMA_ENCODING, data: schemaData(name) });
+    const data = this.#encoding === 'protobuf' ? protoSchema(name).data : schemaData(name);
+    const id = await this.#writer.registerSchema({ name, encoding: SCHEMA_ENCODING[this.#encoding], data });
     this.#schemas.set(name, id);
     return id;
   }

@@ -1,24 +1,25 @@
 import { hasMcapPrefix, MCAP_MAGIC } from '@mcap/core';
 import { InvalidOptionError } from '../core/errors.js';
-import { type AnySourceEvent, isModality, type Modality, validateEvent } from '../core/events.js';
+import { type AnySourceEvent, type Modality, validateEvent } from '../core/events.js';
 import type { Micros } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
-import { decodeEvent, decodePrediction, nanosToMicros, SCHEMA_MODALITY } from './codec.js';
+import {
+  type ChannelOrigin,
+  classifyChannel,
+  MappingError,
+  type ReadChannel,
+  type TopicMapping,
+} from './channel-map.js';
+import { ByteArena, decodeEvent, decodePrediction, nanosToMicros, nanosToMicrosFloor } from './codec.js';
+import { loadDecompress } from './decompress.js';
 import { causeText, RecordingError, type RecordingWarning, type WarningListener } from './errors.js';
 import { FileReadable } from './file-io.js';
 import { openIndexedSource } from './indexed-source.js';
+import type { MessageDecoder } from './message-decoder.js';
 import type { RawMessage } from './message-order.js';
-import type { McapChannel, McapSchema, MessageQuery, MessageSource } from './message-source.js';
-import {
-  CHANNEL_KEY,
-  type ChannelKind,
-  isSchemaName,
-  MESSAGE_ENCODING,
-  SCHEMA_ENCODING,
-  type SchemaName,
-} from './schemas.js';
+import type { MessageQuery, MessageSource } from './message-source.js';
+import type { ChannelKind } from './schemas.js';
 import { openStreamSource } from './stream-source.js';
-import { loadZstd } from './zstd.js';
 
 export interface StreamInfo {
   readonly streamId: string;
@@ -37,9 +38,16 @@ export interface ChannelInfo {
   readonly streamId?: string;
   readonly kind?: ChannelKind;
   readonly modality?: Modality;
-  /** Why braid does not read this channel; absent for braid channels. */
+  /** How braid knows what the channel holds (braid metadata, --map, or a Foxglove schema); absent when skipped. */
+  readonly origin?: ChannelOrigin;
+  /** The model that made a prediction channel's predictions (format version 2). */
+  readonly model?: string;
+  /** Why braid does not read this channel; absent for the channels it reads. */
   readonly skipped?: string;
 }
+
+/** A recorded prediction, with the model that made it when the file says (format version 2). */
+export type RecordedPrediction = Prediction & { readonly model?: string };
 
 /** What `braid info` shows about a recording. Times are µs of originating time; `duration` is end − start. */
 export interface RecordingInfo {
@@ -63,6 +71,11 @@ export interface RecordingInfo {
 export interface OpenOptions {
   /** Where warnings go (truncation, skipped channels, bad messages); default: process.emitWarning. */
   readonly onWarning?: WarningListener;
+  /**
+   * Topics to read as a stream's events of a modality (`braid replay --map TOPIC=STREAM:MODALITY`), over what the
+   * channel metadata says or what would be inferred; every topic named must be in the file.
+   */
+  readonly map?: readonly TopicMapping[];
 }
 
 /**
@@ -77,41 +90,8 @@ export interface EventQuery {
 
 export type ReadOptions = OpenOptions & EventQuery;
 
-type BraidChannel =
-  | {
-      readonly kind: 'event';
-      readonly streamId: string;
-      readonly modality: Modality;
-      readonly schema: SchemaName;
-    }
-  | { readonly kind: 'prediction'; readonly streamId: string; readonly schema: SchemaName };
-
 /** Bad messages reported per channel before the rest are only counted. */
 const REPORTED_BAD_MESSAGES = 5;
-
-/** A braid channel, or the reason it is not one. */
-function classify(channel: McapChannel, schema: McapSchema | undefined): BraidChannel | string {
-  if (!schema) return 'it has no schema';
-  if (channel.messageEncoding !== MESSAGE_ENCODING)
-    return `its message encoding is "${channel.messageEncoding}", braid reads "${MESSAGE_ENCODING}"`;
-  if (schema.encoding !== SCHEMA_ENCODING)
-    return `its schema encoding is "${schema.encoding}", braid reads "${SCHEMA_ENCODING}"`;
-  if (!isSchemaName(schema.name)) return `schema "${schema.name}" is not one braid reads`;
-  const streamId = channel.metadata.get(CHANNEL_KEY.streamId);
-  if (!streamId) return `it has no "${CHANNEL_KEY.streamId}" metadata`;
-  const kind = channel.metadata.get(CHANNEL_KEY.kind);
-  if (kind === 'prediction')
-    return schema.name === 'braid.Prediction'
-      ? { kind, streamId, schema: schema.name }
-      : `a prediction channel needs schema braid.Prediction, not ${schema.name}`;
-  if (kind !== 'event')
-    return `its "${CHANNEL_KEY.kind}" metadata is ${JSON.stringify(kind)}, not event|prediction`;
-  const modality = channel.metadata.get(CHANNEL_KEY.modality);
-  if (!isModality(modality)) return `its "${CHANNEL_KEY.modality}" metadata is ${JSON.stringify(modality)}`;
-  if (SCHEMA_MODALITY[schema.name] !== modality)
-    return `schema ${schema.name} cannot carry ${modality} events`;
-  return { kind, streamId, modality, schema: schema.name };
-}
 
 const hex = (bytes: ArrayLike<number>): string =>
   Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
@@ -126,7 +106,7 @@ async function openSource(path: string, readable: FileReadable): Promise<Message
         head.byteLength === 0 ? 'an empty file' : hex(head)
       }`,
     );
-  const { decompressHandlers } = await loadZstd();
+  const decompressHandlers = await loadDecompress();
   try {
     return await openIndexedSource(readable, decompressHandlers);
   } catch (error) {
@@ -151,7 +131,7 @@ function checkTime(option: 'from' | 'to', value: Micros | undefined): void {
  * by record up to its last complete chunk, with a `truncated` warning saying how far it got.
  */
 export class RecordingReader {
-  readonly #channels = new Map<number, BraidChannel>();
+  readonly #channels = new Map<number, ReadChannel>();
   readonly #badByChannel = new Map<number, number>();
   readonly #onWarning: WarningListener;
   #badMessages = 0;
@@ -161,7 +141,7 @@ export class RecordingReader {
     private readonly readable: FileReadable,
     private readonly source: MessageSource,
     readonly info: RecordingInfo,
-    channels: ReadonlyMap<number, BraidChannel>,
+    channels: ReadonlyMap<number, ReadChannel>,
     onWarning: WarningListener,
   ) {
     for (const [id, c] of channels) this.#channels.set(id, c);
@@ -178,12 +158,27 @@ export class RecordingReader {
     }
     try {
       const source = await openSource(path, readable);
-      const channels = new Map<number, BraidChannel>();
+      const channels = new Map<number, ReadChannel>();
       const infos: ChannelInfo[] = [];
       const warnings = [...source.warnings];
-      for (const channel of [...source.channels.values()].sort((a, b) => a.id - b.id)) {
+      const mappings = new Map((options.map ?? []).map((m) => [m.topic, m]));
+      const decoders = new Map<number, MessageDecoder>();
+      const sorted = [...source.channels.values()].sort((a, b) => a.id - b.id);
+      const missing = [...mappings.keys()].filter((t) => !sorted.some((c) => c.topic === t));
+      if (missing.length > 0)
+        throw new RecordingError(
+          path,
+          `--map names ${missing.map((t) => JSON.stringify(t)).join(', ')}, not a topic of this recording; its topics are ${[...new Set(sorted.map((c) => JSON.stringify(c.topic)))].join(', ') || 'none'}`,
+        );
+      for (const channel of sorted) {
         const schema = source.schemas.get(channel.schemaId);
-        const braid = classify(channel, schema);
+        let read: ReturnType<typeof classifyChannel>;
+        try {
+          read = classifyChannel(channel, schema, mappings.get(channel.topic), decoders);
+        } catch (error) {
+          if (error instanceof MappingError) throw new RecordingError(path, error.message);
+          throw error;
+        }
         const messages = source.messageCounts.get(channel.id) ?? 0;
         const base = {
           id: channel.id,
@@ -192,16 +187,18 @@ export class RecordingReader {
           messageEncoding: channel.messageEncoding,
           messages,
         };
-        if (typeof braid === 'string') {
-          infos.push({ ...base, skipped: braid });
-          warnings.push({
-            code: 'unknown_channel',
-            channelId: channel.id,
-            message: `skipping channel ${channel.id} (${channel.topic}, ${messages} messages): ${braid}`,
-          });
+        if ('skipped' in read) {
+          infos.push({ ...base, skipped: read.skipped });
+          if (!read.quiet)
+            warnings.push({
+              code: 'unknown_channel',
+              channelId: channel.id,
+              message: `skipping channel ${channel.id} (${channel.topic}, ${messages} messages): ${read.skipped}`,
+            });
         } else {
-          channels.set(channel.id, braid);
-          infos.push({ ...base, ...braid });
+          channels.set(channel.id, read);
+          const { decode: _decode, schema: _schema, ...shown } = read;
+          infos.push({ ...base, ...shown });
         }
       }
       const info = summarise(path, source, infos, warnings);
@@ -222,50 +219,93 @@ export class RecordingReader {
 
   /** Events in (log time, channel, sequence) order; invalid messages are skipped with a warning. */
   async *events(query: EventQuery = {}): AsyncGenerator<AnySourceEvent> {
+    for await (const batch of this.eventBatches(query)) for (const event of batch) yield event;
+  }
+
+  /**
+   * The same events as {@link events}, a few hundred at a time: a consumer that awaits once per batch (a replay)
+   * reads about as fast as the raw MCAP read allows.
+   */
+  async *eventBatches(query: EventQuery = {}): AsyncGenerator<AnySourceEvent[]> {
     const range = this.#range(query);
     if (!range) return;
     const streams = this.#streamFilter(query.streams);
     const ids = new Set<number>();
     for (const [id, c] of this.#channels) if (c.kind === 'event' && streams(c.streamId)) ids.add(id);
-    for await (const m of this.#messages({ ...range, channelIds: ids })) {
-      const channel = this.#channels.get(m.channelId)!;
-      if (channel.kind !== 'event') continue;
-      try {
-        yield validateEvent(
-          decodeEvent(channel.schema, channel, nanosToMicros(m.logTime), m.sequence, m.data),
-        );
-      } catch (error) {
-        this.#bad(m, error);
+    for await (const messages of this.#messages({ ...range, channelIds: ids })) {
+      const events: AnySourceEvent[] = [];
+      const arena = new ByteArena();
+      let channelId = -1;
+      let channel: ReadChannel | undefined;
+      for (const m of messages) {
+        // Consecutive messages mostly share a channel (a chunk holds runs of one stream's audio).
+        if (m.channelId !== channelId) {
+          channelId = m.channelId;
+          channel = this.#channels.get(channelId);
+        }
+        if (channel?.kind !== 'event') continue;
+        try {
+          // braid writes whole µs, so a remainder in its own channels means damage; other tools' clocks are finer.
+          const time = channel.origin === 'braid' ? nanosToMicros(m.logTime) : nanosToMicrosFloor(m.logTime);
+          events.push(
+            validateEvent(
+              decodeEvent(channel.schema, channel, time, m.sequence, channel.decode(m.data), arena),
+            ),
+          );
+        } catch (error) {
+          this.#bad(m, error);
+        }
       }
+      if (events.length > 0) yield events;
     }
   }
 
-  /** Predictions in (window end, channel, sequence) order. */
-  async *predictions(query: Pick<EventQuery, 'streams'> = {}): AsyncGenerator<Prediction> {
+  /**
+   * Per stream with event channels, a time (µs, absolute) none of its events is later than: a replay closes the
+   * stream once it has read past it (see MessageSource.channelEnds for how tight it is).
+   */
+  streamEnds(): Map<string, Micros> {
+    const ends = new Map<string, Micros>();
+    for (const [id, c] of this.#channels) {
+      if (c.kind !== 'event') continue;
+      const ns = this.source.channelEnds.get(id) ?? this.source.endTime;
+      if (ns === undefined) continue;
+      const us = Number((ns + 999n) / 1000n);
+      ends.set(c.streamId, Math.max(ends.get(c.streamId) ?? us, us));
+    }
+    return ends;
+  }
+
+  /** Predictions in (window end, channel, sequence) order, with their model when the file names it. */
+  async *predictions(query: Pick<EventQuery, 'streams'> = {}): AsyncGenerator<RecordedPrediction> {
     const streams = this.#streamFilter(query.streams);
     const ids = new Set<number>();
     for (const [id, c] of this.#channels) if (c.kind === 'prediction' && streams(c.streamId)) ids.add(id);
-    for await (const m of this.#messages({ channelIds: ids })) {
-      try {
-        yield decodePrediction(m.data);
-      } catch (error) {
-        this.#bad(m, error);
+    for await (const messages of this.#messages({ channelIds: ids }))
+      for (const m of messages) {
+        const channel = this.#channels.get(m.channelId)!;
+        try {
+          const { prediction, model } = decodePrediction(channel.decode(m.data));
+          const named = model ?? (channel.kind === 'prediction' ? channel.model : undefined);
+          yield named === undefined ? prediction : { ...prediction, model: named };
+        } catch (error) {
+          this.#bad(m, error);
+        }
       }
-    }
   }
 
   close(): Promise<void> {
     return this.readable.close();
   }
 
-  async *#messages(query: MessageQuery): AsyncGenerator<RawMessage> {
+  async *#messages(query: MessageQuery): AsyncGenerator<RawMessage[]> {
     let read = 0;
     let last: bigint | undefined;
     try {
-      for await (const m of this.source.messages(query)) {
-        read += 1;
-        last = m.logTime;
-        yield m;
+      for await (const batch of this.source.messages(query)) {
+        read += batch.length;
+        last = batch[batch.length - 1]?.logTime ?? last;
+        yield batch;
       }
     } catch (error) {
       const where =
@@ -387,7 +427,7 @@ export async function* readRecording(
 ): AsyncGenerator<AnySourceEvent> {
   const reader = await RecordingReader.open(path, options);
   try {
-    yield* reader.events(options);
+    for await (const batch of reader.eventBatches(options)) for (const event of batch) yield event;
   } finally {
     await reader.close();
   }
@@ -397,7 +437,7 @@ export async function* readRecording(
 export async function* readPredictions(
   path: string,
   options: OpenOptions & Pick<EventQuery, 'streams'> = {},
-): AsyncGenerator<Prediction> {
+): AsyncGenerator<RecordedPrediction> {
   const reader = await RecordingReader.open(path, options);
   try {
     yield* reader.predictions(options);

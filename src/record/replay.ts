@@ -1,6 +1,7 @@
 import { asyncScheduler, Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import { InvalidOptionError } from '../core/errors.js';
-import type { AnySourceEvent } from '../core/events.js';
+import type { AnySourceEvent, Modality, StreamInput } from '../core/events.js';
+import type { FlowCredit } from '../core/flow-credit.js';
 import type { Micros } from '../core/time.js';
 import { type ReadOptions, RecordingReader } from './recording-reader.js';
 
@@ -13,6 +14,11 @@ export interface ReplayOptions extends ReadOptions {
   readonly loopGap?: Micros;
   /** Clock and timers for pacing (default asyncScheduler); it must run actions asynchronously (no virtual time). */
   readonly scheduler?: SchedulerLike;
+  /**
+   * Credits of the stages the replay feeds (see FlowCredit): before each item the reader waits until they have room,
+   * so decoding and the model never fall behind far enough to drop anything, whatever the speed.
+   */
+  readonly credit?: FlowCredit;
 }
 
 const DEFAULT_LOOP_GAP: Micros = 100_000;
@@ -51,6 +57,11 @@ class LoopShift {
     }
   }
 
+  /** A time of loop 0 as it reads in loop `loop`. */
+  time(time: Micros, loop: number): Micros {
+    return loop === 0 ? time : time + loop * (this.#last! - this.#first! + this.gap);
+  }
+
   apply(event: AnySourceEvent, loop: number): AnySourceEvent {
     if (loop === 0) return event;
     const period = this.#last! - this.#first! + this.gap;
@@ -63,6 +74,7 @@ class LoopShift {
 class Pacer {
   #origin: { time: Micros; clock: number } | undefined;
   #sliceStart = performance.now();
+  #sinceCheck = 0;
   #timer: Subscription | undefined;
   #wake: (() => void) | undefined;
 
@@ -71,19 +83,25 @@ class Pacer {
     private readonly scheduler: SchedulerLike,
   ) {}
 
-  async wait(time: Micros): Promise<void> {
+  /** Undefined when `time` is due already (no await needed: most events at high speed), else when it will be. */
+  wait(time: Micros): Promise<void> | undefined {
     if (this.speed === 'max') return this.#breathe();
     if (!this.#origin) {
       this.#origin = { time, clock: this.scheduler.now() };
-      return;
+      return undefined;
     }
     // Absolute targets from one origin, so timer lateness never accumulates into drift.
     const due = this.#origin.clock + (time - this.#origin.time) / 1000 / this.speed;
-    const delay = due - this.scheduler.now();
-    if (delay < 1) return;
-    await new Promise<void>((resolve) => {
+    if (due - this.scheduler.now() < 1) return undefined;
+    return new Promise<void>((resolve) => {
       this.#wake = resolve;
-      this.#timer = this.scheduler.schedule(resolve, delay);
+      // Timers may fire a little early (whole-ms clocks, rounding): look again, and wait again if it is not due.
+      const arm = () => {
+        const left = due - this.scheduler.now();
+        if (left < 1) resolve();
+        else this.#timer = this.scheduler.schedule(arm, left);
+      };
+      arm();
     });
   }
 
@@ -93,37 +111,109 @@ class Pacer {
     this.#wake?.();
   }
 
-  async #breathe(): Promise<void> {
-    if (performance.now() - this.#sliceStart < MAX_SPEED_SLICE_MS) return;
-    await new Promise((resolve) => setImmediate(resolve));
-    this.#sliceStart = performance.now();
+  #breathe(): Promise<void> | undefined {
+    // The clock is read every 32nd event only: reading it costs about as much as handing an event on.
+    if ((++this.#sinceCheck & 31) !== 0 || performance.now() - this.#sliceStart < MAX_SPEED_SLICE_MS)
+      return undefined;
+    return new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.#sliceStart = performance.now();
+        resolve();
+      }),
+    );
   }
 }
 
-/**
- * Replays a recording as a stream of source events in (time, channel, seq) order, paced by originating time.
- * Options are checked at once (InvalidOptionError); reading problems arrive as the stream's error
- * (RecordingError), warnings through `onWarning`. Unsubscribing stops reading and closes the file.
- */
-export function replayRecording(path: string, options: ReplayOptions = {}): Observable<AnySourceEvent> {
+/** Streams open in the current pass of a replay, by the time after which they have no more events. */
+class OpenStreams {
+  /** Sorted by end, earliest first. */
+  readonly #byEnd: { streamId: string; end: Micros }[] = [];
+  readonly #open = new Set<string>();
+
+  has(streamId: string): boolean {
+    return this.#open.has(streamId);
+  }
+
+  add(streamId: string, end: Micros): void {
+    this.#open.add(streamId);
+    let i = this.#byEnd.length;
+    while (i > 0 && (this.#byEnd[i - 1] as { end: Micros }).end > end) i -= 1;
+    this.#byEnd.splice(i, 0, { streamId, end });
+  }
+
+  /** Whether some stream's last event is before `time` (cheap: the earliest end is first). */
+  closesBefore(time: Micros): boolean {
+    return this.#byEnd.length > 0 && (this.#byEnd[0] as { end: Micros }).end < time;
+  }
+
+  /** Removes and returns the streams whose last event is before `time`; all of them without a time. */
+  closeBefore(time?: Micros): string[] {
+    let n = 0;
+    while (n < this.#byEnd.length && (time === undefined || (this.#byEnd[n] as { end: Micros }).end < time))
+      n += 1;
+    const done = this.#byEnd.splice(0, n).map((s) => s.streamId);
+    for (const id of done) this.#open.delete(id);
+    return done;
+  }
+}
+
+function replay(path: string, options: ReplayOptions, controls: boolean): Observable<StreamInput> {
   checkOptions(options);
-  return new Observable<AnySourceEvent>((subscriber) => {
+  return new Observable<StreamInput>((subscriber) => {
     const pacer = new Pacer(options.speed ?? 1, options.scheduler ?? asyncScheduler);
     const shift = new LoopShift(options.loopGap ?? DEFAULT_LOOP_GAP);
     let stopped = false;
+    // Each step awaits only when it must (a credit to wait for, a due time to reach): at high speed most events
+    // need neither, and one await per event would cost more than reading it.
+    const emit = (input: StreamInput): Promise<void> | undefined => {
+      const room = options.credit?.ready();
+      if (!room) {
+        if (!stopped) subscriber.next(input);
+        return undefined;
+      }
+      return room.then(() => {
+        if (!stopped) subscriber.next(input);
+      });
+    };
     const play = async (): Promise<void> => {
       const reader = await RecordingReader.open(path, options);
       try {
+        const modalities = new Map<string, readonly Modality[]>(
+          reader.info.streams.map((s) => [s.streamId, s.modalities]),
+        );
+        const ends = controls ? reader.streamEnds() : new Map<string, Micros>();
         for (let loop = 0; !stopped; loop += 1) {
           let played = 0;
-          for await (const event of reader.events(options)) {
-            if (loop === 0) shift.observe(event);
-            const out = shift.apply(event, loop);
-            await pacer.wait(out.time);
+          const open = new OpenStreams();
+          const closeStreams = async (time?: Micros) => {
+            for (const streamId of open.closeBefore(time)) await emit({ control: 'close', streamId });
+          };
+          for await (const batch of reader.eventBatches(options)) {
+            for (const event of batch) {
+              if (loop === 0 && options.loop) shift.observe(event);
+              const out = shift.apply(event, loop);
+              if (controls) {
+                if (open.closesBefore(out.time)) await closeStreams(out.time);
+                if (!open.has(out.streamId)) {
+                  open.add(out.streamId, shift.time(ends.get(out.streamId) ?? out.time, loop));
+                  const opening = emit({
+                    control: 'open',
+                    streamId: out.streamId,
+                    modalities: modalities.get(out.streamId) ?? [out.modality],
+                  });
+                  if (opening) await opening;
+                }
+              }
+              const due = pacer.wait(out.time);
+              if (due) await due;
+              if (stopped) return;
+              const sent = emit(out);
+              if (sent) await sent;
+              played += 1;
+            }
             if (stopped) return;
-            subscriber.next(out);
-            played += 1;
           }
+          if (controls) await closeStreams();
           if (!options.loop || played === 0) return;
         }
       } finally {
@@ -139,4 +229,23 @@ export function replayRecording(path: string, options: ReplayOptions = {}): Obse
       pacer.cancel();
     };
   });
+}
+
+/**
+ * Replays a recording as a stream of source events in (time, channel, seq) order, paced by originating time.
+ * Options are checked at once (InvalidOptionError); reading problems arrive as the stream's error
+ * (RecordingError), warnings through `onWarning`. Unsubscribing stops reading and closes the file.
+ */
+export function replayRecording(path: string, options: ReplayOptions = {}): Observable<AnySourceEvent> {
+  return replay(path, options, false) as Observable<AnySourceEvent>;
+}
+
+/**
+ * The replay as a producer would send it: each stream's events preceded by an `open` control naming the modalities
+ * it has in the file, and followed by a `close` once the reader is past the stream's last event (or at the end of
+ * the range, or of each pass when looping). So a stream that has ended, or has no events in `from`/`to`, holds
+ * nothing back downstream, and each pass of a loop starts every stream afresh, as the recorded session did.
+ */
+export function replayInputs(path: string, options: ReplayOptions = {}): Observable<StreamInput> {
+  return replay(path, options, true);
 }

@@ -1,17 +1,25 @@
-import { CompressedImage, RawAudio, RawImage } from '@foxglove/schemas/jsonschema.js';
+import { CompressedImage, Log, RawAudio, RawImage } from '@foxglove/schemas/jsonschema.js';
 import * as z from 'zod';
 import type { Modality } from '../core/events.js';
 
 /**
  * The on-disk vocabulary of a braid recording (docs/recording.md describes it for people; this file for code).
- * Messages are JSON (MCAP `json` message encoding, `jsonschema` schemas) because Foxglove reads JSON natively and no
- * protobuf runtime is installed; byte fields are base64 strings, as Foxglove's JSON convention wants.
+ * Messages are protobuf by default (format version 2: MCAP `protobuf` message and schema encodings, the schema a
+ * FileDescriptorSet, see proto-schemas.ts), or JSON (`json` / `jsonschema`, byte fields as base64 strings, as
+ * Foxglove's JSON convention wants) when asked; version 1 files are all JSON. Both read back alike.
  */
-export const MESSAGE_ENCODING = 'json';
-export const SCHEMA_ENCODING = 'jsonschema';
+export type MessageEncoding = 'protobuf' | 'json';
+/** MCAP schema encoding that goes with each message encoding. */
+export const SCHEMA_ENCODING: Readonly<Record<MessageEncoding, string>> = {
+  protobuf: 'protobuf',
+  json: 'jsonschema',
+};
 export const PROFILE = 'braid';
-/** Bumped when the meaning of topics, schemas or metadata changes incompatibly. */
-export const FORMAT_VERSION = '1';
+/**
+ * Bumped when the meaning of topics, schemas or metadata changes. 2: protobuf messages by default, a foxglove.Log
+ * view of each text channel, predictions carry their model. Readers take 1 and 2.
+ */
+export const FORMAT_VERSION = '2';
 /** Name of the MCAP Metadata record holding {@link FORMAT_VERSION} and the caller's own metadata. */
 export const METADATA_NAME = 'braid';
 
@@ -20,11 +28,18 @@ export const CHANNEL_KEY = {
   streamId: 'braid.streamId',
   kind: 'braid.kind',
   modality: 'braid.modality',
+  /** On prediction channels: the model that made them. */
+  model: 'braid.model',
 } as const;
 
-export type ChannelKind = 'event' | 'prediction';
+/**
+ * `event`: a stream's events of one modality; `prediction`: a model's predictions for a stream; `view`: a copy of a
+ * stream's text as foxglove.Log on `/<streamId>/log`, for Foxglove's Log panel, which readers skip.
+ */
+export type ChannelKind = 'event' | 'prediction' | 'view';
 
-export const topicFor = (streamId: string, what: Modality | 'prediction'): string => `/${streamId}/${what}`;
+export const topicFor = (streamId: string, what: Modality | 'prediction' | 'log'): string =>
+  `/${streamId}/${what}`;
 
 const time = z.object({
   sec: z.number().int().min(0),
@@ -58,6 +73,8 @@ const predictionMessage = z
     windowEnd: z.number().int().min(0),
     scores: z.record(z.string(), z.number()),
     present: presence,
+    /** The model that made it; absent in recordings of format version 1. */
+    model: z.string().optional(),
   })
   .meta({
     title: 'braid.Prediction',
@@ -92,6 +109,14 @@ export interface CompressedImageMessage {
   data: string;
   format: string;
 }
+export interface LogMessage {
+  timestamp: FoxgloveTime;
+  level: number;
+  message: string;
+  name: string;
+  file: string;
+  line: number;
+}
 
 interface SchemaDef<T> {
   readonly jsonSchema: object;
@@ -111,6 +136,7 @@ export const SCHEMAS = {
   'foxglove.RawAudio': foxglove<RawAudioMessage>(RawAudio),
   'foxglove.RawImage': foxglove<RawImageMessage>(RawImage),
   'foxglove.CompressedImage': foxglove<CompressedImageMessage>(CompressedImage),
+  'foxglove.Log': foxglove<LogMessage>(Log),
   'braid.Text': braid(textMessage),
   'braid.Labels': braid(labelsMessage),
   'braid.Prediction': braid(predictionMessage),
@@ -121,6 +147,16 @@ export type MessageOf<S extends SchemaName> = (typeof SCHEMAS)[S] extends Schema
 
 export const isSchemaName = (name: string): name is SchemaName => Object.hasOwn(SCHEMAS, name);
 
-/** The bytes of an MCAP Schema record's `data` for a schema. */
+/** The bytes of an MCAP Schema record's `data` for a JSON schema (`jsonschema` encoding). */
 export const schemaData = (name: SchemaName): Uint8Array =>
   new TextEncoder().encode(JSON.stringify(SCHEMAS[name].jsonSchema));
+
+/** Which modality each schema can carry as events; foxglove.Log carries text (in files of other tools). */
+export const SCHEMA_MODALITY: Readonly<Partial<Record<SchemaName, Modality>>> = {
+  'foxglove.RawAudio': 'audio',
+  'foxglove.RawImage': 'video',
+  'foxglove.CompressedImage': 'video',
+  'foxglove.Log': 'text',
+  'braid.Text': 'text',
+  'braid.Labels': 'label',
+};

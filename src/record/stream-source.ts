@@ -47,6 +47,8 @@ interface Survey {
   schemas: Map<number, McapSchema>;
   metadata: Map<string, string>;
   counts: Map<number, number>;
+  /** Last log time of each channel. */
+  ends: Map<number, bigint>;
   chunkStarts: bigint[];
   start: bigint | undefined;
   end: bigint | undefined;
@@ -74,6 +76,8 @@ function note(survey: Survey, record: TypedMcapRecord): void {
     case 'Message':
       survey.messages += 1;
       survey.counts.set(record.channelId, (survey.counts.get(record.channelId) ?? 0) + 1);
+      if ((survey.ends.get(record.channelId) ?? -1n) < record.logTime)
+        survey.ends.set(record.channelId, record.logTime);
       if (survey.start === undefined || record.logTime < survey.start) survey.start = record.logTime;
       if (survey.end === undefined || record.logTime > survey.end) survey.end = record.logTime;
       return;
@@ -150,6 +154,9 @@ class StreamSource implements MessageSource {
   get messageCounts() {
     return this.survey.counts;
   }
+  get channelEnds() {
+    return this.survey.ends;
+  }
   get startTime() {
     return this.survey.start;
   }
@@ -157,7 +164,7 @@ class StreamSource implements MessageSource {
     return this.survey.end;
   }
 
-  async *messages(query: MessageQuery): AsyncGenerator<RawMessage> {
+  async *messages(query: MessageQuery): AsyncGenerator<RawMessage[]> {
     if (query.channelIds.size === 0) return;
     const wanted = (m: RawMessage) =>
       query.channelIds.has(m.channelId) &&
@@ -169,10 +176,14 @@ class StreamSource implements MessageSource {
       if (record.type === 'Chunk') {
         const watermark = this.#starts[chunk];
         chunk += 1;
-        if (watermark !== undefined) yield* takeBefore(pending, watermark);
+        if (watermark !== undefined) {
+          const ready = takeBefore(pending, watermark);
+          if (ready.length > 0) yield ready;
+        }
       } else if (record.type === 'Message' && wanted(record)) pending.push(record);
     }
-    yield* takeBefore(pending);
+    const rest = takeBefore(pending);
+    if (rest.length > 0) yield rest;
   }
 }
 
@@ -189,6 +200,7 @@ export async function openStreamSource(
     schemas: new Map(),
     metadata: new Map(),
     counts: new Map(),
+    ends: new Map(),
     chunkStarts: [],
     start: undefined,
     end: undefined,

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { DEFAULT_WINDOWING, type WindowingConfig } from '../align/windowing.js';
 import { BraidError } from '../core/errors.js';
 import type { AnySourceEvent, Modality, SourceEvent } from '../core/events.js';
 import { type Micros, seconds } from '../core/time.js';
@@ -10,7 +11,6 @@ import {
 } from '../features/config.js';
 import type { ModelConfig } from '../model/config.js';
 import { jsonDifferences } from '../model/model-io.js';
-import { DEFAULT_WINDOWING, type WindowingConfig } from '../pipeline/prediction-pipeline.js';
 import { readRecording } from '../record/recording-reader.js';
 import { LabelTrack } from './labels.js';
 import { type FeatureCounters, type FeaturedWindow, featurizeEvents } from './window-features.js';

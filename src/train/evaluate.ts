@@ -1,12 +1,11 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { describeWindowing, modelWindowing, type WindowingConfig } from '../align/windowing.js';
 import { parseFeatureConfig } from '../features/config.js';
 import type { HeadType } from '../model/config.js';
 import { loadModel } from '../model/model-io.js';
 import { createModelParams, disposeParams } from '../model/tf-model.js';
 import type { Model } from '../model/weights.js';
-import { DEFAULT_WINDOWING, parseWindowing, type WindowingConfig } from '../pipeline/prediction-pipeline.js';
 import { BASELINE_DIR, type Baseline, baselineLogits, loadBaseline, TrainableBaseline } from './baseline.js';
 import { assertDatasetMatchesModel, buildDataset, type Dataset, windowCount } from './dataset.js';
 import { type BinaryMetrics, labelMetrics } from './metrics.js';
@@ -19,6 +18,10 @@ export interface EvaluationReport {
   readonly threshold: number;
   readonly sessions: readonly string[];
   readonly windows: number;
+  /** The windowing the recordings were cut with: the model's own, as serve, replay and live use it. */
+  readonly windowing: WindowingConfig;
+  /** `model` when saved with the model, `default` for a model saved without one (then the live default, as served). */
+  readonly windowingSource: 'model' | 'default';
   /** The recurrent model, per label. */
   readonly model: Readonly<Record<string, BinaryMetrics>>;
   /**
@@ -50,6 +53,7 @@ export function evaluateDataset(
   baseline: Baseline | null,
   dataset: Dataset,
   threshold = 0.5,
+  windowingSource: EvaluationReport['windowingSource'] = 'model',
 ): EvaluationReport {
   assertDatasetMatchesModel(dataset, model.config);
   const { sequences, labels } = dataset;
@@ -78,32 +82,19 @@ export function evaluateDataset(
     threshold,
     sessions: [...new Set(sequences.map((s) => s.session))],
     windows: windowCount(sequences),
+    windowing: dataset.windowing,
+    windowingSource,
     model: labelMetrics(blocks(modelScores), labels, threshold),
     baseline: baselineScores ? labelMetrics(blocks(baselineScores), labels, threshold) : null,
   };
 }
 
 /**
- * The windowing a model was trained with: the one in its config (models trained or imported since windowing was
- * saved there), else its training report's, else the live default.
- */
-async function trainedWindowing(model: Model, modelDir: string): Promise<WindowingConfig> {
-  if (model.config.windowing !== undefined)
-    return { ...DEFAULT_WINDOWING, ...parseWindowing(model.config.windowing) };
-  try {
-    const report = JSON.parse(await readFile(path.join(modelDir, TRAINING_REPORT), 'utf8')) as {
-      windowing?: WindowingConfig;
-    };
-    return report.windowing ?? DEFAULT_WINDOWING;
-  } catch {
-    return DEFAULT_WINDOWING;
-  }
-}
-
-/**
  * `braid eval`: loads a model directory (written by `braid train`, or `braid import`, which has no baseline), builds
  * the recordings' dataset with the model's feature config, windowing and labels, and scores the model and its
- * baseline side by side.
+ * baseline side by side. The windowing is the model's own, read as serve, replay and live read it
+ * (src/align/windowing.ts): an invalid one is an error; a model saved without one is scored with the live default
+ * and the report says so (`windowingSource`); the training report is not read.
  */
 export async function evaluateModel(
   modelDir: string,
@@ -112,12 +103,13 @@ export async function evaluateModel(
 ): Promise<EvaluationReport> {
   const model = await loadModel(modelDir);
   const baseline = existsSync(path.join(modelDir, BASELINE_DIR)) ? await loadBaseline(modelDir) : null;
+  const { windowing, source } = modelWindowing(model.config.windowing);
   const dataset = await buildDataset(recordings, {
     featureConfig: parseFeatureConfig(model.config.featureConfig, 'model.featureConfig'),
-    windowing: await trainedWindowing(model, modelDir),
+    windowing,
     labels: model.config.labels,
   });
-  return evaluateDataset(model, baseline, dataset, threshold);
+  return evaluateDataset(model, baseline, dataset, threshold, source);
 }
 
 const f3 = (v: number | null): string => (v === null ? '  n/a' : v.toFixed(3));
@@ -163,8 +155,13 @@ export function formatEvaluation(report: EvaluationReport): string {
     cells
       .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
       .join('  ');
+  const windowing =
+    report.windowingSource === 'default'
+      ? `the live default, as served (the model has no saved windowing): ${describeWindowing(report.windowing)}`
+      : `the model's own: ${describeWindowing(report.windowing)}`;
   return [
     `${report.windows} windows from ${report.sessions.length} recordings, threshold ${report.threshold}${base ? '' : ' (no memoryless baseline: the model was not trained by braid train)'}`,
+    `windowing: ${windowing}`,
     line(header),
     ...rows.map(line),
   ].join('\n');

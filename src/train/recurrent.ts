@@ -1,3 +1,4 @@
+import { saveWindowing, type WindowingConfig } from '../align/windowing.js';
 import type { FeatureConfig } from '../features/config.js';
 import { featureLayout } from '../features/config.js';
 import {
@@ -17,7 +18,6 @@ import {
   randomWeights,
   weightSpecs,
 } from '../model/weights.js';
-import type { WindowingConfig } from '../pipeline/prediction-pipeline.js';
 import { crossEntropySum, groups, packSequences, timeSlice, weightSum } from './batches.js';
 import type { Sequence } from './dataset.js';
 import type { Learner } from './fit.js';
@@ -49,7 +49,7 @@ export function buildModelConfig(
     head: 'sigmoid',
     featureConfig,
     normalization,
-    ...(windowing === undefined ? {} : { windowing }),
+    ...(windowing === undefined ? {} : { windowing: saveWindowing(windowing) }),
   });
 }
 

@@ -1,3 +1,4 @@
+import { type SavedWindowing, saveWindowing } from '../align/windowing.js';
 import { BraidError, InvalidOptionError } from '../core/errors.js';
 import type { CellType, FeatureModality } from '../model/config.js';
 import type { Model } from '../model/weights.js';
@@ -119,7 +120,8 @@ export interface TrainingReport {
   readonly version: 1;
   readonly createdAt: string;
   readonly labels: readonly string[];
-  readonly windowing: Dataset['windowing'];
+  /** The windowing the dataset was built with, as saved in model.json too. */
+  readonly windowing: SavedWindowing;
   readonly options: TrainOptions;
   readonly dataset: {
     readonly sessions: readonly SessionSummary[];
@@ -351,7 +353,7 @@ export function trainModel(
     version: 1,
     createdAt: new Date().toISOString(),
     labels,
-    windowing: dataset.windowing,
+    windowing: saveWindowing(dataset.windowing),
     options,
     dataset: { sessions: dataset.sessions, sequences: all.length, windows: windowCount(all) },
     selection: { criterion: 'mean best validation loss over folds', sizes, chosenHidden: chosen.hidden },

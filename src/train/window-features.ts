@@ -1,10 +1,13 @@
-import { from, lastValueFrom, type Observable, tap, toArray } from 'rxjs';
+import { lastValueFrom, type Observable, tap, toArray } from 'rxjs';
+import type { WindowingConfig } from '../align/windowing.js';
 import type { AnySourceEvent } from '../core/events.js';
+import { FlowCredit } from '../core/flow-credit.js';
 import type { FeatureConfig } from '../features/config.js';
 import { loadPcmResampler } from '../features/resampler.js';
 import type { FusedWindow } from '../model/runtime.js';
 import { createFeatureStage } from '../pipeline/feature-stage.js';
-import type { WindowingConfig } from '../pipeline/prediction-pipeline.js';
+import { DECODE_CREDITS } from '../pipeline/prediction-pipeline.js';
+import { fromIterableWithCredit } from '../sources/credited-iterable.js';
 
 /** One closed window of one stream with the fused model input the live pipeline would compute for it. */
 export type FeaturedWindow = FusedWindow;
@@ -38,14 +41,16 @@ export async function featurizeEvents(
   onEvent?: (event: AnySourceEvent) => void,
 ): Promise<FeaturizedEvents> {
   // Idle timeout off: it is a processing-time rule for live sources that stall; offline the whole recording is at
-  // hand, so windows close on event time alone.
+  // hand, so windows close on event time alone. The reader waits for the JPEG/PNG decoder's credits, so no frame of
+  // a recording is dropped for want of room, however fast it reads.
   const resampler = await loadPcmResampler(featureConfig.audio.sampleRate);
+  const credit = new FlowCredit();
   const { operator, alignment, features, drops } = createFeatureStage(
     featureConfig,
     { ...windowing, idleTimeout: Number.POSITIVE_INFINITY },
-    { resampler },
+    { resampler, credit: credit.lane('decode', DECODE_CREDITS) },
   );
-  const source: Observable<AnySourceEvent> = from(events);
+  const source: Observable<AnySourceEvent> = fromIterableWithCredit(events, credit);
   const windows = await lastValueFrom(
     source.pipe(
       tap((event) => onEvent?.(event)),

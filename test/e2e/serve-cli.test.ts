@@ -7,7 +7,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { saveModel } from '../../src/model/model-io.js';
 import { McapRecorder } from '../../src/record/recorder.js';
-import { recordingInfo } from '../../src/record/recording-reader.js';
+import { readPredictions, recordingInfo } from '../../src/record/recording-reader.js';
 import { encodeFrame } from '../../src/server/protocol.js';
 import { untrainedModel } from '../helpers/demo-pipeline.js';
 import { connect, inbox, openSockets, roundTrip } from '../helpers/ws-client.js';
@@ -53,9 +53,22 @@ beforeAll(async () => {
 });
 
 describe('braid serve', () => {
-  it('records every ingested stream with --record and finishes the file on SIGINT', async () => {
+  it('records every ingested stream and its predictions with --record and finishes the file on SIGINT', async () => {
     const recordDir = join(dir, 'rec');
     const { child, url } = await serve('--record', recordDir);
+    const sub = new WebSocket(`${url.replace('http', 'ws')}/subscribe`);
+    const live: { windowIndex: number; windowEnd: number; scores: Record<string, number> }[] = [];
+    let lastWindowIn: () => void = () => {};
+    const lastWindow = new Promise<void>((r) => (lastWindowIn = r));
+    sub.on('message', (d) => {
+      const m = JSON.parse(String(d));
+      if (m.type !== 'prediction') return;
+      live.push(m);
+      // The window holding the last frame (5.99 s) closes when the stream does: then every prediction is out.
+      if (m.windowEnd > 5_990_000) lastWindowIn();
+    });
+    await new Promise((r) => sub.once('open', r));
+    sub.send(JSON.stringify({ subscribe: '*' }));
     const ws = new WebSocket(`${url.replace('http', 'ws')}/ingest`);
     await new Promise((r) => ws.once('open', r));
     ws.send(
@@ -77,18 +90,34 @@ describe('braid serve', () => {
         }),
       );
     ws.send(JSON.stringify({ type: 'text', time: 5_200_000, seq: 0, text: 'recorded too' }));
-    // Once the server has answered a ping sent after them, every message above has been handed to the recorder.
-    await roundTrip(ws);
+    ws.send(JSON.stringify({ type: 'close' }));
+    await lastWindow;
     ws.close();
+    sub.close();
     child.kill('SIGINT');
     expect(await new Promise((r) => child.once('exit', r))).toBe(0);
     const files = readdirSync(recordDir);
     expect(files).toHaveLength(1);
-    const info = await recordingInfo(join(recordDir, files[0]!));
+    const path = join(recordDir, files[0]!);
+    const info = await recordingInfo(path);
     expect(info.complete).toBe(true);
     expect(info.streams).toEqual([
-      expect.objectContaining({ streamId: 'mic-7', messages: { audio: 100, text: 1 } }),
+      expect.objectContaining({
+        streamId: 'mic-7',
+        messages: { audio: 100, text: 1 },
+        predictions: live.length,
+      }),
     ]);
+    // What the model said live is in the file, beside the inputs, with the model's id.
+    const channel = info.channels.find((c) => c.kind === 'prediction');
+    expect(channel).toMatchObject({ topic: '/mic-7/prediction', schema: 'braid.Prediction' });
+    expect(channel?.model).toMatch(/^model@[0-9a-f]{12}$/);
+    expect(info.metadata['model']).toBe(channel?.model);
+    const recorded = [];
+    for await (const p of readPredictions(path)) recorded.push(p);
+    expect(recorded.map((p) => [p.windowIndex, p.scores, p.model])).toEqual(
+      live.map((p) => [p.windowIndex, p.scores, channel?.model]),
+    );
   }, 60_000);
 
   it('serves a recording as a live stream with --replay', async () => {
@@ -218,7 +247,14 @@ describe('braid serve', () => {
   it('takes its options from the environment and its token from a file; logs JSON lines, without tfjs or Dawn noise', async () => {
     const tokenFile = join(dir, 'token');
     writeFileSync(tokenFile, 'file-token-123\n');
-    const { child, url, log } = await serve('--token-file', tokenFile, '--log-level', 'debug', '--backend', 'auto');
+    const { child, url, log } = await serve(
+      '--token-file',
+      tokenFile,
+      '--log-level',
+      'debug',
+      '--backend',
+      'auto',
+    );
     expect((await fetch(`${url}/metrics`)).status).toBe(401);
     expect((await fetch(`${url}/metrics?token=file-token-123`)).status).toBe(200);
     child.kill('SIGINT');

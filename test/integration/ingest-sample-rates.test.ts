@@ -21,12 +21,14 @@ const tools = requireTool('espeak-ng') && requireTool('sox');
 const dir = mkdtempSync(join(tmpdir(), 'braid-rates-'));
 const T0 = 1_700_000_000_000_000;
 /**
- * Largest speech-score difference allowed from 16 kHz mono. Measured on this speech: stereo at 16 kHz — no
- * resampling, only the stereo-to-mono average rounded back to PCM16 — moves scores by up to 0.009; 44.1 and 48 kHz
- * through sox (making the files) then libsamplerate (the server) by up to 0.011, the two filters' different
- * roll-offs in the top mel band adding about as much again. Twice the largest of those.
+ * Largest speech-score difference allowed from 16 kHz mono. Measured on this speech with the demo model as first
+ * bundled: stereo at 16 kHz — no resampling, only the stereo-to-mono average rounded back to PCM16 — moved scores by
+ * up to 0.009; 44.1 and 48 kHz through sox (making the files) then libsamplerate (the server) by up to 0.011, the two
+ * filters' different roll-offs in the top mel band adding about as much again. The demo model retrained on the
+ * windowing it is served with (2026-12-01, hidden 128) is more sensitive to that band: 0.005–0.009 for stereo,
+ * 0.030–0.033 at 44.1 and 48 kHz over two runs. About 1.5 times the largest of those.
  */
-const TOLERANCE = 0.025;
+const TOLERANCE = 0.05;
 
 let server: BraidServer;
 let pipeline: PredictionPipelineRunner;

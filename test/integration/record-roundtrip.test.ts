@@ -4,10 +4,12 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasMcapPrefix, McapIndexedReader } from '@mcap/core';
+import { protobufFromBinaryDescriptor } from '@mcap/support';
 import { from, interval, lastValueFrom, map, take, tap, toArray } from 'rxjs';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AnySourceEvent, InvalidOptionError } from '../../src/core/index.js';
+import { loadDecompress } from '../../src/record/decompress.js';
 import { FileReadable } from '../../src/record/file-io.js';
 import {
   McapRecorder,
@@ -20,7 +22,6 @@ import {
   recordTo,
   WriteBacklogError,
 } from '../../src/record/index.js';
-import { loadZstd } from '../../src/record/zstd.js';
 
 const T0 = 1_700_000_000_000_000;
 let dir: string;
@@ -214,12 +215,16 @@ describe('McapRecorder → readRecording round trip', () => {
     expect(info).toMatchObject({
       complete: true,
       profile: 'braid',
-      metadata: { formatVersion: '1' },
+      metadata: { formatVersion: '2', encoding: 'protobuf' },
       startTime: T0,
       endTime: Math.max(...written.map((e) => e.time)),
-      messages: written.length,
+      // Every text event is also on its stream's foxglove.Log view.
+      messages: written.length + written.filter((e) => e.modality === 'text').length,
       warnings: [],
     });
+    const views = info.channels.filter((c) => c.schema === 'foxglove.Log');
+    expect(views.map((c) => c.topic)).toEqual(['/alpha/log', '/beta/log']);
+    expect(views[0]?.skipped).toMatch(/view of the stream's text, for Foxglove/);
     expect(info.duration).toBe(info.endTime! - info.startTime!);
     expect(info.streams.map((s) => s.streamId)).toEqual(['alpha', 'beta']);
     expect(info.streams[0]).toEqual({
@@ -232,6 +237,7 @@ describe('McapRecorder → readRecording round trip', () => {
       'braid.Labels',
       'braid.Text',
       'foxglove.CompressedImage',
+      'foxglove.Log',
       'foxglove.RawAudio',
       'foxglove.RawImage',
     ]);
@@ -278,17 +284,61 @@ describe('McapRecorder → readRecording round trip', () => {
     expect(ranged).toEqual(await collect(readRecording(path, { from: 700_000, to: 900_000 })));
   });
 
-  it('writes what Foxglove expects: json messages, jsonschema schemas, ns times, seq as sequence, zstd chunks', async () => {
+  it('writes what Foxglove expects: protobuf messages and FileDescriptorSet schemas, ns times, seq as sequence, zstd chunks', async () => {
     const readable = await FileReadable.open(path);
     try {
       const reader = await McapIndexedReader.Initialize({
         readable,
-        decompressHandlers: (await loadZstd()).decompressHandlers,
+        decompressHandlers: await loadDecompress(),
+      });
+      expect(new Set(reader.chunkIndexes.map((c) => c.compression))).toEqual(new Set(['zstd']));
+      const audio = [...reader.channelsById.values()].find((c) => c.topic === '/alpha/audio')!;
+      expect(audio.messageEncoding).toBe('protobuf');
+      const schema = reader.schemasById.get(audio.schemaId)!;
+      expect(schema).toMatchObject({ name: 'foxglove.RawAudio', encoding: 'protobuf' });
+      const first = await reader.readMessages({ topics: ['/alpha/audio'] }).next();
+      expect(first.value).toMatchObject({
+        logTime: BigInt(T0) * 1000n,
+        publishTime: BigInt(T0 + 500) * 1000n,
+      });
+      // Decoded with nothing but the file's own schema, as Foxglove does.
+      const type = protobufFromBinaryDescriptor(schema.data).lookupType('foxglove.RawAudio');
+      const message = type.toObject(type.decode(first.value!.data), { longs: Number }) as Record<
+        string,
+        unknown
+      >;
+      expect(message).toMatchObject({
+        timestamp: { seconds: T0 / 1e6 },
+        format: 'pcm-s16',
+        sample_rate: 16000,
+        number_of_channels: 1,
+      });
+      const log = [...reader.channelsById.values()].find((c) => c.topic === '/alpha/log')!;
+      expect(Object.fromEntries(log.metadata)).toEqual({
+        'braid.streamId': 'alpha',
+        'braid.kind': 'view',
+        'braid.modality': 'text',
+      });
+      expect(reader.schemasById.get(log.schemaId)?.name).toBe('foxglove.Log');
+    } finally {
+      await readable.close();
+    }
+  });
+
+  it('writes JSON as format version 1 did when asked (encoding json), and reads it back the same', async () => {
+    const jsonPath = await record('two-streams-json.mcap', written, { encoding: 'json' });
+    expect(await collect(readRecording(jsonPath))).toEqual(await collect(readRecording(path)));
+    const readable = await FileReadable.open(jsonPath);
+    try {
+      const reader = await McapIndexedReader.Initialize({
+        readable,
+        decompressHandlers: await loadDecompress(),
       });
       expect(reader.chunkIndexes.length).toBeGreaterThan(5);
       expect(new Set(reader.chunkIndexes.map((c) => c.compression))).toEqual(new Set(['zstd']));
       const audio = [...reader.channelsById.values()].find((c) => c.topic === '/alpha/audio')!;
       expect(audio.messageEncoding).toBe('json');
+      expect(reader.schemasById.get(audio.schemaId)?.encoding).toBe('jsonschema');
       expect(Object.fromEntries(audio.metadata)).toEqual({
         'braid.streamId': 'alpha',
         'braid.kind': 'event',
@@ -311,6 +361,49 @@ describe('McapRecorder → readRecording round trip', () => {
     } finally {
       await readable.close();
     }
+  });
+});
+
+describe('McapRecorder.releaseStream', () => {
+  it('frees what it keeps per stream when the stream closes, and a stream back goes on in its old channel', async () => {
+    const path = file('many-streams.mcap');
+    const recorder = await McapRecorder.create(path);
+    const text = (streamId: string, time: number): AnySourceEvent => ({
+      streamId,
+      modality: 'text',
+      time,
+      seq: 0,
+      payload: { text: streamId },
+    });
+    // A page load per stream, as the demo page does: 300 streams, each closed after its event.
+    for (let i = 0; i < 300; i++) {
+      await recorder.write(text(`page-${i}`, T0 + i));
+      await recorder.writePrediction(
+        {
+          streamId: `page-${i}`,
+          windowIndex: 1,
+          windowStart: T0,
+          windowEnd: T0 + 500_000 + i,
+          scores: { x: 0.5 },
+          present: { audio: false, video: false, text: true, label: false },
+        },
+        { model: 'm@1' },
+      );
+      await recorder.releaseStream(`page-${i}`);
+      expect(recorder.openChannels).toBe(0);
+    }
+    // Kept aside for reuse, but bounded: 300 streams × (text, its log view, prediction) is under the bound.
+    expect(recorder.retiredChannels).toBe(900);
+    await recorder.write(text('page-7', T0 + 1000));
+    expect(recorder.openChannels).toBe(2);
+    await recorder.close();
+    const info = await recordingInfo(path);
+    expect(info.channels.filter((c) => c.topic === '/page-7/text')).toHaveLength(1);
+    expect(info.streams.find((s) => s.streamId === 'page-7')).toMatchObject({
+      messages: { text: 2 },
+      predictions: 1,
+    });
+    expect(info.channels.find((c) => c.kind === 'prediction')?.model).toBe('m@1');
   });
 });
 

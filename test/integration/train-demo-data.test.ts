@@ -29,6 +29,16 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
     for (const [k, v] of (train.videos as { frames: [number, number] }[]).entries())
       expect(v.frames[1]).toBeLessThanOrEqual(test.videos[k].frames[0]);
 
+    // Other session timelines (--seed) keep the media split: held-out prompts stay held out.
+    const other = join(dir, 'seed-8');
+    const script = ['tsx', 'scripts/make-demo-data.ts', '--out', other, '--cache', join(dir, 'cache')];
+    await run('npx', [...script, '--seed', '8', '--train', '0', '--test', '0', '--demo', ''], {
+      timeout: 120_000,
+    });
+    const otherManifest = JSON.parse(readFileSync(join(other, 'manifest.json'), 'utf8'));
+    expect(otherManifest.seed).toBe(8);
+    expect(otherManifest.splits).toEqual(manifest.splits);
+
     const dataset = await buildDataset([
       join(dir, 'train/session-000.mcap'),
       join(dir, 'test/session-000.mcap'),

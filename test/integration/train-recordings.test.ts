@@ -1,5 +1,5 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -218,6 +218,36 @@ describe('braid train and braid eval', () => {
       expect(Object.keys(figures.model)).toEqual(['speech', 'motion']);
       // Motion is on every other second: 7 of the 13 phase-shifted windows end while it is on (6 of 12 on the epoch grid).
       expect(figures.baseline?.['motion']?.positives).toBe(7);
+      // eval windows with the model's own windowing (model.json), says so, and never reads the training report's.
+      expect(table).toMatch(/windowing: the model's own: 500 ms windows, hop 500 ms, phase stream/);
+      expect(figures.windowingSource).toBe('model');
+      const reportPath = join(out, 'training-report.json');
+      await writeFile(reportPath, JSON.stringify({ ...report, windowing: { size: 'garbage' } }));
+      stdout.mockClear();
+      await program().parseAsync(['eval', out, join(data, 's0.mcap')], { from: 'user' });
+      expect(stdout.mock.calls.map(([c]) => String(c)).join('')).toMatch(/13 windows from 1 recordings/);
+      // A model saved without a windowing is scored with the live default, and the table says so.
+      const modelJson = join(out, 'model.json');
+      const saved = JSON.parse(await readFile(modelJson, 'utf8'));
+      const { windowing: _w, ...topology } = saved.modelTopology;
+      await writeFile(modelJson, JSON.stringify({ ...saved, modelTopology: topology }));
+      stdout.mockClear();
+      await program().parseAsync(['eval', out, join(data, 's0.mcap')], { from: 'user' });
+      expect(stdout.mock.calls.map(([c]) => String(c)).join('')).toMatch(
+        /windowing: the live default, as served \(the model has no saved windowing\)/,
+      );
+      // An invalid one is an error naming it, not a silent fallback.
+      await writeFile(
+        modelJson,
+        JSON.stringify({ ...saved, modelTopology: { ...topology, windowing: { size: 5 } } }),
+      );
+      await expect(
+        program().parseAsync(['eval', out, join(data, 's0.mcap')], { from: 'user' }),
+      ).rejects.toMatchObject({
+        code: 'BRAID_ERR_INVALID_OPTION',
+        message: expect.stringMatching(/saved windowing is invalid: hop: /),
+      });
+      await writeFile(modelJson, JSON.stringify(saved));
 
       await expect(
         program().parseAsync(['train', data, '--out', out], { from: 'user' }),

@@ -26,7 +26,7 @@ function collect(session: ReturnType<typeof captureFor>) {
 }
 
 describe('captureFor: a session of a given length in capture time', () => {
-  it('keeps each source\'s first span, cuts it at its first event past the end, completes when all dense ones are cut', () => {
+  it("keeps each source's first span, cuts it at its first event past the end, completes when all dense ones are cut", () => {
     const a = new Subject<StreamInput>();
     const v = new Subject<StreamInput>();
     const t = new Subject<StreamInput>();

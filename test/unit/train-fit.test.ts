@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_WINDOWING } from '../../src/align/windowing.js';
 import { DEFAULT_FEATURE_CONFIG, type FeatureConfig, featureLayout } from '../../src/features/config.js';
 import { mulberry32 } from '../../src/model/weights.js';
-import { DEFAULT_WINDOWING } from '../../src/pipeline/prediction-pipeline.js';
 import type { Dataset, Sequence } from '../../src/train/dataset.js';
 import { clipByGlobalNorm, type Learner, trainLoop } from '../../src/train/fit.js';
 import { computeNormalization } from '../../src/train/normalization.js';
