@@ -279,6 +279,7 @@ function recordingPredictions(
         .run(input$, {
           ...sinks,
           onStream: (mark) => {
+            sinks?.onStream?.(mark);
             if (mark.state === 'end')
               void recorded(recorder.releaseStream(mark.streamId, 'prediction'), log, failure);
           },

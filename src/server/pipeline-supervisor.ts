@@ -9,6 +9,8 @@ export interface SupervisorHandlers {
   refused?: RefusalListener;
   /** Every model step as it ends (latency ms, rows). */
   step?: (ms: number, rows: number) => void;
+  /** A closed stream's last prediction is out. */
+  ended?: (streamId: string) => void;
   /** The pipeline failed; it is started again after `restartInMs` with fresh state. */
   failed(error: unknown, restartInMs: number): void;
 }
@@ -76,7 +78,13 @@ export class PipelineSupervisor {
     if (this.#stopped) return;
     this.#startedAt = this.#timers.now();
     this.#subscription = this.#pipeline
-      .run(this.#input$, { refused: this.#handlers.refused, step: this.#handlers.step })
+      .run(this.#input$, {
+        refused: this.#handlers.refused,
+        step: this.#handlers.step,
+        onStream: (mark) => {
+          if (mark.state === 'end') this.#handlers.ended?.(mark.streamId);
+        },
+      })
       .subscribe({ next: (p) => this.#handlers.prediction(p), error: (e: unknown) => this.#failed(e) });
   }
 

@@ -172,8 +172,10 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
       prediction: onPrediction,
       refused: onRefused,
       step: (ms) => metrics.stepLatency.observe(ms / 1000),
+      ended: (streamId) => directory.ended(streamId),
       failed: (error, restartInMs) => {
         metrics.pipelineRestarts.inc();
+        directory.pipelineRestarted();
         log.error(
           {
             event: 'pipeline_restart',

@@ -66,6 +66,8 @@ const sameFormats = (a: Hello, b: Hello): boolean =>
  */
 export class StreamDirectory {
   readonly #open = new Set<string>();
+  /** Streams closed at the input whose last prediction the pipeline has not reported yet (closes pending each). */
+  readonly #closing = new Map<string, number>();
   readonly #records = new Map<string, StreamRecord>();
   readonly #options: DirectoryOptions;
   suspensions = 0;
@@ -93,17 +95,41 @@ export class StreamDirectory {
     return [...this.#open];
   }
 
-  /** Notes an input on its way to the pipeline: a stream's first input or open announces it, a close ends it. */
+  /**
+   * Notes an input on its way to the pipeline: a stream's first input or open announces it. A close takes it off the
+   * list at once, but subscribers hear `closed` only when the pipeline has put out its last prediction
+   * ({@link ended}), so a subscriber that stops at `closed` has every window of the stream.
+   */
   note(input: StreamInput): void {
     const { streamId } = input;
     if (isStreamControl(input) && input.control === 'close') {
-      if (this.#open.delete(streamId)) this.hub.broadcast({ type: 'stream', event: 'closed', streamId });
+      if (this.#open.delete(streamId)) this.#closing.set(streamId, (this.#closing.get(streamId) ?? 0) + 1);
       return;
     }
     if (this.#open.has(streamId)) return;
     if (isStreamControl(input) && input.control !== 'open') return;
+    // Opened again before its last windows are out: announce that close now, so `opened` never precedes it.
+    if (this.#closing.has(streamId)) this.#announceClosed(streamId, true);
     this.#open.add(streamId);
     this.hub.broadcast({ type: 'stream', event: 'opened', streamId });
+  }
+
+  /** The pipeline put out the last prediction of a closed stream (or dropped its last window). */
+  ended(streamId: string): void {
+    this.#announceClosed(streamId, false);
+  }
+
+  /** The pipeline failed and starts afresh: the closes it had not finished will never be reported. */
+  pipelineRestarted(): void {
+    for (const streamId of [...this.#closing.keys()]) this.#announceClosed(streamId, true);
+  }
+
+  #announceClosed(streamId: string, all: boolean): void {
+    const pending = this.#closing.get(streamId);
+    if (pending === undefined) return;
+    if (all || pending <= 1) this.#closing.delete(streamId);
+    else this.#closing.set(streamId, pending - 1);
+    this.hub.broadcast({ type: 'stream', event: 'closed', streamId });
   }
 
   /** Claims a stream for a producer's hello: a new stream, a resume of a suspended one, or a take-over by token. */

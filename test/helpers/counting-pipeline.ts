@@ -1,4 +1,4 @@
-import { map } from 'rxjs';
+import { map, Observable } from 'rxjs';
 import { createAlignment } from '../../src/align/align-windows.js';
 import type { PredictionPipeline } from '../../src/server/server.js';
 
@@ -12,13 +12,15 @@ export function countingPipeline(
   const labels = options.labels ?? ['events'];
   return {
     labels,
-    run: (input$) => {
+    run: (input$, sinks) => {
       const alignment = createAlignment({
         size: options.windowMicros ?? 100_000,
         outOfOrderness: 0,
         aggregator: { aggregate: (_m, events) => events.length },
       });
-      return input$.pipe(
+      // The aligner closes a stream after its last window, and `map` is synchronous: the end follows its last prediction.
+      const ended = alignment.closed$.pipe(map((streamId) => ({ streamId, state: 'end' as const })));
+      const predictions$ = input$.pipe(
         alignment.align,
         map((w) => {
           const n = Object.values(w.contents).reduce<number>((a, b) => a + (b as number), 0);
@@ -32,6 +34,14 @@ export function countingPipeline(
           };
         }),
       );
+      return new Observable((subscriber) => {
+        const ends = ended.subscribe((mark) => sinks?.onStream?.(mark));
+        const predictions = predictions$.subscribe(subscriber);
+        return () => {
+          predictions.unsubscribe();
+          ends.unsubscribe();
+        };
+      });
     },
   };
 }

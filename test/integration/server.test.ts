@@ -61,9 +61,11 @@ describe('server: ingest and subscribe', () => {
       text: true,
     });
     prod.close();
-    await box.next((m) => m.type === 'stream' && m.event === 'closed');
-    // The producer's close flushed the last open window.
-    await box.next((m) => m.type === 'prediction' && m.windowIndex === 2);
+    const closed = await box.next((m) => m.type === 'stream' && m.event === 'closed');
+    // The producer's close flushed the last open window, and `closed` came after its prediction.
+    const last = box.messages.findIndex((m) => m.type === 'prediction' && m.windowIndex === 2);
+    expect(last).toBeGreaterThan(-1);
+    expect(last).toBeLessThan(box.messages.indexOf(closed));
     expect(prodBox.messages.filter((m) => m.type === 'error')).toEqual([]);
     expect(server.activeStreams()).toEqual([]);
   });
