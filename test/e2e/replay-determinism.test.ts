@@ -22,12 +22,15 @@ const modelDir = join(dir, 'model');
 const recording = join(dir, 'live.mcap');
 let livePredictions: Prediction[] = [];
 
-/** A live session: two producers over real WebSockets into `braid serve`'s pipeline, recorded as it runs. */
-async function recordLiveSession(): Promise<Prediction[]> {
+/**
+ * A live session: two producers over real WebSockets into `braid serve`'s pipeline, recorded as it runs. Audio at
+ * `sampleRate` with `channels` channels (the server resamples and downmixes anything but 16 kHz mono).
+ */
+async function recordLiveSession(path = recording, sampleRate = 16_000, channels = 1): Promise<Prediction[]> {
   const model = untrainedModel(3);
   await saveModel(model, modelDir);
   const pipeline = await PredictionPipelineRunner.create({ model, backend: 'cpu-fused' });
-  const recorder = await McapRecorder.create(recording);
+  const recorder = await McapRecorder.create(path);
   const pending: Promise<void>[] = [];
   const server = await startServer({
     pipeline,
@@ -40,10 +43,16 @@ async function recordLiveSession(): Promise<Prediction[]> {
   const predictions: Prediction[] = [];
   const sub = new WebSocket(`${server.url.replace('http', 'ws')}/subscribe`);
   await new Promise((r) => sub.once('open', r));
-  sub.on('message', (data) => {
-    const m = JSON.parse(String(data));
-    if (m.type === 'prediction') predictions.push(m);
-  });
+  const closed = new Set<string>();
+  // `closed` comes after a stream's last prediction: once both streams are closed, every prediction is here.
+  const allClosed = new Promise<void>((resolve) =>
+    sub.on('message', (data) => {
+      const m = JSON.parse(String(data));
+      if (m.type === 'prediction') predictions.push(m);
+      if (m.type === 'stream' && m.event === 'closed') closed.add(m.streamId);
+      if (closed.size === 2) resolve();
+    }),
+  );
   sub.send(JSON.stringify({ subscribe: '*' }));
 
   const t0 = 1_764_000_000_000_000;
@@ -57,7 +66,7 @@ async function recordLiveSession(): Promise<Prediction[]> {
           version: 1,
           streamId,
           modalities: ['audio', 'video', 'text'],
-          audio: { sampleRate: 16000, format: 'pcm16' },
+          audio: { sampleRate, format: 'pcm16', channels },
           video: { format: 'gray', width: 64, height: 48 },
         }),
       );
@@ -68,12 +77,17 @@ async function recordLiveSession(): Promise<Prediction[]> {
   for (let tick = 0; tick < 800; tick++) {
     for (const { ws, k } of producers) {
       const time = t0 + tick * 10_000;
-      const pcm = new Int16Array(160);
+      const perFrame = sampleRate / 100;
+      const pcm = new Int16Array(perFrame * channels);
       const on = Math.floor(tick / 150) % 2 === k;
-      for (let i = 0; i < 160; i++)
-        pcm[i] = on
-          ? Math.round(8000 * Math.sin((2 * Math.PI * (440 + 220 * k) * (tick * 160 + i)) / 16000))
-          : 0;
+      for (let i = 0; i < perFrame; i++)
+        for (let c = 0; c < channels; c++)
+          pcm[i * channels + c] = on
+            ? Math.round(
+                (8000 - 3000 * c) *
+                  Math.sin((2 * Math.PI * (440 + 220 * k) * (tick * perFrame + i)) / sampleRate),
+              )
+            : 0;
       ws.send(encodeFrame({ modality: 'audio', time, seq: tick, payload: new Uint8Array(pcm.buffer) }));
       if (tick % 10 === k) {
         const frame = new Uint8Array(64 * 48);
@@ -89,7 +103,7 @@ async function recordLiveSession(): Promise<Prediction[]> {
     if (tick % 50 === 0) await new Promise((r) => setTimeout(r, 1));
   }
   for (const { ws } of producers) ws.close();
-  await new Promise((r) => setTimeout(r, 500));
+  await allClosed;
   await Promise.all(pending);
   await recorder.close();
   sub.close();
@@ -168,7 +182,7 @@ async function recordCompressedSession(path: string): Promise<number> {
 describe('record and replay give the live predictions, byte for byte', () => {
   beforeAll(async () => {
     livePredictions = await recordLiveSession();
-  }, 60_000);
+  }, 120_000);
   afterAll(() => {});
 
   it('two replays at different speeds write identical output, equal to what subscribers got live', async () => {
@@ -184,7 +198,22 @@ describe('record and replay give the live predictions, byte for byte', () => {
       .map(predictionLine)
       .join('');
     expect(live).toBe(fast);
-  }, 60_000);
+  }, 120_000);
+
+  it('a 48 kHz stereo session (resampled and downmixed per window) replays byte-identically, equal to live', async () => {
+    const path = join(dir, 'live-48k-stereo.mcap');
+    const live = (await recordLiveSession(path, 48_000, 2))
+      .sort((a, b) => a.windowEnd - b.windowEnd || a.streamId.localeCompare(b.streamId))
+      .map(predictionLine)
+      .join('');
+    const fast = await replay('max', join(dir, '48k-max.ndjson'), path);
+    const paced = await replay('4', join(dir, '48k-x4.ndjson'), path);
+    expect(fast.trim().split('\n').length).toBeGreaterThanOrEqual(32);
+    expect(paced).toBe(fast);
+    expect(live).toBe(fast);
+    // Not the 16 kHz session's output: the audio really went through at 48 kHz stereo.
+    expect(fast).not.toBe(readFileSync(join(dir, 'max.ndjson'), 'utf8'));
+  }, 120_000);
 
   it('JPEG and PNG cameras replay byte-identically at max speed with a starved decoder, 4x and real time', async () => {
     const compressed = join(dir, 'cameras.mcap');
