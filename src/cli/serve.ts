@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -7,7 +8,6 @@ import { InvalidEventError, InvalidOptionError } from '../core/errors.js';
 import { isStreamControl, type StreamInput } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import { wallClockMicros } from '../core/time.js';
-import type { PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
 import { WriteBacklogError } from '../record/errors.js';
 import { McapRecorder } from '../record/recorder.js';
 import { recordingInfo } from '../record/recording-reader.js';
@@ -15,6 +15,7 @@ import { replayInputs } from '../record/replay.js';
 import type { PredictionPipeline } from '../server/pipeline.js';
 import { isLoopbackHost } from '../server/request-guard.js';
 import { startServer } from '../server/server.js';
+import { ShardedPipeline } from '../shards/sharded-pipeline.js';
 import { commandLogger } from './logging.js';
 import {
   BUNDLED_RECORDING,
@@ -46,7 +47,11 @@ interface ServeOptions extends ModelCliOptions {
   idleTimeout: number;
   heartbeat: number;
   resumeGrace: number;
+  workers: number;
 }
+
+/** Backends that batch every stream on one device already: they run in one thread. */
+const SINGLE_THREAD_BACKENDS = new Set(['webgpu', 'tensorflow']);
 
 export function registerServeCommand(program: Command): void {
   withModelOptions(
@@ -108,6 +113,14 @@ export function registerServeCommand(program: Command): void {
         new Option('--idle-timeout <duration>', 'close producers that send nothing for this long')
           .argParser(durationOption)
           .default(300_000_000, '5m'),
+      )
+      .addOption(
+        new Option(
+          '--workers <n>',
+          'threads running the streams (sharded by stream id); 1: all in the main thread. GPU backends: 1',
+        )
+          .argParser(positiveInteger)
+          .default(availableParallelism(), 'the number of cores'),
       ),
   ).action(async (options: ServeOptions & { demo?: boolean }, command: Command) => {
     const log = commandLogger(command);
@@ -121,7 +134,31 @@ export function registerServeCommand(program: Command): void {
         'token',
         `binding to ${options.host} exposes the server beyond this machine: pass --token, BRAID_TOKEN or --token-file (8+ characters)`,
       );
-    const pipeline = await createPipelineFromOptions(options, log);
+    const runner = await createPipelineFromOptions(options, log);
+    const backend = runner.selection.backend;
+    const explicitWorkers = command.getOptionValueSource('workers') !== 'default';
+    if (SINGLE_THREAD_BACKENDS.has(backend) && explicitWorkers && options.workers > 1)
+      throw new InvalidOptionError(
+        'workers',
+        `backend ${backend} batches every stream on one device in one thread: use --workers 1 (or a CPU backend)`,
+      );
+    const workers = SINGLE_THREAD_BACKENDS.has(backend) ? 1 : options.workers;
+    const pipeline =
+      workers > 1
+        ? await ShardedPipeline.create(runner, {
+            shards: workers,
+            modelDir: options.model,
+            backend,
+            gpuStreams: options.gpuStreams === undefined ? undefined : Number(options.gpuStreams),
+            log,
+          })
+        : runner;
+    log.info(
+      { event: 'workers', workers, backend },
+      workers > 1
+        ? `${workers} shard threads run the streams (sharded by stream id), each on ${backend}`
+        : 'the streams run in the main thread',
+    );
     let recorder: McapRecorder | undefined;
     if (options.record !== undefined) {
       mkdirSync(options.record, { recursive: true });
@@ -263,7 +300,7 @@ function recordInput(
  * is not touched: it runs this pipeline like any other (its sinks passed on).
  */
 function recordingPredictions(
-  pipeline: PredictionPipelineRunner,
+  pipeline: PredictionPipeline & { readonly modelId: string },
   recorder: McapRecorder,
   log: Logger,
   failure: { logged: boolean },
@@ -273,7 +310,7 @@ function recordingPredictions(
     inputs: pipeline.inputs,
     modelId: pipeline.modelId,
     windowing: pipeline.windowing,
-    stats: () => pipeline.stats(),
+    stats: () => pipeline.stats?.() ?? { counters: {} },
     run: (input$, sinks) =>
       pipeline
         .run(input$, {

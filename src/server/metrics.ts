@@ -101,6 +101,13 @@ const FAMILIES: readonly CounterFamily[] = [
     labels: { stage: 'model' },
     label: 'reason',
   },
+  {
+    name: 'braid_rejected_total',
+    help: '',
+    prefix: 'shard_rejected_',
+    labels: { stage: 'shard' },
+    label: 'reason',
+  },
 ];
 
 const GAUGES: readonly CounterFamily[] = [
@@ -111,6 +118,11 @@ const GAUGES: readonly CounterFamily[] = [
     name: 'braid_model_queued_windows',
     help: 'Windows waiting in front of the model',
     key: 'model_queued_windows',
+  },
+  {
+    name: 'braid_shard_inputs_in_flight',
+    help: 'Inputs handed to shard threads (serve --workers) and not yet taken by them',
+    key: 'shard_inputs_in_flight',
   },
   {
     name: 'braid_watermark_lag_seconds',

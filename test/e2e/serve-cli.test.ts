@@ -118,7 +118,7 @@ describe('braid serve', () => {
     expect(recorded.map((p) => [p.windowIndex, p.scores, p.model])).toEqual(
       live.map((p) => [p.windowIndex, p.scores, channel?.model]),
     );
-  }, 60_000);
+  }, 120_000);
 
   it('serves a recording as a live stream with --replay', async () => {
     const file = join(dir, 'short.mcap');
@@ -140,7 +140,7 @@ describe('braid serve', () => {
     await box.next(() => predictions().length >= 3, 30_000);
     expect(predictions().every((p) => 'streamId' in p && p.streamId === 'replayed')).toBe(true);
     sub.close();
-  }, 60_000);
+  }, 120_000);
 
   it('keeps serving when the recording disk fills, and stops cleanly with the failure reported', async (ctx) => {
     // A real full disk: a 256 KiB tmpfs (needs mount rights, which CI's root has; skipped where they are missing).
@@ -194,7 +194,7 @@ describe('braid serve', () => {
     } finally {
       execFileSync('umount', ['-l', small]);
     }
-  }, 90_000);
+  }, 150_000);
 
   it('refuses to bind beyond loopback without a token', async () => {
     const child = spawn(process.execPath, [
@@ -277,6 +277,7 @@ describe('braid serve', () => {
           BRAID_TOKEN: 'env-token-456',
           BRAID_BACKEND: 'cpu-fused',
           BRAID_LOG_FORMAT: 'pretty',
+          BRAID_WORKERS: '2',
         },
       },
     );
@@ -291,9 +292,10 @@ describe('braid serve', () => {
       envChild.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${err}`)));
     });
     expect(err).toMatch(/INFO: model backend cpu-fused: backend cpu-fused was named \{"event":"backend"/); // pretty, one line a record
+    expect(err).toMatch(/INFO: 2 shard threads run the streams \(sharded by stream id\), each on cpu-fused/);
     expect((await fetch(`${envUrl}/metrics`)).status).toBe(401);
     expect(
       (await fetch(`${envUrl}/metrics`, { headers: { authorization: 'Bearer env-token-456' } })).status,
     ).toBe(200);
-  }, 60_000);
+  }, 120_000);
 });

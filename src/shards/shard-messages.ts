@@ -1,0 +1,47 @@
+import type { StreamInput } from '../core/events.js';
+import type { InputRefusal } from '../core/refusal.js';
+import type { Prediction } from '../core/window.js';
+import type { Holdings, PipelineCounters } from '../pipeline/prediction-pipeline.js';
+import type { StreamMark } from '../pipeline/stream-lifecycle.js';
+
+/** What a shard thread is started with (its workerData). */
+export interface ShardSetup {
+  readonly shard: number;
+  readonly modelDir: string;
+  /** A concrete backend, chosen once by the main thread, so shards do not each time the backends. */
+  readonly backend: string;
+  readonly gpuStreams?: number;
+  readonly maxQueue?: number;
+}
+
+/** Main thread → shard: inputs of the shard's streams in arrival order, or the end of the input. */
+export type ToShard =
+  | { readonly type: 'inputs'; readonly inputs: readonly StreamInput[] }
+  | { readonly type: 'end' };
+
+/** One thing the shard's pipeline put out, in the order it did. */
+export type ShardOutput =
+  | { readonly k: 'prediction'; readonly prediction: Prediction }
+  | { readonly k: 'refused'; readonly refusal: InputRefusal }
+  | { readonly k: 'stream'; readonly mark: StreamMark }
+  | { readonly k: 'step'; readonly ms: number; readonly rows: number };
+
+/** Shard → main thread. */
+export type FromShard =
+  | { readonly type: 'ready' }
+  | {
+      readonly type: 'out';
+      readonly items: readonly ShardOutput[];
+      /** Inputs taken from the main thread since the last message: the main thread's bound on what is in flight. */
+      readonly taken: number;
+      readonly stats: PipelineCounters;
+      readonly holdings: Holdings;
+    }
+  | {
+      readonly type: 'log';
+      readonly level: 'error' | 'warn';
+      readonly fields: Record<string, unknown>;
+      readonly message: string;
+    }
+  | { readonly type: 'complete' }
+  | { readonly type: 'failed'; readonly message: string; readonly stack?: string };

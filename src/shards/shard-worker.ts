@@ -1,0 +1,94 @@
+// The body of one shard thread: the whole per-stream path (decode, align, features, model step) of the streams the
+// main thread routes to it, as PredictionPipelineRunner runs it in a single process, so its predictions are the same.
+import { parentPort, workerData } from 'node:worker_threads';
+import { Subject } from 'rxjs';
+import type { StreamInput } from '../core/events.js';
+import type { Logger } from '../core/logger.js';
+import { parseBackendName } from '../model/backends.js';
+import { loadModel, modelId } from '../model/model-io.js';
+import { PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
+import type { FromShard, ShardOutput, ShardSetup, ToShard } from './shard-messages.js';
+
+const port = parentPort!;
+const setup = workerData as ShardSetup;
+const post = (message: FromShard): void => port.postMessage(message);
+
+// Warnings and errors (a failover, a bad window) reach the main thread's log; the rest it already says once itself.
+const log: Logger = {
+  error: (fields, message) =>
+    post({ type: 'log', level: 'error', fields: { shard: setup.shard, ...fields }, message }),
+  warn: (fields, message) =>
+    post({ type: 'log', level: 'warn', fields: { shard: setup.shard, ...fields }, message }),
+  info: () => {},
+  debug: () => {},
+};
+
+const input$ = new Subject<StreamInput>();
+let items: ShardOutput[] = [];
+let taken = 0;
+let flushing = false;
+let runner: PredictionPipelineRunner | undefined;
+
+// One message back per turn of the event loop, whatever it holds: postMessage per prediction would cost more than
+// the prediction.
+const flushNow = (): void => {
+  const out = items;
+  items = [];
+  post({ type: 'out', items: out, taken, stats: runner!.stats(), holdings: runner!.holdings() });
+  taken = 0;
+};
+const flush = (): void => {
+  if (flushing) return;
+  flushing = true;
+  setImmediate(() => {
+    flushing = false;
+    flushNow();
+  });
+};
+const emit = (item: ShardOutput): void => {
+  items.push(item);
+  flush();
+};
+
+try {
+  const model = await loadModel(setup.modelDir);
+  runner = await PredictionPipelineRunner.create({
+    model,
+    modelId: await modelId(setup.modelDir),
+    backend: parseBackendName(setup.backend),
+    gpuStreams: setup.gpuStreams,
+    maxQueue: setup.maxQueue,
+    log,
+  });
+  runner
+    .run(input$, {
+      refused: (refusal) => emit({ k: 'refused', refusal }),
+      step: (ms, rows) => emit({ k: 'step', ms, rows }),
+      onStream: (mark) => emit({ k: 'stream', mark }),
+    })
+    .subscribe({
+      next: (prediction) => emit({ k: 'prediction', prediction }),
+      error: (error: unknown) => fail(error),
+      complete: () => {
+        flushNow();
+        post({ type: 'complete' });
+      },
+    });
+  port.on('message', (message: ToShard) => {
+    if (message.type === 'end') return input$.complete();
+    for (const input of message.inputs) input$.next(input);
+    taken += message.inputs.length;
+    flush();
+  });
+  post({ type: 'ready' });
+} catch (error) {
+  fail(error);
+}
+
+function fail(error: unknown): void {
+  post({
+    type: 'failed',
+    message: error instanceof Error ? error.message : String(error),
+    stack: error instanceof Error ? error.stack : undefined,
+  });
+}
