@@ -59,6 +59,10 @@ if (interval !== undefined) {
 process.once('SIGINT', () => {
   for (const ws of sockets) ws.close();
   // Only the totals: latencies of a long run stay in this process.
-  process.stdout.write(`${JSON.stringify({ latencies, predictions, dropped })}\n`, () => process.exit(0));
+  const { user, system } = process.cpuUsage();
+  process.stdout.write(
+    `${JSON.stringify({ latencies, predictions, dropped, cpuSeconds: (user + system) / 1e6 })}\n`,
+    () => process.exit(0),
+  );
 });
 console.log('ready');

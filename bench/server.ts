@@ -1,11 +1,13 @@
 // Load benchmark: N producer streams sent over /ingest in real time, in the format the demo page sends (16 kHz PCM16
 // in 10 ms frames, raw gray 64x48 at 10 fps, a text event every ~1.7 s), M subscribers on /subscribe, all over
 // loopback against `braid serve` running in its own process, the subscribers in a third process. Reports end-to-end latency (window end -> subscriber
-// receives) p50/p99 and everything dropped. The producers and subscribers share the machine with the server.
-// Run: npx tsx bench/server.ts [streams...]
+// receives) p50/p99, everything dropped and the CPU each process used (cores busy, 100 % = one core). The producers
+// and subscribers share the machine with the server. Each stream count runs twice in the same run: `--workers 1`
+// (everything in the server's main thread: the baseline) and `--workers <cores>` (streams sharded over threads).
+// Run: npm run bench -- server [streams...]   (default 16 256 512 1024)
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { wallClockMicros } from '../src/core/time.js';
 import { saveModel } from '../src/model/model-io.js';
@@ -16,7 +18,18 @@ const SECONDS = 20;
 const WARMUP_S = 4;
 const SUBSCRIBERS = 2;
 
-async function measure(streams: number, port: number) {
+/** CPU seconds (user + system, all threads) a process has used, from /proc (Linux). */
+function cpuSecondsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+const ownCpuSeconds = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+
+async function measure(streams: number, port: number, serverPid: number) {
   const base = `ws://127.0.0.1:${port}`;
   const start = wallClockMicros();
   const subscribers = spawn(
@@ -39,6 +52,11 @@ async function measure(streams: number, port: number) {
   });
   const producers = await openProducers(base, streams);
   const t0 = wallClockMicros();
+  const cpu0 = {
+    server: cpuSecondsOf(serverPid),
+    load: ownCpuSeconds(),
+    subscribers: cpuSecondsOf(subscribers.pid!),
+  };
   let tick = 0;
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
@@ -49,6 +67,12 @@ async function measure(streams: number, port: number) {
       }
     }, 5);
   });
+  const wall = (wallClockMicros() - t0) / 1e6;
+  const busy = {
+    server: (cpuSecondsOf(serverPid) - cpu0.server) / wall,
+    load: (ownCpuSeconds() - cpu0.load) / wall,
+    subscribers: (cpuSecondsOf(subscribers.pid!) - cpu0.subscribers) / wall,
+  };
   await new Promise((r) => setTimeout(r, 1500));
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const sum = (re: RegExp) => [...metrics.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
@@ -79,6 +103,7 @@ async function measure(streams: number, port: number) {
     expected,
     subscriberDropped,
     serverDropped,
+    busy,
   };
 }
 
@@ -90,18 +115,21 @@ console.log(
   `model: ${modelDir}; ${SUBSCRIBERS} subscribers (all streams each); ${SECONDS} s per run, first ${WARMUP_S} s not counted\n`,
 );
 console.log(
-  '| streams | predictions received / expected | latency p50 ms | p99 ms | max ms | dropped (subscribers) | dropped/late/rejected (server) |',
+  '| streams | workers | predictions received / expected | latency p50 ms | p99 ms | max ms | dropped (subscribers) | dropped/late/rejected (server) | CPU server | CPU load generator | CPU subscribers |',
 );
-console.log('|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+const pct = (x: number) => `${Math.round(x * 100)} %`;
 let port = 18_400;
-for (const streams of counts.length > 0 ? counts : [16, 64, 256]) {
-  const child = await startServe({ port: ++port, model: modelDir });
-  try {
-    const r = await measure(streams, port);
-    console.log(
-      `| ${streams} | ${r.predictions} / ~${r.expected} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.subscriberDropped} | ${r.serverDropped} |`,
-    );
-  } finally {
-    child.kill('SIGINT');
+const cores = availableParallelism();
+for (const streams of counts.length > 0 ? counts : [16, 256, 512, 1024])
+  for (const workers of [...new Set([1, cores])]) {
+    const child = await startServe({ port: ++port, model: modelDir, args: ['--workers', String(workers)] });
+    try {
+      const r = await measure(streams, port, child.pid!);
+      console.log(
+        `| ${streams} | ${workers} | ${r.predictions} / ~${r.expected} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.subscriberDropped} | ${r.serverDropped} | ${pct(r.busy.server)} | ${pct(r.busy.load)} | ${pct(r.busy.subscribers)} |`,
+      );
+    } finally {
+      child.kill('SIGINT');
+    }
   }
-}

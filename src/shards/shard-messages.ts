@@ -34,8 +34,9 @@ export type FromShard =
       readonly items: readonly ShardOutput[];
       /** Inputs taken from the main thread since the last message: the main thread's bound on what is in flight. */
       readonly taken: number;
-      readonly stats: PipelineCounters;
-      readonly holdings: Holdings;
+      /** The run's figures now; left out of messages that follow one another closely. */
+      readonly stats?: PipelineCounters;
+      readonly holdings?: Holdings;
     }
   | {
       readonly type: 'log';

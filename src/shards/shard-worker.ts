@@ -26,28 +26,43 @@ const log: Logger = {
 const input$ = new Subject<StreamInput>();
 let items: ShardOutput[] = [];
 let taken = 0;
-let flushing = false;
+let soon = false;
+let later: NodeJS.Timeout | undefined;
+let statsAt = 0;
 let runner: PredictionPipelineRunner | undefined;
 
-// One message back per turn of the event loop, whatever it holds: postMessage per prediction would cost more than
-// the prediction.
-const flushNow = (): void => {
+// Batched: postMessage per prediction would cost more than the prediction. What came out goes back in the same turn
+// of the event loop, with the figures as they are then (so /metrics is never behind a prediction a client has); a
+// message that would only say how many inputs were taken waits up to 20 ms, and figures alone go at most every 250 ms.
+const flushNow = (final = false): void => {
+  soon = false;
+  clearTimeout(later);
+  later = undefined;
   const out = items;
   items = [];
-  post({ type: 'out', items: out, taken, stats: runner!.stats(), holdings: runner!.holdings() });
+  const now = performance.now();
+  const withStats = final || out.length > 0 || now - statsAt >= 250;
+  if (withStats) statsAt = now;
+  post({
+    type: 'out',
+    items: out,
+    taken,
+    ...(withStats && { stats: runner!.stats(), holdings: runner!.holdings() }),
+  });
   taken = 0;
 };
-const flush = (): void => {
-  if (flushing) return;
-  flushing = true;
-  setImmediate(() => {
-    flushing = false;
-    flushNow();
-  });
+const flushSoon = (): void => {
+  if (soon) return;
+  soon = true;
+  setImmediate(() => flushNow());
+};
+const flushLater = (): void => {
+  if (soon || later !== undefined) return;
+  later = setTimeout(() => flushNow(), 20);
 };
 const emit = (item: ShardOutput): void => {
   items.push(item);
-  flush();
+  flushSoon();
 };
 
 try {
@@ -70,7 +85,7 @@ try {
       next: (prediction) => emit({ k: 'prediction', prediction }),
       error: (error: unknown) => fail(error),
       complete: () => {
-        flushNow();
+        flushNow(true);
         post({ type: 'complete' });
       },
     });
@@ -78,7 +93,7 @@ try {
     if (message.type === 'end') return input$.complete();
     for (const input of message.inputs) input$.next(input);
     taken += message.inputs.length;
-    flush();
+    flushLater();
   });
   post({ type: 'ready' });
 } catch (error) {

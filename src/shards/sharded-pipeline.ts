@@ -144,8 +144,8 @@ export class ShardedPipeline {
           switch (message.type) {
             case 'out':
               shard.inFlight -= message.taken;
-              shard.stats = message.stats;
-              shard.holdings = message.holdings;
+              if (message.stats) shard.stats = message.stats;
+              if (message.holdings) shard.holdings = message.holdings;
               for (const item of message.items) {
                 if (item.k === 'prediction') subscriber.next(item.prediction);
                 else if (item.k === 'refused') sinks.refused?.(item.refusal);
