@@ -11,6 +11,8 @@ export interface ServeOptions {
   readonly model: string;
   readonly backend?: string;
   readonly args?: readonly string[];
+  /** Options for node itself (e.g. --cpu-prof). */
+  readonly nodeArgs?: readonly string[];
 }
 
 /** Starts `braid serve` and resolves once it listens. */
@@ -18,6 +20,7 @@ export async function startServe(options: ServeOptions): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
     [
+      ...(options.nodeArgs ?? []),
       '--import',
       'tsx',
       'src/cli/run.ts',

@@ -1,0 +1,128 @@
+// Where a loaded server's time goes: `braid serve --workers 1` (everything in one thread) under node --cpu-prof,
+// with N real-time producers of the demo page's format and 2 subscribers, for 15 s; the profile's self time over the
+// load (start-up left out) summed by stage of the data flow (the file each sampled function is in), a table per count.
+// Run: npm run bench -- profile   (or npx tsx bench/profile.ts [streams...], default 256 512)
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { wallClockMicros } from '../src/core/time.js';
+import { openProducers, sendDue, startServe } from './load.js';
+
+const SECONDS = 15;
+
+interface ProfileNode {
+  readonly id: number;
+  readonly callFrame: { readonly functionName: string; readonly url: string };
+  readonly children?: readonly number[];
+}
+interface CpuProfile {
+  readonly endTime: number;
+  readonly startTime: number;
+  readonly nodes: readonly ProfileNode[];
+  readonly samples: readonly number[];
+  readonly timeDeltas: readonly number[];
+}
+
+/** The stage a sampled function belongs to, from its file (and, for V8's own, its name). */
+function stageOf({ functionName, url }: ProfileNode['callFrame']): string {
+  if (functionName === '(idle)') return 'idle';
+  if (functionName === '(garbage collector)') return 'garbage collection';
+  if (functionName === '(program)') return 'V8 and native (program)';
+  const rules: [RegExp, string][] = [
+    [/node_modules\/ws\//, 'WebSocket framing (ws)'],
+    [
+      /src\/server\/(protocol|ingest-session|producer-connection|request-guard)/,
+      'protocol parsing and validation',
+    ],
+    [/src\/server\/(subscriber|reply-limiter|heartbeat)/, 'fan-out to subscribers'],
+    [/src\/server\//, 'server, other'],
+    [/node_modules\/zod\//, 'protocol parsing and validation'],
+    [/src\/align\//, 'alignment'],
+    [/node_modules\/sharp\/|src\/features\/(decode|image)/, 'decode'],
+    [/src\/features\/|libsamplerate/, 'features'],
+    [/src\/model\/|@tensorflow/, 'model step'],
+    [/src\/pipeline\//, 'pipeline plumbing'],
+    [/node_modules\/rxjs\//, 'RxJS operators'],
+    [/node_modules\/(pino|prom-client)\//, 'logs and metrics'],
+    [/^wasm:/, 'features'], // the log-mel kernel (WebAssembly SIMD) and libsamplerate
+    [/^node:|^internal\//, 'Node core (net, streams, timers)'],
+  ];
+  for (const [re, stage] of rules) if (re.test(url)) return stage;
+  if (url === '')
+    return functionName === 'stringify' || functionName === 'parse' ? 'JSON' : 'V8 and native (program)';
+  return 'other';
+}
+
+/** Self time by stage over the load only: the last SECONDS of the profile but its final half second (shutdown). */
+function breakdown(profile: CpuProfile): Map<string, number> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const micros = new Map<string, number>();
+  const to = profile.endTime - 500_000;
+  const from = to - (SECONDS - 1) * 1e6;
+  let t = profile.startTime;
+  profile.samples.forEach((id, i) => {
+    const dt = profile.timeDeltas[i] ?? 0;
+    t += dt;
+    if (t < from || t > to) return;
+    const stage = stageOf(byId.get(id)!.callFrame);
+    micros.set(stage, (micros.get(stage) ?? 0) + dt);
+  });
+  return micros;
+}
+
+async function profileAt(streams: number, port: number): Promise<Map<string, number>> {
+  const dir = mkdtempSync(join(tmpdir(), 'braid-profile-'));
+  const server = await startServe({
+    port,
+    model: 'models/demo',
+    args: ['--workers', '1'],
+    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+  });
+  const base = `ws://127.0.0.1:${port}`;
+  const subscribers = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'bench/server-subscribers.ts', base, '2', String(wallClockMicros())],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const producers = await openProducers(base, streams);
+  const t0 = wallClockMicros();
+  let tick = 0;
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      tick = sendDue(producers, t0, tick);
+      if (tick >= SECONDS * 100) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 5);
+  });
+  for (const ws of producers) ws.close();
+  subscribers.kill('SIGINT');
+  const exited = new Promise((r) => server.once('exit', r));
+  server.kill('SIGINT'); // the profile is written as the process exits
+  await exited;
+  // One profile per thread (CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile): the main thread's is thread 0.
+  const file = readdirSync(dir).find((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f))!;
+  return breakdown(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile);
+}
+
+const counts = process.argv.slice(2).map(Number);
+let port = 18_600;
+for (const streams of counts.length > 0 ? counts : [256, 512]) {
+  const stages = await profileAt(streams, ++port);
+  const total = [...stages.values()].reduce((a, b) => a + b, 0);
+  const busy = total - (stages.get('idle') ?? 0);
+  console.log(
+    `### ${streams} streams, --workers 1: ${((busy / total) * 100).toFixed(0)} % of the main thread busy\n`,
+  );
+  console.log('| stage | share of busy time | ms per second |');
+  console.log('|---|---|---|');
+  for (const [stage, us] of [...stages].sort((a, b) => b[1] - a[1])) {
+    if (stage === 'idle') continue;
+    console.log(
+      `| ${stage} | ${((us / busy) * 100).toFixed(1)} % | ${(us / 1000 / (total / 1e6)).toFixed(0)} |`,
+    );
+  }
+  console.log();
+}
