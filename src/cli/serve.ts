@@ -20,11 +20,13 @@ import {
   BUNDLED_RECORDING,
   createPipelineFromOptions,
   durationOption,
+  eventSettingsFromOptions,
   type ModelCliOptions,
   portNumber,
   positiveInteger,
   positiveNumber,
   readToken,
+  withEventsOption,
   withModelOptions,
 } from './model-options.js';
 
@@ -50,8 +52,7 @@ interface ServeOptions extends ModelCliOptions {
 
 export function registerServeCommand(program: Command): void {
   withModelOptions(
-    program
-      .command('serve')
+    withEventsOption(program.command('serve'))
       .description('serve the demo page, WebSocket /ingest and /subscribe, /healthz and /metrics')
       .option('--host <host>', 'address to bind (anything but loopback needs --token)', '127.0.0.1')
       .addOption(new Option('--port <port>', 'port (0 picks a free one)').argParser(portNumber).default(8080))
@@ -122,6 +123,7 @@ export function registerServeCommand(program: Command): void {
         `binding to ${options.host} exposes the server beyond this machine: pass --token, BRAID_TOKEN or --token-file (8+ characters)`,
       );
     const pipeline = await createPipelineFromOptions(options, log);
+    const events = await eventSettingsFromOptions(options.model, pipeline.labels, options.events);
     let recorder: McapRecorder | undefined;
     if (options.record !== undefined) {
       mkdirSync(options.record, { recursive: true });
@@ -151,6 +153,7 @@ export function registerServeCommand(program: Command): void {
       heartbeatMs: options.heartbeat / 1000,
       resumeGraceMs: options.resumeGrace / 1000,
       log,
+      events,
       onInput: recorder ? (input) => recordInput(recorder!, input, log, recordFailure) : undefined,
     });
     if (recorder) registerRecorderMetrics(server.metrics.registry, recorder);
@@ -279,6 +282,8 @@ function recordingPredictions(
         .run(input$, {
           ...sinks,
           onStream: (mark) => {
+            // The server's first: a stream's closing events are written before its channels are let go.
+            sinks?.onStream?.(mark);
             if (mark.state === 'end')
               void recorded(recorder.releaseStream(mark.streamId, 'prediction'), log, failure);
           },

@@ -173,6 +173,12 @@ export class ServerMetrics {
     help: 'Predictions produced',
     registers: [this.registry],
   });
+  readonly labelEvents = new Counter({
+    name: 'braid_label_events_total',
+    help: 'On/off events of labels (docs/events.md), by state',
+    labelNames: ['state'],
+    registers: [this.registry],
+  });
   readonly connectionsRefused = new Counter({
     name: 'braid_connections_refused_total',
     help: 'HTTP requests and WebSocket connections turned away, by reason (bad_host, bad_origin, unauthorized, producer_limit, subscriber_limit, address_limit, hello_timeout, idle_timeout, not_found)',

@@ -2,6 +2,7 @@ import type { Observable, Subscription } from 'rxjs';
 import type { StreamInput } from '../core/events.js';
 import type { RefusalListener } from '../core/refusal.js';
 import type { Prediction } from '../core/window.js';
+import type { StreamMark } from '../pipeline/stream-lifecycle.js';
 import type { PredictionPipeline } from './pipeline.js';
 
 export interface SupervisorHandlers {
@@ -9,6 +10,8 @@ export interface SupervisorHandlers {
   refused?: RefusalListener;
   /** Every model step as it ends (latency ms, rows). */
   step?: (ms: number, rows: number) => void;
+  /** A stream opened or, after its last prediction, ended. */
+  stream?: (mark: StreamMark) => void;
   /** The pipeline failed; it is started again after `restartInMs` with fresh state. */
   failed(error: unknown, restartInMs: number): void;
 }
@@ -76,7 +79,11 @@ export class PipelineSupervisor {
     if (this.#stopped) return;
     this.#startedAt = this.#timers.now();
     this.#subscription = this.#pipeline
-      .run(this.#input$, { refused: this.#handlers.refused, step: this.#handlers.step })
+      .run(this.#input$, {
+        refused: this.#handlers.refused,
+        step: this.#handlers.step,
+        onStream: this.#handlers.stream,
+      })
       .subscribe({ next: (p) => this.#handlers.prediction(p), error: (e: unknown) => this.#failed(e) });
   }
 

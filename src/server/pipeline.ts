@@ -3,6 +3,7 @@ import type { StreamInput } from '../core/events.js';
 import type { RefusalListener } from '../core/refusal.js';
 import type { Prediction } from '../core/window.js';
 import type { PipelineInputs } from '../pipeline/prediction-pipeline.js';
+import type { StreamMark } from '../pipeline/stream-lifecycle.js';
 import type { PipelineStats } from './metrics.js';
 
 export type { PipelineInputs };
@@ -29,6 +30,8 @@ export interface PredictionPipeline {
       readonly refused?: RefusalListener;
       /** Every model step as it ends (latency ms, rows). */
       readonly step?: (ms: number, rows: number) => void;
+      /** Each stream's open and, after its last prediction, its end (closing events wait for it). */
+      readonly onStream?: (mark: StreamMark) => void;
     },
   ): Observable<Prediction>;
   stats?(): PipelineStats;
