@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { AnySourceEvent } from '../../src/core/events.js';
 import type { Prediction } from '../../src/core/window.js';
+import { EventTracker, eventLine, type LabelEvent } from '../../src/events/event-tracker.js';
+import { resolveEventSettings } from '../../src/events/settings.js';
 import { saveModel } from '../../src/model/model-io.js';
 import { predictionLine } from '../../src/pipeline/prediction-order.js';
 import { PredictionPipelineRunner } from '../../src/pipeline/prediction-pipeline.js';
@@ -102,6 +104,7 @@ async function replay(
   out: string,
   file = recording,
   env: NodeJS.ProcessEnv = process.env,
+  extra: string[] = [],
 ): Promise<string> {
   const { stderr } = await run(
     process.execPath,
@@ -117,6 +120,7 @@ async function replay(
       speed,
       '--out',
       out,
+      ...extra,
     ],
     { env },
   );
@@ -184,6 +188,62 @@ describe('record and replay give the live predictions, byte for byte', () => {
       .map(predictionLine)
       .join('');
     expect(live).toBe(fast);
+  }, 60_000);
+
+  it('events: --events-out is byte-identical at any speed, and is what the state machine makes of the predictions', async () => {
+    // The untrained model's scores sit near one value: thresholds around its median make events happen.
+    const scores = livePredictions.map((p) => p.scores['speech'] as number).sort((a, b) => a - b);
+    const median = scores[Math.floor(scores.length / 2)] as number;
+    const on = Math.round(median * 1e4) / 1e4;
+    const off = Math.max(0, on - 0.001);
+    const args = (file: string) => [
+      '--events',
+      `speech:on=${on},off=${off},min-on=400ms`,
+      '--events-out',
+      file,
+    ];
+    const predictions = await replay(
+      'max',
+      join(dir, 'ev-max.ndjson'),
+      recording,
+      process.env,
+      args(join(dir, 'ev-max.events')),
+    );
+    await replay('3', join(dir, 'ev-x3.ndjson'), recording, process.env, args(join(dir, 'ev-x3.events')));
+    const fast = readFileSync(join(dir, 'ev-max.events'), 'utf8');
+    expect(readFileSync(join(dir, 'ev-x3.events'), 'utf8')).toBe(fast);
+    const lines = fast
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as LabelEvent);
+    expect(lines.filter((e) => e.label === 'speech' && e.state === 'on').length).toBeGreaterThan(0);
+    expect(Object.keys(lines[0] as object)).toEqual([
+      'streamId',
+      'label',
+      'state',
+      'time',
+      'score',
+      'windowIndex',
+    ]);
+    // Per stream, exactly what the tracker makes of that stream's predictions, closed at its end.
+    const tracker = new EventTracker(
+      resolveEventSettings(
+        ['speech', 'motion', 'typing', 'conversation'],
+        {},
+        {
+          speech: { on, off, minOn: 400_000 },
+        },
+      ),
+    );
+    const parsed = predictions
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Prediction);
+    for (const streamId of ['alpha', 'beta']) {
+      const mine = parsed.filter((p) => p.streamId === streamId).flatMap((p) => tracker.observe(p));
+      mine.push(...tracker.close(streamId));
+      expect(lines.filter((e) => e.streamId === streamId)).toEqual(mine.map((e) => JSON.parse(eventLine(e))));
+    }
   }, 60_000);
 
   it('JPEG and PNG cameras replay byte-identically at max speed with a starved decoder, 4x and real time', async () => {
