@@ -15,8 +15,11 @@ export interface ReplayRunOptions extends Omit<ReplayOptions, 'credit' | 'loopGa
   readonly recorder?: McapRecorder;
   /** Model id saved with each recorded prediction. */
   readonly model?: string;
-  /** Each label's on/off events (docs/events.md), told in order with the predictions: each after the one that made it. */
-  readonly events?: { readonly settings: LabelEventSettings; readonly onEvent: (event: LabelEvent) => void };
+  /**
+   * Each label's on/off events (docs/events.md), told in order with the predictions (each after the one that made
+   * it) and written to the recorder beside them.
+   */
+  readonly events?: { readonly settings: LabelEventSettings; readonly onEvent?: (event: LabelEvent) => void };
 }
 
 export interface ReplayHoldings extends Holdings {
@@ -98,7 +101,12 @@ export function replayThroughPipeline(
                 ordered$.pipe(labelEvents.operator).subscribe({
                   next: (item) => {
                     if (item.type === 'prediction') sink.next(item.prediction);
-                    else events?.onEvent(item.event);
+                    else if (item.type === 'event') {
+                      // Receive time = the event's time, so the file depends on the recording only.
+                      if (recorder)
+                        record(recorder.writeLabelEvent(item.event, { receiveTime: item.event.time, model }));
+                      events?.onEvent?.(item.event);
+                    } else recorder?.releaseStream(item.streamId, 'label_event').catch(fail);
                   },
                   error: (e) => sink.error(e),
                   complete: () => sink.complete(),

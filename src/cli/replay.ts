@@ -68,13 +68,14 @@ export function registerReplayCommand(program: Command): void {
       .map((s) => s.trim())
       .filter(Boolean);
     const pipeline = await createPipelineFromOptions(options, log, REPLAY_QUEUE);
+    const mcapOut = options.out?.toLowerCase().endsWith('.mcap') ? options.out : undefined;
+    // Events go to --events-out and, beside the predictions, into an MCAP --out.
     const eventSettings =
-      options.eventsOut !== undefined
+      options.eventsOut !== undefined || mcapOut !== undefined
         ? await eventSettingsFromOptions(options.model, pipeline.labels, options.events)
         : undefined;
     const eventsOut = options.eventsOut !== undefined ? createWriteStream(options.eventsOut) : undefined;
     let eventCount = 0;
-    const mcapOut = options.out?.toLowerCase().endsWith('.mcap') ? options.out : undefined;
     const model = pipeline.modelId;
     const recorder = mcapOut
       ? await McapRecorder.create(mcapOut, {
@@ -98,16 +99,15 @@ export function registerReplayCommand(program: Command): void {
       map,
       recorder,
       model,
-      ...(eventSettings &&
-        eventsOut && {
-          events: {
-            settings: eventSettings,
-            onEvent: (e) => {
-              eventCount++;
-              eventsOut.write(eventLine(e));
-            },
+      ...(eventSettings && {
+        events: {
+          settings: eventSettings,
+          onEvent: (e) => {
+            eventCount++;
+            eventsOut?.write(eventLine(e));
           },
-        }),
+        },
+      }),
     });
     const out = mcapOut ? undefined : options.out ? createWriteStream(options.out) : process.stdout;
     let count = 0;
@@ -139,9 +139,9 @@ export function registerReplayCommand(program: Command): void {
         streams: streams.length,
         out: mcapOut,
         model,
-        ...(eventsOut && { events: eventCount, eventsOut: options.eventsOut }),
+        ...(eventSettings && { events: eventCount, eventsOut: options.eventsOut }),
       },
-      `${count} predictions from ${streams.length} stream(s) of ${file}${mcapOut ? `, written with the inputs to ${mcapOut} (model ${model})` : ''}${eventsOut ? `; ${eventCount} events to ${options.eventsOut}` : ''}`,
+      `${count} predictions from ${streams.length} stream(s) of ${file}${mcapOut ? `, written with the inputs to ${mcapOut} (model ${model})` : ''}${eventSettings ? `; ${eventCount} label events${eventsOut ? ` to ${options.eventsOut}` : ''}` : ''}`,
     );
     if (dropped.length > 0)
       log.warn(

@@ -155,6 +155,11 @@ export function registerServeCommand(program: Command): void {
       log,
       events,
       onInput: recorder ? (input) => recordInput(recorder!, input, log, recordFailure) : undefined,
+      // Each label's on/off events beside the stream's predictions; the server tells of a stream's closing events
+      // before its end reaches the recorder (recordingPredictions), which then lets the channel go.
+      onEvent: recorder
+        ? (e) => void recorded(recorder!.writeLabelEvent(e, { model: pipeline.modelId }), log, recordFailure)
+        : undefined,
     });
     if (recorder) registerRecorderMetrics(server.metrics.registry, recorder);
     log.info(
@@ -284,8 +289,10 @@ function recordingPredictions(
           onStream: (mark) => {
             // The server's first: a stream's closing events are written before its channels are let go.
             sinks?.onStream?.(mark);
-            if (mark.state === 'end')
+            if (mark.state === 'end') {
               void recorded(recorder.releaseStream(mark.streamId, 'prediction'), log, failure);
+              void recorded(recorder.releaseStream(mark.streamId, 'label_event'), log, failure);
+            }
           },
         })
         .pipe(

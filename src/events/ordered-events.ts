@@ -6,7 +6,9 @@ import type { LabelEventSettings } from './settings.js';
 
 export type PredictionOrEvent =
   | { readonly type: 'prediction'; readonly prediction: Prediction }
-  | { readonly type: 'event'; readonly event: LabelEvent };
+  | { readonly type: 'event'; readonly event: LabelEvent }
+  /** A stream's closing events are out: nothing more of it until it opens again. */
+  | { readonly type: 'end'; readonly streamId: string };
 
 export interface OrderedEvents {
   /** Over predictions already in one order (createPredictionOrder): each prediction, then the events it made. */
@@ -41,7 +43,11 @@ export function createOrderedEvents(settings: LabelEventSettings): OrderedEvents
         if (now.length === 0) return;
         closes = closes.filter((c) => !due(c));
         now.sort((a, b) => a.after - b.after || (a.streamId < b.streamId ? -1 : 1));
-        for (const c of now) emitEvents(tracker.close(c.streamId));
+        for (const c of now) closeStream(c.streamId);
+      };
+      const closeStream = (streamId: string): void => {
+        emitEvents(tracker.close(streamId));
+        subscriber.next({ type: 'end', streamId });
       };
       const subscription = source.subscribe({
         next: (p) => {
@@ -55,7 +61,7 @@ export function createOrderedEvents(settings: LabelEventSettings): OrderedEvents
         error: (e) => subscriber.error(e),
         complete: () => {
           flushCloses(() => true);
-          for (const id of tracker.streamIds().sort()) emitEvents(tracker.close(id));
+          for (const id of tracker.streamIds().sort()) closeStream(id);
           subscriber.complete();
         },
       });

@@ -9,6 +9,7 @@ import type {
 } from '../core/events.js';
 import { MICROS_PER_SECOND, type Micros } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
+import type { LabelEvent } from '../events/event-tracker.js';
 import { protoSchema } from './proto-schemas.js';
 import { type MessageEncoding, SCHEMAS, type SchemaName } from './schemas.js';
 
@@ -160,6 +161,39 @@ export function encodePrediction(
     encoding === 'json'
       ? message
       : { ...message, timestamp: timeField(p.windowEnd, encoding), scores: entries(p.scores, encoding) },
+    encoding,
+  );
+}
+
+/** A label's on/off event, logged at its time; throws an InvalidEventError (reason `bad_label_event`) for what cannot be carried. */
+export function encodeLabelEvent(
+  e: LabelEvent,
+  model?: string,
+  encoding: MessageEncoding = 'protobuf',
+): EncodedMessage {
+  const message = {
+    timestamp: timeField(e.time, 'json'),
+    streamId: e.streamId,
+    label: e.label,
+    state: e.state,
+    time: e.time,
+    score: e.score,
+    windowIndex: e.windowIndex,
+    ...(e.closed && { closed: true }),
+    ...(model !== undefined && { model }),
+  };
+  const check = SCHEMAS['braid.LabelEvent'].validator.safeParse(message);
+  if (!check.success || !Number.isFinite(e.score)) {
+    const issue = check.error?.issues[0];
+    throw new InvalidEventError(
+      issue?.path.join('.') || 'score',
+      'bad_label_event',
+      `event does not fit braid.LabelEvent: ${issue ? `${issue.path.join('.')} ${issue.message}` : `score ${e.score} is not finite`}`,
+    );
+  }
+  return encode(
+    'braid.LabelEvent',
+    encoding === 'json' ? message : { ...message, timestamp: timeField(e.time, encoding) },
     encoding,
   );
 }
@@ -348,6 +382,8 @@ export function decodeEvent(
       };
     case 'braid.Prediction':
       throw new TypeError('braid.Prediction carries predictions, not events');
+    case 'braid.LabelEvent':
+      throw new TypeError('braid.LabelEvent carries label events, not source events');
   }
 }
 
@@ -364,6 +400,26 @@ export function decodePrediction(m: DecodedMessage): { prediction: Prediction; m
       windowEnd: numberOf(m['windowEnd'], 'Prediction.windowEnd'),
       scores: numberRecord(m['scores'], 'Prediction.scores'),
       present: { audio: flag('audio'), video: flag('video'), text: flag('text'), label: flag('label') },
+    },
+    ...(typeof model === 'string' && model !== '' && { model }),
+  };
+}
+
+/** A recorded label event and the model whose predictions made it. */
+export function decodeLabelEvent(m: DecodedMessage): { event: LabelEvent; model?: string } {
+  const state = m['state'];
+  if (state !== 'on' && state !== 'off')
+    throw new TypeError(`LabelEvent.state must be on or off, got ${JSON.stringify(state)}`);
+  const model = m['model'];
+  return {
+    event: {
+      streamId: text(m['streamId'], 'LabelEvent.streamId'),
+      label: text(m['label'], 'LabelEvent.label'),
+      state,
+      time: numberOf(m['time'], 'LabelEvent.time'),
+      score: numberOf(m['score'], 'LabelEvent.score'),
+      windowIndex: numberOf(m['windowIndex'], 'LabelEvent.windowIndex'),
+      ...(m['closed'] === true && { closed: true as const }),
     },
     ...(typeof model === 'string' && model !== '' && { model }),
   };

@@ -14,6 +14,7 @@ import { saveModel } from '../../src/model/model-io.js';
 import { predictionLine } from '../../src/pipeline/prediction-order.js';
 import { PredictionPipelineRunner } from '../../src/pipeline/prediction-pipeline.js';
 import { McapRecorder } from '../../src/record/recorder.js';
+import { RecordingReader } from '../../src/record/recording-reader.js';
 import { encodeFrame } from '../../src/server/protocol.js';
 import { startServer } from '../../src/server/server.js';
 import { untrainedModel } from '../helpers/demo-pipeline.js';
@@ -244,7 +245,22 @@ describe('record and replay give the live predictions, byte for byte', () => {
       mine.push(...tracker.close(streamId));
       expect(lines.filter((e) => e.streamId === streamId)).toEqual(mine.map((e) => JSON.parse(eventLine(e))));
     }
-  }, 60_000);
+    // replay --out run.mcap records the same events on each stream's events channel, and braid info shows them.
+    const mcap = join(dir, 'ev-run.mcap');
+    await replay('max', mcap, recording, process.env, args(join(dir, 'ev-mcap.events')).slice(0, 2));
+    const recorded: LabelEvent[] = [];
+    const reader = await RecordingReader.open(mcap);
+    for await (const e of reader.labelEvents()) {
+      const { model, ...event } = e;
+      expect(model).toMatch(/^model@/);
+      recorded.push(JSON.parse(eventLine(event)));
+    }
+    await reader.close();
+    const byKey = (e: LabelEvent) => `${e.streamId} ${e.label} ${e.time} ${e.state}`;
+    expect(recorded.map(byKey).sort()).toEqual(lines.map(byKey).sort());
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'info', mcap]);
+    expect(stdout).toMatch(/label event channels:\n\s+\/alpha\/events: \d+ on\/off events, model model@/);
+  }, 90_000);
 
   it('JPEG and PNG cameras replay byte-identically at max speed with a starved decoder, 4x and real time', async () => {
     const compressed = join(dir, 'cameras.mcap');
