@@ -128,6 +128,18 @@ export function encodeLogView(
   );
 }
 
+/** Throws an InvalidEventError (reason `reason`) naming the first field of `message` that does not fit `schema`. */
+function checkFits(schema: SchemaName, message: object, what: string, reason: string): void {
+  const check = SCHEMAS[schema].validator.safeParse(message);
+  if (check.success) return;
+  const issue = check.error.issues[0];
+  throw new InvalidEventError(
+    issue?.path.join('.') || what,
+    reason,
+    `${what} does not fit ${schema}: ${issue?.path.join('.')} ${issue?.message}`,
+  );
+}
+
 /**
  * The message for a prediction, with the model that made it; throws an InvalidEventError (reason `bad_prediction`)
  * for what no encoding can carry (NaN or infinite scores, times that are not whole µs).
@@ -147,15 +159,7 @@ export function encodePrediction(
     present: p.present,
     ...(model !== undefined && { model }),
   };
-  const check = SCHEMAS['braid.Prediction'].validator.safeParse(message);
-  if (!check.success) {
-    const issue = check.error.issues[0];
-    throw new InvalidEventError(
-      issue?.path.join('.') || 'prediction',
-      'bad_prediction',
-      `prediction does not fit braid.Prediction: ${issue?.path.join('.')} ${issue?.message}`,
-    );
-  }
+  checkFits('braid.Prediction', message, 'prediction', 'bad_prediction');
   return encode(
     'braid.Prediction',
     encoding === 'json'
@@ -182,15 +186,7 @@ export function encodeLabelEvent(
     ...(e.closed && { closed: true }),
     ...(model !== undefined && { model }),
   };
-  const check = SCHEMAS['braid.LabelEvent'].validator.safeParse(message);
-  if (!check.success || !Number.isFinite(e.score)) {
-    const issue = check.error?.issues[0];
-    throw new InvalidEventError(
-      issue?.path.join('.') || 'score',
-      'bad_label_event',
-      `event does not fit braid.LabelEvent: ${issue ? `${issue.path.join('.')} ${issue.message}` : `score ${e.score} is not finite`}`,
-    );
-  }
+  checkFits('braid.LabelEvent', message, 'event', 'bad_label_event');
   return encode(
     'braid.LabelEvent',
     encoding === 'json' ? message : { ...message, timestamp: timeField(e.time, encoding) },

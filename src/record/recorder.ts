@@ -272,29 +272,16 @@ export class McapRecorder {
    * logged at the window's end time.
    */
   writePrediction(prediction: Prediction, options: PredictionWrite = {}): Promise<void> {
-    let message: EncodedMessage;
-    let publishTime: bigint;
-    try {
-      this.#checkOpen();
-      message = encodePrediction(prediction, options.model, this.#encoding);
-      publishTime = this.#publishTime(options.receiveTime);
-      this.#checkBacklog(message);
-    } catch (error) {
-      return this.#refuse(error);
-    }
-    const target = {
-      kind: 'prediction',
-      streamId: prediction.streamId,
-      schema: message.schema,
-      ...(options.model !== undefined && { model: options.model }),
-    } as const;
-    return this.#enqueue(message, async () => {
-      const channelId = await this.#channelFor(target);
-      const seq = this.#predictionSeq.get(channelId) ?? 0;
-      this.#predictionSeq.set(channelId, (seq + 1) % (MAX_SEQUENCE + 1));
-      await this.#add(channelId, seq, microsToNanos(prediction.windowEnd), publishTime, message);
-      this.#predictions += 1;
-    });
+    return this.#writeModelOutput(
+      'prediction',
+      prediction.streamId,
+      prediction.windowEnd,
+      () => encodePrediction(prediction, options.model, this.#encoding),
+      options,
+      () => {
+        this.#predictions += 1;
+      },
+    );
   }
 
   /**
@@ -302,29 +289,49 @@ export class McapRecorder {
    * the event's time: the capture time of the change.
    */
   writeLabelEvent(event: LabelEvent, options: PredictionWrite = {}): Promise<void> {
+    return this.#writeModelOutput(
+      'label_event',
+      event.streamId,
+      event.time,
+      () => encodeLabelEvent(event, options.model, this.#encoding),
+      options,
+      () => {
+        this.#labelEvents += 1;
+      },
+    );
+  }
+
+  /** What a model made (a prediction, a label event): on its stream's channel of `kind`, numbered per channel. */
+  #writeModelOutput(
+    kind: 'prediction' | 'label_event',
+    streamId: string,
+    logTime: Micros,
+    encodeMessage: () => EncodedMessage,
+    options: PredictionWrite,
+    written: () => void,
+  ): Promise<void> {
     let message: EncodedMessage;
     let publishTime: bigint;
     try {
       this.#checkOpen();
-      message = encodeLabelEvent(event, options.model, this.#encoding);
+      message = encodeMessage();
       publishTime = this.#publishTime(options.receiveTime);
       this.#checkBacklog(message);
     } catch (error) {
       return this.#refuse(error);
     }
     const target = {
-      kind: 'label_event',
-      streamId: event.streamId,
+      kind,
+      streamId,
       schema: message.schema,
       ...(options.model !== undefined && { model: options.model }),
     } as const;
     return this.#enqueue(message, async () => {
       const channelId = await this.#channelFor(target);
-      // Label event channels number their messages as prediction channels do.
       const seq = this.#predictionSeq.get(channelId) ?? 0;
       this.#predictionSeq.set(channelId, (seq + 1) % (MAX_SEQUENCE + 1));
-      await this.#add(channelId, seq, microsToNanos(event.time), publishTime, message);
-      this.#labelEvents += 1;
+      await this.#add(channelId, seq, microsToNanos(logTime), publishTime, message);
+      written();
     });
   }
 

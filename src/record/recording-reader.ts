@@ -13,6 +13,7 @@ import {
 } from './channel-map.js';
 import {
   ByteArena,
+  type DecodedMessage,
   decodeEvent,
   decodeLabelEvent,
   decodePrediction,
@@ -289,36 +290,38 @@ export class RecordingReader {
   }
 
   /** Predictions in (window end, channel, sequence) order, with their model when the file names it. */
-  async *predictions(query: Pick<EventQuery, 'streams'> = {}): AsyncGenerator<RecordedPrediction> {
-    const streams = this.#streamFilter(query.streams);
-    const ids = new Set<number>();
-    for (const [id, c] of this.#channels) if (c.kind === 'prediction' && streams(c.streamId)) ids.add(id);
-    for await (const messages of this.#messages({ channelIds: ids }))
-      for (const m of messages) {
-        const channel = this.#channels.get(m.channelId)!;
-        try {
-          const { prediction, model } = decodePrediction(channel.decode(m.data));
-          const named = model ?? (channel.kind === 'prediction' ? channel.model : undefined);
-          yield named === undefined ? prediction : { ...prediction, model: named };
-        } catch (error) {
-          this.#bad(m, error);
-        }
-      }
+  predictions(query: Pick<EventQuery, 'streams'> = {}): AsyncGenerator<RecordedPrediction> {
+    return this.#modelOutputs('prediction', query, (m) => {
+      const { prediction, model } = decodePrediction(m);
+      return { item: prediction, model };
+    });
   }
 
   /** Label on/off events in (time, channel, sequence) order, with their model when the file names it. */
-  async *labelEvents(query: Pick<EventQuery, 'streams'> = {}): AsyncGenerator<RecordedLabelEvent> {
+  labelEvents(query: Pick<EventQuery, 'streams'> = {}): AsyncGenerator<RecordedLabelEvent> {
+    return this.#modelOutputs('label_event', query, (m) => {
+      const { event, model } = decodeLabelEvent(m);
+      return { item: event, model };
+    });
+  }
+
+  /** The messages of the streams' `kind` channels decoded, with the model named in them or else by the channel. */
+  async *#modelOutputs<T extends object>(
+    kind: 'prediction' | 'label_event',
+    query: Pick<EventQuery, 'streams'>,
+    decode: (m: DecodedMessage) => { item: T; model?: string },
+  ): AsyncGenerator<T & { readonly model?: string }> {
     const streams = this.#streamFilter(query.streams);
     const ids = new Set<number>();
-    for (const [id, c] of this.#channels) if (c.kind === 'label_event' && streams(c.streamId)) ids.add(id);
+    for (const [id, c] of this.#channels) if (c.kind === kind && streams(c.streamId)) ids.add(id);
     if (ids.size === 0) return;
     for await (const messages of this.#messages({ channelIds: ids }))
       for (const m of messages) {
         const channel = this.#channels.get(m.channelId)!;
         try {
-          const { event, model } = decodeLabelEvent(channel.decode(m.data));
-          const named = model ?? (channel.kind === 'label_event' ? channel.model : undefined);
-          yield named === undefined ? event : { ...event, model: named };
+          const { item, model } = decode(channel.decode(m.data));
+          const named = model ?? (channel.kind === kind ? channel.model : undefined);
+          yield named === undefined ? item : { ...item, model: named };
         } catch (error) {
           this.#bad(m, error);
         }

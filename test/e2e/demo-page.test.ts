@@ -154,7 +154,6 @@ async function session(page: DemoPage, browser: string, demo: DemoServer): Promi
   expect(spans['typing']?.length).toBeGreaterThanOrEqual(1);
   expect(spans['typing']?.[0]?.to).toBeNull();
   const tinted = await cyanTintPixels(chart);
-  console.log(`tinted ${browser}: ${tinted}`);
   expect(tinted).toBeGreaterThan(5000);
   // Microphone at the device's own rate (Firefox 44.1 kHz, Chromium 48 kHz), camera frames, typed text, labels.
   expect(state.audioRate).toBeGreaterThan(16_000);
