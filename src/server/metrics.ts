@@ -165,7 +165,7 @@ export class ServerMetrics {
   });
   readonly subscriberDropped = new Counter({
     name: 'braid_subscriber_dropped_total',
-    help: 'Predictions dropped for slow subscribers',
+    help: 'Messages dropped for slow subscribers (the oldest predictions first; events only when none is queued)',
     registers: [this.registry],
   });
   readonly predictions = new Counter({

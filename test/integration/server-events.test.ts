@@ -1,6 +1,9 @@
+import { filter, map, mergeMap, throwError } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Prediction } from '../../src/core/window.js';
 import { resolveEventSettings } from '../../src/events/settings.js';
 import type { ServerMessage } from '../../src/server/protocol.js';
+import type { PredictionPipeline } from '../../src/server/server.js';
 import { type BraidServer, startServer } from '../../src/server/server.js';
 import { countingPipeline } from '../helpers/counting-pipeline.js';
 import { connect, inbox, metric, openSockets, roundTrip } from '../helpers/ws-client.js';
@@ -119,5 +122,58 @@ describe('server: events', () => {
       events: true,
       predictions: false,
     });
+  });
+
+  it('ends what was on, marked closed, when the pipeline fails and restarts with fresh state', async () => {
+    // Each text is a window scoring 1; the text "boom" makes the pipeline fail, as a crashing model would.
+    const pipeline: PredictionPipeline = {
+      labels: ['a'],
+      run: (input$) =>
+        input$.pipe(
+          filter((i) => 'modality' in i && i.modality === 'text'),
+          map((i) => i as { streamId: string; time: number; seq: number; payload: { text: string } }),
+          mergeMap((e) =>
+            e.payload.text === 'boom'
+              ? throwError(() => new Error('model crashed'))
+              : [
+                  {
+                    streamId: e.streamId,
+                    windowIndex: e.seq,
+                    windowStart: e.time,
+                    windowEnd: e.time + W,
+                    scores: { a: 1 },
+                    present: { audio: false, video: false, text: true, label: false },
+                  } satisfies Prediction,
+                ],
+          ),
+        ),
+    };
+    const server = await startServer({ pipeline, port: 0, restartBackoff: { initialMs: 10 } });
+    servers.push(server);
+    const sub = await connect(server.url, '/subscribe');
+    const box = inbox(sub);
+    sub.send(JSON.stringify({ subscribe: '*', events: true, predictions: false }));
+    await box.next((m) => m.type === 'subscribed');
+    const prod = await connect(server.url, '/ingest');
+    prod.send(JSON.stringify({ type: 'hello', version: 2, streamId: 'crash-1', modalities: ['text'] }));
+    await inbox(prod).next((m) => m.type === 'ready');
+    prod.send(JSON.stringify({ type: 'text', time: 0, seq: 0, text: 'x' }));
+    prod.send(JSON.stringify({ type: 'text', time: W, seq: 1, text: 'x' }));
+    prod.send(JSON.stringify({ type: 'text', time: 2 * W, seq: 2, text: 'boom' }));
+    const closed = await box.next((m) => m.type === 'event' && m.closed === true);
+    expect(kinds(box.messages)).toEqual([
+      { type: 'event', streamId: 'crash-1', label: 'a', state: 'on', time: 0, score: 1, windowIndex: 0 },
+      closed,
+    ]);
+    expect(closed).toMatchObject({ state: 'off', time: 2 * W, windowIndex: 1 });
+    // After the restart (inputs sent while it is down are lost) the stream starts afresh: a window turns a on again.
+    let again: ServerMessage | undefined;
+    for (let seq = 3; again === undefined && seq < 200; seq++) {
+      prod.send(JSON.stringify({ type: 'text', time: seq * W, seq, text: 'x' }));
+      again = await box
+        .next((m) => m.type === 'event' && m.state === 'on' && m.windowIndex >= 3, 250)
+        .catch(() => undefined);
+    }
+    expect(again).toMatchObject({ state: 'on', streamId: 'crash-1' });
   });
 });
