@@ -1,5 +1,6 @@
 import { filter, map, mergeMap, throwError } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { subscribe } from '../../src/client/subscriber.js';
 import type { Prediction } from '../../src/core/window.js';
 import { resolveEventSettings } from '../../src/events/settings.js';
 import type { ServerMessage } from '../../src/server/protocol.js';
@@ -175,5 +176,45 @@ describe('server: events', () => {
         .catch(() => undefined);
     }
     expect(again).toMatchObject({ state: 'on', streamId: 'crash-1' });
+  });
+
+  it('braid/client asks for events with events: true and hands them to onMessage', async () => {
+    const server = await startServer({
+      pipeline: countingPipeline({ labels: ['a'] }),
+      port: 0,
+      events: resolveEventSettings(['a'], { default: { on: 0.7, off: 0.6 } }),
+    });
+    servers.push(server);
+    const got: ServerMessage[] = [];
+    let closedOff: () => void = () => {};
+    const done = new Promise<void>((r) => (closedOff = r));
+    const subscribed = new Promise<void>((r) => {
+      const sub = subscribe({
+        url: server.url,
+        streams: ['ev-1'],
+        events: true,
+        onStatus: (status) => status === 'subscribed' && r(),
+        onMessage: (m) => {
+          if (m.type !== 'event') return;
+          got.push(m);
+          if (m.closed) closedOff();
+        },
+      });
+      done.finally(() => sub.close());
+    });
+    await subscribed;
+    const prod = await connect(server.url, '/ingest');
+    prod.send(JSON.stringify({ type: 'hello', version: 2, streamId: 'ev-1', modalities: ['text'] }));
+    await inbox(prod).next((m) => m.type === 'ready');
+    let seq = 0;
+    COUNTS.forEach((n, w) => {
+      for (let i = 0; i < n; i++)
+        prod.send(JSON.stringify({ type: 'text', time: w * W + i * 10, seq: seq++, text: 'x' }));
+    });
+    prod.send(JSON.stringify({ type: 'close' }));
+    await done;
+    expect(got.map((e) => e.type === 'event' && [e.state, e.time])).toEqual(
+      expectedEvents.map((e) => [e.state, e.time]),
+    );
   });
 });
