@@ -64,8 +64,8 @@ export async function createPipelineFromOptions(
 /** Adds --events LABEL:on=..,off=..,min-on=..,min-off=.. (repeatable) to a command. */
 export function withEventsOption(command: Command): Command {
   return command.option(
-    '--events <label:settings...>',
-    "event thresholds of a label, over the model's events.json: LABEL:on=0.7,off=0.3,min-on=300ms,min-off=500ms",
+    '--events <label:settings>',
+    "event thresholds of a label, over the model's events.json: LABEL:on=0.7,off=0.3,min-on=300ms,min-off=500ms (repeatable)",
     (value: string, previous: Record<string, PartialEventSettings> = {}) =>
       parseEventsOption(value, previous),
   );

@@ -214,8 +214,8 @@ export function registerEvalCommand(program: Command): Command {
     .option('--json <file>', 'also write the figures as JSON')
     .option('--backend <name>', 'tfjs backend to run on: wasm or cpu', 'wasm')
     .option(
-      '--events <label:settings...>',
-      "event thresholds of a label, over the model's events.json: LABEL:on=0.7,off=0.3,min-on=300ms,min-off=500ms",
+      '--events <label:settings>',
+      "event thresholds of a label, over the model's events.json: LABEL:on=0.7,off=0.3,min-on=300ms,min-off=500ms (repeatable)",
       (value: string, previous: Record<string, PartialEventSettings> = {}) =>
         parseEventsOption(value, previous),
     )
