@@ -135,6 +135,35 @@ describe('events: the state machine', () => {
     );
   });
 
+  it('hysteresis: scores between the thresholds never begin a change, whatever came before', () => {
+    fc.assert(
+      fc.property(
+        settingsArb,
+        streamArb('s'),
+        fc.array(fc.double({ min: 0, max: 1, noNaN: true })),
+        (s, st, band) => {
+          fc.pre(s.off < s.on);
+          const tracker = new EventTracker(perLabel(s, s));
+          for (const p of st.predictions) tracker.observe(p);
+          const last = st.predictions.at(-1)!;
+          // Then windows whose scores all sit in [off, on): none begins an event (one pending before may still be told).
+          const events = band.flatMap((u, i) => {
+            const v = s.off + u * (s.on - s.off) * 0.999;
+            return tracker.observe({
+              ...last,
+              windowIndex: last.windowIndex + 1 + i,
+              windowStart: last.windowEnd + i * 100,
+              windowEnd: last.windowEnd + (i + 1) * 100,
+              scores: { a: v, b: v },
+            });
+          });
+          expect(events.filter((e) => e.windowIndex > last.windowIndex)).toEqual([]);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
   it('with minimum durations: every on lasts minOn, every off minOff, and a change that lasted is never missed', () => {
     fc.assert(
       fc.property(settingsArb, streamArb('s'), (s, { predictions }) => {
