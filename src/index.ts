@@ -36,6 +36,16 @@ export { CreditLane, FlowCredit } from './core/flow-credit.js';
 export type { InputRefusal } from './core/refusal.js';
 export { audioFrameTime, type Micros, ms, parseDuration, seconds, wallClockMicros } from './core/time.js';
 export type { Prediction, Window } from './core/window.js';
+// On/off events of labels, with hysteresis (docs/events.md).
+export { EventTracker, eventLine, type LabelEvent } from './events/event-tracker.js';
+export { createOrderedEvents, type OrderedEvents, type PredictionOrEvent } from './events/ordered-events.js';
+export {
+  DEFAULT_EVENT_SETTINGS,
+  type EventSettings,
+  type LabelEventSettings,
+  parseEventsOption,
+  resolveEventSettings,
+} from './events/settings.js';
 // Features.
 export { createFeatureAggregator } from './features/aggregator.js';
 export { DEFAULT_FEATURE_CONFIG, type FeatureConfig, featureLayout } from './features/config.js';
@@ -64,6 +74,7 @@ export { recordTo } from './record/record-to.js';
 // Record and replay (MCAP).
 export { McapRecorder, type PredictionWrite, type RecorderOptions } from './record/recorder.js';
 export {
+  type RecordedLabelEvent,
   type RecordedPrediction,
   RecordingReader,
   readPredictions,

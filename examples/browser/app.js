@@ -1,7 +1,8 @@
 // braid demo page: streams the microphone (at the device's own rate: the server resamples), the camera (small raw
 // grayscale frames) and typed text to /ingest through braid's client library, which reconnects and resumes by itself;
 // marks labels on the live stream (click or hold a key), so `braid serve --record` makes training data from the page;
-// subscribes to predictions and charts every label. Protocol: docs/protocol.md.
+// subscribes to predictions and charts every label, with each label's on/off events (docs/events.md) as shaded spans.
+// Protocol: docs/protocol.md.
 import { connectProducer, subscribe } from '/lib/client/index.js';
 
 const $ = (id) => document.getElementById(id);
@@ -15,6 +16,9 @@ const state = {
   inputs: { audioSampleRate: 16000, video: { width: 64, height: 48, format: 'gray' } },
   watching: null,
   series: { t: [], scores: [] },
+  /** Per label, the watched stream's on spans in capture seconds: { from, to } (to null while on). */
+  spans: {},
+  events: 0,
   count: 0,
   dropped: 0,
   chart: null,
@@ -37,18 +41,51 @@ function showError(text) {
   $('error').textContent = text;
 }
 
+const labelColor = (i, alpha = 1) => `hsla(${(i * 360) / state.labels.length}, 65%, 45%, ${alpha})`;
+
+/**
+ * Paints each label's on spans under the lines, in the label's colour, each label in its own lane (a horizontal band
+ * of the plot) so that labels on at once stay apart.
+ */
+function drawSpans(u) {
+  const { ctx } = u;
+  const { left, top, width, height } = u.bbox;
+  const last = state.series.t.at(-1);
+  const lane = height / Math.max(1, state.labels.length);
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(left, top, width, height);
+  ctx.clip();
+  state.labels.forEach((label, i) => {
+    ctx.fillStyle = labelColor(i, 0.22);
+    for (const span of state.spans[label] ?? []) {
+      const x0 = u.valToPos(span.from, 'x', true);
+      const x1 = u.valToPos(span.to ?? last ?? span.from, 'x', true);
+      if (x1 > x0) ctx.fillRect(x0, top + i * lane, x1 - x0, lane);
+    }
+  });
+  ctx.restore();
+}
+
+function onEvent(e) {
+  if (e.streamId !== state.watching) return;
+  state.events++;
+  const spans = (state.spans[e.label] ??= []);
+  const t = e.time / 1e6;
+  if (e.state === 'on') spans.push({ from: t, to: null });
+  else if (spans.length > 0 && spans.at(-1).to === null) spans.at(-1).to = t;
+  // Spans that ended before the chart's first point are gone from view.
+  const first = state.series.t[0];
+  if (first !== undefined) state.spans[e.label] = spans.filter((s) => s.to === null || s.to >= first);
+  state.chart?.redraw(false);
+}
+
 function resetChart() {
   state.series = { t: [], scores: state.labels.map(() => []) };
+  state.spans = {};
   state.count = 0;
   $('chart').innerHTML = '';
-  const series = [
-    {},
-    ...state.labels.map((label, i) => ({
-      label,
-      stroke: `hsl(${(i * 360) / state.labels.length}, 65%, 45%)`,
-      width: 2,
-    })),
-  ];
+  const series = [{}, ...state.labels.map((label, i) => ({ label, stroke: labelColor(i), width: 2 }))];
   state.chart = new uPlot(
     {
       width: Math.max(400, $('chart').clientWidth || 700),
@@ -56,6 +93,7 @@ function resetChart() {
       series,
       scales: { y: { range: [0, 1] } },
       axes: [{}, { label: 'score' }],
+      hooks: { drawClear: [drawSpans] },
     },
     [[], ...state.labels.map(() => [])],
     $('chart'),
@@ -113,8 +151,10 @@ function startSubscriber() {
     url: base,
     token,
     streams: '*',
+    events: true,
     onMessage: (m) => {
-      if (m.type === 'welcome') {
+      if (m.type === 'event') onEvent(m);
+      else if (m.type === 'welcome') {
         state.labels = m.labels;
         renderLabelButtons();
         for (const id of m.streams) addStreamOption(id);

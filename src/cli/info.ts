@@ -30,13 +30,21 @@ export function registerInfoCommand(program: Command): void {
         console.log(
           `  ${s.streamId}: ${Object.entries(s.messages)
             .map(([m, n]) => `${m} ${n}`)
-            .join(', ')}${s.predictions ? `, predictions ${s.predictions}` : ''}`,
+            .join(
+              ', ',
+            )}${s.predictions ? `, predictions ${s.predictions}` : ''}${s.labelEvents ? `, label events ${s.labelEvents}` : ''}`,
         );
       const predictions = info.channels.filter((c) => c.kind === 'prediction');
       if (predictions.length > 0) {
         console.log('  prediction channels:');
         for (const c of predictions)
           console.log(`    ${c.topic}: ${c.messages} predictions, model ${c.model ?? 'not recorded'}`);
+      }
+      const labelEvents = info.channels.filter((c) => c.kind === 'label_event');
+      if (labelEvents.length > 0) {
+        console.log('  label event channels:');
+        for (const c of labelEvents)
+          console.log(`    ${c.topic}: ${c.messages} on/off events, model ${c.model ?? 'not recorded'}`);
       }
       const read = info.channels.filter((c) => c.origin === 'map' || c.origin === 'inferred');
       if (read.length > 0) {

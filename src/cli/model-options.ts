@@ -4,6 +4,13 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { InvalidOptionError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { parseDuration } from '../core/time.js';
+import { readModelEvents } from '../events/model-events.js';
+import {
+  type LabelEventSettings,
+  type PartialEventSettings,
+  parseEventsOption,
+  resolveEventSettings,
+} from '../events/settings.js';
 import { parseBackendName } from '../model/backends.js';
 import { loadModel, modelId } from '../model/model-io.js';
 import { PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
@@ -16,6 +23,8 @@ export interface ModelCliOptions {
   model: string;
   backend: string;
   gpuStreams?: string;
+  /** --events, where the command has it. */
+  events?: Record<string, PartialEventSettings>;
 }
 
 /** Adds --model and --backend to a command. */
@@ -50,6 +59,25 @@ export async function createPipelineFromOptions(
     maxQueue,
     gpuStreams,
   });
+}
+
+/** Adds --events LABEL:on=..,off=..,min-on=..,min-off=.. (repeatable) to a command. */
+export function withEventsOption(command: Command): Command {
+  return command.option(
+    '--events <label:settings>',
+    "event thresholds of a label, over the model's events.json: LABEL:on=0.7,off=0.3,min-on=300ms,min-off=500ms (repeatable)",
+    (value: string, previous: Record<string, PartialEventSettings> = {}) =>
+      parseEventsOption(value, previous),
+  );
+}
+
+/** The event settings of the model's labels: defaults, the model directory's events.json, then --events. */
+export async function eventSettingsFromOptions(
+  modelDir: string,
+  labels: readonly string[],
+  overrides?: Record<string, PartialEventSettings>,
+): Promise<LabelEventSettings> {
+  return resolveEventSettings(labels, await readModelEvents(modelDir), overrides);
 }
 
 export function durationOption(value: string): number {

@@ -2,6 +2,9 @@ import { Observable, tap } from 'rxjs';
 import { type AnySourceEvent, isStreamControl, type StreamInput } from '../core/events.js';
 import { FlowCredit } from '../core/flow-credit.js';
 import type { Prediction } from '../core/window.js';
+import type { LabelEvent } from '../events/event-tracker.js';
+import { createOrderedEvents } from '../events/ordered-events.js';
+import type { LabelEventSettings } from '../events/settings.js';
 import { createPredictionOrder } from '../pipeline/prediction-order.js';
 import type { Holdings, PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
 import type { McapRecorder } from '../record/recorder.js';
@@ -12,6 +15,11 @@ export interface ReplayRunOptions extends Omit<ReplayOptions, 'credit' | 'loopGa
   readonly recorder?: McapRecorder;
   /** Model id saved with each recorded prediction. */
   readonly model?: string;
+  /**
+   * Each label's on/off events (docs/events.md), told in order with the predictions (each after the one that made
+   * it) and written to the recorder beside them.
+   */
+  readonly events?: { readonly settings: LabelEventSettings; readonly onEvent?: (event: LabelEvent) => void };
 }
 
 export interface ReplayHoldings extends Holdings {
@@ -47,7 +55,8 @@ export function replayThroughPipeline(
 ): ReplayRun {
   const credit = new FlowCredit();
   const order = createPredictionOrder();
-  const { recorder, model, ...replay } = options;
+  const { recorder, model, events, ...replay } = options;
+  const labelEvents = events ? createOrderedEvents(events.settings) : undefined;
   const recordLane = recorder ? credit.lane('record', RECORD_CREDITS) : undefined;
 
   const predictions$ = new Observable<Prediction>((subscriber) => {
@@ -70,6 +79,8 @@ export function replayThroughPipeline(
       .run(inputs$, {
         credit,
         onStream: (mark) => {
+          // Before the order hears of it: the end may release predictions past the stream's closing events.
+          if (mark.state === 'end') labelEvents?.ended(mark.streamId);
           order.mark(mark);
           if (mark.state === 'end') recorder?.releaseStream(mark.streamId, 'prediction').catch(fail);
         },
@@ -78,9 +89,30 @@ export function replayThroughPipeline(
         // Written as they come, before the ordering: the stream's `end` mark, which frees its channel in the
         // recorder, follows its last prediction here. Readers sort by log time, so the file reads the same.
         tap((p) => {
+          labelEvents?.seen(p);
           if (recorder) record(recorder.writePrediction(p, { receiveTime: p.windowEnd, model }));
         }),
         order.operator,
+      )
+      .pipe(
+        labelEvents
+          ? (ordered$) =>
+              new Observable<Prediction>((sink) =>
+                ordered$.pipe(labelEvents.operator).subscribe({
+                  next: (item) => {
+                    if (item.type === 'prediction') sink.next(item.prediction);
+                    else if (item.type === 'event') {
+                      // Receive time = the event's time, so the file depends on the recording only.
+                      if (recorder)
+                        record(recorder.writeLabelEvent(item.event, { receiveTime: item.event.time, model }));
+                      events?.onEvent?.(item.event);
+                    } else recorder?.releaseStream(item.streamId, 'label_event').catch(fail);
+                  },
+                  error: (e) => sink.error(e),
+                  complete: () => sink.complete(),
+                }),
+              )
+          : (ordered$) => ordered$,
       )
       .subscribe(subscriber);
   });

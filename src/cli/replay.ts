@@ -1,6 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import type { Command } from 'commander';
 import { lastValueFrom, tap } from 'rxjs';
+import { eventLine } from '../events/event-tracker.js';
 import { predictionLine } from '../pipeline/prediction-order.js';
 import { REPLAY_QUEUE } from '../pipeline/prediction-pipeline.js';
 import { McapRecorder } from '../record/recorder.js';
@@ -10,7 +11,9 @@ import { parseMapOption } from './map-option.js';
 import {
   createPipelineFromOptions,
   durationOption,
+  eventSettingsFromOptions,
   type ModelCliOptions,
+  withEventsOption,
   withModelOptions,
 } from './model-options.js';
 import { replayThroughPipeline } from './replay-run.js';
@@ -24,12 +27,12 @@ interface ReplayCliOptions extends ModelCliOptions {
   out?: string;
   overwrite?: boolean;
   map?: string[];
+  eventsOut?: string;
 }
 
 export function registerReplayCommand(program: Command): void {
   withModelOptions(
-    program
-      .command('replay')
+    withEventsOption(program.command('replay'))
       .description(
         'replay an MCAP recording through the live pipeline and write one prediction per window (NDJSON, or an MCAP recording of the inputs with the new predictions)',
       )
@@ -44,6 +47,10 @@ export function registerReplayCommand(program: Command): void {
         'write here instead of stdout: NDJSON, or with a .mcap name a recording of the inputs and the new predictions',
       )
       .option('--overwrite', 'replace an existing .mcap --out file')
+      .option(
+        '--events-out <file>',
+        "write each label's on/off events here (NDJSON: streamId, label, state, time, score, windowIndex)",
+      )
       .option(
         '--map <topic=stream:modality...>',
         "read a topic of another tool's file as this stream and modality (audio, video, text, label), where braid cannot tell",
@@ -62,6 +69,13 @@ export function registerReplayCommand(program: Command): void {
       .filter(Boolean);
     const pipeline = await createPipelineFromOptions(options, log, REPLAY_QUEUE);
     const mcapOut = options.out?.toLowerCase().endsWith('.mcap') ? options.out : undefined;
+    // Events go to --events-out and, beside the predictions, into an MCAP --out.
+    const eventSettings =
+      options.eventsOut !== undefined || mcapOut !== undefined
+        ? await eventSettingsFromOptions(options.model, pipeline.labels, options.events)
+        : undefined;
+    const eventsOut = options.eventsOut !== undefined ? createWriteStream(options.eventsOut) : undefined;
+    let eventCount = 0;
     const model = pipeline.modelId;
     const recorder = mcapOut
       ? await McapRecorder.create(mcapOut, {
@@ -85,6 +99,15 @@ export function registerReplayCommand(program: Command): void {
       map,
       recorder,
       model,
+      ...(eventSettings && {
+        events: {
+          settings: eventSettings,
+          onEvent: (e) => {
+            eventCount++;
+            eventsOut?.write(eventLine(e));
+          },
+        },
+      }),
     });
     const out = mcapOut ? undefined : options.out ? createWriteStream(options.out) : process.stdout;
     let count = 0;
@@ -103,13 +126,22 @@ export function registerReplayCommand(program: Command): void {
     }
     if (out && out !== process.stdout)
       await new Promise<void>((resolve) => (out as NodeJS.WritableStream).end(resolve));
+    if (eventsOut) await new Promise<void>((resolve) => eventsOut.end(resolve));
     const streams = info.streams.filter((s) => wanted === undefined || wanted.includes(s.streamId));
     const dropped = Object.entries(pipeline.stats().counters).filter(
       ([k, v]) => /dropped|rejected|late|bad_frame/.test(k) && v > 0,
     );
     log.info(
-      { event: 'replayed', file, predictions: count, streams: streams.length, out: mcapOut, model },
-      `${count} predictions from ${streams.length} stream(s) of ${file}${mcapOut ? `, written with the inputs to ${mcapOut} (model ${model})` : ''}`,
+      {
+        event: 'replayed',
+        file,
+        predictions: count,
+        streams: streams.length,
+        out: mcapOut,
+        model,
+        ...(eventSettings && { events: eventCount, eventsOut: options.eventsOut }),
+      },
+      `${count} predictions from ${streams.length} stream(s) of ${file}${mcapOut ? `, written with the inputs to ${mcapOut} (model ${model})` : ''}${eventSettings ? `; ${eventCount} label events${eventsOut ? ` to ${options.eventsOut}` : ''}` : ''}`,
     );
     if (dropped.length > 0)
       log.warn(

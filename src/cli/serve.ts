@@ -21,11 +21,13 @@ import {
   BUNDLED_RECORDING,
   createPipelineFromOptions,
   durationOption,
+  eventSettingsFromOptions,
   type ModelCliOptions,
   portNumber,
   positiveInteger,
   positiveNumber,
   readToken,
+  withEventsOption,
   withModelOptions,
 } from './model-options.js';
 
@@ -55,8 +57,7 @@ const SINGLE_THREAD_BACKENDS = new Set(['webgpu', 'tensorflow']);
 
 export function registerServeCommand(program: Command): void {
   withModelOptions(
-    program
-      .command('serve')
+    withEventsOption(program.command('serve'))
       .description('serve the demo page, WebSocket /ingest and /subscribe, /healthz and /metrics')
       .option('--host <host>', 'address to bind (anything but loopback needs --token)', '127.0.0.1')
       .addOption(new Option('--port <port>', 'port (0 picks a free one)').argParser(portNumber).default(8080))
@@ -159,6 +160,7 @@ export function registerServeCommand(program: Command): void {
         ? `${workers} shard threads run the streams (sharded by stream id), each on ${backend}`
         : 'the streams run in the main thread',
     );
+    const events = await eventSettingsFromOptions(options.model, pipeline.labels, options.events);
     let recorder: McapRecorder | undefined;
     if (options.record !== undefined) {
       mkdirSync(options.record, { recursive: true });
@@ -188,7 +190,13 @@ export function registerServeCommand(program: Command): void {
       heartbeatMs: options.heartbeat / 1000,
       resumeGraceMs: options.resumeGrace / 1000,
       log,
+      events,
       onInput: recorder ? (input) => recordInput(recorder!, input, log, recordFailure) : undefined,
+      // Each label's on/off events beside the stream's predictions; the server tells of a stream's closing events
+      // before its end reaches the recorder (recordingPredictions), which then lets the channel go.
+      onEvent: recorder
+        ? (e) => void recorded(recorder!.writeLabelEvent(e, { model: pipeline.modelId }), log, recordFailure)
+        : undefined,
     });
     if (recorder) registerRecorderMetrics(server.metrics.registry, recorder);
     log.info(
@@ -316,9 +324,12 @@ function recordingPredictions(
         .run(input$, {
           ...sinks,
           onStream: (mark) => {
+            // The server's first: a stream's closing events are written before its channels are let go.
             sinks?.onStream?.(mark);
-            if (mark.state === 'end')
+            if (mark.state === 'end') {
               void recorded(recorder.releaseStream(mark.streamId, 'prediction'), log, failure);
+              void recorded(recorder.releaseStream(mark.streamId, 'label_event'), log, failure);
+            }
           },
         })
         .pipe(

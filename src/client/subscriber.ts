@@ -14,13 +14,15 @@ export interface SubscribeOptions {
   readonly token?: string;
   /** Stream ids, or '*' for all. */
   readonly streams: '*' | readonly string[];
+  /** Also ask for each label's on/off events (docs/events.md); they come to `onMessage`, in order with the rest. */
+  readonly events?: boolean;
   readonly reconnect?: BackoffOptions;
   /** A connection that has not been welcomed by then (ms) is dropped and made again (default 10 s). */
   readonly connectTimeoutMs?: number;
   /** Predictions held for a consumer that iterates slower than they come (default 10,000); the oldest go first. */
   readonly maxQueue?: number;
   readonly WebSocket?: SocketFactory;
-  /** Every other message: welcome, subscribed, stream opened/closed/suspended/resumed, errors. */
+  /** Every other message: welcome, subscribed, events, stream opened/closed/suspended/resumed, errors. */
   readonly onMessage?: (message: WelcomeMessage | StreamMessage | ErrorMessage | ServerMessage) => void;
   readonly onStatus?: (
     status: 'connecting' | 'subscribed' | 'reconnecting' | 'closed',
@@ -76,7 +78,7 @@ export function subscribe(options: SubscribeOptions): Subscription {
     socket = s;
     const connectTimer = setTimeout(() => drop(s), options.connectTimeoutMs ?? 10_000);
     s.addEventListener('open', () => {
-      s.send(JSON.stringify({ subscribe: options.streams }));
+      s.send(JSON.stringify({ subscribe: options.streams, ...(options.events && { events: true }) }));
     });
     s.addEventListener('message', (event) => {
       if (typeof event.data !== 'string') return;

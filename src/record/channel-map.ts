@@ -26,7 +26,7 @@ export type ReadChannel =
       readonly decode: MessageDecoder;
     }
   | {
-      readonly kind: 'prediction';
+      readonly kind: 'prediction' | 'label_event';
       readonly streamId: string;
       readonly schema: SchemaName;
       readonly origin: ChannelOrigin;
@@ -120,8 +120,18 @@ export function classifyChannel(
     const model = channel.metadata.get(CHANNEL_KEY.model);
     return { kind, streamId, schema: name, origin: 'braid', decode, ...(model !== undefined && { model }) };
   }
+  if (kind === 'label_event') {
+    if (name !== 'braid.LabelEvent')
+      return skip(`a label event channel needs schema braid.LabelEvent, not ${name}`);
+    const decode = decoderOr();
+    if (typeof decode === 'string') return skip(decode);
+    const model = channel.metadata.get(CHANNEL_KEY.model);
+    return { kind, streamId, schema: name, origin: 'braid', decode, ...(model !== undefined && { model }) };
+  }
   if (kind !== 'event')
-    return skip(`its "${CHANNEL_KEY.kind}" metadata is ${JSON.stringify(kind)}, not event|prediction|view`);
+    return skip(
+      `its "${CHANNEL_KEY.kind}" metadata is ${JSON.stringify(kind)}, not event|prediction|label_event|view`,
+    );
   const modality = channel.metadata.get(CHANNEL_KEY.modality);
   if (!isModality(modality))
     return skip(`its "${CHANNEL_KEY.modality}" metadata is ${JSON.stringify(modality)}`);

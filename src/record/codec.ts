@@ -9,6 +9,7 @@ import type {
 } from '../core/events.js';
 import { MICROS_PER_SECOND, type Micros } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
+import type { LabelEvent } from '../events/event-tracker.js';
 import { protoSchema } from './proto-schemas.js';
 import { type MessageEncoding, SCHEMAS, type SchemaName } from './schemas.js';
 
@@ -127,6 +128,18 @@ export function encodeLogView(
   );
 }
 
+/** Throws an InvalidEventError (reason `reason`) naming the first field of `message` that does not fit `schema`. */
+function checkFits(schema: SchemaName, message: object, what: string, reason: string): void {
+  const check = SCHEMAS[schema].validator.safeParse(message);
+  if (check.success) return;
+  const issue = check.error.issues[0];
+  throw new InvalidEventError(
+    issue?.path.join('.') || what,
+    reason,
+    `${what} does not fit ${schema}: ${issue?.path.join('.')} ${issue?.message}`,
+  );
+}
+
 /**
  * The message for a prediction, with the model that made it; throws an InvalidEventError (reason `bad_prediction`)
  * for what no encoding can carry (NaN or infinite scores, times that are not whole µs).
@@ -146,20 +159,37 @@ export function encodePrediction(
     present: p.present,
     ...(model !== undefined && { model }),
   };
-  const check = SCHEMAS['braid.Prediction'].validator.safeParse(message);
-  if (!check.success) {
-    const issue = check.error.issues[0];
-    throw new InvalidEventError(
-      issue?.path.join('.') || 'prediction',
-      'bad_prediction',
-      `prediction does not fit braid.Prediction: ${issue?.path.join('.')} ${issue?.message}`,
-    );
-  }
+  checkFits('braid.Prediction', message, 'prediction', 'bad_prediction');
   return encode(
     'braid.Prediction',
     encoding === 'json'
       ? message
       : { ...message, timestamp: timeField(p.windowEnd, encoding), scores: entries(p.scores, encoding) },
+    encoding,
+  );
+}
+
+/** A label's on/off event, logged at its time; throws an InvalidEventError (reason `bad_label_event`) for what cannot be carried. */
+export function encodeLabelEvent(
+  e: LabelEvent,
+  model?: string,
+  encoding: MessageEncoding = 'protobuf',
+): EncodedMessage {
+  const message = {
+    timestamp: timeField(e.time, 'json'),
+    streamId: e.streamId,
+    label: e.label,
+    state: e.state,
+    time: e.time,
+    score: e.score,
+    windowIndex: e.windowIndex,
+    ...(e.closed && { closed: true }),
+    ...(model !== undefined && { model }),
+  };
+  checkFits('braid.LabelEvent', message, 'event', 'bad_label_event');
+  return encode(
+    'braid.LabelEvent',
+    encoding === 'json' ? message : { ...message, timestamp: timeField(e.time, encoding) },
     encoding,
   );
 }
@@ -348,6 +378,8 @@ export function decodeEvent(
       };
     case 'braid.Prediction':
       throw new TypeError('braid.Prediction carries predictions, not events');
+    case 'braid.LabelEvent':
+      throw new TypeError('braid.LabelEvent carries label events, not source events');
   }
 }
 
@@ -364,6 +396,26 @@ export function decodePrediction(m: DecodedMessage): { prediction: Prediction; m
       windowEnd: numberOf(m['windowEnd'], 'Prediction.windowEnd'),
       scores: numberRecord(m['scores'], 'Prediction.scores'),
       present: { audio: flag('audio'), video: flag('video'), text: flag('text'), label: flag('label') },
+    },
+    ...(typeof model === 'string' && model !== '' && { model }),
+  };
+}
+
+/** A recorded label event and the model whose predictions made it. */
+export function decodeLabelEvent(m: DecodedMessage): { event: LabelEvent; model?: string } {
+  const state = m['state'];
+  if (state !== 'on' && state !== 'off')
+    throw new TypeError(`LabelEvent.state must be on or off, got ${JSON.stringify(state)}`);
+  const model = m['model'];
+  return {
+    event: {
+      streamId: text(m['streamId'], 'LabelEvent.streamId'),
+      label: text(m['label'], 'LabelEvent.label'),
+      state,
+      time: numberOf(m['time'], 'LabelEvent.time'),
+      score: numberOf(m['score'], 'LabelEvent.score'),
+      windowIndex: numberOf(m['windowIndex'], 'LabelEvent.windowIndex'),
+      ...(m['closed'] === true && { closed: true as const }),
     },
     ...(typeof model === 'string' && model !== '' && { model }),
   };

@@ -18,6 +18,7 @@ export {
   type EventQuery,
   type OpenOptions,
   type ReadOptions,
+  type RecordedLabelEvent,
   type RecordedPrediction,
   type RecordingInfo,
   RecordingReader,

@@ -13,6 +13,7 @@ const READ_FIELDS: Readonly<Record<SchemaName, readonly string[]>> = {
   'braid.Text': ['text'],
   'braid.Labels': ['labels'],
   'braid.Prediction': ['streamId', 'windowIndex', 'windowStart', 'windowEnd', 'scores', 'present', 'model'],
+  'braid.LabelEvent': ['streamId', 'label', 'state', 'time', 'score', 'windowIndex', 'closed', 'model'],
 };
 
 /** Turns one message's bytes into its fields; throws a TypeError saying what was wrong. */

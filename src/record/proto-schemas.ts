@@ -5,7 +5,7 @@ import type { SchemaName } from './schemas.js';
 
 /**
  * The protobuf form of braid's schemas (format version 2). Foxglove's come from @foxglove/schemas' own generator, so
- * they are exactly the `.proto` Foxglove publishes; braid's three are defined here. Each is stored in the file as a
+ * they are exactly the `.proto` Foxglove publishes; braid's own are defined here. Each is stored in the file as a
  * FileDescriptorSet (MCAP's `protobuf` schema encoding), which is what Foxglove and any protobuf reader decode with.
  */
 const BRAID_PROTO = `
@@ -52,6 +52,21 @@ message Prediction {
   Presence present = 7;
   // The model that made it, e.g. demo@1a2b3c4d5e6f
   string model = 8;
+}
+
+// A label of a stream turned on or off (hysteresis over the model's scores); times are µs
+message LabelEvent {
+  google.protobuf.Timestamp timestamp = 1;
+  string streamId = 2;
+  string label = 3;
+  // on | off
+  string state = 4;
+  int64 time = 5;
+  double score = 6;
+  int64 windowIndex = 7;
+  // The off of a label that was on when its stream closed
+  bool closed = 8;
+  string model = 9;
 }
 `;
 

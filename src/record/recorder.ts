@@ -9,7 +9,15 @@ import {
 } from '../core/events.js';
 import { type Micros, wallClockMicros } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
-import { type EncodedMessage, encodeEvent, encodeLogView, encodePrediction, microsToNanos } from './codec.js';
+import type { LabelEvent } from '../events/event-tracker.js';
+import {
+  type EncodedMessage,
+  encodeEvent,
+  encodeLabelEvent,
+  encodeLogView,
+  encodePrediction,
+  microsToNanos,
+} from './codec.js';
 import { causeText, RecordingError, WriteBacklogError } from './errors.js';
 import { FileWritable } from './file-io.js';
 import { protoSchema } from './proto-schemas.js';
@@ -62,6 +70,8 @@ export interface RecorderStats {
   /** Events written to the file (some may still sit in the open chunk until it fills or the file closes). */
   readonly events: number;
   readonly predictions: number;
+  /** Label on/off events written (docs/events.md). */
+  readonly labelEvents: number;
   /**
    * Events and predictions refused, by reason (`InvalidEventError.reason`, `bad_prediction`, `bad_receive_time`,
    * `write_backlog`, `recording_failed` for those offered after the file could no longer be written).
@@ -136,6 +146,7 @@ export class McapRecorder {
   readonly #maxPendingBytes: number;
   #events = 0;
   #predictions = 0;
+  #labelEvents = 0;
   #pendingWrites = 0;
   #pendingBytes = 0;
   #tail: Promise<void> = Promise.resolve();
@@ -204,6 +215,7 @@ export class McapRecorder {
     return {
       events: this.#events,
       predictions: this.#predictions,
+      labelEvents: this.#labelEvents,
       rejected: { ...this.#rejected },
       channels: this.#channels.size,
       pendingWrites: this.#pendingWrites,
@@ -260,19 +272,57 @@ export class McapRecorder {
    * logged at the window's end time.
    */
   writePrediction(prediction: Prediction, options: PredictionWrite = {}): Promise<void> {
+    return this.#writeModelOutput(
+      'prediction',
+      prediction.streamId,
+      prediction.windowEnd,
+      () => encodePrediction(prediction, options.model, this.#encoding),
+      options,
+      () => {
+        this.#predictions += 1;
+      },
+    );
+  }
+
+  /**
+   * Queues one label on/off event on the stream's `/<streamId>/events` channel (one per stream and model), logged at
+   * the event's time: the capture time of the change.
+   */
+  writeLabelEvent(event: LabelEvent, options: PredictionWrite = {}): Promise<void> {
+    return this.#writeModelOutput(
+      'label_event',
+      event.streamId,
+      event.time,
+      () => encodeLabelEvent(event, options.model, this.#encoding),
+      options,
+      () => {
+        this.#labelEvents += 1;
+      },
+    );
+  }
+
+  /** What a model made (a prediction, a label event): on its stream's channel of `kind`, numbered per channel. */
+  #writeModelOutput(
+    kind: 'prediction' | 'label_event',
+    streamId: string,
+    logTime: Micros,
+    encodeMessage: () => EncodedMessage,
+    options: PredictionWrite,
+    written: () => void,
+  ): Promise<void> {
     let message: EncodedMessage;
     let publishTime: bigint;
     try {
       this.#checkOpen();
-      message = encodePrediction(prediction, options.model, this.#encoding);
+      message = encodeMessage();
       publishTime = this.#publishTime(options.receiveTime);
       this.#checkBacklog(message);
     } catch (error) {
       return this.#refuse(error);
     }
     const target = {
-      kind: 'prediction',
-      streamId: prediction.streamId,
+      kind,
+      streamId,
       schema: message.schema,
       ...(options.model !== undefined && { model: options.model }),
     } as const;
@@ -280,8 +330,8 @@ export class McapRecorder {
       const channelId = await this.#channelFor(target);
       const seq = this.#predictionSeq.get(channelId) ?? 0;
       this.#predictionSeq.set(channelId, (seq + 1) % (MAX_SEQUENCE + 1));
-      await this.#add(channelId, seq, microsToNanos(prediction.windowEnd), publishTime, message);
-      this.#predictions += 1;
+      await this.#add(channelId, seq, microsToNanos(logTime), publishTime, message);
+      written();
     });
   }
 
@@ -433,7 +483,13 @@ export class McapRecorder {
     if (target.modality) metadata.set(CHANNEL_KEY.modality, target.modality);
     if (target.model !== undefined) metadata.set(CHANNEL_KEY.model, target.model);
     const what =
-      target.kind === 'view' ? 'log' : target.kind === 'prediction' ? 'prediction' : target.modality;
+      target.kind === 'view'
+        ? 'log'
+        : target.kind === 'prediction'
+          ? 'prediction'
+          : target.kind === 'label_event'
+            ? 'events'
+            : target.modality;
     const id = await this.#writer.registerChannel({
       topic: topicFor(target.streamId, what ?? 'prediction'),
       messageEncoding: this.#encoding,

@@ -3,6 +3,7 @@ import { InvalidOptionError } from '../core/errors.js';
 import { type AnySourceEvent, type Modality, validateEvent } from '../core/events.js';
 import type { Micros } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
+import type { LabelEvent } from '../events/event-tracker.js';
 import {
   type ChannelOrigin,
   classifyChannel,
@@ -10,7 +11,15 @@ import {
   type ReadChannel,
   type TopicMapping,
 } from './channel-map.js';
-import { ByteArena, decodeEvent, decodePrediction, nanosToMicros, nanosToMicrosFloor } from './codec.js';
+import {
+  ByteArena,
+  type DecodedMessage,
+  decodeEvent,
+  decodeLabelEvent,
+  decodePrediction,
+  nanosToMicros,
+  nanosToMicrosFloor,
+} from './codec.js';
 import { loadDecompress } from './decompress.js';
 import { causeText, RecordingError, type RecordingWarning, type WarningListener } from './errors.js';
 import { FileReadable } from './file-io.js';
@@ -27,6 +36,8 @@ export interface StreamInfo {
   /** Messages per modality in the file. */
   readonly messages: Readonly<Partial<Record<Modality, number>>>;
   readonly predictions: number;
+  /** Label on/off events recorded for it (docs/events.md). */
+  readonly labelEvents: number;
 }
 
 export interface ChannelInfo {
@@ -48,6 +59,8 @@ export interface ChannelInfo {
 
 /** A recorded prediction, with the model that made it when the file says (format version 2). */
 export type RecordedPrediction = Prediction & { readonly model?: string };
+/** A recorded label on/off event, with the model whose predictions made it when the file says. */
+export type RecordedLabelEvent = LabelEvent & { readonly model?: string };
 
 /** What `braid info` shows about a recording. Times are µs of originating time; `duration` is end − start. */
 export interface RecordingInfo {
@@ -277,17 +290,38 @@ export class RecordingReader {
   }
 
   /** Predictions in (window end, channel, sequence) order, with their model when the file names it. */
-  async *predictions(query: Pick<EventQuery, 'streams'> = {}): AsyncGenerator<RecordedPrediction> {
+  predictions(query: Pick<EventQuery, 'streams'> = {}): AsyncGenerator<RecordedPrediction> {
+    return this.#modelOutputs('prediction', query, (m) => {
+      const { prediction, model } = decodePrediction(m);
+      return { item: prediction, model };
+    });
+  }
+
+  /** Label on/off events in (time, channel, sequence) order, with their model when the file names it. */
+  labelEvents(query: Pick<EventQuery, 'streams'> = {}): AsyncGenerator<RecordedLabelEvent> {
+    return this.#modelOutputs('label_event', query, (m) => {
+      const { event, model } = decodeLabelEvent(m);
+      return { item: event, model };
+    });
+  }
+
+  /** The messages of the streams' `kind` channels decoded, with the model named in them or else by the channel. */
+  async *#modelOutputs<T extends object>(
+    kind: 'prediction' | 'label_event',
+    query: Pick<EventQuery, 'streams'>,
+    decode: (m: DecodedMessage) => { item: T; model?: string },
+  ): AsyncGenerator<T & { readonly model?: string }> {
     const streams = this.#streamFilter(query.streams);
     const ids = new Set<number>();
-    for (const [id, c] of this.#channels) if (c.kind === 'prediction' && streams(c.streamId)) ids.add(id);
+    for (const [id, c] of this.#channels) if (c.kind === kind && streams(c.streamId)) ids.add(id);
+    if (ids.size === 0) return;
     for await (const messages of this.#messages({ channelIds: ids }))
       for (const m of messages) {
         const channel = this.#channels.get(m.channelId)!;
         try {
-          const { prediction, model } = decodePrediction(channel.decode(m.data));
-          const named = model ?? (channel.kind === 'prediction' ? channel.model : undefined);
-          yield named === undefined ? prediction : { ...prediction, model: named };
+          const { item, model } = decode(channel.decode(m.data));
+          const named = model ?? (channel.kind === kind ? channel.model : undefined);
+          yield named === undefined ? item : { ...item, model: named };
         } catch (error) {
           this.#bad(m, error);
         }
@@ -386,12 +420,16 @@ function summarise(
   channels: readonly ChannelInfo[],
   warnings: readonly RecordingWarning[],
 ): RecordingInfo {
-  const streams = new Map<string, { messages: Partial<Record<Modality, number>>; predictions: number }>();
+  const streams = new Map<
+    string,
+    { messages: Partial<Record<Modality, number>>; predictions: number; labelEvents: number }
+  >();
   for (const c of channels) {
     if (c.streamId === undefined) continue;
-    const s = streams.get(c.streamId) ?? { messages: {}, predictions: 0 };
+    const s = streams.get(c.streamId) ?? { messages: {}, predictions: 0, labelEvents: 0 };
     streams.set(c.streamId, s);
     if (c.kind === 'prediction') s.predictions += c.messages;
+    else if (c.kind === 'label_event') s.labelEvents += c.messages;
     else if (c.modality) s.messages[c.modality] = (s.messages[c.modality] ?? 0) + c.messages;
   }
   const startTime = source.startTime === undefined ? undefined : Number(source.startTime / 1000n);
@@ -413,6 +451,7 @@ function summarise(
         modalities: (Object.keys(s.messages) as Modality[]).sort(),
         messages: s.messages,
         predictions: s.predictions,
+        labelEvents: s.labelEvents,
       })),
     channels,
     schemas: [...new Set(channels.map((c) => c.schema).filter((s) => s !== ''))].sort(),

@@ -33,12 +33,13 @@ export const CHANNEL_KEY = {
 } as const;
 
 /**
- * `event`: a stream's events of one modality; `prediction`: a model's predictions for a stream; `view`: a copy of a
- * stream's text as foxglove.Log on `/<streamId>/log`, for Foxglove's Log panel, which readers skip.
+ * `event`: a stream's events of one modality; `prediction`: a model's predictions for a stream; `label_event`: the
+ * on/off events of its labels made from those predictions (docs/events.md), on `/<streamId>/events`; `view`: a copy
+ * of a stream's text as foxglove.Log on `/<streamId>/log`, for Foxglove's Log panel, which readers skip.
  */
-export type ChannelKind = 'event' | 'prediction' | 'view';
+export type ChannelKind = 'event' | 'prediction' | 'label_event' | 'view';
 
-export const topicFor = (streamId: string, what: Modality | 'prediction' | 'log'): string =>
+export const topicFor = (streamId: string, what: Modality | 'prediction' | 'events' | 'log'): string =>
   `/${streamId}/${what}`;
 
 const time = z.object({
@@ -81,9 +82,30 @@ const predictionMessage = z
     description: "A model's scores for one closed window of one stream; times are µs of originating time",
   });
 
+const labelEventMessage = z
+  .object({
+    timestamp: time,
+    streamId: z.string().min(1),
+    label: z.string().min(1),
+    state: z.enum(['on', 'off']),
+    /** Capture time (µs) of the window boundary where the state changed; `timestamp` is the same time. */
+    time: z.number().int().min(0),
+    score: z.number(),
+    windowIndex: z.number().int(),
+    /** The off of a label that was on when its stream closed. */
+    closed: z.boolean().optional(),
+    /** The model whose predictions made it. */
+    model: z.string().optional(),
+  })
+  .meta({
+    title: 'braid.LabelEvent',
+    description: "A label of a stream turned on or off (hysteresis over the model's scores); times are µs",
+  });
+
 export type TextMessage = z.infer<typeof textMessage>;
 export type LabelsMessage = z.infer<typeof labelsMessage>;
 export type PredictionMessage = z.infer<typeof predictionMessage>;
+export type LabelEventMessage = z.infer<typeof labelEventMessage>;
 
 // The Foxglove schemas come as JSON Schema; zod builds their validators from that very text so what we check
 // on reading is exactly what we advertise on writing. The interfaces name the fields braid uses.
@@ -140,6 +162,7 @@ export const SCHEMAS = {
   'braid.Text': braid(textMessage),
   'braid.Labels': braid(labelsMessage),
   'braid.Prediction': braid(predictionMessage),
+  'braid.LabelEvent': braid(labelEventMessage),
 } as const;
 
 export type SchemaName = keyof typeof SCHEMAS;

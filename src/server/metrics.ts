@@ -177,12 +177,18 @@ export class ServerMetrics {
   });
   readonly subscriberDropped = new Counter({
     name: 'braid_subscriber_dropped_total',
-    help: 'Predictions dropped for slow subscribers',
+    help: 'Messages dropped for slow subscribers (the oldest predictions first; events only when none is queued)',
     registers: [this.registry],
   });
   readonly predictions = new Counter({
     name: 'braid_predictions_total',
     help: 'Predictions produced',
+    registers: [this.registry],
+  });
+  readonly labelEvents = new Counter({
+    name: 'braid_label_events_total',
+    help: 'On/off events of labels (docs/events.md), by state',
+    labelNames: ['state'],
     registers: [this.registry],
   });
   readonly connectionsRefused = new Counter({

@@ -2,6 +2,7 @@ import type { Observable, Subscription } from 'rxjs';
 import type { StreamInput } from '../core/events.js';
 import type { RefusalListener } from '../core/refusal.js';
 import type { Prediction } from '../core/window.js';
+import type { StreamMark } from '../pipeline/stream-lifecycle.js';
 import type { PredictionPipeline } from './pipeline.js';
 
 export interface SupervisorHandlers {
@@ -9,8 +10,8 @@ export interface SupervisorHandlers {
   refused?: RefusalListener;
   /** Every model step as it ends (latency ms, rows). */
   step?: (ms: number, rows: number) => void;
-  /** A closed stream's last prediction is out. */
-  ended?: (streamId: string) => void;
+  /** A stream opened or, after its last prediction, ended. */
+  stream?: (mark: StreamMark) => void;
   /** The pipeline failed; it is started again after `restartInMs` with fresh state. */
   failed(error: unknown, restartInMs: number): void;
 }
@@ -81,9 +82,7 @@ export class PipelineSupervisor {
       .run(this.#input$, {
         refused: this.#handlers.refused,
         step: this.#handlers.step,
-        onStream: (mark) => {
-          if (mark.state === 'end') this.#handlers.ended?.(mark.streamId);
-        },
+        onStream: this.#handlers.stream,
       })
       .subscribe({ next: (p) => this.#handlers.prediction(p), error: (e: unknown) => this.#failed(e) });
   }

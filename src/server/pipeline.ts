@@ -31,8 +31,9 @@ export interface PredictionPipeline {
       /** Every model step as it ends (latency ms, rows). */
       readonly step?: (ms: number, rows: number) => void;
       /**
-       * Each stream's `end` once it has closed and its last window is out (predicted or dropped): the server
-       * announces `closed` to subscribers only then. A pipeline must report it for every close it is given.
+       * Each stream's open and, once it has closed and its last window is out (predicted or dropped), its end: the
+       * server sends the stream's closing events and announces `closed` to subscribers only then. A pipeline must
+       * report the end of every close it is given.
        */
       readonly onStream?: (mark: StreamMark) => void;
     },

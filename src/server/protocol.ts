@@ -86,8 +86,17 @@ export type ProducerMessage = z.infer<typeof producerMessageSchema>;
 export const subscribeSchema = z
   .object({
     subscribe: z.union([z.literal('*'), z.array(streamId).max(1000)]),
+    /** Also (or, with `predictions: false`, only) the on/off events of each label (docs/events.md). Default false. */
+    events: z.boolean().optional(),
+    /** Default true. */
+    predictions: z.boolean().optional(),
   })
-  .strict();
+  .strict()
+  .refine((m) => m.predictions !== false || m.events === true, {
+    message: 'predictions: false needs events: true, or nothing would be sent',
+    path: ['predictions'],
+  });
+export type SubscribeMessage = z.infer<typeof subscribeSchema>;
 
 // ---- Server to client. Built from these schemas, so the published JSON Schema is what the server sends. ----
 
@@ -171,6 +180,9 @@ export const subscribedMessageSchema = z
     streams: z.union([z.literal('*'), z.array(streamId)]),
     /** Of those ids, the ones not open right now (they are delivered once they open). */
     notOpen: z.array(streamId),
+    /** Whether it gets predictions, and events. */
+    predictions: z.boolean(),
+    events: z.boolean(),
   })
   .strict();
 export type SubscribedMessage = z.infer<typeof subscribedMessageSchema>;
@@ -193,6 +205,25 @@ export const predictionMessageSchema = z
   })
   .strict();
 export type PredictionMessage = z.infer<typeof predictionMessageSchema>;
+
+export const eventMessageSchema = z
+  .object({
+    type: z.literal('event'),
+    streamId,
+    label: z.string(),
+    state: z.enum(['on', 'off']),
+    /** Capture time (µs) of the window boundary where the state changed. */
+    time: z.number().int(),
+    /** The score of the window that began the change. */
+    score: z.number(),
+    windowIndex: z.number().int(),
+    /** The off of a label that was on when its stream closed. */
+    closed: z.literal(true).optional(),
+    /** Messages dropped for this subscriber since its last message (slow consumer). */
+    dropped: z.number().int().positive().optional(),
+  })
+  .strict();
+export type EventMessage = z.infer<typeof eventMessageSchema>;
 
 export const streamMessageSchema = z
   .object({
@@ -230,6 +261,7 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   welcomeMessageSchema,
   subscribedMessageSchema,
   predictionMessageSchema,
+  eventMessageSchema,
   streamMessageSchema,
   errorMessageSchema,
 ]);

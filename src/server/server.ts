@@ -10,6 +10,8 @@ import { type Logger, silentLogger } from '../core/logger.js';
 import type { InputRefusal } from '../core/refusal.js';
 import { wallClockMicros } from '../core/time.js';
 import type { Prediction } from '../core/window.js';
+import { EventTracker, type LabelEvent } from '../events/event-tracker.js';
+import { type LabelEventSettings, resolveEventSettings } from '../events/settings.js';
 import { ConnectionLimiter, type ConnectionLimits, type ConnectionRole } from './connection-limits.js';
 import { Heartbeat } from './heartbeat.js';
 import { createHttpHandler } from './http-routes.js';
@@ -61,6 +63,10 @@ export interface ServerOptions {
   readonly onInput?: (input: StreamInput) => void;
   /** Sees every prediction the pipeline makes, whether or not anyone subscribed (e.g. a recorder). */
   readonly onPrediction?: (prediction: Prediction) => void;
+  /** How each label's scores become on/off events (docs/events.md); default 0.6 / 0.4, no minimum durations. */
+  readonly events?: LabelEventSettings;
+  /** Sees every event, whether or not anyone subscribed (e.g. a recorder). */
+  readonly onEvent?: (event: LabelEvent) => void;
 }
 
 export interface BraidServer {
@@ -158,6 +164,17 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
       ...(p.partial && { partial: true as const }),
     };
     if (hub.broadcast(message, p.streamId)) metrics.endToEnd.observe(Math.max(0, latencyMs) / 1000);
+    sendEvents(events.observe(p));
+  };
+
+  // Events right after the prediction that made them, so a subscriber of both gets them in order.
+  const events = new EventTracker(options.events ?? resolveEventSettings(pipeline.labels));
+  const sendEvents = (list: readonly LabelEvent[]): void => {
+    for (const e of list) {
+      metrics.labelEvents.inc({ state: e.state });
+      options.onEvent?.(e);
+      hub.broadcast({ type: 'event', ...e }, e.streamId);
+    }
   };
 
   const onRefused = (r: InputRefusal): void => {
@@ -172,9 +189,15 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
       prediction: onPrediction,
       refused: onRefused,
       step: (ms) => metrics.stepLatency.observe(ms / 1000),
-      ended: (streamId) => directory.ended(streamId),
+      stream: (mark) => {
+        if (mark.state !== 'end') return;
+        sendEvents(events.close(mark.streamId));
+        directory.ended(mark.streamId);
+      },
       failed: (error, restartInMs) => {
         metrics.pipelineRestarts.inc();
+        // The restarted pipeline starts every stream's state afresh: what was on ends where its predictions did.
+        for (const id of events.streamIds()) sendEvents(events.close(id));
         directory.pipelineRestarted();
         log.error(
           {

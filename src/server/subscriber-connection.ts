@@ -34,7 +34,7 @@ export function attachSubscriber(
     if (isBinary)
       return refuse(
         'bad_message',
-        'subscribers send JSON: {"subscribe": ["stream", ...]} or {"subscribe": "*"}',
+        'subscribers send JSON: {"subscribe": ["stream", ...]} or {"subscribe": "*"}, with "events": true for events',
       );
     let value: unknown;
     try {
@@ -45,12 +45,13 @@ export function attachSubscriber(
     const parsed = subscribeSchema.safeParse(value);
     if (!parsed.success) return refuse('bad_message', describeZodError(parsed.error));
     const streams = parsed.data.subscribe;
-    subscriber.subscribe(streams);
+    subscriber.subscribe(streams, parsed.data);
     const open = new Set(hooks.openStreams());
     subscriber.send({
       type: 'subscribed',
       streams: streams === '*' ? '*' : [...streams],
       notOpen: streams === '*' ? [] : streams.filter((s) => !open.has(s)),
+      ...subscriber.kinds,
     });
   });
   ws.on('error', () => {});

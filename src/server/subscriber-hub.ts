@@ -17,11 +17,15 @@ export class SubscriberHub {
     this.#subscribers.delete(subscriber);
   }
 
-  /** Sends to every subscriber that wants the stream (all, without one); says whether anyone got it. */
+  /**
+   * Sends to every subscriber that wants the stream (all, without one) and, for predictions and events, that kind of
+   * message; says whether anyone got it.
+   */
   broadcast(message: ServerMessage, streamId?: string): boolean {
+    const kind = message.type === 'prediction' || message.type === 'event' ? message.type : undefined;
     let text: string | undefined;
     for (const s of this.#subscribers)
-      if (streamId === undefined || s.wants(streamId)) {
+      if (streamId === undefined || s.wants(streamId, kind)) {
         text ??= JSON.stringify(message);
         s.send(message, text);
       }

@@ -16,6 +16,7 @@ export interface SubscriberLimits {
  */
 export class Subscriber {
   #wanted: Set<string> | '*' = new Set();
+  #kinds: { predictions: boolean; events: boolean } = { predictions: true, events: false };
   #queue: { message: ServerMessage; text: string }[] = [];
   #dropped = 0;
   #stalledSince: number | undefined;
@@ -29,11 +30,20 @@ export class Subscriber {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  subscribe(streams: '*' | readonly string[]): void {
+  /** Which streams, and whether it gets their predictions (default) and their events (opt-in). */
+  subscribe(streams: '*' | readonly string[], kinds: { predictions?: boolean; events?: boolean } = {}): void {
     this.#wanted = streams === '*' ? '*' : new Set(streams);
+    this.#kinds = { predictions: kinds.predictions ?? true, events: kinds.events ?? false };
   }
 
-  wants(streamId: string): boolean {
+  get kinds(): { readonly predictions: boolean; readonly events: boolean } {
+    return this.#kinds;
+  }
+
+  /** Whether it wants the stream's messages; of a prediction or an event, whether it wants that kind too. */
+  wants(streamId: string, kind?: 'prediction' | 'event'): boolean {
+    if (kind === 'prediction' && !this.#kinds.predictions) return false;
+    if (kind === 'event' && !this.#kinds.events) return false;
     return this.#wanted === '*' || this.#wanted.has(streamId);
   }
 

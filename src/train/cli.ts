@@ -3,10 +3,12 @@ import { readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { BraidError, InvalidOptionError } from '../core/errors.js';
+import { parseDuration } from '../core/time.js';
+import { type PartialEventSettings, parseEventsOption } from '../events/settings.js';
 import { MODEL_JSON, saveModel } from '../model/model-io.js';
 import { saveBaseline } from './baseline.js';
 import { buildDataset } from './dataset.js';
-import { evaluateModel, formatEvaluation, TRAINING_REPORT } from './evaluate.js';
+import { DEFAULT_ONSET_TOLERANCE, evaluateModel, formatEvaluation, TRAINING_REPORT } from './evaluate.js';
 import { createProgress } from './progress.js';
 import { type TrainingBackend, useTrainingBackend } from './tf-setup.js';
 import { DEFAULT_TRAIN_OPTIONS, type TrainingReport, type TrainOptions, trainModel } from './train.js';
@@ -211,18 +213,45 @@ export function registerEvalCommand(program: Command): Command {
     .option('--threshold <p>', 'score at or above which a label counts as on', '0.5')
     .option('--json <file>', 'also write the figures as JSON')
     .option('--backend <name>', 'tfjs backend to run on: wasm or cpu', 'wasm')
+    .option(
+      '--events <label:settings>',
+      "event thresholds of a label, over the model's events.json: LABEL:on=0.7,off=0.3,min-on=300ms,min-off=500ms (repeatable)",
+      (value: string, previous: Record<string, PartialEventSettings> = {}) =>
+        parseEventsOption(value, previous),
+    )
+    .option(
+      '--onset-tolerance <duration>',
+      'an on event this close to a true onset (either side) finds it',
+      (value: string) => {
+        try {
+          return parseDuration(value);
+        } catch (error) {
+          throw new InvalidOptionError('onset-tolerance', (error as Error).message);
+        }
+      },
+      DEFAULT_ONSET_TOLERANCE,
+    )
     .action(
       async (
         modelDir: string,
         inputs: string[],
-        flags: { threshold: string; json?: string; backend: string },
+        flags: {
+          threshold: string;
+          json?: string;
+          backend: string;
+          events?: Record<string, PartialEventSettings>;
+          onsetTolerance: number;
+        },
       ) => {
         const threshold = Number(flags.threshold);
         if (!(threshold > 0 && threshold < 1))
           throw new InvalidOptionError('threshold', `must be between 0 and 1, got "${flags.threshold}"`);
         await useTrainingBackend(flags.backend as TrainingBackend);
         const files = await expandRecordings(inputs);
-        const report = await evaluateModel(modelDir, files, threshold);
+        const report = await evaluateModel(modelDir, files, threshold, {
+          overrides: flags.events,
+          tolerance: flags.onsetTolerance,
+        });
         if (flags.json) await writeFile(flags.json, `${JSON.stringify(report, null, 2)}\n`);
         process.stdout.write(`${formatEvaluation(report)}\n`);
       },

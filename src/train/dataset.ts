@@ -50,6 +50,8 @@ export interface Sequence {
   readonly x: Float32Array;
   /** windows.length × labels targets, row-major; NaN where a label had no value yet (no loss, no metric). */
   readonly y: Float32Array;
+  /** Per label, the capture times it turns on within the sequence (LabelTrack.onsets): events are scored by them. */
+  readonly onsets?: Readonly<Record<string, readonly Micros[]>>;
 }
 
 /** What one recording gave and lost, for the training report. */
@@ -222,12 +224,15 @@ function toSequences(
         if (missing) unlabelled++;
       });
       total += part.length;
+      const from = (part[0] as FeaturedWindow).start;
+      const to = (part[part.length - 1] as FeaturedWindow).end;
       sequences.push({
         session: session.path,
         streamId,
         windows: part.map(({ index, start, end }) => ({ index, start, end })),
         x,
         y,
+        ...(track && { onsets: Object.fromEntries(labels.map((l) => [l, track.onsets(l, from, to)])) }),
       });
     }
   }

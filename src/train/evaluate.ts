@@ -1,6 +1,13 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describeWindowing, modelWindowing, type WindowingConfig } from '../align/windowing.js';
+import type { Micros } from '../core/time.js';
+import { readModelEvents } from '../events/model-events.js';
+import {
+  type LabelEventSettings,
+  type PartialEventSettings,
+  resolveEventSettings,
+} from '../events/settings.js';
 import { parseFeatureConfig } from '../features/config.js';
 import type { HeadType } from '../model/config.js';
 import { loadModel } from '../model/model-io.js';
@@ -8,6 +15,7 @@ import { createModelParams, disposeParams } from '../model/tf-model.js';
 import type { Model } from '../model/weights.js';
 import { BASELINE_DIR, type Baseline, baselineLogits, loadBaseline, TrainableBaseline } from './baseline.js';
 import { assertDatasetMatchesModel, buildDataset, type Dataset, windowCount } from './dataset.js';
+import { type EventEvaluation, evaluateEvents, type OnsetMetrics } from './event-metrics.js';
 import { type BinaryMetrics, labelMetrics } from './metrics.js';
 import { sequenceLogits, sigmoid } from './recurrent.js';
 
@@ -29,7 +37,19 @@ export interface EvaluationReport {
    * braid import rather than trained by braid train).
    */
   readonly baseline: Readonly<Record<string, BinaryMetrics>> | null;
+  /** The model's on events (the live state machine over its scores) against the true onsets; absent when not asked. */
+  readonly events?: EventEvaluation;
 }
+
+/** How `braid eval` makes and scores events: the settings serve and replay would use, and the matching tolerance. */
+export interface EventScoring {
+  readonly settings: LabelEventSettings;
+  /** An event within this of a true onset (either side) finds it. */
+  readonly tolerance: Micros;
+}
+
+/** Default tolerance of an onset match: two windows of the live default. */
+export const DEFAULT_ONSET_TOLERANCE: Micros = 1_000_000;
 
 /** Scores from a sequence's logits [windows × labels]: the model's head, sigmoid per label or softmax per window. */
 function headScores(logits: Float32Array, head: HeadType, labels: number): Float32Array {
@@ -54,6 +74,7 @@ export function evaluateDataset(
   dataset: Dataset,
   threshold = 0.5,
   windowingSource: EvaluationReport['windowingSource'] = 'model',
+  events?: EventScoring,
 ): EvaluationReport {
   assertDatasetMatchesModel(dataset, model.config);
   const { sequences, labels } = dataset;
@@ -86,6 +107,9 @@ export function evaluateDataset(
     windowingSource,
     model: labelMetrics(blocks(modelScores), labels, threshold),
     baseline: baselineScores ? labelMetrics(blocks(baselineScores), labels, threshold) : null,
+    ...(events && {
+      events: evaluateEvents(sequences, modelScores, labels, events.settings, events.tolerance),
+    }),
   };
 }
 
@@ -100,6 +124,10 @@ export async function evaluateModel(
   modelDir: string,
   recordings: readonly string[],
   threshold = 0.5,
+  events: {
+    readonly overrides?: Readonly<Record<string, PartialEventSettings>>;
+    readonly tolerance?: Micros;
+  } = {},
 ): Promise<EvaluationReport> {
   const model = await loadModel(modelDir);
   const baseline = existsSync(path.join(modelDir, BASELINE_DIR)) ? await loadBaseline(modelDir) : null;
@@ -109,7 +137,16 @@ export async function evaluateModel(
     windowing,
     labels: model.config.labels,
   });
-  return evaluateDataset(model, baseline, dataset, threshold, source);
+  // The events the model's directory and --events make live (docs/events.md), checked before the slow part.
+  const settings = resolveEventSettings(
+    model.config.labels,
+    await readModelEvents(modelDir),
+    events.overrides,
+  );
+  return evaluateDataset(model, baseline, dataset, threshold, source, {
+    settings,
+    tolerance: events.tolerance ?? DEFAULT_ONSET_TOLERANCE,
+  });
 }
 
 const f3 = (v: number | null): string => (v === null ? '  n/a' : v.toFixed(3));
@@ -164,5 +201,36 @@ export function formatEvaluation(report: EvaluationReport): string {
     `windowing: ${windowing}`,
     line(header),
     ...rows.map(line),
+    ...(report.events ? ['', ...formatEvents(report.labels, report.events)] : []),
   ].join('\n');
+}
+
+const ms = (v: number | null): string => (v === null ? 'n/a' : v.toFixed(0));
+
+/** The event table: per label, true onsets, on events, matched, missed, false, and the onset error in ms. */
+function formatEvents(labels: readonly string[], events: EventEvaluation): string[] {
+  const header = ['label', 'onsets', 'on events', 'matched', 'missed', 'false', '|error| ms', 'error ms'];
+  const rows = labels.map((label) => {
+    const m = events.labels[label] as OnsetMetrics;
+    return [
+      label,
+      String(m.onsets),
+      String(m.predicted),
+      String(m.matched),
+      String(m.missed),
+      String(m.false),
+      ms(m.meanAbsErrorMs),
+      ms(m.meanErrorMs),
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
+      .join('  ');
+  return [
+    `events (the live state machine over the model's scores; an on event within ±${events.toleranceMs} ms of a true onset finds it; error = event − onset, positive: late):`,
+    line(header),
+    ...rows.map(line),
+  ];
 }

@@ -79,4 +79,23 @@ export class LabelTrack {
   windowTarget(name: string, windowEnd: Micros): number | undefined {
     return this.valueAt(name, windowEnd - 1);
   }
+
+  /**
+   * Times in [from, to) where the label turns on (its value goes above 0.5 from at most 0.5 or from no value), and
+   * `from` itself when it is on there already: the true onsets a stream seen from `from` has, to score events by.
+   */
+  onsets(name: string, from: Micros, to: Micros): Micros[] {
+    const steps = this.#steps.get(name);
+    if (steps === undefined) return [];
+    const out: Micros[] = [];
+    let on = (this.valueAt(name, from) ?? 0) > 0.5;
+    if (on) out.push(from);
+    steps.times.forEach((t, i) => {
+      if (t <= from || t >= to) return;
+      const next = (steps.values[i] as number) > 0.5;
+      if (next && !on) out.push(t);
+      on = next;
+    });
+    return out;
+  }
 }

@@ -5,6 +5,7 @@ import { chromium } from 'playwright-core';
 import puppeteer from 'puppeteer-core';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
+import { resolveEventSettings } from '../../src/events/settings.js';
 import { McapRecorder } from '../../src/record/recorder.js';
 import { readRecording } from '../../src/record/recording-reader.js';
 import { type BraidServer, startServer } from '../../src/server/server.js';
@@ -45,6 +46,7 @@ type BraidState = {
   status: string;
   audioRate: number | null;
   series: { t: number[]; scores: number[][] };
+  spans: Record<string, { from: number; to: number | null }[]>;
 };
 /** The page's state, inside page callbacks (which run in the browser and cannot call test functions). */
 type W = { __braid: BraidState };
@@ -66,9 +68,12 @@ async function demoServer(): Promise<DemoServer> {
   const recording = join(mkdtempSync(join(tmpdir(), 'braid-demo-')), 'page.mcap');
   const recorder = await McapRecorder.create(recording);
   const received: Record<string, Record<string, number>> = {};
+  const pipeline = await demoPipelineForTests();
   const server = await startServer({
-    pipeline: await demoPipelineForTests(),
+    pipeline,
     port: 0,
+    // Typing turns on at a stream's first window and stays on: the page must shade a span for it.
+    events: resolveEventSettings(pipeline.labels, {}, { typing: { on: 0, off: 0 } }),
     onInput: (input) => {
       if ('control' in input) return;
       received[input.streamId] ??= {};
@@ -104,6 +109,17 @@ async function linePixels(png: Buffer): Promise<number> {
   return n;
 }
 
+/** Pixels of a faint cyan (typing's colour, hue 180°, as a shaded span over the white plot), not of a line. */
+async function cyanTintPixels(png: Buffer): Promise<number> {
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  let n = 0;
+  for (let i = 0; i < info.width * info.height * 3; i += 3) {
+    const [r, g, b] = [data[i]!, data[i + 1]!, data[i + 2]!];
+    if (r >= 150 && g - r >= 20 && b - r >= 20 && Math.abs(g - b) <= 15) n++;
+  }
+  return n;
+}
+
 /** One full session: start, type, mark a label by click and by key, check the chart, stop, leave the picker. */
 async function session(page: DemoPage, browser: string, demo: DemoServer): Promise<string> {
   const { server, received } = demo;
@@ -133,6 +149,12 @@ async function session(page: DemoPage, browser: string, demo: DemoServer): Promi
   mkdirSync('test-artifacts', { recursive: true });
   const chart = await page.screenshot('#chart', `test-artifacts/demo-chart-${browser}.png`);
   expect(await linePixels(chart)).toBeGreaterThan(200);
+  // Typing's on event (thresholds 0) is a span from the first window on, shaded over the plot.
+  const spans = await page.evaluate(() => (window as unknown as W).__braid.spans);
+  expect(spans['typing']?.length).toBeGreaterThanOrEqual(1);
+  expect(spans['typing']?.[0]?.to).toBeNull();
+  const tinted = await cyanTintPixels(chart);
+  expect(tinted).toBeGreaterThan(5000);
   // Microphone at the device's own rate (Firefox 44.1 kHz, Chromium 48 kHz), camera frames, typed text, labels.
   expect(state.audioRate).toBeGreaterThan(16_000);
   expect(received[streamId]?.['audio']).toBeGreaterThan(100);

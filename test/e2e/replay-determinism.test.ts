@@ -8,10 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { AnySourceEvent } from '../../src/core/events.js';
 import type { Prediction } from '../../src/core/window.js';
+import { EventTracker, eventLine, type LabelEvent } from '../../src/events/event-tracker.js';
+import { resolveEventSettings } from '../../src/events/settings.js';
 import { saveModel } from '../../src/model/model-io.js';
 import { predictionLine } from '../../src/pipeline/prediction-order.js';
 import { PredictionPipelineRunner } from '../../src/pipeline/prediction-pipeline.js';
 import { McapRecorder } from '../../src/record/recorder.js';
+import { RecordingReader } from '../../src/record/recording-reader.js';
 import { encodeFrame } from '../../src/server/protocol.js';
 import { startServer } from '../../src/server/server.js';
 import { shardOf } from '../../src/shards/shard-of.js';
@@ -127,6 +130,7 @@ async function replay(
   out: string,
   file = recording,
   env: NodeJS.ProcessEnv = process.env,
+  extra: string[] = [],
 ): Promise<string> {
   const { stderr } = await run(
     process.execPath,
@@ -142,6 +146,7 @@ async function replay(
       speed,
       '--out',
       out,
+      ...extra,
     ],
     { env },
   );
@@ -225,6 +230,77 @@ describe('record and replay give the live predictions, byte for byte', () => {
     expect(paced).toBe(fast);
     expect(live).toBe(fast);
   }, 120_000);
+
+  it('events: --events-out is byte-identical at any speed, and is what the state machine makes of the predictions', async () => {
+    // The untrained model's scores sit near one value: thresholds around its median make events happen.
+    const scores = livePredictions.map((p) => p.scores['speech'] as number).sort((a, b) => a - b);
+    const median = scores[Math.floor(scores.length / 2)] as number;
+    const on = Math.round(median * 1e4) / 1e4;
+    const off = Math.max(0, on - 0.001);
+    const args = (file: string) => [
+      '--events',
+      `speech:on=${on},off=${off},min-on=400ms`,
+      '--events-out',
+      file,
+    ];
+    const predictions = await replay(
+      'max',
+      join(dir, 'ev-max.ndjson'),
+      recording,
+      process.env,
+      args(join(dir, 'ev-max.events')),
+    );
+    await replay('3', join(dir, 'ev-x3.ndjson'), recording, process.env, args(join(dir, 'ev-x3.events')));
+    const fast = readFileSync(join(dir, 'ev-max.events'), 'utf8');
+    expect(readFileSync(join(dir, 'ev-x3.events'), 'utf8')).toBe(fast);
+    const lines = fast
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as LabelEvent);
+    expect(lines.filter((e) => e.label === 'speech' && e.state === 'on').length).toBeGreaterThan(0);
+    expect(Object.keys(lines[0] as object)).toEqual([
+      'streamId',
+      'label',
+      'state',
+      'time',
+      'score',
+      'windowIndex',
+    ]);
+    // Per stream, exactly what the tracker makes of that stream's predictions, closed at its end.
+    const tracker = new EventTracker(
+      resolveEventSettings(
+        ['speech', 'motion', 'typing', 'conversation'],
+        {},
+        {
+          speech: { on, off, minOn: 400_000 },
+        },
+      ),
+    );
+    const parsed = predictions
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Prediction);
+    for (const streamId of ['alpha', 'beta']) {
+      const mine = parsed.filter((p) => p.streamId === streamId).flatMap((p) => tracker.observe(p));
+      mine.push(...tracker.close(streamId));
+      expect(lines.filter((e) => e.streamId === streamId)).toEqual(mine.map((e) => JSON.parse(eventLine(e))));
+    }
+    // replay --out run.mcap records the same events on each stream's events channel, and braid info shows them.
+    const mcap = join(dir, 'ev-run.mcap');
+    await replay('max', mcap, recording, process.env, args(join(dir, 'ev-mcap.events')).slice(0, 2));
+    const recorded: LabelEvent[] = [];
+    const reader = await RecordingReader.open(mcap);
+    for await (const e of reader.labelEvents()) {
+      const { model, ...event } = e;
+      expect(model).toMatch(/^model@/);
+      recorded.push(JSON.parse(eventLine(event)));
+    }
+    await reader.close();
+    const byKey = (e: LabelEvent) => `${e.streamId} ${e.label} ${e.time} ${e.state}`;
+    expect(recorded.map(byKey).sort()).toEqual(lines.map(byKey).sort());
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'info', mcap]);
+    expect(stdout).toMatch(/label event channels:\n\s+\/alpha\/events: \d+ on\/off events, model model@/);
+  }, 90_000);
 
   it('JPEG and PNG cameras replay byte-identically at max speed with a starved decoder, 4x and real time', async () => {
     const compressed = join(dir, 'cameras.mcap');

@@ -7,7 +7,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { saveModel } from '../../src/model/model-io.js';
 import { McapRecorder } from '../../src/record/recorder.js';
-import { readPredictions, recordingInfo } from '../../src/record/recording-reader.js';
+import { RecordingReader, readPredictions, recordingInfo } from '../../src/record/recording-reader.js';
 import { encodeFrame } from '../../src/server/protocol.js';
 import { untrainedModel } from '../helpers/demo-pipeline.js';
 import { connect, inbox, openSockets, roundTrip } from '../helpers/ws-client.js';
@@ -55,20 +55,24 @@ beforeAll(async () => {
 describe('braid serve', () => {
   it('records every ingested stream and its predictions with --record and finishes the file on SIGINT', async () => {
     const recordDir = join(dir, 'rec');
-    const { child, url } = await serve('--record', recordDir);
+    // Thresholds of 0: speech turns on at the first window and off, closed, after the last.
+    const { child, url } = await serve('--record', recordDir, '--events', 'speech:on=0,off=0');
     const sub = new WebSocket(`${url.replace('http', 'ws')}/subscribe`);
     const live: { windowIndex: number; windowEnd: number; scores: Record<string, number> }[] = [];
+    const liveEvents: Record<string, unknown>[] = [];
     let lastWindowIn: () => void = () => {};
     const lastWindow = new Promise<void>((r) => (lastWindowIn = r));
     sub.on('message', (d) => {
       const m = JSON.parse(String(d));
-      if (m.type !== 'prediction') return;
-      live.push(m);
-      // The window holding the last frame (5.99 s) closes when the stream does: then every prediction is out.
-      if (m.windowEnd > 5_990_000) lastWindowIn();
+      if (m.type === 'event') {
+        liveEvents.push(m);
+        // The closing off follows the stream's last prediction: then everything is out.
+        if (m.closed && m.label === 'speech') lastWindowIn();
+      }
+      if (m.type === 'prediction') live.push(m);
     });
     await new Promise((r) => sub.once('open', r));
-    sub.send(JSON.stringify({ subscribe: '*' }));
+    sub.send(JSON.stringify({ subscribe: '*', events: true }));
     const ws = new WebSocket(`${url.replace('http', 'ws')}/ingest`);
     await new Promise((r) => ws.once('open', r));
     ws.send(
@@ -92,6 +96,11 @@ describe('braid serve', () => {
     ws.send(JSON.stringify({ type: 'text', time: 5_200_000, seq: 0, text: 'recorded too' }));
     ws.send(JSON.stringify({ type: 'close' }));
     await lastWindow;
+    // The other labels' closing offs went out in the same turn as speech's: a pong comes after them.
+    await new Promise((r) => {
+      sub.once('pong', r);
+      sub.ping();
+    });
     ws.close();
     sub.close();
     child.kill('SIGINT');
@@ -106,8 +115,22 @@ describe('braid serve', () => {
         streamId: 'mic-7',
         messages: { audio: 100, text: 1 },
         predictions: live.length,
+        labelEvents: liveEvents.length,
       }),
     ]);
+    // The other labels keep the default thresholds: the untrained model's scores may or may not cross them.
+    const speech = liveEvents.filter((e) => e['label'] === 'speech');
+    expect(speech.map((e) => [e['label'], e['state'], e['closed']])).toEqual([
+      ['speech', 'on', undefined],
+      ['speech', 'off', true],
+    ]);
+    const reader = await RecordingReader.open(path);
+    const recordedEvents = [];
+    for await (const e of reader.labelEvents()) recordedEvents.push(e);
+    await reader.close();
+    expect(recordedEvents).toEqual(
+      liveEvents.map(({ type: _type, ...e }) => ({ ...e, model: expect.stringMatching(/^model@/) })),
+    );
     // What the model said live is in the file, beside the inputs, with the model's id.
     const channel = info.channels.find((c) => c.kind === 'prediction');
     expect(channel).toMatchObject({ topic: '/mic-7/prediction', schema: 'braid.Prediction' });

@@ -1,10 +1,12 @@
 import { map, Observable } from 'rxjs';
 import { createAlignment } from '../../src/align/align-windows.js';
+import type { Prediction } from '../../src/core/window.js';
 import type { PredictionPipeline } from '../../src/server/server.js';
 
 /**
  * A small real pipeline for server tests: the real aligner, and a "model" whose score per label is the window's event
- * count squashed into (0, 1). It lets protocol, backpressure and auth tests run without a trained model.
+ * count squashed into (0, 1): n events score n / (n + 1). It lets protocol, backpressure, auth and event tests run
+ * without a trained model. Like the live pipeline it tells `onStream` of each stream's end after its last prediction.
  */
 export function countingPipeline(
   options: { windowMicros?: number; labels?: string[] } = {},
@@ -12,15 +14,18 @@ export function countingPipeline(
   const labels = options.labels ?? ['events'];
   return {
     labels,
-    run: (input$, sinks) => {
+    run: (input$, sinks = {}) => {
       const alignment = createAlignment({
         size: options.windowMicros ?? 100_000,
         outOfOrderness: 0,
         aggregator: { aggregate: (_m, events) => events.length },
       });
-      // The aligner closes a stream after its last window, and `map` is synchronous: the end follows its last prediction.
-      const ended = alignment.closed$.pipe(map((streamId) => ({ streamId, state: 'end' as const })));
-      const predictions$ = input$.pipe(
+      // The aligner tells of a close after the stream's last window, which map has passed on by then.
+      const ends = new Observable<never>(() => {
+        const s = alignment.closed$.subscribe((streamId) => sinks.onStream?.({ streamId, state: 'end' }));
+        return () => s.unsubscribe();
+      });
+      const predictions = input$.pipe(
         alignment.align,
         map((w) => {
           const n = Object.values(w.contents).reduce<number>((a, b) => a + (b as number), 0);
@@ -34,12 +39,12 @@ export function countingPipeline(
           };
         }),
       );
-      return new Observable((subscriber) => {
-        const ends = ended.subscribe((mark) => sinks?.onStream?.(mark));
-        const predictions = predictions$.subscribe(subscriber);
+      return new Observable<Prediction>((subscriber) => {
+        const e = ends.subscribe();
+        const p = predictions.subscribe(subscriber);
         return () => {
-          predictions.unsubscribe();
-          ends.unsubscribe();
+          p.unsubscribe();
+          e.unsubscribe();
         };
       });
     },

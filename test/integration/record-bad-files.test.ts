@@ -260,7 +260,7 @@ describe('channels and messages braid does not know', () => {
       '/anon',
     ]);
     expect(reader.info.streams).toEqual([
-      { streamId: 's', modalities: ['text'], messages: { text: 7 }, predictions: 0 },
+      { streamId: 's', modalities: ['text'], messages: { text: 7 }, predictions: 0, labelEvents: 0 },
     ]);
   });
 });

@@ -232,6 +232,7 @@ describe('McapRecorder → readRecording round trip', () => {
       modalities: ['audio', 'label', 'text', 'video'],
       messages: { audio: 200, video: 20, text: 8, label: 8 },
       predictions: 0,
+      labelEvents: 0,
     });
     expect(info.schemas).toEqual([
       'braid.Labels',

@@ -114,6 +114,8 @@ describe('protocol v2', () => {
       type: 'subscribed',
       streams: ['cut', 'later'],
       notOpen: ['cut', 'later'],
+      predictions: true,
+      events: false,
     });
     const prod = await connect(server.url, '/ingest');
     prod.send(hello());

@@ -221,6 +221,20 @@ describe('braid train and braid eval', () => {
       // eval windows with the model's own windowing (model.json), says so, and never reads the training report's.
       expect(table).toMatch(/windowing: the model's own: 500 ms windows, hop 500 ms, phase stream/);
       expect(figures.windowingSource).toBe('model');
+      // Event-level figures: motion turns on every other second, and the table says how the events found it.
+      expect(table).toMatch(/events \(the live state machine over the model's scores/);
+      expect(table).toMatch(/^motion\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+/m);
+      const motion = figures.events?.labels['motion'];
+      expect(motion?.onsets).toBeGreaterThanOrEqual(2);
+      expect(motion && motion.matched + motion.missed).toBe(motion?.onsets);
+      await expect(
+        program().parseAsync(['eval', out, join(data, 's0.mcap'), '--events', 'walking:on=0.5'], {
+          from: 'user',
+        }),
+      ).rejects.toMatchObject({
+        code: 'BRAID_ERR_INVALID_OPTION',
+        message: expect.stringMatching(/"walking"/),
+      });
       const reportPath = join(out, 'training-report.json');
       await writeFile(reportPath, JSON.stringify({ ...report, windowing: { size: 'garbage' } }));
       stdout.mockClear();
