@@ -101,3 +101,17 @@ export function sendDue(producers: readonly WebSocket[], t0: number, from: numbe
   }
   return tick;
 }
+
+/** Sends in real time from capture time t0 (every due tick, checked every 5 ms) until `seconds` of capture are sent. */
+export function sendFor(producers: readonly WebSocket[], t0: number, seconds: number): Promise<void> {
+  let tick = 0;
+  return new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      tick = sendDue(producers, t0, tick);
+      if (tick >= seconds * 100) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 5);
+  });
+}

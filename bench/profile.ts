@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { wallClockMicros } from '../src/core/time.js';
-import { openProducers, sendDue, startServe } from './load.js';
+import { openProducers, sendFor, startServe } from './load.js';
 
 const SECONDS = 15;
 
@@ -87,16 +87,7 @@ async function profileAt(streams: number, port: number): Promise<Map<string, num
   );
   const producers = await openProducers(base, streams);
   const t0 = wallClockMicros();
-  let tick = 0;
-  await new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      tick = sendDue(producers, t0, tick);
-      if (tick >= SECONDS * 100) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, 5);
-  });
+  await sendFor(producers, t0, SECONDS);
   for (const ws of producers) ws.close();
   subscribers.kill('SIGINT');
   const exited = new Promise((r) => server.once('exit', r));

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { wallClockMicros } from '../src/core/time.js';
 import { saveModel } from '../src/model/model-io.js';
 import { untrainedModel } from '../test/helpers/demo-pipeline.js';
-import { openProducers, sendDue, startServe } from './load.js';
+import { openProducers, sendFor, startServe } from './load.js';
 
 const SECONDS = 20;
 const WARMUP_S = 4;
@@ -57,16 +57,7 @@ async function measure(streams: number, port: number, serverPid: number) {
     load: ownCpuSeconds(),
     subscribers: cpuSecondsOf(subscribers.pid!),
   };
-  let tick = 0;
-  await new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      tick = sendDue(producers, t0, tick);
-      if (tick >= SECONDS * 100) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, 5);
-  });
+  await sendFor(producers, t0, SECONDS);
   const wall = (wallClockMicros() - t0) / 1e6;
   const busy = {
     server: (cpuSecondsOf(serverPid) - cpu0.server) / wall,
