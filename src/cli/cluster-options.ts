@@ -3,7 +3,7 @@ import { Option } from 'commander';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { createGateway, type GatewayStats } from '../cluster/gateway.js';
 import { DEFAULT_PARTITIONS, partitionsKey } from '../cluster/partition.js';
-import { braidRedis, checkPartitions, connectRedis } from '../cluster/redis.js';
+import { braidRedis, checkPartitions, connectRedis, loadScripts } from '../cluster/redis.js';
 import type { Logger } from '../core/logger.js';
 import type { PredictionPipeline } from '../server/pipeline.js';
 import { positiveInteger } from './model-options.js';
@@ -38,6 +38,7 @@ export async function startGateway(
 ) {
   const redis = await connectRedis(url, 'refuse');
   await checkPartitions(redis, partitionsKey(), partitions);
+  await loadScripts(redis);
   const reader = braidRedis(url, 'queue');
   await reader.connect();
   const gateway = createGateway({ redis, reader, partitions, lagCap, model, log });

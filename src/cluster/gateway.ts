@@ -6,10 +6,13 @@ import type { Prediction } from '../core/window.js';
 import type { PredictionPipeline } from '../server/pipeline.js';
 import { decodePrediction, encodeInput } from './codec.js';
 import { partitionKeys, partitionOf } from './partition.js';
-import type { BraidRedis } from './redis.js';
+import { type BraidRedis, loadScripts } from './redis.js';
 
 export interface GatewayOptions {
-  /** Commands fail at once while disconnected (braidRedis 'refuse'): input is refused, never queued in memory. */
+  /**
+   * Commands fail at once while disconnected (braidRedis 'refuse'): input is refused, never queued in memory. When
+   * connected already, its scripts must be loaded (loadScripts); after a reconnect the gateway loads them itself.
+   */
   readonly redis: BraidRedis;
   /** A second connection for the blocking reads of predictions (braidRedis 'queue'). */
   readonly reader: BraidRedis;
@@ -50,10 +53,20 @@ export function createGateway(
   const log = options.log ?? silentLogger;
   const keys = Array.from({ length: partitions }, (_, p) => partitionKeys(p));
   const stats: GatewayStats = { appended: 0, refused: {}, predictions: 0, redisUp: false };
-  redis.on('ready', () => {
-    stats.redisUp = true;
-    log.info({ event: 'redis_ready' }, 'Redis connection ready: taking input');
-  });
+  // Input is taken only once the scripts are in Redis's cache (see loadScripts), after every reconnect.
+  const up = () =>
+    loadScripts(redis).then(
+      () => {
+        stats.redisUp = true;
+        log.info({ event: 'redis_ready' }, 'Redis connection ready: taking input');
+      },
+      (error: unknown) =>
+        log.warn(
+          { event: 'redis_scripts_failed', error: String(error) },
+          'could not load the scripts into Redis',
+        ),
+    );
+  redis.on('ready', () => void up());
   redis.on('close', () => {
     if (stats.redisUp)
       log.warn({ event: 'redis_lost' }, 'Redis connection lost: refusing input, reconnecting');
@@ -61,6 +74,7 @@ export function createGateway(
   });
   redis.on('error', () => {});
   reader.on('error', () => {});
+  // Connected at creation: the caller has loaded the scripts (startGateway does).
   stats.redisUp = redis.status === 'ready';
 
   return {
@@ -74,6 +88,8 @@ export function createGateway(
           if (r) sinks.refused?.(r);
         };
         const inputs = input$.subscribe((input) => {
+          if (!stats.redisUp)
+            return refuse(input, 'cluster_unavailable', 'Redis is unavailable, input refused: not connected');
           const p = partitionOf(input.streamId, partitions);
           const k = keys[p]!;
           // Commands on one connection are applied in the order they were sent: a stream's entries keep its order.

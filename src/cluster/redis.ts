@@ -109,6 +109,15 @@ export function braidRedis(url: string, offline: 'refuse' | 'queue', extra: Redi
 }
 
 /**
+ * Loads every script into Redis's script cache. A gateway does it before it takes input after each (re)connect: a
+ * script missing after a Redis restart is answered NOSCRIPT and re-sent as EVAL, which would let the appends sent
+ * behind it overtake it — and a stream's entries must stay in the order they came.
+ */
+export async function loadScripts(redis: Redis): Promise<void> {
+  for (const script of Object.values(SCRIPTS)) await redis.script('LOAD', script.lua);
+}
+
+/**
  * Connects, or fails with a clear error when Redis is not there: a gateway or worker that cannot reach Redis at
  * start exits (code 1) instead of waiting in silence.
  */
