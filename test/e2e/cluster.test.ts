@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectProducer } from '../../src/client/producer.js';
@@ -22,6 +23,7 @@ const TOPICS = ['audio', 'video', 'text', 'label'] as const;
 /** The demo recording under another stream id (each on a partition another of three workers owns: 9, 7, 11). */
 const mapAs = (id: string) => ['--map', ...TOPICS.map((t) => `/demo/${t}=${id}:${t}`)];
 
+const run = promisify(execFile);
 const redisHere = hasRedis();
 let redis: RedisServer | undefined;
 
@@ -32,17 +34,23 @@ afterEach(async () => {
 });
 
 /** What a local `braid replay` of the demo, as stream `id`, writes: the reference, byte for byte. */
-function localReplay(id: string): string {
-  return execFileSync(process.execPath, ['bin/braid.js', 'replay', DEMO, '--to', UNTIL, ...mapAs(id)], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
+async function localReplay(id: string): Promise<string> {
+  const { stdout } = await run(
+    process.execPath,
+    ['bin/braid.js', 'replay', DEMO, '--to', UNTIL, ...mapAs(id)],
+    {
+      encoding: 'utf8',
+    },
+  );
+  return stdout;
 }
 
 const expected = new Map<string, string>();
-beforeAll(() => {
+beforeAll(async () => {
   if (!redisHere) return;
-  for (const id of ['s1', 'beta', 'alpha']) expected.set(id, localReplay(id));
+  const ids = ['s1', 'beta', 'alpha'];
+  const outputs = await Promise.all(ids.map(localReplay));
+  ids.forEach((id, i) => expected.set(id, outputs[i]!));
 });
 
 /** Every worker a test started, killed or not: their logs say which partitions were taken over. */
