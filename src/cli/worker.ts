@@ -88,7 +88,15 @@ export function registerWorkerCommand(program: Command): void {
     );
     const shutdown = async (signal: string) => {
       log.info({ event: 'shutdown', signal }, `${signal}, handing over partitions`);
-      await worker.stop();
+      // Redis may be gone (its commands would wait for it forever): give the hand-over one lease's time, no more;
+      // what was not committed is rebuilt by the next owner once the leases lapse.
+      const deadline = new Promise<'late'>((r) => setTimeout(() => r('late'), options.lease / 1000).unref());
+      const done = await Promise.race([worker.stop().then(() => 'done' as const), deadline]);
+      if (done === 'late')
+        log.warn(
+          { event: 'handover_timeout' },
+          'could not hand the partitions over in time: their leases will lapse',
+        );
       redis.disconnect();
       process.exit(0);
     };
