@@ -50,7 +50,7 @@ beforeAll(async () => {
   if (!redisHere) return;
   const ids = ['s1', 'beta', 'alpha'];
   const outputs = await Promise.all(ids.map(localReplay));
-  ids.forEach((id, i) => expected.set(id, outputs[i]!));
+  for (const [i, id] of ids.entries()) expected.set(id, outputs[i]!);
 });
 
 /** Every worker a test started, killed or not: their logs say which partitions were taken over. */
