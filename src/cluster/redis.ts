@@ -129,16 +129,18 @@ export async function connectRedis(url: string, offline: 'refuse' | 'queue'): Pr
     throw new BraidError('BRAID_ERR_CLUSTER', `--redis must be a redis://HOST:PORT URL, got "${url}"`);
   }
   const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-  probe.on('error', () => {});
+  // The socket's own error (ECONNREFUSED, ENOTFOUND...) says more than the "Connection is closed" connect() rejects with.
+  let cause: Error | undefined;
+  probe.on('error', (error: Error) => {
+    cause ??= error;
+  });
   try {
     await probe.connect();
     await probe.ping();
   } catch (error) {
     probe.disconnect();
-    throw new BraidError(
-      'BRAID_ERR_CLUSTER',
-      `cannot reach Redis at ${parsed.host}: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    const why = cause?.message ?? (error instanceof Error ? error.message : String(error));
+    throw new BraidError('BRAID_ERR_CLUSTER', `cannot reach Redis at ${parsed.host}: ${why}`);
   }
   probe.disconnect();
   const redis = braidRedis(url, offline);
