@@ -50,10 +50,22 @@ export async function startGateway(
     pipeline: gateway as PredictionPipeline,
     health: () => {
       const s = gateway.gatewayStats();
-      return { cluster: { redis: s.redisUp ? 'up' : 'down', partitions, lagCap, refused: s.refused } };
+      const owners = new Set(s.partitions.map((p) => p.owner).filter((o) => o !== null));
+      return {
+        cluster: {
+          redis: s.redisUp ? 'up' : 'down',
+          partitions,
+          lagCap,
+          workers: owners.size,
+          unowned: s.partitions.filter((p) => p.owner === null).length,
+          maxLag: Math.max(0, ...s.partitions.map((p) => p.lag)),
+          refused: s.refused,
+        },
+      };
     },
     registerMetrics: (registry: Registry) => registerGatewayMetrics(registry, gateway.gatewayStats),
     close: () => {
+      gateway.close();
       redis.disconnect();
       reader.disconnect();
     },
@@ -61,6 +73,28 @@ export async function startGateway(
 }
 
 function registerGatewayMetrics(registry: Registry, stats: () => GatewayStats): void {
+  new Gauge({
+    name: 'braid_cluster_partition_lag',
+    help: 'Input entries of a partition that no worker has committed past (looked at once a second)',
+    labelNames: ['partition'],
+    registers: [registry],
+    collect() {
+      stats().partitions.forEach((p, i) => {
+        this.set({ partition: String(i) }, p.lag);
+      });
+    },
+  });
+  new Gauge({
+    name: 'braid_cluster_partition_owned',
+    help: '1 for a partition a worker holds the lease of, 0 for one nobody owns (looked at once a second)',
+    labelNames: ['partition'],
+    registers: [registry],
+    collect() {
+      stats().partitions.forEach((p, i) => {
+        this.set({ partition: String(i) }, p.owner === null ? 0 : 1);
+      });
+    },
+  });
   new Gauge({
     name: 'braid_cluster_redis_up',
     help: '1 while the gateway is connected to Redis (input is refused otherwise)',

@@ -33,6 +33,8 @@ export interface GatewayStats {
   predictions: number;
   /** Whether the input connection is up. */
   redisUp: boolean;
+  /** Per partition, as last looked at (every second): its owner (worker id, or null) and its lag in entries. */
+  partitions: { owner: string | null; lag: number }[];
 }
 
 /** Predictions read per XREAD, and how long one blocks (ms) before it looks again. */
@@ -48,11 +50,11 @@ const READ_BLOCK_MS = 1000;
  */
 export function createGateway(
   options: GatewayOptions,
-): PredictionPipeline & { gatewayStats(): GatewayStats } {
+): PredictionPipeline & { gatewayStats(): GatewayStats; close(): void } {
   const { redis, reader, partitions, lagCap, model } = options;
   const log = options.log ?? silentLogger;
   const keys = Array.from({ length: partitions }, (_, p) => partitionKeys(p));
-  const stats: GatewayStats = { appended: 0, refused: {}, predictions: 0, redisUp: false };
+  const stats: GatewayStats = { appended: 0, refused: {}, predictions: 0, redisUp: false, partitions: [] };
   // Input is taken only once the scripts are in Redis's cache (see loadScripts), after every reconnect.
   const up = () =>
     loadScripts(redis).then(
@@ -77,9 +79,25 @@ export function createGateway(
   // Connected at creation: the caller has loaded the scripts (startGateway does).
   stats.redisUp = redis.status === 'ready';
 
+  // What /healthz and /metrics show of the cluster: each partition's owner and lag, looked at once a second.
+  const look = async () => {
+    if (!stats.redisUp) return;
+    const batch = redis.pipeline();
+    for (const k of keys) batch.get(k.lease).get(k.added).get(k.read);
+    const replies = (await batch.exec()) ?? [];
+    const value = (i: number) => (replies[i]?.[1] as string | null | undefined) ?? null;
+    stats.partitions = keys.map((_, p) => ({
+      owner: value(3 * p)?.split('/')[0] ?? null,
+      lag: Number(value(3 * p + 1) ?? 0) - Number(value(3 * p + 2) ?? 0),
+    }));
+  };
+  const looking = setInterval(() => void look().catch(() => undefined), 1000);
+  looking.unref();
+
   return {
     ...model,
     gatewayStats: () => stats,
+    close: () => clearInterval(looking),
     run: (input$, sinks = {}) =>
       new Observable<Prediction>((subscriber) => {
         const refuse = (input: StreamInput, reason: string, message: string) => {

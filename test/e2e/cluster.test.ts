@@ -187,6 +187,13 @@ describe.skipIf(!redisHere)('braid cluster (gateway and workers on Redis Streams
     expect(replay.log()).toMatch(/cluster_backlog: partition 9 is \d+ entries behind \(cap 50\)/);
     const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
     expect(metrics).toMatch(/braid_cluster_refused_total\{reason="cluster_backlog"\} [1-9]/);
+    // /healthz says what the gateway sees: no worker owns anything, and partition 9 is at its cap.
+    const health = async () => (await (await fetch(`${gateway.url}/healthz`)).json()).cluster;
+    await expect.poll(async () => (await health()).maxLag, { timeout: 15_000 }).toBe(50);
+    expect(await health()).toMatchObject({ redis: 'up', partitions: 16, workers: 0, unowned: 16 });
+    expect(await (await fetch(`${gateway.url}/metrics`)).text()).toMatch(
+      /braid_cluster_partition_lag\{partition="9"\} 50/,
+    );
     const client = new Redis(redis.url);
     expect(await client.xlen('braid:{9}:in')).toBe(50);
     client.disconnect();
