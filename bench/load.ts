@@ -2,6 +2,7 @@
 // producers in the demo page's format (16 kHz PCM16 in 10 ms frames, raw gray 64x48 at 10 fps, a text event every
 // ~1.7 s, a progress bound every 20 ms).
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { wallClockMicros } from '../src/core/time.js';
 import { encodeFrame } from '../src/server/protocol.js';
@@ -114,4 +115,100 @@ export function sendFor(producers: readonly WebSocket[], t0: number, seconds: nu
       }
     }, 5);
   });
+}
+
+/** CPU seconds (user + system, all threads) a process has used, from /proc (Linux). */
+export function cpuSecondsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+const ownCpuSeconds = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+
+export interface LoadRun {
+  readonly seconds: number;
+  /** Predictions of the first seconds are not counted (start-up, JIT). */
+  readonly warmupS: number;
+  readonly subscribers: number;
+  /** The server's process, for its CPU use (all its threads). */
+  readonly serverPid?: number;
+}
+
+/**
+ * `streams` real-time producers against the server on `port` for `seconds`, `subscribers` subscribers (every stream
+ * each) in a process of their own: end-to-end latency p50/p99/max, predictions received against expected (two per
+ * second per stream per subscriber), and everything dropped on the way.
+ */
+export async function measureLoad(streams: number, port: number, run: LoadRun) {
+  const { seconds: SECONDS, warmupS: WARMUP_S, subscribers: SUBSCRIBERS } = run;
+  const base = `ws://127.0.0.1:${port}`;
+  const start = wallClockMicros();
+  const subscribers = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'bench/server-subscribers.ts',
+      base,
+      String(SUBSCRIBERS),
+      String(start + WARMUP_S * 1e6),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let subscriberOutput = '';
+  subscribers.stdout!.on('data', (d) => (subscriberOutput += String(d)));
+  await new Promise<void>((resolve) => {
+    const check = () => (subscriberOutput.includes('ready') ? resolve() : setTimeout(check, 20));
+    check();
+  });
+  const producers = await openProducers(base, streams);
+  const t0 = wallClockMicros();
+  const pid = run.serverPid;
+  const cpu0 = {
+    server: pid === undefined ? 0 : cpuSecondsOf(pid),
+    load: ownCpuSeconds(),
+    subscribers: cpuSecondsOf(subscribers.pid!),
+  };
+  await sendFor(producers, t0, SECONDS);
+  const wall = (wallClockMicros() - t0) / 1e6;
+  const busy = {
+    server: pid === undefined ? Number.NaN : (cpuSecondsOf(pid) - cpu0.server) / wall,
+    load: (ownCpuSeconds() - cpu0.load) / wall,
+    subscribers: (cpuSecondsOf(subscribers.pid!) - cpu0.subscribers) / wall,
+  };
+  await new Promise((r) => setTimeout(r, 1500));
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const sum = (re: RegExp) => [...metrics.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
+  const serverDropped =
+    sum(/^braid_(?:rejected|late_events)_total\{[^}]*\} (\d+)/gm) +
+    sum(/braid_ingest_rejected_total\{[^}]*\} (\d+)/g) +
+    sum(/braid_subscriber_dropped_total (\d+)/g);
+  for (const ws of producers) ws.close();
+  const exited = new Promise((r) => subscribers.once('exit', r));
+  subscribers.kill('SIGINT');
+  await exited;
+  const result = JSON.parse(subscriberOutput.slice(subscriberOutput.indexOf('{'))) as {
+    latencies: number[];
+    predictions: number;
+    dropped: number;
+  };
+  const { latencies, predictions } = result;
+  const subscriberDropped = result.dropped;
+  latencies.sort((a, b) => a - b);
+  const q = (p: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN;
+  const expected = streams * (SECONDS - WARMUP_S) * 2 * SUBSCRIBERS;
+  return {
+    p50: q(0.5),
+    p99: q(0.99),
+    max: latencies.at(-1) ?? Number.NaN,
+    predictions,
+    expected,
+    subscriberDropped,
+    serverDropped,
+    busy,
+  };
 }

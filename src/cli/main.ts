@@ -10,6 +10,7 @@ import { withLoggingOptions } from './logging.js';
 import { registerRecordCommand } from './record.js';
 import { registerReplayCommand } from './replay.js';
 import { registerServeCommand } from './serve.js';
+import { registerWorkerCommand } from './worker.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -63,6 +64,7 @@ export function buildCli(): Command {
       .exitOverride(),
   );
   registerServeCommand(program);
+  registerWorkerCommand(program);
   registerReplayCommand(program);
   registerRecordCommand(program);
   registerLiveCommand(program);

@@ -13,7 +13,7 @@ import {
 } from '../events/settings.js';
 import { parseBackendName } from '../model/backends.js';
 import { loadModel, modelId } from '../model/model-io.js';
-import { PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
+import { type PipelineOptions, PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
 
 /** The model and recording shipped with braid, used when no --model / recording is named. */
 export const BUNDLED_MODEL = fileURLToPath(new URL('../../models/demo', import.meta.url));
@@ -40,6 +40,7 @@ export async function createPipelineFromOptions(
   options: ModelCliOptions,
   log: Logger,
   maxQueue?: number,
+  extra: Pick<PipelineOptions, 'windowing'> = {},
 ): Promise<PredictionPipelineRunner> {
   if (!existsSync(options.model))
     throw new InvalidOptionError(
@@ -58,6 +59,7 @@ export async function createPipelineFromOptions(
     log,
     maxQueue,
     gpuStreams,
+    ...extra,
   });
 }
 

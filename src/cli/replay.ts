@@ -1,6 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import type { Command } from 'commander';
 import { lastValueFrom, tap } from 'rxjs';
+import { InvalidOptionError } from '../core/errors.js';
 import { eventLine } from '../events/event-tracker.js';
 import { predictionLine } from '../pipeline/prediction-order.js';
 import { REPLAY_QUEUE } from '../pipeline/prediction-pipeline.js';
@@ -13,15 +14,26 @@ import {
   durationOption,
   eventSettingsFromOptions,
   type ModelCliOptions,
+  readToken,
   withEventsOption,
   withModelOptions,
 } from './model-options.js';
 import { replayThroughPipeline } from './replay-run.js';
+import { isServerUrl, replayToServer } from './replay-to.js';
+
+/** `--to`: a duration (the range end) or a server URL (play into it). */
+function durationOrUrl(value: string): number | string {
+  return isServerUrl(value) ? value : durationOption(value);
+}
 
 interface ReplayCliOptions extends ModelCliOptions {
   speed: string;
   from?: number;
-  to?: number;
+  /** A range end (µs), or with a URL the server to play into. */
+  to?: number | string;
+  until?: number;
+  token?: string;
+  tokenFile?: string;
   loop?: boolean;
   streams?: string;
   out?: string;
@@ -39,7 +51,18 @@ export function registerReplayCommand(program: Command): void {
       .argument('<file>', 'recording (.mcap)')
       .option('--speed <n>', '1 = real time, 4 = four times faster, max = as fast as possible', 'max')
       .option('--from <duration>', 'start this far into the recording (e.g. 10s)', durationOption)
-      .option('--to <duration>', 'stop this far into the recording (e.g. 40s)', durationOption)
+      .option(
+        '--to <duration|url>',
+        'stop this far into the recording (e.g. 40s); or, with ws://HOST:PORT/ingest, play the recording into that server as live producers',
+        durationOrUrl,
+      )
+      .option(
+        '--until <duration>',
+        'stop this far into the recording (the range end beside a --to URL)',
+        durationOption,
+      )
+      .option('--token <token>', "with a --to URL: the server's token (better: BRAID_TOKEN)")
+      .option('--token-file <file>', 'with a --to URL: read the token from this file')
       .option('--loop', 'start again at the end, forever')
       .option('--streams <ids>', 'only these streams (comma-separated)')
       .option(
@@ -62,11 +85,43 @@ export function registerReplayCommand(program: Command): void {
     const onWarning = (w: { code: string; message: string }) =>
       log.warn({ event: 'recording_warning', code: w.code }, w.message);
     const map = options.map?.map(parseMapOption);
-    const info = await recordingInfo(file, { onWarning, map });
     const wanted = options.streams
       ?.split(',')
       .map((s) => s.trim())
       .filter(Boolean);
+    if (typeof options.to === 'string') {
+      if (options.out !== undefined)
+        throw new InvalidOptionError('out', 'a replay into a server (--to URL) writes no output file');
+      const token = options.tokenFile !== undefined ? readToken(options.tokenFile) : options.token;
+      const result = await replayToServer(file, {
+        url: options.to,
+        token,
+        speed: options.speed === 'max' ? 'max' : Number(options.speed),
+        from: options.from,
+        to: options.until,
+        streams: wanted,
+        map,
+        onWarning,
+        log,
+      });
+      const events = Object.values(result.sent).reduce((a, b) => a + b, 0);
+      const refusals = Object.entries(result.refused);
+      log.info(
+        {
+          event: 'replayed_to',
+          file,
+          url: options.to,
+          sent: result.sent,
+          refused: result.refused,
+          offset: result.offset,
+        },
+        `${events} events of ${Object.keys(result.sent).length} stream(s) played into ${options.to}${refusals.length > 0 ? `, refused: ${refusals.map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}`,
+      );
+      // Refused messages did not reach the pipeline: the server's predictions miss them, which is a failure.
+      if (refusals.length > 0) process.exitCode = 1;
+      return;
+    }
+    const info = await recordingInfo(file, { onWarning, map });
     const pipeline = await createPipelineFromOptions(options, log, REPLAY_QUEUE);
     const mcapOut = options.out?.toLowerCase().endsWith('.mcap') ? options.out : undefined;
     // Events go to --events-out and, beside the predictions, into an MCAP --out.
@@ -92,7 +147,7 @@ export function registerReplayCommand(program: Command): void {
     const run = replayThroughPipeline(file, pipeline, {
       speed: options.speed === 'max' ? 'max' : Number(options.speed),
       from: options.from,
-      to: options.to,
+      to: options.to ?? options.until,
       loop: options.loop,
       streams: wanted,
       onWarning,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { mergeMap, type Subscription, tap, timer } from 'rxjs';
+import { CLUSTER_WINDOWING } from '../cluster/windowing.js';
 import { InvalidEventError, InvalidOptionError } from '../core/errors.js';
 import { isStreamControl, type StreamInput } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
@@ -16,6 +17,7 @@ import type { PredictionPipeline } from '../server/pipeline.js';
 import { isLoopbackHost } from '../server/request-guard.js';
 import { startServer } from '../server/server.js';
 import { ShardedPipeline } from '../shards/sharded-pipeline.js';
+import { startGateway, withGatewayOptions } from './cluster-options.js';
 import { commandLogger } from './logging.js';
 import {
   BUNDLED_RECORDING,
@@ -50,6 +52,9 @@ interface ServeOptions extends ModelCliOptions {
   heartbeat: number;
   resumeGrace: number;
   workers: number;
+  redis?: string;
+  partitions: number;
+  lagCap: number;
 }
 
 /** Backends that batch every stream on one device already: they run in one thread. */
@@ -57,72 +62,79 @@ const SINGLE_THREAD_BACKENDS = new Set(['webgpu', 'tensorflow']);
 
 export function registerServeCommand(program: Command): void {
   withModelOptions(
-    withEventsOption(program.command('serve'))
-      .description('serve the demo page, WebSocket /ingest and /subscribe, /healthz and /metrics')
-      .option('--host <host>', 'address to bind (anything but loopback needs --token)', '127.0.0.1')
-      .addOption(new Option('--port <port>', 'port (0 picks a free one)').argParser(portNumber).default(8080))
-      .option(
-        '--token <token>',
-        'shared secret required by /ingest, /subscribe and /metrics (better: BRAID_TOKEN)',
-      )
-      .option('--token-file <file>', 'read the token from this file (kept out of `ps` and the environment)')
-      .option('--record <dir>', 'record every ingested stream into DIR/session-<time>.mcap')
-      .option('--replay <file...>', 'also serve these recordings as live streams (paced in real time)')
-      .option('--demo', `serve the bundled recording (${BUNDLED_RECORDING}) as a live stream`)
-      .option('--no-loop', 'play --replay recordings once instead of looping them')
-      .addOption(new Option('--speed <n>', 'replay speed').argParser(positiveNumber).default(1))
-      .option('--allow-origin <origin...>', "browser origins allowed besides the server's own", [])
-      .option(
-        '--allow-host <name...>',
-        'host names a loopback server answers besides 127.0.0.1, localhost and [::1] (behind a proxy)',
-        [],
-      )
-      .addOption(
-        new Option('--max-producers <n>', 'producer connections at once')
-          .argParser(positiveInteger)
-          .default(2048),
-      )
-      .addOption(
-        new Option('--max-subscribers <n>', 'subscriber connections at once')
-          .argParser(positiveInteger)
-          .default(1024),
-      )
-      .addOption(
-        new Option('--max-per-address <n>', 'connections from one remote address (loopback exempt)')
-          .argParser(positiveInteger)
-          .default(256),
-      )
-      .addOption(
-        new Option('--hello-timeout <duration>', 'close producers that send no valid hello by then')
-          .argParser(durationOption)
-          .default(10_000_000, '10s'),
-      )
-      .addOption(
-        new Option('--heartbeat <duration>', 'ping every connection this often; two missed pongs cut it off')
-          .argParser(durationOption)
-          .default(10_000_000, '10s'),
-      )
-      .addOption(
-        new Option(
-          '--resume-grace <duration>',
-          'how long a cut-off producer may resume its stream (0: never)',
+    withGatewayOptions(
+      withEventsOption(program.command('serve'))
+        .description('serve the demo page, WebSocket /ingest and /subscribe, /healthz and /metrics')
+        .option('--host <host>', 'address to bind (anything but loopback needs --token)', '127.0.0.1')
+        .addOption(
+          new Option('--port <port>', 'port (0 picks a free one)').argParser(portNumber).default(8080),
         )
-          .argParser(durationOption)
-          .default(30_000_000, '30s'),
-      )
-      .addOption(
-        new Option('--idle-timeout <duration>', 'close producers that send nothing for this long')
-          .argParser(durationOption)
-          .default(300_000_000, '5m'),
-      )
-      .addOption(
-        new Option(
-          '--workers <n>',
-          'threads running the streams (sharded by stream id); 1: all in the main thread. GPU backends: 1',
+        .option(
+          '--token <token>',
+          'shared secret required by /ingest, /subscribe and /metrics (better: BRAID_TOKEN)',
         )
-          .argParser(positiveInteger)
-          .default(availableParallelism(), 'the number of cores'),
-      ),
+        .option('--token-file <file>', 'read the token from this file (kept out of `ps` and the environment)')
+        .option('--record <dir>', 'record every ingested stream into DIR/session-<time>.mcap')
+        .option('--replay <file...>', 'also serve these recordings as live streams (paced in real time)')
+        .option('--demo', `serve the bundled recording (${BUNDLED_RECORDING}) as a live stream`)
+        .option('--no-loop', 'play --replay recordings once instead of looping them')
+        .addOption(new Option('--speed <n>', 'replay speed').argParser(positiveNumber).default(1))
+        .option('--allow-origin <origin...>', "browser origins allowed besides the server's own", [])
+        .option(
+          '--allow-host <name...>',
+          'host names a loopback server answers besides 127.0.0.1, localhost and [::1] (behind a proxy)',
+          [],
+        )
+        .addOption(
+          new Option('--max-producers <n>', 'producer connections at once')
+            .argParser(positiveInteger)
+            .default(2048),
+        )
+        .addOption(
+          new Option('--max-subscribers <n>', 'subscriber connections at once')
+            .argParser(positiveInteger)
+            .default(1024),
+        )
+        .addOption(
+          new Option('--max-per-address <n>', 'connections from one remote address (loopback exempt)')
+            .argParser(positiveInteger)
+            .default(256),
+        )
+        .addOption(
+          new Option('--hello-timeout <duration>', 'close producers that send no valid hello by then')
+            .argParser(durationOption)
+            .default(10_000_000, '10s'),
+        )
+        .addOption(
+          new Option(
+            '--heartbeat <duration>',
+            'ping every connection this often; two missed pongs cut it off',
+          )
+            .argParser(durationOption)
+            .default(10_000_000, '10s'),
+        )
+        .addOption(
+          new Option(
+            '--resume-grace <duration>',
+            'how long a cut-off producer may resume its stream (0: never)',
+          )
+            .argParser(durationOption)
+            .default(30_000_000, '30s'),
+        )
+        .addOption(
+          new Option('--idle-timeout <duration>', 'close producers that send nothing for this long')
+            .argParser(durationOption)
+            .default(300_000_000, '5m'),
+        )
+        .addOption(
+          new Option(
+            '--workers <n>',
+            'threads running the streams (sharded by stream id); 1: all in the main thread. GPU backends: 1',
+          )
+            .argParser(positiveInteger)
+            .default(availableParallelism(), 'the number of cores'),
+        ),
+    ),
   ).action(async (options: ServeOptions & { demo?: boolean }, command: Command) => {
     const log = commandLogger(command);
     // Everything the command line can get wrong is refused before the slow start (model load, backend timing).
@@ -135,7 +147,19 @@ export function registerServeCommand(program: Command): void {
         'token',
         `binding to ${options.host} exposes the server beyond this machine: pass --token, BRAID_TOKEN or --token-file (8+ characters)`,
       );
-    const runner = await createPipelineFromOptions(options, log);
+    if (options.redis !== undefined && options.record !== undefined)
+      throw new InvalidOptionError(
+        'record',
+        'a cluster gateway (--redis) records nothing: record with a plain serve',
+      );
+    const cluster = options.redis !== undefined;
+    // A gateway runs no model: it needs only what the workers' model tells clients (labels, windowing, inputs).
+    const runner = await createPipelineFromOptions(
+      cluster ? { ...options, backend: 'cpu-fused' } : options,
+      log,
+      undefined,
+      cluster ? { windowing: CLUSTER_WINDOWING } : {},
+    );
     const backend = runner.selection.backend;
     const explicitWorkers = command.getOptionValueSource('workers') !== 'default';
     if (SINGLE_THREAD_BACKENDS.has(backend) && explicitWorkers && options.workers > 1)
@@ -143,7 +167,7 @@ export function registerServeCommand(program: Command): void {
         'workers',
         `backend ${backend} batches every stream on one device in one thread: use --workers 1 (or a CPU backend)`,
       );
-    const workers = SINGLE_THREAD_BACKENDS.has(backend) ? 1 : options.workers;
+    const workers = cluster || SINGLE_THREAD_BACKENDS.has(backend) ? 1 : options.workers;
     const pipeline =
       workers > 1
         ? await ShardedPipeline.create(runner, {
@@ -154,12 +178,17 @@ export function registerServeCommand(program: Command): void {
             log,
           })
         : runner;
-    log.info(
-      { event: 'workers', workers, backend },
-      workers > 1
-        ? `${workers} shard threads run the streams (sharded by stream id), each on ${backend}`
-        : 'the streams run in the main thread',
-    );
+    if (!cluster)
+      log.info(
+        { event: 'workers', workers, backend },
+        workers > 1
+          ? `${workers} shard threads run the streams (sharded by stream id), each on ${backend}`
+          : 'the streams run in the main thread',
+      );
+    const gateway = cluster
+      ? await startGateway(options.redis!, options.partitions, options.lagCap, runner, log)
+      : undefined;
+    const served: PredictionPipeline = gateway?.pipeline ?? pipeline;
     const events = await eventSettingsFromOptions(options.model, pipeline.labels, options.events);
     let recorder: McapRecorder | undefined;
     if (options.record !== undefined) {
@@ -175,7 +204,8 @@ export function registerServeCommand(program: Command): void {
     }
     const recordFailure = { logged: false };
     const server = await startServer({
-      pipeline: recorder ? recordingPredictions(pipeline, recorder, log, recordFailure) : pipeline,
+      pipeline: recorder ? recordingPredictions(pipeline, recorder, log, recordFailure) : served,
+      health: gateway?.health,
       host: options.host,
       port: options.port,
       token,
@@ -199,6 +229,7 @@ export function registerServeCommand(program: Command): void {
         : undefined,
     });
     if (recorder) registerRecorderMetrics(server.metrics.registry, recorder);
+    gateway?.registerMetrics(server.metrics.registry);
     log.info(
       { event: 'serving', url: server.url, model: pipeline.modelId, labels: pipeline.labels },
       `serving on ${server.url} (model ${pipeline.modelId}, labels ${pipeline.labels.join(', ')})`,
@@ -248,6 +279,7 @@ export function registerServeCommand(program: Command): void {
       log.info({ event: 'shutdown', signal }, `${signal}, shutting down`);
       for (const s of replaySubscriptions) s.unsubscribe();
       await server.close();
+      gateway?.close();
       let code = 0;
       if (recorder) {
         try {

@@ -105,6 +105,16 @@ export class Producer {
     return producer;
   }
 
+  /**
+   * Bytes queued and not yet handed to the socket. A producer that can wait (a replay) waits while this is large:
+   * the outbox is also the resend buffer, and beyond its byte budget the oldest entries go, sent or not.
+   */
+  get unsentBytes(): number {
+    let bytes = 0;
+    for (const entry of this.#outbox) if (!entry.sent) bytes += size(entry);
+    return bytes;
+  }
+
   /** The latest `ready`: model, windowing, accepted formats, heartbeat and resume settings. */
   get ready(): ReadyMessage {
     return this.#ready!;

@@ -14,7 +14,8 @@ export type BraidErrorCode =
   | 'BRAID_ERR_RECORDING'
   | 'BRAID_ERR_PROTOCOL'
   | 'BRAID_ERR_DATASET'
-  | 'BRAID_ERR_INTEROP';
+  | 'BRAID_ERR_INTEROP'
+  | 'BRAID_ERR_CLUSTER';
 
 export class BraidError extends Error {
   override readonly name: string = 'BraidError';

@@ -61,6 +61,8 @@ export interface ServerOptions {
   readonly log?: Logger;
   /** Sees every input the server accepts, before the pipeline (e.g. a recorder). */
   readonly onInput?: (input: StreamInput) => void;
+  /** More for /healthz (a cluster gateway says what it sees of Redis and the partitions). */
+  readonly health?: () => Record<string, unknown>;
   /** Sees every prediction the pipeline makes, whether or not anyone subscribed (e.g. a recorder). */
   readonly onPrediction?: (prediction: Prediction) => void;
   /** How each label's scores become on/off events (docs/events.md); default 0.6 / 0.4, no minimum durations. */
@@ -219,7 +221,7 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
       guard,
       staticDir: options.staticDir ?? join(ROOT, 'examples', 'browser'),
       registry: metrics.registry,
-      health: () => ({ status: 'ok', streams: directory.size, subscribers: hub.size }),
+      health: () => ({ status: 'ok', streams: directory.size, subscribers: hub.size, ...options.health?.() }),
       streams: () => ({ streams: directory.list(), labels: pipeline.labels, inputs: pipeline.inputs }),
       refused: refusedConnection,
     }),

@@ -1,0 +1,182 @@
+import { Observable } from 'rxjs';
+import type { StreamInput } from '../core/events.js';
+import { type Logger, silentLogger } from '../core/logger.js';
+import { refusalOf } from '../core/refusal.js';
+import type { Prediction } from '../core/window.js';
+import type { PredictionPipeline } from '../server/pipeline.js';
+import { decodePrediction, encodeInput } from './codec.js';
+import { partitionKeys, partitionOf } from './partition.js';
+import { type BraidRedis, loadScripts } from './redis.js';
+
+export interface GatewayOptions {
+  /**
+   * Commands fail at once while disconnected (braidRedis 'refuse'): input is refused, never queued in memory. When
+   * connected already, its scripts must be loaded (loadScripts); after a reconnect the gateway loads them itself.
+   */
+  readonly redis: BraidRedis;
+  /** A second connection for the blocking reads of predictions (braidRedis 'queue'). */
+  readonly reader: BraidRedis;
+  readonly partitions: number;
+  /** Entries a partition may hold that no worker has committed past; beyond it input is refused (`cluster_backlog`). */
+  readonly lagCap: number;
+  /** What the server tells producers and subscribers (model, labels, windowing): the workers' model. */
+  readonly model: Pick<PredictionPipeline, 'labels' | 'inputs' | 'modelId' | 'windowing'>;
+  readonly log?: Logger;
+}
+
+export interface GatewayStats {
+  /** Inputs appended to partition streams. */
+  appended: number;
+  /** Inputs refused, by reason: cluster_backlog (lag cap), cluster_unavailable (Redis down). */
+  refused: Record<string, number>;
+  /** Predictions read from the partitions' output streams. */
+  predictions: number;
+  /** Whether the input connection is up. */
+  redisUp: boolean;
+  /** Per partition, as last looked at (every second): its owner (worker id, or null) and its lag in entries. */
+  partitions: { owner: string | null; lag: number }[];
+}
+
+/** Predictions read per XREAD, and how long one blocks (ms) before it looks again. */
+const READ_COUNT = 512;
+const READ_BLOCK_MS = 1000;
+
+/**
+ * `braid serve --redis`: the server's pipeline, stateless. Each input goes to its stream's partition (XADD through
+ * a fenced-free Lua append that refuses at the lag cap), binary payloads as they came; predictions come back from
+ * every partition's output stream, which only the partitions' owners (workers) write, through fenced commits. The
+ * server around it (protocol, resume, subscribers, metrics) is the one `braid serve` runs: refusals go back to the
+ * producer as errors naming the reason.
+ */
+export function createGateway(
+  options: GatewayOptions,
+): PredictionPipeline & { gatewayStats(): GatewayStats; close(): void } {
+  const { redis, reader, partitions, lagCap, model } = options;
+  const log = options.log ?? silentLogger;
+  const keys = Array.from({ length: partitions }, (_, p) => partitionKeys(p));
+  const stats: GatewayStats = { appended: 0, refused: {}, predictions: 0, redisUp: false, partitions: [] };
+  // Input is taken only once the scripts are in Redis's cache (see loadScripts), after every reconnect.
+  const up = () =>
+    loadScripts(redis).then(
+      () => {
+        stats.redisUp = true;
+        log.info({ event: 'redis_ready' }, 'Redis connection ready: taking input');
+      },
+      (error: unknown) =>
+        log.warn(
+          { event: 'redis_scripts_failed', error: String(error) },
+          'could not load the scripts into Redis',
+        ),
+    );
+  redis.on('ready', () => void up());
+  redis.on('close', () => {
+    if (stats.redisUp)
+      log.warn({ event: 'redis_lost' }, 'Redis connection lost: refusing input, reconnecting');
+    stats.redisUp = false;
+  });
+  redis.on('error', () => {});
+  reader.on('error', () => {});
+  // Connected at creation: the caller has loaded the scripts (startGateway does).
+  stats.redisUp = redis.status === 'ready';
+
+  // What /healthz and /metrics show of the cluster: each partition's owner and lag, looked at once a second.
+  const look = async () => {
+    if (!stats.redisUp) return;
+    const batch = redis.pipeline();
+    for (const k of keys) batch.get(k.lease).get(k.added).get(k.read);
+    const replies = (await batch.exec()) ?? [];
+    const value = (i: number) => (replies[i]?.[1] as string | null | undefined) ?? null;
+    stats.partitions = keys.map((_, p) => ({
+      owner: value(3 * p)?.split('/')[0] ?? null,
+      lag: Number(value(3 * p + 1) ?? 0) - Number(value(3 * p + 2) ?? 0),
+    }));
+  };
+  const looking = setInterval(() => void look().catch(() => undefined), 1000);
+  looking.unref();
+
+  return {
+    ...model,
+    gatewayStats: () => stats,
+    close: () => clearInterval(looking),
+    run: (input$, sinks = {}) =>
+      new Observable<Prediction>((subscriber) => {
+        const refuse = (input: StreamInput, reason: string, message: string) => {
+          stats.refused[reason] = (stats.refused[reason] ?? 0) + 1;
+          const r = refusalOf(input, reason, message);
+          if (r) sinks.refused?.(r);
+        };
+        const inputs = input$.subscribe((input) => {
+          if (!stats.redisUp)
+            return refuse(input, 'cluster_unavailable', 'Redis is unavailable, input refused: not connected');
+          const p = partitionOf(input.streamId, partitions);
+          const k = keys[p]!;
+          // Commands on one connection are applied in the order they were sent: a stream's entries keep its order.
+          redis.braidAppend(k.input, k.added, k.read, lagCap, ...encodeInput(input)).then(
+            () => {
+              stats.appended++;
+            },
+            (error: unknown) => {
+              const why = error instanceof Error ? error.message : String(error);
+              if (why.startsWith('BACKLOG'))
+                refuse(
+                  input,
+                  'cluster_backlog',
+                  `partition ${p} is ${why.slice(8)} entries behind (cap ${lagCap}): the workers are not keeping up, input refused`,
+                );
+              else refuse(input, 'cluster_unavailable', `Redis is unavailable, input refused: ${why}`);
+            },
+          );
+        });
+        let stopped = false;
+        // Predictions: every partition's output from its current end on (a gateway serves what comes from now).
+        const readPredictions = async () => {
+          const ids = new Map<string, string>();
+          while (!stopped) {
+            try {
+              if (ids.size === 0)
+                for (const k of keys) {
+                  const last = (await reader.xrevrange(k.output, '+', '-', 'COUNT', 1)) as [
+                    string,
+                    string[],
+                  ][];
+                  ids.set(k.output, last[0]?.[0] ?? '0-0');
+                }
+              const reply = (await reader.xreadBuffer(
+                'COUNT',
+                READ_COUNT,
+                'BLOCK',
+                READ_BLOCK_MS,
+                'STREAMS',
+                ...ids.keys(),
+                ...ids.values(),
+              )) as [Buffer, [Buffer, Buffer[]][]][] | null;
+              for (const [key, entries] of reply ?? []) {
+                for (const [id, fields] of entries) {
+                  ids.set(key.toString(), id.toString());
+                  const value = fields[1];
+                  if (value === undefined || stopped) continue;
+                  stats.predictions++;
+                  subscriber.next(decodePrediction(value));
+                }
+              }
+            } catch (error) {
+              if (stopped) return;
+              log.warn(
+                {
+                  event: 'prediction_read_failed',
+                  error: error instanceof Error ? error.message : String(error),
+                },
+                'reading predictions from Redis failed, trying again',
+              );
+              await new Promise((r) => setTimeout(r, 500));
+            }
+          }
+        };
+        void readPredictions();
+        return () => {
+          stopped = true;
+          inputs.unsubscribe();
+        };
+      }),
+  };
+}

@@ -1,0 +1,160 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { BraidError } from '../core/errors.js';
+
+/** Lua scripts, each atomic in Redis; keys of one partition only (one Redis Cluster slot, see partitionKeys). */
+const SCRIPTS = {
+  /**
+   * A gateway takes one input: refused ('backlog') when the partition's lag — entries added minus entries workers
+   * have committed past — is at the cap; otherwise appended, and counted. KEYS: input, added, read.
+   * ARGV: cap, then the entry's fields.
+   */
+  braidAppend: {
+    numberOfKeys: 3,
+    lua: `
+local lag = tonumber(redis.call('GET', KEYS[2]) or '0') - tonumber(redis.call('GET', KEYS[3]) or '0')
+if lag >= tonumber(ARGV[1]) then return redis.error_reply('BACKLOG ' .. lag) end
+local fields = {}
+for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
+redis.call('INCR', KEYS[2])
+return id`,
+  },
+  /** Takes a free lease with a new fencing token "worker/n". KEYS: lease, fence. ARGV: worker, ttl ms. */
+  braidAcquire: {
+    numberOfKeys: 2,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local token = ARGV[1] .. '/' .. redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
+return token`,
+  },
+  /** Extends a lease its token still holds (1), or says it is lost (0). KEYS: lease. ARGV: token, ttl ms. */
+  braidRenew: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1`,
+  },
+  /** Gives a lease up if its token still holds it. KEYS: lease. ARGV: token. */
+  braidRelease: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1`,
+  },
+  /**
+   * A worker's commit, fenced: only while its token holds the lease, the predictions it covers are appended, the
+   * checkpoint replaced, the read count set, and the input trimmed behind the checkpoint — all or nothing. A commit
+   * whose number the checkpoint already has (a retry after a lost reply) changes nothing. Returns 1, or 0 when the
+   * lease is lost. KEYS: lease, checkpoint, output, input, read. ARGV: token, commit number, checkpoint JSON, read
+   * count, trim id ('' for none), output cap, predictions...
+   */
+  braidCommit: {
+    numberOfKeys: 5,
+    lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local current = redis.call('GET', KEYS[2])
+if current then
+  local c = cjson.decode(current)
+  if c.token == ARGV[1] and tonumber(c.commit) >= tonumber(ARGV[2]) then return 1 end
+end
+for i = 7, #ARGV do redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'p', ARGV[i]) end
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[5], ARGV[4])
+if ARGV[5] ~= '' then redis.call('XTRIM', KEYS[4], 'MINID', ARGV[5]) end
+return 1`,
+  },
+  /**
+   * A worker's heartbeat: its membership expires `ttl` ms from Redis's own clock (one clock for every machine);
+   * expired members are dropped. Returns the live members. KEYS: members. ARGV: worker, ttl ms ('-1': leave).
+   */
+  braidMembers: {
+    numberOfKeys: 1,
+    lua: `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[2] == '-1' then redis.call('ZREM', KEYS[1], ARGV[1])
+else redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGE', KEYS[1], 0, -1)`,
+  },
+} as const;
+
+export interface BraidRedis extends Redis {
+  braidAppend(...args: (string | Buffer | number)[]): Promise<string>;
+  braidAcquire(lease: string, fence: string, worker: string, ttlMs: number): Promise<string | null>;
+  braidRenew(lease: string, token: string, ttlMs: number): Promise<number>;
+  braidRelease(lease: string, token: string): Promise<number>;
+  braidCommit(...args: (string | number)[]): Promise<number>;
+  braidMembers(members: string, worker: string, ttlMs: number): Promise<string[]>;
+}
+
+/**
+ * A Redis client with braid's scripts. ioredis reconnects by itself with a growing delay (capped at 2 s) and
+ * re-sends what was in flight; `offline: 'refuse'` makes commands fail at once while it is disconnected (a gateway
+ * must refuse input then, not queue it in memory), `'queue'` holds them until it is back (a worker pauses).
+ */
+export function braidRedis(url: string, offline: 'refuse' | 'queue', extra: RedisOptions = {}): BraidRedis {
+  const redis = new Redis(url, {
+    enableOfflineQueue: offline === 'queue',
+    maxRetriesPerRequest: offline === 'queue' ? null : 1,
+    retryStrategy: (times) => Math.min(2000, 50 * 2 ** Math.min(times, 6)),
+    lazyConnect: true,
+    ...extra,
+  });
+  for (const [name, script] of Object.entries(SCRIPTS))
+    redis.defineCommand(name, { numberOfKeys: script.numberOfKeys, lua: script.lua });
+  return redis as BraidRedis;
+}
+
+/**
+ * Loads every script into Redis's script cache. A gateway does it before it takes input after each (re)connect: a
+ * script missing after a Redis restart is answered NOSCRIPT and re-sent as EVAL, which would let the appends sent
+ * behind it overtake it — and a stream's entries must stay in the order they came.
+ */
+export async function loadScripts(redis: Redis): Promise<void> {
+  for (const script of Object.values(SCRIPTS)) await redis.script('LOAD', script.lua);
+}
+
+/**
+ * Connects, or fails with a clear error when Redis is not there: a gateway or worker that cannot reach Redis at
+ * start exits (code 1) instead of waiting in silence.
+ */
+export async function connectRedis(url: string, offline: 'refuse' | 'queue'): Promise<BraidRedis> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new BraidError('BRAID_ERR_CLUSTER', `--redis must be a redis://HOST:PORT URL, got "${url}"`);
+  }
+  const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  // The socket's own error (ECONNREFUSED, ENOTFOUND...) says more than the "Connection is closed" connect() rejects with.
+  let cause: Error | undefined;
+  probe.on('error', (error: Error) => {
+    cause ??= error;
+  });
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch (error) {
+    probe.disconnect();
+    const why = cause?.message ?? (error instanceof Error ? error.message : String(error));
+    throw new BraidError('BRAID_ERR_CLUSTER', `cannot reach Redis at ${parsed.host}: ${why}`);
+  }
+  probe.disconnect();
+  const redis = braidRedis(url, offline);
+  await redis.connect();
+  return redis;
+}
+
+/** Every gateway and worker must split streams the same way: the first to start sets the count, the rest check. */
+export async function checkPartitions(redis: Redis, key: string, partitions: number): Promise<void> {
+  await redis.set(key, String(partitions), 'NX');
+  const stored = Number(await redis.get(key));
+  if (stored !== partitions)
+    throw new BraidError(
+      'BRAID_ERR_CLUSTER',
+      `this cluster splits streams into ${stored} partitions, this process was started with --partitions ${partitions}`,
+    );
+}

@@ -1,0 +1,160 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { type Logger, silentLogger } from '../core/logger.js';
+import type { PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
+import { assignedPartitions, membersKey, partitionKeys } from './partition.js';
+import { PartitionSession } from './partition-session.js';
+import type { BraidRedis } from './redis.js';
+
+export interface WorkerOptions {
+  readonly redis: BraidRedis;
+  /** Connections for blocking reads, one per partition owned (made on demand). */
+  readonly reader: () => BraidRedis;
+  readonly partitions: number;
+  /** A fresh pipeline per partition taken. */
+  readonly pipeline: () => Promise<PredictionPipelineRunner>;
+  /** A lease (and a membership) lapses this long after its last renewal (ms). */
+  readonly leaseMs: number;
+  readonly outputCap: number;
+  readonly id?: string;
+  readonly log?: Logger;
+}
+
+interface Owned {
+  readonly token: string;
+  readonly session: PartitionSession;
+  readonly reader: BraidRedis;
+}
+
+/**
+ * `braid worker`: a member of the cluster (a heartbeat in a sorted set, on Redis's clock) that owns the partitions
+ * assigned to it among the live members — partition p to the (p mod N)th member by id — through leases with
+ * fencing tokens, renewed every third of their time. A partition no longer assigned to it (a member joined) is
+ * committed and given up; one assigned and free (a member left, or its lease lapsed after a crash) is taken and run
+ * from its checkpoint. A lease that cannot be renewed ends its session at once: its commits would be fenced anyway.
+ */
+export class ClusterWorker {
+  readonly id: string;
+  readonly #o: WorkerOptions;
+  readonly #log: Logger;
+  readonly #owned = new Map<number, Owned>();
+  readonly #starting = new Set<number>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
+  #ticking = false;
+
+  constructor(options: WorkerOptions) {
+    this.#o = options;
+    this.#log = options.log ?? silentLogger;
+    this.id = options.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  }
+
+  /** Partitions owned right now. */
+  owned(): number[] {
+    return [...this.#owned.keys()].sort((a, b) => a - b);
+  }
+
+  start(): void {
+    const loop = async () => {
+      await this.#tick();
+      if (!this.#stopped) this.#timer = setTimeout(loop, Math.max(50, Math.floor(this.#o.leaseMs / 3)));
+    };
+    void loop();
+  }
+
+  /** Commits and gives up every partition, and leaves the membership. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    while (this.#ticking) await new Promise((r) => setTimeout(r, 10));
+    await Promise.all([...this.#owned.keys()].map((p) => this.#giveUp(p, true)));
+    await this.#o.redis.braidMembers(membersKey(), this.id, -1).catch(() => undefined);
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#ticking || this.#stopped) return;
+    this.#ticking = true;
+    try {
+      const { redis, leaseMs, partitions } = this.#o;
+      const live = await redis.braidMembers(membersKey(), this.id, leaseMs);
+      const mine = new Set(assignedPartitions(this.id, live, partitions));
+      for (const [p, owned] of this.#owned) {
+        if (!mine.has(p)) {
+          this.#log.info(
+            { event: 'partition_handover', partition: p },
+            `partition ${p}: handing over (rebalance)`,
+          );
+          await this.#giveUp(p, true);
+          continue;
+        }
+        const renewed = await redis.braidRenew(partitionKeys(p).lease, owned.token, leaseMs);
+        if (renewed !== 1) await this.#lost(p, 'lease lost (it lapsed, and another worker took it)');
+      }
+      for (const p of mine) {
+        if (this.#owned.has(p) || this.#starting.has(p)) continue;
+        const k = partitionKeys(p);
+        const token = await redis.braidAcquire(k.lease, k.fence, this.id, leaseMs);
+        if (token) void this.#take(p, token);
+      }
+    } catch (error) {
+      // Redis away: nothing renews, so leases lapse and are fenced; the loop goes on and picks up when it is back.
+      this.#log.warn(
+        { event: 'worker_tick_failed', error: error instanceof Error ? error.message : String(error) },
+        `worker ${this.id}: cannot reach Redis, waiting (${error instanceof Error ? error.message : String(error)})`,
+      );
+    } finally {
+      this.#ticking = false;
+    }
+  }
+
+  async #take(p: number, token: string): Promise<void> {
+    this.#starting.add(p);
+    const reader = this.#o.reader();
+    try {
+      const pipeline = await this.#o.pipeline();
+      const session = new PartitionSession({
+        partition: p,
+        keys: partitionKeys(p),
+        redis: this.#o.redis,
+        reader,
+        token,
+        pipeline,
+        log: this.#log,
+        outputCap: this.#o.outputCap,
+        ended: () => void this.#lost(p, 'session ended'),
+      });
+      this.#owned.set(p, { token, session, reader });
+      await session.start();
+    } catch (error) {
+      this.#log.error(
+        {
+          event: 'partition_failed',
+          partition: p,
+          error: error instanceof Error ? error.message : String(error),
+        },
+        `partition ${p}: could not start: ${error instanceof Error ? error.message : String(error)}`,
+      );
+      await this.#giveUp(p, false);
+    } finally {
+      this.#starting.delete(p);
+    }
+  }
+
+  async #lost(p: number, why: string): Promise<void> {
+    const owned = this.#owned.get(p);
+    if (!owned) return;
+    this.#owned.delete(p);
+    this.#log.warn({ event: 'partition_lost', partition: p, why }, `partition ${p}: ${why}`);
+    await owned.session.stop(false);
+    owned.reader.disconnect();
+  }
+
+  async #giveUp(p: number, flush: boolean): Promise<void> {
+    const owned = this.#owned.get(p);
+    if (!owned) return;
+    this.#owned.delete(p);
+    await owned.session.stop(flush);
+    await this.#o.redis.braidRelease(partitionKeys(p).lease, owned.token).catch(() => undefined);
+    owned.reader.disconnect();
+  }
+}

@@ -1,0 +1,201 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connectProducer } from '../../src/client/producer.js';
+import type { PredictionMessage } from '../../src/server/protocol.js';
+import {
+  asReplayLines,
+  type BraidProcess,
+  braid,
+  killAll,
+  replayOffset,
+  serveOn,
+  subscribeAll,
+} from '../helpers/braid-process.js';
+import { freePort, hasRedis, type RedisServer, startRedis } from '../helpers/redis-server.js';
+
+// bin/braid.js runs dist/: the suite's pretest builds it (`npm run build` before running this file alone).
+const DEMO = 'streams/demo.mcap';
+const HOP = 500_000;
+const UNTIL = '10s';
+const TOPICS = ['audio', 'video', 'text', 'label'] as const;
+/** The demo recording under another stream id (each on a partition another of three workers owns: 9, 7, 11). */
+const mapAs = (id: string) => ['--map', ...TOPICS.map((t) => `/demo/${t}=${id}:${t}`)];
+
+const run = promisify(execFile);
+const redisHere = hasRedis();
+let redis: RedisServer | undefined;
+
+afterEach(async () => {
+  killAll();
+  await redis?.close();
+  redis = undefined;
+});
+
+/** What a local `braid replay` of the demo, as stream `id`, writes: the reference, byte for byte. */
+async function localReplay(id: string): Promise<string> {
+  const { stdout } = await run(
+    process.execPath,
+    ['bin/braid.js', 'replay', DEMO, '--to', UNTIL, ...mapAs(id)],
+    {
+      encoding: 'utf8',
+    },
+  );
+  return stdout;
+}
+
+const expected = new Map<string, string>();
+beforeAll(async () => {
+  if (!redisHere) return;
+  const ids = ['s1', 'beta', 'alpha'];
+  const outputs = await Promise.all(ids.map(localReplay));
+  for (const [i, id] of ids.entries()) expected.set(id, outputs[i]!);
+});
+
+/** Every worker a test started, killed or not: their logs say which partitions were taken over. */
+const everyWorker: BraidProcess[] = [];
+
+async function worker(url: string, ...args: string[]): Promise<BraidProcess> {
+  const w = braid(['worker', '--redis', url, '--lease', '1s', ...args]);
+  everyWorker.push(w);
+  await w.waitFor(/"event":"worker"/);
+  return w;
+}
+
+function replayTo(gateway: string, id: string, ...args: string[]): BraidProcess {
+  return braid([
+    'replay',
+    DEMO,
+    '--until',
+    UNTIL,
+    '--to',
+    `${gateway.replace('http', 'ws')}/ingest`,
+    ...mapAs(id),
+    ...args,
+  ]);
+}
+
+const ofStream = (ps: readonly PredictionMessage[], id: string) => ps.filter((p) => p.streamId === id);
+
+describe.skipIf(!redisHere)('braid cluster (gateway and workers on Redis Streams)', () => {
+  it('gives every window exactly once, as a local replay does, while workers are SIGKILLed and replaced', async () => {
+    redis = await startRedis();
+    const gateway = await serveOn(['--redis', redis.url, '--backend', 'cpu-fused']);
+    const workers = await Promise.all([worker(redis.url), worker(redis.url), worker(redis.url)]);
+    const sub = await subscribeAll(gateway.url);
+    const total = [...expected.values()].reduce((n, text) => n + text.split('\n').filter(Boolean).length, 0);
+    const replays = ['s1', 'beta', 'alpha'].map((id) => ({
+      id,
+      p: replayTo(gateway.url, id, '--speed', '1'),
+    }));
+    const offsets = await Promise.all(replays.map((r) => replayOffset(r.p)));
+    // Kills at random moments of the run, each once the subscriber has seen another random share of the windows;
+    // a new worker is started at once (it joins while the others take over the victim's partitions).
+    const atKill: number[] = [];
+    for (const share of [0.05, 0.25, 0.45, 0.65].map((s) => s + Math.random() * 0.15)) {
+      await sub.count(Math.floor(total * share));
+      await expect.poll(() => workers.length, { timeout: 30_000 }).toBeGreaterThan(0);
+      const victim = workers.splice(Math.floor(Math.random() * workers.length), 1)[0]!;
+      victim.child.kill('SIGKILL');
+      atKill.push(sub.predictions.length);
+      // Killed after the test (killAll) if it has not joined by then: that is not a failure of the run.
+      worker(redis.url).then(
+        (w) => workers.push(w),
+        () => undefined,
+      );
+    }
+    expect(atKill).toHaveLength(4);
+    // The kills fell inside the run, not after it.
+    expect(atKill[2]).toBeLessThan(total);
+    for (const r of replays) expect(await r.p.exited()).toBe(0);
+    await sub.count(total);
+    replays.forEach((r, i) => {
+      expect(asReplayLines(ofStream(sub.predictions, r.id), offsets[i]!, HOP)).toBe(expected.get(r.id));
+    });
+    // Nothing more comes (no window twice): the partitions' outputs hold exactly the windows delivered.
+    const client = new Redis(redis.url);
+    let committed = 0;
+    for (let p = 0; p < 16; p++) committed += await client.xlen(`braid:{${p}}:out`);
+    client.disconnect();
+    expect(committed).toBe(total);
+    expect(sub.predictions.length).toBe(total);
+    // Some partition changed hands with a stream open on it: it was rebuilt, and its committed windows skipped.
+    const takeovers = everyWorker.flatMap((w) => [
+      ...w.log().matchAll(/"event":"partition_start"[^\n]*"rebuild":([1-9])/g),
+    ]);
+    expect(takeovers.length).toBeGreaterThan(0);
+    sub.close();
+  }, 120_000);
+
+  it('refuses to start, with a clear error and exit code 1, when Redis is not there', async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const gateway = braid(['serve', '--port', '0', '--redis', url, '--backend', 'cpu-fused']);
+    const w = braid(['worker', '--redis', url]);
+    expect(await gateway.exited()).toBe(1);
+    expect(await w.exited()).toBe(1);
+    expect(gateway.log()).toMatch(/cannot reach Redis at 127\.0\.0\.1:\d+/);
+    expect(w.log()).toMatch(/cannot reach Redis at 127\.0\.0\.1:\d+/);
+  }, 60_000);
+
+  it('refuses input while Redis is down, and resumes with nothing lost once it is back', async () => {
+    redis = await startRedis();
+    const gateway = await serveOn(['--redis', redis.url, '--backend', 'cpu-fused']);
+    await worker(redis.url);
+    const sub = await subscribeAll(gateway.url);
+    const first = replayTo(gateway.url, 's1', '--speed', 'max');
+    const offset = await replayOffset(first);
+    expect(await first.exited()).toBe(0);
+    await sub.count(expected.get('s1')!.split('\n').filter(Boolean).length);
+    expect(asReplayLines(ofStream(sub.predictions, 's1'), offset, HOP)).toBe(expected.get('s1'));
+
+    await redis.kill();
+    await gateway.waitFor(/"event":"redis_lost"/);
+    const errors: string[] = [];
+    const producer = await connectProducer({
+      url: gateway.url,
+      streamId: 'during-outage',
+      text: true,
+      onError: (e) => errors.push(`${e.code}: ${e.message}`),
+    });
+    producer.sendText('hello');
+    await expect.poll(() => errors.length, { timeout: 10_000 }).toBeGreaterThan(0);
+    expect(errors[0]).toMatch(/^cluster_unavailable: Redis is unavailable, input refused/);
+    await producer.close();
+
+    await redis.restart();
+    await gateway.waitFor(/"event":"redis_lost"[\s\S]*"event":"redis_ready"/);
+    const before = sub.predictions.length;
+    const second = replayTo(gateway.url, 'beta', '--speed', 'max');
+    const offset2 = await replayOffset(second);
+    expect(await second.exited()).toBe(0);
+    await sub.count(before + expected.get('beta')!.split('\n').filter(Boolean).length);
+    expect(asReplayLines(ofStream(sub.predictions, 'beta'), offset2, HOP)).toBe(expected.get('beta'));
+    // The first run's commits survived the restart (appendonly yes, appendfsync always).
+    const client = new Redis(redis.url);
+    expect(await client.get('braid:{9}:ckpt')).toMatch(/"readCount":\d+/);
+    client.disconnect();
+    sub.close();
+  }, 120_000);
+
+  it('bounds what a partition holds behind the workers: input past the lag cap is refused and counted', async () => {
+    redis = await startRedis();
+    const gateway = await serveOn(['--redis', redis.url, '--backend', 'cpu-fused', '--lag-cap', '50']);
+    // Refusals come back after a round trip to Redis: at a speed where the stream is still open to hear them.
+    const replay = replayTo(gateway.url, 's1', '--speed', '4');
+    expect(await replay.exited()).toBe(1);
+    expect(replay.log()).toMatch(/cluster_backlog: partition 9 is \d+ entries behind \(cap 50\)/);
+    const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+    expect(metrics).toMatch(/braid_cluster_refused_total\{reason="cluster_backlog"\} [1-9]/);
+    // /healthz says what the gateway sees: no worker owns anything, and partition 9 is at its cap.
+    const health = async () => (await (await fetch(`${gateway.url}/healthz`)).json()).cluster;
+    await expect.poll(async () => (await health()).maxLag, { timeout: 15_000 }).toBe(50);
+    expect(await health()).toMatchObject({ redis: 'up', partitions: 16, workers: 0, unowned: 16 });
+    expect(await (await fetch(`${gateway.url}/metrics`)).text()).toMatch(
+      /braid_cluster_partition_lag\{partition="9"\} 50/,
+    );
+    const client = new Redis(redis.url);
+    expect(await client.xlen('braid:{9}:in')).toBe(50);
+    client.disconnect();
+  }, 60_000);
+});

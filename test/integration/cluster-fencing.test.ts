@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { partitionKeys } from '../../src/cluster/partition.js';
+import { type BraidRedis, connectRedis } from '../../src/cluster/redis.js';
+import { hasRedis, type RedisServer, startRedis } from '../helpers/redis-server.js';
+
+const redisHere = hasRedis();
+let server: RedisServer;
+let redis: BraidRedis;
+
+beforeAll(async () => {
+  if (!redisHere) return;
+  server = await startRedis();
+  redis = await connectRedis(server.url, 'queue');
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await server?.close();
+});
+
+const k = partitionKeys(4);
+const commit = (token: string, n: number, ...predictions: string[]) =>
+  redis.braidCommit(
+    k.lease,
+    k.checkpoint,
+    k.output,
+    k.input,
+    k.read,
+    token,
+    n,
+    JSON.stringify({ token, commit: n, read: '0-0', readCount: 0, streams: {} }),
+    0,
+    '',
+    1000,
+    ...predictions,
+  );
+
+describe.skipIf(!redisHere)('cluster leases and fenced commits (real redis-server)', () => {
+  it('lets only the holder of the newest token commit; a retried commit changes nothing', async () => {
+    const first = await redis.braidAcquire(k.lease, k.fence, 'w1', 60_000);
+    expect(first).toBe('w1/1');
+    expect(await redis.braidAcquire(k.lease, k.fence, 'w2', 60_000)).toBeNull();
+    expect(await commit(first!, 1, '{"a":1}')).toBe(1);
+    // The same commit again (its reply was lost): not appended twice.
+    expect(await commit(first!, 1, '{"a":1}')).toBe(1);
+    expect(await redis.xlen(k.output)).toBe(1);
+
+    // w1 stalls past its lease; w2 takes the partition with a higher token.
+    await redis.del(k.lease);
+    const second = await redis.braidAcquire(k.lease, k.fence, 'w2', 60_000);
+    expect(second).toBe('w2/2');
+    // The stalled w1 wakes up and tries to commit: fenced, nothing written.
+    expect(await commit(first!, 2, '{"a":2}')).toBe(0);
+    expect(await redis.braidRenew(k.lease, first!, 60_000)).toBe(0);
+    expect(await redis.xlen(k.output)).toBe(1);
+    expect(await commit(second!, 2, '{"b":1}')).toBe(1);
+    expect(await redis.xlen(k.output)).toBe(2);
+    // Releasing with a stale token leaves the holder's lease alone.
+    await redis.braidRelease(k.lease, first!);
+    expect(await redis.get(k.lease)).toBe(second);
+  });
+
+  it('refuses input past the lag cap, atomically with the append', async () => {
+    const q = partitionKeys(5);
+    for (let i = 0; i < 3; i++) await redis.braidAppend(q.input, q.added, q.read, 3, 'i', `{"n":${i}}`);
+    await expect(redis.braidAppend(q.input, q.added, q.read, 3, 'i', '{}')).rejects.toThrow(/^BACKLOG 3/);
+    await redis.set(q.read, 2);
+    await redis.braidAppend(q.input, q.added, q.read, 3, 'i', '{}');
+    expect(await redis.xlen(q.input)).toBe(4);
+  });
+});
