@@ -56,6 +56,13 @@ export function decodeInput(fields: readonly Buffer[]): StreamInput {
 }
 
 /** A committed prediction as a stream entry's value (JSON). */
-export const encodePrediction = (p: Prediction): string => JSON.stringify(p);
-export const decodePrediction = (value: Buffer | string): Prediction =>
-  JSON.parse(String(value)) as Prediction;
+/** A stream's end in a partition's output: after its last prediction, so a gateway can say `closed` in order. */
+export interface StreamEnd {
+  readonly end: string;
+}
+export type OutputEntry = Prediction | StreamEnd;
+
+export const isStreamEnd = (entry: OutputEntry): entry is StreamEnd => 'end' in entry;
+export const encodePrediction = (p: OutputEntry): string => JSON.stringify(p);
+export const decodePrediction = (value: Buffer | string): OutputEntry =>
+  JSON.parse(String(value)) as OutputEntry;

@@ -4,7 +4,7 @@ import { type Logger, silentLogger } from '../core/logger.js';
 import { refusalOf } from '../core/refusal.js';
 import type { Prediction } from '../core/window.js';
 import type { PredictionPipeline } from '../server/pipeline.js';
-import { decodePrediction, encodeInput } from './codec.js';
+import { decodePrediction, encodeInput, isStreamEnd } from './codec.js';
 import { partitionKeys, partitionOf } from './partition.js';
 import { type BraidRedis, loadScripts } from './redis.js';
 
@@ -155,8 +155,14 @@ export function createGateway(
                   ids.set(key.toString(), id.toString());
                   const value = fields[1];
                   if (value === undefined || stopped) continue;
+                  const entry = decodePrediction(value);
+                  // A stream's end follows its last prediction: the server then says `closed` to subscribers.
+                  if (isStreamEnd(entry)) {
+                    sinks.onStream?.({ streamId: entry.end, state: 'end' });
+                    continue;
+                  }
                   stats.predictions++;
-                  subscriber.next(decodePrediction(value));
+                  subscriber.next(entry);
                 }
               }
             } catch (error) {

@@ -5,7 +5,7 @@ import type { Logger } from '../core/logger.js';
 import type { Prediction } from '../core/window.js';
 import type { PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
 import { type Checkpoint, parseCheckpoint } from './checkpoint.js';
-import { decodeInput, encodePrediction } from './codec.js';
+import { decodeInput, encodePrediction, type OutputEntry } from './codec.js';
 import { compareIds, nextId, type PartitionKeys } from './partition.js';
 import type { BraidRedis } from './redis.js';
 
@@ -57,7 +57,8 @@ export class PartitionSession {
   #origin!: Checkpoint;
   #cursor = '0-0';
   #readCount = 0;
-  #pending: Prediction[] = [];
+  /** Predictions and stream ends made since the last commit, in the order the pipeline made them. */
+  #pending: OutputEntry[] = [];
   #commit = 0;
   #stopped = false;
   #committing: Promise<void> | undefined;
@@ -101,7 +102,11 @@ export class PartitionSession {
       .run(this.#input$, {
         credit: this.#credit,
         onStream: (mark) => {
-          if (mark.state === 'end') this.#streams.get(mark.streamId)?.shift();
+          // Committed with the stream's last predictions and the checkpoint that no longer holds the session.
+          if (mark.state === 'end') {
+            this.#pending.push({ end: mark.streamId });
+            this.#streams.get(mark.streamId)?.shift();
+          }
           if (this.#streams.get(mark.streamId)?.length === 0) this.#streams.delete(mark.streamId);
         },
       })

@@ -118,8 +118,15 @@ describe.skipIf(!redisHere)('braid cluster (gateway and workers on Redis Streams
     let committed = 0;
     for (let p = 0; p < 16; p++) committed += await client.xlen(`braid:{${p}}:out`);
     client.disconnect();
-    expect(committed).toBe(total);
+    // Each window once, and each stream's end once (committed after its last window).
+    expect(committed).toBe(total + replays.length);
     expect(sub.predictions.length).toBe(total);
+    // `closed` came to the subscriber after each stream's last prediction.
+    await expect.poll(() => sub.closedAt.size, { timeout: 30_000 }).toBe(replays.length);
+    for (const r of replays) {
+      const last = sub.predictions.findLastIndex((p) => p.streamId === r.id);
+      expect(sub.closedAt.get(r.id), r.id).toBeGreaterThan(last);
+    }
     // Some partition changed hands with a stream open on it: it was rebuilt, and its committed windows skipped.
     const takeovers = everyWorker.flatMap((w) => [
       ...w.log().matchAll(/"event":"partition_start"[^\n]*"rebuild":([1-9])/g),

@@ -77,9 +77,12 @@ export async function serveOn(args: readonly string[], env?: Record<string, stri
 export async function subscribeAll(url: string) {
   const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/subscribe`);
   const predictions: PredictionMessage[] = [];
+  /** Each closed stream, with how many predictions had come when its `closed` did. */
+  const closedAt = new Map<string, number>();
   const waiters: { n: number; resolve: () => void }[] = [];
   ws.on('message', (d) => {
     const m = JSON.parse(String(d));
+    if (m.type === 'stream' && m.event === 'closed') closedAt.set(m.streamId, predictions.length);
     if (m.type !== 'prediction') return;
     predictions.push(m);
     for (const w of [...waiters])
@@ -97,6 +100,7 @@ export async function subscribeAll(url: string) {
   );
   return {
     predictions,
+    closedAt,
     /** Resolves once `n` predictions came (rejects after timeoutMs with what came). */
     count: (n: number, timeoutMs = 90_000) =>
       predictions.length >= n
