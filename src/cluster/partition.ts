@@ -1,18 +1,14 @@
+import { shardOf } from '../shards/shard-of.js';
+
 /** Partitions braid's cluster splits streams over (`--partitions`): every gateway and worker must use the same. */
 export const DEFAULT_PARTITIONS = 16;
 
 /**
- * The partition of a stream: FNV-1a of its id, mod P. Every input of a stream goes to the same partition, so one
- * worker at a time sees all of it, in the order its gateway took it.
+ * The partition of a stream: FNV-1a of its id, mod P — the same function that gives a stream its shard thread in one
+ * process (shardOf), so a partition is to workers what a shard is to threads. Every input of a stream goes to the
+ * same partition, so one worker at a time sees all of it, in the order its gateway took it.
  */
-export function partitionOf(streamId: string, partitions: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < streamId.length; i++) {
-    h ^= streamId.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h % partitions;
-}
+export const partitionOf: (streamId: string, partitions: number) => number = shardOf;
 
 /**
  * The Redis keys of one partition. The `{p}` hash tag puts all of them in one Redis Cluster slot, so the Lua
