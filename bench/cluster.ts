@@ -4,10 +4,8 @@
 // reads against the same baseline. Every process shares the machine's cores with the others and with the load.
 // Run: npx tsx bench/cluster.ts [streams]
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { type RedisServer, startRedis } from '../test/helpers/redis-server.js';
 import { measureLoad, startServe } from './load.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 20);
@@ -19,36 +17,12 @@ const PARTITIONS = 16;
 function waitForLine(child: ChildProcess, text: string, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
     let log = '';
-    const stream = child.stdout && text === 'Ready to accept connections' ? child.stdout : child.stderr!;
-    stream.on('data', (d) => {
+    child.stderr!.on('data', (d) => {
       log += String(d);
       if (log.includes(text)) resolve();
     });
     child.once('exit', (code) => reject(new Error(`${what} exited with ${code}: ${log}`)));
   });
-}
-
-async function startRedis(port: number, dir: string): Promise<ChildProcess> {
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      dir,
-      '--save',
-      '',
-      '--appendonly',
-      'yes',
-      '--appendfsync',
-      'always',
-    ],
-    { stdio: ['ignore', 'pipe', 'ignore'] },
-  );
-  await waitForLine(child, 'Ready to accept connections', 'redis-server');
-  return child;
 }
 
 async function startWorker(url: string): Promise<ChildProcess> {
@@ -102,14 +76,13 @@ console.log('|---|---|---|---|---|---|---|---|');
 let port = 18_600;
 for (const workers of [0, 1, 2, 4]) {
   const children: ChildProcess[] = [];
-  const dir = mkdtempSync(join(tmpdir(), 'braid-bench-cluster-'));
+  let redis: RedisServer | undefined;
   try {
     const serverPort = ++port;
     let args: string[] = [];
     if (workers > 0) {
-      const redisPort = ++port;
-      const url = `redis://127.0.0.1:${redisPort}`;
-      children.push(await startRedis(redisPort, dir));
+      redis = await startRedis();
+      const { url } = redis;
       for (let i = 0; i < workers; i++) children.push(await startWorker(url));
       await settled(url, workers);
       args = ['--redis', url];
@@ -128,6 +101,6 @@ for (const workers of [0, 1, 2, 4]) {
     );
   } finally {
     await stop(children);
-    rmSync(dir, { recursive: true, force: true });
+    await redis?.close();
   }
 }
