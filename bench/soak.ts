@@ -60,9 +60,9 @@ console.log(
   `${STREAMS} real-time producers (16 kHz PCM16 10 ms frames, raw gray 64x48 at 10 fps, text every ~1.7 s, progress every 20 ms), ${SUBSCRIBERS} subscribers of all streams, models/demo on cpu-fused, ${MINUTES} min\n`,
 );
 console.log(
-  '| minute | server RSS MiB | heap used MiB | event-loop lag p99 ms | open handles | predictions received / expected | dropped | latency p50 ms | p99 ms |',
+  '| minute | server RSS MiB | heap used MiB | event-loop lag p99 ms | open handles | predictions received / expected | dropped/late/rejected (server) | drops told to subscribers | latency p50 ms | p99 ms |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
 
 let tick = 0;
 const sender = setInterval(() => {
@@ -76,6 +76,8 @@ for (let minute = 1; minute <= MINUTES; minute++) {
   });
   const s = minutes[minute - 1]!;
   const text = await (await fetch(`http://127.0.0.1:${PORT}/metrics`)).text();
+  // The server's own counts (refused input, late events, forced closes, predictions dropped for a slow subscriber);
+  // the subscribers' column is the last of those seen from their side (told in their next message), not added to it.
   const dropped =
     sumOf(text, /^braid_rejected_total\{[^}]*\} (\S+)$/gm) +
     sumOf(text, /^braid_ingest_rejected_total\{[^}]*\} (\S+)$/gm) +
@@ -85,7 +87,7 @@ for (let minute = 1; minute <= MINUTES; minute++) {
   const expected = STREAMS * 60 * 2 * SUBSCRIBERS;
   const mib = (v: number) => (v / 2 ** 20).toFixed(1);
   console.log(
-    `| ${minute} | ${mib(metricValue(text, 'process_resident_memory_bytes'))} | ${mib(metricValue(text, 'nodejs_heap_size_used_bytes'))} | ${(metricValue(text, 'nodejs_eventloop_lag_p99_seconds') * 1000).toFixed(1)} | ${metricValue(text, 'nodejs_active_handles_total')} | ${s.predictions} / ${expected} | ${dropped - lastDropped + s.dropped} | ${s.p50.toFixed(1)} | ${s.p99.toFixed(1)} |`,
+    `| ${minute} | ${mib(metricValue(text, 'process_resident_memory_bytes'))} | ${mib(metricValue(text, 'nodejs_heap_size_used_bytes'))} | ${(metricValue(text, 'nodejs_eventloop_lag_p99_seconds') * 1000).toFixed(1)} | ${metricValue(text, 'nodejs_active_handles_total')} | ${s.predictions} / ${expected} | ${dropped - lastDropped} | ${s.dropped} | ${s.p50.toFixed(1)} | ${s.p99.toFixed(1)} |`,
   );
   lastDropped = dropped;
 }
