@@ -35,6 +35,14 @@ export function withModelOptions(command: Command, defaultBackend = 'auto'): Com
     .option('--gpu-streams <n>', 'webgpu: streams whose state the GPU holds at once (default 10000)');
 }
 
+/** `--gpu-streams` as a number (undefined: the backend's default), refused unless a positive integer. */
+export function gpuStreamsOf(options: ModelCliOptions): number | undefined {
+  const gpuStreams = options.gpuStreams === undefined ? undefined : Number(options.gpuStreams);
+  if (gpuStreams !== undefined && !(Number.isInteger(gpuStreams) && gpuStreams >= 1))
+    throw new InvalidOptionError('gpu-streams', `must be a positive integer, got "${options.gpuStreams}"`);
+  return gpuStreams;
+}
+
 /** Loads the model and builds the live pipeline; logs which backend runs the model and why. */
 export async function createPipelineFromOptions(
   options: ModelCliOptions,
@@ -48,9 +56,7 @@ export async function createPipelineFromOptions(
       `no model directory at ${options.model} (train one with braid train)`,
     );
   const backend = options.backend === 'auto' ? 'auto' : parseBackendName(options.backend);
-  const gpuStreams = options.gpuStreams === undefined ? undefined : Number(options.gpuStreams);
-  if (gpuStreams !== undefined && !(Number.isInteger(gpuStreams) && gpuStreams >= 1))
-    throw new InvalidOptionError('gpu-streams', `must be a positive integer, got "${options.gpuStreams}"`);
+  const gpuStreams = gpuStreamsOf(options);
   const model = await loadModel(options.model);
   return PredictionPipelineRunner.create({
     model,

@@ -24,6 +24,7 @@ import {
   createPipelineFromOptions,
   durationOption,
   eventSettingsFromOptions,
+  gpuStreamsOf,
   type ModelCliOptions,
   portNumber,
   positiveInteger,
@@ -174,7 +175,7 @@ export function registerServeCommand(program: Command): void {
             shards: workers,
             modelDir: options.model,
             backend,
-            gpuStreams: options.gpuStreams === undefined ? undefined : Number(options.gpuStreams),
+            gpuStreams: gpuStreamsOf(options),
             log,
           })
         : runner;

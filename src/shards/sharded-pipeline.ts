@@ -77,8 +77,8 @@ export class ShardedPipeline {
   readonly #log: Logger;
   #idle: Worker[] | undefined;
   #current: ShardState[] | undefined;
+  /** Events the current run refused at a shard's in-flight bound (counters are per run, as a pipeline's are). */
   #refused = 0;
-  #refusedBefore = 0;
 
   private constructor(model: ShardedModel, options: ShardedPipelineOptions, idle: Worker[]) {
     this.labels = model.labels;
@@ -119,7 +119,7 @@ export class ShardedPipeline {
         complete: false,
       }));
       this.#current = shards;
-      this.#refusedBefore = this.#refused;
+      this.#refused = 0;
       let scheduled = false;
       let ended = false;
       const send = (): void => {
@@ -222,7 +222,7 @@ export class ShardedPipeline {
           ? Math.max(gauges[key] ?? value, value)
           : (gauges[key] ?? 0) + value;
     }
-    counters['shard_rejected_shard_backlog'] = this.#refused - this.#refusedBefore;
+    counters['shard_rejected_shard_backlog'] = this.#refused;
     gauges['shard_inputs_in_flight'] = (this.#current ?? []).reduce((a, s) => a + s.inFlight, 0);
     return { counters, gauges };
   }
