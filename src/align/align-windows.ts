@@ -9,11 +9,25 @@ import {
 import type { Modality, StreamInput } from '../core/events.js';
 import type { Window } from '../core/window.js';
 import type { AlignOptions } from './options.js';
+import { type AlignerStreamState, isRefill } from './stream-state.js';
 import { type AlignStats, type LateEvent, type RejectedInput, WindowAligner } from './window-aligner.js';
 
 export interface AlignmentOptions<C> extends AlignOptions<C> {
   /** Clock and timers for idle timeouts (processing time). Default: asyncScheduler; tests pass a TestScheduler. */
   readonly scheduler?: SchedulerLike;
+  /**
+   * Streams to carry on from saved states (WindowAligner.importStream), opened when the aligner starts; their
+   * buffered events come back as inputs marked {@link REFILL}, which go to WindowAligner.refill.
+   */
+  readonly restore?: readonly AlignerStreamState[];
+  /** Around each input the aligner takes (refills included); `after` may read any stream's state. */
+  readonly hooks?: AlignHooks;
+}
+
+/** What a checkpointing caller sees of the aligner, in its order (after the JPEG decoder, which keeps it per stream). */
+export interface AlignHooks {
+  before?(input: unknown): void;
+  after?(input: unknown, state: (streamId: string) => AlignerStreamState | undefined): void;
 }
 
 /**
@@ -36,6 +50,10 @@ export interface Alignment<C> {
   watermarkLag(now: number): Partial<Record<Modality, number>>;
 }
 
+/**
+ * Builds an alignment stage. A `restore`d stream is opened in every aligner the stage starts (each subscription),
+ * so a stage with one is meant for one run.
+ */
 export function createAlignment<C>(options: AlignmentOptions<C>): Alignment<C> {
   const scheduler = options.scheduler ?? asyncScheduler;
   const late$ = new Subject<LateEvent>();
@@ -58,6 +76,9 @@ export function createAlignment<C>(options: AlignmentOptions<C>): Alignment<C> {
         },
         () => scheduler.now(),
       );
+      for (const state of options.restore ?? []) aligner.importStream(state);
+      const hooks = options.hooks;
+      const stateOf = (streamId: string) => aligner.exportStream(streamId);
       current = aligner;
       let idleTimer: Subscription | undefined;
       let idleDueMs = Number.POSITIVE_INFINITY;
@@ -86,7 +107,10 @@ export function createAlignment<C>(options: AlignmentOptions<C>): Alignment<C> {
       const subscription = source.subscribe({
         next: (input) => {
           try {
-            aligner.push(input);
+            hooks?.before?.(input);
+            if (isRefill(input)) aligner.refill(input);
+            else aligner.push(input);
+            hooks?.after?.(input, stateOf);
           } catch (error) {
             subscriber.error(error);
             return;

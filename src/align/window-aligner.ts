@@ -1,4 +1,4 @@
-import { InvalidEventError } from '../core/errors.js';
+import { InvalidEventError, InvalidOptionError } from '../core/errors.js';
 import {
   type AnySourceEvent,
   isModality,
@@ -13,6 +13,7 @@ import type { Micros } from '../core/time.js';
 import { emptyModalityRecord, type Window } from '../core/window.js';
 import { type AlignOptions, type ResolvedAlignOptions, resolveAlignOptions } from './options.js';
 import { SourceBuffer } from './source-buffer.js';
+import { type AlignerStreamState, alignerStreamStateSchema, finiteOrNull } from './stream-state.js';
 
 /** An event for a window that had already closed; it goes to the late side output, never silently away. */
 export interface LateEvent {
@@ -89,6 +90,8 @@ interface SourceState {
   gaps: [number, number][];
   /** Processing time (ms, from the injected clock) of the last event, or of the stream's opening. */
   lastArrivalMs: number;
+  /** Highest time among the events put back by {@link WindowAligner.refill} (their own non-monotonic check). */
+  refillMax: number;
 }
 
 interface StreamState {
@@ -104,6 +107,8 @@ interface StreamState {
   bufferedBytes: number;
   /** Its producer was cut off: no source goes idle, windows wait for a resume (or the close). */
   suspended: boolean;
+  /** Restart controls taken. */
+  restarts: number;
 }
 
 const MODALITY_INDEX: Record<Modality, number> = { audio: 0, video: 1, text: 2, label: 3 };
@@ -293,6 +298,105 @@ export class WindowAligner<C> {
     return { counted, recounted };
   }
 
+  /**
+   * A stream's state without its buffered events (see AlignerStreamState), or undefined when it is not open. With
+   * the events of capture time at or after `nextStart` put back ({@link refill}), {@link importStream} gives an
+   * aligner that goes on exactly as this one would from here.
+   */
+  exportStream(streamId: string): AlignerStreamState | undefined {
+    const stream = this.#streams.get(streamId);
+    if (stream === undefined) return undefined;
+    const sources = [];
+    for (const s of stream.sources)
+      if (s !== undefined)
+        sources.push({
+          modality: s.modality,
+          maxTime: finiteOrNull(s.maxTime),
+          watermark: finiteOrNull(s.watermark),
+          idle: s.idle,
+          gaps: s.gaps.map(([from, to]) => [from, to] as const),
+        });
+    return {
+      streamId,
+      nextWindow: stream.nextWindow,
+      nextStart: stream.nextWindow === null ? null : stream.origin + stream.nextWindow * this.options.hop,
+      closedUpTo: finiteOrNull(stream.closedUpTo),
+      suspended: stream.suspended,
+      restarts: stream.restarts,
+      sources,
+    };
+  }
+
+  /**
+   * Opens a stream in the state {@link exportStream} gave, with empty buffers: its open windows' events are put back
+   * with {@link refill}. Throws when the state is malformed, the stream is open already, or the state was taken on
+   * another window grid (another size, hop, origin or phase: `nextStart` would differ).
+   */
+  importStream(state: unknown): void {
+    const parsed = alignerStreamStateSchema.safeParse(state);
+    if (!parsed.success)
+      throw new InvalidOptionError('state', `is not an aligner state: ${parsed.error.message}`);
+    const s = parsed.data;
+    if (this.#streams.has(s.streamId))
+      throw new InvalidOptionError('state', `stream "${s.streamId}" is open already`);
+    const stream = this.#openStream(s.streamId, []);
+    const nextStart = s.nextWindow === null ? null : stream.origin + s.nextWindow * this.options.hop;
+    if (nextStart !== s.nextStart) {
+      this.#streams.delete(s.streamId);
+      this.stats.openStreams = this.#streams.size;
+      throw new InvalidOptionError(
+        'state',
+        `aligner state of "${s.streamId}" was saved on another window grid (next window at ${s.nextStart} µs, here ${nextStart} µs)`,
+      );
+    }
+    stream.nextWindow = s.nextWindow;
+    stream.closedUpTo = s.closedUpTo ?? Number.NEGATIVE_INFINITY;
+    stream.suspended = s.suspended;
+    stream.restarts = s.restarts;
+    for (const saved of s.sources) {
+      const source = this.#addSource(stream, saved.modality);
+      source.maxTime = saved.maxTime ?? Number.NEGATIVE_INFINITY;
+      source.watermark = saved.watermark ?? Number.NEGATIVE_INFINITY;
+      source.idle = saved.idle;
+      source.gaps = saved.gaps.map(([from, to]) => [from, to]);
+    }
+  }
+
+  /**
+   * Puts back an input this aligner's stream state (from {@link importStream}) already covers: an event goes into
+   * its source's buffer if the original run held it there — capture time at or after the next window's start, not
+   * a duplicate, not out of order beyond the bound among the refilled events (an epoch `reset` control starts that
+   * check again) — and nothing else happens: no watermark moves, no window closes, nothing is counted or reported
+   * (the original run did that). Anything else is ignored.
+   */
+  refill(input: unknown): void {
+    if (isStreamControl(input)) {
+      if (input.control !== 'reset' || !isModality(input.modality)) return;
+      const source = this.#streams.get(input.streamId)?.sources[MODALITY_INDEX[input.modality]];
+      if (source) source.refillMax = Number.NEGATIVE_INFINITY;
+      return;
+    }
+    let event: AnySourceEvent;
+    try {
+      event = validateEvent(input, this.options.eventLimits);
+    } catch {
+      return;
+    }
+    const stream = this.#streams.get(event.streamId);
+    const source = stream?.sources[MODALITY_INDEX[event.modality]];
+    if (stream === undefined || source === undefined) return;
+    if (event.time < source.refillMax - this.options.outOfOrderness) return;
+    if (stream.nextWindow !== null && event.time < stream.origin + stream.nextWindow * this.options.hop)
+      return;
+    if (!source.buffer.insert(event)) return;
+    if (event.time > source.refillMax) source.refillMax = event.time;
+    const bytes = payloadBytes(event);
+    stream.bufferedEvents++;
+    stream.bufferedBytes += bytes;
+    this.stats.bufferedEvents++;
+    this.stats.bufferedBytes += bytes;
+  }
+
   /** Closes every open window of every stream (end of input). */
   flushAll(): void {
     for (const stream of [...this.#streams.values()]) this.#closeStream(stream);
@@ -427,6 +531,7 @@ export class WindowAligner<C> {
       bufferedEvents: 0,
       bufferedBytes: 0,
       suspended: false,
+      restarts: 0,
     };
     for (const m of modalities) this.#addSource(stream, m);
     this.#streams.set(id, stream);
@@ -445,6 +550,7 @@ export class WindowAligner<C> {
       idle: false,
       gaps: [],
       lastArrivalMs: this.#nowMs(),
+      refillMax: Number.NEGATIVE_INFINITY,
     };
     stream.sources[MODALITY_INDEX[modality]] = source;
     return source;
@@ -476,6 +582,7 @@ export class WindowAligner<C> {
     stream.bufferedBytes = 0;
     stream.nextWindow = null;
     stream.closedUpTo = Number.NEGATIVE_INFINITY;
+    stream.restarts++;
     this.stats.restarts++;
     if (discarded > 0) {
       this.stats.rejected['discarded_by_restart'] =

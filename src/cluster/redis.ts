@@ -44,23 +44,38 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1`,
   },
   /**
-   * A worker's commit, fenced: only while its token holds the lease, the predictions it covers are appended, the
-   * checkpoint replaced, the read count set, and the input trimmed behind the checkpoint — all or nothing. A commit
-   * whose number the checkpoint already has (a retry after a lost reply) changes nothing. Returns 1, or 0 when the
-   * lease is lost. KEYS: lease, checkpoint, output, input, read. ARGV: token, commit number, checkpoint JSON, read
-   * count, trim id ('' for none), output cap, predictions...
+   * A worker's commit, fenced: only while its token still holds the lease, the predictions it covers are appended,
+   * the checkpoint hash updated (its `partition` field, the stream fields that changed set, those of ended streams
+   * deleted), the read count set, and the input trimmed behind the checkpoint — all or nothing. A commit whose number
+   * the checkpoint already has (a retry after a lost reply) changes nothing. Returns 1, or 0 when the lease is lost.
+   * KEYS: lease, checkpoint, output, input, read. ARGV: token, commit number, partition field JSON, read count, trim
+   * id ('' for none), output cap, n fields set, m fields deleted, then n (field, value) pairs, m fields, predictions.
    */
   braidCommit: {
     numberOfKeys: 5,
     lua: `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local current = redis.call('GET', KEYS[2])
+local current = redis.call('HGET', KEYS[2], 'partition')
 if current then
   local c = cjson.decode(current)
   if c.token == ARGV[1] and tonumber(c.commit) >= tonumber(ARGV[2]) then return 1 end
 end
-for i = 7, #ARGV do redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'p', ARGV[i]) end
-redis.call('SET', KEYS[2], ARGV[3])
+local set = tonumber(ARGV[7])
+local del = tonumber(ARGV[8])
+local at = 9
+local fields = {'partition', ARGV[3]}
+for i = 1, set do
+  fields[#fields + 1] = ARGV[at]
+  fields[#fields + 1] = ARGV[at + 1]
+  at = at + 2
+end
+redis.call('HSET', KEYS[2], unpack(fields))
+if del > 0 then
+  local gone = {}
+  for i = 1, del do gone[i] = ARGV[at]; at = at + 1 end
+  redis.call('HDEL', KEYS[2], unpack(gone))
+end
+for i = at, #ARGV do redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'p', ARGV[i]) end
 redis.call('SET', KEYS[5], ARGV[4])
 if ARGV[5] ~= '' then redis.call('XTRIM', KEYS[4], 'MINID', ARGV[5]) end
 return 1`,

@@ -9,7 +9,7 @@ import { FusedStepKernel } from './fused-kernel.js';
 import { RuntimeStats, type RuntimeStatsSnapshot } from './runtime-stats.js';
 import { type BackendSelection, type SelectBackendOptions, selectBackend } from './select-backend.js';
 import { asSlotKernel, GpuStepError, HostSlotKernel, type SlotStepKernel } from './slot-kernel.js';
-import { type Lease, type StateSnapshot, StateStore } from './state-store.js';
+import { type Lease, type ModelStreamState, type StateSnapshot, StateStore } from './state-store.js';
 import type { BackendName, StepKernel } from './step-kernel.js';
 import type { Model } from './weights.js';
 
@@ -266,6 +266,22 @@ export class ModelRuntime {
   async snapshot(): Promise<StateSnapshot> {
     while (this.busy || this.moving) await (this.busy ? this.idle : this.moving);
     return this.store.snapshot();
+  }
+
+  /**
+   * One stream's state after the steps started so far (see {@link StateStore.exportStream}), or undefined when it has
+   * none. Called as a prediction comes out, it is the state right after that window: no step runs between a step's
+   * end and its predictions.
+   */
+  exportStream(streamId: string): Promise<ModelStreamState> | undefined {
+    return this.store.exportStream(streamId);
+  }
+
+  /** Gives one stream a saved state (see {@link StateStore.importStream}); refused while a step runs. */
+  importStream(streamId: string, saved: ModelStreamState): void {
+    if (this.busy || this.moving)
+      throw new BraidError('BRAID_ERR_MODEL', 'cannot import a state while a step is running');
+    this.store.importStream(streamId, saved, this.clock());
   }
 
   /** Replaces every state with a snapshot's (see {@link StateStore.restore}); refused while a step runs. */

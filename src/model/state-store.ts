@@ -43,6 +43,17 @@ export interface StreamStateSnapshot {
   readonly state: string;
 }
 
+/**
+ * One stream's recurrent state as the runtime holds it: its floats (exact float32 values) and what the reset
+ * policies and the window order need — `lastIndex` (-Infinity after a restart: any index may come next) and
+ * `lastEnd` (the gap rule). `state` has {@link StateStore.stateSize} floats.
+ */
+export interface ModelStreamState {
+  readonly lastIndex: number;
+  readonly lastEnd: Micros;
+  readonly state: Float32Array;
+}
+
 /** Every stream's recurrent state, JSON-able, for checkpointing a server or moving streams between processes. */
 export interface StateSnapshot {
   readonly format: 'braid-state';
@@ -254,6 +265,45 @@ export class StateStore {
       state: encodeFloats(stateOf.get(e) ?? zeros),
     }));
     return { format: 'braid-state', version: 1, cell: this.cell, hidden: this.hidden, streams };
+  }
+
+  /**
+   * One stream's state, as left by every step started before the call (its floats are read from the table then: a
+   * host table copies them at once, a GPU table reads them back after the queued steps), or undefined when it has
+   * none. Unlike {@link snapshot}, it may be called while other streams step.
+   */
+  exportStream(streamId: string): Promise<ModelStreamState> | undefined {
+    const entry = this.entries.get(streamId);
+    if (!entry) return undefined;
+    const { lastIndex, lastEnd, fresh } = entry;
+    if (fresh) return Promise.resolve({ lastIndex, lastEnd, state: new Float32Array(this.stateSize) });
+    return this.table.read(Uint32Array.of(entry.slot)).then((state) => ({ lastIndex, lastEnd, state }));
+  }
+
+  /**
+   * Gives a stream the state {@link exportStream} gave (another process's, for a stream taken over), in a slot of its
+   * own; the other streams are untouched. Throws BRAID_ERR_MODEL when the stream has a state already, the floats
+   * are not this model's size, or no slot is free. Must not run while a step is running that has the stream.
+   */
+  importStream(streamId: string, saved: ModelStreamState, now: Micros): void {
+    if (this.entries.has(streamId))
+      throw new BraidError('BRAID_ERR_MODEL', `stream "${streamId}" has a state already`);
+    if (saved.state.length !== this.stateSize)
+      throw new BraidError(
+        'BRAID_ERR_MODEL',
+        `state of stream "${streamId}" has ${saved.state.length} floats, the ${this.cell} with hidden=${this.hidden} has ${this.stateSize}`,
+      );
+    const slot = this.allocate();
+    this.table.write(Uint32Array.of(slot), saved.state);
+    this.entries.set(streamId, {
+      streamId,
+      slot,
+      fresh: false,
+      lastIndex: saved.lastIndex,
+      lastEnd: saved.lastEnd,
+      lastActive: now,
+      generation: 0,
+    });
   }
 
   /**

@@ -1,4 +1,4 @@
-import { finalize, identity, Observable, type Subscription, tap } from 'rxjs';
+import { filter, finalize, identity, Observable, type Subscription, tap } from 'rxjs';
 import type { AlignOptions } from '../align/options.js';
 import { describeWindowing, modelWindowing, type WindowingConfig } from '../align/windowing.js';
 import { isStreamControl, type StreamInput } from '../core/events.js';
@@ -16,6 +16,7 @@ import { type BackendSelection, selectBackend } from '../model/select-backend.js
 import type { BackendName } from '../model/step-kernel.js';
 import type { Model } from '../model/weights.js';
 import { createFeatureStage } from './feature-stage.js';
+import type { RunResume } from './resume.js';
 import { StreamLifecycle, type StreamMark } from './stream-lifecycle.js';
 
 // The windowing lives in src/align/windowing.ts; re-exported here for code that imported it from the pipeline.
@@ -86,6 +87,8 @@ export interface PipelineSinks {
   readonly credit?: FlowCredit;
   /** Told when each stream opens and, after its last prediction, ends (see StreamMark). */
   readonly onStream?: (mark: StreamMark) => void;
+  /** Streams carried on from a checkpoint, and the hooks for taking the next one (see RunResume). */
+  readonly resume?: RunResume;
 }
 
 /** The options of one run: {@link PipelineSinks}. */
@@ -189,10 +192,16 @@ export class PredictionPipelineRunner {
    * which orders a replay's output without waiting on streams that are done.
    */
   run(input$: Observable<StreamInput>, sinks: PipelineSinks = {}): Observable<Prediction> {
-    const { refused, credit, onStream } = sinks;
+    const { refused, credit, onStream, resume } = sinks;
+    for (const [streamId, state] of resume?.model ?? []) this.runtime.importStream(streamId, state);
     const { operator, alignment, features, drops } = createFeatureStage(
       this.featureConfig,
-      { ...this.windowing, ...this.options.alignExtras },
+      {
+        ...this.windowing,
+        ...this.options.alignExtras,
+        ...(resume?.aligner && { restore: resume.aligner }),
+        ...(resume?.align && { hooks: resume.align }),
+      },
       {
         onRefusal: refused,
         resampler: this.resampler,
@@ -287,10 +296,12 @@ export class PredictionPipelineRunner {
           );
         }
         const windowTap = sinks.windows;
+        const admit = resume?.admit;
         const windows = input$
           .pipe(
             tap(track),
             operator,
+            admit ? filter((w: FusedWindow) => admit(w)) : identity,
             windowTap ? tap((w: FusedWindow) => windowTap(w)) : identity,
             tap((w: FusedWindow) => streams.window(w.streamId)),
           )

@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectProducer } from '../../src/client/producer.js';
+import { compareIds } from '../../src/cluster/partition.js';
 import type { PredictionMessage } from '../../src/server/protocol.js';
 import {
   asReplayLines,
@@ -132,8 +133,66 @@ describe.skipIf(!redisHere)('braid cluster (gateway and workers on Redis Streams
       ...w.log().matchAll(/"event":"partition_start"[^\n]*"rebuild":([1-9])/g),
     ]);
     expect(takeovers.length).toBeGreaterThan(0);
+    // ...and at least one of those streams was carried on from its checkpoint's cut (GRU and aligner state), not
+    // run again from its first entry: the kills fell mid-session, with windows of the session committed.
+    const resumed = everyWorker.flatMap((w) => [
+      ...w.log().matchAll(/"event":"partition_start"[^\n]*"resumed":([1-9])/g),
+    ]);
+    expect(resumed.length).toBeGreaterThan(0);
     sub.close();
   }, 120_000);
+
+  it("trims an open stream's input behind its checkpoint, and a worker that takes over carries the stream on from there", async () => {
+    redis = await startRedis();
+    const gateway = await serveOn(['--redis', redis.url, '--backend', 'cpu-fused']);
+    const first = await worker(redis.url);
+    const sub = await subscribeAll(gateway.url);
+    const lines = expected.get('s1')!.split('\n').filter(Boolean).length;
+    const replay = replayTo(gateway.url, 's1', '--speed', '1');
+    const offset = await replayOffset(replay);
+    const client = new Redis(redis.url);
+    // Half way through the recording, the stream still open: its input is trimmed behind the checkpoint.
+    await sub.count(Math.floor(lines / 2));
+    const [added, length, head, field] = await Promise.all([
+      client.get('braid:{9}:added'),
+      client.xlen('braid:{9}:in'),
+      client.xrange('braid:{9}:in', '-', '+', 'COUNT', 1),
+      client.hget('braid:{9}:ckpt', 's:s1'),
+    ]);
+    expect(replay.child.exitCode).toBeNull();
+    const [session] = JSON.parse(field!) as [
+      {
+        from: string;
+        count: number;
+        resume: { entry: string; refill: string | null; model: { state: string } };
+      },
+    ];
+    expect(session.count).toBeGreaterThan(0);
+    // The GRU state after the last committed window: hidden floats, base64.
+    expect(Buffer.from(session.resume.model.state, 'base64').length % 4).toBe(0);
+    // Entries before the oldest one a takeover would read again are gone; the session's first entry with them.
+    expect(Number(added)).toBeGreaterThan(2 * length);
+    const firstKept = head[0]![0];
+    expect(compareIds(firstKept, session.from)).toBeGreaterThan(0);
+    expect(compareIds(firstKept, session.resume.refill ?? session.resume.entry)).toBeLessThanOrEqual(0);
+
+    // The owner dies mid-stream; its successor restores the stream from the checkpoint and reads from the cut.
+    first.child.kill('SIGKILL');
+    const next = await worker(redis.url);
+    const start = await next.waitFor(/"event":"partition_start"[^\n]*"partition":9[^\n]*/, 30_000);
+    expect(start[0]).toMatch(/"resumed":1/);
+    const from = /"from":"([\d-]+)"/.exec(start[0])![1]!;
+    expect(compareIds(from, session.from)).toBeGreaterThan(0);
+    expect(await replay.exited()).toBe(0);
+    await sub.count(lines);
+    expect(asReplayLines(ofStream(sub.predictions, 's1'), offset, HOP)).toBe(expected.get('s1'));
+    expect(sub.predictions.length).toBe(lines);
+    // Once the stream ended, nothing of it is kept: its field is gone and its input trimmed to nothing.
+    await expect.poll(() => client.hget('braid:{9}:ckpt', 's:s1'), { timeout: 10_000 }).toBeNull();
+    expect(await client.xlen('braid:{9}:in')).toBe(0);
+    client.disconnect();
+    sub.close();
+  }, 90_000);
 
   it('refuses to start, with a clear error and exit code 1, when Redis is not there', async () => {
     const url = `redis://127.0.0.1:${await freePort()}`;
@@ -180,7 +239,7 @@ describe.skipIf(!redisHere)('braid cluster (gateway and workers on Redis Streams
     expect(asReplayLines(ofStream(sub.predictions, 'beta'), offset2, HOP)).toBe(expected.get('beta'));
     // The first run's commits survived the restart (appendonly yes, appendfsync always).
     const client = new Redis(redis.url);
-    expect(await client.get('braid:{9}:ckpt')).toMatch(/"readCount":\d+/);
+    expect(await client.hget('braid:{9}:ckpt', 'partition')).toMatch(/"readCount":\d+/);
     client.disconnect();
     sub.close();
   }, 120_000);

@@ -27,10 +27,14 @@ const commit = (token: string, n: number, ...predictions: string[]) =>
     k.read,
     token,
     n,
-    JSON.stringify({ token, commit: n, read: '0-0', readCount: 0, streams: {} }),
+    JSON.stringify({ token, commit: n, read: '0-0', readCount: 0 }),
     0,
     '',
     1000,
+    1,
+    0,
+    's:x',
+    `{"commit":${n}}`,
     ...predictions,
   );
 
@@ -54,6 +58,12 @@ describe.skipIf(!redisHere)('cluster leases and fenced commits (real redis-serve
     expect(await redis.xlen(k.output)).toBe(1);
     expect(await commit(second!, 2, '{"b":1}')).toBe(1);
     expect(await redis.xlen(k.output)).toBe(2);
+    // The checkpoint hash holds what the last commit that went through set.
+    expect(await redis.hget(k.checkpoint, 's:x')).toBe('{"commit":2}');
+    expect(JSON.parse((await redis.hget(k.checkpoint, 'partition'))!)).toMatchObject({
+      token: second,
+      commit: 2,
+    });
     // Releasing with a stale token leaves the holder's lease alone.
     await redis.braidRelease(k.lease, first!);
     expect(await redis.get(k.lease)).toBe(second);

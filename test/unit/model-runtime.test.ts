@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { firstValueFrom, from, lastValueFrom, Observable, Subject, toArray } from 'rxjs';
+import { firstValueFrom, from, lastValueFrom, Observable, Subject, tap, toArray } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   BraidError,
@@ -13,6 +13,7 @@ import { modelDims, parseModelConfig } from '../../src/model/config.js';
 import { FusedStepKernel } from '../../src/model/fused-kernel.js';
 import { type PredictInput, predictWindows } from '../../src/model/predict-windows.js';
 import { type FusedWindow, ModelRuntime, type RuntimeOptions } from '../../src/model/runtime.js';
+import { decodeFloats, encodeFloats, type ModelStreamState } from '../../src/model/state-store.js';
 import type { StepKernel } from '../../src/model/step-kernel.js';
 import { TfStepKernel } from '../../src/model/tf-kernel.js';
 import { createModel, mulberry32, randomWeights } from '../../src/model/weights.js';
@@ -281,6 +282,42 @@ describe('predictWindows', () => {
     const ref = reference(windows);
     for (const p of predictions) expect(scoresOf(p)).toEqual(ref.get(`${p.streamId}#${p.windowIndex}`));
     expect(b.statsSnapshot().resets.start).toBe(0);
+  });
+
+  it('exports one stream as each prediction comes out and continues it bit for bit in another runtime, beside other streams', async () => {
+    const windows = interleaved(4, 9);
+    const a = runtime();
+    // Taken as each prediction of s2 comes out, while the other streams go on stepping: the state after that window.
+    const exported = new Map<number, Promise<ModelStreamState> | undefined>();
+    const all = await lastValueFrom(
+      paced(windows).pipe(
+        predictWindows(a, { maxQueue: 1000 }),
+        tap((p) => {
+          if (p.streamId === 's2') exported.set(p.windowIndex, a.exportStream('s2'));
+        }),
+        toArray(),
+      ),
+    );
+    expectMatchesReference(all, windows);
+    const after4 = await exported.get(4);
+    expect(after4?.lastIndex).toBe(4);
+    // Exact float32 bytes through the checkpoint's encoding.
+    const state = decodeFloats(encodeFloats(after4!.state), dims.state, 's2');
+    expect(Buffer.from(state.buffer)).toEqual(Buffer.from(after4!.state.buffer));
+    const b = runtime();
+    // b already runs another stream; s2 joins it from the exported state.
+    await run(b, from([win('other', 0)]));
+    b.importStream('s2', { ...after4!, state });
+    expect(() => b.importStream('s2', { ...after4!, state })).toThrow(/has a state already/);
+    expect(() => b.importStream('s3', { ...after4!, state: new Float32Array(2) })).toThrow(/has 2 floats/);
+    const rest = windows.filter((w) => w.streamId === 's2' && w.index > 4);
+    const continued = await run(b, from([win('s2', 4), ...rest]));
+    // Window 4 again is refused (its state is already past it); the rest equal the uninterrupted run's.
+    expect(continued.map((p) => p.windowIndex)).toEqual(rest.map((w) => w.index));
+    const ref = reference(windows);
+    for (const p of continued) expect(scoresOf(p)).toEqual(ref.get(`s2#${p.windowIndex}`));
+    expect(b.statsSnapshot().resets.start).toBe(1);
+    expect(b.statsSnapshot().dropped.out_of_order).toBe(1);
   });
 
   it('with an asynchronous kernel, never overlaps steps and batches what arrived during a step', async () => {
