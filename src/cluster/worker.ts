@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
 import { assignedPartitions, membersKey, partitionKeys } from './partition.js';
-import { PartitionSession } from './partition-session.js';
+import { PartitionSession, type SessionCounters } from './partition-session.js';
 import type { BraidRedis } from './redis.js';
 
 export interface WorkerOptions {
@@ -26,6 +26,31 @@ interface Owned {
   readonly reader: BraidRedis;
 }
 
+/** What a worker has done since it started (its /metrics): its partitions' runs summed, ended ones included. */
+export interface WorkerStats extends SessionCounters {
+  /** Partitions taken (each a run from its checkpoint), given up on a rebalance, and lost (lease or failure). */
+  takeovers: number;
+  handovers: number;
+  leaseLosses: number;
+  leaseRenewals: number;
+  /** Heartbeats and lease rounds that failed because Redis could not be reached. */
+  redisErrors: number;
+}
+
+const noCounters = (): SessionCounters => ({
+  entriesRead: 0,
+  commits: 0,
+  predictions: 0,
+  fencedCommits: 0,
+  commitRetries: 0,
+  streamsResumed: 0,
+  streamsRebuilt: 0,
+});
+
+function addCounters(into: SessionCounters, from: SessionCounters): void {
+  for (const key of Object.keys(from) as (keyof SessionCounters)[]) into[key] += from[key];
+}
+
 /**
  * `braid worker`: a member of the cluster (a heartbeat in a sorted set, on Redis's clock) that owns the partitions
  * assigned to it among the live members — partition p to the (p mod N)th member by id — through leases with
@@ -42,6 +67,9 @@ export class ClusterWorker {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
   #ticking = false;
+  /** Counters of the partition runs that ended. */
+  readonly #ended = noCounters();
+  readonly #stats = { takeovers: 0, handovers: 0, leaseLosses: 0, leaseRenewals: 0, redisErrors: 0 };
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -52,6 +80,18 @@ export class ClusterWorker {
   /** Partitions owned right now. */
   owned(): number[] {
     return [...this.#owned.keys()].sort((a, b) => a - b);
+  }
+
+  /** Counters since the worker started; the live runs' counters read now. */
+  stats(): WorkerStats {
+    const sum = { ...this.#ended };
+    for (const owned of this.#owned.values()) addCounters(sum, owned.session.counters);
+    return { ...sum, ...this.#stats };
+  }
+
+  /** Entries each owned partition's run has read (for its lag against the partition's `added`). */
+  readCounts(): Map<number, number> {
+    return new Map([...this.#owned].map(([p, o]) => [p, o.session.readCount]));
   }
 
   start(): void {
@@ -88,7 +128,8 @@ export class ClusterWorker {
           continue;
         }
         const renewed = await redis.braidRenew(partitionKeys(p).lease, owned.token, leaseMs);
-        if (renewed !== 1) await this.#lost(p, 'lease lost (it lapsed, and another worker took it)');
+        if (renewed === 1) this.#stats.leaseRenewals += 1;
+        else await this.#lost(p, 'lease lost (it lapsed, and another worker took it)');
       }
       for (const p of mine) {
         if (this.#owned.has(p) || this.#starting.has(p)) continue;
@@ -97,6 +138,7 @@ export class ClusterWorker {
         if (token) void this.#take(p, token);
       }
     } catch (error) {
+      this.#stats.redisErrors += 1;
       // Redis away: nothing renews, so leases lapse and are fenced; the loop goes on and picks up when it is back.
       this.#log.warn(
         { event: 'worker_tick_failed', error: error instanceof Error ? error.message : String(error) },
@@ -124,6 +166,7 @@ export class ClusterWorker {
         ended: () => void this.#lost(p, 'session ended'),
       });
       this.#owned.set(p, { token, session, reader });
+      this.#stats.takeovers += 1;
       await session.start();
     } catch (error) {
       this.#log.error(
@@ -144,8 +187,10 @@ export class ClusterWorker {
     const owned = this.#owned.get(p);
     if (!owned) return;
     this.#owned.delete(p);
+    this.#stats.leaseLosses += 1;
     this.#log.warn({ event: 'partition_lost', partition: p, why }, `partition ${p}: ${why}`);
     await owned.session.stop(false);
+    addCounters(this.#ended, owned.session.counters);
     owned.reader.disconnect();
   }
 
@@ -153,7 +198,9 @@ export class ClusterWorker {
     const owned = this.#owned.get(p);
     if (!owned) return;
     this.#owned.delete(p);
+    if (flush) this.#stats.handovers += 1;
     await owned.session.stop(flush);
+    addCounters(this.#ended, owned.session.counters);
     await this.#o.redis.braidRelease(partitionKeys(p).lease, owned.token).catch(() => undefined);
     owned.reader.disconnect();
   }

@@ -77,6 +77,16 @@ function replayTo(gateway: string, id: string, ...args: string[]): BraidProcess 
   ]);
 }
 
+/** A worker's /metrics text, fetched from the URL it logged. */
+async function scrape(w: BraidProcess): Promise<string> {
+  const m = await w.waitFor(/worker metrics on (http:\/\/[^\s"]+)\/metrics/);
+  const res = await fetch(`${m[1]}/metrics`);
+  expect(res.status).toBe(200);
+  return res.text();
+}
+const metric = (text: string, name: string): number =>
+  Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+
 const ofStream = (ps: readonly PredictionMessage[], id: string) => ps.filter((p) => p.streamId === id);
 
 describe.skipIf(!redisHere)('braid cluster (gateway and workers on Redis Streams)', () => {
@@ -145,7 +155,7 @@ describe.skipIf(!redisHere)('braid cluster (gateway and workers on Redis Streams
   it("trims an open stream's input behind its checkpoint, and a worker that takes over carries the stream on from there", async () => {
     redis = await startRedis();
     const gateway = await serveOn(['--redis', redis.url, '--backend', 'cpu-fused']);
-    const first = await worker(redis.url);
+    const first = await worker(redis.url, '--metrics-port', '0');
     const sub = await subscribeAll(gateway.url);
     const lines = expected.get('s1')!.split('\n').filter(Boolean).length;
     const replay = replayTo(gateway.url, 's1', '--speed', '1');
@@ -175,10 +185,21 @@ describe.skipIf(!redisHere)('braid cluster (gateway and workers on Redis Streams
     const firstKept = head[0]![0];
     expect(compareIds(firstKept, session.from)).toBeGreaterThan(0);
     expect(compareIds(firstKept, session.resume.refill ?? session.resume.entry)).toBeLessThanOrEqual(0);
+    // The worker's /metrics, scraped for real: it owns every partition, reads and commits.
+    const before = await scrape(first);
+    expect(metric(before, 'braid_worker_partitions_owned')).toBe(16);
+    expect(metric(before, 'braid_worker_entries_read_total')).toBeGreaterThan(0);
+    expect(metric(before, 'braid_worker_commits_total')).toBeGreaterThan(0);
+    expect(metric(before, 'braid_worker_predictions_total')).toBeGreaterThan(0);
+    expect(metric(before, 'braid_worker_lease_renewals_total')).toBeGreaterThan(0);
+    expect(metric(before, 'braid_worker_takeovers_total')).toBe(16);
+    expect(metric(before, 'braid_worker_fenced_commits_total')).toBe(0);
+    expect(before).toMatch(/^braid_worker_partition_lag\{partition="9"\} \d+$/m);
+    expect(before).toMatch(/^process_resident_memory_bytes \d+/m);
 
     // The owner dies mid-stream; its successor restores the stream from the checkpoint and reads from the cut.
     first.child.kill('SIGKILL');
-    const next = await worker(redis.url);
+    const next = await worker(redis.url, '--metrics-port', '0');
     const start = await next.waitFor(/"event":"partition_start"[^\n]*"partition":9[^\n]*/, 30_000);
     expect(start[0]).toMatch(/"resumed":1/);
     const from = /"from":"([\d-]+)"/.exec(start[0])![1]!;
@@ -190,6 +211,11 @@ describe.skipIf(!redisHere)('braid cluster (gateway and workers on Redis Streams
     // Once the stream ended, nothing of it is kept: its field is gone and its input trimmed to nothing.
     await expect.poll(() => client.hget('braid:{9}:ckpt', 's:s1'), { timeout: 10_000 }).toBeNull();
     expect(await client.xlen('braid:{9}:in')).toBe(0);
+    const after = await scrape(next);
+    expect(metric(after, 'braid_worker_streams_resumed_total')).toBe(1);
+    expect(metric(after, 'braid_worker_streams_rebuilt_total')).toBe(0);
+    expect(metric(after, 'braid_worker_predictions_total')).toBe(lines - session.count);
+    expect(after).toMatch(/^braid_worker_partition_lag\{partition="9"\} 0$/m);
     client.disconnect();
     sub.close();
   }, 90_000);
