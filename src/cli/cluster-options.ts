@@ -39,12 +39,12 @@ export async function startGateway(
   const redis = await connectRedis(url, 'refuse');
   await checkPartitions(redis, partitionsKey(), partitions);
   await loadScripts(redis);
-  const reader = braidRedis(url, 'queue');
+  const reader = braidRedis(redis.target, 'queue');
   await reader.connect();
   const gateway = createGateway({ redis, reader, partitions, lagCap, model, log });
   log.info(
-    { event: 'gateway', redis: url, partitions, lagCap },
-    `cluster gateway on ${url}: ${partitions} partitions, lag cap ${lagCap} entries`,
+    { event: 'gateway', redis: url, redisCluster: redis.target.cluster, partitions, lagCap },
+    `cluster gateway on ${url}${redis.target.cluster ? ' (a Redis Cluster)' : ''}: ${partitions} partitions, lag cap ${lagCap} entries`,
   );
   return {
     pipeline: gateway as PredictionPipeline,

@@ -90,7 +90,7 @@ export function registerWorkerCommand(program: Command): void {
     const worker = new ClusterWorker({
       redis,
       reader: () => {
-        const r = braidRedis(options.redis, 'queue');
+        const r = braidRedis(redis.target, 'queue');
         r.on('error', () => {});
         void r.connect().catch(() => undefined);
         return r;
@@ -118,10 +118,11 @@ export function registerWorkerCommand(program: Command): void {
         event: 'worker',
         id: worker.id,
         redis: options.redis,
+        redisCluster: redis.target.cluster,
         partitions: options.partitions,
         model: first.modelId,
       },
-      `worker ${worker.id} on ${options.redis} (model ${first.modelId}, ${options.partitions} partitions)`,
+      `worker ${worker.id} on ${options.redis}${redis.target.cluster ? ' (a Redis Cluster)' : ''} (model ${first.modelId}, ${options.partitions} partitions)`,
     );
     const shutdown = async (signal: string) => {
       log.info({ event: 'shutdown', signal }, `${signal}, handing over partitions`);

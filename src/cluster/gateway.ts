@@ -6,7 +6,7 @@ import type { Prediction } from '../core/window.js';
 import type { PredictionPipeline } from '../server/pipeline.js';
 import { decodePrediction, encodeInput, isStreamEnd } from './codec.js';
 import { partitionKeys, partitionOf } from './partition.js';
-import { type BraidRedis, loadScripts } from './redis.js';
+import { type BraidRedis, braidRedis, loadScripts } from './redis.js';
 
 export interface GatewayOptions {
   /**
@@ -14,7 +14,10 @@ export interface GatewayOptions {
    * connected already, its scripts must be loaded (loadScripts); after a reconnect the gateway loads them itself.
    */
   readonly redis: BraidRedis;
-  /** A second connection for the blocking reads of predictions (braidRedis 'queue'). */
+  /**
+   * A second connection for the blocking reads of predictions (braidRedis 'queue'). On a Redis Cluster it reads
+   * one partition, and the gateway opens one more like it for each of the others (see createGateway).
+   */
   readonly reader: BraidRedis;
   readonly partitions: number;
   /** Entries a partition may hold that no worker has committed past; beyond it input is refused (`cluster_backlog`). */
@@ -82,10 +85,11 @@ export function createGateway(
   // What /healthz and /metrics show of the cluster: each partition's owner and lag, looked at once a second.
   const look = async () => {
     if (!stats.redisUp) return;
-    const batch = redis.pipeline();
-    for (const k of keys) batch.get(k.lease).get(k.added).get(k.read);
-    const replies = (await batch.exec()) ?? [];
-    const value = (i: number) => (replies[i]?.[1] as string | null | undefined) ?? null;
+    // Single-key GETs, sent at once: a pipeline of keys in different slots is refused by a Redis Cluster.
+    const replies = await Promise.all(
+      keys.flatMap((k) => [k.lease, k.added, k.read].map((key) => redis.get(key))),
+    );
+    const value = (i: number) => replies[i] ?? null;
     stats.partitions = keys.map((_, p) => ({
       owner: value(3 * p)?.split('/')[0] ?? null,
       lag: Number(value(3 * p + 1) ?? 0) - Number(value(3 * p + 2) ?? 0),
@@ -128,20 +132,20 @@ export function createGateway(
           );
         });
         let stopped = false;
-        // Predictions: every partition's output from its current end on (a gateway serves what comes from now).
-        const readPredictions = async () => {
+        /**
+         * Predictions: the outputs of `group`'s partitions from their current end on (a gateway serves what comes
+         * from now), one blocking XREAD for all of them on `conn`.
+         */
+        const readPredictions = async (group: readonly string[], conn: BraidRedis) => {
           const ids = new Map<string, string>();
           while (!stopped) {
             try {
               if (ids.size === 0)
-                for (const k of keys) {
-                  const last = (await reader.xrevrange(k.output, '+', '-', 'COUNT', 1)) as [
-                    string,
-                    string[],
-                  ][];
-                  ids.set(k.output, last[0]?.[0] ?? '0-0');
+                for (const key of group) {
+                  const last = (await conn.xrevrange(key, '+', '-', 'COUNT', 1)) as [string, string[]][];
+                  ids.set(key, last[0]?.[0] ?? '0-0');
                 }
-              const reply = (await reader.xreadBuffer(
+              const reply = (await conn.xreadBuffer(
                 'COUNT',
                 READ_COUNT,
                 'BLOCK',
@@ -178,10 +182,25 @@ export function createGateway(
             }
           }
         };
-        void readPredictions();
+        const outputs = keys.map((k) => k.output);
+        // One XREAD over every partition's output on one server; a Redis Cluster refuses keys of several slots in
+        // one command (CROSSSLOT), and a blocking read holds its connection, so there each partition has its own
+        // reader — ioredis' Cluster client connects only to the node whose slots it reads.
+        const extra: BraidRedis[] = [];
+        if (reader.target.cluster)
+          outputs.forEach((key, p) => {
+            const conn = p === 0 ? reader : braidRedis(reader.target, 'queue');
+            if (p > 0) {
+              conn.on('error', () => {});
+              extra.push(conn);
+            }
+            void readPredictions([key], conn);
+          });
+        else void readPredictions(outputs, reader);
         return () => {
           stopped = true;
           inputs.unsubscribe();
+          for (const conn of extra) conn.disconnect();
         };
       }),
   };

@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { BraidError } from '../core/errors.js';
 
 /** Lua scripts, each atomic in Redis; keys of one partition only (one Redis Cluster slot, see partitionKeys). */
@@ -96,45 +96,86 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)`,
   },
 } as const;
 
-export interface BraidRedis extends Redis {
+/** The Redis braid runs on: one server, or a Redis Cluster reached through any of its nodes (told apart at start). */
+export interface RedisTarget {
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly username?: string;
+  readonly password?: string;
+  /** The server says `cluster_enabled:1`: ioredis' Cluster client, which routes each key to its slot's node. */
+  readonly cluster: boolean;
+}
+
+interface BraidCommands {
   braidAppend(...args: (string | Buffer | number)[]): Promise<string>;
   braidAcquire(lease: string, fence: string, worker: string, ttlMs: number): Promise<string | null>;
   braidRenew(lease: string, token: string, ttlMs: number): Promise<number>;
   braidRelease(lease: string, token: string): Promise<number>;
   braidCommit(...args: (string | number)[]): Promise<number>;
   braidMembers(members: string, worker: string, ttlMs: number): Promise<string[]>;
+  /** Where it connects (a connection of its own for blocking reads is made from it). */
+  readonly target: RedisTarget;
 }
+
+/**
+ * A client with braid's scripts: ioredis' `Redis` for one server, its `Cluster` for a Redis Cluster. Every command
+ * and script braid sends touches the keys of one partition (one hash tag, one slot) or a single key, so each runs on
+ * one node either way. Multi-key commands across partitions (the gateway's XREAD of every output) are not sent to a
+ * cluster: see gateway.ts.
+ */
+export type BraidRedis = (Redis | Cluster) & BraidCommands;
+
+const retryDelay = (times: number): number => Math.min(2000, 50 * 2 ** Math.min(times, 6));
 
 /**
  * A Redis client with braid's scripts. ioredis reconnects by itself with a growing delay (capped at 2 s) and
  * re-sends what was in flight; `offline: 'refuse'` makes commands fail at once while it is disconnected (a gateway
  * must refuse input then, not queue it in memory), `'queue'` holds them until it is back (a worker pauses).
  */
-export function braidRedis(url: string, offline: 'refuse' | 'queue', extra: RedisOptions = {}): BraidRedis {
-  const redis = new Redis(url, {
-    enableOfflineQueue: offline === 'queue',
-    maxRetriesPerRequest: offline === 'queue' ? null : 1,
-    retryStrategy: (times) => Math.min(2000, 50 * 2 ** Math.min(times, 6)),
-    lazyConnect: true,
-    ...extra,
-  });
+export function braidRedis(target: RedisTarget, offline: 'refuse' | 'queue'): BraidRedis {
+  const queue = offline === 'queue';
+  const client = target.cluster
+    ? new Cluster([{ host: target.host, port: target.port }], {
+        enableOfflineQueue: queue,
+        lazyConnect: true,
+        clusterRetryStrategy: retryDelay,
+        // A node that fails over or a slot that moves: ioredis follows MOVED/ASK and retries these.
+        retryDelayOnClusterDown: 100,
+        retryDelayOnFailover: 100,
+        redisOptions: {
+          maxRetriesPerRequest: queue ? null : 1,
+          ...(target.username !== undefined && { username: target.username }),
+          ...(target.password !== undefined && { password: target.password }),
+        },
+      })
+    : new Redis(target.url, {
+        enableOfflineQueue: queue,
+        maxRetriesPerRequest: queue ? null : 1,
+        retryStrategy: retryDelay,
+        lazyConnect: true,
+      });
   for (const [name, script] of Object.entries(SCRIPTS))
-    redis.defineCommand(name, { numberOfKeys: script.numberOfKeys, lua: script.lua });
-  return redis as BraidRedis;
+    client.defineCommand(name, { numberOfKeys: script.numberOfKeys, lua: script.lua });
+  Object.defineProperty(client, 'target', { value: target });
+  return client as BraidRedis;
 }
 
 /**
- * Loads every script into Redis's script cache. A gateway does it before it takes input after each (re)connect: a
- * script missing after a Redis restart is answered NOSCRIPT and re-sent as EVAL, which would let the appends sent
- * behind it overtake it — and a stream's entries must stay in the order they came.
+ * Loads every script into Redis's script cache — on every master of a cluster. A gateway does it before it takes
+ * input after each (re)connect: a script missing after a Redis restart is answered NOSCRIPT and re-sent as EVAL,
+ * which would let the appends sent behind it overtake it — and a stream's entries must stay in the order they came.
  */
-export async function loadScripts(redis: Redis): Promise<void> {
-  for (const script of Object.values(SCRIPTS)) await redis.script('LOAD', script.lua);
+export async function loadScripts(redis: BraidRedis): Promise<void> {
+  const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  for (const node of nodes)
+    for (const script of Object.values(SCRIPTS)) await node.script('LOAD', script.lua);
 }
 
 /**
  * Connects, or fails with a clear error when Redis is not there: a gateway or worker that cannot reach Redis at
- * start exits (code 1) instead of waiting in silence.
+ * start exits (code 1) instead of waiting in silence. Whether it is a Redis Cluster is asked of the server itself
+ * (`INFO cluster`), so the same `redis://HOST:PORT` names either: for a cluster, any node.
  */
 export async function connectRedis(url: string, offline: 'refuse' | 'queue'): Promise<BraidRedis> {
   let parsed: URL;
@@ -149,22 +190,39 @@ export async function connectRedis(url: string, offline: 'refuse' | 'queue'): Pr
   probe.on('error', (error: Error) => {
     cause ??= error;
   });
+  let info: string;
   try {
     await probe.connect();
-    await probe.ping();
+    info = await probe.info('cluster');
   } catch (error) {
     probe.disconnect();
     const why = cause?.message ?? (error instanceof Error ? error.message : String(error));
     throw new BraidError('BRAID_ERR_CLUSTER', `cannot reach Redis at ${parsed.host}: ${why}`);
   }
   probe.disconnect();
-  const redis = braidRedis(url, offline);
-  await redis.connect();
+  const target: RedisTarget = {
+    url,
+    host: parsed.hostname || '127.0.0.1',
+    port: Number(parsed.port || 6379),
+    ...(parsed.username && { username: decodeURIComponent(parsed.username) }),
+    ...(parsed.password && { password: decodeURIComponent(parsed.password) }),
+    cluster: /^cluster_enabled:1/m.test(info),
+  };
+  const redis = braidRedis(target, offline);
+  try {
+    await redis.connect();
+  } catch (error) {
+    redis.disconnect();
+    throw new BraidError(
+      'BRAID_ERR_CLUSTER',
+      `cannot reach Redis${target.cluster ? ' Cluster' : ''} at ${parsed.host}: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
   return redis;
 }
 
 /** Every gateway and worker must split streams the same way: the first to start sets the count, the rest check. */
-export async function checkPartitions(redis: Redis, key: string, partitions: number): Promise<void> {
+export async function checkPartitions(redis: BraidRedis, key: string, partitions: number): Promise<void> {
   await redis.set(key, String(partitions), 'NX');
   const stored = Number(await redis.get(key));
   if (stored !== partitions)

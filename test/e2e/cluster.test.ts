@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectProducer } from '../../src/client/producer.js';
 import { compareIds } from '../../src/cluster/partition.js';
@@ -14,7 +14,15 @@ import {
   serveOn,
   subscribeAll,
 } from '../helpers/braid-process.js';
-import { freePort, hasRedis, type RedisServer, startRedis } from '../helpers/redis-server.js';
+import {
+  freePort,
+  hasRedis,
+  hasRedisCluster,
+  type RedisClusterServers,
+  type RedisServer,
+  startRedis,
+  startRedisCluster,
+} from '../helpers/redis-server.js';
 
 // bin/braid.js runs dist/: the suite's pretest builds it (`npm run build` before running this file alone).
 const DEMO = 'streams/demo.mcap';
@@ -27,11 +35,14 @@ const mapAs = (id: string) => ['--map', ...TOPICS.map((t) => `/demo/${t}=${id}:$
 const run = promisify(execFile);
 const redisHere = hasRedis();
 let redis: RedisServer | undefined;
+let redisCluster: RedisClusterServers | undefined;
 
 afterEach(async () => {
   killAll();
   await redis?.close();
   redis = undefined;
+  await redisCluster?.close();
+  redisCluster = undefined;
 });
 
 /** What a local `braid replay` of the demo, as stream `id`, writes: the reference, byte for byte. */
@@ -48,7 +59,7 @@ async function localReplay(id: string): Promise<string> {
 
 const expected = new Map<string, string>();
 beforeAll(async () => {
-  if (!redisHere) return;
+  if (!redisHere && !hasRedisCluster()) return;
   const ids = ['s1', 'beta', 'alpha'];
   const outputs = await Promise.all(ids.map(localReplay));
   for (const [i, id] of ids.entries()) expected.set(id, outputs[i]!);
@@ -290,4 +301,52 @@ describe.skipIf(!redisHere)('braid cluster (gateway and workers on Redis Streams
     expect(await client.xlen('braid:{9}:in')).toBe(50);
     client.disconnect();
   }, 60_000);
+});
+
+describe.skipIf(!hasRedisCluster())('braid cluster on a real 3-node Redis Cluster', () => {
+  it('spreads the partitions over the nodes and gives every window once, as a local replay does, through a SIGKILL', async () => {
+    redisCluster = await startRedisCluster(3);
+    const url = redisCluster.url;
+    const gateway = await serveOn(['--redis', url, '--backend', 'cpu-fused']);
+    expect(gateway.log()).toMatch(/"event":"gateway"[^\n]*"redisCluster":true/);
+    const workers = await Promise.all([
+      worker(url, '--metrics-port', '0'),
+      worker(url, '--metrics-port', '0'),
+    ]);
+    expect(workers[1]!.log()).toMatch(/"event":"worker"[^\n]*"redisCluster":true/);
+    const sub = await subscribeAll(gateway.url);
+    // s1 is partition 9 (slot 10106), beta partition 7 (slot 1716): on two different nodes of the three.
+    const ids = ['s1', 'beta'];
+    const lines = ids.map((id) => expected.get(id)!.split('\n').filter(Boolean).length);
+    const total = lines[0]! + lines[1]!;
+    const replays = ids.map((id) => replayTo(gateway.url, id, '--speed', '1'));
+    const offsets = await Promise.all(replays.map(replayOffset));
+    // A third of the way in, the worker that owns partition 9 is killed: another takes it over on the cluster.
+    await sub.count(Math.floor(total / 3));
+    const client = new Cluster([{ host: '127.0.0.1', port: redisCluster.ports[0]! }]);
+    const owner = (await client.get('braid:{9}:lease'))!.split('/')[0]!;
+    const victim = workers.find((w) => w.log().includes(`"id":"${owner}"`))!;
+    victim.child.kill('SIGKILL');
+    const survivor = workers.find((w) => w !== victim)!;
+    await survivor.waitFor(/"event":"partition_start"[^\n]*"partition":9[^\n]*"resumed":1/, 30_000);
+    for (const r of replays) expect(await r.exited()).toBe(0);
+    await sub.count(total);
+    ids.forEach((id, i) => {
+      expect(asReplayLines(ofStream(sub.predictions, id), offsets[i]!, HOP)).toBe(expected.get(id));
+    });
+    let committed = 0;
+    for (let p = 0; p < 16; p++) committed += await client.xlen(`braid:{${p}}:out`);
+    expect(committed).toBe(total + ids.length);
+    expect(sub.predictions.length).toBe(total);
+    // The data is spread: more than one node holds braid's keys.
+    const sizes = await Promise.all(client.nodes('master').map((n) => n.dbsize()));
+    expect(sizes.filter((n) => n > 0).length).toBeGreaterThan(1);
+    // The survivor's /metrics asks each partition's node for its lag (one GET a slot): all read.
+    const metrics = await scrape(survivor);
+    expect(metric(metrics, 'braid_worker_partitions_owned')).toBe(16);
+    expect(metrics).toMatch(/^braid_worker_partition_lag\{partition="9"\} 0$/m);
+    expect(metric(metrics, 'braid_worker_streams_resumed_total')).toBeGreaterThanOrEqual(1);
+    client.disconnect();
+    sub.close();
+  }, 120_000);
 });

@@ -1,8 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { requireTool } from './system-tools.js';
 
 /** A real redis-server of the test's own: a free port, a temporary directory, the persistence cluster.md asks for. */
@@ -30,7 +31,7 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
+function spawnRedis(port: number, dir: string, extra: readonly string[] = []): Promise<ChildProcess> {
   const child = spawn(
     'redis-server',
     [
@@ -46,6 +47,7 @@ function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
       'yes',
       '--appendfsync',
       'always',
+      ...extra,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -98,4 +100,82 @@ export async function startRedis(): Promise<RedisServer> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A real Redis Cluster of the test's own: masters on free ports (each with its bus port, +10000), no replicas. */
+export interface RedisClusterServers {
+  readonly ports: readonly number[];
+  /** Any node's URL names the cluster (braid asks the server whether it is one). */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Whether redis-server and redis-cli (for `--cluster create`) are installed. */
+export const hasRedisCluster = (): boolean => requireTool('redis-server') && requireTool('redis-cli');
+
+/** A free port whose cluster bus port (port + 10000) is free too. */
+async function clusterPort(taken: readonly number[]): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port > 55_000 || taken.includes(port)) continue;
+    const bus = createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      bus.once('error', () => resolve(false));
+      bus.listen(port + 10_000, '127.0.0.1', () => resolve(true));
+    });
+    if (free) await new Promise<void>((resolve) => bus.close(() => resolve()));
+    if (free) return port;
+  }
+}
+
+/**
+ * Starts `nodes` redis-servers with `--cluster-enabled yes`, joins them with `redis-cli --cluster create` (the 16384
+ * slots split between them) and waits until every node says `cluster_state:ok`.
+ */
+export async function startRedisCluster(nodes = 3): Promise<RedisClusterServers> {
+  const run = promisify(execFile);
+  const ports: number[] = [];
+  const dirs: string[] = [];
+  const children: ChildProcess[] = [];
+  const close = async () => {
+    await Promise.all(children.map((c) => stop(c, 'SIGTERM')));
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < nodes; i++) {
+      const port = await clusterPort(ports);
+      const dir = mkdtempSync(join(tmpdir(), 'braid-redis-cluster-'));
+      ports.push(port);
+      dirs.push(dir);
+      children.push(
+        await spawnRedis(port, dir, [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(dir, 'nodes.conf'),
+          '--cluster-node-timeout',
+          '5000',
+        ]),
+      );
+    }
+    await run('redis-cli', [
+      '--cluster',
+      'create',
+      ...ports.map((p) => `127.0.0.1:${p}`),
+      '--cluster-replicas',
+      '0',
+      '--cluster-yes',
+    ]);
+    // The nodes agree through their bus after `create` returns: wait for every one to say so.
+    for (const port of ports)
+      for (;;) {
+        const { stdout } = await run('redis-cli', ['-p', String(port), 'cluster', 'info']);
+        if (/^cluster_state:ok/m.test(stdout)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { ports, url: `redis://127.0.0.1:${ports[0]}`, close };
 }
