@@ -48,6 +48,10 @@ export interface SessionCounters {
   /** Sessions of streams carried on from a checkpoint's cut, and sessions run again from their first entry. */
   streamsResumed: number;
   streamsRebuilt: number;
+  /** Windows a takeover's aligner made again up to a cut's last committed one, kept from the model. */
+  windowsSkipped: number;
+  /** Sessions whose cut stopped where it was: a window of theirs got no prediction (see docs/cluster.md, Limits). */
+  cutsFrozen: number;
 }
 
 /** Entries read per round, and the wait of a blocking read for new ones (ms). */
@@ -168,8 +172,8 @@ function sessionOf(streamId: string, saved: SessionCheckpoint, stateSize: number
  * from its cut when it has one: its aligner state is restored and the entries that held its still-buffered events
  * are fed again as refills, its GRU state is restored, and the windows the aligner makes again up to the last one
  * committed are kept from the model — so the rebuild re-reads a window or two of input, not the whole session. A
- * session without a cut (the newer sessions of a stream id that closed and opened again, one whose windows and
- * predictions stopped matching) is run again from its first entry, its committed predictions skipped. Either way the
+ * session without a cut (the newer sessions of a stream id that closed and opened again, one not past its first
+ * commit) is run again from its first entry, its committed predictions skipped. Either way the
  * same inputs in the same order through the same pipeline give the same windows and states, and everything after
  * the checkpoint is new. Predictions are committed with the checkpoint they bring about, in one fenced Lua call —
  * so subscribers get every window exactly once however often the partition changes hands — and the input is
@@ -209,6 +213,8 @@ export class PartitionSession {
     commitRetries: 0,
     streamsResumed: 0,
     streamsRebuilt: 0,
+    windowsSkipped: 0,
+    cutsFrozen: 0,
   };
 
   constructor(options: SessionOptions) {
@@ -299,17 +305,22 @@ export class PartitionSession {
     void this.#read(start);
   }
 
-  /** Stops reading; with `flush`, commits what is pending first (a graceful hand-over). */
+  /**
+   * Stops reading and the pipeline at once; with `flush`, then commits what it had made (a graceful hand-over). The
+   * windows it still held are the next owner's to make, from the checkpoint this commit leaves.
+   */
   async stop(flush: boolean): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#timer);
-    if (flush) {
-      await this.#committing;
-      await this.#commitNow(true);
-    }
+    // Unsubscribed before the input completes: the aligner must not flush the open windows as if the streams ended.
     this.#run?.unsubscribe();
     this.#input$.complete();
+    if (flush) {
+      // Until the commit in flight has also cleared its mark (else the final commit would see it and return).
+      while (this.#committing) await this.#committing;
+      await this.#commitNow(true);
+    }
   }
 
   #end(why: string): void {
@@ -352,8 +363,10 @@ export class PartitionSession {
       session.events.length = 0;
       session.eventsHead = 0;
     }
-    if (typeof time === 'number') session.events.push({ id: tag.id, time });
     session.lastEntry = tag.id;
+    // A frozen session takes no more cuts (see #prediction), so it keeps nothing for them.
+    if (!session.resumable) return;
+    if (typeof time === 'number') session.events.push({ id: tag.id, time });
     if (session.windows !== this.#windowsBefore) session.cuts.push(this.#cutOf(session, state));
   }
 
@@ -387,6 +400,7 @@ export class PartitionSession {
     if (session.skipWindows > 0) {
       // It ran before the checkpoint, from the state restored: committed, and not to be run again.
       session.skipWindows -= 1;
+      this.counters.windowsSkipped += 1;
       return false;
     }
     session.inFlight.push({ index: w.index, restarts: session.restarts });
@@ -400,6 +414,11 @@ export class PartitionSession {
       // A window the model dropped has no prediction: counts of windows no longer say which are committed.
       if ((w === undefined || w.index !== p.windowIndex) && session.resumable) {
         session.resumable = false;
+        this.counters.cutsFrozen += 1;
+        // The newest cut found valid stays (its input may be trimmed already); the newer ones are not valid.
+        session.cuts.length = Math.min(session.cuts.length, 1);
+        session.events.length = 0;
+        session.eventsHead = 0;
         this.#o.log.warn(
           { event: 'partition_cut_frozen', partition: this.#o.partition, streamId: p.streamId },
           `partition ${this.#o.partition}: stream "${p.streamId}" lost a window in the model; its checkpoint stays where it was`,
@@ -525,7 +544,10 @@ export class PartitionSession {
     if (session.made < session.skip || (count > 0 && session.model === undefined)) return undefined;
     // The input behind a cut may be trimmed already: once a session has one it must keep one, so a cut found
     // before the counts stopped matching stays (it is never taken again, and the partition's log says so).
-    if (!session.resumable) return session.cuts[0];
+    if (!session.resumable) {
+      const kept = session.cuts[0];
+      return kept !== undefined && kept.windows <= count ? kept : undefined;
+    }
     // No new window committed: the cut stays (so does its GRU state), and the stream's field is not rewritten.
     if (count === session.cutCount && session.cuts[0] !== undefined) return session.cuts[0];
     const stateOf = this.#stateOf;

@@ -57,6 +57,16 @@ const COUNTERS: readonly { name: string; help: string; key: keyof WorkerStats }[
     key: 'streamsRebuilt',
   },
   {
+    name: 'braid_worker_windows_skipped_total',
+    help: "Windows a takeover made again up to a cut's last committed one, kept from the model (committed before)",
+    key: 'windowsSkipped',
+  },
+  {
+    name: 'braid_worker_cuts_frozen_total',
+    help: 'Stream sessions whose checkpoint cut stopped advancing: a window got no prediction (should stay 0)',
+    key: 'cutsFrozen',
+  },
+  {
     name: 'braid_worker_redis_errors_total',
     help: 'Membership and lease rounds that failed because Redis could not be reached',
     key: 'redisErrors',

@@ -45,6 +45,8 @@ const noCounters = (): SessionCounters => ({
   commitRetries: 0,
   streamsResumed: 0,
   streamsRebuilt: 0,
+  windowsSkipped: 0,
+  cutsFrozen: 0,
 });
 
 function addCounters(into: SessionCounters, from: SessionCounters): void {
