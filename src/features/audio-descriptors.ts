@@ -1,0 +1,181 @@
+/**
+ * Window-level descriptors of how a sound behaves over its frames, computed from the per-frame log-mel rows that
+ * either audio kernel produces (the same bits from both), so they add no kernel code and stay identical between
+ * training and serving. They are what tells speech from other loud sounds in the same band: speech's energy rises and
+ * falls with its syllables (a modulation near 4 Hz, frames of low energy between them) and its spectrum keeps
+ * changing (flux), while music, tones and machines hold steady or peaky spectra (Scheirer & Slaney, 1997, used the
+ * same cues).
+ */
+export const AUDIO_DESCRIPTORS = ['flux', 'flatness', 'centroid', 'envelope'] as const;
+export type AudioDescriptor = (typeof AUDIO_DESCRIPTORS)[number];
+
+/** Values each descriptor writes, in the order written. */
+export const AUDIO_DESCRIPTOR_VALUES: Readonly<Record<AudioDescriptor, readonly string[]>> = {
+  flux: ['flux mean', 'flux std'],
+  flatness: ['flatness mean', 'flatness std'],
+  centroid: ['centroid mean', 'centroid std'],
+  envelope: ['envelope std', 'low-energy share', 'modulation 2–8 Hz share'],
+};
+
+/** Syllable-rate band of the envelope's modulation spectrum, Hz. */
+const MODULATION_LOW_HZ = 2;
+const MODULATION_HIGH_HZ = 8;
+/** A frame is "low energy" below this share of the window's mean frame energy (Scheirer & Slaney: half the RMS). */
+const LOW_ENERGY_SHARE = 0.25;
+
+/** A window's frames as the analyser left them: row f holds bands 0..bands−1 (ln mel power) and the RMS. */
+export interface FrameRows {
+  readonly rows: Float64Array;
+  /** Distance between rows' starts, in values (≥ bands + 1). */
+  readonly stride: number;
+  readonly frames: number;
+  readonly bands: number;
+}
+
+export function audioDescriptorSize(descriptors: readonly AudioDescriptor[] | undefined): number {
+  let size = 0;
+  for (const d of descriptors ?? []) size += AUDIO_DESCRIPTOR_VALUES[d].length;
+  return size;
+}
+
+/**
+ * Writes the descriptors at `offset`, in the order listed, and returns the offset after them. `framesPerSecond` is
+ * sampleRate / hopLength (the envelope's sampling rate). Too few frames for a descriptor (one frame has no flux, fewer
+ * than four no modulation spectrum) gives zeros.
+ */
+export function writeAudioDescriptors(
+  frames: FrameRows,
+  descriptors: readonly AudioDescriptor[],
+  framesPerSecond: number,
+  out: Float32Array,
+  offset: number,
+): number {
+  const perFrame = frameSpectra(frames);
+  let o = offset;
+  for (const descriptor of descriptors) {
+    switch (descriptor) {
+      case 'flux': {
+        const [mean, std] = meanStd(spectralFlux(frames));
+        out[o++] = mean;
+        out[o++] = std;
+        break;
+      }
+      case 'flatness': {
+        const [mean, std] = meanStd(perFrame.flatness);
+        out[o++] = mean;
+        out[o++] = std;
+        break;
+      }
+      case 'centroid': {
+        const [mean, std] = meanStd(perFrame.centroid);
+        out[o++] = mean;
+        out[o++] = std;
+        break;
+      }
+      case 'envelope': {
+        const envelope = perFrame.logEnergy;
+        out[o++] = meanStd(envelope)[1];
+        out[o++] = lowEnergyShare(envelope);
+        out[o++] = modulationShare(envelope, framesPerSecond);
+        break;
+      }
+    }
+  }
+  return o;
+}
+
+interface FrameSpectra {
+  /** ln(mean power) − mean ln power, negated: ln of the geometric over the arithmetic mean (≤ 0; 0 for a flat one). */
+  readonly flatness: Float64Array;
+  /** Power-weighted mean band index over bands − 1: 0 (all in the lowest band) .. 1 (all in the highest). */
+  readonly centroid: Float64Array;
+  /** ln of the frame's total mel power. */
+  readonly logEnergy: Float64Array;
+}
+
+function frameSpectra({ rows, stride, frames, bands }: FrameRows): FrameSpectra {
+  const flatness = new Float64Array(frames);
+  const centroid = new Float64Array(frames);
+  const logEnergy = new Float64Array(frames);
+  for (let f = 0; f < frames; f++) {
+    const row = f * stride;
+    let power = 0;
+    let weighted = 0;
+    let logSum = 0;
+    for (let b = 0; b < bands; b++) {
+      const l = rows[row + b] as number;
+      const p = Math.exp(l);
+      power += p;
+      weighted += b * p;
+      logSum += l;
+    }
+    flatness[f] = logSum / bands - Math.log(power / bands);
+    centroid[f] = bands > 1 ? weighted / power / (bands - 1) : 0;
+    logEnergy[f] = Math.log(power);
+  }
+  return { flatness, centroid, logEnergy };
+}
+
+/** Per consecutive frame pair: the mean over bands of the rise in ln power (half-wave rectified difference). */
+function spectralFlux({ rows, stride, frames, bands }: FrameRows): Float64Array {
+  const flux = new Float64Array(Math.max(0, frames - 1));
+  for (let f = 1; f < frames; f++) {
+    let rise = 0;
+    for (let b = 0; b < bands; b++) {
+      const d = (rows[f * stride + b] as number) - (rows[(f - 1) * stride + b] as number);
+      if (d > 0) rise += d;
+    }
+    flux[f - 1] = rise / bands;
+  }
+  return flux;
+}
+
+function meanStd(values: Float64Array): [number, number] {
+  const n = values.length;
+  if (n === 0) return [0, 0];
+  let sum = 0;
+  for (const v of values) sum += v;
+  const mean = sum / n;
+  let squares = 0;
+  for (const v of values) squares += (v - mean) * (v - mean);
+  return [mean, Math.sqrt(squares / n)];
+}
+
+function lowEnergyShare(logEnergy: Float64Array): number {
+  const n = logEnergy.length;
+  let mean = 0;
+  for (const e of logEnergy) mean += Math.exp(e);
+  const threshold = Math.log((LOW_ENERGY_SHARE * mean) / n);
+  let low = 0;
+  for (const e of logEnergy) if (e < threshold) low++;
+  return low / n;
+}
+
+/**
+ * Share of the mean-removed log-energy envelope's power (DFT bins 1..n/2) that lies at 2–8 Hz. A window of 500 ms
+ * has ~2 Hz bins, so this is coarse, but it is per window; the GRU integrates it over windows.
+ */
+function modulationShare(logEnergy: Float64Array, framesPerSecond: number): number {
+  const n = logEnergy.length;
+  if (n < 4) return 0;
+  let mean = 0;
+  for (const e of logEnergy) mean += e;
+  mean /= n;
+  let total = 0;
+  let band = 0;
+  for (let k = 1; k <= n >> 1; k++) {
+    let re = 0;
+    let im = 0;
+    for (let f = 0; f < n; f++) {
+      const angle = (2 * Math.PI * k * f) / n;
+      const x = (logEnergy[f] as number) - mean;
+      re += x * Math.cos(angle);
+      im -= x * Math.sin(angle);
+    }
+    const power = re * re + im * im;
+    total += power;
+    const hz = (k * framesPerSecond) / n;
+    if (hz >= MODULATION_LOW_HZ && hz <= MODULATION_HIGH_HZ) band += power;
+  }
+  return total > 0 ? band / total : 0;
+}
