@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { lastValueFrom, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { DEFAULT_FEATURE_CONFIG, type FeatureConfig } from '../../src/features/config.js';
+import { DEFAULT_FEATURE_CONFIG, type FeatureConfig, featureLayout } from '../../src/features/config.js';
 import { loadModel } from '../../src/model/model-io.js';
 import { createModelParams, disposeParams } from '../../src/model/tf-model.js';
 import { createModel, randomWeights } from '../../src/model/weights.js';
@@ -44,7 +44,8 @@ describe('buildDataset', () => {
     ]);
     const dataset = await buildDataset([a], { windowing: ALIGNED });
     expect(dataset.labels).toEqual(['speech', 'motion']);
-    expect(dataset.inputWidth).toBe(350);
+    const width = featureLayout(DEFAULT_FEATURE_CONFIG).total;
+    expect(dataset.inputWidth).toBe(width);
     expect(dataset.sequences.map((s) => [s.streamId, s.windows.length])).toEqual([
       ['cam', 12],
       ['phone', 8],
@@ -57,7 +58,7 @@ describe('buildDataset', () => {
     expect(speech).toEqual([1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
     expect(motion).toEqual([0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1]);
     // Every window has audio and video; text only where a text event fell.
-    const mask = (t: number) => Array.from(cam.x.subarray(t * 350 + 347, t * 350 + 350));
+    const mask = (t: number) => Array.from(cam.x.subarray(t * width + width - 3, (t + 1) * width));
     expect(mask(0)).toEqual([1, 1, 0]);
     expect(mask(1)).toEqual([1, 1, 1]);
     expect(dataset.sessions[0]).toMatchObject({ windows: 20, sequences: 2, unlabelledWindows: 0 });
