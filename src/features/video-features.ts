@@ -69,7 +69,7 @@ export class VideoFeaturizer {
         this.#motion?.addPair(this.#previous, current);
       }
       for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (current[i] as number);
-      addMeanColour(frame, colour);
+      addMeanColour(frame, current, colour);
       this.#current = this.#previous;
       this.#previous = current;
       frames++;
@@ -160,13 +160,16 @@ function meanAbsDifference(a: Float64Array, b: Float64Array): number {
   return sum / a.length;
 }
 
-/** Adds a frame's mean r, g, b in 0..1 (gray: its mean three times) to `into`. */
-function addMeanColour(frame: RawFrame, into: Float64Array): void {
+/**
+ * Adds a frame's mean r, g, b in 0..1 (gray: its mean three times) to `into`. A gray frame's mean is its thumbnail's:
+ * an area average keeps the mean, and the thumbnail has a sixteenth of the pixels to add up.
+ */
+function addMeanColour(frame: RawFrame, thumbnail: Float64Array, into: Float64Array): void {
   const data = frame.data;
   if (frame.format === 'gray') {
     let sum = 0;
-    for (let i = 0; i < data.length; i++) sum += data[i] as number;
-    const mean = sum / data.length / 255;
+    for (let i = 0; i < thumbnail.length; i++) sum += thumbnail[i] as number;
+    const mean = sum / thumbnail.length;
     into[0] = (into[0] as number) + mean;
     into[1] = (into[1] as number) + mean;
     into[2] = (into[2] as number) + mean;
