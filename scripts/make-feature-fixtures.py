@@ -95,8 +95,8 @@ def aggregates(values):
     }
 
 
-def audio_descriptors(log_mel):
-    """flux, flatness, centroid, envelope (src/features/audio-descriptors.ts), from the frames' log-mel."""
+def audio_descriptors(log_mel, x):
+    """flux, flatness, centroid, envelope, zcr (src/features/audio-descriptors.ts) of a block x and its log-mel."""
     frames, bands = log_mel.shape
     power = np.exp(log_mel)
     flux = np.maximum(np.diff(log_mel, axis=0), 0).mean(axis=1) if frames > 1 else np.zeros(0)
@@ -111,8 +111,10 @@ def audio_descriptors(log_mel):
         hz = k * (SR / HOP) / frames
         total = spectrum[k].sum()
         modulation = float(spectrum[k][(hz >= 2) & (hz <= 8)].sum() / total) if total > 0 else 0.0
+    signs = frames_of(x) < 0
+    zcr = (signs[:, 1:] != signs[:, :-1]).sum(axis=1) / (FRAME - 1)
     ms = lambda v: [float(v.mean()), float(v.std())] if len(v) else [0.0, 0.0]
-    return ms(flux) + ms(flatness) + ms(centroid) + [float(energy.std()), low, modulation]
+    return ms(flux) + ms(flatness) + ms(centroid) + [float(energy.std()), low, modulation] + ms(zcr)
 
 
 def audio_reference():
@@ -129,7 +131,7 @@ def audio_reference():
         mel, rms = log_mel_and_rms(block)
         windows.append({"index": w, "samples": len(block), "frames": len(mel),
                         "mel": aggregates(mel), "rms": aggregates(rms[:, None]),
-                        "descriptors": audio_descriptors(mel)})
+                        "descriptors": audio_descriptors(mel, block)})
     short = x[:200]
     mel, rms = log_mel_and_rms(short)
     return {
@@ -140,7 +142,7 @@ def audio_reference():
         "samples": len(pcm), "frames": len(log_mel),
         "windows": windows,
         "short": {"samples": len(short), "mel": aggregates(mel), "rms": aggregates(rms[:, None]),
-                  "descriptors": audio_descriptors(mel)},
+                  "descriptors": audio_descriptors(mel, short)},
     }
 
 

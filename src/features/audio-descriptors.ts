@@ -3,10 +3,10 @@
  * either audio kernel produces (the same bits from both), so they add no kernel code and stay identical between
  * training and serving. They are what tells speech from other loud sounds in the same band: speech's energy rises and
  * falls with its syllables (a modulation near 4 Hz, frames of low energy between them) and its spectrum keeps
- * changing (flux), while music, tones and machines hold steady or peaky spectra (Scheirer & Slaney, 1997, used the
- * same cues).
+ * changing (flux) and alternates voiced and unvoiced sounds (the zero-crossing rate swings), while music, tones and
+ * machines hold steady or peaky spectra (Scheirer & Slaney, 1997, used the same cues).
  */
-export const AUDIO_DESCRIPTORS = ['flux', 'flatness', 'centroid', 'envelope'] as const;
+export const AUDIO_DESCRIPTORS = ['flux', 'flatness', 'centroid', 'envelope', 'zcr'] as const;
 export type AudioDescriptor = (typeof AUDIO_DESCRIPTORS)[number];
 
 /** Values each descriptor writes, in the order written. */
@@ -15,6 +15,7 @@ export const AUDIO_DESCRIPTOR_VALUES: Readonly<Record<AudioDescriptor, readonly 
   flatness: ['flatness mean', 'flatness std'],
   centroid: ['centroid mean', 'centroid std'],
   envelope: ['envelope std', 'low-energy share', 'modulation 2–8 Hz share'],
+  zcr: ['zero-crossing rate mean', 'zero-crossing rate std'],
 };
 
 /** Syllable-rate band of the envelope's modulation spectrum, Hz. */
@@ -32,6 +33,14 @@ export interface FrameRows {
   readonly bands: number;
 }
 
+/** The window's samples the frames were cut from: frame f is pcm[f·hop, f·hop + frameLength), zero-padded. */
+export interface FramedPcm {
+  readonly pcm: Int16Array;
+  readonly length: number;
+  readonly frameLength: number;
+  readonly hopLength: number;
+}
+
 export function audioDescriptorSize(descriptors: readonly AudioDescriptor[] | undefined): number {
   let size = 0;
   for (const d of descriptors ?? []) size += AUDIO_DESCRIPTOR_VALUES[d].length;
@@ -45,6 +54,7 @@ export function audioDescriptorSize(descriptors: readonly AudioDescriptor[] | un
  */
 export function writeAudioDescriptors(
   frames: FrameRows,
+  samples: FramedPcm,
   descriptors: readonly AudioDescriptor[],
   framesPerSecond: number,
   out: Float32Array,
@@ -77,6 +87,12 @@ export function writeAudioDescriptors(
         out[o++] = meanStd(envelope)[1];
         out[o++] = lowEnergyShare(envelope);
         out[o++] = modulationShare(envelope, framesPerSecond);
+        break;
+      }
+      case 'zcr': {
+        const [mean, std] = meanStd(zeroCrossingRates(samples, frames.frames));
+        out[o++] = mean;
+        out[o++] = std;
         break;
       }
     }
@@ -128,6 +144,27 @@ function spectralFlux({ rows, stride, frames, bands }: FrameRows): Float64Array 
     flux[f - 1] = rise / bands;
   }
   return flux;
+}
+
+/**
+ * Per frame: the share of consecutive sample pairs whose signs differ (a sample ≥ 0 counts as positive), over the
+ * frame's frameLength − 1 pairs; samples past the window's end are the zeros the analyser padded with.
+ */
+function zeroCrossingRates({ pcm, length, frameLength, hopLength }: FramedPcm, frames: number): Float64Array {
+  const rates = new Float64Array(frames);
+  if (frameLength < 2) return rates;
+  for (let f = 0; f < frames; f++) {
+    const start = f * hopLength;
+    let crossings = 0;
+    let previous = start < length ? (pcm[start] as number) : 0;
+    for (let i = start + 1; i < start + frameLength; i++) {
+      const x = i < length ? (pcm[i] as number) : 0;
+      if (x < 0 !== previous < 0) crossings++;
+      previous = x;
+    }
+    rates[f] = crossings / (frameLength - 1);
+  }
+  return rates;
 }
 
 function meanStd(values: Float64Array): [number, number] {

@@ -67,9 +67,19 @@ export class AudioFeaturizer {
     const out = new Float32Array(this.size);
     const offset = writeFrameAggregates(stats, 0, melBands, out, 0, melAggregates);
     const end = writeFrameAggregates(stats, melBands, 1, out, offset, rmsAggregates);
-    const { descriptors, sampleRate, hopLength } = this.#config;
-    if (descriptors !== undefined && descriptors.length > 0)
-      writeAudioDescriptors(this.#analyser.lastRows(), descriptors, sampleRate / hopLength, out, end);
+    const { descriptors, sampleRate, hopLength, frameLength } = this.#config;
+    if (descriptors !== undefined && descriptors.length > 0) {
+      // reserve(0) hands back the buffer the analysed samples are still in.
+      const samples = { pcm: this.#analyser.reserve(0), length, frameLength, hopLength };
+      writeAudioDescriptors(
+        this.#analyser.lastRows(),
+        samples,
+        descriptors,
+        sampleRate / hopLength,
+        out,
+        end,
+      );
+    }
     return out;
   }
 

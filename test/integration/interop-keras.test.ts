@@ -108,7 +108,8 @@ describe('braid export', () => {
       );
       // Mask columns are 0 or 1; an audio-only-or-more window has its audio mask set.
       for (let i = 0; i < s.windows; i++)
-        for (const m of [F - 3, F - 2, F - 1]) expect([0, 1]).toContain((x.values as Float32Array)[i * F + m]);
+        for (const m of [F - 3, F - 2, F - 1])
+          expect([0, 1]).toContain((x.values as Float32Array)[i * F + m]);
     }
     // The synthetic recording has no typing or conversation labels: NaN there, values where speech/motion exist.
     const y = arrays.get('y_two_streams.phone')?.values as Float32Array;

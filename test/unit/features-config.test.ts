@@ -30,13 +30,13 @@ function mismatchMessage(expected: FeatureConfig, actual: FeatureConfig): string
 }
 
 describe('featureLayout', () => {
-  it('gives the default dimensions: 91 audio, 11 video, 67 text, 3 mask', () => {
+  it('gives the default dimensions: 93 audio, 11 video, 67 text, 3 mask', () => {
     expect(featureLayout(DEFAULT_FEATURE_CONFIG)).toEqual({
-      audio: 82 + 9, // log-mel and RMS aggregates, then flux, flatness, centroid (2 each) and envelope (3)
+      audio: 82 + 11, // log-mel and RMS aggregates, then flux, flatness, centroid (2 each), envelope (3), zcr (2)
       video: 6 + 5, // no thumbnail; six scalars, then contrast motion (2) and global motion (3)
       text: 67,
       mask: 3,
-      total: 172,
+      total: 174,
     });
   });
 

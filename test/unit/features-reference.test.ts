@@ -30,7 +30,7 @@ interface AudioWindowReference {
   frames: number;
   mel: Aggregates;
   rms: Aggregates;
-  /** flux, flatness, centroid (mean, std each), envelope std, low-energy share, 2–8 Hz modulation share. */
+  /** flux, flatness, centroid (mean, std each), envelope std, low-energy share, 2–8 Hz modulation share, zcr (mean, std). */
   descriptors: number[];
 }
 interface AudioReference {
