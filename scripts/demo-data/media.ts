@@ -4,6 +4,7 @@ import { mkdir, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
+import { limited } from './limited.js';
 import { SAMPLE_RATE } from './plan.js';
 
 const run = promisify(execFile);
@@ -19,8 +20,10 @@ export const FRAME_WIDTH = 64;
 export const FRAME_HEIGHT = 48;
 
 export interface SpeechPrompt {
-  /** Path under SPEECH_DIR without `.wav`, e.g. `digits/5`. */
+  /** Path under SPEECH_DIR without `.wav`, e.g. `digits/5`; other voices prefix theirs (`fr:digits/5`). */
   readonly name: string;
+  /** Who speaks it and how: `en` (these prompts), `en-g722`, `fr`, `espeak/en-us+m3`, … */
+  readonly voice: string;
   readonly transcript: string;
   /** 16 kHz mono PCM16, leading and trailing silence trimmed. */
   readonly samples: Int16Array;
@@ -45,20 +48,6 @@ export async function readTranscripts(file = TRANSCRIPTS): Promise<Map<string, s
     if (transcript.length === 0 || transcript.startsWith('[')) continue;
     out.set(name, transcript);
   }
-  return out;
-}
-
-/** Runs `tasks` with at most `limit` at once, keeping the results in order. */
-async function limited<T>(limit: number, tasks: readonly (() => Promise<T>)[]): Promise<T[]> {
-  const out: T[] = new Array(tasks.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < tasks.length) {
-      const i = next++;
-      out[i] = await (tasks[i] as () => Promise<T>)();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
   return out;
 }
 
@@ -98,6 +87,7 @@ export async function loadSpeechPrompts(
   return names
     .map((name, i) => ({
       name,
+      voice: 'en',
       transcript: transcripts.get(name) as string,
       samples: samples[i] as Int16Array,
     }))
