@@ -47,6 +47,7 @@ const soxFile =
   async (out: string): Promise<void> => {
     const isOgg = /\.(ogg|oga)$/.test(file);
     await run('sox', [
+      '-R',
       ...(isOgg ? ['-t', 'ogg'] : []),
       file,
       ...RAW,
@@ -179,7 +180,7 @@ const synth = (
       name: r.name,
       // Synthesised at 16 kHz already; normalised so the effects' own gain (a sum of two sines) never clips.
       make: async (out: string) => {
-        await run('sox', ['-n', ...RAW, out, ...r.args, 'gain', '-n', '-3']);
+        await run('sox', ['-R', '-n', ...RAW, out, ...r.args, 'gain', '-n', '-3']);
       },
     })),
 });
@@ -211,7 +212,7 @@ const fluidsynthMusic: DistractorSource = {
           SOUNDFONT,
           mid,
         ]);
-        await run('sox', [wav, ...RAW, out, 'trim', '0', '10', ...TRIM]);
+        await run('sox', ['-R', wav, ...RAW, out, 'trim', '0', '10', ...TRIM]);
         await rm(mid);
         await rm(wav);
       },

@@ -51,13 +51,18 @@ export async function readTranscripts(file = TRANSCRIPTS): Promise<Map<string, s
   return out;
 }
 
-/** Converts once with sox (trim silence at −40 dBFS at both ends, resample to 16 kHz) and caches the raw PCM. */
+/**
+ * Converts once with sox (trim silence at −40 dBFS at both ends, resample to 16 kHz) and caches the raw PCM. Every
+ * sox call of `npm run data` passes -R (repeatable): without it sox seeds its dither (and synth noise) anew on each
+ * run, so a fresh cache gave other samples and other sessions than the last.
+ */
 async function speechSamples(name: string, cacheDir: string): Promise<Int16Array> {
   const out = path.join(cacheDir, 'speech', `${name.replaceAll('/', '__')}.s16`);
   if (!existsSync(out)) {
     await mkdir(path.dirname(out), { recursive: true });
     const tmp = `${out}.${process.pid}.tmp`;
     await run('sox', [
+      '-R',
       path.join(SPEECH_DIR, `${name}.wav`),
       ...['-t', 'raw', '-r', String(SAMPLE_RATE), '-b', '16', '-c', '1', '-e', 'signed-integer', tmp],
       ...['silence', '1', '0.02', '1%', 'reverse', 'silence', '1', '0.02', '1%', 'reverse'],

@@ -57,7 +57,7 @@ export async function loadAsteriskVoice(lang: string, cacheDir: string): Promise
     names.map(
       (n) => () =>
         cached(path.join(cacheDir, 'voices', lang, `${n.replaceAll('/', '__')}.s16`), (tmp) =>
-          run('sox', [path.join(dir, `${n}.wav`), ...RAW, tmp, ...TRIM, ...RATE]).then(() => undefined),
+          run('sox', ['-R', path.join(dir, `${n}.wav`), ...RAW, tmp, ...TRIM, ...RATE]).then(() => undefined),
         ),
     ),
   );
@@ -99,7 +99,7 @@ export async function loadG722Voice(
                 decoded,
               ],
             ]);
-            await run('sox', [decoded, ...RAW, tmp, ...TRIM]);
+            await run('sox', ['-R', decoded, ...RAW, tmp, ...TRIM]);
             await rm(decoded);
           },
         ),
@@ -151,7 +151,7 @@ export async function loadEspeakVoice(
             wav,
             s.text,
           ]);
-          await run('sox', [wav, ...RAW, tmp, ...TRIM, ...RATE]);
+          await run('sox', ['-R', wav, ...RAW, tmp, ...TRIM, ...RATE]);
           await rm(wav);
         }),
     ),
