@@ -96,6 +96,7 @@ interface Options {
   demo: string;
   demoSeconds: number;
   unseenVideo: number;
+  seenVideo: number;
   cache: string;
 }
 
@@ -187,13 +188,12 @@ function planInputs(media: SplitMedia, seconds: number): PlanInputs {
   const clips = media.distractors;
   if (clips === undefined) return base;
   const voiceNames = [...new Set(media.prompts.map((p) => p.voice))];
-  const kinds = [...new Set(clips.map((c) => c.kind))];
   return {
     ...base,
     promptVoices: media.prompts.map((p) => voiceNames.indexOf(p.voice)),
     gapSeconds: DISTRACTOR_GAPS,
     distractors: {
-      clips: clips.map((c) => ({ samples: c.samples.length, level: c.level, kind: kinds.indexOf(c.kind) })),
+      clips: clips.map((c) => ({ samples: c.samples.length, level: c.level, kind: c.kind })),
       promptLevels: media.prompts.map((p) => activeLevel(p.samples)),
     },
     augment: true,
@@ -227,14 +227,14 @@ async function buildSession(
     ...metadata,
     streamId,
     seed: String(seed),
-    labels: [...DEMO_LABELS, ...(plan.distractors ? [DISTRACTOR_LABEL] : [])].join(','),
+    labels: Object.keys(labelIntervals(plan)).join(','),
   });
   const bytes = (await stat(file)).size;
   const distractors = plan.distractors && {
     distractors: {
       count: plan.distractors.length,
       quiet: plan.distractors.filter((d) => d.quiet).length,
-      kinds: countBy(plan.distractors.map((d) => media.distractors?.[d.clip]?.kind ?? 'unknown')),
+      kinds: countBy(plan.distractors.map((d) => d.kind)),
     },
     voices: countBy(plan.speech.map((s) => (media.prompts[s.prompt] as SpeechPrompt).voice)),
   };
@@ -339,10 +339,22 @@ async function main(options: Options): Promise<void> {
     dataSeed: String(options.seed),
     mediaSeed: String(options.mediaSeed),
   };
+  // And whose video shows only held-out parts of the videos training saw parts of: the same figure for comparison.
+  const seenVideo: Split = {
+    media: {
+      ...test.media,
+      videos: test.media.videos.filter((v) => (VIDEOS as readonly string[]).includes(v.name)),
+    },
+    describe: {
+      ...test.describe,
+      videos: test.describe.videos.filter((v) => (VIDEOS as readonly string[]).includes(v.name)),
+    },
+  };
   for (const [name, split, count, offset] of [
     ['train', train, options.train, 0],
     ['test', test, options.test, 10_000],
     ['test-unseen-video', unseenVideo, options.unseenVideo, 30_000],
+    ['test-seen-video', seenVideo, options.seenVideo, 40_000],
   ] as const) {
     if (count === 0) continue;
     const dir = path.join(options.out, name);
@@ -381,8 +393,13 @@ async function main(options: Options): Promise<void> {
     mediaSeed: options.mediaSeed,
     seconds: options.seconds,
     labels: DEMO_LABELS,
-    auxLabels: [DISTRACTOR_LABEL],
-    splits: { train: train.describe, test: test.describe, 'test-unseen-video': unseenVideo.describe },
+    auxLabels: [DISTRACTOR_LABEL, `${DISTRACTOR_LABEL}_<kind>`, `${DISTRACTOR_LABEL}_quiet`],
+    splits: {
+      train: train.describe,
+      test: test.describe,
+      'test-unseen-video': unseenVideo.describe,
+      'test-seen-video': seenVideo.describe,
+    },
     sessions,
   };
   await writeFile(path.join(options.out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -421,6 +438,12 @@ const program = new Command('make-demo-data')
     '--unseen-video <n>',
     'held-out sessions whose video is only the clips training never shows (test-unseen-video/)',
     int('unseen-video'),
+    5,
+  )
+  .option(
+    '--seen-video <n>',
+    "held-out sessions whose video is only the held-out parts of training's videos (test-seen-video/)",
+    int('seen-video'),
     5,
   )
   .option('--cache <dir>', 'converted clips are cached here', 'data/cache')

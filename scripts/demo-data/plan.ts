@@ -70,6 +70,8 @@ export interface PlannedDistractor {
   readonly gain: number;
   /** Whether this one was made 12 dB quieter than its speech-like level. */
   readonly quiet: boolean;
+  /** The clip's kind (music, tones, …). */
+  readonly kind: string;
 }
 
 export interface PlannedText {
@@ -88,12 +90,14 @@ export interface SessionPlan {
   readonly texts: readonly PlannedText[];
   /** Non-speech sounds in the gaps between prompts; absent in sessions planned without distractors (the demo). */
   readonly distractors?: readonly PlannedDistractor[];
+  /** Every kind the session could draw, sorted: each gets a `distractor_<kind>` label, on or off. */
+  readonly distractorKinds?: readonly string[];
 }
 
 /** The distractor clips a session may draw from, and how often and how loud it places them. */
 export interface DistractorInputs {
-  /** Per clip: its length in samples, its active level (levels.ts) and its kind (an index: kinds are drawn evenly). */
-  readonly clips: readonly { readonly samples: number; readonly level: number; readonly kind: number }[];
+  /** Per clip: its length in samples, its active level (levels.ts) and its kind (kinds are drawn evenly). */
+  readonly clips: readonly { readonly samples: number; readonly level: number; readonly kind: string }[];
   /** Active level of each prompt of the split (the level distribution distractors are matched to). */
   readonly promptLevels: readonly number[];
   /** Share of the gaps long enough for one that get one (the others keep only the noise bed). */
@@ -192,7 +196,8 @@ export function planSession(random: () => number, inputs: PlanInputs): SessionPl
     texts.push({ time: Math.round(t * 1000) * 1000, transcript: pick(random, inputs.transcripts) });
   if (inputs.distractors === undefined) return { seconds: inputs.seconds, speech, noise, video, texts };
   const distractors = planDistractors(random, speech, total, inputs.distractors);
-  return { seconds: inputs.seconds, speech, noise, video, texts, distractors };
+  const distractorKinds = [...new Set(inputs.distractors.clips.map((c) => c.kind))].sort();
+  return { seconds: inputs.seconds, speech, noise, video, texts, distractors, distractorKinds };
 }
 
 /** Distractors shorter than this are not placed. */
@@ -212,7 +217,7 @@ function planDistractors(
   inputs: DistractorInputs,
 ): PlannedDistractor[] {
   const margin = DISTRACTOR_MARGIN * SAMPLE_RATE;
-  const kinds = [...new Set(inputs.clips.map((c) => c.kind))].sort((a, b) => a - b);
+  const kinds = [...new Set(inputs.clips.map((c) => c.kind))].sort();
   const gaps: [number, number][] = [];
   let from = 0;
   for (const s of speech) {
@@ -224,7 +229,7 @@ function planDistractors(
   for (const [lo, hi] of gaps) {
     const room = hi - lo;
     if (room < MIN_DISTRACTOR || random() >= (inputs.rate ?? 0.85)) continue;
-    const kind = kinds[pick(random, kinds.length)] as number;
+    const kind = kinds[pick(random, kinds.length)] as string;
     const ofKind = inputs.clips.flatMap((c, i) => (c.kind === kind ? [i] : []));
     const clip = ofKind[pick(random, ofKind.length)] as number;
     const { samples: clipSamples, level } = inputs.clips[clip] as DistractorInputs['clips'][number];
@@ -235,14 +240,15 @@ function planDistractors(
     const reference = inputs.promptLevels[pick(random, inputs.promptLevels.length)] as number;
     const quiet = random() < (inputs.quietShare ?? 0.25);
     const db = between(random, -6, 0) + between(random, -3, 3) - (quiet ? 12 : 0);
-    out.push({ clip, offset, startSample, samples, gain: (reference * dbToLinear(db)) / level, quiet });
+    out.push({ clip, offset, startSample, samples, gain: (reference * dbToLinear(db)) / level, quiet, kind });
   }
   return out;
 }
 
 /**
- * The instants each label is on, as sorted disjoint intervals in µs since the session start; `distractor` too in a
- * session planned with distractors.
+ * The instants each label is on, as sorted disjoint intervals in µs since the session start; in a session planned
+ * with distractors also `distractor`, `distractor_<kind>` for each kind it could draw, and `distractor_quiet` (the
+ * ones 12 dB below speech level), so eval can score false positives per kind (`braid eval --fpr-on`).
  */
 export function labelIntervals(plan: SessionPlan): Record<string, Interval[]> {
   const end = plan.seconds * 1_000_000;
@@ -263,13 +269,23 @@ export function labelIntervals(plan: SessionPlan): Record<string, Interval[]> {
     motion: clip(motion),
     typing: clip(typing),
     conversation: clip(conversation),
-    ...(plan.distractors && {
-      [DISTRACTOR_LABEL]: clip(
-        union(
-          plan.distractors.map((d) => [sampleTime(d.startSample), sampleTime(d.startSample + d.samples)]),
-        ),
-      ),
-    }),
+    ...(plan.distractors && distractorIntervals(plan.distractors, plan.distractorKinds ?? [], clip)),
+  };
+}
+
+function distractorIntervals(
+  distractors: readonly PlannedDistractor[],
+  kinds: readonly string[],
+  clip: (set: readonly Interval[]) => Interval[],
+): Record<string, Interval[]> {
+  const of = (list: readonly PlannedDistractor[]): Interval[] =>
+    clip(union(list.map((d) => [sampleTime(d.startSample), sampleTime(d.startSample + d.samples)])));
+  return {
+    [DISTRACTOR_LABEL]: of(distractors),
+    ...Object.fromEntries(
+      kinds.map((k) => [`${DISTRACTOR_LABEL}_${k}`, of(distractors.filter((d) => d.kind === k))]),
+    ),
+    [`${DISTRACTOR_LABEL}_quiet`]: of(distractors.filter((d) => d.quiet)),
   };
 }
 

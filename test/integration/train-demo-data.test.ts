@@ -53,6 +53,8 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
       '1',
       '--unseen-video',
       '1',
+      '--seen-video',
+      '1',
       '--seconds',
       '10',
       '--demo',
@@ -90,7 +92,21 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
     const script = ['tsx', 'scripts/make-demo-data.ts', '--out', other, '--cache', join(dir, 'cache')];
     await run(
       'npx',
-      [...script, '--seed', '8', '--train', '0', '--test', '0', '--unseen-video', '0', '--demo', ''],
+      [
+        ...script,
+        '--seed',
+        '8',
+        '--train',
+        '0',
+        '--test',
+        '0',
+        '--unseen-video',
+        '0',
+        '--seen-video',
+        '0',
+        '--demo',
+        '',
+      ],
       {
         timeout: 120_000,
       },
@@ -101,13 +117,17 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
 
     const files = [join(dir, 'train/session-000.mcap'), join(dir, 'test/session-000.mcap')];
     // The sessions carry the distractor label beside the four the model learns; the demo stream does not.
-    expect((await buildDataset(files)).labels).toEqual([
-      'speech',
-      'motion',
-      'typing',
-      'conversation',
-      'distractor',
-    ]);
+    // Each split's sessions have one label per distractor kind of the split, and one for the quiet ones (--fpr-on).
+    const recorded = async (file: string) => (await buildDataset([file])).labels;
+    const kinds = (labels: readonly string[]) => labels.slice(5).sort();
+    const trainLabels = await recorded(files[0] as string);
+    expect(trainLabels.slice(0, 5)).toEqual(['speech', 'motion', 'typing', 'conversation', 'distractor']);
+    expect(kinds(trainLabels)).toEqual(
+      ['effects', 'music', 'noise', 'quiet', 'system', 'tones'].map((k) => `distractor_${k}`),
+    );
+    expect(kinds(await recorded(files[1] as string))).toEqual(
+      ['effects', 'field', 'music', 'quiet', 'system'].map((k) => `distractor_${k}`),
+    );
     expect((await buildDataset([join(dir, 'demo.mcap')])).labels).toEqual([
       'speech',
       'motion',

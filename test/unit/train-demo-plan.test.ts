@@ -140,9 +140,9 @@ describe('planSession', () => {
 
 describe('planSession with distractors, voices and augmentation', () => {
   const clips = [
-    { samples: 10 * 16_000, level: 0.1, kind: 0 },
-    { samples: 2 * 16_000, level: 0.01, kind: 1 },
-    { samples: 6_400, level: 0.3, kind: 2 },
+    { samples: 10 * 16_000, level: 0.1, kind: 'music' },
+    { samples: 2 * 16_000, level: 0.01, kind: 'tones' },
+    { samples: 6_400, level: 0.3, kind: 'field' },
   ];
   const promptLevels = [0.05, 0.1, 0.2, 0.08];
   const inputs = {
@@ -186,10 +186,33 @@ describe('planSession with distractors, voices and augmentation', () => {
         ),
       );
       expect(intersect(on[DISTRACTOR_LABEL] ?? [], on.speech ?? [])).toEqual([]);
-      expect(Object.keys(labelChanges(on, 60 * S)[0]?.labels ?? {})).toEqual([
+      // Per kind and for the quiet ones too, every label in every event.
+      const names = [
         ...DEMO_LABELS,
         DISTRACTOR_LABEL,
-      ]);
+        'distractor_field',
+        'distractor_music',
+        'distractor_tones',
+        'distractor_quiet',
+      ];
+      expect(Object.keys(labelChanges(on, 60 * S)[0]?.labels ?? {})).toEqual(names);
+      const ofKind = (kind: string) =>
+        union(
+          (p.distractors ?? [])
+            .filter((d) => d.kind === kind)
+            .map((d) => [sampleTime(d.startSample), sampleTime(d.startSample + d.samples)]),
+        );
+      for (const kind of ['field', 'music', 'tones']) expect(on[`distractor_${kind}`]).toEqual(ofKind(kind));
+      expect(union(['field', 'music', 'tones'].flatMap((k) => on[`distractor_${k}`] ?? []))).toEqual(
+        on[DISTRACTOR_LABEL],
+      );
+      expect(on['distractor_quiet']).toEqual(
+        union(
+          (p.distractors ?? [])
+            .filter((d) => d.quiet)
+            .map((d) => [sampleTime(d.startSample), sampleTime(d.startSample + d.samples)]),
+        ),
+      );
     }
     expect(placed).toBeGreaterThan(60);
   });
@@ -209,7 +232,7 @@ describe('planSession with distractors, voices and augmentation', () => {
     expect(quiet).toBeLessThan(0.4);
     // Every kind is drawn.
     expect(new Set(all.map((d) => (clips[d.clip] as (typeof clips)[number]).kind))).toEqual(
-      new Set([0, 1, 2]),
+      new Set(['music', 'tones', 'field']),
     );
   });
 
@@ -269,7 +292,10 @@ describe('renderSession with distractors and sensor noise', () => {
       },
     ],
     texts: [],
-    distractors: [{ clip: 0, offset: 100, startSample: 16_000, samples: 8_000, gain: 0.5, quiet: false }],
+    distractors: [
+      { clip: 0, offset: 100, startSample: 16_000, samples: 8_000, gain: 0.5, quiet: false, kind: 'tones' },
+    ],
+    distractorKinds: ['tones'],
   };
   const media = {
     prompts: [],
@@ -304,5 +330,7 @@ describe('renderSession with distractors and sensor noise', () => {
       .map((e) => (e.payload as { labels: Record<string, number> }).labels);
     expect(labels.every((l) => l['motion'] === 0)).toBe(true);
     expect(labels.map((l) => l[DISTRACTOR_LABEL])).toEqual([0, 1, 0]);
+    expect(labels.map((l) => l['distractor_tones'])).toEqual([0, 1, 0]);
+    expect(labels.map((l) => l['distractor_quiet'])).toEqual([0, 0, 0]);
   });
 });
