@@ -26,6 +26,7 @@ import {
   labelIntervals,
   type PlanInputs,
   planSession,
+  SENSOR_NOISE_LABEL,
   type SessionPlan,
 } from './demo-data/plan.js';
 import { renderSession, type SplitMedia, writeSession } from './demo-data/render.js';
@@ -393,7 +394,12 @@ async function main(options: Options): Promise<void> {
     mediaSeed: options.mediaSeed,
     seconds: options.seconds,
     labels: DEMO_LABELS,
-    auxLabels: [DISTRACTOR_LABEL, `${DISTRACTOR_LABEL}_<kind>`, `${DISTRACTOR_LABEL}_quiet`],
+    auxLabels: [
+      DISTRACTOR_LABEL,
+      `${DISTRACTOR_LABEL}_<kind>`,
+      `${DISTRACTOR_LABEL}_quiet`,
+      SENSOR_NOISE_LABEL,
+    ],
     splits: {
       train: train.describe,
       test: test.describe,

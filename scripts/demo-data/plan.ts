@@ -8,6 +8,11 @@ export type DemoLabel = (typeof DEMO_LABELS)[number];
  * (`braid train --labels` names the four); `braid eval` scores false positives on the windows where it is on.
  */
 export const DISTRACTOR_LABEL = 'distractor';
+/**
+ * Recorded in sessions planned with video augmentation: 1 while the camera adds sensor noise (a still or a moving
+ * segment); `braid eval --fpr-on sensor_noise` gives motion's false-positive rate on noisy stills.
+ */
+export const SENSOR_NOISE_LABEL = 'sensor_noise';
 /** A distractor keeps this far from speech (one 500 ms window), so no window scored on one holds speech too. */
 export const DISTRACTOR_MARGIN = 0.5;
 
@@ -248,7 +253,8 @@ function planDistractors(
 /**
  * The instants each label is on, as sorted disjoint intervals in µs since the session start; in a session planned
  * with distractors also `distractor`, `distractor_<kind>` for each kind it could draw, and `distractor_quiet` (the
- * ones 12 dB below speech level), so eval can score false positives per kind (`braid eval --fpr-on`).
+ * ones 12 dB below speech level), so eval can score false positives per kind (`braid eval --fpr-on`); in a session
+ * planned with video augmentation also `sensor_noise`.
  */
 export function labelIntervals(plan: SessionPlan): Record<string, Interval[]> {
   const end = plan.seconds * 1_000_000;
@@ -270,6 +276,15 @@ export function labelIntervals(plan: SessionPlan): Record<string, Interval[]> {
     typing: clip(typing),
     conversation: clip(conversation),
     ...(plan.distractors && distractorIntervals(plan.distractors, plan.distractorKinds ?? [], clip)),
+    ...(plan.video.some((v) => v.noise !== undefined) && {
+      [SENSOR_NOISE_LABEL]: clip(
+        union(
+          plan.video
+            .filter((v) => v.kind !== 'none' && (v.noise ?? 0) > 0)
+            .map((v) => [v.firstFrame * FRAME_MICROS, (v.firstFrame + v.frames) * FRAME_MICROS]),
+        ),
+      ),
+    }),
   };
 }
 

@@ -10,6 +10,7 @@ import {
   labelChanges,
   labelIntervals,
   planSession,
+  SENSOR_NOISE_LABEL,
   type SessionPlan,
   sampleTime,
   TYPING_HOLD,
@@ -194,6 +195,7 @@ describe('planSession with distractors, voices and augmentation', () => {
         'distractor_music',
         'distractor_tones',
         'distractor_quiet',
+        SENSOR_NOISE_LABEL,
       ];
       expect(Object.keys(labelChanges(on, 60 * S)[0]?.labels ?? {})).toEqual(names);
       const ofKind = (kind: string) =>
@@ -253,6 +255,13 @@ describe('planSession with distractors, voices and augmentation', () => {
         expect(intersect(motion, [[v.firstFrame * 100_000, (v.firstFrame + v.frames) * 100_000]])).toEqual(
           [],
         );
+      // sensor_noise is on exactly over the noisy segments with a picture.
+      const noisy = union(
+        p.video
+          .filter((v) => v.kind !== 'none' && (v.noise ?? 0) > 0)
+          .map((v) => [v.firstFrame * 100_000, (v.firstFrame + v.frames) * 100_000]),
+      );
+      expect(labelIntervals(p)[SENSOR_NOISE_LABEL]).toEqual(noisy);
     }
   });
 
@@ -329,6 +338,8 @@ describe('renderSession with distractors and sensor noise', () => {
       .filter((e) => e.modality === 'label')
       .map((e) => (e.payload as { labels: Record<string, number> }).labels);
     expect(labels.every((l) => l['motion'] === 0)).toBe(true);
+    // The camera's noise is recorded as its own label, on throughout the noisy still.
+    expect(labels.every((l) => l[SENSOR_NOISE_LABEL] === 1)).toBe(true);
     expect(labels.map((l) => l[DISTRACTOR_LABEL])).toEqual([0, 1, 0]);
     expect(labels.map((l) => l['distractor_tones'])).toEqual([0, 1, 0]);
     expect(labels.map((l) => l['distractor_quiet'])).toEqual([0, 0, 0]);
