@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { BraidError, InvalidOptionError } from '../core/errors.js';
 import { parseDuration } from '../core/time.js';
 import { type PartialEventSettings, parseEventsOption } from '../events/settings.js';
+import { readFeatureConfigFile } from '../features/config-file.js';
 import { MODEL_JSON, saveModel } from '../model/model-io.js';
 import { saveBaseline } from './baseline.js';
 import { buildDataset } from './dataset.js';
@@ -68,6 +69,7 @@ const list = (option: string, text: string): number[] =>
 interface TrainFlags {
   out: string;
   labels?: string;
+  features?: string;
   cell: string;
   hidden: string;
   encoder: string;
@@ -153,6 +155,7 @@ export function registerTrainCommand(program: Command): Command {
       'model directory to write (model.json, weights.bin, baseline/, training-report.json)',
     )
     .option('--labels <names>', 'labels to learn, comma-separated (default: every label found)')
+    .option('--features <file>', 'feature config JSON (default: the live default, DEFAULT_FEATURE_CONFIG)')
     .option('--cell <type>', 'recurrent cell: gru or lstm', d.cell)
     .option(
       '--hidden <sizes>',
@@ -192,7 +195,11 @@ export function registerTrainCommand(program: Command): Command {
       const files = await expandRecordings(inputs);
       const labels = flags.labels?.split(',').map((l) => l.trim());
       process.stderr.write(`braid train: reading ${files.length} recordings...\n`);
-      const dataset = await buildDataset(files, labels ? { labels } : {});
+      const featureConfig = flags.features ? await readFeatureConfigFile(flags.features) : undefined;
+      const dataset = await buildDataset(files, {
+        ...(labels && { labels }),
+        ...(featureConfig && { featureConfig }),
+      });
       const progress = createProgress();
       let outcome: ReturnType<typeof trainModel>;
       try {
