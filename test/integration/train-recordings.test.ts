@@ -295,5 +295,54 @@ describe('braid train and braid eval', () => {
     await expect(run(['--hidden', '32,abc'])).rejects.toMatchObject({ option: 'hidden' });
     await expect(run(['--clipnorm', '-1'])).rejects.toMatchObject({ option: 'clipnorm' });
     await expect(run(['--encoder', '1,2'])).rejects.toMatchObject({ option: 'encoder' });
+    await expect(run(['--features', join(dir, 'missing.json')])).rejects.toMatchObject({
+      option: 'features',
+      message: expect.stringMatching(/cannot read .*missing\.json/),
+    });
+    const bad = join(dir, 'bad-features.json');
+    await writeFile(bad, JSON.stringify({ ...DEFAULT_FEATURE_CONFIG, video: { thumbnail: 'big' } }));
+    await expect(run(['--features', bad])).rejects.toMatchObject({
+      option: expect.stringMatching(/^features\.video/),
+    });
+  });
+
+  it('trains on the features of --features CONFIG and saves them with the model', async () => {
+    const data = join(dir, 'features');
+    mkdirSync(data, { recursive: true });
+    for (const name of ['a', 'b'])
+      await writeRecording(join(data, `${name}.mcap`), syntheticSession({ seconds: 4, streamId: name }));
+    // The layout models had before the descriptors: a 16×12 mean thumbnail, no descriptors.
+    const legacy: FeatureConfig = {
+      ...DEFAULT_FEATURE_CONFIG,
+      audio: { ...DEFAULT_FEATURE_CONFIG.audio, descriptors: ['envelope'] },
+      video: { thumbWidth: 16, thumbHeight: 12, thumbnail: 'mean' },
+    };
+    const config = join(dir, 'legacy-features.json');
+    await writeFile(config, JSON.stringify(legacy));
+    const out = join(dir, 'with-features');
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      const flags = [
+        '--features',
+        config,
+        '--hidden',
+        '4',
+        '--encoder',
+        '4',
+        '--epochs',
+        '1',
+        '--baseline-hidden',
+        '4',
+      ];
+      await program().parseAsync(['train', data, '--out', out, ...flags], { from: 'user' });
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+    }
+    const model = await loadModel(out);
+    expect(model.config.featureConfig).toEqual(legacy);
+    expect(model.config.normalization.mean).toHaveLength(featureLayout(legacy).total);
+    expect(featureLayout(legacy).total).toBe(350 + 3); // the envelope's three values after the old 350
   });
 });
