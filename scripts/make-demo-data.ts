@@ -192,6 +192,7 @@ function planInputs(media: SplitMedia, seconds: number): PlanInputs {
   return {
     ...base,
     promptVoices: media.prompts.map((p) => voiceNames.indexOf(p.voice)),
+    voiceNames,
     gapSeconds: DISTRACTOR_GAPS,
     distractors: {
       clips: clips.map((c) => ({ samples: c.samples.length, level: c.level, kind: c.kind })),
@@ -399,6 +400,7 @@ async function main(options: Options): Promise<void> {
       `${DISTRACTOR_LABEL}_<kind>`,
       `${DISTRACTOR_LABEL}_quiet`,
       SENSOR_NOISE_LABEL,
+      'voice_<voice>',
     ],
     splits: {
       train: train.describe,

@@ -13,6 +13,8 @@ export const DISTRACTOR_LABEL = 'distractor';
  * segment); `braid eval --fpr-on sensor_noise` gives motion's false-positive rate on noisy stills.
  */
 export const SENSOR_NOISE_LABEL = 'sensor_noise';
+/** The label of one voice's speech: `voice_` and the voice's name, other characters than letters and digits as `-`. */
+export const voiceLabel = (voice: string): string => `voice_${voice.replace(/[^A-Za-z0-9_-]/g, '-')}`;
 /** A distractor keeps this far from speech (one 500 ms window), so no window scored on one holds speech too. */
 export const DISTRACTOR_MARGIN = 0.5;
 
@@ -36,6 +38,8 @@ export interface PlannedSpeech {
   readonly samples: number;
   /** Linear gain applied to the prompt. */
   readonly gain: number;
+  /** Who speaks it, in sessions planned with voice names. */
+  readonly voice?: string;
 }
 
 export interface PlannedNoise {
@@ -96,7 +100,8 @@ export interface SessionPlan {
   /** Non-speech sounds in the gaps between prompts; absent in sessions planned without distractors (the demo). */
   readonly distractors?: readonly PlannedDistractor[];
   /** Every kind the session could draw, sorted: each gets a `distractor_<kind>` label, on or off. */
-  readonly distractorKinds?: readonly string[];
+  readonly distractorKinds?: readonly string[] /** Every voice the session could draw: each gets a `voice_<name>` label (speech of that voice), on or off. */;
+  readonly voices?: readonly string[];
 }
 
 /** The distractor clips a session may draw from, and how often and how loud it places them. */
@@ -121,6 +126,8 @@ export interface PlanInputs {
   readonly textEvery?: number;
   /** Voice of each prompt: when given, a voice is drawn first (evenly), then one of its prompts. */
   readonly promptVoices?: readonly number[];
+  /** Names of the voices promptVoices points at: the plan records who speaks each prompt. */
+  readonly voiceNames?: readonly string[];
   /** Gaps between prompts, seconds (default 0.5–5). */
   readonly gapSeconds?: readonly [number, number];
   readonly distractors?: DistractorInputs;
@@ -156,7 +163,9 @@ export function planSession(random: () => number, inputs: PlanInputs): SessionPl
     }
     const prompt = fitting[pick(random, fitting.length)] as number;
     const samples = inputs.promptSamples[prompt] as number;
-    speech.push({ prompt, startSample: cursor, samples, gain: dbToLinear(between(random, -6, 0)) });
+    const gain = dbToLinear(between(random, -6, 0));
+    const voice = voices && inputs.voiceNames?.[voices[prompt] as number];
+    speech.push({ prompt, startSample: cursor, samples, gain, ...(voice !== undefined && { voice }) });
     const [gapLo, gapHi] = inputs.gapSeconds ?? [0.5, 5];
     const gap = Math.round((between(random, gapLo, gapHi) * SAMPLE_RATE) / SAMPLE_GRID) * SAMPLE_GRID;
     cursor += Math.ceil(samples / SAMPLE_GRID) * SAMPLE_GRID + gap;
@@ -199,10 +208,21 @@ export function planSession(random: () => number, inputs: PlanInputs): SessionPl
   const every = inputs.textEvery ?? 6;
   for (let t = -Math.log(1 - random()) * every; t < inputs.seconds; t += 0.2 - Math.log(1 - random()) * every)
     texts.push({ time: Math.round(t * 1000) * 1000, transcript: pick(random, inputs.transcripts) });
-  if (inputs.distractors === undefined) return { seconds: inputs.seconds, speech, noise, video, texts };
+  const voiceNames = inputs.voiceNames && { voices: [...inputs.voiceNames] };
+  if (inputs.distractors === undefined)
+    return { seconds: inputs.seconds, speech, noise, video, texts, ...voiceNames };
   const distractors = planDistractors(random, speech, total, inputs.distractors);
   const distractorKinds = [...new Set(inputs.distractors.clips.map((c) => c.kind))].sort();
-  return { seconds: inputs.seconds, speech, noise, video, texts, distractors, distractorKinds };
+  return {
+    seconds: inputs.seconds,
+    speech,
+    noise,
+    video,
+    texts,
+    distractors,
+    distractorKinds,
+    ...voiceNames,
+  };
 }
 
 /** Distractors shorter than this are not placed. */
@@ -254,7 +274,8 @@ function planDistractors(
  * The instants each label is on, as sorted disjoint intervals in µs since the session start; in a session planned
  * with distractors also `distractor`, `distractor_<kind>` for each kind it could draw, and `distractor_quiet` (the
  * ones 12 dB below speech level), so eval can score false positives per kind (`braid eval --fpr-on`); in a session
- * planned with video augmentation also `sensor_noise`.
+ * planned with video augmentation also `sensor_noise`, and with voice names `voice_<name>` for each voice (its
+ * speech: eval --fpr-on gives speech's recall per voice).
  */
 export function labelIntervals(plan: SessionPlan): Record<string, Interval[]> {
   const end = plan.seconds * 1_000_000;
@@ -276,6 +297,18 @@ export function labelIntervals(plan: SessionPlan): Record<string, Interval[]> {
     typing: clip(typing),
     conversation: clip(conversation),
     ...(plan.distractors && distractorIntervals(plan.distractors, plan.distractorKinds ?? [], clip)),
+    ...Object.fromEntries(
+      (plan.voices ?? []).map((v) => [
+        voiceLabel(v),
+        clip(
+          union(
+            plan.speech
+              .filter((s) => s.voice === v)
+              .map((s) => [sampleTime(s.startSample), sampleTime(s.startSample + s.samples)]),
+          ),
+        ),
+      ]),
+    ),
     ...(plan.video.some((v) => v.noise !== undefined) && {
       [SENSOR_NOISE_LABEL]: clip(
         union(

@@ -12,6 +12,10 @@ export interface ConditionRates {
   readonly otherNegatives: number;
   readonly otherFalsePositives: number;
   readonly otherRate: number | null;
+  /** Windows where the condition is on and the label's target is on, those scored on, and their share (recall). */
+  readonly positives: number;
+  readonly truePositives: number;
+  readonly recall: number | null;
 }
 
 /** Scores and targets of some windows with the condition's values at the same windows' ends (NaN: unknown). */
@@ -22,7 +26,8 @@ export interface ConditionedRows extends ScoredRows {
 /**
  * Per label, the false-positive rate on the windows where `condition` is on (> 0.5) at the window's end — the instant
  * targets are taken at — and the label's target is off (≤ 0.5), and on the windows where the condition is off and the
- * target is off. Windows without a target or without a condition value count in neither.
+ * target is off; and the recall on the windows where the condition is on and the target is on (e.g. speech of one
+ * voice). Windows without a target or without a condition value count in none of them.
  */
 export function conditionRates(
   blocks: readonly ConditionedRows[],
@@ -36,13 +41,20 @@ export function conditionRates(
     let falsePositives = 0;
     let otherNegatives = 0;
     let otherFalsePositives = 0;
+    let positives = 0;
+    let truePositives = 0;
     for (const block of blocks)
       for (let w = 0; w < block.condition.length; w++) {
         const target = block.targets[w * L + l] as number;
         const condition = block.condition[w] as number;
-        if (Number.isNaN(target) || Number.isNaN(condition) || target > 0.5) continue;
+        if (Number.isNaN(target) || Number.isNaN(condition)) continue;
         const fired = (block.scores[w * L + l] as number) >= threshold;
-        if (condition > 0.5) {
+        if (target > 0.5) {
+          if (condition > 0.5) {
+            positives++;
+            if (fired) truePositives++;
+          }
+        } else if (condition > 0.5) {
           negatives++;
           if (fired) falsePositives++;
         } else {
@@ -57,6 +69,9 @@ export function conditionRates(
       otherNegatives,
       otherFalsePositives,
       otherRate: otherNegatives === 0 ? null : otherFalsePositives / otherNegatives,
+      positives,
+      truePositives,
+      recall: positives === 0 ? null : truePositives / positives,
     };
   });
   return out;

@@ -294,25 +294,30 @@ function formatCondition(labels: readonly string[], name: string, c: ConditionEv
       : on
         ? `${r.falsePositives}/${r.negatives}`
         : `${r.otherFalsePositives}/${r.otherNegatives}`;
+  const recall = (r: ConditionRates | undefined): string =>
+    r === undefined ? 'n/a' : `${r.truePositives}/${r.positives} ${pct(r.recall)}`;
   const header = [
     'label',
     `model FP/off, ${name} on`,
     `${name} off`,
-    ...(c.baseline ? [`baseline FP/off, ${name} on`, `${name} off`] : []),
+    `TP/on, ${name} on`,
+    ...(c.baseline ? [`baseline FP/off, ${name} on`, `${name} off`, `TP/on, ${name} on`] : []),
   ];
   const rows = labels.map((label) => [
     label,
     `${count(c.model[label], true)} ${pct(c.model[label]?.rate ?? null)}`,
     `${count(c.model[label], false)} ${pct(c.model[label]?.otherRate ?? null)}`,
+    recall(c.model[label]),
     ...(c.baseline
       ? [
           `${count(c.baseline[label], true)} ${pct(c.baseline[label]?.rate ?? null)}`,
           `${count(c.baseline[label], false)} ${pct(c.baseline[label]?.otherRate ?? null)}`,
+          recall(c.baseline[label]),
         ]
       : []),
   ]);
   return [
-    `false positives where "${name}" is on (${c.windows} windows with "${name}" on at the window's end; a window counts where the label's target is off there):`,
+    `false positives and recall where "${name}" is on (${c.windows} windows with "${name}" on at the window's end; FP/off counts the windows where the label's target is off there, TP/on those where it is on):`,
     ...alignTable(header, rows),
   ];
 }

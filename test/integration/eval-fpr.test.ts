@@ -81,19 +81,28 @@ function countByHand(
   label: string,
   threshold: number,
   starts: ReadonlyMap<string, number>,
-): { on: [number, number]; off: [number, number] } {
+): { on: [number, number]; off: [number, number]; positives: [number, number] } {
   const l = labels.indexOf(label);
   const on: [number, number] = [0, 0];
   const off: [number, number] = [0, 0];
+  const positives: [number, number] = [0, 0];
   sequences.forEach((s, i) => {
     s.windows.forEach((w, t) => {
-      if ((s.y[t * labels.length + l] as number) > 0.5) return;
-      const bucket = distractorOn(w.end - 1, starts.get(s.streamId) as number) ? on : off;
+      const distractor = distractorOn(w.end - 1, starts.get(s.streamId) as number);
+      const fired = ((scores[i] as Float32Array)[t * labels.length + l] as number) >= threshold;
+      if ((s.y[t * labels.length + l] as number) > 0.5) {
+        if (distractor) {
+          positives[1]++;
+          if (fired) positives[0]++;
+        }
+        return;
+      }
+      const bucket = distractor ? on : off;
       bucket[1]++;
-      if (((scores[i] as Float32Array)[t * labels.length + l] as number) >= threshold) bucket[0]++;
+      if (fired) bucket[0]++;
     });
   });
-  return { on, off };
+  return { on, off, positives };
 }
 
 describe('braid eval --fpr-on', () => {
@@ -168,6 +177,7 @@ describe('braid eval --fpr-on', () => {
           const got = side?.[label];
           expect([got?.falsePositives, got?.negatives]).toEqual(hand.on);
           expect([got?.otherFalsePositives, got?.otherNegatives]).toEqual(hand.off);
+          expect([got?.truePositives, got?.positives]).toEqual(hand.positives);
           expect(hand.on[1]).toBeGreaterThan(0);
           expect(got?.rate).toBeCloseTo(hand.on[0] / hand.on[1], 12);
         }
@@ -179,7 +189,10 @@ describe('braid eval --fpr-on', () => {
       // Beside the baseline in the table, with the counts under it.
       expect(table).toMatch(/FPR@distractor.*baseline P.*FPR@distractor/);
       expect(table).toMatch(new RegExp(`^speech .* ${(100 * (speech?.rate as number)).toFixed(1)}%`, 'm'));
-      expect(table).toContain(`false positives where "distractor" is on (${windowsOn} windows`);
+      expect(table).toContain(`false positives and recall where "distractor" is on (${windowsOn} windows`);
+      // Motion turns on during the distractor ([1, 1.4) s of each 2 s): those windows give motion's recall there.
+      expect(fpr?.model['motion']?.positives).toBeGreaterThan(0);
+      expect(fpr?.model['speech']?.positives).toBe(0);
       expect(table).toContain(`${speech?.falsePositives}/${speech?.negatives}`);
 
       // none turns it off; a label no recording carries, or one the model predicts, is refused.

@@ -124,6 +124,14 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
     expect(trainLabels.slice(0, 5)).toEqual(['speech', 'motion', 'typing', 'conversation', 'distractor']);
     // And sensor_noise, where the camera adds noise.
     expect(trainLabels).toContain('sensor_noise');
+    // And one per voice of the split: who speaks.
+    expect(trainLabels).toEqual(
+      expect.arrayContaining(['voice_en', 'voice_en-g722', 'voice_fr', 'voice_espeak-it-f4']),
+    );
+    expect(await recorded(files[1] as string)).toEqual(
+      expect.arrayContaining(['voice_ru', 'voice_espeak-ru-f5']),
+    );
+    expect(trainLabels).not.toContain('voice_ru');
     expect(kinds(trainLabels)).toEqual(
       ['effects', 'music', 'noise', 'quiet', 'system', 'tones'].map((k) => `distractor_${k}`),
     );

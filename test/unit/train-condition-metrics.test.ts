@@ -26,6 +26,10 @@ describe('conditionRates', () => {
       otherNegatives: 1,
       otherFalsePositives: 0,
       otherRate: 0,
+      // No window has the condition on and a's target on (w2 is a positive with the condition off).
+      positives: 0,
+      truePositives: 0,
+      recall: null,
     });
     // b, condition on and target off: w0 (0.1), v0 (0.6 fires); w1 is a positive. Condition off and target off: w2
     // (0.5 fires: a score at the threshold is on) and v1 (0.9 fires); w3 has no target.
@@ -36,6 +40,10 @@ describe('conditionRates', () => {
       otherNegatives: 2,
       otherFalsePositives: 2,
       otherRate: 1,
+      // w1: condition on, b's target on, 0.8 fires.
+      positives: 1,
+      truePositives: 1,
+      recall: 1,
     });
   });
 

@@ -14,6 +14,7 @@ import {
   type SessionPlan,
   sampleTime,
   TYPING_HOLD,
+  voiceLabel,
 } from '../../scripts/demo-data/plan.js';
 import { renderSession } from '../../scripts/demo-data/render.js';
 import { mulberry32 } from '../../src/model/weights.js';
@@ -236,6 +237,18 @@ describe('planSession with distractors, voices and augmentation', () => {
     expect(new Set(all.map((d) => (clips[d.clip] as (typeof clips)[number]).kind))).toEqual(
       new Set(['music', 'tones', 'field']),
     );
+  });
+
+  it('records who speaks: voice_<name> labels cover exactly the speech of that voice', () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const p = planSession(mulberry32(seed), { ...inputs, voiceNames: ['en', 'espeak/ru+f5'] });
+      const on = labelIntervals(p);
+      const en = on[voiceLabel('en')] ?? [];
+      const ru = on['voice_espeak-ru-f5'] ?? [];
+      expect(union([...en, ...ru])).toEqual(on.speech);
+      expect(intersect(en, ru)).toEqual([]);
+      for (const s of p.speech) expect(s.voice).toBe(s.prompt === 3 ? 'espeak/ru+f5' : 'en');
+    }
   });
 
   it('draws a voice first: the one prompt of voice 1 is about half of the speech', () => {
