@@ -96,7 +96,7 @@ def aggregates(values):
 
 
 def audio_descriptors(log_mel, x):
-    """flux, flatness, centroid, envelope, zcr (src/features/audio-descriptors.ts) of a block x and its log-mel."""
+    """flux, flatness, centroid, envelope, zcr, stationarity (src/features/audio-descriptors.ts) of a block x and its log-mel."""
     frames, bands = log_mel.shape
     power = np.exp(log_mel)
     flux = np.maximum(np.diff(log_mel, axis=0), 0).mean(axis=1) if frames > 1 else np.zeros(0)
@@ -114,7 +114,17 @@ def audio_descriptors(log_mel, x):
     signs = frames_of(x) < 0
     zcr = (signs[:, 1:] != signs[:, :-1]).sum(axis=1) / (FRAME - 1)
     ms = lambda v: [float(v.mean()), float(v.std())] if len(v) else [0.0, 0.0]
-    return ms(flux) + ms(flatness) + ms(centroid) + [float(energy.std()), low, modulation] + ms(zcr)
+    def shape_correlation(lag):
+        if frames <= lag:
+            return 0.0
+        a = log_mel[:-lag] - log_mel[:-lag].mean(axis=1, keepdims=True)
+        b = log_mel[lag:] - log_mel[lag:].mean(axis=1, keepdims=True)
+        aa, bb = (a * a).sum(axis=1), (b * b).sum(axis=1)
+        r = np.where((aa > 0) & (bb > 0), (a * b).sum(axis=1) / np.sqrt(np.maximum(aa * bb, 1e-300)), 0.0)
+        return float(r.mean())
+
+    return (ms(flux) + ms(flatness) + ms(centroid) + [float(energy.std()), low, modulation] + ms(zcr)
+            + [shape_correlation(5), shape_correlation(20)])
 
 
 def audio_reference():
@@ -158,7 +168,9 @@ def area_average(img, out_w, out_h):
 def video_descriptors(thumbs, max_shift=2, floor=0.01):
     """contrast-motion, global-motion (src/features/video-descriptors.ts) over consecutive thumbnail pairs."""
     h, w = thumbs.shape[1:]
-    contrast_motion, residual, shifts = [], [], []
+    contrast_motion, residual, shifts, coarse = [], [], [], []
+    by, bx = (2 if h > 1 else 1), (2 if w > 1 else 1)
+    blocks = lambda t: t[: (h // by) * by, : (w // bx) * bx].reshape(h // by, by, w // bx, bx).mean(axis=(1, 3))
     for prev, cur in zip(thumbs[:-1], thumbs[1:]):
         contrast = math.sqrt((prev.var() + cur.var()) / 2) + floor
         best, best_shift = None, 0.0
@@ -174,12 +186,15 @@ def video_descriptors(thumbs, max_shift=2, floor=0.01):
             if best is None or d < best:
                 best, best_shift = d, math.hypot(dx, dy)
         contrast_motion.append(still / contrast)
+        coarse.append(np.abs(blocks(cur) - blocks(prev)).mean() / contrast)
         residual.append(best / contrast)
         shifts.append(best_shift)
     if not shifts:
-        return [0.0] * 5
+        return [0.0] * 7
+    fine = float(np.sum(contrast_motion))
     return [float(np.mean(contrast_motion)), float(np.max(contrast_motion)),
-            float(np.mean(residual)), float(np.max(residual)), float(np.mean(shifts))]
+            float(np.mean(residual)), float(np.max(residual)), float(np.mean(shifts)),
+            float(np.mean(coarse)), float(np.sum(coarse)) / fine if fine > 0 else 0.0]
 
 
 def video_window(frames, fmt):

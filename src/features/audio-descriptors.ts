@@ -3,10 +3,11 @@
  * either audio kernel produces (the same bits from both), so they add no kernel code and stay identical between
  * training and serving. They are what tells speech from other loud sounds in the same band: speech's energy rises and
  * falls with its syllables (a modulation near 4 Hz, frames of low energy between them) and its spectrum keeps
- * changing (flux) and alternates voiced and unvoiced sounds (the zero-crossing rate swings), while music, tones and
- * machines hold steady or peaky spectra (Scheirer & Slaney, 1997, used the same cues).
+ * changing (flux) and alternates voiced and unvoiced sounds (the zero-crossing rate swings): its spectral shape 50 or
+ * 200 ms later is another one, while music, tones and machines hold a note or a hum that long (stationarity) in steady
+ * or peaky spectra (Scheirer & Slaney, 1997, used the same cues).
  */
-export const AUDIO_DESCRIPTORS = ['flux', 'flatness', 'centroid', 'envelope', 'zcr'] as const;
+export const AUDIO_DESCRIPTORS = ['flux', 'flatness', 'centroid', 'envelope', 'zcr', 'stationarity'] as const;
 export type AudioDescriptor = (typeof AUDIO_DESCRIPTORS)[number];
 
 /** Values each descriptor writes, in the order written. */
@@ -16,7 +17,11 @@ export const AUDIO_DESCRIPTOR_VALUES: Readonly<Record<AudioDescriptor, readonly 
   centroid: ['centroid mean', 'centroid std'],
   envelope: ['envelope std', 'low-energy share', 'modulation 2–8 Hz share'],
   zcr: ['zero-crossing rate mean', 'zero-crossing rate std'],
+  stationarity: ['spectral shape correlation at 50 ms', 'spectral shape correlation at 200 ms'],
 };
+
+/** Lags of the stationarity descriptor in frames: 5 and 20 hops (50 and 200 ms at a 10 ms hop). */
+const STATIONARITY_LAGS = [5, 20] as const;
 
 /** Syllable-rate band of the envelope's modulation spectrum, Hz. */
 const MODULATION_LOW_HZ = 2;
@@ -89,6 +94,9 @@ export function writeAudioDescriptors(
         out[o++] = modulationShare(envelope, framesPerSecond);
         break;
       }
+      case 'stationarity':
+        for (const lag of STATIONARITY_LAGS) out[o++] = shapeCorrelation(frames, lag);
+        break;
       case 'zcr': {
         const [mean, std] = meanStd(zeroCrossingRates(samples, frames.frames));
         out[o++] = mean;
@@ -165,6 +173,40 @@ function zeroCrossingRates({ pcm, length, frameLength, hopLength }: FramedPcm, f
     rates[f] = crossings / (frameLength - 1);
   }
   return rates;
+}
+
+/**
+ * The mean over frame pairs `lag` apart of the Pearson correlation of their log-mel rows across bands (the spectral
+ * shape, whatever the loudness); 0 when the window has no such pair or a row is flat.
+ */
+function shapeCorrelation({ rows, stride, frames, bands }: FrameRows, lag: number): number {
+  let sum = 0;
+  let pairs = 0;
+  for (let f = lag; f < frames; f++) {
+    const a = (f - lag) * stride;
+    const b = f * stride;
+    let meanA = 0;
+    let meanB = 0;
+    for (let k = 0; k < bands; k++) {
+      meanA += rows[a + k] as number;
+      meanB += rows[b + k] as number;
+    }
+    meanA /= bands;
+    meanB /= bands;
+    let ab = 0;
+    let aa = 0;
+    let bb = 0;
+    for (let k = 0; k < bands; k++) {
+      const x = (rows[a + k] as number) - meanA;
+      const y = (rows[b + k] as number) - meanB;
+      ab += x * y;
+      aa += x * x;
+      bb += y * y;
+    }
+    sum += aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : 0;
+    pairs++;
+  }
+  return pairs > 0 ? sum / pairs : 0;
 }
 
 function meanStd(values: Float64Array): [number, number] {

@@ -2,14 +2,17 @@
  * Motion descriptors of a window's consecutive thumbnails that do not depend on what the picture looks like: the
  * frame difference divided by the frames' contrast (a gain or an offset of the camera changes neither), and the
  * difference left once the best global shift is taken out (a camera panning over a still scene moves every pixel the
- * same way; a person moving does not). Computed on the thumbnail grid, per consecutive pair within the window.
+ * same way; a person moving does not), and the difference of 2×2 block means of the thumbnails (sensor noise is
+ * independent from pixel to pixel and averages out there, a moving object does not: a still but noisy camera has a low
+ * coarse-over-fine ratio, a moving scene one near 1). Computed on the thumbnail grid, per consecutive pair.
  */
-export const VIDEO_DESCRIPTORS = ['contrast-motion', 'global-motion'] as const;
+export const VIDEO_DESCRIPTORS = ['contrast-motion', 'global-motion', 'coarse-motion'] as const;
 export type VideoDescriptor = (typeof VIDEO_DESCRIPTORS)[number];
 
 export const VIDEO_DESCRIPTOR_VALUES: Readonly<Record<VideoDescriptor, readonly string[]>> = {
   'contrast-motion': ['contrast motion mean', 'contrast motion max'],
   'global-motion': ['residual motion mean', 'residual motion max', 'global shift mean'],
+  'coarse-motion': ['coarse motion mean', 'coarse over fine motion'],
 };
 
 /** Shifts searched for the global motion, in thumbnail pixels each way (±2 of 16 is ±8 pixels of a 64-wide frame). */
@@ -33,10 +36,17 @@ export class MotionDescriptors {
   #residualSum = 0;
   #residualMax = 0;
   #shiftSum = 0;
+  #coarseSum = 0;
+  #fineSum = 0;
+  readonly #coarsePrevious: Float64Array;
+  readonly #coarseCurrent: Float64Array;
 
   constructor(width: number, height: number) {
     this.#width = width;
     this.#height = height;
+    const coarse = Math.max(1, width >> 1) * Math.max(1, height >> 1);
+    this.#coarsePrevious = new Float64Array(coarse);
+    this.#coarseCurrent = new Float64Array(coarse);
   }
 
   reset(): void {
@@ -46,6 +56,8 @@ export class MotionDescriptors {
     this.#residualSum = 0;
     this.#residualMax = 0;
     this.#shiftSum = 0;
+    this.#coarseSum = 0;
+    this.#fineSum = 0;
   }
 
   /** One consecutive pair of thumbnails (row-major, 0..1), `previous` first in time. */
@@ -73,6 +85,10 @@ export class MotionDescriptors {
     this.#residualSum += residual;
     if (residual > this.#residualMax) this.#residualMax = residual;
     this.#shiftSum += bestShift;
+    blockMeans(previous, this.#width, this.#height, this.#coarsePrevious);
+    blockMeans(current, this.#width, this.#height, this.#coarseCurrent);
+    this.#coarseSum += meanAbsDifference(this.#coarsePrevious, this.#coarseCurrent) / contrast;
+    this.#fineSum += contrastMotion;
   }
 
   /** Writes the listed descriptors at `offset` (zeros for a window with fewer than two frames); returns the end. */
@@ -90,10 +106,39 @@ export class MotionDescriptors {
           out[o++] = this.#residualMax;
           out[o++] = n > 0 ? this.#shiftSum / n : 0;
           break;
+        case 'coarse-motion':
+          out[o++] = n > 0 ? this.#coarseSum / n : 0;
+          out[o++] = this.#fineSum > 0 ? this.#coarseSum / this.#fineSum : 0;
+          break;
       }
     }
     return o;
   }
+}
+
+/**
+ * Means of 2×2 blocks (a trailing odd row or column is left out; a thumbnail one pixel wide or high keeps that
+ * axis), row-major into `out`.
+ */
+function blockMeans(values: Float64Array, width: number, height: number, out: Float64Array): void {
+  const bx = width > 1 ? 2 : 1;
+  const by = height > 1 ? 2 : 1;
+  const w = Math.max(1, width >> 1);
+  const h = Math.max(1, height >> 1);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let sum = 0;
+      for (let dy = 0; dy < by; dy++)
+        for (let dx = 0; dx < bx; dx++) sum += values[(y * by + dy) * width + x * bx + dx] as number;
+      out[y * w + x] = sum / (bx * by);
+    }
+  }
+}
+
+function meanAbsDifference(a: Float64Array, b: Float64Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs((a[i] as number) - (b[i] as number));
+  return sum / a.length;
 }
 
 function variance(values: Float64Array): number {

@@ -90,7 +90,7 @@ describe('createFeatureAggregator: video', () => {
     const black = gray(64, 48, () => 0);
     const white = gray(64, 48, () => 255);
     const still = aggregator.aggregate('video', [black], bounds);
-    const motion = layout.video - 6 - 5; // the six scalars, then five motion descriptors
+    const motion = layout.video - 6 - 7; // the six scalars, then seven motion descriptors
     expect(still[motion]).toBe(0);
     expect(still[motion + 1]).toBe(0);
     // black → white → white: differences 1 and 0.
@@ -229,7 +229,7 @@ describe('fuseWindowFeatures', () => {
       expect.objectContaining({ code: 'BRAID_ERR_FEATURE_MISMATCH' }) as BraidError,
     );
     expect(() => fuseWindowFeatures(window, DEFAULT_FEATURE_CONFIG)).toThrow(
-      /audio features have 10 values.*needs 93/,
+      /audio features have 10 values.*needs 95/,
     );
   });
 

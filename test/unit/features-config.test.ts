@@ -30,13 +30,13 @@ function mismatchMessage(expected: FeatureConfig, actual: FeatureConfig): string
 }
 
 describe('featureLayout', () => {
-  it('gives the default dimensions: 93 audio, 11 video, 67 text, 3 mask', () => {
+  it('gives the default dimensions: 95 audio, 13 video, 67 text, 3 mask', () => {
     expect(featureLayout(DEFAULT_FEATURE_CONFIG)).toEqual({
-      audio: 82 + 11, // log-mel and RMS aggregates, then flux, flatness, centroid (2 each), envelope (3), zcr (2)
-      video: 6 + 5, // no thumbnail; six scalars, then contrast motion (2) and global motion (3)
+      audio: 82 + 13, // log-mel and RMS aggregates, then flux, flatness, centroid (2 each), envelope (3), zcr, stationarity (2 each)
+      video: 6 + 7, // no thumbnail; six scalars, then contrast (2), global (3) and coarse motion (2)
       text: 67,
       mask: 3,
-      total: 174,
+      total: 178,
     });
   });
 

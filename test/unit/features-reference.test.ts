@@ -30,7 +30,7 @@ interface AudioWindowReference {
   frames: number;
   mel: Aggregates;
   rms: Aggregates;
-  /** flux, flatness, centroid (mean, std each), envelope std, low-energy share, 2–8 Hz modulation share, zcr (mean, std). */
+  /** flux, flatness, centroid (mean, std each), envelope std, low-energy share, 2–8 Hz modulation share, zcr (mean, std), shape correlation at 50 and 200 ms. */
   descriptors: number[];
 }
 interface AudioReference {
@@ -178,7 +178,7 @@ interface VideoWindowReference {
   motionMax: number;
   brightness: number;
   rgb: number[];
-  /** contrast motion mean, max; residual motion mean, max; global shift mean. */
+  /** contrast motion mean, max; residual motion mean, max; global shift mean; coarse motion mean, coarse/fine. */
   descriptors: number[];
 }
 interface VideoCase {
