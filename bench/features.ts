@@ -135,7 +135,11 @@ for (let w = 0; w < AUDIO_SECONDS; w++) {
       theirs === null
         ? 'numpy not measured'
         : `**${fmt(theirs.wall / t.wall, 2)}× numpy** (CPU time: ${fmt(theirs.cpu / t.cpu, 2)}×)`;
-    rows.push([`audio log-mel 40 + RMS, 1 s windows, ${label[kernel]}`, speed(t), `one core; ${ratio}`]);
+    rows.push([
+      `audio log-mel 40 + RMS + descriptors (default config), 1 s windows, ${label[kernel]}`,
+      speed(t),
+      `one core; ${ratio}`,
+    ]);
   });
   if (theirs !== null)
     rows.push([

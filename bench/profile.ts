@@ -55,9 +55,10 @@ function stageOf({ functionName, url }: ProfileNode['callFrame']): string {
 }
 
 /** Self time by stage over the load only: the last SECONDS of the profile but its final half second (shutdown). */
-function breakdown(profile: CpuProfile): Map<string, number> {
+function breakdown(profile: CpuProfile): { stages: Map<string, number>; functions: Map<string, number> } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const micros = new Map<string, number>();
+  const functions = new Map<string, number>();
   const to = profile.endTime - 500_000;
   const from = to - (SECONDS - 1) * 1e6;
   let t = profile.startTime;
@@ -65,13 +66,17 @@ function breakdown(profile: CpuProfile): Map<string, number> {
     const dt = profile.timeDeltas[i] ?? 0;
     t += dt;
     if (t < from || t > to) return;
-    const stage = stageOf(byId.get(id)!.callFrame);
+    const frame = byId.get(id)!.callFrame;
+    const stage = stageOf(frame);
     micros.set(stage, (micros.get(stage) ?? 0) + dt);
+    if (stage === 'idle') return;
+    const name = `${frame.functionName || '(anonymous)'} ${frame.url.replace(/^.*\/(node_modules\/|src\/)/, '$1')}`;
+    functions.set(name, (functions.get(name) ?? 0) + dt);
   });
-  return micros;
+  return { stages: micros, functions };
 }
 
-async function profileAt(streams: number, port: number): Promise<Map<string, number>> {
+async function profileAt(streams: number, port: number): Promise<ReturnType<typeof breakdown>> {
   const dir = mkdtempSync(join(tmpdir(), 'braid-profile-'));
   const server = await startServe({
     port,
@@ -101,7 +106,7 @@ async function profileAt(streams: number, port: number): Promise<Map<string, num
 const counts = process.argv.slice(2).map(Number);
 let port = 18_600;
 for (const streams of counts.length > 0 ? counts : [256, 512]) {
-  const stages = await profileAt(streams, ++port);
+  const { stages, functions } = await profileAt(streams, ++port);
   const total = [...stages.values()].reduce((a, b) => a + b, 0);
   const busy = total - (stages.get('idle') ?? 0);
   console.log(
@@ -114,6 +119,13 @@ for (const streams of counts.length > 0 ? counts : [256, 512]) {
     console.log(
       `| ${stage} | ${((us / busy) * 100).toFixed(1)} % | ${(us / 1000 / (total / 1e6)).toFixed(0)} |`,
     );
+  }
+  console.log('\nThe functions with the most self time:\n');
+  console.log('| function | file | share of busy time |');
+  console.log('|---|---|---|');
+  for (const [name, us] of [...functions].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
+    const [fn, file] = name.split(' ');
+    console.log(`| ${fn} | ${file ?? ''} | ${((us / busy) * 100).toFixed(1)} % |`);
   }
   console.log();
 }

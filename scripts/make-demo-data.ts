@@ -5,9 +5,38 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { mulberry32 } from '../src/model/weights.js';
 import { shuffleInPlace } from '../src/train/shuffle.js';
-import { loadSpeechPrompts, loadVideo, type SpeechPrompt, type VideoSource } from './demo-data/media.js';
-import { DEMO_LABELS, labelIntervals, planSession, type SessionPlan } from './demo-data/plan.js';
+import {
+  type DistractorClip,
+  loadDistractors,
+  TEST_DISTRACTORS,
+  TRAIN_DISTRACTORS,
+} from './demo-data/distractors.js';
+import { activeLevel } from './demo-data/levels.js';
+import {
+  loadSpeechPrompts,
+  loadVideo,
+  readTranscripts,
+  type SpeechPrompt,
+  type VideoSource,
+} from './demo-data/media.js';
+import { loadPan } from './demo-data/pans.js';
+import {
+  DEMO_LABELS,
+  DISTRACTOR_LABEL,
+  labelIntervals,
+  type PlanInputs,
+  planSession,
+  SENSOR_NOISE_LABEL,
+  type SessionPlan,
+} from './demo-data/plan.js';
 import { renderSession, type SplitMedia, writeSession } from './demo-data/render.js';
+import {
+  type EspeakVoice,
+  loadAsteriskVoice,
+  loadEspeakVoice,
+  loadG722Voice,
+  transcriptFile,
+} from './demo-data/voices.js';
 
 /** Sessions start an hour apart from this µs epoch (a multiple of the 500 ms window, so windows align to it). */
 const T0 = 1_700_000_000_000_000;
@@ -19,6 +48,45 @@ const DEMO_VIDEOS = ['vtest'] as const;
 const TRAIN_FRACTION_SPEECH = 0.75;
 const TRAIN_FRACTION_VIDEO = 0.7;
 
+/**
+ * Other voices by split. Training: French (June), Italian (Carlo, a man) and Spanish (Allison) telephone prompts,
+ * the English prompts as wideband G.722, six espeak-ng voices. Held out, never in training: Russian (another
+ * speaker, another language) as telephone prompts and as espeak-ng, and an espeak-ng Scottish English variant.
+ */
+const TRAIN_LANGUAGES = ['fr', 'it', 'es'] as const;
+const TEST_LANGUAGES = ['ru'] as const;
+const TRAIN_ESPEAK: readonly [voice: string, texts: string][] = [
+  ['en-us+m3', 'en'],
+  ['en-gb-x-rp+f2', 'en'],
+  ['en-029+m7', 'en'],
+  ['fr-fr+f3', 'fr'],
+  ['es+m1', 'es'],
+  ['it+f4', 'it'],
+];
+const TEST_ESPEAK: readonly [voice: string, texts: string][] = [
+  ['ru+f5', 'ru'],
+  ['en-gb-scotland+m4', 'en'],
+];
+/** Utterances per espeak-ng voice. */
+const ESPEAK_COUNT = 40;
+/**
+ * A camera panning and zooming over OpenCV's sample photographs: eight for training; two of buildings (a modern
+ * block, Leuven's old town) held out, so held-out video has a scene training never shows.
+ */
+const TRAIN_PHOTOS = [
+  'baboon.jpg',
+  'fruits.jpg',
+  'home.jpg',
+  'messi5.jpg',
+  'starry_night.jpg',
+  'butterfly.jpg',
+  'stuff.jpg',
+  'board.jpg',
+];
+const TEST_PHOTOS = ['building.jpg', 'leuvenA.jpg'];
+/** Gaps between prompts in sessions with distractors: longer than the demo's, to leave room for them. */
+const DISTRACTOR_GAPS: readonly [number, number] = [0.5, 7];
+
 interface Options {
   out: string;
   train: number;
@@ -28,13 +96,20 @@ interface Options {
   mediaSeed: number;
   demo: string;
   demoSeconds: number;
+  unseenVideo: number;
+  seenVideo: number;
   cache: string;
 }
 
 interface Split {
   readonly media: SplitMedia;
   /** What the split holds, for the manifest. */
-  readonly describe: { prompts: string[]; videos: { name: string; frames: [number, number] }[] };
+  readonly describe: {
+    prompts: string[];
+    videos: { name: string; frames: [number, number] }[];
+    voices?: Record<string, number>;
+    distractors?: { kind: string; source: string; clips: number; seconds: number }[];
+  };
 }
 
 /** Speech prompts split by file; each video split in time (first 70% train, last 30% held out). */
@@ -71,13 +146,69 @@ function splitMedia(
   return [make(parts[0] as SpeechPrompt[], 0), make(parts[1] as SpeechPrompt[], 1)];
 }
 
+/** Split media with the extra voices, videos and distractor sounds of one side, and what they add to the manifest. */
+function extend(
+  split: Split,
+  voices: readonly SpeechPrompt[],
+  videos: readonly VideoSource[],
+  distractors: readonly DistractorClip[],
+): Split {
+  const prompts = [...split.media.prompts, ...voices];
+  const counts: Record<string, number> = {};
+  for (const p of prompts) counts[p.voice] = (counts[p.voice] ?? 0) + 1;
+  const bySource = new Map<string, { kind: string; source: string; clips: number; seconds: number }>();
+  for (const d of distractors) {
+    const key = `${d.kind}\u0000${d.source}`;
+    const entry = bySource.get(key) ?? { kind: d.kind, source: d.source, clips: 0, seconds: 0 };
+    entry.clips++;
+    entry.seconds = Number((entry.seconds + d.samples.length / 16_000).toFixed(1));
+    bySource.set(key, entry);
+  }
+  return {
+    media: { ...split.media, prompts, videos: [...split.media.videos, ...videos], distractors },
+    describe: {
+      ...split.describe,
+      videos: [
+        ...split.describe.videos,
+        ...videos.map((v) => ({ name: v.name, frames: [0, v.frames.length] as [number, number] })),
+      ],
+      voices: counts,
+      distractors: [...bySource.values()],
+    },
+  };
+}
+
+/** What a session of these media may draw from; with distractors, voices and augmentation where the media have them. */
+function planInputs(media: SplitMedia, seconds: number): PlanInputs {
+  const base = {
+    seconds,
+    promptSamples: media.prompts.map((p) => p.samples.length),
+    transcripts: media.transcripts.length,
+    videoFrames: media.videos.map((v) => v.frames.length),
+  };
+  const clips = media.distractors;
+  if (clips === undefined) return base;
+  const voiceNames = [...new Set(media.prompts.map((p) => p.voice))];
+  return {
+    ...base,
+    promptVoices: media.prompts.map((p) => voiceNames.indexOf(p.voice)),
+    voiceNames,
+    gapSeconds: DISTRACTOR_GAPS,
+    distractors: {
+      clips: clips.map((c) => ({ samples: c.samples.length, level: c.level, kind: c.kind })),
+      promptLevels: media.prompts.map((p) => activeLevel(p.samples)),
+    },
+    augment: true,
+  };
+}
+
 function onFraction(plan: SessionPlan): Record<string, number> {
   const intervals = labelIntervals(plan);
   const total = plan.seconds * 1_000_000;
   return Object.fromEntries(
-    DEMO_LABELS.map((l) => [
+    Object.entries(intervals).map(([l, set]) => [
       l,
-      Number((intervals[l].reduce((a, [s, e]) => a + e - s, 0) / total).toFixed(3)),
+      Number((set.reduce((a, [s, e]) => a + e - s, 0) / total).toFixed(3)),
     ]),
   );
 }
@@ -92,43 +223,142 @@ async function buildSession(
   metadata: Record<string, string>,
 ): Promise<Record<string, unknown>> {
   const random = mulberry32(seed);
-  const plan = planSession(random, {
-    seconds,
-    promptSamples: media.prompts.map((p) => p.samples.length),
-    transcripts: media.transcripts.length,
-    videoFrames: media.videos.map((v) => v.frames.length),
-  });
+  const plan = planSession(random, planInputs(media, seconds));
   const events = renderSession(plan, media, { streamId, t0, random });
   await writeSession(file, events, {
     ...metadata,
     streamId,
     seed: String(seed),
-    labels: DEMO_LABELS.join(','),
+    labels: Object.keys(labelIntervals(plan)).join(','),
   });
   const bytes = (await stat(file)).size;
-  return { file, streamId, seed, events: events.length, bytes, labelOnFraction: onFraction(plan) };
+  const distractors = plan.distractors && {
+    distractors: {
+      count: plan.distractors.length,
+      quiet: plan.distractors.filter((d) => d.quiet).length,
+      kinds: countBy(plan.distractors.map((d) => d.kind)),
+    },
+    voices: countBy(plan.speech.map((s) => (media.prompts[s.prompt] as SpeechPrompt).voice)),
+  };
+  return {
+    file,
+    streamId,
+    seed,
+    events: events.length,
+    bytes,
+    labelOnFraction: onFraction(plan),
+    ...distractors,
+  };
+}
+
+function countBy(values: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of [...values].sort()) out[v] = (out[v] ?? 0) + 1;
+  return out;
+}
+
+/** The espeak-ng voices of one side, reading transcripts of their language (English: that side's own). */
+async function espeakVoices(
+  voices: readonly [string, string][],
+  english: readonly string[],
+  seed: number,
+  cache: string,
+): Promise<SpeechPrompt[]> {
+  const out: SpeechPrompt[] = [];
+  for (const [k, [voice, lang]] of voices.entries()) {
+    const texts = lang === 'en' ? english : [...(await readTranscripts(transcriptFile(lang))).values()];
+    const spec: EspeakVoice = { voice, texts };
+    out.push(...(await loadEspeakVoice(spec, ESPEAK_COUNT, seed * 1000 + k, cache)));
+  }
+  return out;
 }
 
 async function main(options: Options): Promise<void> {
   const started = performance.now();
+  await mkdir(options.out, { recursive: true });
   console.log('make-demo-data: preparing speech prompts (sox) and video clips (ffmpeg)...');
   const prompts = await loadSpeechPrompts(options.cache);
   const videos = await Promise.all(VIDEOS.map((v) => loadVideo(v, options.cache)));
   // The split has its own seed: new session timelines (--seed) must not move held-out media into training.
-  const [train, test] = splitMedia(prompts, videos, options.mediaSeed);
+  const [baseTrain, baseTest] = splitMedia(prompts, videos, options.mediaSeed);
   console.log(
-    `make-demo-data: ${prompts.length} prompts (${train.media.prompts.length} train / ${test.media.prompts.length} held out), videos ${videos.map((v) => `${v.name} ${v.frames.length} frames`).join(', ')}`,
+    `make-demo-data: ${prompts.length} prompts (${baseTrain.media.prompts.length} train / ${baseTest.media.prompts.length} held out), videos ${videos.map((v) => `${v.name} ${v.frames.length} frames`).join(', ')}`,
   );
+  console.log(
+    'make-demo-data: other voices (sox, ffmpeg, espeak-ng), photo pans (ffmpeg), distractor sounds...',
+  );
+  const voices = async (
+    split: Split,
+    languages: readonly string[],
+    espeak: readonly [string, string][],
+    k: number,
+  ) => [
+    ...(await loadG722Voice(split.media.prompts, options.cache)),
+    ...(await Promise.all(languages.map((l) => loadAsteriskVoice(l, options.cache)))).flat(),
+    ...(await espeakVoices(espeak, split.media.transcripts, options.mediaSeed * 10 + k, options.cache)),
+  ];
+  const pans = (photos: readonly string[], k: number) =>
+    Promise.all(photos.map((p, i) => loadPan(p, options.mediaSeed * 1000 + k * 100 + i, options.cache)));
+  const train = extend(
+    baseTrain,
+    await voices(baseTrain, TRAIN_LANGUAGES, TRAIN_ESPEAK, 0),
+    await pans(TRAIN_PHOTOS, 0),
+    await loadDistractors(TRAIN_DISTRACTORS, options.cache),
+  );
+  const test = extend(
+    baseTest,
+    await voices(baseTest, TEST_LANGUAGES, TEST_ESPEAK, 1),
+    await pans(TEST_PHOTOS, 1),
+    await loadDistractors(TEST_DISTRACTORS, options.cache),
+  );
+  // Held-out sessions whose video shows only the clips training never saw (the building pans): motion on them alone.
+  const unseenVideo: Split = {
+    media: {
+      ...test.media,
+      videos: test.media.videos.filter((v) =>
+        TEST_PHOTOS.some((p) => v.name === `pan:${p.replace(/\.[^.]+$/, '')}`),
+      ),
+    },
+    describe: {
+      ...test.describe,
+      videos: test.describe.videos.filter((v) => v.name.startsWith('pan:')),
+    },
+  };
+  for (const [name, split] of [
+    ['train', train],
+    ['test', test],
+  ] as const)
+    console.log(
+      `make-demo-data: ${name}: voices ${Object.entries(split.describe.voices ?? {})
+        .map(([v, n]) => `${v} ${n}`)
+        .join(', ')}; distractors ${(split.describe.distractors ?? [])
+        .map((d) => `${d.kind}/${d.source} ${d.clips}`)
+        .join(', ')}`,
+    );
   const sessions: Record<string, unknown>[] = [];
   const common = {
     generator: 'scripts/make-demo-data.ts',
     dataSeed: String(options.seed),
     mediaSeed: String(options.mediaSeed),
   };
+  // And whose video shows only held-out parts of the videos training saw parts of: the same figure for comparison.
+  const seenVideo: Split = {
+    media: {
+      ...test.media,
+      videos: test.media.videos.filter((v) => (VIDEOS as readonly string[]).includes(v.name)),
+    },
+    describe: {
+      ...test.describe,
+      videos: test.describe.videos.filter((v) => (VIDEOS as readonly string[]).includes(v.name)),
+    },
+  };
   for (const [name, split, count, offset] of [
     ['train', train, options.train, 0],
     ['test', test, options.test, 10_000],
+    ['test-unseen-video', unseenVideo, options.unseenVideo, 30_000],
+    ['test-seen-video', seenVideo, options.seenVideo, 40_000],
   ] as const) {
+    if (count === 0) continue;
     const dir = path.join(options.out, name);
     await mkdir(dir, { recursive: true });
     for (let i = 0; i < count; i++) {
@@ -146,9 +376,10 @@ async function main(options: Options): Promise<void> {
   }
   if (options.demo) {
     await mkdir(path.dirname(options.demo), { recursive: true });
+    // The demo stream is built as before the extra voices, videos and distractors: English prompts over the noise bed.
     const media = {
-      ...test.media,
-      videos: test.media.videos.filter((v) => (DEMO_VIDEOS as readonly string[]).includes(v.name)),
+      ...baseTest.media,
+      videos: baseTest.media.videos.filter((v) => (DEMO_VIDEOS as readonly string[]).includes(v.name)),
     };
     const seed = options.seed * 100_003 + 20_000;
     sessions.push(
@@ -164,7 +395,19 @@ async function main(options: Options): Promise<void> {
     mediaSeed: options.mediaSeed,
     seconds: options.seconds,
     labels: DEMO_LABELS,
-    splits: { train: train.describe, test: test.describe },
+    auxLabels: [
+      DISTRACTOR_LABEL,
+      `${DISTRACTOR_LABEL}_<kind>`,
+      `${DISTRACTOR_LABEL}_quiet`,
+      SENSOR_NOISE_LABEL,
+      'voice_<voice>',
+    ],
+    splits: {
+      train: train.describe,
+      test: test.describe,
+      'test-unseen-video': unseenVideo.describe,
+      'test-seen-video': seenVideo.describe,
+    },
     sessions,
   };
   await writeFile(path.join(options.out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -199,6 +442,18 @@ const program = new Command('make-demo-data')
     'streams/demo.mcap',
   )
   .option('--demo-seconds <s>', 'length of the demo session', int('demo-seconds'), 60)
+  .option(
+    '--unseen-video <n>',
+    'held-out sessions whose video is only the clips training never shows (test-unseen-video/)',
+    int('unseen-video'),
+    5,
+  )
+  .option(
+    '--seen-video <n>',
+    "held-out sessions whose video is only the held-out parts of training's videos (test-seen-video/)",
+    int('seen-video'),
+    5,
+  )
   .option('--cache <dir>', 'converted clips are cached here', 'data/cache')
   .action(async (options: Options) => main(options));
 

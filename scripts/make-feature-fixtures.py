@@ -7,6 +7,7 @@ Writes into test/fixtures/features/:
   speech-16k.logmel.f32   numpy log-mel of every analysis frame of the clip (frames x 40, float32 little-endian);
   audio-reference.json    window features of the clip (all four aggregates) and of a block shorter than a frame;
   video-frames.bin        deterministic raw frames (gray 64x48 and rgb 50x37) made here with a seeded generator;
+  video-pan.bin           five gray 64x48 frames of a smooth scene panning by 4 pixels a frame;
   video-reference.json    their window features, with the thumbnail made by exact area averaging (pixel replication
                           to a common multiple of the sizes, then block means) instead of braid's overlap weights;
   text-reference.json     FNV-1a 32-bit hashes of UTF-8 strings and a window's hashed text features.
@@ -94,6 +95,38 @@ def aggregates(values):
     }
 
 
+def audio_descriptors(log_mel, x):
+    """flux, flatness, centroid, envelope, zcr, stationarity (src/features/audio-descriptors.ts) of a block x and its log-mel."""
+    frames, bands = log_mel.shape
+    power = np.exp(log_mel)
+    flux = np.maximum(np.diff(log_mel, axis=0), 0).mean(axis=1) if frames > 1 else np.zeros(0)
+    flatness = log_mel.mean(axis=1) - np.log(power.mean(axis=1))
+    centroid = (power * np.arange(bands)).sum(axis=1) / power.sum(axis=1) / (bands - 1)
+    energy = np.log(power.sum(axis=1))
+    low = float(np.mean(energy < np.log(0.25 * np.exp(energy).mean())))
+    modulation = 0.0
+    if frames >= 4:
+        spectrum = np.abs(np.fft.fft(energy - energy.mean())) ** 2
+        k = np.arange(1, frames // 2 + 1)
+        hz = k * (SR / HOP) / frames
+        total = spectrum[k].sum()
+        modulation = float(spectrum[k][(hz >= 2) & (hz <= 8)].sum() / total) if total > 0 else 0.0
+    signs = frames_of(x) < 0
+    zcr = (signs[:, 1:] != signs[:, :-1]).sum(axis=1) / (FRAME - 1)
+    ms = lambda v: [float(v.mean()), float(v.std())] if len(v) else [0.0, 0.0]
+    def shape_correlation(lag):
+        if frames <= lag:
+            return 0.0
+        a = log_mel[:-lag] - log_mel[:-lag].mean(axis=1, keepdims=True)
+        b = log_mel[lag:] - log_mel[lag:].mean(axis=1, keepdims=True)
+        aa, bb = (a * a).sum(axis=1), (b * b).sum(axis=1)
+        r = np.where((aa > 0) & (bb > 0), (a * b).sum(axis=1) / np.sqrt(np.maximum(aa * bb, 1e-300)), 0.0)
+        return float(r.mean())
+
+    return (ms(flux) + ms(flatness) + ms(centroid) + [float(energy.std()), low, modulation] + ms(zcr)
+            + [shape_correlation(5), shape_correlation(20)])
+
+
 def audio_reference():
     pcm = speech_samples()
     x = pcm.astype(np.float64) / 32768.0
@@ -107,7 +140,8 @@ def audio_reference():
         block = np.concatenate([x[s : s + EVENT_SAMPLES] for s in starts])
         mel, rms = log_mel_and_rms(block)
         windows.append({"index": w, "samples": len(block), "frames": len(mel),
-                        "mel": aggregates(mel), "rms": aggregates(rms[:, None])})
+                        "mel": aggregates(mel), "rms": aggregates(rms[:, None]),
+                        "descriptors": audio_descriptors(mel, block)})
     short = x[:200]
     mel, rms = log_mel_and_rms(short)
     return {
@@ -117,7 +151,8 @@ def audio_reference():
         "eventSamples": EVENT_SAMPLES, "windowSamples": WINDOW_SAMPLES,
         "samples": len(pcm), "frames": len(log_mel),
         "windows": windows,
-        "short": {"samples": len(short), "mel": aggregates(mel), "rms": aggregates(rms[:, None])},
+        "short": {"samples": len(short), "mel": aggregates(mel), "rms": aggregates(rms[:, None]),
+                  "descriptors": audio_descriptors(mel, short)},
     }
 
 
@@ -128,6 +163,38 @@ def area_average(img, out_w, out_h):
     lh = h * out_h // math.gcd(h, out_h)
     big = np.repeat(np.repeat(img, lh // h, axis=0), lw // w, axis=1)
     return big.reshape(out_h, lh // out_h, out_w, lw // out_w).mean(axis=(1, 3))
+
+
+def video_descriptors(thumbs, max_shift=2, floor=0.01):
+    """contrast-motion, global-motion (src/features/video-descriptors.ts) over consecutive thumbnail pairs."""
+    h, w = thumbs.shape[1:]
+    contrast_motion, residual, shifts, coarse = [], [], [], []
+    by, bx = (2 if h > 1 else 1), (2 if w > 1 else 1)
+    blocks = lambda t: t[: (h // by) * by, : (w // bx) * bx].reshape(h // by, by, w // bx, bx).mean(axis=(1, 3))
+    for prev, cur in zip(thumbs[:-1], thumbs[1:]):
+        contrast = math.sqrt((prev.var() + cur.var()) / 2) + floor
+        best, best_shift = None, 0.0
+        # Shift (0, 0) first, then dy, dx in increasing order; only a strictly smaller difference replaces the best.
+        order = [(0, 0)] + [(dy, dx) for dy in range(-max_shift, max_shift + 1)
+                            for dx in range(-max_shift, max_shift + 1) if (dy, dx) != (0, 0)]
+        for dy, dx in order:
+            ys, xs = slice(max(0, -dy), min(h, h - dy)), slice(max(0, -dx), min(w, w - dx))
+            yc, xc = slice(ys.start + dy, ys.stop + dy), slice(xs.start + dx, xs.stop + dx)
+            d = np.abs(cur[yc, xc] - prev[ys, xs]).mean()
+            if (dy, dx) == (0, 0):
+                still = d
+            if best is None or d < best:
+                best, best_shift = d, math.hypot(dx, dy)
+        contrast_motion.append(still / contrast)
+        coarse.append(np.abs(blocks(cur) - blocks(prev)).mean() / contrast)
+        residual.append(best / contrast)
+        shifts.append(best_shift)
+    if not shifts:
+        return [0.0] * 7
+    fine = float(np.sum(contrast_motion))
+    return [float(np.mean(contrast_motion)), float(np.max(contrast_motion)),
+            float(np.mean(residual)), float(np.max(residual)), float(np.mean(shifts)),
+            float(np.mean(coarse)), float(np.sum(coarse)) / fine if fine > 0 else 0.0]
 
 
 def video_window(frames, fmt):
@@ -151,6 +218,7 @@ def video_window(frames, fmt):
         "motionMax": float(np.max(diffs)),
         "brightness": float(mean_thumb.mean()),
         "rgb": np.mean(rgb, axis=0).tolist(),
+        "descriptors": video_descriptors(thumbs),
     }
 
 
@@ -161,7 +229,14 @@ def video_reference():
     with open(os.path.join(OUT, "video-frames.bin"), "wb") as fh:
         fh.write(gray.tobytes())
         fh.write(rgb.tobytes())
+    # A camera panning right over a smooth scene, 4 pixels (one thumbnail pixel) a frame, darkened and low in contrast.
+    yy, xx = np.mgrid[0:48, 0:96]
+    scene = 128 + 60 * np.sin(xx / 7.0) * np.cos(yy / 5.0) + 30 * np.sin((xx + 2 * yy) / 11.0)
+    pan = np.stack([(0.4 * scene[:, 4 * i : 4 * i + 64] + 20).astype(np.uint8) for i in range(5)])
+    with open(os.path.join(OUT, "video-pan.bin"), "wb") as fh:
+        fh.write(pan.tobytes())
     return {
+        "pan": {"width": 64, "height": 48, "frames": 5, "features": video_window(pan, "gray")},
         "gray": {"width": 64, "height": 48, "frames": 3, "features": video_window(gray, "gray")},
         "rgb": {"width": 50, "height": 37, "frames": 3, "features": video_window(rgb, "rgb")},
     }

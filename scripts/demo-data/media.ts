@@ -4,6 +4,7 @@ import { mkdir, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
+import { limited } from './limited.js';
 import { SAMPLE_RATE } from './plan.js';
 
 const run = promisify(execFile);
@@ -19,8 +20,10 @@ export const FRAME_WIDTH = 64;
 export const FRAME_HEIGHT = 48;
 
 export interface SpeechPrompt {
-  /** Path under SPEECH_DIR without `.wav`, e.g. `digits/5`. */
+  /** Path under SPEECH_DIR without `.wav`, e.g. `digits/5`; other voices prefix theirs (`fr:digits/5`). */
   readonly name: string;
+  /** Who speaks it and how: `en` (these prompts), `en-g722`, `fr`, `espeak/en-us+m3`, … */
+  readonly voice: string;
   readonly transcript: string;
   /** 16 kHz mono PCM16, leading and trailing silence trimmed. */
   readonly samples: Int16Array;
@@ -48,27 +51,18 @@ export async function readTranscripts(file = TRANSCRIPTS): Promise<Map<string, s
   return out;
 }
 
-/** Runs `tasks` with at most `limit` at once, keeping the results in order. */
-async function limited<T>(limit: number, tasks: readonly (() => Promise<T>)[]): Promise<T[]> {
-  const out: T[] = new Array(tasks.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < tasks.length) {
-      const i = next++;
-      out[i] = await (tasks[i] as () => Promise<T>)();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
-  return out;
-}
-
-/** Converts once with sox (trim silence at −40 dBFS at both ends, resample to 16 kHz) and caches the raw PCM. */
+/**
+ * Converts once with sox (trim silence at −40 dBFS at both ends, resample to 16 kHz) and caches the raw PCM. Every
+ * sox call of `npm run data` passes -R (repeatable): without it sox seeds its dither (and synth noise) anew on each
+ * run, so a fresh cache gave other samples and other sessions than the last.
+ */
 async function speechSamples(name: string, cacheDir: string): Promise<Int16Array> {
   const out = path.join(cacheDir, 'speech', `${name.replaceAll('/', '__')}.s16`);
   if (!existsSync(out)) {
     await mkdir(path.dirname(out), { recursive: true });
     const tmp = `${out}.${process.pid}.tmp`;
     await run('sox', [
+      '-R',
       path.join(SPEECH_DIR, `${name}.wav`),
       ...['-t', 'raw', '-r', String(SAMPLE_RATE), '-b', '16', '-c', '1', '-e', 'signed-integer', tmp],
       ...['silence', '1', '0.02', '1%', 'reverse', 'silence', '1', '0.02', '1%', 'reverse'],
@@ -98,6 +92,7 @@ export async function loadSpeechPrompts(
   return names
     .map((name, i) => ({
       name,
+      voice: 'en',
       transcript: transcripts.get(name) as string,
       samples: samples[i] as Int16Array,
     }))

@@ -1,6 +1,8 @@
 import type { AnySourceEvent, Modality } from '../../src/core/events.js';
 import { audioFrameTime, type Micros } from '../../src/core/time.js';
+import { mulberry32 } from '../../src/model/weights.js';
 import { McapRecorder } from '../../src/record/recorder.js';
+import type { DistractorClip } from './distractors.js';
 import { FRAME_HEIGHT, FRAME_WIDTH, type SpeechPrompt, type VideoSource } from './media.js';
 import {
   FPS,
@@ -11,11 +13,12 @@ import {
   type SessionPlan,
 } from './plan.js';
 
-/** What one split (train or held-out) may use: its own prompts, transcripts and video frames. */
+/** What one split (train or held-out) may use: its own prompts, transcripts, video frames and distractor sounds. */
 export interface SplitMedia {
   readonly prompts: readonly SpeechPrompt[];
   readonly transcripts: readonly string[];
   readonly videos: readonly VideoSource[];
+  readonly distractors?: readonly DistractorClip[];
 }
 
 export interface RenderOptions {
@@ -60,16 +63,46 @@ function renderAudio(plan: SessionPlan, media: SplitMedia, random: () => number)
     for (let i = 0; i < s.samples; i++)
       mix[s.startSample + i] = (mix[s.startSample + i] as number) + ((prompt[i] as number) / 32768) * s.gain;
   }
+  for (const d of plan.distractors ?? []) {
+    const clip = media.distractors?.[d.clip]?.samples;
+    if (clip === undefined) throw new Error(`distractor clip ${d.clip} is not among the split's`);
+    for (let i = 0; i < d.samples; i++)
+      mix[d.startSample + i] =
+        (mix[d.startSample + i] as number) + ((clip[d.offset + i] as number) / 32768) * d.gain;
+  }
   return Int16Array.from(mix, (v) => Math.max(-32768, Math.min(32767, Math.round(v * 32768))));
 }
 
-/** A segment's camera look: gain and offset on the gray levels (clamped), optionally mirrored left-right. */
-function adjust(frame: Uint8Array, segment: PlannedVideo): Uint8Array {
+/** A box blur of radius r (a defocused camera), edges clamped. */
+function boxBlur(frame: Uint8Array, r: number): Float64Array {
+  const out = new Float64Array(frame.length);
+  for (let y = 0; y < FRAME_HEIGHT; y++)
+    for (let x = 0; x < FRAME_WIDTH; x++) {
+      let sum = 0;
+      for (let dy = -r; dy <= r; dy++)
+        for (let dx = -r; dx <= r; dx++) {
+          const yy = Math.max(0, Math.min(FRAME_HEIGHT - 1, y + dy));
+          const xx = Math.max(0, Math.min(FRAME_WIDTH - 1, x + dx));
+          sum += frame[yy * FRAME_WIDTH + xx] as number;
+        }
+      out[y * FRAME_WIDTH + x] = sum / (2 * r + 1) ** 2;
+    }
+  return out;
+}
+
+/**
+ * A segment's camera look: blur, gain and offset on the gray levels, sensor noise (drawn from `noise`, fresh per
+ * frame), clamped, optionally mirrored left-right.
+ */
+function adjust(frame: Uint8Array, segment: PlannedVideo, noise?: () => number): Uint8Array {
+  const source = segment.blur ? boxBlur(frame, segment.blur) : frame;
+  const sd = segment.noise ?? 0;
   const out = new Uint8Array(frame.length);
   for (let y = 0; y < FRAME_HEIGHT; y++)
     for (let x = 0; x < FRAME_WIDTH; x++) {
       const from = y * FRAME_WIDTH + (segment.mirror ? FRAME_WIDTH - 1 - x : x);
-      const v = segment.gain * (frame[from] as number) + segment.offset;
+      let v = segment.gain * (source[from] as number) + segment.offset;
+      if (sd > 0 && noise) v += sd * gaussian(noise);
       out[y * FRAME_WIDTH + x] = Math.max(0, Math.min(255, Math.round(v)));
     }
   return out;
@@ -98,6 +131,7 @@ export function renderSession(
   for (const segment of plan.video) {
     if (segment.kind === 'none') continue;
     const frames = (media.videos[segment.source] as VideoSource).frames;
+    const noise = segment.noiseSeed === undefined ? undefined : mulberry32(segment.noiseSeed);
     for (let k = 0; k < segment.frames; k++) {
       const source =
         segment.kind === 'motion' ? (segment.sourceFrame + k) % frames.length : segment.sourceFrame;
@@ -110,7 +144,7 @@ export function renderSession(
           format: 'gray',
           width: FRAME_WIDTH,
           height: FRAME_HEIGHT,
-          data: adjust(frames[source] as Uint8Array, segment),
+          data: adjust(frames[source] as Uint8Array, segment, noise),
         },
       });
     }

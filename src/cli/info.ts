@@ -34,13 +34,15 @@ export function registerInfoCommand(program: Command): void {
               ', ',
             )}${s.predictions ? `, predictions ${s.predictions}` : ''}${s.labelEvents ? `, label events ${s.labelEvents}` : ''}`,
         );
-      const predictions = info.channels.filter((c) => c.kind === 'prediction');
+      // By topic: channel ids follow which stream's first message the recorder met first, an arrival order.
+      const byTopic = (a: { topic: string }, b: { topic: string }) => a.topic.localeCompare(b.topic);
+      const predictions = info.channels.filter((c) => c.kind === 'prediction').sort(byTopic);
       if (predictions.length > 0) {
         console.log('  prediction channels:');
         for (const c of predictions)
           console.log(`    ${c.topic}: ${c.messages} predictions, model ${c.model ?? 'not recorded'}`);
       }
-      const labelEvents = info.channels.filter((c) => c.kind === 'label_event');
+      const labelEvents = info.channels.filter((c) => c.kind === 'label_event').sort(byTopic);
       if (labelEvents.length > 0) {
         console.log('  label event channels:');
         for (const c of labelEvents)

@@ -1,4 +1,5 @@
 import { f64x2, moduleBytes, op } from '../core/wasm-encoding.js';
+import type { FrameRows } from './audio-descriptors.js';
 import type { AudioFeatureConfig } from './config.js';
 import { FrameAccumulator, type FrameStatistics } from './frame-aggregates.js';
 import { frameCount, LogMelExtractor, type LogMelSink, PCM16_SCALE } from './log-mel.js';
@@ -25,6 +26,8 @@ export interface AudioWindowAnalyser {
   reserve(samples: number): Int16Array;
   /** Statistics of every frame of the buffer's first `length` (≥ 1) samples; valid until the next call. */
   analyse(length: number): FrameStatistics;
+  /** The rows of the frames the last `analyse` saw (bands, then RMS); valid until the next call. */
+  lastRows(): FrameRows;
   /** Every frame's row [bands..., RMS], frame-major (frames × (melBands + 1)): for tests and inspection. */
   frameRows(length: number): Float64Array;
 }
@@ -58,7 +61,8 @@ export class JsLogMelAnalyser implements AudioWindowAnalyser {
   readonly #accumulator: FrameAccumulator;
   readonly #row: Float64Array;
   readonly #sink: LogMelSink;
-  #rows: Float64Array | null = null;
+  /** Every frame's row of the last analyse, frame-major, grown as needed. */
+  #rows = new Float64Array(0);
   #frames = 0;
   #pcm = new Int16Array(16_000);
   #samples = new Float64Array(16_000);
@@ -74,7 +78,7 @@ export class JsLogMelAnalyser implements AudioWindowAnalyser {
         row.set(logMel);
         row[config.melBands] = rms;
         this.#accumulator.add(row);
-        this.#rows?.set(row, this.#frames++ * row.length);
+        this.#rows.set(row, this.#frames++ * row.length);
       },
     };
   }
@@ -94,20 +98,21 @@ export class JsLogMelAnalyser implements AudioWindowAnalyser {
     const samples = this.#samples;
     const pcm = this.#pcm;
     for (let i = 0; i < length; i++) samples[i] = (pcm[i] as number) * PCM16_SCALE;
+    const rows = frameCount(length, this.#config) * this.#row.length;
+    if (rows > this.#rows.length) this.#rows = new Float64Array(Math.max(rows, 2 * this.#rows.length));
+    this.#frames = 0;
     this.#accumulator.reset();
     this.#extractor.process(samples, length, this.#sink);
     return this.#accumulator;
   }
 
+  lastRows(): FrameRows {
+    const stride = this.#row.length;
+    return { rows: this.#rows, stride, frames: this.#frames, bands: this.#config.melBands };
+  }
+
   frameRows(length: number): Float64Array {
-    const rows = new Float64Array(frameCount(length, this.#config) * this.#row.length);
-    this.#rows = rows;
-    this.#frames = 0;
-    try {
-      this.analyse(length);
-    } finally {
-      this.#rows = null;
-    }
-    return rows;
+    this.analyse(length);
+    return this.#rows.slice(0, this.#frames * this.#row.length);
   }
 }

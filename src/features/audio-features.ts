@@ -2,7 +2,8 @@ import { BadFrameError, InvalidOptionError } from '../core/errors.js';
 import type { AnySourceEvent, AudioPayload } from '../core/events.js';
 import type { DropCounter } from '../sources/drop-counter.js';
 import { type AudioKernel, type AudioWindowAnalyser, createAudioAnalyser } from './audio-analyser.js';
-import type { AudioFeatureConfig } from './config.js';
+import { writeAudioDescriptors } from './audio-descriptors.js';
+import { type AudioFeatureConfig, audioFeatureSize } from './config.js';
 import { writeFrameAggregates } from './frame-aggregates.js';
 import type { PcmResampler } from './resampler.js';
 
@@ -23,7 +24,7 @@ function concat(parts: readonly Int16Array[], total: number): Int16Array {
 
 /**
  * One window's audio features: the window's PCM16 frames are concatenated in (time, seq) order — gaps are not
- * filled — and analysed as one block; layout [melAggregates × melBands | rmsAggregates]. Frames at another rate or
+ * filled — and analysed as one block; layout [melAggregates × melBands | rmsAggregates | descriptors]. Frames at another rate or
  * with two channels are turned into mono at the features' rate by `resampler` (each run of frames of one format as
  * one block, so the result depends on the window's samples only); without one they are counted and skipped. A window
  * with no usable frame yields an empty array (treated as absent). `kernel` picks the implementation (default:
@@ -45,7 +46,7 @@ export class AudioFeaturizer {
     this.#config = config;
     this.#drops = drops;
     this.#analyser = createAudioAnalyser(config, kernel);
-    this.size = config.melBands * config.melAggregates.length + config.rmsAggregates.length;
+    this.size = audioFeatureSize(config);
     if (resampler !== undefined && resampler.targetRate !== config.sampleRate)
       throw new InvalidOptionError(
         'resampler',
@@ -65,7 +66,20 @@ export class AudioFeaturizer {
     const { melBands, melAggregates, rmsAggregates } = this.#config;
     const out = new Float32Array(this.size);
     const offset = writeFrameAggregates(stats, 0, melBands, out, 0, melAggregates);
-    writeFrameAggregates(stats, melBands, 1, out, offset, rmsAggregates);
+    const end = writeFrameAggregates(stats, melBands, 1, out, offset, rmsAggregates);
+    const { descriptors, sampleRate, hopLength, frameLength } = this.#config;
+    if (descriptors !== undefined && descriptors.length > 0) {
+      // reserve(0) hands back the buffer the analysed samples are still in.
+      const samples = { pcm: this.#analyser.reserve(0), length, frameLength, hopLength };
+      writeAudioDescriptors(
+        this.#analyser.lastRows(),
+        samples,
+        descriptors,
+        sampleRate / hopLength,
+        out,
+        end,
+      );
+    }
     return out;
   }
 

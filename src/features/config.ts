@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { BraidError, InvalidOptionError } from '../core/errors.js';
 import { jsonDifferences } from '../core/json-diff.js';
+import { AUDIO_DESCRIPTORS, type AudioDescriptor, audioDescriptorSize } from './audio-descriptors.js';
+import { VIDEO_DESCRIPTORS, type VideoDescriptor, videoDescriptorSize } from './video-descriptors.js';
 
 /** How the per-frame values of a window are folded into the window's features (population std). */
 export const FRAME_AGGREGATES = ['mean', 'max', 'min', 'std'] as const;
@@ -29,14 +31,27 @@ export interface AudioFeatureConfig {
   readonly melAggregates: readonly FrameAggregate[];
   /** How per-frame RMS energy is aggregated over the window's frames, in this order. */
   readonly rmsAggregates: readonly FrameAggregate[];
+  /**
+   * Descriptors of the window's frames written after the RMS aggregates (audio-descriptors.ts): spectral flux,
+   * flatness, centroid, the energy envelope's dynamics and 2–8 Hz modulation. Absent in models saved before them.
+   */
+  readonly descriptors?: readonly AudioDescriptor[];
 }
 
 export interface VideoFeatureConfig {
   /** Grayscale thumbnail size every frame is area-averaged down to. */
   readonly thumbWidth: number;
   readonly thumbHeight: number;
-  /** The window's thumbnail: the mean over its frames, or its last frame. */
-  readonly thumbnail: 'mean' | 'last';
+  /**
+   * The window's thumbnail in the features: the mean over its frames, its last frame, or `none` (motion is still
+   * measured on the thumbnail grid; only the picture itself is left out, so a model cannot learn what clips look like).
+   */
+  readonly thumbnail: 'mean' | 'last' | 'none';
+  /**
+   * Motion descriptors written after the six scalars (video-descriptors.ts): motion relative to the frames' contrast,
+   * and what is left of it once the best global shift (a panning camera) is taken out. Absent in older models.
+   */
+  readonly descriptors?: readonly VideoDescriptor[];
 }
 
 export interface TextFeatureConfig {
@@ -73,8 +88,9 @@ export const DEFAULT_FEATURE_CONFIG: FeatureConfig = {
     logEps: 1e-6,
     melAggregates: ['mean', 'max'],
     rmsAggregates: ['mean', 'max'],
+    descriptors: [...AUDIO_DESCRIPTORS],
   },
-  video: { thumbWidth: 16, thumbHeight: 12, thumbnail: 'mean' },
+  video: { thumbWidth: 16, thumbHeight: 12, thumbnail: 'none', descriptors: [...VIDEO_DESCRIPTORS] },
   text: { hashDim: 64, maxNgram: 2, hash: 'fnv1a32', maxChars: 4_096, tooLong: 'truncate' },
 };
 
@@ -96,11 +112,28 @@ export interface FeatureLayout {
 
 export function featureLayout(config: FeatureConfig): FeatureLayout {
   const a = config.audio;
-  const audio = a.melBands * a.melAggregates.length + a.rmsAggregates.length;
-  const video = config.video.thumbWidth * config.video.thumbHeight + VIDEO_EXTRA_FEATURES;
+  const audio = audioFeatureSize(a);
+  const video = videoFeatureSize(config.video);
   const text = config.text.hashDim + TEXT_EXTRA_FEATURES;
   return { audio, video, text, mask: MASK_FEATURES, total: audio + video + text + MASK_FEATURES };
 }
+
+export function audioFeatureSize(a: AudioFeatureConfig): number {
+  return a.melBands * a.melAggregates.length + a.rmsAggregates.length + audioDescriptorSize(a.descriptors);
+}
+
+export function videoFeatureSize(v: VideoFeatureConfig): number {
+  const thumbnail = v.thumbnail === 'none' ? 0 : v.thumbWidth * v.thumbHeight;
+  return thumbnail + VIDEO_EXTRA_FEATURES + videoDescriptorSize(v.descriptors);
+}
+
+/** A list of distinct names, each at most once (order is the layout's order). */
+const descriptorList = <T extends string>(names: readonly [T, ...T[]]) =>
+  z
+    .array(z.enum(names))
+    .max(names.length)
+    .refine((list) => new Set(list).size === list.length, 'must not repeat a descriptor')
+    .optional();
 
 const positiveInt = (max: number) => z.number().int().min(1).max(max);
 const aggregates = z.array(z.enum(FRAME_AGGREGATES)).min(1).max(FRAME_AGGREGATES.length);
@@ -119,6 +152,7 @@ const audioSchema = z
     logEps: z.number().positive(),
     melAggregates: aggregates,
     rmsAggregates: aggregates,
+    descriptors: descriptorList(AUDIO_DESCRIPTORS),
   })
   .strict()
   .refine((a) => a.frameLength <= a.fftSize, { message: 'must not exceed fftSize', path: ['frameLength'] })
@@ -133,7 +167,8 @@ const schema = z
       .object({
         thumbWidth: positiveInt(256),
         thumbHeight: positiveInt(256),
-        thumbnail: z.enum(['mean', 'last']),
+        thumbnail: z.enum(['mean', 'last', 'none']),
+        descriptors: descriptorList(VIDEO_DESCRIPTORS),
       })
       .strict(),
     text: z

@@ -1,5 +1,6 @@
 export * from './aggregator.js';
 export * from './audio-analyser.js';
+export * from './audio-descriptors.js';
 export * from './audio-features.js';
 export * from './config.js';
 export * from './decode-frames.js';
@@ -11,4 +12,5 @@ export * from './mel.js';
 export * from './real-fft.js';
 export * from './text-features.js';
 export * from './thumbnail.js';
+export * from './video-descriptors.js';
 export * from './video-features.js';

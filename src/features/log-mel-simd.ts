@@ -8,6 +8,7 @@ import {
   op,
 } from '../core/wasm-encoding.js';
 import type { AudioWindowAnalyser } from './audio-analyser.js';
+import type { FrameRows } from './audio-descriptors.js';
 import type { AudioFeatureConfig } from './config.js';
 import type { FrameStatistics } from './frame-aggregates.js';
 import { frameCount, PCM16_SCALE, periodicHann } from './log-mel.js';
@@ -38,6 +39,8 @@ export class SimdLogMelAnalyser implements AudioWindowAnalyser {
   readonly #accumulate: (rows: number, frames: number) => void;
   #pcm: Int16Array;
   #stats: MutableStatistics;
+  /** Address of the last analysed window's rows in the memory. */
+  #rowsAt = 0;
 
   constructor(config: AudioFeatureConfig) {
     this.#config = config;
@@ -65,6 +68,13 @@ export class SimdLogMelAnalyser implements AudioWindowAnalyser {
     return this.#stats;
   }
 
+  lastRows(): FrameRows {
+    const { stride } = this.#layout;
+    const frames = this.#stats.count;
+    const rows = new Float64Array(this.#memory.buffer, this.#rowsAt, frames * stride);
+    return { rows, stride, frames, bands: this.#config.melBands };
+  }
+
   frameRows(length: number): Float64Array {
     const rows = this.#run(length);
     const { dims, stride } = this.#layout;
@@ -89,6 +99,7 @@ export class SimdLogMelAnalyser implements AudioWindowAnalyser {
     if (length < frameLength) this.#pcm.fill(0, length, frameLength);
     this.#stats.count = frames;
     this.#analyse(pcm, rows, frames);
+    this.#rowsAt = rows;
     return rows;
   }
 

@@ -1,8 +1,9 @@
 import { BadFrameError } from '../core/errors.js';
 import { type AnySourceEvent, isDimension, type RawPixelFormat } from '../core/events.js';
 import type { DropCounter } from '../sources/drop-counter.js';
-import { VIDEO_EXTRA_FEATURES, type VideoFeatureConfig } from './config.js';
+import { type VideoFeatureConfig, videoFeatureSize } from './config.js';
 import { AreaDownscaler } from './thumbnail.js';
+import { MotionDescriptors } from './video-descriptors.js';
 
 /** Frame sizes whose downscalers are kept; a stream rarely changes size, so this only bounds pathological input. */
 const MAX_CACHED_SIZES = 16;
@@ -16,8 +17,9 @@ interface RawFrame {
 
 /**
  * One window's video features from raw gray/rgb frames, layout
- * [thumbnail (thumbHeight × thumbWidth, row-major, 0..1) | motion mean | motion max | brightness | r | g | b]:
- * the thumbnail is the mean (or last) of the frames' area-averaged luma thumbnails; motion is the mean absolute
+ * [thumbnail (thumbHeight × thumbWidth, row-major, 0..1) | motion mean | motion max | brightness | r | g | b |
+ * descriptors]: the thumbnail (left out with `thumbnail: 'none'`) is the mean (or last) of the frames' area-averaged
+ * luma thumbnails; the descriptors are those of video-descriptors.ts; motion is the mean absolute
  * difference between consecutive thumbnails of this window only (0 with one frame); brightness is the mean luma;
  * r, g, b are the mean colour (r = g = b for gray). JPEG/PNG must be decoded before alignment
  * ({@link decodeCompressedFrames}); here they are counted and skipped like any other unusable frame.
@@ -32,12 +34,15 @@ export class VideoFeaturizer {
   readonly #colour = new Float64Array(3);
   #current: Float64Array;
   #previous: Float64Array;
+  readonly #motion: MotionDescriptors | undefined;
 
   constructor(config: VideoFeatureConfig, drops: DropCounter) {
     this.#config = config;
     this.#drops = drops;
     const pixels = config.thumbWidth * config.thumbHeight;
-    this.size = pixels + VIDEO_EXTRA_FEATURES;
+    this.size = videoFeatureSize(config);
+    if ((config.descriptors ?? []).length > 0)
+      this.#motion = new MotionDescriptors(config.thumbWidth, config.thumbHeight);
     this.#sum = new Float64Array(pixels);
     this.#current = new Float64Array(pixels);
     this.#previous = new Float64Array(pixels);
@@ -51,6 +56,7 @@ export class VideoFeaturizer {
     let motionMax = 0;
     const colour = this.#colour;
     colour.fill(0);
+    this.#motion?.reset();
     for (const event of events) {
       const frame = this.#usable(event);
       if (frame === null) continue;
@@ -60,9 +66,10 @@ export class VideoFeaturizer {
         const motion = meanAbsDifference(current, this.#previous);
         motionSum += motion;
         if (motion > motionMax) motionMax = motion;
+        this.#motion?.addPair(this.#previous, current);
       }
       for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (current[i] as number);
-      addMeanColour(frame, colour);
+      addMeanColour(frame, current, colour);
       this.#current = this.#previous;
       this.#previous = current;
       frames++;
@@ -75,18 +82,19 @@ export class VideoFeaturizer {
     const out = new Float32Array(this.size);
     const sum = this.#sum;
     const last = this.#previous;
-    const useLast = this.#config.thumbnail === 'last';
+    const { thumbnail } = this.#config;
     let brightness = 0;
     for (let i = 0; i < sum.length; i++) {
       const mean = (sum[i] as number) / frames;
       brightness += mean;
-      out[i] = useLast ? (last[i] as number) : mean;
+      if (thumbnail !== 'none') out[i] = thumbnail === 'last' ? (last[i] as number) : mean;
     }
-    let o = sum.length;
+    let o = thumbnail === 'none' ? 0 : sum.length;
     out[o++] = frames > 1 ? motionSum / (frames - 1) : 0;
     out[o++] = motionMax;
     out[o++] = brightness / sum.length;
     for (const c of this.#colour) out[o++] = c / frames;
+    if (this.#motion !== undefined) this.#motion.write(this.#config.descriptors ?? [], out, o);
     return out;
   }
 
@@ -152,13 +160,16 @@ function meanAbsDifference(a: Float64Array, b: Float64Array): number {
   return sum / a.length;
 }
 
-/** Adds a frame's mean r, g, b in 0..1 (gray: its mean three times) to `into`. */
-function addMeanColour(frame: RawFrame, into: Float64Array): void {
+/**
+ * Adds a frame's mean r, g, b in 0..1 (gray: its mean three times) to `into`. A gray frame's mean is its thumbnail's:
+ * an area average keeps the mean, and the thumbnail has a sixteenth of the pixels to add up.
+ */
+function addMeanColour(frame: RawFrame, thumbnail: Float64Array, into: Float64Array): void {
   const data = frame.data;
   if (frame.format === 'gray') {
     let sum = 0;
-    for (let i = 0; i < data.length; i++) sum += data[i] as number;
-    const mean = sum / data.length / 255;
+    for (let i = 0; i < thumbnail.length; i++) sum += thumbnail[i] as number;
+    const mean = sum / thumbnail.length;
     into[0] = (into[0] as number) + mean;
     into[1] = (into[1] as number) + mean;
     into[2] = (into[2] as number) + mean;

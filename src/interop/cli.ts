@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { WindowingConfig } from '../align/windowing.js';
 import { InvalidOptionError } from '../core/errors.js';
 import { type FeatureConfig, parseFeatureConfig } from '../features/config.js';
+import { readFeatureConfigFile } from '../features/config-file.js';
 import { loadModel, MODEL_JSON } from '../model/model-io.js';
 import { expandRecordings } from '../train/cli.js';
 import type { SessionSummary } from '../train/dataset.js';
@@ -19,22 +20,6 @@ const labelList = (text: string | undefined): string[] | undefined =>
     ?.split(',')
     .map((l) => l.trim())
     .filter(Boolean);
-
-async function readFeatureConfigFile(file: string): Promise<FeatureConfig> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw new InvalidOptionError('features', `cannot read ${file}: ${(error as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new InvalidOptionError('features', `${file} is not JSON: ${(error as Error).message}`);
-  }
-  return parseFeatureConfig(json, 'features');
-}
 
 /** What a session lost on the way to windows, as `late 3, rejected_duplicate 1`; empty when nothing. */
 function losses(session: SessionSummary): string {

@@ -204,9 +204,13 @@ export class IngestSession {
           `PCM16 audio payload of ${frame.payload.byteLength} bytes is not a whole number of ${channels}-channel samples`,
           subject,
         );
-      // Copy: the socket reuses its buffers, and an Int16Array needs an even byte offset.
-      const samples = new Int16Array(frame.payload.byteLength / 2);
-      new Uint8Array(samples.buffer).set(frame.payload);
+      // Copy: the payload is a view of the socket's read, and an Int16Array needs an even byte offset. Into Node's
+      // buffer pool (slices 8-byte aligned): a fresh ArrayBuffer per 10 ms frame cost four times as much.
+      // Node aligns pool slices to 8 bytes today; should that change, a slice at an odd offset gets its own buffer.
+      let copy = Buffer.allocUnsafe(frame.payload.byteLength);
+      if (copy.byteOffset % 2 !== 0) copy = Buffer.alloc(frame.payload.byteLength);
+      copy.set(frame.payload);
+      const samples = new Int16Array(copy.buffer, copy.byteOffset, copy.byteLength / 2);
       event = {
         streamId,
         modality: 'audio',

@@ -5,10 +5,17 @@ import type { Command } from 'commander';
 import { BraidError, InvalidOptionError } from '../core/errors.js';
 import { parseDuration } from '../core/time.js';
 import { type PartialEventSettings, parseEventsOption } from '../events/settings.js';
+import { readFeatureConfigFile } from '../features/config-file.js';
 import { MODEL_JSON, saveModel } from '../model/model-io.js';
 import { saveBaseline } from './baseline.js';
 import { buildDataset } from './dataset.js';
-import { DEFAULT_ONSET_TOLERANCE, evaluateModel, formatEvaluation, TRAINING_REPORT } from './evaluate.js';
+import {
+  DEFAULT_FPR_LABEL,
+  DEFAULT_ONSET_TOLERANCE,
+  evaluateModel,
+  formatEvaluation,
+  TRAINING_REPORT,
+} from './evaluate.js';
 import { createProgress } from './progress.js';
 import { type TrainingBackend, useTrainingBackend } from './tf-setup.js';
 import { DEFAULT_TRAIN_OPTIONS, type TrainingReport, type TrainOptions, trainModel } from './train.js';
@@ -62,6 +69,7 @@ const list = (option: string, text: string): number[] =>
 interface TrainFlags {
   out: string;
   labels?: string;
+  features?: string;
   cell: string;
   hidden: string;
   encoder: string;
@@ -147,6 +155,7 @@ export function registerTrainCommand(program: Command): Command {
       'model directory to write (model.json, weights.bin, baseline/, training-report.json)',
     )
     .option('--labels <names>', 'labels to learn, comma-separated (default: every label found)')
+    .option('--features <file>', 'feature config JSON (default: the live default, DEFAULT_FEATURE_CONFIG)')
     .option('--cell <type>', 'recurrent cell: gru or lstm', d.cell)
     .option(
       '--hidden <sizes>',
@@ -186,7 +195,11 @@ export function registerTrainCommand(program: Command): Command {
       const files = await expandRecordings(inputs);
       const labels = flags.labels?.split(',').map((l) => l.trim());
       process.stderr.write(`braid train: reading ${files.length} recordings...\n`);
-      const dataset = await buildDataset(files, labels ? { labels } : {});
+      const featureConfig = flags.features ? await readFeatureConfigFile(flags.features) : undefined;
+      const dataset = await buildDataset(files, {
+        ...(labels && { labels }),
+        ...(featureConfig && { featureConfig }),
+      });
       const progress = createProgress();
       let outcome: ReturnType<typeof trainModel>;
       try {
@@ -231,6 +244,10 @@ export function registerEvalCommand(program: Command): Command {
       },
       DEFAULT_ONSET_TOLERANCE,
     )
+    .option(
+      '--fpr-on <labels>',
+      `recorded labels the model does not predict (comma-separated, or "none"): each label's false-positive rate on the windows where one is on (default: ${DEFAULT_FPR_LABEL}, where the recordings carry it)`,
+    )
     .action(
       async (
         modelDir: string,
@@ -241,6 +258,7 @@ export function registerEvalCommand(program: Command): Command {
           backend: string;
           events?: Record<string, PartialEventSettings>;
           onsetTolerance: number;
+          fprOn?: string;
         },
       ) => {
         const threshold = Number(flags.threshold);
@@ -248,10 +266,24 @@ export function registerEvalCommand(program: Command): Command {
           throw new InvalidOptionError('threshold', `must be between 0 and 1, got "${flags.threshold}"`);
         await useTrainingBackend(flags.backend as TrainingBackend);
         const files = await expandRecordings(inputs);
-        const report = await evaluateModel(modelDir, files, threshold, {
-          overrides: flags.events,
-          tolerance: flags.onsetTolerance,
-        });
+        const fprOn =
+          flags.fprOn === undefined
+            ? undefined
+            : flags.fprOn === 'none'
+              ? []
+              : flags.fprOn.split(',').map((l) => l.trim());
+        if (fprOn?.some((l) => l.length === 0))
+          throw new InvalidOptionError(
+            'fpr-on',
+            `must be label names separated by commas, got "${flags.fprOn}"`,
+          );
+        const report = await evaluateModel(
+          modelDir,
+          files,
+          threshold,
+          { overrides: flags.events, tolerance: flags.onsetTolerance },
+          fprOn,
+        );
         if (flags.json) await writeFile(flags.json, `${JSON.stringify(report, null, 2)}\n`);
         process.stdout.write(`${formatEvaluation(report)}\n`);
       },

@@ -32,6 +32,11 @@ export interface DatasetOptions {
    * exporting windows: a window without a target gets NaN, and recordings with no labels at all give no label columns.
    */
   readonly requireLabels?: boolean;
+  /**
+   * Labels read beside the learnt ones, for evaluation only (e.g. `distractor`: a non-speech sound plays): never
+   * required, NaN where a stream does not carry them or before their first event, never a target.
+   */
+  readonly auxLabels?: readonly string[];
 }
 
 export interface WindowRef {
@@ -52,6 +57,8 @@ export interface Sequence {
   readonly y: Float32Array;
   /** Per label, the capture times it turns on within the sequence (LabelTrack.onsets): events are scored by them. */
   readonly onsets?: Readonly<Record<string, readonly Micros[]>>;
+  /** windows.length × auxLabels values at each window's end (as targets are taken), row-major; NaN where absent. */
+  readonly aux?: Float32Array;
 }
 
 /** What one recording gave and lost, for the training report. */
@@ -79,6 +86,8 @@ export interface Dataset {
   readonly inputWidth: number;
   readonly sequences: readonly Sequence[];
   readonly sessions: readonly SessionSummary[];
+  /** The aux labels asked for, in the column order of each sequence's `aux` (absent or empty when none were). */
+  readonly auxLabels?: readonly string[];
 }
 
 const datasetError = (message: string): BraidError => new BraidError('BRAID_ERR_DATASET', message);
@@ -186,6 +195,7 @@ function toSequences(
   inputWidth: number,
   gapReset: Micros,
   requireLabels: boolean,
+  auxLabels: readonly string[],
 ): { sequences: Sequence[]; summary: SessionSummary } {
   const sequences: Sequence[] = [];
   const positives: Record<string, number> = Object.fromEntries(labels.map((l) => [l, 0]));
@@ -208,6 +218,7 @@ function toSequences(
       begin = i;
       const x = new Float32Array(part.length * inputWidth);
       const y = new Float32Array(part.length * labels.length);
+      const aux = new Float32Array(part.length * auxLabels.length);
       part.forEach((w, t) => {
         if (w.x.length !== inputWidth)
           throw datasetError(
@@ -222,6 +233,9 @@ function toSequences(
           else if (value > 0.5) positives[label] = (positives[label] as number) + 1;
         });
         if (missing) unlabelled++;
+        auxLabels.forEach((label, l) => {
+          aux[t * auxLabels.length + l] = track?.windowTarget(label, w.end) ?? Number.NaN;
+        });
       });
       total += part.length;
       const from = (part[0] as FeaturedWindow).start;
@@ -233,6 +247,7 @@ function toSequences(
         x,
         y,
         ...(track && { onsets: Object.fromEntries(labels.map((l) => [l, track.onsets(l, from, to)])) }),
+        ...(auxLabels.length > 0 && { aux }),
       });
     }
   }
@@ -272,6 +287,7 @@ export async function buildDataset(files: readonly string[], options: DatasetOpt
   const windowing = options.windowing ?? DEFAULT_WINDOWING;
   const gapReset = options.gapReset ?? seconds(5);
   const requireLabels = options.requireLabels ?? true;
+  const auxLabels = options.auxLabels ?? [];
   const raw: RawSession[] = [];
   for (const file of files) raw.push(await readSession(file, featureConfig, windowing, requireLabels));
   const labels = options.labels ?? discoverLabels(raw);
@@ -279,15 +295,19 @@ export async function buildDataset(files: readonly string[], options: DatasetOpt
     throw datasetError('the recordings name no labels in their label events');
   if (new Set(labels).size !== labels.length)
     throw datasetError(`labels must be distinct, got ${labels.join(', ')}`);
+  if (new Set(auxLabels).size !== auxLabels.length || auxLabels.some((l) => labels.includes(l)))
+    throw datasetError(
+      `aux labels must be distinct and not learnt ones, got ${auxLabels.join(', ')} beside ${labels.join(', ')}`,
+    );
   const inputWidth = featureLayout(featureConfig).total;
   const sequences: Sequence[] = [];
   const sessions: SessionSummary[] = [];
   for (const session of raw) {
-    const built = toSequences(session, labels, inputWidth, gapReset, requireLabels);
+    const built = toSequences(session, labels, inputWidth, gapReset, requireLabels, auxLabels);
     sequences.push(...built.sequences);
     sessions.push(built.summary);
   }
-  return { featureConfig, windowing, labels, inputWidth, sequences, sessions };
+  return { featureConfig, windowing, labels, inputWidth, sequences, sessions, auxLabels };
 }
 
 /**

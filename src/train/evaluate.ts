@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describeWindowing, modelWindowing, type WindowingConfig } from '../align/windowing.js';
+import { BraidError, InvalidOptionError } from '../core/errors.js';
 import type { Micros } from '../core/time.js';
 import { readModelEvents } from '../events/model-events.js';
 import {
@@ -14,12 +15,24 @@ import { loadModel } from '../model/model-io.js';
 import { createModelParams, disposeParams } from '../model/tf-model.js';
 import type { Model } from '../model/weights.js';
 import { BASELINE_DIR, type Baseline, baselineLogits, loadBaseline, TrainableBaseline } from './baseline.js';
+import { type ConditionRates, conditionRates } from './condition-metrics.js';
 import { assertDatasetMatchesModel, buildDataset, type Dataset, windowCount } from './dataset.js';
 import { type EventEvaluation, evaluateEvents, type OnsetMetrics } from './event-metrics.js';
 import { type BinaryMetrics, labelMetrics } from './metrics.js';
 import { sequenceLogits, sigmoid } from './recurrent.js';
 
 export const TRAINING_REPORT = 'training-report.json';
+
+/** The label `npm run data` records while a non-speech sound plays; `braid eval` scores false positives on it. */
+export const DEFAULT_FPR_LABEL = 'distractor';
+
+/** False positives of every label on the windows where one recorded, unpredicted label (a condition) is on. */
+export interface ConditionEvaluation {
+  /** Windows where the condition is on at the window's end. */
+  readonly windows: number;
+  readonly model: Readonly<Record<string, ConditionRates>>;
+  readonly baseline: Readonly<Record<string, ConditionRates>> | null;
+}
 
 export interface EvaluationReport {
   readonly labels: readonly string[];
@@ -39,6 +52,12 @@ export interface EvaluationReport {
   readonly baseline: Readonly<Record<string, BinaryMetrics>> | null;
   /** The model's on events (the live state machine over its scores) against the true onsets; absent when not asked. */
   readonly events?: EventEvaluation;
+  /**
+   * Per condition label (`--fpr-on`, default `distractor` where the recordings carry it): each label's false-positive
+   * rate on the windows where the condition is on at the window's end and the label's target is off, model and
+   * baseline; absent when no condition was scored.
+   */
+  readonly fprOn?: Readonly<Record<string, ConditionEvaluation>>;
 }
 
 /** How `braid eval` makes and scores events: the settings serve and replay would use, and the matching tolerance. */
@@ -98,6 +117,22 @@ export function evaluateDataset(
   }
   const blocks = (scores: Float32Array[]) =>
     sequences.map((s, i) => ({ scores: scores[i] as Float32Array, targets: s.y }));
+  const conditions = dataset.auxLabels ?? [];
+  const fprOn: Record<string, ConditionEvaluation> = {};
+  conditions.forEach((condition, c) => {
+    const column = (s: (typeof sequences)[number]): Float32Array => {
+      const out = new Float32Array(s.windows.length).fill(Number.NaN);
+      if (s.aux) for (let w = 0; w < out.length; w++) out[w] = s.aux[w * conditions.length + c] as number;
+      return out;
+    };
+    const conditioned = (scores: Float32Array[]) =>
+      sequences.map((s, i) => ({ scores: scores[i] as Float32Array, targets: s.y, condition: column(s) }));
+    fprOn[condition] = {
+      windows: sequences.reduce((n, s) => n + column(s).filter((v) => v > 0.5).length, 0),
+      model: conditionRates(conditioned(modelScores), labels, threshold),
+      baseline: baselineScores ? conditionRates(conditioned(baselineScores), labels, threshold) : null,
+    };
+  });
   return {
     labels,
     threshold,
@@ -110,6 +145,7 @@ export function evaluateDataset(
     ...(events && {
       events: evaluateEvents(sequences, modelScores, labels, events.settings, events.tolerance),
     }),
+    ...(conditions.length > 0 && { fprOn }),
   };
 }
 
@@ -128,15 +164,38 @@ export async function evaluateModel(
     readonly overrides?: Readonly<Record<string, PartialEventSettings>>;
     readonly tolerance?: Micros;
   } = {},
+  fprOn?: readonly string[],
 ): Promise<EvaluationReport> {
   const model = await loadModel(modelDir);
   const baseline = existsSync(path.join(modelDir, BASELINE_DIR)) ? await loadBaseline(modelDir) : null;
   const { windowing, source } = modelWindowing(model.config.windowing);
-  const dataset = await buildDataset(recordings, {
+  const predicted = model.config.labels;
+  for (const label of fprOn ?? [])
+    if (predicted.includes(label))
+      throw new InvalidOptionError(
+        'fpr-on',
+        `"${label}" is a label the model predicts (${predicted.join(', ')}); name a recorded label it does not`,
+      );
+  // By default the distractor label, where the recordings carry it and the model does not predict it.
+  const asked = fprOn ?? (predicted.includes(DEFAULT_FPR_LABEL) ? [] : [DEFAULT_FPR_LABEL]);
+  const built = await buildDataset(recordings, {
     featureConfig: parseFeatureConfig(model.config.featureConfig, 'model.featureConfig'),
     windowing,
-    labels: model.config.labels,
+    labels: predicted,
+    auxLabels: asked,
   });
+  const carried = asked.filter((_, c) =>
+    built.sequences.some((s) => s.aux?.some((v, i) => i % asked.length === c && !Number.isNaN(v))),
+  );
+  if (fprOn !== undefined && carried.length < asked.length)
+    throw new BraidError(
+      'BRAID_ERR_DATASET',
+      `--fpr-on: no recording carries the label ${asked
+        .filter((l) => !carried.includes(l))
+        .map((l) => `"${l}"`)
+        .join(', ')}`,
+    );
+  const dataset = carried.length === asked.length ? built : withoutAux(built);
   // The events the model's directory and --events make live (docs/events.md), checked before the slow part.
   const settings = resolveEventSettings(
     model.config.labels,
@@ -149,21 +208,36 @@ export async function evaluateModel(
   });
 }
 
+/** The dataset with no aux labels (the default one was asked for and no recording carries it). */
+function withoutAux(dataset: Dataset): Dataset {
+  return {
+    ...dataset,
+    auxLabels: [],
+    sequences: dataset.sequences.map(({ aux: _aux, ...s }) => s),
+  };
+}
+
 const f3 = (v: number | null): string => (v === null ? '  n/a' : v.toFixed(3));
 
+const pct = (v: number | null): string => (v === null ? 'n/a' : `${(100 * v).toFixed(1)}%`);
+
 /**
- * A plain-text table: per label, the model's and the baseline's precision, recall, F1 and AUC, and ΔF1 (the model's
- * columns only, and a note, for a model without a baseline).
+ * A plain-text table: per label, the model's and the baseline's precision, recall, F1, AUC and false-positive rate on
+ * each condition's windows (`FPR@distractor`), and ΔF1 (the model's columns only, and a note, for a model without a
+ * baseline); then the conditions' counts, and the events.
  */
 export function formatEvaluation(report: EvaluationReport): string {
   const base = report.baseline;
+  const conditions = Object.entries(report.fprOn ?? {});
+  const fprHeader = conditions.map(([name]) => `FPR@${name}`);
   const header = [
     'label',
     'model P',
     'R',
     'F1',
     'AUC',
-    ...(base ? ['baseline P', 'R', 'F1', 'AUC', 'ΔF1'] : []),
+    ...fprHeader,
+    ...(base ? ['baseline P', 'R', 'F1', 'AUC', ...fprHeader, 'ΔF1'] : []),
     'positives',
   ];
   const rows = report.labels.map((label) => {
@@ -175,23 +249,20 @@ export function formatEvaluation(report: EvaluationReport): string {
       f3(m.recall),
       f3(m.f1),
       f3(m.auc),
+      ...conditions.map(([, c]) => pct(c.model[label]?.rate ?? null)),
       ...(b
         ? [
             f3(b.precision),
             f3(b.recall),
             f3(b.f1),
             f3(b.auc),
+            ...conditions.map(([, c]) => pct(c.baseline?.[label]?.rate ?? null)),
             `${m.f1 - b.f1 >= 0 ? '+' : ''}${(m.f1 - b.f1).toFixed(3)}`,
           ]
         : []),
       `${m.positives}/${m.positives + m.negatives}`,
     ];
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
-      .join('  ');
   const windowing =
     report.windowingSource === 'default'
       ? `the live default, as served (the model has no saved windowing): ${describeWindowing(report.windowing)}`
@@ -199,10 +270,56 @@ export function formatEvaluation(report: EvaluationReport): string {
   return [
     `${report.windows} windows from ${report.sessions.length} recordings, threshold ${report.threshold}${base ? '' : ' (no memoryless baseline: the model was not trained by braid train)'}`,
     `windowing: ${windowing}`,
-    line(header),
-    ...rows.map(line),
+    ...alignTable(header, rows),
+    ...conditions.flatMap(([name, c]) => ['', ...formatCondition(report.labels, name, c)]),
     ...(report.events ? ['', ...formatEvents(report.labels, report.events)] : []),
   ].join('\n');
+}
+
+/** Columns padded to their widest cell: the first left-aligned, the others right-aligned. */
+function alignTable(header: readonly string[], rows: readonly string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
+      .join('  ');
+  return [line(header), ...rows.map(line)];
+}
+
+/** One condition's counts: per label, its off windows with the condition on and off, and the false positives. */
+function formatCondition(labels: readonly string[], name: string, c: ConditionEvaluation): string[] {
+  const count = (r: ConditionRates | undefined, on: boolean): string =>
+    r === undefined
+      ? 'n/a'
+      : on
+        ? `${r.falsePositives}/${r.negatives}`
+        : `${r.otherFalsePositives}/${r.otherNegatives}`;
+  const recall = (r: ConditionRates | undefined): string =>
+    r === undefined ? 'n/a' : `${r.truePositives}/${r.positives} ${pct(r.recall)}`;
+  const header = [
+    'label',
+    `model FP/off, ${name} on`,
+    `${name} off`,
+    `TP/on, ${name} on`,
+    ...(c.baseline ? [`baseline FP/off, ${name} on`, `${name} off`, `TP/on, ${name} on`] : []),
+  ];
+  const rows = labels.map((label) => [
+    label,
+    `${count(c.model[label], true)} ${pct(c.model[label]?.rate ?? null)}`,
+    `${count(c.model[label], false)} ${pct(c.model[label]?.otherRate ?? null)}`,
+    recall(c.model[label]),
+    ...(c.baseline
+      ? [
+          `${count(c.baseline[label], true)} ${pct(c.baseline[label]?.rate ?? null)}`,
+          `${count(c.baseline[label], false)} ${pct(c.baseline[label]?.otherRate ?? null)}`,
+          recall(c.baseline[label]),
+        ]
+      : []),
+  ]);
+  return [
+    `false positives and recall where "${name}" is on (${c.windows} windows with "${name}" on at the window's end; FP/off counts the windows where the label's target is off there, TP/on those where it is on):`,
+    ...alignTable(header, rows),
+  ];
 }
 
 const ms = (v: number | null): string => (v === null ? 'n/a' : v.toFixed(0));
@@ -223,14 +340,8 @@ function formatEvents(labels: readonly string[], events: EventEvaluation): strin
       ms(m.meanErrorMs),
     ];
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
-      .join('  ');
   return [
     `events (the live state machine over the model's scores; an on event within ±${events.toleranceMs} ms of a true onset finds it; error = event − onset, positive: late):`,
-    line(header),
-    ...rows.map(line),
+    ...alignTable(header, rows),
   ];
 }

@@ -80,7 +80,14 @@ describe('braid export', () => {
       ['two_streams.cam.1', 'cam', 7],
     ]);
     expect(meta.labels).toEqual(LABELS);
-    expect(meta['columns']).toEqual({ audio: [0, 82], video: [82, 280], text: [280, 347], mask: [347, 350] });
+    const L = featureLayout(DEFAULT_FEATURE_CONFIG);
+    const [v, t] = [L.audio, L.audio + L.video];
+    expect(meta['columns']).toEqual({
+      audio: [0, v],
+      video: [v, t],
+      text: [t, t + L.text],
+      mask: [t + L.text, L.total],
+    });
     expect(meta['windowing']).toMatchObject({ size: 500_000, hop: 500_000, phase: 'stream' });
     for (const s of meta.sequences) {
       const x = arrays.get(`x_${s.key}`) as NpyRead;
@@ -101,7 +108,8 @@ describe('braid export', () => {
       );
       // Mask columns are 0 or 1; an audio-only-or-more window has its audio mask set.
       for (let i = 0; i < s.windows; i++)
-        for (const m of [347, 348, 349]) expect([0, 1]).toContain((x.values as Float32Array)[i * F + m]);
+        for (const m of [F - 3, F - 2, F - 1])
+          expect([0, 1]).toContain((x.values as Float32Array)[i * F + m]);
     }
     // The synthetic recording has no typing or conversation labels: NaN there, values where speech/motion exist.
     const y = arrays.get('y_two_streams.phone')?.values as Float32Array;
@@ -162,10 +170,12 @@ print(json.dumps(out))
       '--labels',
       'motion',
     );
-    expect(printed).toContain('3 sequence(s), 27 windows × 318 features, labels motion');
+    expect(printed).toContain(`3 sequence(s), 27 windows × ${F - 32} features, labels motion`);
     const read = readNpz(await readFile(small));
     const smallMeta = JSON.parse(new TextDecoder().decode(read.raw.get('meta.json')));
-    expect(smallMeta.columns.text).toEqual([280, 315]);
+    const textStart =
+      featureLayout(DEFAULT_FEATURE_CONFIG).audio + featureLayout(DEFAULT_FEATURE_CONFIG).video;
+    expect(smallMeta.columns.text).toEqual([textStart, textStart + 35]);
     expect(read.arrays.get('y_two_streams.phone')?.shape).toEqual([11, 1]);
 
     const withModel = join(dir, 'with-model.npz');

@@ -4,15 +4,40 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { SOUNDFONT } from '../../scripts/demo-data/distractors.js';
 import { SPEECH_DIR, VIDEO_DIR } from '../../scripts/demo-data/media.js';
+import { G722_DIR, transcriptFile } from '../../scripts/demo-data/voices.js';
 import { buildDataset } from '../../src/train/dataset.js';
 import { requireTool } from '../helpers/system-tools.js';
 
 const run = promisify(execFile);
-const has = requireTool('sox') && requireTool('ffmpeg');
-const media = existsSync(SPEECH_DIR) && existsSync(join(VIDEO_DIR, 'vtest.avi'));
+const has =
+  requireTool('sox') && requireTool('ffmpeg') && requireTool('espeak-ng') && requireTool('fluidsynth');
+/** A file of each Debian package `npm run data` reads (see .ci/run). */
+const PACKAGE_FILES = [
+  SPEECH_DIR,
+  join(VIDEO_DIR, 'vtest.avi'),
+  join(VIDEO_DIR, 'building.jpg'),
+  join(G722_DIR, 'activated.g722'),
+  '/usr/share/asterisk/sounds/fr/activated.wav',
+  '/usr/share/asterisk/sounds/it/activated.wav',
+  '/usr/share/asterisk/sounds/es/agent-pass.wav',
+  '/usr/share/asterisk/sounds/ru/activated.wav',
+  transcriptFile('ru'),
+  SOUNDFONT,
+  '/usr/share/asterisk/moh',
+  '/usr/share/sounds/freedesktop/stereo/bell.oga',
+  '/usr/share/sounds/Oxygen-Sys-Question.ogg',
+  '/usr/share/sounds/Yaru/stereo/bell.oga',
+  '/usr/share/sounds/sound-icons/xylofon.wav',
+  '/usr/share/games/frozen-bubble/snd/applause.ogg',
+  '/usr/share/games/lincity-ng/sounds/Farm1.wav',
+];
+const missing = PACKAGE_FILES.filter((f) => !existsSync(f));
+const media = missing.length === 0;
 if (!media && process.env['CI'] === 'true')
-  throw new Error('asterisk-core-sounds-en-wav and opencv-doc are required on CI (see .ci/run)');
+  throw new Error(`npm run data's media are required on CI (see .ci/run); missing: ${missing.join(', ')}`);
+if (!media) console.warn(`SKIPPING the npm run data test: missing ${missing.join(', ')} (see .ci/run)`);
 
 describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'braid-demo-data-'));
@@ -20,30 +45,113 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
 
   it('builds labelled sessions from real clips, with disjoint train and held-out media', async () => {
     const args = ['tsx', 'scripts/make-demo-data.ts', '--out', dir, '--cache', join(dir, 'cache')];
-    await run('npx', [...args, '--train', '1', '--test', '1', '--seconds', '10', '--demo', ''], {
-      timeout: 120_000,
-    });
+    // The first run converts every voice, photo pan and distractor sound into the cache (about 2 minutes).
+    const flags = [
+      '--train',
+      '1',
+      '--test',
+      '1',
+      '--unseen-video',
+      '1',
+      '--seen-video',
+      '1',
+      '--seconds',
+      '10',
+      '--demo',
+      join(dir, 'demo.mcap'),
+    ];
+    await run('npx', [...args, ...flags], { timeout: 400_000 });
     const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
     const { train, test } = manifest.splits;
     expect(train.prompts.filter((p: string) => test.prompts.includes(p))).toEqual([]);
-    for (const [k, v] of (train.videos as { frames: [number, number] }[]).entries())
-      expect(v.frames[1]).toBeLessThanOrEqual(test.videos[k].frames[0]);
+    type Video = { name: string; frames: [number, number] };
+    const testVideos = new Map((test.videos as Video[]).map((v) => [v.name, v.frames]));
+    for (const v of train.videos as Video[]) {
+      const held = testVideos.get(v.name);
+      // A video in both splits is split in time; the others (photo pans) are on one side only.
+      if (held) expect(v.frames[1]).toBeLessThanOrEqual(held[0]);
+    }
+    expect((test.videos as Video[]).some((v) => v.name === 'pan:building')).toBe(true);
+    expect((train.videos as Video[]).some((v) => v.name === 'pan:building')).toBe(false);
+    // Held-out voices and distractor sources are never in training.
+    expect(Object.keys(test.voices)).toContain('ru');
+    expect(
+      Object.keys(train.voices).filter((v) => v !== 'en' && v !== 'en-g722' && v in test.voices),
+    ).toEqual([]);
+    type Source = { kind: string; source: string; clips: number };
+    const trainSources = new Set((train.distractors as Source[]).map((d) => d.source));
+    expect((test.distractors as Source[]).filter((d) => trainSources.has(d.source))).toEqual([]);
+    expect(new Set((train.distractors as Source[]).map((d) => d.kind)).size).toBeGreaterThanOrEqual(5);
+    expect((test.distractors as Source[]).every((d) => d.clips > 0)).toBe(true);
+    expect(manifest.splits['test-unseen-video'].videos.every((v: Video) => v.name.startsWith('pan:'))).toBe(
+      true,
+    );
 
     // Other session timelines (--seed) keep the media split: held-out prompts stay held out.
     const other = join(dir, 'seed-8');
     const script = ['tsx', 'scripts/make-demo-data.ts', '--out', other, '--cache', join(dir, 'cache')];
-    await run('npx', [...script, '--seed', '8', '--train', '0', '--test', '0', '--demo', ''], {
-      timeout: 120_000,
-    });
+    await run(
+      'npx',
+      [
+        ...script,
+        '--seed',
+        '8',
+        '--train',
+        '0',
+        '--test',
+        '0',
+        '--unseen-video',
+        '0',
+        '--seen-video',
+        '0',
+        '--demo',
+        '',
+      ],
+      {
+        timeout: 120_000,
+      },
+    );
     const otherManifest = JSON.parse(readFileSync(join(other, 'manifest.json'), 'utf8'));
     expect(otherManifest.seed).toBe(8);
     expect(otherManifest.splits).toEqual(manifest.splits);
 
-    const dataset = await buildDataset([
-      join(dir, 'train/session-000.mcap'),
-      join(dir, 'test/session-000.mcap'),
+    const files = [join(dir, 'train/session-000.mcap'), join(dir, 'test/session-000.mcap')];
+    // The sessions carry the distractor label beside the four the model learns; the demo stream does not.
+    // Each split's sessions have one label per distractor kind of the split, and one for the quiet ones (--fpr-on).
+    const recorded = async (file: string) => (await buildDataset([file])).labels;
+    const kinds = (labels: readonly string[]) => labels.filter((l) => l.startsWith('distractor_')).sort();
+    const trainLabels = await recorded(files[0] as string);
+    expect(trainLabels.slice(0, 5)).toEqual(['speech', 'motion', 'typing', 'conversation', 'distractor']);
+    // And sensor_noise, where the camera adds noise.
+    expect(trainLabels).toContain('sensor_noise');
+    // And one per voice of the split: who speaks.
+    expect(trainLabels).toEqual(
+      expect.arrayContaining(['voice_en', 'voice_en-g722', 'voice_fr', 'voice_espeak-it-f4']),
+    );
+    expect(await recorded(files[1] as string)).toEqual(
+      expect.arrayContaining(['voice_ru', 'voice_espeak-ru-f5']),
+    );
+    expect(trainLabels).not.toContain('voice_ru');
+    expect(kinds(trainLabels)).toEqual(
+      ['effects', 'music', 'noise', 'quiet', 'system', 'tones'].map((k) => `distractor_${k}`),
+    );
+    expect(kinds(await recorded(files[1] as string))).toEqual(
+      ['effects', 'field', 'music', 'quiet', 'system'].map((k) => `distractor_${k}`),
+    );
+    expect((await buildDataset([join(dir, 'demo.mcap')])).labels).toEqual([
+      'speech',
+      'motion',
+      'typing',
+      'conversation',
     ]);
+    const dataset = await buildDataset(files, {
+      labels: ['speech', 'motion', 'typing', 'conversation'],
+      auxLabels: ['distractor'],
+    });
     expect(dataset.labels).toEqual(['speech', 'motion', 'typing', 'conversation']);
+    // Distractors keep half a second from speech: no window ends in both.
+    for (const s of dataset.sequences)
+      for (let t = 0; t < s.windows.length; t++) if (s.aux?.[t] === 1) expect(s.y[t * 4]).toBe(0);
     // 10 s sessions: 21 windows on each stream's phase-shifted grid (20 if the grid sat on the epoch).
     expect(dataset.sequences.map((s) => s.windows.length)).toEqual([21, 21]);
     for (const s of dataset.sequences)
@@ -54,5 +162,5 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
         if (text) expect(s.y[t * 4 + 2]).toBe(1);
         if (!video) expect(s.y[t * 4 + 1]).toBe(0);
       }
-  }, 150_000);
+  }, 500_000);
 });

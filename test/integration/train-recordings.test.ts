@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { lastValueFrom, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { DEFAULT_FEATURE_CONFIG, type FeatureConfig } from '../../src/features/config.js';
+import { DEFAULT_FEATURE_CONFIG, type FeatureConfig, featureLayout } from '../../src/features/config.js';
 import { loadModel } from '../../src/model/model-io.js';
 import { createModelParams, disposeParams } from '../../src/model/tf-model.js';
 import { createModel, randomWeights } from '../../src/model/weights.js';
@@ -44,7 +44,8 @@ describe('buildDataset', () => {
     ]);
     const dataset = await buildDataset([a], { windowing: ALIGNED });
     expect(dataset.labels).toEqual(['speech', 'motion']);
-    expect(dataset.inputWidth).toBe(350);
+    const width = featureLayout(DEFAULT_FEATURE_CONFIG).total;
+    expect(dataset.inputWidth).toBe(width);
     expect(dataset.sequences.map((s) => [s.streamId, s.windows.length])).toEqual([
       ['cam', 12],
       ['phone', 8],
@@ -57,7 +58,7 @@ describe('buildDataset', () => {
     expect(speech).toEqual([1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
     expect(motion).toEqual([0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1]);
     // Every window has audio and video; text only where a text event fell.
-    const mask = (t: number) => Array.from(cam.x.subarray(t * 350 + 347, t * 350 + 350));
+    const mask = (t: number) => Array.from(cam.x.subarray(t * width + width - 3, (t + 1) * width));
     expect(mask(0)).toEqual([1, 1, 0]);
     expect(mask(1)).toEqual([1, 1, 1]);
     expect(dataset.sessions[0]).toMatchObject({ windows: 20, sequences: 2, unlabelledWindows: 0 });
@@ -294,5 +295,54 @@ describe('braid train and braid eval', () => {
     await expect(run(['--hidden', '32,abc'])).rejects.toMatchObject({ option: 'hidden' });
     await expect(run(['--clipnorm', '-1'])).rejects.toMatchObject({ option: 'clipnorm' });
     await expect(run(['--encoder', '1,2'])).rejects.toMatchObject({ option: 'encoder' });
+    await expect(run(['--features', join(dir, 'missing.json')])).rejects.toMatchObject({
+      option: 'features',
+      message: expect.stringMatching(/cannot read .*missing\.json/),
+    });
+    const bad = join(dir, 'bad-features.json');
+    await writeFile(bad, JSON.stringify({ ...DEFAULT_FEATURE_CONFIG, video: { thumbnail: 'big' } }));
+    await expect(run(['--features', bad])).rejects.toMatchObject({
+      option: expect.stringMatching(/^features\.video/),
+    });
+  });
+
+  it('trains on the features of --features CONFIG and saves them with the model', async () => {
+    const data = join(dir, 'features');
+    mkdirSync(data, { recursive: true });
+    for (const name of ['a', 'b'])
+      await writeRecording(join(data, `${name}.mcap`), syntheticSession({ seconds: 4, streamId: name }));
+    // The layout models had before the descriptors: a 16×12 mean thumbnail, no descriptors.
+    const legacy: FeatureConfig = {
+      ...DEFAULT_FEATURE_CONFIG,
+      audio: { ...DEFAULT_FEATURE_CONFIG.audio, descriptors: ['envelope'] },
+      video: { thumbWidth: 16, thumbHeight: 12, thumbnail: 'mean' },
+    };
+    const config = join(dir, 'legacy-features.json');
+    await writeFile(config, JSON.stringify(legacy));
+    const out = join(dir, 'with-features');
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      const flags = [
+        '--features',
+        config,
+        '--hidden',
+        '4',
+        '--encoder',
+        '4',
+        '--epochs',
+        '1',
+        '--baseline-hidden',
+        '4',
+      ];
+      await program().parseAsync(['train', data, '--out', out, ...flags], { from: 'user' });
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+    }
+    const model = await loadModel(out);
+    expect(model.config.featureConfig).toEqual(legacy);
+    expect(model.config.normalization.mean).toHaveLength(featureLayout(legacy).total);
+    expect(featureLayout(legacy).total).toBe(350 + 3); // the envelope's three values after the old 350
   });
 });

@@ -90,7 +90,7 @@ describe('createFeatureAggregator: video', () => {
     const black = gray(64, 48, () => 0);
     const white = gray(64, 48, () => 255);
     const still = aggregator.aggregate('video', [black], bounds);
-    const motion = layout.video - 6;
+    const motion = layout.video - 6 - 7; // the six scalars, then seven motion descriptors
     expect(still[motion]).toBe(0);
     expect(still[motion + 1]).toBe(0);
     // black → white → white: differences 1 and 0.
@@ -98,7 +98,7 @@ describe('createFeatureAggregator: video', () => {
     expect(flash[motion]).toBeCloseTo(0.5, 6);
     expect(flash[motion + 1]).toBeCloseTo(1, 6);
     expect(flash[motion + 2]).toBeCloseTo(2 / 3, 6); // brightness
-    expect([...flash.subarray(motion + 3)].map((v) => Number(v.toFixed(6)))).toEqual([
+    expect([...flash.subarray(motion + 3, motion + 6)].map((v) => Number(v.toFixed(6)))).toEqual([
       0.666667, 0.666667, 0.666667,
     ]);
     // A window after a white one still starts from its own first frame: no motion remembered.
@@ -229,7 +229,7 @@ describe('fuseWindowFeatures', () => {
       expect.objectContaining({ code: 'BRAID_ERR_FEATURE_MISMATCH' }) as BraidError,
     );
     expect(() => fuseWindowFeatures(window, DEFAULT_FEATURE_CONFIG)).toThrow(
-      /audio features have 10 values.*needs 82/,
+      /audio features have 10 values.*needs 95/,
     );
   });
 

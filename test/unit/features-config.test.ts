@@ -30,14 +30,38 @@ function mismatchMessage(expected: FeatureConfig, actual: FeatureConfig): string
 }
 
 describe('featureLayout', () => {
-  it('gives the default dimensions: 82 audio, 198 video, 67 text, 3 mask', () => {
+  it('gives the default dimensions: 95 audio, 13 video, 67 text, 3 mask', () => {
     expect(featureLayout(DEFAULT_FEATURE_CONFIG)).toEqual({
-      audio: 82,
-      video: 198,
+      audio: 82 + 13, // log-mel and RMS aggregates, then flux, flatness, centroid (2 each), envelope (3), zcr, stationarity (2 each)
+      video: 6 + 7, // no thumbnail; six scalars, then contrast (2), global (3) and coarse motion (2)
       text: 67,
       mask: 3,
-      total: 350,
+      total: 178,
     });
+  });
+
+  it('reads a config saved before descriptors existed with the layout it was trained on', () => {
+    const saved = {
+      ...DEFAULT_FEATURE_CONFIG,
+      audio: { ...DEFAULT_FEATURE_CONFIG.audio, descriptors: undefined },
+      video: { thumbWidth: 16, thumbHeight: 12, thumbnail: 'mean' },
+    };
+    const old = parseFeatureConfig(JSON.parse(JSON.stringify(saved)));
+    expect(old.audio.descriptors).toBeUndefined();
+    expect(featureLayout(old)).toEqual({ audio: 82, video: 198, text: 67, mask: 3, total: 350 });
+  });
+
+  it('refuses a descriptor named twice or unknown', () => {
+    const twice = {
+      ...DEFAULT_FEATURE_CONFIG,
+      audio: { ...DEFAULT_FEATURE_CONFIG.audio, descriptors: ['flux', 'flux'] },
+    };
+    expect(() => parseFeatureConfig(twice)).toThrow(/features\.audio\.descriptors/);
+    const unknown = {
+      ...DEFAULT_FEATURE_CONFIG,
+      video: { ...DEFAULT_FEATURE_CONFIG.video, descriptors: ['optical-flow'] },
+    };
+    expect(() => parseFeatureConfig(unknown)).toThrow(/features\.video\.descriptors/);
   });
 
   it('follows the config', () => {
@@ -48,11 +72,12 @@ describe('featureLayout', () => {
         melBands: 64,
         melAggregates: ['mean'],
         rmsAggregates: ['max'],
+        descriptors: ['envelope'],
       },
-      video: { ...DEFAULT_FEATURE_CONFIG.video, thumbWidth: 8, thumbHeight: 6 },
+      video: { thumbWidth: 8, thumbHeight: 6, thumbnail: 'last', descriptors: ['global-motion'] },
       text: { ...DEFAULT_FEATURE_CONFIG.text, hashDim: 128 },
     };
-    expect(featureLayout(config)).toEqual({ audio: 65, video: 54, text: 131, mask: 3, total: 253 });
+    expect(featureLayout(config)).toEqual({ audio: 68, video: 57, text: 131, mask: 3, total: 259 });
   });
 });
 

@@ -30,6 +30,8 @@ interface AudioWindowReference {
   frames: number;
   mel: Aggregates;
   rms: Aggregates;
+  /** flux, flatness, centroid (mean, std each), envelope std, low-energy share, 2–8 Hz modulation share, zcr (mean, std), shape correlation at 50 and 200 ms. */
+  descriptors: number[];
 }
 interface AudioReference {
   samples: number;
@@ -38,7 +40,7 @@ interface AudioReference {
   eventSamples: number;
   windowSamples: number;
   windows: AudioWindowReference[];
-  short: { samples: number; mel: Aggregates; rms: Aggregates };
+  short: { samples: number; mel: Aggregates; rms: Aggregates; descriptors: number[] };
 }
 
 function maxAbsDifference(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
@@ -77,7 +79,7 @@ const ALL_AGGREGATES: FeatureConfig = {
   },
 };
 
-const expectedAudio = (w: { mel: Aggregates; rms: Aggregates }): number[] => [
+const expectedAudio = (w: { mel: Aggregates; rms: Aggregates; descriptors: number[] }): number[] => [
   ...w.mel.mean,
   ...w.mel.max,
   ...w.mel.min,
@@ -86,6 +88,7 @@ const expectedAudio = (w: { mel: Aggregates; rms: Aggregates }): number[] => [
   ...w.rms.max,
   ...w.rms.min,
   ...w.rms.std,
+  ...w.descriptors,
 ];
 
 const bounds = { streamId: 's', index: 0, start: 0, end: 1 };
@@ -149,13 +152,19 @@ describe('audio features through the aggregator (default kernel)', () => {
     expect(maxAbsDifference(ours, theirs)).toBeLessThan(LOG_MEL_TOLERANCE);
   });
 
-  it('the default config keeps mean and max of each band, then mean and max RMS', () => {
+  it('the default config keeps mean and max of each band, mean and max RMS, then the descriptors', () => {
     const { aggregator } = createFeatureAggregator(DEFAULT_FEATURE_CONFIG);
     const window = reference.windows[2]!;
     const events = audioEvents(pcm, reference.eventSamples).filter(
       (e) => Math.floor((e.seq * reference.eventSamples) / reference.windowSamples) === 2,
     );
-    const expected = [...window.mel.mean, ...window.mel.max, ...window.rms.mean, ...window.rms.max];
+    const expected = [
+      ...window.mel.mean,
+      ...window.mel.max,
+      ...window.rms.mean,
+      ...window.rms.max,
+      ...window.descriptors,
+    ];
     expect(maxAbsDifference(aggregator.aggregate('audio', events, bounds), expected)).toBeLessThan(
       LOG_MEL_TOLERANCE,
     );
@@ -169,6 +178,8 @@ interface VideoWindowReference {
   motionMax: number;
   brightness: number;
   rgb: number[];
+  /** contrast motion mean, max; residual motion mean, max; global shift mean; coarse motion mean, coarse/fine. */
+  descriptors: number[];
 }
 interface VideoCase {
   width: number;
@@ -178,11 +189,17 @@ interface VideoCase {
 }
 
 describe('video features against the numpy reference (exact area average by pixel replication)', () => {
-  const reference = json<{ gray: VideoCase; rgb: VideoCase }>('video-reference.json');
+  const reference = json<{ gray: VideoCase; rgb: VideoCase; pan: VideoCase }>('video-reference.json');
   const bytes = fixture('video-frames.bin');
   const grayBytes = reference.gray.width * reference.gray.height;
   const rgbBytes = reference.rgb.width * reference.rgb.height * 3;
-  const frames = (format: 'gray' | 'rgb', c: VideoCase, base: number, size: number): AnySourceEvent[] =>
+  const frames = (
+    format: 'gray' | 'rgb',
+    c: VideoCase,
+    base: number,
+    size: number,
+    from: Buffer = bytes,
+  ): AnySourceEvent[] =>
     Array.from({ length: c.frames }, (_, i) => ({
       streamId: 's',
       modality: 'video' as const,
@@ -192,7 +209,7 @@ describe('video features against the numpy reference (exact area average by pixe
         format,
         width: c.width,
         height: c.height,
-        data: new Uint8Array(bytes.subarray(base + i * size, base + (i + 1) * size)),
+        data: new Uint8Array(from.subarray(base + i * size, base + (i + 1) * size)),
       },
     }));
   const expected = (f: VideoWindowReference, thumbnail: number[]): number[] => [
@@ -201,7 +218,12 @@ describe('video features against the numpy reference (exact area average by pixe
     f.motionMax,
     f.brightness,
     ...f.rgb,
+    ...f.descriptors,
   ];
+  const withThumbnail = (thumbnail: 'mean' | 'last'): FeatureConfig => ({
+    ...DEFAULT_FEATURE_CONFIG,
+    video: { ...DEFAULT_FEATURE_CONFIG.video, thumbnail },
+  });
 
   it.each([
     ['gray 64x48 (whole 4× blocks)', 'gray' as const],
@@ -210,20 +232,39 @@ describe('video features against the numpy reference (exact area average by pixe
     const c = reference[format];
     const base = format === 'gray' ? 0 : grayBytes * reference.gray.frames;
     const events = frames(format, c, base, format === 'gray' ? grayBytes : rgbBytes);
-    const { aggregator, stats } = createFeatureAggregator(DEFAULT_FEATURE_CONFIG);
+    const { aggregator, stats } = createFeatureAggregator(withThumbnail('mean'));
     const ours = aggregator.aggregate('video', events, bounds);
     expect(maxAbsDifference(ours, expected(c.features, c.features.thumbnailMean))).toBeLessThan(
       EXACT_TOLERANCE,
     );
-    const last = createFeatureAggregator({
-      ...DEFAULT_FEATURE_CONFIG,
-      video: { ...DEFAULT_FEATURE_CONFIG.video, thumbnail: 'last' },
-    });
+    const none = createFeatureAggregator(DEFAULT_FEATURE_CONFIG).aggregator.aggregate(
+      'video',
+      events,
+      bounds,
+    );
+    expect(maxAbsDifference(none, expected(c.features, []))).toBeLessThan(EXACT_TOLERANCE);
+    const last = createFeatureAggregator(withThumbnail('last'));
     const lastOurs = last.aggregator.aggregate('video', events, bounds);
     expect(maxAbsDifference(lastOurs, expected(c.features, c.features.thumbnailLast))).toBeLessThan(
       EXACT_TOLERANCE,
     );
     expect(stats.total).toBe(0);
+  });
+
+  it('a camera panning over a still scene: its motion is all global shift, no residual', () => {
+    const c = reference.pan;
+    const size = c.width * c.height;
+    const events = frames('gray', c, 0, size, fixture('video-pan.bin'));
+    const ours = createFeatureAggregator(DEFAULT_FEATURE_CONFIG).aggregator.aggregate(
+      'video',
+      events,
+      bounds,
+    );
+    expect(maxAbsDifference(ours, expected(c.features, []))).toBeLessThan(EXACT_TOLERANCE);
+    const [contrastMotion, , residual, , shift] = c.features.descriptors;
+    expect(contrastMotion).toBeGreaterThan(0.1);
+    expect(residual).toBe(0);
+    expect(shift).toBe(1);
   });
 });
 

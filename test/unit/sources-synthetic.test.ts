@@ -52,8 +52,9 @@ describe('syntheticEvents', () => {
         events.filter((e) => e.modality === 'video' && inSegment(e)),
         bounds,
       );
-      // Motion mean: the bar moves 2 px a frame when active; otherwise only ±4-level pixel noise changes.
-      expect(video[192]! > 0.02).toBe(active === 1);
+      // Motion mean (first in the block: the default config has no thumbnail): the bar moves 2 px a frame when
+      // active; otherwise only ±4-level pixel noise changes.
+      expect(video[0]! > 0.02).toBe(active === 1);
       const words = events
         .filter((e) => e.modality === 'text' && inSegment(e))
         .map((e) => (e.payload as { text: string }).text);

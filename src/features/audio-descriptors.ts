@@ -1,0 +1,260 @@
+/**
+ * Window-level descriptors of how a sound behaves over its frames, computed from the per-frame log-mel rows that
+ * either audio kernel produces (the same bits from both), so they add no kernel code and stay identical between
+ * training and serving. They are what tells speech from other loud sounds in the same band: speech's energy rises and
+ * falls with its syllables (a modulation near 4 Hz, frames of low energy between them) and its spectrum keeps
+ * changing (flux) and alternates voiced and unvoiced sounds (the zero-crossing rate swings): its spectral shape 50 or
+ * 200 ms later is another one, while music, tones and machines hold a note or a hum that long (stationarity) in steady
+ * or peaky spectra (Scheirer & Slaney, 1997, used the same cues).
+ */
+export const AUDIO_DESCRIPTORS = ['flux', 'flatness', 'centroid', 'envelope', 'zcr', 'stationarity'] as const;
+export type AudioDescriptor = (typeof AUDIO_DESCRIPTORS)[number];
+
+/** Values each descriptor writes, in the order written. */
+export const AUDIO_DESCRIPTOR_VALUES: Readonly<Record<AudioDescriptor, readonly string[]>> = {
+  flux: ['flux mean', 'flux std'],
+  flatness: ['flatness mean', 'flatness std'],
+  centroid: ['centroid mean', 'centroid std'],
+  envelope: ['envelope std', 'low-energy share', 'modulation 2–8 Hz share'],
+  zcr: ['zero-crossing rate mean', 'zero-crossing rate std'],
+  stationarity: ['spectral shape correlation at 50 ms', 'spectral shape correlation at 200 ms'],
+};
+
+/** Lags of the stationarity descriptor in frames: 5 and 20 hops (50 and 200 ms at a 10 ms hop). */
+const STATIONARITY_LAGS = [5, 20] as const;
+
+/** Syllable-rate band of the envelope's modulation spectrum, Hz. */
+const MODULATION_LOW_HZ = 2;
+const MODULATION_HIGH_HZ = 8;
+/** A frame is "low energy" below this share of the window's mean frame energy (Scheirer & Slaney: half the RMS). */
+const LOW_ENERGY_SHARE = 0.25;
+
+/** A window's frames as the analyser left them: row f holds bands 0..bands−1 (ln mel power) and the RMS. */
+export interface FrameRows {
+  readonly rows: Float64Array;
+  /** Distance between rows' starts, in values (≥ bands + 1). */
+  readonly stride: number;
+  readonly frames: number;
+  readonly bands: number;
+}
+
+/** The window's samples the frames were cut from: frame f is pcm[f·hop, f·hop + frameLength), zero-padded. */
+export interface FramedPcm {
+  readonly pcm: Int16Array;
+  readonly length: number;
+  readonly frameLength: number;
+  readonly hopLength: number;
+}
+
+export function audioDescriptorSize(descriptors: readonly AudioDescriptor[] | undefined): number {
+  let size = 0;
+  for (const d of descriptors ?? []) size += AUDIO_DESCRIPTOR_VALUES[d].length;
+  return size;
+}
+
+/**
+ * Writes the descriptors at `offset`, in the order listed, and returns the offset after them. `framesPerSecond` is
+ * sampleRate / hopLength (the envelope's sampling rate). Too few frames for a descriptor (one frame has no flux, fewer
+ * than four no modulation spectrum) gives zeros.
+ */
+export function writeAudioDescriptors(
+  frames: FrameRows,
+  samples: FramedPcm,
+  descriptors: readonly AudioDescriptor[],
+  framesPerSecond: number,
+  out: Float32Array,
+  offset: number,
+): number {
+  const perFrame = frameSpectra(frames);
+  let o = offset;
+  for (const descriptor of descriptors) {
+    switch (descriptor) {
+      case 'flux': {
+        const [mean, std] = meanStd(spectralFlux(frames));
+        out[o++] = mean;
+        out[o++] = std;
+        break;
+      }
+      case 'flatness': {
+        const [mean, std] = meanStd(perFrame.flatness);
+        out[o++] = mean;
+        out[o++] = std;
+        break;
+      }
+      case 'centroid': {
+        const [mean, std] = meanStd(perFrame.centroid);
+        out[o++] = mean;
+        out[o++] = std;
+        break;
+      }
+      case 'envelope': {
+        const envelope = perFrame.logEnergy;
+        out[o++] = meanStd(envelope)[1];
+        out[o++] = lowEnergyShare(envelope);
+        out[o++] = modulationShare(envelope, framesPerSecond);
+        break;
+      }
+      case 'stationarity':
+        for (const lag of STATIONARITY_LAGS) out[o++] = shapeCorrelation(frames, lag);
+        break;
+      case 'zcr': {
+        const [mean, std] = meanStd(zeroCrossingRates(samples, frames.frames));
+        out[o++] = mean;
+        out[o++] = std;
+        break;
+      }
+    }
+  }
+  return o;
+}
+
+interface FrameSpectra {
+  /** ln(mean power) − mean ln power, negated: ln of the geometric over the arithmetic mean (≤ 0; 0 for a flat one). */
+  readonly flatness: Float64Array;
+  /** Power-weighted mean band index over bands − 1: 0 (all in the lowest band) .. 1 (all in the highest). */
+  readonly centroid: Float64Array;
+  /** ln of the frame's total mel power. */
+  readonly logEnergy: Float64Array;
+}
+
+function frameSpectra({ rows, stride, frames, bands }: FrameRows): FrameSpectra {
+  const flatness = new Float64Array(frames);
+  const centroid = new Float64Array(frames);
+  const logEnergy = new Float64Array(frames);
+  for (let f = 0; f < frames; f++) {
+    const row = f * stride;
+    let power = 0;
+    let weighted = 0;
+    let logSum = 0;
+    for (let b = 0; b < bands; b++) {
+      const l = rows[row + b] as number;
+      const p = Math.exp(l);
+      power += p;
+      weighted += b * p;
+      logSum += l;
+    }
+    flatness[f] = logSum / bands - Math.log(power / bands);
+    centroid[f] = bands > 1 ? weighted / power / (bands - 1) : 0;
+    logEnergy[f] = Math.log(power);
+  }
+  return { flatness, centroid, logEnergy };
+}
+
+/** Per consecutive frame pair: the mean over bands of the rise in ln power (half-wave rectified difference). */
+function spectralFlux({ rows, stride, frames, bands }: FrameRows): Float64Array {
+  const flux = new Float64Array(Math.max(0, frames - 1));
+  for (let f = 1; f < frames; f++) {
+    let rise = 0;
+    for (let b = 0; b < bands; b++) {
+      const d = (rows[f * stride + b] as number) - (rows[(f - 1) * stride + b] as number);
+      if (d > 0) rise += d;
+    }
+    flux[f - 1] = rise / bands;
+  }
+  return flux;
+}
+
+/**
+ * Per frame: the share of consecutive sample pairs whose signs differ (a sample ≥ 0 counts as positive), over the
+ * frame's frameLength − 1 pairs; samples past the window's end are the zeros the analyser padded with.
+ */
+function zeroCrossingRates({ pcm, length, frameLength, hopLength }: FramedPcm, frames: number): Float64Array {
+  const rates = new Float64Array(frames);
+  if (frameLength < 2) return rates;
+  for (let f = 0; f < frames; f++) {
+    const start = f * hopLength;
+    let crossings = 0;
+    let previous = start < length ? (pcm[start] as number) : 0;
+    for (let i = start + 1; i < start + frameLength; i++) {
+      const x = i < length ? (pcm[i] as number) : 0;
+      if (x < 0 !== previous < 0) crossings++;
+      previous = x;
+    }
+    rates[f] = crossings / (frameLength - 1);
+  }
+  return rates;
+}
+
+/**
+ * The mean over frame pairs `lag` apart of the Pearson correlation of their log-mel rows across bands (the spectral
+ * shape, whatever the loudness); 0 when the window has no such pair or a row is flat.
+ */
+function shapeCorrelation({ rows, stride, frames, bands }: FrameRows, lag: number): number {
+  let sum = 0;
+  let pairs = 0;
+  for (let f = lag; f < frames; f++) {
+    const a = (f - lag) * stride;
+    const b = f * stride;
+    let meanA = 0;
+    let meanB = 0;
+    for (let k = 0; k < bands; k++) {
+      meanA += rows[a + k] as number;
+      meanB += rows[b + k] as number;
+    }
+    meanA /= bands;
+    meanB /= bands;
+    let ab = 0;
+    let aa = 0;
+    let bb = 0;
+    for (let k = 0; k < bands; k++) {
+      const x = (rows[a + k] as number) - meanA;
+      const y = (rows[b + k] as number) - meanB;
+      ab += x * y;
+      aa += x * x;
+      bb += y * y;
+    }
+    sum += aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : 0;
+    pairs++;
+  }
+  return pairs > 0 ? sum / pairs : 0;
+}
+
+function meanStd(values: Float64Array): [number, number] {
+  const n = values.length;
+  if (n === 0) return [0, 0];
+  let sum = 0;
+  for (const v of values) sum += v;
+  const mean = sum / n;
+  let squares = 0;
+  for (const v of values) squares += (v - mean) * (v - mean);
+  return [mean, Math.sqrt(squares / n)];
+}
+
+function lowEnergyShare(logEnergy: Float64Array): number {
+  const n = logEnergy.length;
+  let mean = 0;
+  for (const e of logEnergy) mean += Math.exp(e);
+  const threshold = Math.log((LOW_ENERGY_SHARE * mean) / n);
+  let low = 0;
+  for (const e of logEnergy) if (e < threshold) low++;
+  return low / n;
+}
+
+/**
+ * Share of the mean-removed log-energy envelope's power (DFT bins 1..n/2) that lies at 2–8 Hz. A window of 500 ms
+ * has ~2 Hz bins, so this is coarse, but it is per window; the GRU integrates it over windows.
+ */
+function modulationShare(logEnergy: Float64Array, framesPerSecond: number): number {
+  const n = logEnergy.length;
+  if (n < 4) return 0;
+  let mean = 0;
+  for (const e of logEnergy) mean += e;
+  mean /= n;
+  let total = 0;
+  let band = 0;
+  for (let k = 1; k <= n >> 1; k++) {
+    let re = 0;
+    let im = 0;
+    for (let f = 0; f < n; f++) {
+      const angle = (2 * Math.PI * k * f) / n;
+      const x = (logEnergy[f] as number) - mean;
+      re += x * Math.cos(angle);
+      im -= x * Math.sin(angle);
+    }
+    const power = re * re + im * im;
+    total += power;
+    const hz = (k * framesPerSecond) / n;
+    if (hz >= MODULATION_LOW_HZ && hz <= MODULATION_HIGH_HZ) band += power;
+  }
+  return total > 0 ? band / total : 0;
+}

@@ -1,0 +1,219 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { modelWindowing } from '../../src/align/windowing.js';
+import type { AnySourceEvent } from '../../src/core/events.js';
+import { parseFeatureConfig } from '../../src/features/config.js';
+import { loadModel } from '../../src/model/model-io.js';
+import { createModelParams, disposeParams } from '../../src/model/tf-model.js';
+import { baselineLogits, loadBaseline, TrainableBaseline } from '../../src/train/baseline.js';
+import { registerEvalCommand, registerTrainCommand } from '../../src/train/cli.js';
+import { buildDataset, type Sequence } from '../../src/train/dataset.js';
+import type { EvaluationReport } from '../../src/train/evaluate.js';
+import { sequenceLogits, sigmoid } from '../../src/train/recurrent.js';
+import { useTrainingBackend } from '../../src/train/tf-setup.js';
+import { S, syntheticSession, T0, writeRecording } from '../helpers/labelled-session.js';
+
+/** The synthetic sessions' distractor: a loud 1.2 kHz tone during [0.6, 1.4) s of every 2 s: speech is
+ * off then, motion off and then on. */
+const distractorOn = (t: number, start: number): boolean => {
+  const phase = (t - start) % (2 * S);
+  return phase >= 0.6 * S && phase < 1.4 * S;
+};
+
+/** syntheticSession with the distractor tone mixed in and a `distractor` label beside speech and motion. */
+function withDistractor(streamId: string, startSeconds: number): AnySourceEvent[] {
+  const start = T0 + startSeconds * S;
+  const events = syntheticSession({ streamId, start: startSeconds }).map((e): AnySourceEvent => {
+    if (e.modality !== 'audio') return e;
+    const { sampleRate, samples } = e.payload;
+    const mixed = Int16Array.from(samples, (v, k) => {
+      const t = e.time + Math.floor((k * S) / sampleRate);
+      return distractorOn(t, start)
+        ? Math.round(v + 9000 * Math.sign(Math.sin((2 * Math.PI * 1200 * t) / S)))
+        : v;
+    });
+    return { ...e, payload: { ...e.payload, samples: mixed } };
+  });
+  const seconds = 6;
+  for (let k = 0; k < seconds; k += 2) {
+    events.push({
+      streamId,
+      modality: 'label',
+      time: start + k * S + 0.6 * S,
+      seq: 1000 + k,
+      payload: { labels: { distractor: 1 } },
+    });
+    events.push({
+      streamId,
+      modality: 'label',
+      time: start + k * S + 1.4 * S,
+      seq: 1001 + k,
+      payload: { labels: { distractor: 0 } },
+    });
+  }
+  // The label starts off at the session's start, so every window has a value for it.
+  events.push({ streamId, modality: 'label', time: start, seq: 999, payload: { labels: { distractor: 0 } } });
+  return events.sort((a, b) => a.time - b.time);
+}
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'braid-eval-fpr-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const program = (): Command => {
+  const cli = new Command('braid').exitOverride();
+  registerTrainCommand(cli);
+  registerEvalCommand(cli);
+  return cli;
+};
+
+/** False positives of `label` counted from scratch: windows with the distractor on at end − 1 µs and the target off. */
+function countByHand(
+  sequences: readonly Sequence[],
+  scores: readonly Float32Array[],
+  labels: readonly string[],
+  label: string,
+  threshold: number,
+  starts: ReadonlyMap<string, number>,
+): { on: [number, number]; off: [number, number]; positives: [number, number] } {
+  const l = labels.indexOf(label);
+  const on: [number, number] = [0, 0];
+  const off: [number, number] = [0, 0];
+  const positives: [number, number] = [0, 0];
+  sequences.forEach((s, i) => {
+    s.windows.forEach((w, t) => {
+      const distractor = distractorOn(w.end - 1, starts.get(s.streamId) as number);
+      const fired = ((scores[i] as Float32Array)[t * labels.length + l] as number) >= threshold;
+      if ((s.y[t * labels.length + l] as number) > 0.5) {
+        if (distractor) {
+          positives[1]++;
+          if (fired) positives[0]++;
+        }
+        return;
+      }
+      const bucket = distractor ? on : off;
+      bucket[1]++;
+      if (fired) bucket[0]++;
+    });
+  });
+  return { on, off, positives };
+}
+
+describe('braid eval --fpr-on', () => {
+  it("scores each label's false positives on the windows where the recorded distractor label is on", async () => {
+    const data = join(dir, 'sessions');
+    mkdirSync(data);
+    const starts = new Map<string, number>();
+    for (let i = 0; i < 3; i++) {
+      starts.set(`s${i}`, T0 + i * 100 * S);
+      await writeRecording(join(data, `s${i}.mcap`), withDistractor(`s${i}`, i * 100));
+    }
+    const out = join(dir, 'model');
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      const flags = ['--labels', 'speech,motion', '--hidden', '4', '--encoder', '4', '--epochs', '2'];
+      await program().parseAsync(['train', data, '--out', out, ...flags, '--baseline-hidden', '4'], {
+        from: 'user',
+      });
+      // The scores, computed here from the model and baseline on the dataset eval builds.
+      await useTrainingBackend();
+      const model = await loadModel(out);
+      const dataset = await buildDataset(
+        [join(data, 's0.mcap'), join(data, 's1.mcap'), join(data, 's2.mcap')],
+        {
+          featureConfig: parseFeatureConfig(model.config.featureConfig, 'model'),
+          windowing: modelWindowing(model.config.windowing).windowing,
+          labels: model.config.labels,
+        },
+      );
+      const params = createModelParams(model);
+      const modelScores = sequenceLogits(params, model.config, dataset.sequences).map(sigmoid);
+      disposeParams(params);
+      const baseline = new TrainableBaseline(await loadBaseline(out));
+      const baselineScores = baselineLogits(baseline, dataset.sequences).map(sigmoid);
+      baseline.dispose();
+      // A threshold at the median speech score on distractor windows, so some fire and some do not.
+      const onScores = dataset.sequences
+        .flatMap((s, i) =>
+          s.windows.map((w, t) =>
+            distractorOn(w.end - 1, starts.get(s.streamId) as number) && (s.y[t * 2] as number) < 0.5
+              ? ((modelScores[i] as Float32Array)[t * 2] as number)
+              : Number.NaN,
+          ),
+        )
+        .filter((v) => !Number.isNaN(v))
+        .sort((a, b) => a - b);
+      const threshold = onScores[Math.floor(onScores.length / 2)] as number;
+
+      const json = join(dir, 'eval.json');
+      await program().parseAsync(['eval', out, data, '--threshold', String(threshold), '--json', json], {
+        from: 'user',
+      });
+      const table = stdout.mock.calls.map(([chunk]) => String(chunk)).join('');
+      const report = JSON.parse(await readFile(json, 'utf8')) as EvaluationReport;
+      const fpr = report.fprOn?.['distractor'];
+      expect(fpr).toBeDefined();
+      // Three 6 s sessions, 0.8 s of distractor every 2 s: each such span holds the end of one or two windows.
+      const windowsOn = dataset.sequences.reduce(
+        (n, s) =>
+          n + s.windows.filter((w) => distractorOn(w.end - 1, starts.get(s.streamId) as number)).length,
+        0,
+      );
+      expect(windowsOn).toBeGreaterThanOrEqual(9);
+      expect(fpr?.windows).toBe(windowsOn);
+      for (const label of ['speech', 'motion']) {
+        for (const [scores, side] of [
+          [modelScores, fpr?.model],
+          [baselineScores, fpr?.baseline],
+        ] as const) {
+          const hand = countByHand(dataset.sequences, scores, model.config.labels, label, threshold, starts);
+          const got = side?.[label];
+          expect([got?.falsePositives, got?.negatives]).toEqual(hand.on);
+          expect([got?.otherFalsePositives, got?.otherNegatives]).toEqual(hand.off);
+          expect([got?.truePositives, got?.positives]).toEqual(hand.positives);
+          expect(hand.on[1]).toBeGreaterThan(0);
+          expect(got?.rate).toBeCloseTo(hand.on[0] / hand.on[1], 12);
+        }
+      }
+      // Some of the speech-off distractor windows fire and some do not at the median: the figure is not trivially 0 or 1.
+      const speech = fpr?.model['speech'];
+      expect(speech?.falsePositives).toBeGreaterThan(0);
+      expect(speech?.falsePositives).toBeLessThan(speech?.negatives as number);
+      // Beside the baseline in the table, with the counts under it.
+      expect(table).toMatch(/FPR@distractor.*baseline P.*FPR@distractor/);
+      expect(table).toMatch(new RegExp(`^speech .* ${(100 * (speech?.rate as number)).toFixed(1)}%`, 'm'));
+      expect(table).toContain(`false positives and recall where "distractor" is on (${windowsOn} windows`);
+      // Motion turns on during the distractor ([1, 1.4) s of each 2 s): those windows give motion's recall there.
+      expect(fpr?.model['motion']?.positives).toBeGreaterThan(0);
+      expect(fpr?.model['speech']?.positives).toBe(0);
+      expect(table).toContain(`${speech?.falsePositives}/${speech?.negatives}`);
+
+      // none turns it off; a label no recording carries, or one the model predicts, is refused.
+      await program().parseAsync(['eval', out, data, '--fpr-on', 'none', '--json', json], { from: 'user' });
+      expect((JSON.parse(await readFile(json, 'utf8')) as EvaluationReport).fprOn).toBeUndefined();
+      await expect(
+        program().parseAsync(['eval', out, data, '--fpr-on', 'music'], { from: 'user' }),
+      ).rejects.toMatchObject({ code: 'BRAID_ERR_DATASET', message: expect.stringMatching(/"music"/) });
+      await expect(
+        program().parseAsync(['eval', out, data, '--fpr-on', 'speech'], { from: 'user' }),
+      ).rejects.toMatchObject({ code: 'BRAID_ERR_INVALID_OPTION', option: 'fpr-on' });
+      // Recordings without the label: no section by default, and no error.
+      const plain = join(dir, 'plain.mcap');
+      await writeRecording(plain, syntheticSession({ streamId: 'p', start: 1000 }));
+      stdout.mockClear();
+      await program().parseAsync(['eval', out, plain, '--json', json], { from: 'user' });
+      expect((JSON.parse(await readFile(json, 'utf8')) as EvaluationReport).fprOn).toBeUndefined();
+      expect(stdout.mock.calls.join('')).not.toContain('FPR@');
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+    }
+  }, 120_000);
+});
