@@ -99,6 +99,8 @@ interface Session {
   eventsHead: number;
   /** The last input the aligner took for it (not a refill). */
   lastEntry: string | undefined;
+  /** The aligner has had it open (a session whose every input it refused never is, and never ends there). */
+  opened: boolean;
   /** The aligner has closed it. */
   closed: boolean;
   /** Cuts, oldest first; the first is the newest one found valid, at `cutCount` committed predictions. */
@@ -125,6 +127,7 @@ function newSession(streamId: string, from: string, skip = 0): Session {
     events: [],
     eventsHead: 0,
     lastEntry: undefined,
+    opened: false,
     closed: false,
     cuts: [],
     cutCount: -1,
@@ -160,6 +163,7 @@ function sessionOf(streamId: string, saved: SessionCheckpoint, stateSize: number
     windows: r.windows,
     skipWindows: saved.count - r.windows,
     restarts: r.aligner.restarts,
+    opened: true,
     cuts: [cut],
     cutCount: saved.count,
     model,
@@ -353,10 +357,15 @@ export class PartitionSession {
     }
     const state = stateOf(session.streamId);
     if (state === undefined) {
-      // Closed (or never opened) in the aligner: its cuts up to here stay valid, there is no later one.
-      if (isControl && input.control === 'close') session.closed = true;
+      if (!(isControl && input.control === 'close')) return;
+      // Closed in the aligner: its cuts up to here stay valid, there is no later one.
+      session.closed = true;
+      // Closed without the aligner ever having it open (it refused every input): no window, no prediction, and
+      // no end will come from the pipeline, so it is forgotten here — else its entries would be kept forever.
+      if (!session.opened) this.#forget(session);
       return;
     }
+    session.opened = true;
     if (isControl && input.control === 'restart') {
       // Its buffered events were discarded: nothing before here is ever needed again.
       session.restarts = state.restarts;
@@ -368,6 +377,15 @@ export class PartitionSession {
     if (!session.resumable) return;
     if (typeof time === 'number') session.events.push({ id: tag.id, time });
     if (session.windows !== this.#windowsBefore) session.cuts.push(this.#cutOf(session, state));
+  }
+
+  /** Drops a session that will never end through the pipeline (see #afterAlign). */
+  #forget(session: Session): void {
+    const sessions = this.#streams.get(session.streamId);
+    const at = sessions?.indexOf(session) ?? -1;
+    if (sessions === undefined || at < 0) return;
+    sessions.splice(at, 1);
+    if (sessions.length === 0) this.#streams.delete(session.streamId);
   }
 
   /** The cut just after the aligner's last input of the session, in state `state`. */
