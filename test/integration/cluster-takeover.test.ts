@@ -114,7 +114,13 @@ function inputs(): { at: number; input: StreamInput }[] {
   // A producer whose every input the aligner refuses (negative capture times), then closes: it has no window and no
   // end, and must not keep its entries in Redis.
   for (let i = 0; i < 5; i++)
-    add(1_000 * MS + i * 100 * MS, { streamId: 'd', modality: 'text', time: -1, seq: i, payload: { text: 'x' } });
+    add(1_000 * MS + i * 100 * MS, {
+      streamId: 'd',
+      modality: 'text',
+      time: -1,
+      seq: i,
+      payload: { text: 'x' },
+    });
   add(1_600 * MS, { control: 'close', streamId: 'd' });
   // A stable sort: inputs at the same wall time keep their order.
   return out.sort((x, y) => x.at - y.at);
