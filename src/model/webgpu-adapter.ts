@@ -74,12 +74,23 @@ interface Dawn {
  * types when it is absent.
  */
 async function loadDawn(): Promise<Dawn | undefined> {
+  quietDeviceSelect(process.env);
   try {
     return (await import('webgpu' as string)) as Dawn;
   } catch (error) {
     if ((error as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') return undefined;
     throw error;
   }
+}
+
+/**
+ * Mesa's Vulkan packages install an implicit layer (VK_LAYER_MESA_device_select) that every Vulkan instance loads,
+ * whatever VK_ICD_FILENAMES says; it looks for a Wayland display and, without XDG_RUNTIME_DIR (any service), prints
+ * "error: XDG_RUNTIME_DIR is invalid" on stderr at each start. Dawn picks its adapter itself, so the layer has
+ * nothing to do here: NODEVICE_SELECT=1 is its own switch to step aside, unless the user set it.
+ */
+export function quietDeviceSelect(env: NodeJS.ProcessEnv): void {
+  env['NODEVICE_SELECT'] ??= '1';
 }
 
 const NOT_INSTALLED = 'the optional "webgpu" package (Dawn for Node) is not installed';
@@ -107,12 +118,18 @@ process.stdout.write(JSON.stringify(i ? { vendor: i.vendor, architecture: i.arch
 process.exit(0);
 `;
 
+function withQuietDeviceSelect(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  quietDeviceSelect(env);
+  return env;
+}
+
 function probeInChild(moduleUrl: string): Promise<AdapterProbe> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       ['--input-type=module', '-e', PROBE_SCRIPT, moduleUrl],
-      { timeout: 60_000, maxBuffer: 1 << 20 },
+      { timeout: 60_000, maxBuffer: 1 << 20, env: withQuietDeviceSelect() },
       (error, stdout, stderr) => {
         if (error) {
           const said = dawnSays(stderr) || stderr.trim().split('\n').slice(-2).join(' ') || error.message;
