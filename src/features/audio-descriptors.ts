@@ -230,6 +230,27 @@ function lowEnergyShare(logEnergy: Float64Array): number {
   return low / n;
 }
 
+/** cos and sin of 2πj/n for j < n, per frame count (windows mostly have one or two): the DFT's trigonometry once. */
+const dftTables = new Map<number, { cos: Float64Array; sin: Float64Array }>();
+/** Frame counts whose tables are kept; a stream of odd-sized windows cannot grow the cache without bound. */
+const MAX_DFT_TABLES = 64;
+
+function dftTable(n: number): { cos: Float64Array; sin: Float64Array } {
+  let table = dftTables.get(n);
+  if (table === undefined) {
+    const cos = new Float64Array(n);
+    const sin = new Float64Array(n);
+    for (let j = 0; j < n; j++) {
+      cos[j] = Math.cos((2 * Math.PI * j) / n);
+      sin[j] = Math.sin((2 * Math.PI * j) / n);
+    }
+    table = { cos, sin };
+    if (dftTables.size >= MAX_DFT_TABLES) dftTables.clear();
+    dftTables.set(n, table);
+  }
+  return table;
+}
+
 /**
  * Share of the mean-removed log-energy envelope's power (DFT bins 1..n/2) that lies at 2–8 Hz. A window of 500 ms
  * has ~2 Hz bins, so this is coarse, but it is per window; the GRU integrates it over windows.
@@ -240,16 +261,16 @@ function modulationShare(logEnergy: Float64Array, framesPerSecond: number): numb
   let mean = 0;
   for (const e of logEnergy) mean += e;
   mean /= n;
+  const { cos, sin } = dftTable(n);
   let total = 0;
   let band = 0;
   for (let k = 1; k <= n >> 1; k++) {
     let re = 0;
     let im = 0;
     for (let f = 0; f < n; f++) {
-      const angle = (2 * Math.PI * k * f) / n;
       const x = (logEnergy[f] as number) - mean;
-      re += x * Math.cos(angle);
-      im -= x * Math.sin(angle);
+      re += x * (cos[(k * f) % n] as number);
+      im -= x * (sin[(k * f) % n] as number);
     }
     const power = re * re + im * im;
     total += power;
