@@ -99,6 +99,16 @@ export async function loadSpeechPrompts(
     .filter((p) => p.samples.length >= min && p.samples.length <= max);
 }
 
+/** The frames of a raw FRAME_WIDTH × FRAME_HEIGHT gray file (ffmpeg's rawvideo output); a partial last frame is left out. */
+export async function readGrayFrames(file: string): Promise<Uint8Array[]> {
+  const bytes = await readFile(file);
+  const size = FRAME_WIDTH * FRAME_HEIGHT;
+  const frames: Uint8Array[] = [];
+  for (let i = 0; i + size <= bytes.byteLength; i += size)
+    frames.push(new Uint8Array(bytes.subarray(i, i + size)));
+  return frames;
+}
+
 /**
  * Decodes a clip once with ffmpeg to 64×48 gray at 10 fps (area-averaged, as a browser canvas would shrink a camera
  * picture) and caches it; trailing near-black frames (a fade-out) are dropped, since a black screen is not motion.
@@ -115,11 +125,7 @@ export async function loadVideo(name: string, cacheDir: string): Promise<VideoSo
     ]);
     await rename(tmp, out);
   }
-  const bytes = await readFile(out);
-  const size = FRAME_WIDTH * FRAME_HEIGHT;
-  const frames: Uint8Array[] = [];
-  for (let i = 0; i + size <= bytes.byteLength; i += size)
-    frames.push(new Uint8Array(bytes.subarray(i, i + size)));
+  const frames = await readGrayFrames(out);
   const mean = (f: Uint8Array): number => f.reduce((a, b) => a + b, 0) / f.length;
   while (frames.length > 0 && mean(frames[frames.length - 1] as Uint8Array) < 10) frames.pop();
   return { name, frames };

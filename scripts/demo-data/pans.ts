@@ -2,11 +2,11 @@
 // opencv-doc), so the demo task has more moving scenes than the two sample videos, and one never seen in training.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { mulberry32 } from '../../src/model/weights.js';
-import { FRAME_HEIGHT, FRAME_WIDTH, VIDEO_DIR, type VideoSource } from './media.js';
+import { FRAME_HEIGHT, FRAME_WIDTH, readGrayFrames, VIDEO_DIR, type VideoSource } from './media.js';
 import { FPS } from './plan.js';
 
 const run = promisify(execFile);
@@ -60,10 +60,5 @@ export async function loadPan(photo: string, seed: number, cacheDir: string): Pr
     ]);
     await rename(tmp, out);
   }
-  const bytes = await readFile(out);
-  const size = FRAME_WIDTH * FRAME_HEIGHT;
-  const frames: Uint8Array[] = [];
-  for (let i = 0; i + size <= bytes.byteLength; i += size)
-    frames.push(new Uint8Array(bytes.subarray(i, i + size)));
-  return { name, frames };
+  return { name, frames: await readGrayFrames(out) };
 }

@@ -54,6 +54,18 @@ export interface SessionCounters {
   cutsFrozen: number;
 }
 
+export const zeroCounters = (): SessionCounters => ({
+  entriesRead: 0,
+  commits: 0,
+  predictions: 0,
+  fencedCommits: 0,
+  commitRetries: 0,
+  streamsResumed: 0,
+  streamsRebuilt: 0,
+  windowsSkipped: 0,
+  cutsFrozen: 0,
+});
+
 /** Entries read per round, and the wait of a blocking read for new ones (ms). */
 const READ_COUNT = 256;
 const BLOCK_MS = 500;
@@ -209,17 +221,7 @@ export class PartitionSession {
   #run: Subscription | undefined;
   readonly #input$ = new Subject<StreamInput>();
   readonly #credit = new FlowCredit();
-  readonly counters: SessionCounters = {
-    entriesRead: 0,
-    commits: 0,
-    predictions: 0,
-    fencedCommits: 0,
-    commitRetries: 0,
-    streamsResumed: 0,
-    streamsRebuilt: 0,
-    windowsSkipped: 0,
-    cutsFrozen: 0,
-  };
+  readonly counters = zeroCounters();
 
   constructor(options: SessionOptions) {
     this.#o = options;

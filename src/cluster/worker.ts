@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
 import { assignedPartitions, membersKey, partitionKeys } from './partition.js';
-import { PartitionSession, type SessionCounters } from './partition-session.js';
+import { PartitionSession, type SessionCounters, zeroCounters } from './partition-session.js';
 import type { BraidRedis } from './redis.js';
 
 export interface WorkerOptions {
@@ -37,18 +37,6 @@ export interface WorkerStats extends SessionCounters {
   redisErrors: number;
 }
 
-const noCounters = (): SessionCounters => ({
-  entriesRead: 0,
-  commits: 0,
-  predictions: 0,
-  fencedCommits: 0,
-  commitRetries: 0,
-  streamsResumed: 0,
-  streamsRebuilt: 0,
-  windowsSkipped: 0,
-  cutsFrozen: 0,
-});
-
 function addCounters(into: SessionCounters, from: SessionCounters): void {
   for (const key of Object.keys(from) as (keyof SessionCounters)[]) into[key] += from[key];
 }
@@ -70,7 +58,7 @@ export class ClusterWorker {
   #stopped = false;
   #ticking = false;
   /** Counters of the partition runs that ended. */
-  readonly #ended = noCounters();
+  readonly #ended = zeroCounters();
   readonly #stats = { takeovers: 0, handovers: 0, leaseLosses: 0, leaseRenewals: 0, redisErrors: 0 };
 
   constructor(options: WorkerOptions) {

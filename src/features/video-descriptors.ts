@@ -60,10 +60,12 @@ export class MotionDescriptors {
     this.#fineSum = 0;
   }
 
-  /** One consecutive pair of thumbnails (row-major, 0..1), `previous` first in time. */
-  addPair(previous: Float64Array, current: Float64Array): void {
+  /**
+   * One consecutive pair of thumbnails (row-major, 0..1), `previous` first in time, with their mean absolute
+   * difference (the featurizer's motion, `meanAbsDifference(current, previous)`: the unshifted candidate).
+   */
+  addPair(previous: Float64Array, current: Float64Array, still: number): void {
     const contrast = Math.sqrt((variance(previous) + variance(current)) / 2) + CONTRAST_FLOOR;
-    const still = shiftedDifference(previous, current, this.#width, this.#height, 0, 0);
     let best = still;
     let bestShift = 0;
     for (let dy = -MAX_SHIFT; dy <= MAX_SHIFT; dy++) {
@@ -135,7 +137,8 @@ function blockMeans(values: Float64Array, width: number, height: number, out: Fl
   }
 }
 
-function meanAbsDifference(a: Float64Array, b: Float64Array): number {
+/** Mean |a − b| over all values, in index order. */
+export function meanAbsDifference(a: Float64Array, b: Float64Array): number {
   let sum = 0;
   for (let i = 0; i < a.length; i++) sum += Math.abs((a[i] as number) - (b[i] as number));
   return sum / a.length;

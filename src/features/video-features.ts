@@ -3,7 +3,7 @@ import { type AnySourceEvent, isDimension, type RawPixelFormat } from '../core/e
 import type { DropCounter } from '../sources/drop-counter.js';
 import { type VideoFeatureConfig, videoFeatureSize } from './config.js';
 import { AreaDownscaler } from './thumbnail.js';
-import { MotionDescriptors } from './video-descriptors.js';
+import { MotionDescriptors, meanAbsDifference } from './video-descriptors.js';
 
 /** Frame sizes whose downscalers are kept; a stream rarely changes size, so this only bounds pathological input. */
 const MAX_CACHED_SIZES = 16;
@@ -66,7 +66,7 @@ export class VideoFeaturizer {
         const motion = meanAbsDifference(current, this.#previous);
         motionSum += motion;
         if (motion > motionMax) motionMax = motion;
-        this.#motion?.addPair(this.#previous, current);
+        this.#motion?.addPair(this.#previous, current, motion);
       }
       for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (current[i] as number);
       addMeanColour(frame, current, colour);
@@ -152,12 +152,6 @@ export class VideoFeaturizer {
     }
     return downscaler;
   }
-}
-
-function meanAbsDifference(a: Float64Array, b: Float64Array): number {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += Math.abs((a[i] as number) - (b[i] as number));
-  return sum / a.length;
 }
 
 /**

@@ -38,25 +38,20 @@ function withDistractor(streamId: string, startSeconds: number): AnySourceEvent[
     });
     return { ...e, payload: { ...e.payload, samples: mixed } };
   });
+  const distractor = (time: number, seq: number, value: number): AnySourceEvent => ({
+    streamId,
+    modality: 'label',
+    time,
+    seq,
+    payload: { labels: { distractor: value } },
+  });
   const seconds = 6;
   for (let k = 0; k < seconds; k += 2) {
-    events.push({
-      streamId,
-      modality: 'label',
-      time: start + k * S + 0.6 * S,
-      seq: 1000 + k,
-      payload: { labels: { distractor: 1 } },
-    });
-    events.push({
-      streamId,
-      modality: 'label',
-      time: start + k * S + 1.4 * S,
-      seq: 1001 + k,
-      payload: { labels: { distractor: 0 } },
-    });
+    events.push(distractor(start + k * S + 0.6 * S, 1000 + k, 1));
+    events.push(distractor(start + k * S + 1.4 * S, 1001 + k, 0));
   }
   // The label starts off at the session's start, so every window has a value for it.
-  events.push({ streamId, modality: 'label', time: start, seq: 999, payload: { labels: { distractor: 0 } } });
+  events.push(distractor(start, 999, 0));
   return events.sort((a, b) => a.time - b.time);
 }
 
