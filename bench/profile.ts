@@ -1,11 +1,12 @@
 // Where a loaded server's time goes: `braid serve --workers 1` (everything in one thread) under node --cpu-prof,
 // with N real-time producers of the demo page's format and 2 subscribers, for 15 s; the profile's self time over the
 // load (start-up left out) summed by stage of the data flow (the file each sampled function is in), a table per count.
-// Run: npm run bench -- profile   (or npx tsx bench/profile.ts [streams...], default 256 512)
+// Run: npm run bench -- profile   (or npx tsx bench/profile.ts [--workers N] [streams...], default 256 512, 1 worker)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { wallClockMicros } from '../src/core/time.js';
 import { openProducers, sendFor, startServe } from './load.js';
 
@@ -76,12 +77,16 @@ function breakdown(profile: CpuProfile): { stages: Map<string, number>; function
   return { stages: micros, functions };
 }
 
-async function profileAt(streams: number, port: number): Promise<ReturnType<typeof breakdown>> {
+async function profileAt(
+  streams: number,
+  port: number,
+  workers: number,
+): Promise<ReturnType<typeof breakdown>> {
   const dir = mkdtempSync(join(tmpdir(), 'braid-profile-'));
   const server = await startServe({
     port,
     model: 'models/demo',
-    args: ['--workers', '1'],
+    args: ['--workers', String(workers)],
     nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
   });
   const base = `ws://127.0.0.1:${port}`;
@@ -103,14 +108,19 @@ async function profileAt(streams: number, port: number): Promise<ReturnType<type
   return breakdown(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile);
 }
 
-const counts = process.argv.slice(2).map(Number);
+const { values, positionals } = parseArgs({
+  options: { workers: { type: 'string', default: '1' } },
+  allowPositionals: true,
+});
+const workers = Number(values.workers);
+const counts = positionals.map(Number);
 let port = 18_600;
 for (const streams of counts.length > 0 ? counts : [256, 512]) {
-  const { stages, functions } = await profileAt(streams, ++port);
+  const { stages, functions } = await profileAt(streams, ++port, workers);
   const total = [...stages.values()].reduce((a, b) => a + b, 0);
   const busy = total - (stages.get('idle') ?? 0);
   console.log(
-    `### ${streams} streams, --workers 1: ${((busy / total) * 100).toFixed(0)} % of the main thread busy\n`,
+    `### ${streams} streams, --workers ${workers}: ${((busy / total) * 100).toFixed(0)} % of the main thread busy\n`,
   );
   console.log('| stage | share of busy time | ms per second |');
   console.log('|---|---|---|');

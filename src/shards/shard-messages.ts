@@ -3,6 +3,7 @@ import type { InputRefusal } from '../core/refusal.js';
 import type { Prediction } from '../core/window.js';
 import type { Holdings, PipelineCounters } from '../pipeline/prediction-pipeline.js';
 import type { StreamMark } from '../pipeline/stream-lifecycle.js';
+import type { InputBatch } from './input-batch.js';
 
 /** What a shard thread is started with (its workerData). */
 export interface ShardSetup {
@@ -14,9 +15,10 @@ export interface ShardSetup {
   readonly maxQueue?: number;
 }
 
-/** Main thread → shard: inputs of the shard's streams in arrival order, or the end of the input. */
+/** Main thread → shard: inputs of the shard's streams in arrival order, as objects or packed (input-batch.ts), or the end. */
 export type ToShard =
   | { readonly type: 'inputs'; readonly inputs: readonly StreamInput[] }
+  | { readonly type: 'packed'; readonly batch: InputBatch }
   | { readonly type: 'end' };
 
 /** One thing the shard's pipeline put out, in the order it did. */

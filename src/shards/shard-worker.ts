@@ -7,6 +7,7 @@ import type { Logger } from '../core/logger.js';
 import { parseBackendName } from '../model/backends.js';
 import { loadModel, modelId } from '../model/model-io.js';
 import { PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
+import { decodeInputs } from './input-batch.js';
 import type { FromShard, ShardOutput, ShardSetup, ToShard } from './shard-messages.js';
 
 const port = parentPort!;
@@ -91,8 +92,9 @@ try {
     });
   port.on('message', (message: ToShard) => {
     if (message.type === 'end') return input$.complete();
-    for (const input of message.inputs) input$.next(input);
-    taken += message.inputs.length;
+    const inputs = message.type === 'packed' ? decodeInputs(message.batch) : message.inputs;
+    for (const input of inputs) input$.next(input);
+    taken += inputs.length;
     flushLater();
   });
   post({ type: 'ready' });

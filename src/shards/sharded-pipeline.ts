@@ -10,6 +10,7 @@ import type {
   PipelineInputs,
   PipelineSinks,
 } from '../pipeline/prediction-pipeline.js';
+import { encodeInputs } from './input-batch.js';
 import type { FromShard, ShardSetup, ToShard } from './shard-messages.js';
 import { shardOf } from './shard-of.js';
 import { startShardThread } from './shard-thread.js';
@@ -39,6 +40,13 @@ export interface ShardedPipelineOptions {
   readonly log?: Logger;
 }
 
+/**
+ * Batches of at least this many inputs go packed into one transferred buffer; smaller ones as objects, whose
+ * structured clone costs less than a buffer's allocation and transfer (bench/handoff.ts: the two cross between 16 and
+ * 32 inputs per message).
+ */
+const PACK_FROM = 32;
+
 /** Inputs one shard may have in flight: about 3 s of 64 streams of the demo page's traffic. */
 export const DEFAULT_MAX_IN_FLIGHT = 50_000;
 
@@ -64,7 +72,7 @@ interface ShardState {
  * The live path on every core: streams sharded by id over worker threads, each running the whole per-stream path
  * (decode, align, features, model step) exactly as a single-process pipeline does, so a stream's predictions are the
  * same bytes whichever thread computed them. The WebSocket front stays on the main thread and hands each shard its
- * inputs in arrival order, one message per shard per turn of the event loop. A shard is the unit that owns streams
+ * inputs in arrival order, one message per shard per millisecond at most, packed into one transferred buffer when there are many. A shard is the unit that owns streams
  * here, as a partition is across machines (src/cluster): one hash, shardOf, says which.
  */
 export class ShardedPipeline {
@@ -126,8 +134,12 @@ export class ShardedPipeline {
         scheduled = false;
         for (const shard of shards) {
           if (shard.batch.length === 0) continue;
-          const message: ToShard = { type: 'inputs', inputs: shard.batch };
-          shard.thread.postMessage(message);
+          if (shard.batch.length < PACK_FROM)
+            shard.thread.postMessage({ type: 'inputs', inputs: shard.batch } satisfies ToShard);
+          else {
+            const batch = encodeInputs(shard.batch);
+            shard.thread.postMessage({ type: 'packed', batch } satisfies ToShard, [batch.bytes]);
+          }
           shard.batch = [];
         }
         if (ended) for (const shard of shards) shard.thread.postMessage({ type: 'end' } satisfies ToShard);
@@ -135,7 +147,8 @@ export class ShardedPipeline {
       const schedule = (): void => {
         if (scheduled) return;
         scheduled = true;
-        setImmediate(send);
+        // Inputs linger up to a millisecond (Kafka's linger.ms): fewer, larger messages, each cheaper per input.
+        setTimeout(send, 1);
       };
       const fail = (error: Error): void => subscriber.error(error);
 

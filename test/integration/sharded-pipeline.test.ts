@@ -1,4 +1,4 @@
-import { from, lastValueFrom, toArray } from 'rxjs';
+import { concatMap, from, lastValueFrom, type Observable, timer, toArray } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StreamInput } from '../../src/core/events.js';
 import type { InputRefusal } from '../../src/core/refusal.js';
@@ -57,6 +57,17 @@ function session(streams: number): StreamInput[] {
   return inputs;
 }
 
+/** The inputs in chunks of 1 to 200 (a fixed pattern), each in its own macrotask. */
+function chunked(inputs: StreamInput[]): Observable<StreamInput> {
+  const chunks: StreamInput[][] = [];
+  for (let at = 0, k = 0; at < inputs.length; k++) {
+    const size = 1 + ((k * 37) % 200);
+    chunks.push(inputs.slice(at, at + size));
+    at += size;
+  }
+  return from(chunks).pipe(concatMap((chunk) => timer(0).pipe(concatMap(() => from(chunk)))));
+}
+
 const exact = (ps: Prediction[]) =>
   ps
     .map((p) => JSON.stringify(p))
@@ -79,36 +90,47 @@ async function sharded(shards: number, maxInFlight?: number): Promise<ShardedPip
 }
 
 describe('streams sharded over worker threads (serve --workers)', () => {
-  it('give the single-threaded pipeline’s predictions, bit for bit, with every stream’s end after its last', async () => {
-    const inputs = session(7);
-    const single = await PredictionPipelineRunner.create({
-      model: await loadModel(DEMO_MODEL_DIR),
-      backend: 'cpu-fused',
-    });
-    const expected = await lastValueFrom(single.run(from(inputs)).pipe(toArray()));
-    const pipeline = await sharded(3);
-    // The streams really are spread: no shard owns them all.
-    expect(new Set(Array.from({ length: 7 }, (_, k) => shardOf(`cam-${k}`, 3))).size).toBeGreaterThan(1);
-    const marks: { mark: StreamMark; after: number }[] = [];
-    const got: Prediction[] = [];
-    await new Promise<void>((resolve, reject) =>
-      pipeline.run(from(inputs), { onStream: (mark) => marks.push({ mark, after: got.length }) }).subscribe({
-        next: (p) => got.push(p),
-        error: reject,
-        complete: resolve,
-      }),
-    );
-    expect(expected.length).toBeGreaterThanOrEqual(7 * 9);
-    expect(exact(got)).toBe(exact(expected));
-    for (let k = 0; k < 7; k++) {
-      const streamId = `cam-${k}`;
-      const end = marks.find((m) => m.mark.streamId === streamId && m.mark.state === 'end');
-      expect(end, streamId).toBeDefined();
-      expect(got.slice(end!.after).some((p) => p.streamId === streamId)).toBe(false);
-    }
-    const stats = pipeline.stats();
-    expect(stats.counters['windows']).toBe(expected.length);
-  }, 120_000);
+  // In one burst, every shard's inputs go in one packed buffer; in chunks of 1 to 200 over many turns of the event
+  // loop, the shards take small batches as objects and larger ones packed, interleaved.
+  it.each([
+    ['in one burst', (inputs: StreamInput[]) => from(inputs)],
+    ['in chunks of 1 to 200, over many turns', chunked],
+  ])(
+    'give the single-threaded pipeline’s predictions, bit for bit, with every stream’s end after its last (%s)',
+    async (_, arrive) => {
+      const inputs = session(7);
+      const single = await PredictionPipelineRunner.create({
+        model: await loadModel(DEMO_MODEL_DIR),
+        backend: 'cpu-fused',
+      });
+      const expected = await lastValueFrom(single.run(from(inputs)).pipe(toArray()));
+      const pipeline = await sharded(3);
+      // The streams really are spread: no shard owns them all.
+      expect(new Set(Array.from({ length: 7 }, (_, k) => shardOf(`cam-${k}`, 3))).size).toBeGreaterThan(1);
+      const marks: { mark: StreamMark; after: number }[] = [];
+      const got: Prediction[] = [];
+      await new Promise<void>((resolve, reject) =>
+        pipeline
+          .run(arrive(inputs), { onStream: (mark) => marks.push({ mark, after: got.length }) })
+          .subscribe({
+            next: (p) => got.push(p),
+            error: reject,
+            complete: resolve,
+          }),
+      );
+      expect(expected.length).toBeGreaterThanOrEqual(7 * 9);
+      expect(exact(got)).toBe(exact(expected));
+      for (let k = 0; k < 7; k++) {
+        const streamId = `cam-${k}`;
+        const end = marks.find((m) => m.mark.streamId === streamId && m.mark.state === 'end');
+        expect(end, streamId).toBeDefined();
+        expect(got.slice(end!.after).some((p) => p.streamId === streamId)).toBe(false);
+      }
+      const stats = pipeline.stats();
+      expect(stats.counters['windows']).toBe(expected.length);
+    },
+    120_000,
+  );
 
   it('refuses events beyond a shard’s in-flight bound, naming each, and still closes every stream', async () => {
     const pipeline = await sharded(2, 200);
