@@ -31,10 +31,15 @@ const padded = (n: number): number => (n + 7) & ~7;
 
 type Packed = Extract<StreamInput, { control: 'progress' } | { modality: 'audio' | 'video' }>;
 
-const isPacked = (input: StreamInput): input is Packed =>
-  'control' in input
-    ? input.control === 'progress'
-    : input.modality === 'audio' || input.modality === 'video';
+/** Whether an input goes in the buffer: a progress bound, or audio or video whose fields fit their header slots. */
+function isPacked(input: StreamInput): input is Packed {
+  if ('control' in input) return input.control === 'progress';
+  if (input.modality === 'audio')
+    return input.payload.channels <= 0xff && input.payload.sampleRate <= 0xffffffff;
+  if (input.modality !== 'video') return false;
+  const video = input.payload;
+  return !('width' in video) || (video.width <= 0xffff && video.height <= 0xffff);
+}
 
 /** Bytes an input takes in the buffer: its header and payload, or the 8 that mark an input left as an object. */
 function itemBytes(input: StreamInput): number {
