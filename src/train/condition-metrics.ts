@@ -1,3 +1,4 @@
+import { mulberry32 } from '../core/random.js';
 import type { ScoredRows } from './metrics.js';
 
 /** How often a label fires where it should not, split by whether a condition (e.g. `distractor`) is on. */
@@ -34,45 +35,133 @@ export function conditionRates(
   labels: readonly string[],
   threshold = 0.5,
 ): Record<string, ConditionRates> {
-  const L = labels.length;
   const out: Record<string, ConditionRates> = {};
   labels.forEach((label, l) => {
-    let negatives = 0;
-    let falsePositives = 0;
-    let otherNegatives = 0;
-    let otherFalsePositives = 0;
-    let positives = 0;
-    let truePositives = 0;
-    for (const block of blocks)
-      for (let w = 0; w < block.condition.length; w++) {
-        const target = block.targets[w * L + l] as number;
-        const condition = block.condition[w] as number;
-        if (Number.isNaN(target) || Number.isNaN(condition)) continue;
-        const fired = (block.scores[w * L + l] as number) >= threshold;
-        if (target > 0.5) {
-          if (condition > 0.5) {
-            positives++;
-            if (fired) truePositives++;
-          }
-        } else if (condition > 0.5) {
-          negatives++;
-          if (fired) falsePositives++;
-        } else {
-          otherNegatives++;
-          if (fired) otherFalsePositives++;
-        }
-      }
+    const c = zeroCounts();
+    for (const block of blocks) addCounts(c, blockCounts(block, l, labels.length, threshold));
     out[label] = {
-      negatives,
-      falsePositives,
-      rate: negatives === 0 ? null : falsePositives / negatives,
-      otherNegatives,
-      otherFalsePositives,
-      otherRate: otherNegatives === 0 ? null : otherFalsePositives / otherNegatives,
-      positives,
-      truePositives,
-      recall: positives === 0 ? null : truePositives / positives,
+      ...c,
+      rate: c.negatives === 0 ? null : c.falsePositives / c.negatives,
+      otherRate: c.otherNegatives === 0 ? null : c.otherFalsePositives / c.otherNegatives,
+      recall: c.positives === 0 ? null : c.truePositives / c.positives,
     };
   });
   return out;
+}
+
+/** A central 95 % interval, [low, high]. */
+export type Interval = readonly [number, number];
+
+/** How far a label's rates on a condition could move with other recordings of the same kind. */
+export interface ConditionIntervals {
+  /** Of the false-positive rate where the condition is on; null without such windows. */
+  readonly rate: Interval | null;
+  /** Of the recall where the condition is on; null without such windows. */
+  readonly recall: Interval | null;
+}
+
+export interface BootstrapOptions {
+  /** The recording (or other unit drawn whole) each block belongs to; default: each block its own. */
+  readonly groups?: readonly number[];
+  readonly resamples?: number;
+  readonly seed?: number;
+}
+
+/**
+ * 95 % intervals of conditionRates' rate and recall by a bootstrap over recordings: the recordings are drawn with
+ * replacement, as many as there are, `resamples` times, and the 2.5th and 97.5th percentiles of the pooled rates are
+ * kept. Windows of one recording are not independent (one music clip spans many windows; a voice a whole session), so
+ * a binomial interval over windows would be far too narrow; drawing whole recordings keeps that dependence. Seeded:
+ * the same inputs give the same intervals.
+ */
+export function conditionIntervals(
+  blocks: readonly ConditionedRows[],
+  labels: readonly string[],
+  threshold = 0.5,
+  options: BootstrapOptions = {},
+): Record<string, ConditionIntervals> {
+  const groups = options.groups ?? blocks.map((_, i) => i);
+  if (groups.length !== blocks.length)
+    throw new RangeError(`${groups.length} groups for ${blocks.length} blocks`);
+  const resamples = options.resamples ?? 2000;
+  const units = [...new Set(groups)];
+  const out: Record<string, ConditionIntervals> = {};
+  labels.forEach((label, l) => {
+    const perUnit = units.map(() => zeroCounts());
+    blocks.forEach((block, b) => {
+      const unit = perUnit[units.indexOf(groups[b] as number)] as Counts;
+      addCounts(unit, blockCounts(block, l, labels.length, threshold));
+    });
+    const random = mulberry32(options.seed ?? 1);
+    const rates: number[] = [];
+    const recalls: number[] = [];
+    for (let r = 0; r < resamples; r++) {
+      const c = zeroCounts();
+      for (let k = 0; k < units.length; k++)
+        addCounts(c, perUnit[Math.floor(random() * units.length)] as Counts);
+      if (c.negatives > 0) rates.push(c.falsePositives / c.negatives);
+      if (c.positives > 0) recalls.push(c.truePositives / c.positives);
+    }
+    out[label] = { rate: central95(rates), recall: central95(recalls) };
+  });
+  return out;
+}
+
+function central95(values: number[]): Interval | null {
+  if (values.length === 0) return null;
+  values.sort((a, b) => a - b);
+  const at = (q: number): number =>
+    values[Math.min(values.length - 1, Math.floor(q * values.length))] as number;
+  return [at(0.025), at(0.975)];
+}
+
+interface Counts {
+  negatives: number;
+  falsePositives: number;
+  otherNegatives: number;
+  otherFalsePositives: number;
+  positives: number;
+  truePositives: number;
+}
+
+const zeroCounts = (): Counts => ({
+  negatives: 0,
+  falsePositives: 0,
+  otherNegatives: 0,
+  otherFalsePositives: 0,
+  positives: 0,
+  truePositives: 0,
+});
+
+function addCounts(into: Counts, c: Counts): void {
+  into.negatives += c.negatives;
+  into.falsePositives += c.falsePositives;
+  into.otherNegatives += c.otherNegatives;
+  into.otherFalsePositives += c.otherFalsePositives;
+  into.positives += c.positives;
+  into.truePositives += c.truePositives;
+}
+
+/** One block's counts for label l of L. */
+function blockCounts(block: ConditionedRows, l: number, L: number, threshold: number): Counts {
+  const c = zeroCounts();
+  for (let w = 0; w < block.condition.length; w++) {
+    const target = block.targets[w * L + l] as number;
+    const condition = block.condition[w] as number;
+    if (Number.isNaN(target) || Number.isNaN(condition)) continue;
+    const fired = (block.scores[w * L + l] as number) >= threshold;
+    if (target > 0.5) {
+      if (condition > 0.5) {
+        c.positives++;
+        if (fired) c.truePositives++;
+      }
+    } else if (condition > 0.5) {
+      c.negatives++;
+      if (fired) c.falsePositives++;
+    } else {
+      c.otherNegatives++;
+      if (fired) c.otherFalsePositives++;
+    }
+  }
+  return c;
 }

@@ -15,7 +15,13 @@ import { loadModel } from '../model/model-io.js';
 import { createModelParams, disposeParams } from '../model/tf-model.js';
 import type { Model } from '../model/weights.js';
 import { BASELINE_DIR, type Baseline, baselineLogits, loadBaseline, TrainableBaseline } from './baseline.js';
-import { type ConditionRates, conditionRates } from './condition-metrics.js';
+import {
+  type ConditionIntervals,
+  type ConditionRates,
+  conditionIntervals,
+  conditionRates,
+  type Interval,
+} from './condition-metrics.js';
 import { assertDatasetMatchesModel, buildDataset, type Dataset, windowCount } from './dataset.js';
 import { type EventEvaluation, evaluateEvents, type OnsetMetrics } from './event-metrics.js';
 import { type BinaryMetrics, labelMetrics } from './metrics.js';
@@ -31,6 +37,8 @@ export interface ConditionEvaluation {
   /** Windows where the condition is on at the window's end. */
   readonly windows: number;
   readonly model: Readonly<Record<string, ConditionRates>>;
+  /** 95 % intervals of the model's rate and recall there, by a bootstrap over recordings (conditionIntervals). */
+  readonly modelIntervals: Readonly<Record<string, ConditionIntervals>>;
   readonly baseline: Readonly<Record<string, ConditionRates>> | null;
 }
 
@@ -118,6 +126,8 @@ export function evaluateDataset(
   const blocks = (scores: Float32Array[]) =>
     sequences.map((s, i) => ({ scores: scores[i] as Float32Array, targets: s.y }));
   const conditions = dataset.auxLabels ?? [];
+  const sessionIds = [...new Set(sequences.map((s) => s.session))];
+  const sessionOf = sequences.map((s) => sessionIds.indexOf(s.session));
   const fprOn: Record<string, ConditionEvaluation> = {};
   conditions.forEach((condition, c) => {
     const column = (s: (typeof sequences)[number]): Float32Array => {
@@ -130,6 +140,7 @@ export function evaluateDataset(
     fprOn[condition] = {
       windows: sequences.reduce((n, s) => n + column(s).filter((v) => v > 0.5).length, 0),
       model: conditionRates(conditioned(modelScores), labels, threshold),
+      modelIntervals: conditionIntervals(conditioned(modelScores), labels, threshold, { groups: sessionOf }),
       baseline: baselineScores ? conditionRates(conditioned(baselineScores), labels, threshold) : null,
     };
   });
@@ -296,6 +307,8 @@ function formatCondition(labels: readonly string[], name: string, c: ConditionEv
         : `${r.otherFalsePositives}/${r.otherNegatives}`;
   const recall = (r: ConditionRates | undefined): string =>
     r === undefined ? 'n/a' : `${r.truePositives}/${r.positives} ${pct(r.recall)}`;
+  const within = (i: Interval | null | undefined): string =>
+    i == null ? '' : ` (${pct(i[0])}–${pct(i[1])})`;
   const header = [
     'label',
     `model FP/off, ${name} on`,
@@ -305,9 +318,9 @@ function formatCondition(labels: readonly string[], name: string, c: ConditionEv
   ];
   const rows = labels.map((label) => [
     label,
-    `${count(c.model[label], true)} ${pct(c.model[label]?.rate ?? null)}`,
+    `${count(c.model[label], true)} ${pct(c.model[label]?.rate ?? null)}${within(c.modelIntervals[label]?.rate)}`,
     `${count(c.model[label], false)} ${pct(c.model[label]?.otherRate ?? null)}`,
-    recall(c.model[label]),
+    `${recall(c.model[label])}${within(c.modelIntervals[label]?.recall)}`,
     ...(c.baseline
       ? [
           `${count(c.baseline[label], true)} ${pct(c.baseline[label]?.rate ?? null)}`,
@@ -317,7 +330,7 @@ function formatCondition(labels: readonly string[], name: string, c: ConditionEv
       : []),
   ]);
   return [
-    `false positives and recall where "${name}" is on (${c.windows} windows with "${name}" on at the window's end; FP/off counts the windows where the label's target is off there, TP/on those where it is on):`,
+    `false positives and recall where "${name}" is on (${c.windows} windows with "${name}" on at the window's end; FP/off counts the windows where the label's target is off there, TP/on those where it is on; in brackets the model's 95 % interval by a bootstrap over recordings):`,
     ...alignTable(header, rows),
   ];
 }

@@ -181,6 +181,11 @@ describe('braid eval --fpr-on', () => {
       const speech = fpr?.model['speech'];
       expect(speech?.falsePositives).toBeGreaterThan(0);
       expect(speech?.falsePositives).toBeLessThan(speech?.negatives as number);
+      // Its interval by a bootstrap over the three recordings holds it, and is printed beside it.
+      const interval = fpr?.modelIntervals['speech']?.rate;
+      expect(interval?.[0]).toBeLessThanOrEqual(speech?.rate as number);
+      expect(interval?.[1]).toBeGreaterThanOrEqual(speech?.rate as number);
+      expect(table).toMatch(/speech\s+\d+\/\d+ [\d.]+% \([\d.]+%–[\d.]+%\)/);
       // Beside the baseline in the table, with the counts under it.
       expect(table).toMatch(/FPR@distractor.*baseline P.*FPR@distractor/);
       expect(table).toMatch(new RegExp(`^speech .* ${(100 * (speech?.rate as number)).toFixed(1)}%`, 'm'));

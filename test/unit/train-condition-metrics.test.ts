@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { conditionRates } from '../../src/train/condition-metrics.js';
+import { conditionIntervals, conditionRates } from '../../src/train/condition-metrics.js';
 
 describe('conditionRates', () => {
   it('counts false positives on condition-on and condition-off negatives separately, skipping unknowns', () => {
@@ -59,5 +59,49 @@ describe('conditionRates', () => {
       ['a'],
     );
     expect(rates['a']).toMatchObject({ negatives: 0, rate: null, otherNegatives: 0, otherRate: null });
+  });
+});
+
+/** A recording of one label: `negatives` condition-on windows with target off, `fired` of them scored on. */
+const recording = (negatives: number, fired: number) => ({
+  scores: Float32Array.from({ length: negatives }, (_, w) => (w < fired ? 0.9 : 0.1)),
+  targets: new Float32Array(negatives),
+  condition: new Float32Array(negatives).fill(1),
+});
+
+describe('conditionIntervals', () => {
+  it('is a single point when every recording has the same rate', () => {
+    const blocks = [recording(10, 2), recording(20, 4), recording(5, 1)];
+    expect(conditionIntervals(blocks, ['a'])['a']).toEqual({ rate: [0.2, 0.2], recall: null });
+  });
+
+  it('holds the pooled rate, and draws recordings whole: blocks of one recording move together', () => {
+    // Half the recordings fire on every window, half on none: the pooled rate is 0.5.
+    const blocks = Array.from({ length: 20 }, (_, k) => recording(10, k % 2 === 0 ? 10 : 0));
+    const apart = conditionIntervals(blocks, ['a'])['a']!.rate!;
+    expect(conditionRates(blocks, ['a'])['a']!.rate).toBe(0.5);
+    expect(apart[0]).toBeLessThan(0.5);
+    expect(apart[1]).toBeGreaterThan(0.5);
+    // The same blocks as two recordings (every firing block in one, every silent one in the other) say far less:
+    // a draw of two is all firing, all silent or half, so the interval spans everything.
+    const pairs = conditionIntervals(blocks, ['a'], 0.5, { groups: blocks.map((_, k) => k % 2) })['a']!.rate!;
+    expect(pairs).toEqual([0, 1]);
+    expect(apart[1] - apart[0]).toBeLessThan(0.5);
+    // Seeded: the same inputs, the same interval.
+    expect(conditionIntervals(blocks, ['a'])['a']!.rate).toEqual(apart);
+  });
+
+  it('gives a recall interval over condition-on positives, and refuses groups that do not match the blocks', () => {
+    const hit = {
+      scores: Float32Array.from([0.9]),
+      targets: Float32Array.from([1]),
+      condition: Float32Array.from([1]),
+    };
+    const miss = { ...hit, scores: Float32Array.from([0.1]) };
+    const intervals = conditionIntervals([hit, hit, hit, miss], ['a'])['a']!;
+    expect(intervals.rate).toBeNull();
+    expect(intervals.recall![0]).toBeLessThanOrEqual(0.75);
+    expect(intervals.recall![1]).toBe(1);
+    expect(() => conditionIntervals([hit], ['a'], 0.5, { groups: [0, 1] })).toThrow(/2 groups for 1 blocks/);
   });
 });
