@@ -4,7 +4,18 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 
-const ALL = ['align', 'features', 'model', 'interop', 'record', 'replay', 'server', 'handoff', 'profile', 'cluster'];
+const ALL = [
+  'align',
+  'features',
+  'model',
+  'interop',
+  'record',
+  'replay',
+  'server',
+  'handoff',
+  'profile',
+  'cluster',
+];
 const wanted = process.argv.slice(2);
 const names = wanted.length > 0 ? wanted : ALL;
 
