@@ -96,7 +96,7 @@ def aggregates(values):
 
 
 def audio_descriptors(log_mel, x):
-    """flux, flatness, centroid, envelope, zcr, stationarity (src/features/audio-descriptors.ts) of a block x and its log-mel."""
+    """flux, flatness, centroid, envelope, zcr, stationarity, harmonicity (src/features/audio-descriptors.ts) of a block x and its log-mel."""
     frames, bands = log_mel.shape
     power = np.exp(log_mel)
     flux = np.maximum(np.diff(log_mel, axis=0), 0).mean(axis=1) if frames > 1 else np.zeros(0)
@@ -124,7 +124,36 @@ def audio_descriptors(log_mel, x):
         return float(r.mean())
 
     return (ms(flux) + ms(flatness) + ms(centroid) + [float(energy.std()), low, modulation] + ms(zcr)
-            + [shape_correlation(5), shape_correlation(20)])
+            + [shape_correlation(5), shape_correlation(20)] + harmonicity(x))
+
+
+def harmonicity(x, q=8, low_hz=80, high_hz=500, voiced_at=0.7):
+    """harmonicity mean/std, voiced share, voicing changes, pitch glide (src/features/audio-descriptors.ts)."""
+    n = FRAME // q
+    frames = len(frames_of(x))
+    first = [(f * HOP) // q for f in range(frames)]
+    padded = np.concatenate([x, np.zeros((first[-1] + n) * q)])[: (first[-1] + n) * q]
+    signal = padded.reshape(-1, q).mean(axis=1)
+    decimated = [signal[s : s + n] for s in first]
+    rate = SR / q
+    lags = np.arange(int(math.ceil(rate / high_hz)), min(int(rate // low_hz), n - 2) + 1)
+    peaks, best_lags = [], []
+    for d in decimated:
+        r = np.zeros(len(lags))
+        for i, lag in enumerate(lags):
+            head, tail = d[: n - lag], d[lag:]
+            energy = (head @ head) * (tail @ tail)
+            r[i] = (head @ tail) / np.sqrt(energy) if (head @ head) > 0 and (tail @ tail) > 0 else 0.0
+        k = int(np.argmax(r))
+        peaks.append(max(float(r[k]), 0.0))
+        best_lags.append(int(lags[k]) if r[k] > 0 else 0)
+    peaks, best_lags = np.array(peaks), np.array(best_lags, dtype=np.float64)
+    voiced = peaks >= voiced_at
+    both = voiced[1:] & voiced[:-1]
+    glide = np.minimum(np.abs(np.log2(best_lags[1:][both] / best_lags[:-1][both])), 1)
+    return [float(peaks.mean()), float(peaks.std()), float(voiced.mean()),
+            float(np.mean(voiced[1:] != voiced[:-1])) if len(peaks) > 1 else 0.0,
+            float(glide.mean()) if both.any() else 0.0]
 
 
 def audio_reference():

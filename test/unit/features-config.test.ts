@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BraidError, InvalidOptionError } from '../../src/core/errors.js';
+import { AUDIO_DESCRIPTORS } from '../../src/features/audio-descriptors.js';
 import {
   assertFeatureConfigMatches,
   DEFAULT_FEATURE_CONFIG,
@@ -62,6 +63,15 @@ describe('featureLayout', () => {
       video: { ...DEFAULT_FEATURE_CONFIG.video, descriptors: ['optical-flow'] },
     };
     expect(() => parseFeatureConfig(unknown)).toThrow(/features\.video\.descriptors/);
+  });
+
+  it('adds the five harmonicity values when a config names it (opt-in: not in the default)', () => {
+    expect(DEFAULT_FEATURE_CONFIG.audio.descriptors).not.toContain('harmonicity');
+    const withHarmonicity = parseFeatureConfig({
+      ...DEFAULT_FEATURE_CONFIG,
+      audio: { ...DEFAULT_FEATURE_CONFIG.audio, descriptors: [...AUDIO_DESCRIPTORS] },
+    });
+    expect(featureLayout(withHarmonicity)).toMatchObject({ audio: 95 + 5, total: 178 + 5 });
   });
 
   it('follows the config', () => {
