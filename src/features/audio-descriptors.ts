@@ -76,18 +76,19 @@ export function audioDescriptorSize(descriptors: readonly AudioDescriptor[] | un
 }
 
 /**
- * Writes the descriptors at `offset`, in the order listed, and returns the offset after them. `framesPerSecond` is
- * sampleRate / hopLength (the envelope's sampling rate). Too few frames for a descriptor (one frame has no flux, fewer
- * than four no modulation spectrum) gives zeros.
+ * Writes the descriptors at `offset`, in the order listed, and returns the offset after them. `sampleRate` is the
+ * samples' (the envelope is sampled at sampleRate / hopLength). Too few frames for a descriptor (one frame has no
+ * flux, fewer than four no modulation spectrum) gives zeros.
  */
 export function writeAudioDescriptors(
   frames: FrameRows,
   samples: FramedPcm,
   descriptors: readonly AudioDescriptor[],
-  framesPerSecond: number,
+  sampleRate: number,
   out: Float32Array,
   offset: number,
 ): number {
+  const framesPerSecond = sampleRate / samples.hopLength;
   const perFrame = frameSpectra(frames);
   let o = offset;
   for (const descriptor of descriptors) {
@@ -127,7 +128,7 @@ export function writeAudioDescriptors(
         break;
       }
       case 'harmonicity': {
-        const { peaks, lags } = pitchTrack(samples, frames.frames, framesPerSecond * samples.hopLength);
+        const { peaks, lags } = pitchTrack(samples, frames.frames, sampleRate);
         const [mean, std] = meanStd(peaks);
         out[o++] = mean;
         out[o++] = std;
@@ -201,7 +202,7 @@ function zeroCrossingRates({ pcm, length, frameLength, hopLength }: FramedPcm, f
     let previous = start < length ? (pcm[start] as number) : 0;
     for (let i = start + 1; i < start + frameLength; i++) {
       const x = i < length ? (pcm[i] as number) : 0;
-      crossings += ((x ^ previous) >>> 31) as number; // sign bits differ: branch-free (signs of speech are random)
+      crossings += (x ^ previous) >>> 31; // sign bits differ: branch-free (signs of speech are random)
       previous = x;
     }
     rates[f] = crossings / (frameLength - 1);

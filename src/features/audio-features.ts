@@ -71,14 +71,7 @@ export class AudioFeaturizer {
     if (descriptors !== undefined && descriptors.length > 0) {
       // reserve(0) hands back the buffer the analysed samples are still in.
       const samples = { pcm: this.#analyser.reserve(0), length, frameLength, hopLength };
-      writeAudioDescriptors(
-        this.#analyser.lastRows(),
-        samples,
-        descriptors,
-        sampleRate / hopLength,
-        out,
-        end,
-      );
+      writeAudioDescriptors(this.#analyser.lastRows(), samples, descriptors, sampleRate, out, end);
     }
     return out;
   }

@@ -15,7 +15,7 @@ export interface ShardSetup {
   readonly maxQueue?: number;
 }
 
-/** Main thread → shard: inputs of the shard's streams in arrival order, as objects or packed (input-batch.ts), or the end. */
+/** Main thread → shard: the shard's inputs in arrival order, as objects or packed (input-batch.ts), or the end. */
 export type ToShard =
   | { readonly type: 'inputs'; readonly inputs: readonly StreamInput[] }
   | { readonly type: 'packed'; readonly batch: InputBatch }

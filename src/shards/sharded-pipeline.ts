@@ -72,8 +72,9 @@ interface ShardState {
  * The live path on every core: streams sharded by id over worker threads, each running the whole per-stream path
  * (decode, align, features, model step) exactly as a single-process pipeline does, so a stream's predictions are the
  * same bytes whichever thread computed them. The WebSocket front stays on the main thread and hands each shard its
- * inputs in arrival order, one message per shard per millisecond at most, packed into one transferred buffer when there are many. A shard is the unit that owns streams
- * here, as a partition is across machines (src/cluster): one hash, shardOf, says which.
+ * inputs in arrival order, one message per shard per millisecond at most, packed into one transferred buffer when
+ * there are many. A shard is the unit that owns streams here, as a partition is across machines (src/cluster): one
+ * hash, shardOf, says which.
  */
 export class ShardedPipeline {
   readonly labels: readonly string[];
