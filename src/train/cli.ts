@@ -12,6 +12,7 @@ import { buildDataset } from './dataset.js';
 import {
   DEFAULT_FPR_LABEL,
   DEFAULT_ONSET_TOLERANCE,
+  DEFAULT_OPERATING_TARGETS,
   evaluateModel,
   formatEvaluation,
   TRAINING_REPORT,
@@ -248,11 +249,23 @@ export function registerEvalCommand(program: Command): Command {
       '--fpr-on <labels>',
       `recorded labels the model does not predict (comma-separated, or "none"): each label's false-positive rate on the windows where one is on (default: ${DEFAULT_FPR_LABEL}, where the recordings carry it)`,
     )
+    .option(
+      '--at-fpr <share>',
+      "operating point: each label's recall at the threshold where at most this share of the --fpr-on windows fire",
+      String(DEFAULT_OPERATING_TARGETS.fpr),
+    )
+    .option(
+      '--at-recall <share>',
+      "operating point: each label's false-positive rate on the --fpr-on windows at the threshold where it reaches this recall",
+      String(DEFAULT_OPERATING_TARGETS.recall),
+    )
     .action(
       async (
         modelDir: string,
         inputs: string[],
         flags: {
+          atFpr: string;
+          atRecall: string;
           threshold: string;
           json?: string;
           backend: string;
@@ -264,6 +277,13 @@ export function registerEvalCommand(program: Command): Command {
         const threshold = Number(flags.threshold);
         if (!(threshold > 0 && threshold < 1))
           throw new InvalidOptionError('threshold', `must be between 0 and 1, got "${flags.threshold}"`);
+        const share = (name: string, value: string): number => {
+          const v = Number(value);
+          if (!(v >= 0 && v <= 1))
+            throw new InvalidOptionError(name, `must be a share from 0 to 1, got "${value}"`);
+          return v;
+        };
+        const targets = { fpr: share('at-fpr', flags.atFpr), recall: share('at-recall', flags.atRecall) };
         await useTrainingBackend(flags.backend as TrainingBackend);
         const files = await expandRecordings(inputs);
         const fprOn =
@@ -283,6 +303,7 @@ export function registerEvalCommand(program: Command): Command {
           threshold,
           { overrides: flags.events, tolerance: flags.onsetTolerance },
           fprOn,
+          targets,
         );
         if (flags.json) await writeFile(flags.json, `${JSON.stringify(report, null, 2)}\n`);
         process.stdout.write(`${formatEvaluation(report)}\n`);

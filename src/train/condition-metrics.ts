@@ -107,7 +107,8 @@ export function conditionIntervals(
   return out;
 }
 
-function central95(values: number[]): Interval | null {
+/** The 2.5th and 97.5th percentiles of some draws (sorted in place); null without any. */
+export function central95(values: number[]): Interval | null {
   if (values.length === 0) return null;
   values.sort((a, b) => a - b);
   const at = (q: number): number =>

@@ -25,6 +25,13 @@ import {
 import { assertDatasetMatchesModel, buildDataset, type Dataset, windowCount } from './dataset.js';
 import { type EventEvaluation, evaluateEvents, type OnsetMetrics } from './event-metrics.js';
 import { type BinaryMetrics, labelMetrics } from './metrics.js';
+import {
+  type OperatingIntervals,
+  type OperatingPoints,
+  type OperatingTargets,
+  operatingIntervals,
+  operatingPoints,
+} from './operating-points.js';
 import { sequenceLogits, sigmoid } from './recurrent.js';
 
 export const TRAINING_REPORT = 'training-report.json';
@@ -40,7 +47,21 @@ export interface ConditionEvaluation {
   /** 95 % intervals of the model's rate and recall there, by a bootstrap over recordings (conditionIntervals). */
   readonly modelIntervals: Readonly<Record<string, ConditionIntervals>>;
   readonly baseline: Readonly<Record<string, ConditionRates>> | null;
+  /**
+   * What the scores allow at any threshold (operating-points.ts): each label's recall at `targets.fpr` false positives
+   * on the condition's windows, and its false-positive rate there at `targets.recall`, model (with 95 % intervals by a
+   * bootstrap over recordings) and baseline.
+   */
+  readonly operating: {
+    readonly targets: OperatingTargets;
+    readonly model: Readonly<Record<string, OperatingPoints>>;
+    readonly modelIntervals: Readonly<Record<string, OperatingIntervals>>;
+    readonly baseline: Readonly<Record<string, OperatingPoints>> | null;
+  };
 }
+
+/** The operating points `braid eval` reports by default: the false-positive rate and recall issue 20 asks for. */
+export const DEFAULT_OPERATING_TARGETS: OperatingTargets = { fpr: 0.05, recall: 0.95 };
 
 export interface EvaluationReport {
   readonly labels: readonly string[];
@@ -102,6 +123,7 @@ export function evaluateDataset(
   threshold = 0.5,
   windowingSource: EvaluationReport['windowingSource'] = 'model',
   events?: EventScoring,
+  targets: OperatingTargets = DEFAULT_OPERATING_TARGETS,
 ): EvaluationReport {
   assertDatasetMatchesModel(dataset, model.config);
   const { sequences, labels } = dataset;
@@ -142,6 +164,12 @@ export function evaluateDataset(
       model: conditionRates(conditioned(modelScores), labels, threshold),
       modelIntervals: conditionIntervals(conditioned(modelScores), labels, threshold, { groups: sessionOf }),
       baseline: baselineScores ? conditionRates(conditioned(baselineScores), labels, threshold) : null,
+      operating: {
+        targets,
+        model: operatingPoints(conditioned(modelScores), labels, targets),
+        modelIntervals: operatingIntervals(conditioned(modelScores), labels, targets, { groups: sessionOf }),
+        baseline: baselineScores ? operatingPoints(conditioned(baselineScores), labels, targets) : null,
+      },
     };
   });
   return {
@@ -176,6 +204,7 @@ export async function evaluateModel(
     readonly tolerance?: Micros;
   } = {},
   fprOn?: readonly string[],
+  targets: OperatingTargets = DEFAULT_OPERATING_TARGETS,
 ): Promise<EvaluationReport> {
   const model = await loadModel(modelDir);
   const baseline = existsSync(path.join(modelDir, BASELINE_DIR)) ? await loadBaseline(modelDir) : null;
@@ -213,10 +242,18 @@ export async function evaluateModel(
     await readModelEvents(modelDir),
     events.overrides,
   );
-  return evaluateDataset(model, baseline, dataset, threshold, source, {
-    settings,
-    tolerance: events.tolerance ?? DEFAULT_ONSET_TOLERANCE,
-  });
+  return evaluateDataset(
+    model,
+    baseline,
+    dataset,
+    threshold,
+    source,
+    {
+      settings,
+      tolerance: events.tolerance ?? DEFAULT_ONSET_TOLERANCE,
+    },
+    targets,
+  );
 }
 
 /** The dataset with no aux labels (the default one was asked for and no recording carries it). */
@@ -331,6 +368,42 @@ function formatCondition(labels: readonly string[], name: string, c: ConditionEv
   ]);
   return [
     `false positives and recall where "${name}" is on (${c.windows} windows with "${name}" on at the window's end; FP/off counts the windows where the label's target is off there, TP/on those where it is on; in brackets the model's 95 % interval by a bootstrap over recordings):`,
+    ...alignTable(header, rows),
+    '',
+    ...formatOperating(labels, name, c.operating),
+  ];
+}
+
+/** The operating points on one condition: recall at the FPR target, FPR at the recall target, model and baseline. */
+function formatOperating(
+  labels: readonly string[],
+  name: string,
+  o: ConditionEvaluation['operating'],
+): string[] {
+  const atFpr = `recall at FPR@${name} ≤ ${pct(o.targets.fpr)}`;
+  const atRecall = `FPR@${name} at recall ≥ ${f3(o.targets.recall)}`;
+  const within = (i: Interval | null | undefined, as: (v: number | null) => string): string =>
+    i == null ? '' : ` (${as(i[0])}–${as(i[1])})`;
+  const point = (p: OperatingPoints | undefined, i: OperatingIntervals | undefined): string[] =>
+    p === undefined || p.recallAtFpr === null
+      ? ['n/a', 'n/a']
+      : [
+          `${f3(p.recallAtFpr)}${within(i?.recallAtFpr, f3)}${p.thresholdAtFpr === null ? '' : ` above ${f3(p.thresholdAtFpr)}`}`,
+          `${pct(p.rateAtRecall)}${within(i?.rateAtRecall, pct)}${p.thresholdAtRecall === null ? '' : ` from ${f3(p.thresholdAtRecall)}`}`,
+        ];
+  const header = [
+    'label',
+    `model ${atFpr}`,
+    atRecall,
+    ...(o.baseline ? [`baseline ${atFpr}`, atRecall] : []),
+  ];
+  const rows = labels.map((label) => [
+    label,
+    ...point(o.model[label], o.modelIntervals[label]),
+    ...(o.baseline ? point(o.baseline[label], undefined) : []),
+  ]);
+  return [
+    `operating points on "${name}" (the threshold chosen on these windows, so what the scores allow at any threshold rather than what --threshold gives; recall over every window where the label's target is on; in brackets the model's 95 % interval by a bootstrap over recordings):`,
     ...alignTable(header, rows),
   ];
 }

@@ -13,6 +13,7 @@ import { baselineLogits, loadBaseline, TrainableBaseline } from '../../src/train
 import { registerEvalCommand, registerTrainCommand } from '../../src/train/cli.js';
 import { buildDataset, type Sequence } from '../../src/train/dataset.js';
 import type { EvaluationReport } from '../../src/train/evaluate.js';
+import type { OperatingPoints } from '../../src/train/operating-points.js';
 import { sequenceLogits, sigmoid } from '../../src/train/recurrent.js';
 import { useTrainingBackend } from '../../src/train/tf-setup.js';
 import { S, syntheticSession, T0, writeRecording } from '../helpers/labelled-session.js';
@@ -194,6 +195,48 @@ describe('braid eval --fpr-on', () => {
       expect(fpr?.model['motion']?.positives).toBeGreaterThan(0);
       expect(fpr?.model['speech']?.positives).toBe(0);
       expect(table).toContain(`${speech?.falsePositives}/${speech?.negatives}`);
+
+      // Operating points (--at-fpr 0.05, --at-recall 0.95 by default), checked against the scores by hand: above the
+      // threshold at most 5 % of the speech-off distractor windows fire, and no lower threshold keeps to that.
+      const negatives: number[] = [];
+      const positives: number[] = [];
+      dataset.sequences.forEach((s, i) => {
+        s.windows.forEach((w, t) => {
+          const score = (modelScores[i] as Float32Array)[t * 2] as number;
+          if ((s.y[t * 2] as number) > 0.5) positives.push(score);
+          else if (distractorOn(w.end - 1, starts.get(s.streamId) as number)) negatives.push(score);
+        });
+      });
+      const op = fpr?.operating;
+      expect(op?.targets).toEqual({ fpr: 0.05, recall: 0.95 });
+      const atFpr = op?.model['speech'] as OperatingPoints;
+      const t = atFpr.thresholdAtFpr as number;
+      expect(negatives.filter((v) => v > t).length).toBeLessThanOrEqual(Math.floor(0.05 * negatives.length));
+      expect(negatives.filter((v) => v >= t).length).toBeGreaterThan(Math.floor(0.05 * negatives.length));
+      expect(atFpr.recallAtFpr).toBe(positives.filter((v) => v > t).length / positives.length);
+      const r = atFpr.thresholdAtRecall as number;
+      expect(positives.filter((v) => v >= r).length).toBeGreaterThanOrEqual(0.95 * positives.length);
+      expect(atFpr.rateAtRecall).toBe(negatives.filter((v) => v >= r).length / negatives.length);
+      expect(op?.modelIntervals['speech']?.recallAtFpr?.[0]).toBeLessThanOrEqual(atFpr.recallAtFpr as number);
+      expect(op?.baseline?.['speech']?.recallAtFpr).not.toBeNull();
+      expect(table).toContain('operating points on "distractor"');
+      expect(table).toMatch(
+        new RegExp(`^speech\\s+${atFpr.recallAtFpr?.toFixed(3)} \\([\\d.]+–[\\d.]+\\) above`, 'm'),
+      );
+      // Other targets; shares outside 0..1 are refused.
+      await program().parseAsync(
+        ['eval', out, data, '--at-fpr', '0.5', '--at-recall', '0.5', '--json', json],
+        {
+          from: 'user',
+        },
+      );
+      const other = (JSON.parse(await readFile(json, 'utf8')) as EvaluationReport).fprOn?.['distractor']
+        ?.operating;
+      expect(other?.targets).toEqual({ fpr: 0.5, recall: 0.5 });
+      expect(other?.model['speech']?.recallAtFpr).toBeGreaterThanOrEqual(atFpr.recallAtFpr as number);
+      await expect(
+        program().parseAsync(['eval', out, data, '--at-fpr', '5'], { from: 'user' }),
+      ).rejects.toMatchObject({ code: 'BRAID_ERR_INVALID_OPTION', option: 'at-fpr' });
 
       // none turns it off; a label no recording carries, or one the model predicts, is refused.
       await program().parseAsync(['eval', out, data, '--fpr-on', 'none', '--json', json], { from: 'user' });
