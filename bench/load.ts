@@ -1,6 +1,8 @@
 // The load bench/server.ts and bench/soak.ts put on a server: `braid serve` in a process of its own, and real-time
-// producers in the demo page's format (16 kHz PCM16 in 10 ms frames, raw gray 64x48 at 10 fps, a text event every
-// ~1.7 s, a progress bound every 20 ms).
+// producers in the demo page's format (16 kHz PCM16, raw gray 64x48 at 10 fps, a text event every ~1.7 s) in one of
+// two framings: `bounds`, the page's today (20 ms audio frames, each flagged as the progress bound at its end: ~61
+// messages per stream per second), or `progress`, the page's before (10 ms frames and a progress message every
+// 20 ms: ~161).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
@@ -76,26 +78,48 @@ export function openProducers(base: string, streams: number): Promise<WebSocket[
   );
 }
 
-const pcm = new Uint8Array(new Int16Array(160).map((_, i) => Math.round(4000 * Math.sin(i / 3))).buffer);
+export type Framing = 'bounds' | 'progress';
+
+const tone = (samples: number) =>
+  new Uint8Array(new Int16Array(samples).map((_, i) => Math.round(4000 * Math.sin(i / 3))).buffer);
+const pcm10 = tone(160);
+const pcm20 = tone(320);
 const frame = new Uint8Array(64 * 48).map((_, i) => i & 255);
 
 /**
  * Sends every 10 ms tick whose capture time has come (as capture devices would), from tick `from` on; returns the
  * next tick to send. Capture time of tick k is t0 + k × 10 ms.
  */
-export function sendDue(producers: readonly WebSocket[], t0: number, from: number): number {
+export function sendDue(
+  producers: readonly WebSocket[],
+  t0: number,
+  from: number,
+  framing: Framing = 'bounds',
+): number {
   const due = Math.floor((wallClockMicros() - t0) / 10_000);
   let tick = from;
   for (; tick <= due; tick++) {
     const time = t0 + tick * 10_000;
     producers.forEach((ws, i) => {
-      ws.send(encodeFrame({ modality: 'audio', time, seq: tick, payload: pcm }));
+      if (framing === 'progress')
+        ws.send(encodeFrame({ modality: 'audio', time, seq: tick, payload: pcm10 }));
       if (tick % 10 === i % 10) ws.send(encodeFrame({ modality: 'video', time, seq: tick, payload: frame }));
       if (tick % 170 === i % 170)
         ws.send(JSON.stringify({ type: 'text', time, seq: tick, text: 'typing away' }));
+      // Last, as its bound promises: the 20 ms frame ending at the next tick, after this tick's video and text.
+      if (framing === 'bounds' && tick % 2 === 1)
+        ws.send(
+          encodeFrame({
+            modality: 'audio',
+            time: time - 10_000,
+            seq: (tick - 1) / 2,
+            payload: pcm20,
+            bound: true,
+          }),
+        );
     });
-    // As the demo page does every 20 ms: everything captured before the next tick has been sent.
-    if (tick % 2 === 1) {
+    // As the demo page did every 20 ms: everything captured before the next tick has been sent.
+    if (framing === 'progress' && tick % 2 === 1) {
       const progress = JSON.stringify({ type: 'progress', time: time + 10_000 });
       for (const ws of producers) ws.send(progress);
     }
@@ -104,11 +128,16 @@ export function sendDue(producers: readonly WebSocket[], t0: number, from: numbe
 }
 
 /** Sends in real time from capture time t0 (every due tick, checked every 5 ms) until `seconds` of capture are sent. */
-export function sendFor(producers: readonly WebSocket[], t0: number, seconds: number): Promise<void> {
+export function sendFor(
+  producers: readonly WebSocket[],
+  t0: number,
+  seconds: number,
+  framing: Framing = 'bounds',
+): Promise<void> {
   let tick = 0;
   return new Promise<void>((resolve) => {
     const timer = setInterval(() => {
-      tick = sendDue(producers, t0, tick);
+      tick = sendDue(producers, t0, tick, framing);
       if (tick >= seconds * 100) {
         clearInterval(timer);
         resolve();
@@ -135,6 +164,7 @@ export interface LoadRun {
   readonly subscribers: number;
   /** The server's process, for its CPU use (all its threads). */
   readonly serverPid?: number;
+  readonly framing?: Framing;
 }
 
 /**
@@ -172,7 +202,7 @@ export async function measureLoad(streams: number, port: number, run: LoadRun) {
     load: ownCpuSeconds(),
     subscribers: cpuSecondsOf(subscribers.pid!),
   };
-  await sendFor(producers, t0, SECONDS);
+  await sendFor(producers, t0, SECONDS, run.framing);
   const wall = (wallClockMicros() - t0) / 1e6;
   const busy = {
     server: pid === undefined ? Number.NaN : (cpuSecondsOf(pid) - cpu0.server) / wall,

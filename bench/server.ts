@@ -1,23 +1,31 @@
-// Load benchmark: N producer streams sent over /ingest in real time, in the format the demo page sends (16 kHz PCM16
-// in 10 ms frames, raw gray 64x48 at 10 fps, a text event every ~1.7 s), M subscribers on /subscribe, all over
-// loopback against `braid serve` running in its own process, the subscribers in a third process. Reports end-to-end latency (window end -> subscriber
-// receives) p50/p99, everything dropped and the CPU each process used (cores busy, 100 % = one core). The producers
-// and subscribers share the machine with the server. Each stream count runs twice in the same run: `--workers 1`
-// (everything in the server's main thread: the baseline) and `--workers <cores>` (streams sharded over threads).
+// Load benchmark: N producer streams sent over /ingest in real time, in the format the demo page sends (16 kHz PCM16,
+// raw gray 64x48 at 10 fps, a text event every ~1.7 s), M subscribers on /subscribe, all over loopback against
+// `braid serve` running in its own process, the subscribers in a third process. Reports end-to-end latency (window
+// end -> subscriber receives) p50/p99, everything dropped and the CPU each process used (cores busy, 100 % = one
+// core). The producers and subscribers share the machine with the server. Each stream count runs three times in the
+// same run: `--workers 1` with 10 ms frames and progress messages (everything in the server's main thread, as the
+// demo page sent before frame bounds: the baseline), `--workers <cores>` with the same messages (streams sharded over
+// threads), and `--workers <cores>` with 20 ms frames that are their own progress bounds (the demo page today).
 // Run: npm run bench -- server [streams...]   (default 16 256 512 1024)
 import { existsSync, mkdtempSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { saveModel } from '../src/model/model-io.js';
 import { untrainedModel } from '../test/helpers/demo-pipeline.js';
-import { measureLoad, startServe } from './load.js';
+import { type Framing, measureLoad, startServe } from './load.js';
 
 const SECONDS = 20;
 const WARMUP_S = 4;
 const SUBSCRIBERS = 2;
 
-const measure = (streams: number, port: number, serverPid: number) =>
-  measureLoad(streams, port, { seconds: SECONDS, warmupS: WARMUP_S, subscribers: SUBSCRIBERS, serverPid });
+const measure = (streams: number, port: number, serverPid: number, framing: Framing) =>
+  measureLoad(streams, port, {
+    seconds: SECONDS,
+    warmupS: WARMUP_S,
+    subscribers: SUBSCRIBERS,
+    serverPid,
+    framing,
+  });
 
 const dir = mkdtempSync(join(tmpdir(), 'braid-bench-server-'));
 const modelDir = existsSync('models/demo') ? 'models/demo' : join(dir, 'model');
@@ -27,19 +35,24 @@ console.log(
   `model: ${modelDir}; ${SUBSCRIBERS} subscribers (all streams each); ${SECONDS} s per run, first ${WARMUP_S} s not counted\n`,
 );
 console.log(
-  '| streams | workers | predictions received / expected | latency p50 ms | p99 ms | max ms | dropped (subscribers) | dropped/late/rejected (server) | CPU server | CPU load generator | CPU subscribers |',
+  '| streams | workers | framing | predictions received / expected | latency p50 ms | p99 ms | max ms | dropped (subscribers) | dropped/late/rejected (server) | CPU server | CPU load generator | CPU subscribers |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 const pct = (x: number) => `${Math.round(x * 100)} %`;
 let port = 18_400;
 const cores = availableParallelism();
+const runs: { workers: number; framing: Framing }[] = [
+  { workers: 1, framing: 'progress' },
+  ...(cores > 1 ? [{ workers: cores, framing: 'progress' as const }] : []),
+  { workers: cores, framing: 'bounds' },
+];
 for (const streams of counts.length > 0 ? counts : [16, 256, 512, 1024])
-  for (const workers of [...new Set([1, cores])]) {
+  for (const { workers, framing } of runs) {
     const child = await startServe({ port: ++port, model: modelDir, args: ['--workers', String(workers)] });
     try {
-      const r = await measure(streams, port, child.pid!);
+      const r = await measure(streams, port, child.pid!, framing);
       console.log(
-        `| ${streams} | ${workers} | ${r.predictions} / ~${r.expected} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.subscriberDropped} | ${r.serverDropped} | ${pct(r.busy.server)} | ${pct(r.busy.load)} | ${pct(r.busy.subscribers)} |`,
+        `| ${streams} | ${workers} | ${framing} | ${r.predictions} / ~${r.expected} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.subscriberDropped} | ${r.serverDropped} | ${pct(r.busy.server)} | ${pct(r.busy.load)} | ${pct(r.busy.subscribers)} |`,
       );
     } finally {
       child.kill('SIGINT');

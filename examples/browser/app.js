@@ -250,6 +250,8 @@ async function start() {
       },
     });
     state.producer = producer;
+    /** Whether this server takes progress bounds inside binary frames (earlier ones ignore the flag). */
+    const frameBounds = producer.ready.accepts?.frameBounds === true;
     // Callbacks already queued (a worklet frame, a timer) may run after Stop: they must not send.
     let live = true;
     const stops = [
@@ -275,7 +277,10 @@ async function start() {
         const pcm = new Int16Array(data.pcm);
         // Time from the sample count; the first frame is stamped with the clock, back-dated by its length.
         start ??= nowMicros() - Math.round(((data.samplesBefore + pcm.length) * 1e6) / audio.sampleRate);
-        producer.sendAudio(pcm, start + Math.floor((data.samplesBefore * 1e6) / audio.sampleRate));
+        // Each frame is also the stream's progress bound where the server takes one (no separate message).
+        producer.sendAudio(pcm, start + Math.floor((data.samplesBefore * 1e6) / audio.sampleRate), {
+          bound: frameBounds,
+        });
         nextAudio = start + Math.floor(((data.samplesBefore + pcm.length) * 1e6) / audio.sampleRate);
       };
       stops.push(() => audio.close());
@@ -306,9 +311,10 @@ async function start() {
     }
 
     // Progress bounds every 20 ms: everything captured before this time has been sent (the next audio frame's start,
-    // or now), so windows close without waiting for the next frame of the slowest modality.
+    // or now), so windows close without waiting for the next frame of the slowest modality. Audio frames carry it
+    // themselves where the server takes that (ready.accepts.frameBounds): then only a page without audio sends them.
     const progress = setInterval(() => {
-      if (!live || (audio && nextAudio === null)) return;
+      if (!live || (audio && (frameBounds || nextAudio === null))) return;
       producer.progress(audio ? Math.min(nextAudio, nowMicros()) : nowMicros());
     }, 20);
     stops.push(() => clearInterval(progress));

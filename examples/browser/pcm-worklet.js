@@ -1,11 +1,11 @@
 // AudioWorklet: cuts the microphone's samples, at the AudioContext's own rate (the device's, usually 44.1 or 48 kHz:
-// the server resamples), into 10 ms mono PCM16 frames and posts them with their running sample count, from which
+// the server resamples), into 20 ms mono PCM16 frames and posts them with their running sample count, from which
 // the page derives each frame's capture time.
 class PcmFramer extends AudioWorkletProcessor {
   constructor() {
     super();
     // `sampleRate` is the AudioWorkletGlobalScope's: the context's rate.
-    this.size = Math.round(sampleRate / 100);
+    this.size = Math.round(sampleRate / 50);
     this.frame = new Int16Array(this.size);
     this.filled = 0;
     this.samplesBefore = 0;

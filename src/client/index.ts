@@ -14,6 +14,7 @@ export type {
 export { type BackoffOptions, backoffDelay } from './backoff.js';
 export {
   connectProducer,
+  type FrameOptions,
   Producer,
   type ProducerOptions,
   type ProducerStats,

@@ -36,6 +36,15 @@ export interface ProducerOptions {
   readonly onStatus?: (status: ProducerStatus, detail?: string) => void;
 }
 
+export interface FrameOptions {
+  /**
+   * The frame is also a progress bound at its end (see progress()): every event captured before it has been sent.
+   * One message instead of two, for a producer whose audio flows; servers that take it say so in
+   * `ready.accepts.frameBounds` (earlier ones ignore the flag: send progress() to them).
+   */
+  readonly bound?: boolean;
+}
+
 export type ProducerStatus = 'connecting' | 'ready' | 'reconnecting' | 'closed' | 'failed';
 
 export interface ProducerStats {
@@ -124,7 +133,7 @@ export class Producer {
    * Audio samples (PCM16, interleaved when stereo). Without `time`, the time follows from the sample count since the
    * first frame (which is stamped with the clock, back-dated by its own length), as capture devices time audio.
    */
-  sendAudio(samples: Int16Array, time?: number): void {
+  sendAudio(samples: Int16Array, time?: number, options: FrameOptions = {}): void {
     const audio = this.#require('audio', this.#options.audio);
     const channels = audio.channels ?? 1;
     const frames = samples.length / channels;
@@ -132,13 +141,13 @@ export class Producer {
       (time ?? this.#clock()) - (time === undefined ? Math.round((frames * 1e6) / audio.sampleRate) : 0);
     const at = time ?? this.#audioStart + Math.floor((this.#audioSamples * 1e6) / audio.sampleRate);
     this.#audioSamples += frames;
-    this.#frame('audio', at, new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength));
+    this.#frame('audio', at, new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength), options);
   }
 
   /** One video frame: raw pixels of the declared size, or a JPEG/PNG file. */
-  sendVideo(data: Uint8Array, time: number = this.#clock()): void {
+  sendVideo(data: Uint8Array, time: number = this.#clock(), options: FrameOptions = {}): void {
     this.#require('video', this.#options.video);
-    this.#frame('video', time, data);
+    this.#frame('video', time, data, options);
   }
 
   sendText(text: string, time: number = this.#clock()): void {
@@ -210,9 +219,10 @@ export class Producer {
     return declared as NonNullable<T>;
   }
 
-  #frame(modality: 'audio' | 'video', time: number, payload: Uint8Array): void {
+  #frame(modality: 'audio' | 'video', time: number, payload: Uint8Array, options: FrameOptions): void {
     const seq = this.#seq[modality]++;
-    this.#push({ modality, seq, time, data: encodeFrame({ modality, time, seq, payload }), sent: false });
+    const data = encodeFrame({ modality, time, seq, payload, ...(options.bound && { bound: true }) });
+    this.#push({ modality, seq, time, data, sent: false });
   }
 
   #push(entry: Entry): void {

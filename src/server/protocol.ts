@@ -145,6 +145,11 @@ export const readyMessageSchema = z
               .strict(),
           })
           .strict(),
+        /**
+         * Binary frames may carry a progress bound at their end (flags bit 0, docs/protocol.md): a producer sending
+         * them needs no progress messages. Servers before it ignore the flag, so a producer checks this first.
+         */
+        frameBounds: z.boolean(),
         /** Largest message, frame header included, in bytes. */
         maxMessageBytes: z.number().int().positive(),
         messagesPerSecond: z.number().positive(),

@@ -259,6 +259,7 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
           formats: ['gray', 'rgb', 'jpeg', 'png'],
           preferred: pipeline.inputs?.video ?? { format: 'gray', width: 64, height: 48 },
         },
+        frameBounds: true,
         maxMessageBytes: maxPayload,
         messagesPerSecond: ingestLimits.messagesPerSecond,
       },

@@ -75,8 +75,12 @@ async function demoServer(): Promise<DemoServer> {
     // Typing turns on at a stream's first window and stays on: the page must shade a span for it.
     events: resolveEventSettings(pipeline.labels, {}, { typing: { on: 0, off: 0 } }),
     onInput: (input) => {
-      if ('control' in input) return;
       received[input.streamId] ??= {};
+      if ('control' in input) {
+        if (input.control === 'progress')
+          received[input.streamId]!['progress'] = (received[input.streamId]!['progress'] ?? 0) + 1;
+        return;
+      }
       received[input.streamId]![input.modality] = (received[input.streamId]![input.modality] ?? 0) + 1;
       void recorder.write(input).catch(() => {});
     },
@@ -158,6 +162,9 @@ async function session(page: DemoPage, browser: string, demo: DemoServer): Promi
   // Microphone at the device's own rate (Firefox 44.1 kHz, Chromium 48 kHz), camera frames, typed text, labels.
   expect(state.audioRate).toBeGreaterThan(16_000);
   expect(received[streamId]?.['audio']).toBeGreaterThan(100);
+  // Every audio frame carried the stream's progress bound (ready.accepts.frameBounds), and the page sent no progress
+  // messages of its own beside them: one message per 20 ms, not two.
+  expect(received[streamId]?.['progress']).toBe(received[streamId]?.['audio']);
   expect(received[streamId]?.['video']).toBeGreaterThan(5);
   expect(received[streamId]?.['text']).toBeGreaterThan(0);
   expect(received[streamId]?.['label']).toBe(4);
@@ -223,7 +230,7 @@ describe.skipIf(!hasChromium)('demo page in real headless Chromium', () => {
         timeout: 15_000,
       });
       const micOnly = await p.evaluate(() => (window as unknown as W).__braid.streamId);
-      expect(demo.received[micOnly]?.['audio']).toBeGreaterThan(50);
+      expect(demo.received[micOnly]?.['audio']).toBeGreaterThan(25); // 20 ms frames: over half a second of audio;
       expect(demo.received[micOnly]?.['video']).toBeUndefined();
       await p.click('#stop');
       expect(errors).toEqual([]);

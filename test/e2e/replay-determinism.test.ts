@@ -27,17 +27,26 @@ const modelDir = join(dir, 'model');
 const recording = join(dir, 'live.mcap');
 let livePredictions: Prediction[] = [];
 
-/**
- * A live session: two producers over real WebSockets into `braid serve`'s pipeline, recorded as it runs. Audio at
- * `sampleRate` with `channels` channels (the server resamples and downmixes anything but 16 kHz mono).
- */
-async function recordLiveSession(
+interface LiveSession {
+  readonly path?: string;
+  /** Audio at `sampleRate` with `channels` channels (the server resamples and downmixes anything but 16 kHz mono). */
+  readonly sampleRate?: number;
+  readonly channels?: number;
+  readonly shards?: number;
+  readonly ids?: readonly string[];
+  /** Audio frames flagged as progress bounds instead of a progress message every 100 ms. */
+  readonly bounds?: boolean;
+}
+
+/** A live session: two producers over real WebSockets into `braid serve`'s pipeline, recorded as it runs. */
+async function recordLiveSession({
   path = recording,
   sampleRate = 16_000,
   channels = 1,
   shards = 1,
   ids = ['alpha', 'beta'],
-): Promise<Prediction[]> {
+  bounds = false,
+}: LiveSession = {}): Promise<Prediction[]> {
   const model = untrainedModel(3);
   await saveModel(model, modelDir);
   const runner = await PredictionPipelineRunner.create({ model, backend: 'cpu-fused' });
@@ -102,7 +111,15 @@ async function recordLiveSession(
                   Math.sin((2 * Math.PI * (440 + 220 * k) * (tick * perFrame + i)) / sampleRate),
               )
             : 0;
-      ws.send(encodeFrame({ modality: 'audio', time, seq: tick, payload: new Uint8Array(pcm.buffer) }));
+      ws.send(
+        encodeFrame({
+          modality: 'audio',
+          time,
+          seq: tick,
+          payload: new Uint8Array(pcm.buffer),
+          bound: bounds,
+        }),
+      );
       if (tick % 10 === k) {
         const frame = new Uint8Array(64 * 48);
         const x = (tick / 10) % 64;
@@ -112,7 +129,7 @@ async function recordLiveSession(
       if (tick % 170 === 50 + k)
         ws.send(JSON.stringify({ type: 'text', time, seq: tick, text: `message ${tick} from ${k}` }));
       // Live producers send progress bounds (not recorded): windows close earlier, with the same contents.
-      if (tick % 10 === 9) ws.send(JSON.stringify({ type: 'progress', time: time + 10_000 }));
+      if (!bounds && tick % 10 === 9) ws.send(JSON.stringify({ type: 'progress', time: time + 10_000 }));
     }
     if (tick % 50 === 0) await new Promise((r) => setTimeout(r, 1));
   }
@@ -220,7 +237,9 @@ describe('record and replay give the live predictions, byte for byte', () => {
     const path = join(dir, 'live-48k-stereo.mcap');
     // One stream on each shard thread.
     expect(shardOf('gamma', 2)).not.toBe(shardOf('delta', 2));
-    const live = (await recordLiveSession(path, 48_000, 2, 2, ['gamma', 'delta']))
+    const live = (
+      await recordLiveSession({ path, sampleRate: 48_000, channels: 2, shards: 2, ids: ['gamma', 'delta'] })
+    )
       .sort((a, b) => a.windowEnd - b.windowEnd || a.streamId.localeCompare(b.streamId))
       .map(predictionLine)
       .join('');
@@ -229,6 +248,18 @@ describe('record and replay give the live predictions, byte for byte', () => {
     expect(fast.trim().split('\n').length).toBeGreaterThanOrEqual(32);
     expect(paced).toBe(fast);
     expect(live).toBe(fast);
+  }, 120_000);
+
+  it('audio frames flagged as progress bounds give, live and replayed, the predictions of progress messages', async () => {
+    const path = join(dir, 'live-bounds.mcap');
+    const sorted = (predictions: Prediction[]) =>
+      predictions
+        .sort((a, b) => a.windowEnd - b.windowEnd || a.streamId.localeCompare(b.streamId))
+        .map(predictionLine)
+        .join('');
+    const live = sorted(await recordLiveSession({ path, bounds: true }));
+    expect(live).toBe(sorted(livePredictions));
+    expect(await replay('max', join(dir, 'bounds-max.ndjson'), path)).toBe(live);
   }, 120_000);
 
   it('events: --events-out is byte-identical at any speed, and is what the state machine makes of the predictions', async () => {

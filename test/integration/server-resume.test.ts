@@ -128,6 +128,7 @@ describe('protocol v2', () => {
       windowing: { size: 500_000, hop: 500_000, phase: 'stream', idleTimeoutMs: 1000 },
       accepts: {
         audio: { sampleRates: { min: 8000, max: 48_000 }, channels: [1, 2], preferredSampleRate: 16000 },
+        frameBounds: true,
       },
       heartbeatMs: 5000,
       resumeGraceMs: 12_000,

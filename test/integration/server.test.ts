@@ -102,6 +102,46 @@ describe('server: ingest and subscribe', () => {
     expect(await (await fetch(`${server.url}/healthz`)).json()).toMatchObject({ status: 'ok' });
   });
 
+  it('closes windows at a bounded frame’s end with no progress message, and refuses frames with unknown flags', async () => {
+    const server = await serve();
+    const sub = await connect(server, '/subscribe');
+    const box = inbox(sub);
+    await box.next((m) => m.type === 'welcome');
+    sub.send(JSON.stringify({ subscribe: ['mic'] }));
+    await box.next((m) => m.type === 'subscribed');
+    const prod = await connect(server, '/ingest');
+    const prodBox = inbox(prod);
+    prod.send(hello('mic', { modalities: ['audio'] }));
+    // 90 ms of audio in 10 ms frames: without a bound, window [0, 100 ms) waits for a later event or progress.
+    for (let i = 0; i < 9; i++) prod.send(audioFrame(i * 10_000, i));
+    // The tenth frame ends at 100 ms and says so: the window closes on it, the producer still open.
+    const bounded = encodeFrame({
+      modality: 'audio',
+      time: 90_000,
+      seq: 9,
+      payload: new Uint8Array(new Int16Array(160).buffer),
+      bound: true,
+    });
+    prod.send(bounded);
+    const first = await box.next((m) => m.type === 'prediction');
+    expect(first).toMatchObject({
+      streamId: 'mic',
+      windowIndex: 0,
+      windowEnd: 100_000,
+      scores: { events: 10 / 11 },
+    });
+    // A flag this server does not know is refused with the byte it found, not read as a plain frame.
+    const flagged = audioFrame(100_000, 10);
+    flagged[2] = 0x82;
+    prod.send(flagged);
+    const error = await prodBox.next((m) => m.type === 'error');
+    expect(error).toMatchObject({ code: 'bad_flags' });
+    expect((error as { message: string }).message).toMatch(/flags 0x82/);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/braid_ingest_rejected_total\{reason="bad_flags"\} 1/);
+    expect(server.activeStreams()).toEqual(['mic']);
+  });
+
   it('survives fuzzing with random bytes and random JSON on both endpoints', async () => {
     const server = await serve({ messagesPerSecond: 100_000 });
     const prod = await connect(server, '/ingest');
