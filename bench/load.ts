@@ -16,6 +16,8 @@ export interface ServeOptions {
   readonly args?: readonly string[];
   /** Options for node itself (e.g. --cpu-prof). */
   readonly nodeArgs?: readonly string[];
+  /** The checkout to serve from (default: this one): another commit's worktree, for an A/B in one run. */
+  readonly cwd?: string;
 }
 
 /** Starts `braid serve` and resolves once it listens. */
@@ -36,7 +38,7 @@ export async function startServe(options: ServeOptions): Promise<ChildProcess> {
       options.backend ?? 'cpu-fused',
       ...(options.args ?? []),
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'pipe'], ...(options.cwd && { cwd: options.cwd }) },
   );
   await new Promise<void>((resolve, reject) => {
     let log = '';

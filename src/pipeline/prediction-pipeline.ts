@@ -225,21 +225,23 @@ export class PredictionPipelineRunner {
         for (const [reason, n] of Object.entries(a.rejected)) out[`rejected_${reason}`] = n;
         for (const [reason, n] of Object.entries(features.stats.snapshot())) out[`bad_frame_${reason}`] = n;
         for (const [reason, n] of Object.entries(drops.snapshot())) out[`decode_dropped_${reason}`] = n;
-        const m = this.runtime.stats.snapshot(this.runtime.store.size);
+        // The runtime's own fields, not its snapshot(): that copies the last 1024 step latencies, and a shard reads
+        // these figures with every batch of predictions it hands back.
+        const m = this.runtime.stats;
         out['stream_restarts'] = a.restarts;
         out['model_steps'] = m.steps;
-        for (const [reason, n] of Object.entries(m.resets)) out[`model_resets_${reason}`] = n as number;
+        for (const [reason, n] of Object.entries(m.resets)) out[`model_resets_${reason}`] = n;
         out['model_backend_failovers'] = m.failovers;
-        for (const [reason, n] of Object.entries(m.dropped)) out[`model_dropped_${reason}`] = n as number;
+        for (const [reason, n] of Object.entries(m.dropped)) out[`model_dropped_${reason}`] = n;
         return out;
       },
       gauges: () => {
-        const m = this.runtime.stats.snapshot(this.runtime.store.size);
+        const a = alignment.stats();
         const out: Record<string, number> = {
-          open_streams: alignment.openStreams().length,
-          buffered_events: alignment.stats().bufferedEvents,
-          model_states: m.activeStates,
-          model_queued_windows: m.queuedWindows,
+          open_streams: a.openStreams,
+          buffered_events: a.bufferedEvents,
+          model_states: this.runtime.store.size,
+          model_queued_windows: this.runtime.stats.queuedWindows,
         };
         const lag = alignment.watermarkLag(wallClockMicros());
         for (const [modality, micros] of Object.entries(lag)) out[`watermark_lag_${modality}`] = micros / 1e6;
@@ -359,6 +361,16 @@ export class PredictionPipelineRunner {
 
   /** Counters of the current run (cumulative since it started) and gauges of now; reading changes nothing. */
   stats(): PipelineCounters {
-    return { counters: this.#current?.counters() ?? {}, gauges: this.#current?.gauges() ?? {} };
+    return { counters: this.counters(), gauges: this.gauges() };
+  }
+
+  /** The counters of stats() alone: cheap, for a reader that needs them with every batch of predictions. */
+  counters(): Record<string, number> {
+    return this.#current?.counters() ?? {};
+  }
+
+  /** The gauges of stats() alone: they walk every open stream (watermark lags). */
+  gauges(): Record<string, number> {
+    return this.#current?.gauges() ?? {};
   }
 }

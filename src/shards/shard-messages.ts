@@ -36,8 +36,13 @@ export type FromShard =
       readonly items: readonly ShardOutput[];
       /** Inputs taken from the main thread since the last message: the main thread's bound on what is in flight. */
       readonly taken: number;
-      /** The run's figures now; left out of messages that follow one another closely. */
-      readonly stats?: PipelineCounters;
+      /**
+       * The run's counters now: with every message that carries items (so /metrics is never behind a prediction a
+       * client has), and at least every 250 ms.
+       */
+      readonly counters?: PipelineCounters['counters'];
+      /** Gauges and holdings now (each walks every open stream): at most every 250 ms, and in the last message. */
+      readonly gauges?: PipelineCounters['gauges'];
       readonly holdings?: Holdings;
     }
   | {

@@ -33,8 +33,9 @@ let statsAt = 0;
 let runner: PredictionPipelineRunner | undefined;
 
 // Batched: postMessage per prediction would cost more than the prediction. What came out goes back in the same turn
-// of the event loop, with the figures as they are then (so /metrics is never behind a prediction a client has); a
-// message that would only say how many inputs were taken waits up to 20 ms, and figures alone go at most every 250 ms.
+// of the event loop, with the counters as they are then (so /metrics is never behind a prediction a client has); a
+// message that would only say how many inputs were taken waits up to 20 ms, and gauges (which walk every stream) and
+// holdings go at most every 250 ms.
 const flushNow = (final = false): void => {
   soon = false;
   clearTimeout(later);
@@ -42,13 +43,14 @@ const flushNow = (final = false): void => {
   const out = items;
   items = [];
   const now = performance.now();
-  const withStats = final || out.length > 0 || now - statsAt >= 250;
-  if (withStats) statsAt = now;
+  const withGauges = final || now - statsAt >= 250;
+  if (withGauges) statsAt = now;
   post({
     type: 'out',
     items: out,
     taken,
-    ...(withStats && { stats: runner!.stats(), holdings: runner!.holdings() }),
+    ...((withGauges || out.length > 0) && { counters: runner!.counters() }),
+    ...(withGauges && { gauges: runner!.gauges(), holdings: runner!.holdings() }),
   });
   taken = 0;
 };

@@ -158,7 +158,8 @@ export class ShardedPipeline {
           switch (message.type) {
             case 'out':
               shard.inFlight -= message.taken;
-              if (message.stats) shard.stats = message.stats;
+              if (message.counters) shard.stats = { ...shard.stats, counters: message.counters };
+              if (message.gauges) shard.stats = { ...shard.stats, gauges: message.gauges };
               if (message.holdings) shard.holdings = message.holdings;
               for (const item of message.items) {
                 if (item.k === 'prediction') subscriber.next(item.prediction);

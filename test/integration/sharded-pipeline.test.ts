@@ -128,6 +128,16 @@ describe('streams sharded over worker threads (serve --workers)', () => {
       }
       const stats = pipeline.stats();
       expect(stats.counters['windows']).toBe(expected.length);
+      // Counters come with every batch of predictions, gauges with the last message: both summed over the shards.
+      const alone = single.stats();
+      for (const key of ['windows', 'events_in_audio', 'events_in_video', 'events_in_text']) {
+        expect(alone.counters[key], key).toBeGreaterThan(0);
+        expect(stats.counters[key], key).toBe(alone.counters[key]);
+      }
+      for (const key of ['open_streams', 'buffered_events', 'model_states', 'model_queued_windows']) {
+        expect(alone.gauges[key], key).toBeTypeOf('number');
+        expect(stats.gauges[key], key).toBe(alone.gauges[key]);
+      }
     },
     120_000,
   );
