@@ -1,6 +1,7 @@
-// Where a loaded server's time goes: `braid serve --workers 1` (everything in one thread) under node --cpu-prof,
+// Where a loaded server's time goes: `braid serve --workers N` (1: everything in one thread) under node --cpu-prof,
 // with N real-time producers of the demo page's format and 2 subscribers, for 15 s; the profile's self time over the
-// load (start-up left out) summed by stage of the data flow (the file each sampled function is in), a table per count.
+// load (start-up left out) summed by stage of the data flow (the file each sampled function is in), a table per
+// count and thread (the main thread, then each shard's).
 // Run: npm run bench -- profile   (or npx tsx bench/profile.ts [--workers N] [streams...], default 256 512, 1 worker)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -81,7 +82,7 @@ async function profileAt(
   streams: number,
   port: number,
   workers: number,
-): Promise<ReturnType<typeof breakdown>> {
+): Promise<{ thread: string; result: ReturnType<typeof breakdown> }[]> {
   const dir = mkdtempSync(join(tmpdir(), 'braid-profile-'));
   const server = await startServe({
     port,
@@ -103,9 +104,23 @@ async function profileAt(
   const exited = new Promise((r) => server.once('exit', r));
   server.kill('SIGINT'); // the profile is written as the process exits
   await exited;
-  // One profile per thread (CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile): the main thread's is thread 0.
-  const file = readdirSync(dir).find((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f))!;
-  return breakdown(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile);
+  // One profile per thread (CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile): the main thread's is thread 0. The
+  // others are told apart by what ran in them: a shard runs shard-worker.ts; tsx's loader thread is left out.
+  const threads = readdirSync(dir)
+    .map((f) => ({ f, thread: /^CPU\.\d+\.\d+\.\d+\.(\d+)\.\d+\.cpuprofile$/.exec(f)?.[1] }))
+    .filter((x): x is { f: string; thread: string } => x.thread !== undefined)
+    .sort((a, b) => Number(a.thread) - Number(b.thread))
+    .map(({ f, thread }) => ({
+      thread,
+      profile: JSON.parse(readFileSync(join(dir, f), 'utf8')) as CpuProfile,
+    }));
+  const isShard = (p: CpuProfile) => p.nodes.some((n) => n.callFrame.url.includes('src/shards/shard-worker'));
+  const main = threads.filter((t) => t.thread === '0');
+  const shards = threads.filter((t) => t.thread !== '0' && isShard(t.profile));
+  return [
+    ...main.map((t) => ({ thread: 'main thread', result: breakdown(t.profile) })),
+    ...shards.map((t, i) => ({ thread: `shard ${i}`, result: breakdown(t.profile) })),
+  ];
 }
 
 const { values, positionals } = parseArgs({
@@ -116,26 +131,28 @@ const workers = Number(values.workers);
 const counts = positionals.map(Number);
 let port = 18_600;
 for (const streams of counts.length > 0 ? counts : [256, 512]) {
-  const { stages, functions } = await profileAt(streams, ++port, workers);
-  const total = [...stages.values()].reduce((a, b) => a + b, 0);
-  const busy = total - (stages.get('idle') ?? 0);
-  console.log(
-    `### ${streams} streams, --workers ${workers}: ${((busy / total) * 100).toFixed(0)} % of the main thread busy\n`,
-  );
-  console.log('| stage | share of busy time | ms per second |');
-  console.log('|---|---|---|');
-  for (const [stage, us] of [...stages].sort((a, b) => b[1] - a[1])) {
-    if (stage === 'idle') continue;
+  for (const { thread, result } of await profileAt(streams, ++port, workers)) {
+    const { stages, functions } = result;
+    const total = [...stages.values()].reduce((a, b) => a + b, 0);
+    const busy = total - (stages.get('idle') ?? 0);
     console.log(
-      `| ${stage} | ${((us / busy) * 100).toFixed(1)} % | ${(us / 1000 / (total / 1e6)).toFixed(0)} |`,
+      `### ${streams} streams, --workers ${workers}, ${thread}: ${((busy / total) * 100).toFixed(0)} % busy\n`,
     );
+    console.log('| stage | share of busy time | ms per second |');
+    console.log('|---|---|---|');
+    for (const [stage, us] of [...stages].sort((a, b) => b[1] - a[1])) {
+      if (stage === 'idle') continue;
+      console.log(
+        `| ${stage} | ${((us / busy) * 100).toFixed(1)} % | ${(us / 1000 / (total / 1e6)).toFixed(0)} |`,
+      );
+    }
+    console.log('\nThe functions with the most self time:\n');
+    console.log('| function | file | share of busy time |');
+    console.log('|---|---|---|');
+    for (const [name, us] of [...functions].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
+      const [fn, file] = name.split(' ');
+      console.log(`| ${fn} | ${file ?? ''} | ${((us / busy) * 100).toFixed(1)} % |`);
+    }
+    console.log();
   }
-  console.log('\nThe functions with the most self time:\n');
-  console.log('| function | file | share of busy time |');
-  console.log('|---|---|---|');
-  for (const [name, us] of [...functions].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
-    const [fn, file] = name.split(' ');
-    console.log(`| ${fn} | ${file ?? ''} | ${((us / busy) * 100).toFixed(1)} % |`);
-  }
-  console.log();
 }
