@@ -88,69 +88,104 @@ const pcm10 = tone(160);
 const pcm20 = tone(320);
 const frame = new Uint8Array(64 * 48).map((_, i) => i & 255);
 
-/**
- * Sends every 10 ms tick whose capture time has come (as capture devices would), from tick `from` on; returns the
- * next tick to send. Capture time of tick k is t0 + k × 10 ms.
- */
-export function sendDue(
-  producers: readonly WebSocket[],
-  t0: number,
-  from: number,
-  framing: Framing = 'bounds',
-): number {
-  const due = Math.floor((wallClockMicros() - t0) / 10_000);
-  let tick = from;
-  for (; tick <= due; tick++) {
-    const time = t0 + tick * 10_000;
-    producers.forEach((ws, i) => {
-      if (framing === 'progress')
-        ws.send(encodeFrame({ modality: 'audio', time, seq: tick, payload: pcm10 }));
-      if (tick % 10 === i % 10) ws.send(encodeFrame({ modality: 'video', time, seq: tick, payload: frame }));
-      if (tick % 170 === i % 170)
-        ws.send(JSON.stringify({ type: 'text', time, seq: tick, text: 'typing away' }));
-      // Last, as its bound promises: the 20 ms frame ending at the next tick, after this tick's video and text.
-      if (framing === 'bounds' && tick % 2 === 1)
-        ws.send(
-          encodeFrame({
-            modality: 'audio',
-            time: time - 10_000,
-            seq: (tick - 1) / 2,
-            payload: pcm20,
-            bound: true,
-          }),
-        );
-    });
-    // As the demo page did every 20 ms: everything captured before the next tick has been sent.
-    if (framing === 'progress' && tick % 2 === 1) {
-      const progress = JSON.stringify({ type: 'progress', time: time + 10_000 });
-      for (const ws of producers) ws.send(progress);
-    }
-  }
-  return tick;
+export interface LoadOptions {
+  readonly framing?: Framing;
+  /**
+   * Each producer's 10 ms grid shifted by its own phase (i/N of 10 ms), checked every millisecond: frames arrive
+   * spread over time, as from independent devices, rather than every producer's in one burst every 5 ms.
+   */
+  readonly spread?: boolean;
 }
 
-/** Sends in real time from capture time t0 (every due tick, checked every 5 ms) until `seconds` of capture are sent. */
+/**
+ * Real-time producers: each producer's tick k (capture time t0 + its phase + k × 10 ms) is sent once its capture time
+ * has come, as capture devices would.
+ */
+export class LoadGenerator {
+  readonly #next: number[];
+  readonly #phases: number[];
+  readonly #framing: Framing;
+
+  constructor(
+    readonly producers: readonly WebSocket[],
+    readonly t0: number,
+    options: LoadOptions = {},
+  ) {
+    this.#framing = options.framing ?? 'bounds';
+    this.#next = producers.map(() => 0);
+    this.#phases = producers.map((_, i) =>
+      options.spread ? Math.floor((i * 10_000) / producers.length) : 0,
+    );
+  }
+
+  /** Sends every due tick of every producer; returns the number of ticks every producer has sent. */
+  sendDue(): number {
+    const now = wallClockMicros();
+    let sent = Number.POSITIVE_INFINITY;
+    this.producers.forEach((ws, i) => {
+      const start = this.t0 + (this.#phases[i] as number);
+      const due = Math.floor((now - start) / 10_000);
+      let tick = this.#next[i] as number;
+      for (; tick <= due; tick++) this.#send(ws, i, start + tick * 10_000, tick);
+      this.#next[i] = tick;
+      sent = Math.min(sent, tick);
+    });
+    return sent;
+  }
+
+  #send(ws: WebSocket, i: number, time: number, tick: number): void {
+    if (this.#framing === 'progress')
+      ws.send(encodeFrame({ modality: 'audio', time, seq: tick, payload: pcm10 }));
+    if (tick % 10 === i % 10) ws.send(encodeFrame({ modality: 'video', time, seq: tick, payload: frame }));
+    if (tick % 170 === i % 170)
+      ws.send(JSON.stringify({ type: 'text', time, seq: tick, text: 'typing away' }));
+    if (tick % 2 === 0) return;
+    if (this.#framing === 'bounds')
+      // Last, as its bound promises: the 20 ms frame ending at the next tick, after this tick's video and text.
+      ws.send(
+        encodeFrame({
+          modality: 'audio',
+          time: time - 10_000,
+          seq: (tick - 1) / 2,
+          payload: pcm20,
+          bound: true,
+        }),
+      );
+    // As the demo page did every 20 ms: everything captured before the next tick has been sent.
+    else ws.send(JSON.stringify({ type: 'progress', time: time + 10_000 }));
+  }
+}
+
+/** Sends in real time from capture time t0 until `seconds` of capture are sent by every producer. */
 export function sendFor(
   producers: readonly WebSocket[],
   t0: number,
   seconds: number,
-  framing: Framing = 'bounds',
+  options: LoadOptions = {},
 ): Promise<void> {
-  let tick = 0;
+  const load = new LoadGenerator(producers, t0, options);
   return new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      tick = sendDue(producers, t0, tick, framing);
-      if (tick >= seconds * 100) {
+    const timer = setInterval(
+      () => {
+        if (load.sendDue() < seconds * 100) return;
         clearInterval(timer);
         resolve();
-      }
-    }, 5);
+      },
+      options.spread ? 1 : 5,
+    );
   });
 }
 
-/** CPU seconds (user + system, all threads) a process has used, from /proc (Linux). */
-export function cpuSecondsOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+/**
+ * CPU seconds (user + system) a process has used, all its threads, from /proc (Linux); with `thread`, that thread's
+ * alone (the main thread's id is the process's).
+ */
+export function cpuSecondsOf(pid: number, thread?: number): number {
+  const stat = readFileSync(
+    thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`,
+    'utf8',
+  );
+  const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
@@ -166,7 +201,7 @@ export interface LoadRun {
   readonly subscribers: number;
   /** The server's process, for its CPU use (all its threads). */
   readonly serverPid?: number;
-  readonly framing?: Framing;
+  readonly load?: LoadOptions;
 }
 
 /**
@@ -201,13 +236,16 @@ export async function measureLoad(streams: number, port: number, run: LoadRun) {
   const pid = run.serverPid;
   const cpu0 = {
     server: pid === undefined ? 0 : cpuSecondsOf(pid),
+    serverMain: pid === undefined ? 0 : cpuSecondsOf(pid, pid),
     load: ownCpuSeconds(),
     subscribers: cpuSecondsOf(subscribers.pid!),
   };
-  await sendFor(producers, t0, SECONDS, run.framing);
+  await sendFor(producers, t0, SECONDS, run.load);
   const wall = (wallClockMicros() - t0) / 1e6;
   const busy = {
     server: pid === undefined ? Number.NaN : (cpuSecondsOf(pid) - cpu0.server) / wall,
+    /** The server's main thread alone: the WebSocket front, which every message crosses. */
+    serverMain: pid === undefined ? Number.NaN : (cpuSecondsOf(pid, pid) - cpu0.serverMain) / wall,
     load: (ownCpuSeconds() - cpu0.load) / wall,
     subscribers: (cpuSecondsOf(subscribers.pid!) - cpu0.subscribers) / wall,
   };

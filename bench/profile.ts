@@ -2,7 +2,8 @@
 // with N real-time producers of the demo page's format and 2 subscribers, for 15 s; the profile's self time over the
 // load (start-up left out) summed by stage of the data flow (the file each sampled function is in), a table per
 // count and thread (the main thread, then each shard's).
-// Run: npm run bench -- profile   (or npx tsx bench/profile.ts [--workers N] [streams...], default 256 512, 1 worker)
+// Run: npm run bench -- profile   (or npx tsx bench/profile.ts [--workers N] [--spread] [streams...], default 256 512,
+// 1 worker; --spread as in bench/server.ts)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -98,7 +99,7 @@ async function profileAt(
   );
   const producers = await openProducers(base, streams);
   const t0 = wallClockMicros();
-  await sendFor(producers, t0, SECONDS);
+  await sendFor(producers, t0, SECONDS, { spread });
   for (const ws of producers) ws.close();
   subscribers.kill('SIGINT');
   const exited = new Promise((r) => server.once('exit', r));
@@ -124,10 +125,11 @@ async function profileAt(
 }
 
 const { values, positionals } = parseArgs({
-  options: { workers: { type: 'string', default: '1' } },
+  options: { workers: { type: 'string', default: '1' }, spread: { type: 'boolean', default: false } },
   allowPositionals: true,
 });
 const workers = Number(values.workers);
+const { spread } = values;
 const counts = positionals.map(Number);
 let port = 18_600;
 for (const streams of counts.length > 0 ? counts : [256, 512]) {

@@ -6,8 +6,10 @@
 // same run: `--workers 1` with 10 ms frames and progress messages (everything in the server's main thread, as the
 // demo page sent before frame bounds: the baseline), `--workers <cores>` with the same messages (streams sharded over
 // threads), and `--workers <cores>` with 20 ms frames that are their own progress bounds (the demo page today).
-// Run: npm run bench -- server [streams...]   (default 16 256 512 1024)
+// --spread: each producer on its own phase of the 10 ms grid (as independent devices), not all in one burst.
+// Run: npm run bench -- server [--spread] [streams...]   (default 16 256 512 1024)
 import { existsSync, mkdtempSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { saveModel } from '../src/model/model-io.js';
@@ -17,6 +19,10 @@ import { type Framing, measureLoad, startServe } from './load.js';
 const SECONDS = 20;
 const WARMUP_S = 4;
 const SUBSCRIBERS = 2;
+const { values, positionals } = parseArgs({
+  options: { spread: { type: 'boolean', default: false } },
+  allowPositionals: true,
+});
 
 const measure = (streams: number, port: number, serverPid: number, framing: Framing) =>
   measureLoad(streams, port, {
@@ -24,18 +30,18 @@ const measure = (streams: number, port: number, serverPid: number, framing: Fram
     warmupS: WARMUP_S,
     subscribers: SUBSCRIBERS,
     serverPid,
-    framing,
+    load: { framing, spread: values.spread },
   });
 
 const dir = mkdtempSync(join(tmpdir(), 'braid-bench-server-'));
 const modelDir = existsSync('models/demo') ? 'models/demo' : join(dir, 'model');
 if (!existsSync('models/demo')) await saveModel(untrainedModel(), modelDir);
-const counts = process.argv.slice(2).map(Number);
+const counts = positionals.map(Number);
 console.log(
-  `model: ${modelDir}; ${SUBSCRIBERS} subscribers (all streams each); ${SECONDS} s per run, first ${WARMUP_S} s not counted\n`,
+  `model: ${modelDir}; ${SUBSCRIBERS} subscribers (all streams each); ${SECONDS} s per run, first ${WARMUP_S} s not counted; producers ${values.spread ? 'spread over the 10 ms grid' : 'in step'}\n`,
 );
 console.log(
-  '| streams | workers | framing | predictions received / expected | latency p50 ms | p99 ms | max ms | dropped (subscribers) | dropped/late/rejected (server) | CPU server | CPU load generator | CPU subscribers |',
+  '| streams | workers | framing | predictions received / expected | latency p50 ms | p99 ms | max ms | dropped (subscribers) | dropped/late/rejected (server) | CPU server (its main thread) | CPU load generator | CPU subscribers |',
 );
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 const pct = (x: number) => `${Math.round(x * 100)} %`;
@@ -52,7 +58,7 @@ for (const streams of counts.length > 0 ? counts : [16, 256, 512, 1024])
     try {
       const r = await measure(streams, port, child.pid!, framing);
       console.log(
-        `| ${streams} | ${workers} | ${framing} | ${r.predictions} / ~${r.expected} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.subscriberDropped} | ${r.serverDropped} | ${pct(r.busy.server)} | ${pct(r.busy.load)} | ${pct(r.busy.subscribers)} |`,
+        `| ${streams} | ${workers} | ${framing} | ${r.predictions} / ~${r.expected} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.subscriberDropped} | ${r.serverDropped} | ${pct(r.busy.server)} (${pct(r.busy.serverMain)}) | ${pct(r.busy.load)} | ${pct(r.busy.subscribers)} |`,
       );
     } finally {
       child.kill('SIGINT');

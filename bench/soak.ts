@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { wallClockMicros } from '../src/core/time.js';
-import { openProducers, sendDue, startServe } from './load.js';
+import { LoadGenerator, openProducers, startServe } from './load.js';
 
 const MINUTES = Number(process.argv[2] ?? process.env['BRAID_SOAK_MINUTES'] ?? 60);
 const STREAMS = Number(process.argv[3] ?? 64);
@@ -64,10 +64,8 @@ console.log(
 );
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 
-let tick = 0;
-const sender = setInterval(() => {
-  tick = sendDue(producers, t0, tick);
-}, 5);
+const load = new LoadGenerator(producers, t0, { framing: 'progress' });
+const sender = setInterval(() => load.sendDue(), 5);
 let lastDropped = 0;
 for (let minute = 1; minute <= MINUTES; minute++) {
   await new Promise<void>((resolve) => {
