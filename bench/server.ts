@@ -9,9 +9,9 @@
 // --spread: each producer on its own phase of the 10 ms grid (as independent devices), not all in one burst.
 // Run: npm run bench -- server [--spread] [streams...]   (default 16 256 512 1024)
 import { existsSync, mkdtempSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { saveModel } from '../src/model/model-io.js';
 import { untrainedModel } from '../test/helpers/demo-pipeline.js';
 import { type Framing, measureLoad, startServe } from './load.js';
