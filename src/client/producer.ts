@@ -221,7 +221,7 @@ export class Producer {
 
   #frame(modality: 'audio' | 'video', time: number, payload: Uint8Array, options: FrameOptions): void {
     const seq = this.#seq[modality]++;
-    const data = encodeFrame({ modality, time, seq, payload, ...(options.bound && { bound: true }) });
+    const data = encodeFrame({ modality, time, seq, payload, bound: options.bound });
     this.#push({ modality, seq, time, data, sent: false });
   }
 

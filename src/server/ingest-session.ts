@@ -1,5 +1,5 @@
 import type { AnySourceEvent, Modality, StreamInput } from '../core/events.js';
-import { MAX_TIME_MICROS } from '../core/time.js';
+import { audioFrameTime, MAX_TIME_MICROS } from '../core/time.js';
 import {
   decodeFrame,
   describeZodError,
@@ -250,24 +250,18 @@ export class IngestSession {
       }
     }
     this.#accept(event);
-    // A frame flagged as a bound closes windows as a progress message at its end would (audio: its last sample's
-    // end, floored to the µs so that the next frame, stamped from the sample count, is never behind it).
-    if (frame.bound)
-      this.#emit({
-        control: 'progress',
-        streamId,
-        time:
-          event.modality === 'audio'
-            ? Math.min(
-                MAX_TIME_MICROS,
-                event.time +
-                  Math.floor(
-                    ((event.payload.samples.length / event.payload.channels) * 1e6) /
-                      event.payload.sampleRate,
-                  ),
-              )
-            : event.time,
-      });
+    // A frame flagged as a bound closes windows as a progress message at its end would (audio: where the next
+    // frame, stamped from the sample count, starts).
+    if (!frame.bound) return;
+    const end =
+      event.modality === 'audio'
+        ? audioFrameTime(
+            event.time,
+            event.payload.samples.length / event.payload.channels,
+            event.payload.sampleRate,
+          )
+        : event.time;
+    this.#emit({ control: 'progress', streamId, time: Math.min(MAX_TIME_MICROS, end) });
   }
 
   #requireModality(modality: 'audio' | 'video' | 'text' | 'label', subject: MessageIdentity = {}): void {
