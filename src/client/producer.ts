@@ -1,4 +1,5 @@
 import { encodeFrame } from '../core/frame.js';
+import { audioFrameTime } from '../core/time.js';
 import type { ErrorMessage, ReadyMessage } from '../server/protocol.js';
 import { type BackoffOptions, backoffDelay } from './backoff.js';
 import { drop, endpointUrl, OPEN, type SocketFactory, type SocketLike, socketFactory } from './socket.js';
@@ -139,7 +140,7 @@ export class Producer {
     const frames = samples.length / channels;
     this.#audioStart ??=
       (time ?? this.#clock()) - (time === undefined ? Math.round((frames * 1e6) / audio.sampleRate) : 0);
-    const at = time ?? this.#audioStart + Math.floor((this.#audioSamples * 1e6) / audio.sampleRate);
+    const at = time ?? audioFrameTime(this.#audioStart, this.#audioSamples, audio.sampleRate);
     this.#audioSamples += frames;
     this.#frame('audio', at, new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength), options);
   }
