@@ -331,21 +331,26 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
           address,
         });
       else
-        attachSubscriber(ws, subscriberLimits, {
-          hub,
-          openStreams: () => directory.list(),
-          welcome: () => ({
-            type: 'welcome',
-            version: PROTOCOL_VERSION,
-            versions: [...PROTOCOL_VERSIONS],
-            streams: directory.list(),
-            labels: [...pipeline.labels],
-            model: modelInfo,
-            heartbeatMs,
-          }),
-          dropped: (n) => metrics.subscriberDropped.inc(n),
-          rejected: (reason) => metrics.ingestRejected.inc({ reason }),
-        });
+        attachSubscriber(
+          ws,
+          subscriberLimits,
+          {
+            hub,
+            openStreams: () => directory.list(),
+            welcome: () => ({
+              type: 'welcome',
+              version: PROTOCOL_VERSION,
+              versions: [...PROTOCOL_VERSIONS],
+              streams: directory.list(),
+              labels: [...pipeline.labels],
+              model: modelInfo,
+              heartbeatMs,
+            }),
+            dropped: (n) => metrics.subscriberDropped.inc(n),
+            rejected: (reason) => metrics.ingestRejected.inc({ reason }),
+          },
+          socket,
+        );
     });
   });
 

@@ -1,6 +1,6 @@
 import { WebSocket } from 'ws';
 import { describeZodError, type ErrorMessage, type ServerMessage, subscribeSchema } from './protocol.js';
-import { Subscriber, type SubscriberLimits } from './subscriber.js';
+import { type Corkable, Subscriber, type SubscriberLimits } from './subscriber.js';
 import type { SubscriberHub } from './subscriber-hub.js';
 
 export interface SubscriberHooks {
@@ -15,14 +15,16 @@ export interface SubscriberHooks {
 
 /**
  * One subscriber socket: a bounded queue in the hub (see {@link Subscriber}), and its subscribe messages parsed and
- * validated; anything else is answered with an error naming the problem.
+ * validated; anything else is answered with an error naming the problem. `stream`: the upgraded socket under `ws`,
+ * so that what one turn sends goes out in one write.
  */
 export function attachSubscriber(
   ws: WebSocket,
   limits: SubscriberLimits,
   hooks: SubscriberHooks,
+  stream?: Corkable,
 ): Subscriber {
-  const subscriber = new Subscriber(ws, limits, hooks.dropped);
+  const subscriber = new Subscriber(ws, limits, hooks.dropped, undefined, stream);
   hooks.hub.add(subscriber);
   subscriber.send(hooks.welcome());
   const refuse = (code: string, message: string) => {

@@ -1,6 +1,12 @@
 import type { WebSocket } from 'ws';
 import type { ServerMessage } from './protocol.js';
 
+/** The byte stream under a subscriber's WebSocket (the upgraded socket), which can hold writes back until uncorked. */
+export interface Corkable {
+  cork(): void;
+  uncork(): void;
+}
+
 export interface SubscriberLimits {
   /** Messages queued for this subscriber while its socket is full; beyond it the oldest predictions are dropped. */
   readonly maxQueue: number;
@@ -21,13 +27,19 @@ export class Subscriber {
   #dropped = 0;
   #stalledSince: number | undefined;
   #closed = false;
+  #corked = false;
   droppedTotal = 0;
 
+  /**
+   * `stream`: the socket under `socket`; given, everything sent in one turn of the event loop (a shard's batch of
+   * predictions for many streams) leaves in one write instead of a system call per message.
+   */
   constructor(
     private readonly socket: WebSocket,
     private readonly limits: SubscriberLimits,
     private readonly onDrop: (n: number) => void = () => {},
     private readonly now: () => number = () => performance.now(),
+    private readonly stream?: Corkable,
   ) {}
 
   /** Which streams, and whether it gets their predictions (default) and their events (opt-in). */
@@ -76,6 +88,7 @@ export class Subscriber {
         text = JSON.stringify(message);
         this.#dropped = 0;
       }
+      this.#cork();
       this.socket.send(text, () => this.flush());
     }
     if (this.#queue.length === 0) {
@@ -95,5 +108,17 @@ export class Subscriber {
   close(): void {
     this.#closed = true;
     this.#queue = [];
+  }
+
+  /** Holds this turn's writes back and lets them go together once it ends (as Node's docs advise for cork). */
+  #cork(): void {
+    const stream = this.stream;
+    if (stream === undefined || this.#corked) return;
+    this.#corked = true;
+    stream.cork();
+    process.nextTick(() => {
+      this.#corked = false;
+      stream.uncork();
+    });
   }
 }
