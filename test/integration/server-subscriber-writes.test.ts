@@ -46,7 +46,7 @@ const prediction = (i: number): ServerMessage => ({
   windowStart: i * 500_000,
   windowEnd: (i + 1) * 500_000,
   scores: { speech: i / 100 },
-  present: ['audio'],
+  present: { audio: true },
   latencyMs: 1,
 });
 
