@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { wallClockMicros } from '../src/core/time.js';
 import { openProducers, sendFor, startServe } from './load.js';
+import { stageOf } from './stages.js';
 
 const SECONDS = 15;
 
@@ -25,36 +26,6 @@ interface CpuProfile {
   readonly nodes: readonly ProfileNode[];
   readonly samples: readonly number[];
   readonly timeDeltas: readonly number[];
-}
-
-/** The stage a sampled function belongs to, from its file (and, for V8's own, its name). */
-function stageOf({ functionName, url }: ProfileNode['callFrame']): string {
-  if (functionName === '(idle)') return 'idle';
-  if (functionName === '(garbage collector)') return 'garbage collection';
-  if (functionName === '(program)') return 'V8 and native (program)';
-  const rules: [RegExp, string][] = [
-    [/node_modules\/ws\//, 'WebSocket framing (ws)'],
-    [
-      /src\/server\/(protocol|ingest-session|producer-connection|request-guard)/,
-      'protocol parsing and validation',
-    ],
-    [/src\/server\/(subscriber|reply-limiter|heartbeat)/, 'fan-out to subscribers'],
-    [/src\/server\//, 'server, other'],
-    [/node_modules\/zod\//, 'protocol parsing and validation'],
-    [/src\/align\//, 'alignment'],
-    [/node_modules\/sharp\/|src\/features\/(decode|image)/, 'decode'],
-    [/src\/features\/|libsamplerate/, 'features'],
-    [/src\/model\/|@tensorflow/, 'model step'],
-    [/src\/pipeline\//, 'pipeline plumbing'],
-    [/node_modules\/rxjs\//, 'RxJS operators'],
-    [/node_modules\/(pino|prom-client)\//, 'logs and metrics'],
-    [/^wasm:/, 'features'], // the log-mel kernel (WebAssembly SIMD) and libsamplerate
-    [/^node:|^internal\//, 'Node core (net, streams, timers)'],
-  ];
-  for (const [re, stage] of rules) if (re.test(url)) return stage;
-  if (url === '')
-    return functionName === 'stringify' || functionName === 'parse' ? 'JSON' : 'V8 and native (program)';
-  return 'other';
 }
 
 /** Self time by stage over the load only: the last SECONDS of the profile but its final half second (shutdown). */
