@@ -43,7 +43,8 @@ function parseSamples(text: string): { tid: number; frames: Frame[] }[] {
 /** A JIT frame of node's perf map: `JS:*name file:///path:line:col` (`*` optimised, `^` baseline, `~` interpreted). */
 function jsFrame(frame: Frame): { functionName: string; url: string } | undefined {
   // WebAssembly (the log-mel kernel, libsamplerate): `JS:wasm-function[0]-0-turbofan`.
-  if (frame.symbol.startsWith('JS:wasm-function')) return { functionName: frame.symbol.slice(3), url: 'wasm:' };
+  if (frame.symbol.startsWith('JS:wasm-function'))
+    return { functionName: frame.symbol.slice(3), url: 'wasm:' };
   const m = /^JS:[*^~+]?(\S*)\s+(\S+)$/.exec(frame.symbol) ?? /^JS:[*^~+]?()(\S+)$/.exec(frame.symbol);
   return m ? { functionName: m[1] as string, url: m[2] as string } : undefined;
 }
@@ -51,8 +52,10 @@ function jsFrame(frame: Frame): { functionName: string; url: string } | undefine
 /** What a sample with no JavaScript on its stack was doing, from the native frames. */
 function nativeStage(frames: readonly Frame[]): string {
   const has = (re: RegExp) => frames.some((f) => re.test(f.symbol));
-  if (has(/Heap::|Scavenge|MarkCompact|Sweeper|GCTracer|ConcurrentMarking|MinorMC/)) return 'garbage collection';
-  if (has(/^uv__read$|^uv__stream_io$|OnUvRead|OnUvAlloc/)) return 'socket I/O outside JavaScript (libuv, kernel)';
+  if (has(/Heap::|Scavenge|MarkCompact|Sweeper|GCTracer|ConcurrentMarking|MinorMC/))
+    return 'garbage collection';
+  if (has(/^uv__read$|^uv__stream_io$|OnUvRead|OnUvAlloc/))
+    return 'socket I/O outside JavaScript (libuv, kernel)';
   if (has(/^uv__io_poll$|^epoll_pwait$/)) return 'waiting for events (epoll)';
   if (has(/Compile|Turbofan|Maglev|Sparkplug|OptimizingCompile/)) return 'V8 compiler';
   if (has(/MessagePort|worker::/)) return 'worker messages (native)';
