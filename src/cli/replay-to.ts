@@ -5,7 +5,7 @@ import { InvalidOptionError } from '../core/errors.js';
 import { type AnySourceEvent, isStreamControl, type StreamInput } from '../core/events.js';
 import { FlowCredit } from '../core/flow-credit.js';
 import type { Logger } from '../core/logger.js';
-import { type Micros, wallClockMicros } from '../core/time.js';
+import { audioFrameTime, type Micros, wallClockMicros } from '../core/time.js';
 import { type ReadOptions, RecordingReader } from '../record/recording-reader.js';
 import { replayInputs } from '../record/replay.js';
 
@@ -26,6 +26,8 @@ export interface ReplayToResult {
   readonly refused: Record<string, number>;
   /** µs added to every capture time (a whole number of the server's window hops). */
   readonly offset: Micros;
+  /** Progress bounds sent: riding on frames (frame flags), and as progress messages of their own. */
+  readonly bounds: { readonly frames: number; readonly messages: number };
 }
 
 /** Inputs the sender may hold at once: the reader waits beyond it (memory stays bounded at any speed). */
@@ -118,10 +120,34 @@ interface Live {
 }
 
 /**
+ * Whether a frame can also be its stream's progress bound (frame flags, docs/protocol.md), given the inputs read
+ * after it in capture-time order: a video frame's bound is its own time, always safe in time order; an audio frame's
+ * is its end, safe once the inputs ahead reach that end (or close the stream) with nothing else of the stream
+ * before it. A video frame of the same span comes after the audio frame that holds it, so at real-time speed, where
+ * nothing is read ahead, audio carries no bound and the periodic progress message stays.
+ */
+export function carriesBound(event: AnySourceEvent, ahead: readonly StreamInput[]): boolean {
+  if (event.modality === 'video') return true;
+  if (event.modality !== 'audio') return false;
+  const { samples, sampleRate, channels } = event.payload;
+  const end = audioFrameTime(event.time, samples.length / channels, sampleRate);
+  for (const next of ahead) {
+    if (isStreamControl(next)) {
+      if (next.streamId === event.streamId) return next.control === 'close';
+      continue;
+    }
+    if (next.time >= end) return true;
+    if (next.streamId === event.streamId) return false;
+  }
+  return false;
+}
+
+/**
  * `braid replay FILE --to ws://HOST:PORT/ingest`: plays a recording into a braid server as its live producers, one
  * braid/client producer per stream, opened before the stream's first event and closed after its last. Capture times
  * are shifted by a whole number of the server's window hops so the recording starts now (its windows hold what they
- * held in the recording); a progress bound goes out every 100 ms of capture time. The reader waits on the producers
+ * held in the recording); a progress bound goes out every 100 ms of capture time, or rides on the frames themselves
+ * where the server reads frame bounds and the inputs read ahead allow it ({@link carriesBound}). The reader waits on the producers
  * (their socket, the server's message rate), so nothing is lost for speed.
  */
 export async function replayToServer(file: string, options: ReplayToOptions): Promise<ReplayToResult> {
@@ -134,6 +160,7 @@ export async function replayToServer(file: string, options: ReplayToOptions): Pr
   const sent: Record<string, number> = {};
   const refused: Record<string, number> = {};
   const live = new Map<string, Live>();
+  const bounds = { frames: 0, messages: 0 };
   let offset: Micros | undefined;
 
   const onError = (streamId: string) => (error: ErrorMessage) => {
@@ -160,18 +187,24 @@ export async function replayToServer(file: string, options: ReplayToOptions): Pr
     live.set(streamId, { producer, gate: new RateGate(Math.max(1, rate * RATE_SHARE)), nextProgress: 0 });
   };
 
-  const send = async (event: AnySourceEvent): Promise<void> => {
+  const send = async (event: AnySourceEvent, ahead: readonly StreamInput[]): Promise<void> => {
     const l = live.get(event.streamId);
     if (!l) return;
     const time = event.time + (offset as number);
     while (l.producer.unsentBytes > MAX_UNSENT_BYTES) await new Promise((r) => setTimeout(r, 5));
     await l.gate.take();
+    // A frame that is its own bound saves the progress message (servers that read frame flags say so in ready).
+    const bound = l.producer.ready.accepts.frameBounds === true && carriesBound(event, ahead);
+    if (bound) {
+      bounds.frames++;
+      l.nextProgress = time + PROGRESS_EVERY;
+    }
     switch (event.modality) {
       case 'audio':
-        l.producer.sendAudio(event.payload.samples, time);
+        l.producer.sendAudio(event.payload.samples, time, { bound });
         break;
       case 'video':
-        l.producer.sendVideo(event.payload.data, time);
+        l.producer.sendVideo(event.payload.data, time, { bound });
         break;
       case 'text':
         l.producer.sendText(event.payload.text, time);
@@ -184,11 +217,12 @@ export async function replayToServer(file: string, options: ReplayToOptions): Pr
     if (time >= l.nextProgress) {
       await l.gate.take();
       l.producer.progress(time);
+      bounds.messages++;
       l.nextProgress = time + PROGRESS_EVERY;
     }
   };
 
-  const handle = async (input: StreamInput, first: Micros): Promise<void> => {
+  const handle = async (input: StreamInput, first: Micros, ahead: readonly StreamInput[]): Promise<void> => {
     if (isStreamControl(input)) {
       if (input.control === 'open') {
         await open(input.streamId);
@@ -211,7 +245,7 @@ export async function replayToServer(file: string, options: ReplayToOptions): Pr
       }
       return;
     }
-    await send(input as AnySourceEvent);
+    await send(input as AnySourceEvent, ahead);
   };
 
   const reader = await RecordingReader.open(file, options);
@@ -233,7 +267,7 @@ export async function replayToServer(file: string, options: ReplayToOptions): Pr
         await new Promise<void>((r) => (wake = r));
         continue;
       }
-      await handle(input, first);
+      await handle(input, first, queue);
       lane.give();
     }
   })();
@@ -266,5 +300,5 @@ export async function replayToServer(file: string, options: ReplayToOptions): Pr
     for (const l of live.values()) await l.producer.close().catch(() => undefined);
   }
   if (failure !== undefined) throw failure;
-  return { sent, refused, offset: offset ?? 0 };
+  return { sent, refused, offset: offset ?? 0, bounds };
 }

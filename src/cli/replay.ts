@@ -114,6 +114,7 @@ export function registerReplayCommand(program: Command): void {
           sent: result.sent,
           refused: result.refused,
           offset: result.offset,
+          bounds: result.bounds,
         },
         `${events} events of ${Object.keys(result.sent).length} stream(s) played into ${options.to}${refusals.length > 0 ? `, refused: ${refusals.map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}`,
       );
