@@ -96,7 +96,7 @@ def aggregates(values):
 
 
 def audio_descriptors(log_mel, x):
-    """flux, flatness, centroid, envelope, zcr, stationarity, harmonicity (src/features/audio-descriptors.ts) of a block x and its log-mel."""
+    """flux, flatness, centroid, envelope, zcr, stationarity, harmonicity, segments (src/features/audio-descriptors.ts) of a block x and its log-mel."""
     frames, bands = log_mel.shape
     power = np.exp(log_mel)
     flux = np.maximum(np.diff(log_mel, axis=0), 0).mean(axis=1) if frames > 1 else np.zeros(0)
@@ -124,7 +124,19 @@ def audio_descriptors(log_mel, x):
         return float(r.mean())
 
     return (ms(flux) + ms(flatness) + ms(centroid) + [float(energy.std()), low, modulation] + ms(zcr)
-            + [shape_correlation(5), shape_correlation(20)] + harmonicity(x))
+            + [shape_correlation(5), shape_correlation(20)] + harmonicity(x)
+            + segments(energy, flatness, centroid))
+
+
+def segments(energy, flatness, centroid, count=4):
+    """segments (src/features/audio-descriptors.ts): per quarter of the frames, mean ln energy, flatness, centroid."""
+    n = len(energy)
+    out = []
+    for k in range(count):
+        lo = (k * n) // count
+        hi = max(((k + 1) * n) // count, lo + 1)
+        out += [float(v[lo:hi].mean()) if n else 0.0 for v in (energy, flatness, centroid)]
+    return out
 
 
 def harmonicity(x, q=8, low_hz=80, high_hz=500, voiced_at=0.7):

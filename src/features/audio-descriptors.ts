@@ -17,8 +17,15 @@ export const AUDIO_DESCRIPTORS = [
   'zcr',
   'stationarity',
   'harmonicity',
+  'segments',
 ] as const;
 export type AudioDescriptor = (typeof AUDIO_DESCRIPTORS)[number];
+
+/**
+ * The segments descriptor cuts the window's frames into this many consecutive parts (125 ms each in a 500 ms window):
+ * a window's target is what plays at its end, and its mean and max cannot say whether a sound starts or stops in it.
+ */
+const SEGMENTS = 4;
 
 /** Values each descriptor writes, in the order written. */
 export const AUDIO_DESCRIPTOR_VALUES: Readonly<Record<AudioDescriptor, readonly string[]>> = {
@@ -29,6 +36,11 @@ export const AUDIO_DESCRIPTOR_VALUES: Readonly<Record<AudioDescriptor, readonly 
   zcr: ['zero-crossing rate mean', 'zero-crossing rate std'],
   stationarity: ['spectral shape correlation at 50 ms', 'spectral shape correlation at 200 ms'],
   harmonicity: ['harmonicity mean', 'harmonicity std', 'voiced share', 'voicing changes', 'pitch glide'],
+  segments: Array.from({ length: SEGMENTS }, (_, k) => [
+    `segment ${k + 1} log energy`,
+    `segment ${k + 1} flatness`,
+    `segment ${k + 1} centroid`,
+  ]).flat(),
 };
 
 /**
@@ -138,6 +150,33 @@ export function writeAudioDescriptors(
         out[o++] = voicing.glide;
         break;
       }
+      case 'segments':
+        o = writeSegments(perFrame, out, o);
+        break;
+    }
+  }
+  return o;
+}
+
+/**
+ * Per segment k of S, frames [⌊k·n/S⌋, max(⌊(k+1)·n/S⌋, ⌊k·n/S⌋ + 1)): the mean ln energy, flatness and centroid of its
+ * frames. A window of fewer frames than segments shares frames between them (one frame: all four are that frame);
+ * a window of none gives zeros.
+ */
+function writeSegments(perFrame: FrameSpectra, out: Float32Array, offset: number): number {
+  const n = perFrame.logEnergy.length;
+  let o = offset;
+  for (let k = 0; k < SEGMENTS; k++) {
+    const from = Math.floor((k * n) / SEGMENTS);
+    const to = Math.max(Math.floor(((k + 1) * n) / SEGMENTS), from + 1);
+    for (const values of [perFrame.logEnergy, perFrame.flatness, perFrame.centroid]) {
+      if (n === 0) {
+        out[o++] = 0;
+        continue;
+      }
+      let sum = 0;
+      for (let f = from; f < to; f++) sum += values[f] as number;
+      out[o++] = sum / (to - from);
     }
   }
   return o;

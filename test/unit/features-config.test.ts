@@ -69,9 +69,32 @@ describe('featureLayout', () => {
     expect(DEFAULT_FEATURE_CONFIG.audio.descriptors).not.toContain('harmonicity');
     const withHarmonicity = parseFeatureConfig({
       ...DEFAULT_FEATURE_CONFIG,
-      audio: { ...DEFAULT_FEATURE_CONFIG.audio, descriptors: [...AUDIO_DESCRIPTORS] },
+      audio: {
+        ...DEFAULT_FEATURE_CONFIG.audio,
+        descriptors: [...(DEFAULT_FEATURE_CONFIG.audio.descriptors ?? []), 'harmonicity'],
+      },
     });
     expect(featureLayout(withHarmonicity)).toMatchObject({ audio: 95 + 5, total: 178 + 5 });
+  });
+
+  it('adds twelve segment values (energy, flatness, centroid per quarter window) when named (opt-in)', () => {
+    expect(DEFAULT_FEATURE_CONFIG.audio.descriptors).not.toContain('segments');
+    const withSegments = parseFeatureConfig({
+      ...DEFAULT_FEATURE_CONFIG,
+      audio: {
+        ...DEFAULT_FEATURE_CONFIG.audio,
+        descriptors: [...(DEFAULT_FEATURE_CONFIG.audio.descriptors ?? []), 'segments'],
+      },
+    });
+    expect(featureLayout(withSegments)).toMatchObject({ audio: 95 + 12, total: 178 + 12 });
+    expect(
+      featureLayout(
+        parseFeatureConfig({
+          ...DEFAULT_FEATURE_CONFIG,
+          audio: { ...DEFAULT_FEATURE_CONFIG.audio, descriptors: [...AUDIO_DESCRIPTORS] },
+        }),
+      ),
+    ).toMatchObject({ audio: 95 + 5 + 12 });
   });
 
   it('follows the config', () => {
