@@ -8,6 +8,7 @@ import { parseFeatureConfig } from '../src/features/config.js';
 import { loadModel } from '../src/model/model-io.js';
 import { createModelParams } from '../src/model/tf-model.js';
 import { buildDataset } from '../src/train/dataset.js';
+import { operatingPoints } from '../src/train/operating-points.js';
 import { sequenceLogits, sigmoid } from '../src/train/recurrent.js';
 import { useTrainingBackend } from '../src/train/tf-setup.js';
 
@@ -37,12 +38,11 @@ interface Row {
   score: number;
   since: number; // µs since the latest speech onset at the window's end (Infinity: none in this window)
   prevScore: number;
-  prevLabel: number;
   rmsMax: number;
   voice: string;
 }
 const pos: Row[] = [];
-const neg: number[] = [];
+let distractorWindows = 0;
 const music: number[] = [];
 ds.sequences.forEach((s, i) => {
   const on = s.onsets?.speech ?? [];
@@ -60,7 +60,6 @@ ds.sequences.forEach((s, i) => {
         score,
         since,
         prevScore: w > 0 ? (sc[(w - 1) * L + sp] as number) : Number.NaN,
-        prevLabel: w > 0 ? (s.y[(w - 1) * L + sp] as number) : Number.NaN,
         rmsMax: s.x[w * ds.inputWidth + rmsMaxAt] as number,
         voice:
           (s.aux?.[w * aux.length + 2] ?? 0) > 0.5
@@ -70,15 +69,24 @@ ds.sequences.forEach((s, i) => {
               : 'other',
       });
     } else if (d > 0.5) {
-      neg.push(score);
+      distractorWindows++;
       if ((s.aux?.[w * aux.length + 1] ?? 0) > 0.5) music.push(score);
     }
   }
 });
-neg.sort((a, b) => b - a);
-const thr = neg[Math.floor(0.05 * neg.length)] as number;
+// The threshold `braid eval` reports for recall at 5 % FPR: the label is on above it.
+const points = operatingPoints(
+  ds.sequences.map((s, i) => ({
+    scores: scores[i] as Float32Array,
+    targets: s.y,
+    condition: Float32Array.from(s.windows, (_, w) => s.aux?.[w * aux.length] ?? Number.NaN),
+  })),
+  model.config.labels,
+  { fpr: 0.05, recall: 0.95 },
+);
+const thr = points.speech?.thresholdAtFpr ?? Number.NEGATIVE_INFINITY;
 console.log(
-  `positives ${pos.length}, distractor windows ${neg.length}, threshold at 5 % FPR ${thr.toFixed(3)}`,
+  `positives ${pos.length}, distractor windows ${distractorWindows}, threshold at 5 % FPR ${thr.toFixed(3)}`,
 );
 console.log(`music windows ${music.length}, above threshold ${music.filter((v) => v > thr).length}`);
 const bins: [string, (r: Row) => boolean][] = [
@@ -97,7 +105,8 @@ for (const [name, f] of bins) {
   );
 }
 // Interior misses: is the previous window speech too (a pause within a prompt)?
-const interior = pos.filter((r) => !Number.isFinite(r.since) && r.score <= thr);
+const interiorRows = pos.filter((r) => !Number.isFinite(r.since));
+const interior = interiorRows.filter((r) => r.score <= thr);
 console.log(
   `interior misses with previous window above threshold: ${interior.filter((r) => r.prevScore > thr).length}`,
 );
@@ -112,8 +121,8 @@ for (const cut of [100_000, 250_000, 500_000]) {
 
 const q = (v: number[], p: number) => v.sort((a, b) => a - b)[Math.floor(p * (v.length - 1))]?.toFixed(3);
 for (const [name, rows] of [
-  ['interior missed', pos.filter((r) => !Number.isFinite(r.since) && r.score <= thr)],
-  ['interior hit', pos.filter((r) => !Number.isFinite(r.since) && r.score > thr)],
+  ['interior missed', interior],
+  ['interior hit', interiorRows.filter((r) => r.score > thr)],
 ] as const) {
   const rm = rows.map((r) => r.rmsMax);
   console.log(`${name}: rms max p10/50/90 ${q(rm, 0.1)} ${q(rm, 0.5)} ${q(rm, 0.9)}`);

@@ -165,15 +165,16 @@ export function writeAudioDescriptors(
  */
 function writeSegments(perFrame: FrameSpectra, out: Float32Array, offset: number): number {
   const n = perFrame.logEnergy.length;
+  const end = offset + AUDIO_DESCRIPTOR_VALUES.segments.length;
+  if (n === 0) {
+    out.fill(0, offset, end);
+    return end;
+  }
   let o = offset;
   for (let k = 0; k < SEGMENTS; k++) {
     const from = Math.floor((k * n) / SEGMENTS);
     const to = Math.max(Math.floor(((k + 1) * n) / SEGMENTS), from + 1);
     for (const values of [perFrame.logEnergy, perFrame.flatness, perFrame.centroid]) {
-      if (n === 0) {
-        out[o++] = 0;
-        continue;
-      }
       let sum = 0;
       for (let f = from; f < to; f++) sum += values[f] as number;
       out[o++] = sum / (to - from);

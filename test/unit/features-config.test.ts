@@ -30,6 +30,11 @@ function mismatchMessage(expected: FeatureConfig, actual: FeatureConfig): string
   throw new Error('expected a feature mismatch');
 }
 
+/** The default config with these audio descriptors, parsed as a --features file is. */
+const withAudioDescriptors = (descriptors: readonly string[]): FeatureConfig =>
+  parseFeatureConfig({ ...DEFAULT_FEATURE_CONFIG, audio: { ...DEFAULT_FEATURE_CONFIG.audio, descriptors } });
+const defaultDescriptors = DEFAULT_FEATURE_CONFIG.audio.descriptors ?? [];
+
 describe('featureLayout', () => {
   it('gives the default dimensions: 95 audio, 13 video, 67 text, 3 mask', () => {
     expect(featureLayout(DEFAULT_FEATURE_CONFIG)).toEqual({
@@ -67,34 +72,19 @@ describe('featureLayout', () => {
 
   it('adds the five harmonicity values when a config names it (opt-in: not in the default)', () => {
     expect(DEFAULT_FEATURE_CONFIG.audio.descriptors).not.toContain('harmonicity');
-    const withHarmonicity = parseFeatureConfig({
-      ...DEFAULT_FEATURE_CONFIG,
-      audio: {
-        ...DEFAULT_FEATURE_CONFIG.audio,
-        descriptors: [...(DEFAULT_FEATURE_CONFIG.audio.descriptors ?? []), 'harmonicity'],
-      },
+    expect(featureLayout(withAudioDescriptors([...defaultDescriptors, 'harmonicity']))).toMatchObject({
+      audio: 95 + 5,
+      total: 178 + 5,
     });
-    expect(featureLayout(withHarmonicity)).toMatchObject({ audio: 95 + 5, total: 178 + 5 });
   });
 
   it('adds twelve segment values (energy, flatness, centroid per quarter window) when named (opt-in)', () => {
     expect(DEFAULT_FEATURE_CONFIG.audio.descriptors).not.toContain('segments');
-    const withSegments = parseFeatureConfig({
-      ...DEFAULT_FEATURE_CONFIG,
-      audio: {
-        ...DEFAULT_FEATURE_CONFIG.audio,
-        descriptors: [...(DEFAULT_FEATURE_CONFIG.audio.descriptors ?? []), 'segments'],
-      },
+    expect(featureLayout(withAudioDescriptors([...defaultDescriptors, 'segments']))).toMatchObject({
+      audio: 95 + 12,
+      total: 178 + 12,
     });
-    expect(featureLayout(withSegments)).toMatchObject({ audio: 95 + 12, total: 178 + 12 });
-    expect(
-      featureLayout(
-        parseFeatureConfig({
-          ...DEFAULT_FEATURE_CONFIG,
-          audio: { ...DEFAULT_FEATURE_CONFIG.audio, descriptors: [...AUDIO_DESCRIPTORS] },
-        }),
-      ),
-    ).toMatchObject({ audio: 95 + 5 + 12 });
+    expect(featureLayout(withAudioDescriptors([...AUDIO_DESCRIPTORS]))).toMatchObject({ audio: 95 + 5 + 12 });
   });
 
   it('follows the config', () => {
