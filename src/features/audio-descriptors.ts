@@ -101,7 +101,12 @@ export function writeAudioDescriptors(
   offset: number,
 ): number {
   const framesPerSecond = sampleRate / samples.hopLength;
-  const perFrame = frameSpectra(frames);
+  // Not every descriptor needs the per-frame spectra; those that do share one pass over the frames.
+  let spectra: FrameSpectra | undefined;
+  const perFrame = (): FrameSpectra => {
+    spectra ??= frameSpectra(frames);
+    return spectra;
+  };
   let o = offset;
   for (const descriptor of descriptors) {
     switch (descriptor) {
@@ -112,19 +117,19 @@ export function writeAudioDescriptors(
         break;
       }
       case 'flatness': {
-        const [mean, std] = meanStd(perFrame.flatness);
+        const [mean, std] = meanStd(perFrame().flatness);
         out[o++] = mean;
         out[o++] = std;
         break;
       }
       case 'centroid': {
-        const [mean, std] = meanStd(perFrame.centroid);
+        const [mean, std] = meanStd(perFrame().centroid);
         out[o++] = mean;
         out[o++] = std;
         break;
       }
       case 'envelope': {
-        const envelope = perFrame.logEnergy;
+        const envelope = perFrame().logEnergy;
         out[o++] = meanStd(envelope)[1];
         out[o++] = lowEnergyShare(envelope);
         out[o++] = modulationShare(envelope, framesPerSecond);
@@ -151,7 +156,7 @@ export function writeAudioDescriptors(
         break;
       }
       case 'segments':
-        o = writeSegments(perFrame, out, o);
+        o = writeSegments(perFrame(), out, o);
         break;
     }
   }
