@@ -175,11 +175,12 @@ function writeSegments(perFrame: FrameSpectra, out: Float32Array, offset: number
     out.fill(0, offset, end);
     return end;
   }
+  const series = [perFrame.logEnergy, perFrame.flatness, perFrame.centroid];
   let o = offset;
   for (let k = 0; k < SEGMENTS; k++) {
     const from = Math.floor((k * n) / SEGMENTS);
     const to = Math.max(Math.floor(((k + 1) * n) / SEGMENTS), from + 1);
-    for (const values of [perFrame.logEnergy, perFrame.flatness, perFrame.centroid]) {
+    for (const values of series) {
       let sum = 0;
       for (let f = from; f < to; f++) sum += values[f] as number;
       out[o++] = sum / (to - from);
