@@ -13,6 +13,7 @@ const ALL = [
   'replay',
   'server',
   'handoff',
+  'alloc',
   'profile',
   'cluster',
 ];

@@ -386,21 +386,26 @@ function shapeCorrelation({ rows, stride, frames, bands }: FrameRows, lag: numbe
 function meanStd(values: Float64Array): [number, number] {
   const n = values.length;
   if (n === 0) return [0, 0];
+  // Indexed loops here and below: for…of over a typed array allocates per element on this path (see variance in
+  // video-descriptors.ts).
   let sum = 0;
-  for (const v of values) sum += v;
+  for (let i = 0; i < n; i++) sum += values[i] as number;
   const mean = sum / n;
   let squares = 0;
-  for (const v of values) squares += (v - mean) * (v - mean);
+  for (let i = 0; i < n; i++) {
+    const d = (values[i] as number) - mean;
+    squares += d * d;
+  }
   return [mean, Math.sqrt(squares / n)];
 }
 
 function lowEnergyShare(logEnergy: Float64Array): number {
   const n = logEnergy.length;
   let mean = 0;
-  for (const e of logEnergy) mean += Math.exp(e);
+  for (let f = 0; f < n; f++) mean += Math.exp(logEnergy[f] as number);
   const threshold = Math.log((LOW_ENERGY_SHARE * mean) / n);
   let low = 0;
-  for (const e of logEnergy) if (e < threshold) low++;
+  for (let f = 0; f < n; f++) if ((logEnergy[f] as number) < threshold) low++;
   return low / n;
 }
 
@@ -433,7 +438,7 @@ function modulationShare(logEnergy: Float64Array, framesPerSecond: number): numb
   const n = logEnergy.length;
   if (n < 4) return 0;
   let mean = 0;
-  for (const e of logEnergy) mean += e;
+  for (let f = 0; f < n; f++) mean += logEnergy[f] as number;
   mean /= n;
   const { cos, sin } = dftTable(n);
   let total = 0;
