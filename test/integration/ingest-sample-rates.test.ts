@@ -28,10 +28,15 @@ const T0 = 1_700_000_000_000_000;
  * windowing it is served with (2026-12-01, hidden 128) is more sensitive to that band: 0.005–0.009 for stereo,
  * 0.030–0.033 at 44.1 and 48 kHz over two runs. The model of 2026-12-02 (descriptors of how the sound moves over the
  * window: the zero-crossing rate and the spectral flux follow the top of the band, where the two resamplers' filters
- * differ) more so: 0.028–0.036 for stereo, 0.066–0.098 at 44.1 and 48 kHz over two runs (sox dithers the test files
- * anew each run). About 1.3 times the largest of those.
+ * differ) more so: 0.028–0.036 for stereo, 0.066–0.098 at 44.1 and 48 kHz over two runs (sox dithered the test files
+ * anew each run; it now runs repeatably, -R: 0.043 stereo, 0.075–0.104 at 44.1 and 48 kHz). The model of 2026-12-03
+ * (360 training sessions): 0.093 stereo, 0.067–0.161 at 44.1 and 48 kHz, the largest always in the window where the
+ * speech starts (score 0.51 at 16 kHz mono, 0.35–0.47 in the others), the one window on the steep part of the curve.
+ * About 1.25 times the largest; and every window the reference scores clearly (below 0.3 or above 0.7) must be on the
+ * same side of 0.5 in every variant.
  */
-const TOLERANCE = 0.13;
+const TOLERANCE = 0.2;
+const CLEAR = 0.2;
 
 let server: BraidServer;
 let pipeline: PredictionPipelineRunner;
@@ -54,6 +59,7 @@ afterAll(async () => {
 function pcm(rate: number, channels: number): Int16Array {
   const out = join(dir, `speech-${rate}-${channels}.raw`);
   execFileSync('sox', [
+    '-R', // repeatable: the same dither on every run, so the figures below do not move from run to run
     join(dir, 'speech.wav'),
     '-r',
     String(rate),
@@ -131,7 +137,17 @@ describe.skipIf(!tools)('audio at any rate, mono or stereo, is resampled for the
       const scores = await speechScores(rate, channels);
       expect([...scores.keys()]).toEqual([...reference.keys()]);
       let max = 0;
-      for (const [index, score] of scores) max = Math.max(max, Math.abs(score - reference.get(index)!));
+      for (const [index, score] of scores) {
+        const expected = reference.get(index)!;
+        max = Math.max(max, Math.abs(score - expected));
+        if (Math.abs(expected - 0.5) > CLEAR)
+          expect({ rate, channels, index, speech: score >= 0.5 }).toEqual({
+            rate,
+            channels,
+            index,
+            speech: expected >= 0.5,
+          });
+      }
       worst[`${rate}/${channels}`] = max;
     }
     console.log(`largest speech-score difference from 16 kHz mono: ${JSON.stringify(worst)}`);
