@@ -9,6 +9,8 @@
  * times a second, with a pitch that glides (harmonicity); an instrument's note is periodic throughout and holds its
  * pitch.
  */
+import { meanOf, varianceAbout } from './moments.js';
+
 export const AUDIO_DESCRIPTORS = [
   'flux',
   'flatness',
@@ -384,21 +386,12 @@ function shapeCorrelation({ rows, stride, frames, bands }: FrameRows, lag: numbe
 }
 
 function meanStd(values: Float64Array): [number, number] {
-  const n = values.length;
-  if (n === 0) return [0, 0];
-  // Indexed loops here and below: for…of over a typed array allocates per element on this path (see variance in
-  // video-descriptors.ts).
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += values[i] as number;
-  const mean = sum / n;
-  let squares = 0;
-  for (let i = 0; i < n; i++) {
-    const d = (values[i] as number) - mean;
-    squares += d * d;
-  }
-  return [mean, Math.sqrt(squares / n)];
+  if (values.length === 0) return [0, 0];
+  const m = meanOf(values);
+  return [m, Math.sqrt(varianceAbout(values, m))];
 }
 
+// An indexed loop, as in moments.ts: for…of over a typed array allocates per element on this path.
 function lowEnergyShare(logEnergy: Float64Array): number {
   const n = logEnergy.length;
   let mean = 0;
@@ -437,9 +430,7 @@ function dftTable(n: number): { cos: Float64Array; sin: Float64Array } {
 function modulationShare(logEnergy: Float64Array, framesPerSecond: number): number {
   const n = logEnergy.length;
   if (n < 4) return 0;
-  let mean = 0;
-  for (let f = 0; f < n; f++) mean += logEnergy[f] as number;
-  mean /= n;
+  const mean = meanOf(logEnergy);
   const { cos, sin } = dftTable(n);
   let total = 0;
   let band = 0;

@@ -6,6 +6,8 @@
  * independent from pixel to pixel and averages out there, a moving object does not: a still but noisy camera has a low
  * coarse-over-fine ratio, a moving scene one near 1). Computed on the thumbnail grid, per consecutive pair.
  */
+import { meanOf, varianceAbout } from './moments.js';
+
 export const VIDEO_DESCRIPTORS = ['contrast-motion', 'global-motion', 'coarse-motion'] as const;
 export type VideoDescriptor = (typeof VIDEO_DESCRIPTORS)[number];
 
@@ -65,7 +67,9 @@ export class MotionDescriptors {
    * difference (the featurizer's motion, `meanAbsDifference(current, previous)`: the unshifted candidate).
    */
   addPair(previous: Float64Array, current: Float64Array, still: number): void {
-    const contrast = Math.sqrt((variance(previous) + variance(current)) / 2) + CONTRAST_FLOOR;
+    const contrast =
+      Math.sqrt((varianceAbout(previous, meanOf(previous)) + varianceAbout(current, meanOf(current))) / 2) +
+      CONTRAST_FLOOR;
     let best = still;
     let bestShift = 0;
     for (let dy = -MAX_SHIFT; dy <= MAX_SHIFT; dy++) {
@@ -142,21 +146,6 @@ export function meanAbsDifference(a: Float64Array, b: Float64Array): number {
   let sum = 0;
   for (let i = 0; i < a.length; i++) sum += Math.abs((a[i] as number) - (b[i] as number));
   return sum / a.length;
-}
-
-function variance(values: Float64Array): number {
-  // Indexed loops: for…of over a typed array allocated an iterator result per element here (a heap profile put this
-  // function at 43 % of a shard's allocation), feeding the GC pauses behind the latency tail.
-  const n = values.length;
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += values[i] as number;
-  const mean = sum / n;
-  let squares = 0;
-  for (let i = 0; i < n; i++) {
-    const d = (values[i] as number) - mean;
-    squares += d * d;
-  }
-  return squares / n;
 }
 
 /** Mean |current(x + dx, y + dy) − previous(x, y)| over the pixels where both exist. */
