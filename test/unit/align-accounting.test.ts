@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { collectEvents } from '../../src/align/aggregator.js';
@@ -141,6 +143,32 @@ describe('aligner buffer accounting', () => {
     expect(buffer.bytes).toBe(8000);
     expect(buffer.releaseBefore(4500)).toBe(1500);
     expect(buffer.recount()).toEqual({ events: 500, bytes: 2000 });
+  });
+
+  it('lets go of the events it released at once, not at its next compaction', async () => {
+    // A released slot once kept its event (and payload) until the array was compacted, after more than 1,024 of them:
+    // ~20 s of every stream's audio frames lived on into the old generation and set off a major GC every second.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const buffer = new SourceBuffer();
+    const frames: WeakRef<Int16Array>[] = [];
+    for (let i = 0; i < 40; i++) {
+      const samples = new Int16Array(320);
+      frames.push(new WeakRef(samples));
+      buffer.insert({
+        streamId: 's',
+        modality: 'audio',
+        time: i,
+        seq: i,
+        payload: { sampleRate: 16000, channels: 1, samples },
+      });
+    }
+    expect(buffer.releaseBefore(30)).toBe(30); // too few to compact
+    await new Promise((resolve) => setImmediate(resolve)); // a WeakRef holds its target until the job that made it ends
+    gc();
+    expect(frames.filter((f, i) => i < 30 && f.deref() !== undefined)).toHaveLength(0);
+    expect(frames.filter((f, i) => i >= 30 && f.deref() !== undefined)).toHaveLength(10);
+    expect(buffer.range(0, 40).map((e) => e.seq)).toEqual([30, 31, 32, 33, 34, 35, 36, 37, 38, 39]);
   });
 
   it('stays exact over a long run with many compactions (300,000 inputs)', () => {
