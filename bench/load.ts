@@ -133,26 +133,29 @@ export class LoadGenerator {
     return sent;
   }
 
+  // Tick k is sent at its capture time: what it sends was captured before that instant, as a device can only send
+  // what it has captured. (Until 2026-12-03 each tick sent the 10 ms after it too — audio up to and progress bounds
+  // at time + 10 ms — so every latency measured with this generator read 10 ms short.)
   #send(ws: WebSocket, i: number, time: number, tick: number): void {
     if (this.#framing === 'progress')
-      ws.send(encodeFrame({ modality: 'audio', time, seq: tick, payload: pcm10 }));
+      ws.send(encodeFrame({ modality: 'audio', time: time - 10_000, seq: tick, payload: pcm10 }));
     if (tick % 10 === i % 10) ws.send(encodeFrame({ modality: 'video', time, seq: tick, payload: frame }));
     if (tick % 170 === i % 170)
       ws.send(JSON.stringify({ type: 'text', time, seq: tick, text: 'typing away' }));
     if (tick % 2 === 0) return;
     if (this.#framing === 'bounds')
-      // Last, as its bound promises: the 20 ms frame ending at the next tick, after this tick's video and text.
+      // Last, as its bound promises: the 20 ms frame ending now, after this tick's video and text.
       ws.send(
         encodeFrame({
           modality: 'audio',
-          time: time - 10_000,
+          time: time - 20_000,
           seq: (tick - 1) / 2,
           payload: pcm20,
           bound: true,
         }),
       );
-    // As the demo page did every 20 ms: everything captured before the next tick has been sent.
-    else ws.send(JSON.stringify({ type: 'progress', time: time + 10_000 }));
+    // As the demo page did every 20 ms: everything captured before now has been sent.
+    else ws.send(JSON.stringify({ type: 'progress', time }));
   }
 }
 
