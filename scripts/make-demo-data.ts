@@ -426,7 +426,7 @@ const int =
 const program = new Command('make-demo-data')
   .description('Build labelled demo sessions (MCAP) from Debian speech prompts and OpenCV sample clips')
   .option('--out <dir>', 'where train/ and test/ sessions go', 'data')
-  .option('--train <n>', 'training sessions', int('train'), 360)
+  .option('--train <n>', 'training sessions', int('train'), 720)
   .option('--test <n>', 'held-out sessions', int('test'), 60)
   .option('--seconds <s>', 'length of each session', int('seconds'), 60)
   .option('--seed <n>', 'seed for the session timelines', int('seed'), 7)

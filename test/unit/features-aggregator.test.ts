@@ -229,7 +229,7 @@ describe('fuseWindowFeatures', () => {
       expect.objectContaining({ code: 'BRAID_ERR_FEATURE_MISMATCH' }) as BraidError,
     );
     expect(() => fuseWindowFeatures(window, DEFAULT_FEATURE_CONFIG)).toThrow(
-      /audio features have 10 values.*needs 95/,
+      /audio features have 10 values.*needs 100/,
     );
   });
 

@@ -36,13 +36,15 @@ const withAudioDescriptors = (descriptors: readonly string[]): FeatureConfig =>
 const defaultDescriptors = DEFAULT_FEATURE_CONFIG.audio.descriptors ?? [];
 
 describe('featureLayout', () => {
-  it('gives the default dimensions: 95 audio, 13 video, 67 text, 3 mask', () => {
+  it('gives the default dimensions: 100 audio, 13 video, 67 text, 3 mask', () => {
     expect(featureLayout(DEFAULT_FEATURE_CONFIG)).toEqual({
-      audio: 82 + 13, // log-mel and RMS aggregates, then flux, flatness, centroid (2 each), envelope (3), zcr, stationarity (2 each)
+      // log-mel and RMS aggregates, then flux, flatness, centroid (2 each), envelope (3), zcr, stationarity (2 each),
+      // harmonicity (5)
+      audio: 82 + 13 + 5,
       video: 6 + 7, // no thumbnail; six scalars, then contrast (2), global (3) and coarse motion (2)
       text: 67,
       mask: 3,
-      total: 178,
+      total: 183,
     });
   });
 
@@ -70,21 +72,21 @@ describe('featureLayout', () => {
     expect(() => parseFeatureConfig(unknown)).toThrow(/features\.video\.descriptors/);
   });
 
-  it('adds the five harmonicity values when a config names it (opt-in: not in the default)', () => {
-    expect(DEFAULT_FEATURE_CONFIG.audio.descriptors).not.toContain('harmonicity');
-    expect(featureLayout(withAudioDescriptors([...defaultDescriptors, 'harmonicity']))).toMatchObject({
-      audio: 95 + 5,
-      total: 178 + 5,
+  it('has the five harmonicity values last in the default, and leaves them out when a config does', () => {
+    expect(defaultDescriptors.at(-1)).toBe('harmonicity');
+    expect(featureLayout(withAudioDescriptors(defaultDescriptors.filter((d) => d !== 'harmonicity')))).toMatchObject({
+      audio: 100 - 5,
+      total: 183 - 5,
     });
   });
 
   it('adds twelve segment values (energy, flatness, centroid per quarter window) when named (opt-in)', () => {
     expect(DEFAULT_FEATURE_CONFIG.audio.descriptors).not.toContain('segments');
     expect(featureLayout(withAudioDescriptors([...defaultDescriptors, 'segments']))).toMatchObject({
-      audio: 95 + 12,
-      total: 178 + 12,
+      audio: 100 + 12,
+      total: 183 + 12,
     });
-    expect(featureLayout(withAudioDescriptors([...AUDIO_DESCRIPTORS]))).toMatchObject({ audio: 95 + 5 + 12 });
+    expect(featureLayout(withAudioDescriptors([...AUDIO_DESCRIPTORS]))).toMatchObject({ audio: 100 + 12 });
   });
 
   it('follows the config', () => {

@@ -78,7 +78,7 @@ const ALL_AGGREGATES: FeatureConfig = {
     ...DEFAULT_FEATURE_CONFIG.audio,
     melAggregates: ['mean', 'max', 'min', 'std'],
     rmsAggregates: ['mean', 'max', 'min', 'std'],
-    // Every descriptor, the default ones and the opt-in harmonicity, in the reference's order.
+    // Every descriptor, the default ones and the opt-in segments, in the reference's order.
     descriptors: [...AUDIO_DESCRIPTORS],
   },
 };
@@ -167,7 +167,7 @@ describe('audio features through the aggregator (default kernel)', () => {
       ...window.mel.max,
       ...window.rms.mean,
       ...window.rms.max,
-      // The default descriptors come first in the reference; harmonicity, opt-in, after them.
+      // The reference lists every descriptor in the default's order (segments, opt-in, last).
       ...window.descriptors.slice(0, audioDescriptorSize(DEFAULT_FEATURE_CONFIG.audio.descriptors)),
     ];
     expect(maxAbsDifference(aggregator.aggregate('audio', events, bounds), expected)).toBeLessThan(
