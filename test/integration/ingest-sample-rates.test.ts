@@ -52,7 +52,15 @@ beforeAll(async () => {
   // beds). espeak-ng's pauses are digital silence, which after conversion is only sox's dither: one dither against
   // two channels' averaged moved a pause window's score 0.29 → 0.51 with the model of 2026-12-03 (720 sessions),
   // whose harmonicity, like any normalised autocorrelation, does not care how quiet a periodic signal is.
-  execFileSync('sox', ['-R', join(dir, 'voice.wav'), join(dir, 'floor.wav'), 'synth', 'whitenoise', 'vol', '0.0005']);
+  execFileSync('sox', [
+    '-R',
+    join(dir, 'voice.wav'),
+    join(dir, 'floor.wav'),
+    'synth',
+    'whitenoise',
+    'vol',
+    '0.0005',
+  ]);
   execFileSync('sox', ['-R', '-m', join(dir, 'voice.wav'), join(dir, 'floor.wav'), join(dir, 'speech.wav')]);
   pipeline = await demoPipelineForTests();
   server = await startServer({ pipeline, port: 0, messagesPerSecond: 100_000 });

@@ -74,7 +74,9 @@ describe('featureLayout', () => {
 
   it('has the five harmonicity values last in the default, and leaves them out when a config does', () => {
     expect(defaultDescriptors.at(-1)).toBe('harmonicity');
-    expect(featureLayout(withAudioDescriptors(defaultDescriptors.filter((d) => d !== 'harmonicity')))).toMatchObject({
+    expect(
+      featureLayout(withAudioDescriptors(defaultDescriptors.filter((d) => d !== 'harmonicity'))),
+    ).toMatchObject({
       audio: 100 - 5,
       total: 183 - 5,
     });
