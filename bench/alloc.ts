@@ -19,6 +19,7 @@ import { loadModel, modelId, saveModel } from '../src/model/model-io.js';
 import { PredictionPipelineRunner } from '../src/pipeline/prediction-pipeline.js';
 import { decodeInputs, encodeInputs } from '../src/shards/input-batch.js';
 import { untrainedModel } from '../test/helpers/demo-pipeline.js';
+import { tickMessages } from './load.js';
 import { stageOf } from './stages.js';
 
 const STREAMS = Number(process.argv[2] ?? 128);
@@ -31,24 +32,26 @@ const frame = new Uint8Array(64 * 48).map((_, i) => i & 255);
 /** Every stream's inputs of one 10 ms tick, as bench/load.ts sends them (and the ingest session turns them into). */
 function tickInputs(tick: number): StreamInput[] {
   const out: StreamInput[] = [];
+  const time = T0 + tick * 10_000;
   for (let i = 0; i < STREAMS; i++) {
     const streamId = `load-${i}`;
-    const time = T0 + tick * 10_000;
-    if (tick % 10 === i % 10)
-      out.push({
-        streamId,
-        modality: 'video',
-        time,
-        seq: tick,
-        payload: { format: 'gray', width: 64, height: 48, data: frame.slice() },
-      });
-    if (tick % 170 === i % 170)
-      out.push({ streamId, modality: 'text', time, seq: tick, payload: { text: 'typing away' } });
-    if (tick % 2 === 0) continue;
-    const start = time - 10_000;
-    const payload = { sampleRate: 16_000, channels: 1, samples: pcm20.slice() };
-    out.push({ streamId, modality: 'audio', time: start, seq: (tick - 1) / 2, payload });
-    out.push({ control: 'progress', streamId, time: time + 10_000 });
+    for (const m of tickMessages('bounds', i, time, tick))
+      if (m.kind === 'video')
+        out.push({
+          streamId,
+          modality: 'video',
+          time: m.time,
+          seq: m.seq,
+          payload: { format: 'gray', width: 64, height: 48, data: frame.slice() },
+        });
+      else if (m.kind === 'text')
+        out.push({ streamId, modality: 'text', time: m.time, seq: m.seq, payload: { text: 'typing away' } });
+      else if (m.kind === 'audio') {
+        const payload = { sampleRate: 16_000, channels: 1, samples: pcm20.slice() };
+        out.push({ streamId, modality: 'audio', time: m.time, seq: m.seq, payload });
+        // A bounded frame is its own progress bound, at its end.
+        out.push({ control: 'progress', streamId, time: m.time + 20_000 });
+      }
   }
   return out;
 }

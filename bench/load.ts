@@ -133,30 +133,51 @@ export class LoadGenerator {
     return sent;
   }
 
-  // Tick k is sent at its capture time: what it sends was captured before that instant, as a device can only send
-  // what it has captured. (Until 2026-12-03 each tick sent the 10 ms after it too — audio up to and progress bounds
-  // at time + 10 ms — so every latency measured with this generator read 10 ms short.)
   #send(ws: WebSocket, i: number, time: number, tick: number): void {
-    if (this.#framing === 'progress')
-      ws.send(encodeFrame({ modality: 'audio', time: time - 10_000, seq: tick, payload: pcm10 }));
-    if (tick % 10 === i % 10) ws.send(encodeFrame({ modality: 'video', time, seq: tick, payload: frame }));
-    if (tick % 170 === i % 170)
-      ws.send(JSON.stringify({ type: 'text', time, seq: tick, text: 'typing away' }));
-    if (tick % 2 === 0) return;
-    if (this.#framing === 'bounds')
-      // Last, as its bound promises: the 20 ms frame ending now, after this tick's video and text.
-      ws.send(
-        encodeFrame({
-          modality: 'audio',
-          time: time - 20_000,
-          seq: (tick - 1) / 2,
-          payload: pcm20,
-          bound: true,
-        }),
-      );
-    // As the demo page did every 20 ms: everything captured before now has been sent.
-    else ws.send(JSON.stringify({ type: 'progress', time }));
+    for (const m of tickMessages(this.#framing, i, time, tick))
+      if (m.kind === 'audio')
+        ws.send(
+          encodeFrame({
+            modality: 'audio',
+            time: m.time,
+            seq: m.seq,
+            payload: m.bound ? pcm20 : pcm10,
+            ...(m.bound && { bound: true }),
+          }),
+        );
+      else if (m.kind === 'video')
+        ws.send(encodeFrame({ modality: 'video', time: m.time, seq: m.seq, payload: frame }));
+      else if (m.kind === 'text')
+        ws.send(JSON.stringify({ type: 'text', time: m.time, seq: m.seq, text: 'typing away' }));
+      else ws.send(JSON.stringify({ type: 'progress', time: m.time }));
   }
+}
+
+/** One message of a producer's tick: the schedule both the wire (LoadGenerator) and bench/alloc.ts's inputs follow. */
+export type TickMessage =
+  | { readonly kind: 'audio'; readonly time: number; readonly seq: number; readonly bound: boolean }
+  | { readonly kind: 'video' | 'text'; readonly time: number; readonly seq: number }
+  | { readonly kind: 'progress'; readonly time: number };
+
+/**
+ * What producer `i` sends at tick `tick` (capture time `time`), in order. Only what was captured before `time`: a
+ * device can only send what it has captured. (Until 2026-12-03 each tick sent the 10 ms after it too — audio up to
+ * and progress bounds at time + 10 ms — so every latency measured with this generator read 10 ms short.) Audio is
+ * 10 ms frames and a progress bound every 20 ms (`progress`), or 20 ms frames that are their own bound (`bounds`),
+ * sent last, as the bound promises, after the tick's video and text.
+ */
+export function tickMessages(framing: Framing, i: number, time: number, tick: number): TickMessage[] {
+  const out: TickMessage[] = [];
+  if (framing === 'progress') out.push({ kind: 'audio', time: time - 10_000, seq: tick, bound: false });
+  if (tick % 10 === i % 10) out.push({ kind: 'video', time, seq: tick });
+  if (tick % 170 === i % 170) out.push({ kind: 'text', time, seq: tick });
+  if (tick % 2 === 1)
+    out.push(
+      framing === 'bounds'
+        ? { kind: 'audio', time: time - 20_000, seq: (tick - 1) / 2, bound: true }
+        : { kind: 'progress', time },
+    );
+  return out;
 }
 
 /** Sends in real time from capture time t0 until `seconds` of capture are sent by every producer. */
