@@ -27,6 +27,8 @@ export interface SessionOptions {
   readonly reader: BraidRedis;
   /** The lease's fencing token: every commit is refused once another owner holds the partition. */
   readonly token: string;
+  /** The lease's length (ms): a commit that finds it lapsed, and nobody's since, takes it back for this long. */
+  readonly leaseMs: number;
   /** A fresh pipeline for this partition's streams (the one `serve` runs, with credits so nothing drops). */
   readonly pipeline: PredictionPipelineRunner;
   readonly log: Logger;
@@ -43,6 +45,8 @@ export interface SessionCounters {
   predictions: number;
   /** Commits refused because another worker holds the lease now (the run ends at the first). */
   fencedCommits: number;
+  /** Leases found lapsed (the worker stalled past them) and taken back, no token having been handed out since. */
+  leaseReclaims: number;
   /** Commits that failed (Redis away) and were sent again. */
   commitRetries: number;
   /** Sessions of streams carried on from a checkpoint's cut, and sessions run again from their first entry. */
@@ -59,6 +63,7 @@ export const zeroCounters = (): SessionCounters => ({
   commits: 0,
   predictions: 0,
   fencedCommits: 0,
+  leaseReclaims: 0,
   commitRetries: 0,
   streamsResumed: 0,
   streamsRebuilt: 0,
@@ -327,6 +332,15 @@ export class PartitionSession {
       while (this.#committing) await this.#committing;
       await this.#commitNow(true);
     }
+  }
+
+  /** The lease had lapsed (this worker stalled past it) and was taken back, by a renewal or a commit: say so. */
+  leaseReclaimed(by: 'renewal' | 'commit'): void {
+    this.counters.leaseReclaims += 1;
+    this.#o.log.warn(
+      { event: 'lease_reclaimed', partition: this.#o.partition, token: this.#o.token, by },
+      `partition ${this.#o.partition}: its lease had lapsed (this worker stalled past --lease); nobody took it, so the ${by} took it back`,
+    );
   }
 
   #end(why: string): void {
@@ -657,6 +671,7 @@ export class PartitionSession {
             keys.output,
             keys.input,
             keys.read,
+            keys.fence,
             this.#o.token,
             checkpoint.commit,
             JSON.stringify(checkpoint),
@@ -665,15 +680,17 @@ export class PartitionSession {
             this.#o.outputCap,
             set.length / 2,
             gone.length,
+            this.#o.leaseMs,
             ...set,
             ...gone,
             ...predictions.map(encodePrediction),
           );
-          if (ok !== 1) {
+          if (ok === 0) {
             this.counters.fencedCommits += 1;
             this.#end('lease lost: another worker owns the partition now (commit fenced)');
             return;
           }
+          if (ok === 2) this.leaseReclaimed('commit');
           this.#commit = checkpoint.commit;
           this.#checkpoint = checkpoint;
           this.#written = fields;

@@ -1,6 +1,22 @@
 import { Cluster, Redis } from 'ioredis';
 import { BraidError } from '../core/errors.js';
 
+/**
+ * Lua: does `token` ("worker/n") hold the lease? 1 while it is the lease's value; 2 when the lease lapsed and the
+ * fence counter is still n — no token was handed out (or given up) since, so no other worker can have committed —
+ * and it is set again for `ttl` ms; 0 when another token holds it or was handed out (that holder is fenced for good).
+ */
+const HOLDS_LEASE = `
+local function holds(lease, fence, token, ttl)
+  local held = redis.call('GET', lease)
+  if held == token then return 1 end
+  if held then return 0 end
+  local n = string.match(token, '/(%d+)$')
+  if n == nil or redis.call('GET', fence) ~= n then return 0 end
+  redis.call('SET', lease, token, 'PX', ttl)
+  return 2
+end`;
+
 /** Lua scripts, each atomic in Redis; keys of one partition only (one Redis Cluster slot, see partitionKeys). */
 const SCRIPTS = {
   /**
@@ -28,41 +44,53 @@ local token = ARGV[1] .. '/' .. redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
 return token`,
   },
-  /** Extends a lease its token still holds (1), or says it is lost (0). KEYS: lease. ARGV: token, ttl ms. */
+  /**
+   * Extends a lease its token still holds (1); takes back one that lapsed while no token was handed out since (2:
+   * nobody else can have committed, so the holder runs on as it was); or says it is lost (0).
+   * KEYS: lease, fence. ARGV: token, ttl ms.
+   */
   braidRenew: {
-    numberOfKeys: 1,
-    lua: `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1`,
+    numberOfKeys: 2,
+    lua: `${HOLDS_LEASE}
+local held = holds(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+if held == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return held`,
   },
-  /** Gives a lease up if its token still holds it. KEYS: lease. ARGV: token. */
+  /**
+   * Gives a lease up if its token still holds it, and moves the fence on: a token given up is never taken back.
+   * KEYS: lease, fence. ARGV: token.
+   */
   braidRelease: {
-    numberOfKeys: 1,
+    numberOfKeys: 2,
     lua: `
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('INCR', KEYS[2])
+end
 return 1`,
   },
   /**
    * A worker's commit, fenced: only while its token still holds the lease, the predictions it covers are appended,
    * the checkpoint hash updated (its `partition` field, the stream fields that changed set, those of ended streams
    * deleted), the read count set, and the input trimmed behind the checkpoint — all or nothing. A commit whose number
-   * the checkpoint already has (a retry after a lost reply) changes nothing. Returns 1, or 0 when the lease is lost.
-   * KEYS: lease, checkpoint, output, input, read. ARGV: token, commit number, partition field JSON, read count, trim
-   * id ('' for none), output cap, n fields set, m fields deleted, then n (field, value) pairs, m fields, predictions.
+   * the checkpoint already has (a retry after a lost reply) changes nothing. Returns 1; 2 when it took the lapsed
+   * lease back first (as braidRenew); 0 when the lease is lost. KEYS: lease, checkpoint, output, input, read, fence.
+   * ARGV: token, commit number, partition field JSON, read count, trim id ('' for none), output cap, n fields set,
+   * m fields deleted, lease ttl ms, then n (field, value) pairs, m fields, predictions.
    */
   braidCommit: {
-    numberOfKeys: 5,
-    lua: `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+    numberOfKeys: 6,
+    lua: `${HOLDS_LEASE}
+local held = holds(KEYS[1], KEYS[6], ARGV[1], ARGV[9])
+if held == 0 then return 0 end
 local current = redis.call('HGET', KEYS[2], 'partition')
 if current then
   local c = cjson.decode(current)
-  if c.token == ARGV[1] and tonumber(c.commit) >= tonumber(ARGV[2]) then return 1 end
+  if c.token == ARGV[1] and tonumber(c.commit) >= tonumber(ARGV[2]) then return held end
 end
 local set = tonumber(ARGV[7])
 local del = tonumber(ARGV[8])
-local at = 9
+local at = 10
 local fields = {'partition', ARGV[3]}
 for i = 1, set do
   fields[#fields + 1] = ARGV[at]
@@ -78,7 +106,7 @@ end
 for i = at, #ARGV do redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'p', ARGV[i]) end
 redis.call('SET', KEYS[5], ARGV[4])
 if ARGV[5] ~= '' then redis.call('XTRIM', KEYS[4], 'MINID', ARGV[5]) end
-return 1`,
+return held`,
   },
   /**
    * A worker's heartbeat: its membership expires `ttl` ms from Redis's own clock (one clock for every machine);
@@ -110,8 +138,8 @@ export interface RedisTarget {
 interface BraidCommands {
   braidAppend(...args: (string | Buffer | number)[]): Promise<string>;
   braidAcquire(lease: string, fence: string, worker: string, ttlMs: number): Promise<string | null>;
-  braidRenew(lease: string, token: string, ttlMs: number): Promise<number>;
-  braidRelease(lease: string, token: string): Promise<number>;
+  braidRenew(lease: string, fence: string, token: string, ttlMs: number): Promise<number>;
+  braidRelease(lease: string, fence: string, token: string): Promise<number>;
   braidCommit(...args: (string | number)[]): Promise<number>;
   braidMembers(members: string, worker: string, ttlMs: number): Promise<string[]>;
   /** Where it connects (a connection of its own for blocking reads is made from it). */

@@ -26,6 +26,11 @@ const COUNTERS: readonly { name: string; help: string; key: keyof WorkerStats }[
     key: 'leaseLosses',
   },
   {
+    name: 'braid_worker_lease_reclaims_total',
+    help: 'Leases found lapsed (the worker stalled past --lease) and taken back, nobody having taken them meanwhile',
+    key: 'leaseReclaims',
+  },
+  {
     name: 'braid_worker_fenced_commits_total',
     help: 'Commits refused because another worker holds the lease now (nothing of them was written)',
     key: 'fencedCommits',

@@ -117,9 +117,13 @@ export class ClusterWorker {
           await this.#giveUp(p, true);
           continue;
         }
-        const renewed = await redis.braidRenew(partitionKeys(p).lease, owned.token, leaseMs);
-        if (renewed === 1) this.#stats.leaseRenewals += 1;
-        else await this.#lost(p, 'lease lost (it lapsed, and another worker took it)');
+        const k = partitionKeys(p);
+        const renewed = await redis.braidRenew(k.lease, k.fence, owned.token, leaseMs);
+        if (renewed === 0) await this.#lost(p, 'lease lost (it lapsed, and another worker took it)');
+        else {
+          this.#stats.leaseRenewals += 1;
+          if (renewed === 2) owned.session.leaseReclaimed('renewal');
+        }
       }
       for (const p of mine) {
         if (this.#owned.has(p) || this.#starting.has(p)) continue;
@@ -150,6 +154,7 @@ export class ClusterWorker {
         redis: this.#o.redis,
         reader,
         token,
+        leaseMs: this.#o.leaseMs,
         pipeline,
         log: this.#log,
         outputCap: this.#o.outputCap,
@@ -191,7 +196,8 @@ export class ClusterWorker {
     if (flush) this.#stats.handovers += 1;
     await owned.session.stop(flush);
     addCounters(this.#ended, owned.session.counters);
-    await this.#o.redis.braidRelease(partitionKeys(p).lease, owned.token).catch(() => undefined);
+    const k = partitionKeys(p);
+    await this.#o.redis.braidRelease(k.lease, k.fence, owned.token).catch(() => undefined);
     owned.reader.disconnect();
   }
 }

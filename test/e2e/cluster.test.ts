@@ -231,6 +231,37 @@ describe.skipIf(!redisHere)('braid cluster (gateway and workers on Redis Streams
     sub.close();
   }, 90_000);
 
+  it('carries its partitions on, nothing rebuilt, when it stalls past its lease and nobody takes them meanwhile', async () => {
+    redis = await startRedis();
+    const gateway = await serveOn(['--redis', redis.url, '--backend', 'cpu-fused']);
+    const only = await worker(redis.url, '--metrics-port', '0');
+    const sub = await subscribeAll(gateway.url);
+    const lines = expected.get('s1')!.split('\n').filter(Boolean).length;
+    const replay = replayTo(gateway.url, 's1', '--speed', '1');
+    const offset = await replayOffset(replay);
+    const client = new Redis(redis.url);
+    await sub.count(2);
+    // A stall longer than the lease (a GC pause, a loaded machine, a VM migrated): the lease lapses in Redis.
+    only.child.kill('SIGSTOP');
+    await expect.poll(() => client.exists('braid:{9}:lease'), { timeout: 10_000 }).toBe(0);
+    only.child.kill('SIGCONT');
+    expect(await replay.exited()).toBe(0);
+    await sub.count(lines);
+    expect(asReplayLines(ofStream(sub.predictions, 's1'), offset, HOP)).toBe(expected.get('s1'));
+    expect(sub.predictions.length).toBe(lines);
+    // No token was handed out meanwhile, so none could commit: the worker takes its lease back and runs on.
+    expect(only.log()).toMatch(/"event":"lease_reclaimed"[^\n]*"partition":9/);
+    const after = await scrape(only);
+    expect(metric(after, 'braid_worker_lease_reclaims_total')).toBeGreaterThan(0);
+    expect(metric(after, 'braid_worker_lease_losses_total')).toBe(0);
+    expect(metric(after, 'braid_worker_fenced_commits_total')).toBe(0);
+    expect(metric(after, 'braid_worker_takeovers_total')).toBe(16);
+    expect(metric(after, 'braid_worker_streams_rebuilt_total')).toBe(0);
+    expect(metric(after, 'braid_worker_predictions_total')).toBe(lines);
+    client.disconnect();
+    sub.close();
+  }, 90_000);
+
   it('refuses to start, with a clear error and exit code 1, when Redis is not there', async () => {
     const url = `redis://127.0.0.1:${await freePort()}`;
     const gateway = braid(['serve', '--port', '0', '--redis', url, '--backend', 'cpu-fused']);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { partitionKeys } from '../../src/cluster/partition.js';
+import { type PartitionKeys, partitionKeys } from '../../src/cluster/partition.js';
 import { type BraidRedis, connectRedis } from '../../src/cluster/redis.js';
 import { hasRedis, type RedisServer, startRedis } from '../helpers/redis-server.js';
 
@@ -18,13 +18,15 @@ afterAll(async () => {
 });
 
 const k = partitionKeys(4);
-const commit = (token: string, n: number, ...predictions: string[]) =>
+const commit = (token: string, n: number, ...predictions: string[]) => commitTo(k, token, n, ...predictions);
+const commitTo = (k: PartitionKeys, token: string, n: number, ...predictions: string[]) =>
   redis.braidCommit(
     k.lease,
     k.checkpoint,
     k.output,
     k.input,
     k.read,
+    k.fence,
     token,
     n,
     JSON.stringify({ token, commit: n, read: '0-0', readCount: 0 }),
@@ -33,6 +35,7 @@ const commit = (token: string, n: number, ...predictions: string[]) =>
     1000,
     1,
     0,
+    60_000,
     's:x',
     `{"commit":${n}}`,
     ...predictions,
@@ -54,7 +57,7 @@ describe.skipIf(!redisHere)('cluster leases and fenced commits (real redis-serve
     expect(second).toBe('w2/2');
     // The stalled w1 wakes up and tries to commit: fenced, nothing written.
     expect(await commit(first!, 2, '{"a":2}')).toBe(0);
-    expect(await redis.braidRenew(k.lease, first!, 60_000)).toBe(0);
+    expect(await redis.braidRenew(k.lease, k.fence, first!, 60_000)).toBe(0);
     expect(await redis.xlen(k.output)).toBe(1);
     expect(await commit(second!, 2, '{"b":1}')).toBe(1);
     expect(await redis.xlen(k.output)).toBe(2);
@@ -65,8 +68,35 @@ describe.skipIf(!redisHere)('cluster leases and fenced commits (real redis-serve
       commit: 2,
     });
     // Releasing with a stale token leaves the holder's lease alone.
-    await redis.braidRelease(k.lease, first!);
+    await redis.braidRelease(k.lease, k.fence, first!);
     expect(await redis.get(k.lease)).toBe(second);
+  });
+
+  it('gives a lapsed lease back to its holder while no token was handed out since, never once given up', async () => {
+    const q = partitionKeys(6);
+    const token = (await redis.braidAcquire(q.lease, q.fence, 'w1', 60_000))!;
+    expect(await redis.braidRenew(q.lease, q.fence, token, 60_000)).toBe(1);
+    // w1 stalls past its lease and nobody takes the partition: its renewal takes the lease back, for a full lease.
+    await redis.del(q.lease);
+    expect(await redis.braidRenew(q.lease, q.fence, token, 60_000)).toBe(2);
+    expect(await redis.get(q.lease)).toBe(token);
+    expect(await redis.pttl(q.lease)).toBeGreaterThan(59_000);
+    // ...or its commit does, written all the same.
+    await redis.del(q.lease);
+    expect(await commitTo(q, token, 1, '{"a":1}')).toBe(2);
+    expect(await redis.get(q.lease)).toBe(token);
+    expect(await redis.xlen(q.output)).toBe(1);
+    expect(await commitTo(q, token, 2, '{"a":2}')).toBe(1);
+    // Given up (a hand-over): the fence moves on, so the old token can neither renew nor commit, lapsed or not.
+    await redis.braidRelease(q.lease, q.fence, token);
+    expect(await redis.get(q.lease)).toBeNull();
+    expect(await redis.braidRenew(q.lease, q.fence, token, 60_000)).toBe(0);
+    expect(await commitTo(q, token, 3, '{"a":3}')).toBe(0);
+    expect(await redis.xlen(q.output)).toBe(2);
+    // The next owner's token is newer than any before it.
+    const next = (await redis.braidAcquire(q.lease, q.fence, 'w2', 60_000))!;
+    expect(next).toBe('w2/3');
+    expect(await redis.braidRenew(q.lease, q.fence, token, 60_000)).toBe(0);
   });
 
   it('refuses input past the lag cap, atomically with the append', async () => {

@@ -197,6 +197,7 @@ describe.skipIf(!redisHere)('a partition taken over again and again mid-stream (
         redis,
         reader,
         token,
+        leaseMs: 60_000,
         pipeline: runners[runners.push(await pipeline()) - 1]!,
         log: silentLogger,
         outputCap: 1_000_000,
