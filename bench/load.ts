@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
+import type { WindowGrid } from '../src/client/window-grid.js';
 import { wallClockMicros } from '../src/core/time.js';
 import { encodeFrame } from '../src/server/protocol.js';
 
@@ -60,22 +61,36 @@ async function open(url: string): Promise<WebSocket> {
   return ws;
 }
 
-/** Opens `streams` producers named load-0, load-1... and sends their hellos. */
-export function openProducers(base: string, streams: number): Promise<WebSocket[]> {
+/** A producer's socket and its stream's window grid, as its `ready` gave them. */
+export interface LoadProducer {
+  readonly ws: WebSocket;
+  readonly grid: WindowGrid;
+}
+
+/** Opens `streams` producers named load-0, load-1..., sends their hellos and resolves once each has its `ready`. */
+export function openProducers(base: string, streams: number): Promise<LoadProducer[]> {
   return Promise.all(
     Array.from({ length: streams }, async (_, i) => {
       const ws = await open(`${base}/ingest`);
+      const ready = new Promise<WindowGrid>((resolve, reject) => {
+        ws.once('message', (data) => {
+          const m = JSON.parse(String(data)) as { type: string; windowing?: WindowGrid };
+          if (m.type === 'ready' && m.windowing) resolve(m.windowing);
+          else reject(new Error(`load-${i}: expected ready, got ${String(data)}`));
+        });
+      });
       ws.send(
         JSON.stringify({
           type: 'hello',
-          version: 1,
+          version: 2, // as the demo page: v2 is answered with a `ready` carrying the window grid
           streamId: `load-${i}`,
           modalities: ['audio', 'video', 'text'],
           audio: { sampleRate: 16000, format: 'pcm16' },
           video: { format: 'gray', width: 64, height: 48 },
         }),
       );
-      return ws;
+      const { origin, size, hop } = await ready;
+      return { ws, grid: { origin, size, hop } };
     }),
   );
 }
@@ -88,13 +103,37 @@ const pcm10 = tone(160);
 const pcm20 = tone(320);
 const frame = new Uint8Array(64 * 48).map((_, i) => i & 255);
 
+/**
+ * Where each producer's 10 ms tick grid lies: `in-step`, all on the same grid (every producer's frames in one burst
+ * every 5 ms); `spread`, producer i shifted by i/N of 10 ms, as independent devices; `window-ends`, each producer's
+ * 20 ms audio frames ending where its stream's windows end (`ready.windowing`), as the demo page cuts them, so a
+ * window closes as its last sample arrives. The last two are checked every millisecond.
+ */
+export type Phases = 'in-step' | 'spread' | 'window-ends';
+
+/** A --phases flag's value, or a clear error. */
+export function parsePhases(flag: string | undefined): Phases {
+  if (flag === 'in-step' || flag === 'spread' || flag === 'window-ends') return flag;
+  throw new Error(`--phases: expected in-step, spread or window-ends, got ${flag}`);
+}
+
 export interface LoadOptions {
   readonly framing?: Framing;
-  /**
-   * Each producer's 10 ms grid shifted by its own phase (i/N of 10 ms), checked every millisecond: frames arrive
-   * spread over time, as from independent devices, rather than every producer's in one burst every 5 ms.
-   */
-  readonly spread?: boolean;
+  readonly phases?: Phases;
+}
+
+/** Producer `i`'s shift of its tick grid from t0, µs. */
+function phaseOf(phases: Phases, i: number, producers: readonly LoadProducer[], t0: number): number {
+  if (phases === 'in-step') return 0;
+  if (phases === 'spread') return Math.floor((i * 10_000) / producers.length);
+  const { grid } = producers[i] as LoadProducer;
+  // Frames of 20 ms end at t0 + phase + 10 ms + k·20 ms; on every window end only where windows end 20 ms apart.
+  if (grid.hop % 20_000 !== 0 || grid.size % 20_000 !== 0)
+    throw new Error(
+      `window-ends needs windows in whole 20 ms frames, got size ${grid.size} hop ${grid.hop} µs`,
+    );
+  const mod = (x: number, m: number) => ((x % m) + m) % m;
+  return mod(grid.origin + grid.size - t0 - 10_000, 20_000);
 }
 
 /**
@@ -107,22 +146,20 @@ export class LoadGenerator {
   readonly #framing: Framing;
 
   constructor(
-    readonly producers: readonly WebSocket[],
+    readonly producers: readonly LoadProducer[],
     readonly t0: number,
     options: LoadOptions = {},
   ) {
     this.#framing = options.framing ?? 'bounds';
     this.#next = producers.map(() => 0);
-    this.#phases = producers.map((_, i) =>
-      options.spread ? Math.floor((i * 10_000) / producers.length) : 0,
-    );
+    this.#phases = producers.map((_, i) => phaseOf(options.phases ?? 'in-step', i, producers, t0));
   }
 
   /** Sends every due tick of every producer; returns the number of ticks every producer has sent. */
   sendDue(): number {
     const now = wallClockMicros();
     let sent = Number.POSITIVE_INFINITY;
-    this.producers.forEach((ws, i) => {
+    this.producers.forEach(({ ws }, i) => {
       const start = this.t0 + (this.#phases[i] as number);
       const due = Math.floor((now - start) / 10_000);
       let tick = this.#next[i] as number;
@@ -182,7 +219,7 @@ export function tickMessages(framing: Framing, i: number, time: number, tick: nu
 
 /** Sends in real time from capture time t0 until `seconds` of capture are sent by every producer. */
 export function sendFor(
-  producers: readonly WebSocket[],
+  producers: readonly LoadProducer[],
   t0: number,
   seconds: number,
   options: LoadOptions = {},
@@ -195,7 +232,7 @@ export function sendFor(
         clearInterval(timer);
         resolve();
       },
-      options.spread ? 1 : 5,
+      (options.phases ?? 'in-step') === 'in-step' ? 5 : 1,
     );
   });
 }
@@ -280,7 +317,7 @@ export async function measureLoad(streams: number, port: number, run: LoadRun) {
     sum(/^braid_(?:rejected|late_events)_total\{[^}]*\} (\d+)/gm) +
     sum(/braid_ingest_rejected_total\{[^}]*\} (\d+)/g) +
     sum(/braid_subscriber_dropped_total (\d+)/g);
-  for (const ws of producers) ws.close();
+  for (const { ws } of producers) ws.close();
   const exited = new Promise((r) => subscribers.once('exit', r));
   subscribers.kill('SIGINT');
   await exited;

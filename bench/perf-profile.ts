@@ -7,13 +7,13 @@
 // included; samples with no JavaScript on the stack to what libuv or V8 was doing (socket I/O, timers, GC, ...).
 // A table per thread: the main thread, each shard (told by its JavaScript: shard-worker.ts), V8's helper threads.
 // Needs `perf` (Debian: linux-perf) and perf_event_paranoid ≤ 1 or root.
-// Run: npx tsx bench/perf-profile.ts [--workers N] [--spread] [streams...]   (default 256, 2 workers)
+// Run: npx tsx bench/perf-profile.ts [--workers N] [--phases in-step|spread|window-ends] [streams...]   (default 256, 2 workers)
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { measureLoad, startServe } from './load.js';
+import { measureLoad, parsePhases, startServe } from './load.js';
 import { stageOf } from './stages.js';
 
 const RECORD_S = 8;
@@ -80,7 +80,7 @@ function systemShare(frames: readonly Frame[]): string | undefined {
 }
 
 const { values, positionals } = parseArgs({
-  options: { workers: { type: 'string', default: '2' }, spread: { type: 'boolean', default: false } },
+  options: { workers: { type: 'string', default: '2' }, phases: { type: 'string', default: 'in-step' } },
   allowPositionals: true,
 });
 const workers = Number(values.workers);
@@ -101,7 +101,7 @@ const load = measureLoad(streams, port, {
   warmupS: 4,
   subscribers: 2,
   serverPid: pid,
-  load: { framing: 'bounds', spread: values.spread },
+  load: { framing: 'bounds', phases: parsePhases(values.phases) },
 });
 // Past start-up and JIT warm-up (the load's first seconds), then RECORD_S seconds of steady load.
 await new Promise((r) => setTimeout(r, 5000));
@@ -145,7 +145,7 @@ for (const t of named) {
 
 const pct = (n: number, of: number) => `${((n / of) * 100).toFixed(1)} %`;
 console.log(
-  `${streams} streams, --workers ${workers}, producers ${values.spread ? 'spread' : 'in step'}; ${RECORD_S} s of perf at 999 Hz; latency over the run p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms; server ${Math.round(run.busy.server * 100)} % of a core (main thread ${Math.round(run.busy.serverMain * 100)} %)\n`,
+  `${streams} streams, --workers ${workers}, producers ${values.phases}; ${RECORD_S} s of perf at 999 Hz; latency over the run p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms; server ${Math.round(run.busy.server * 100)} % of a core (main thread ${Math.round(run.busy.serverMain * 100)} %)\n`,
 );
 for (const [name, list] of [...groups.entries()].sort(
   (a, b) => Number(b[0] === 'main thread') - Number(a[0] === 'main thread') || a[0].localeCompare(b[0]),

@@ -2,15 +2,15 @@
 // with N real-time producers of the demo page's format and 2 subscribers, for 15 s; the profile's self time over the
 // load (start-up left out) summed by stage of the data flow (the file each sampled function is in), a table per
 // count and thread (the main thread, then each shard's).
-// Run: npm run bench -- profile   (or npx tsx bench/profile.ts [--workers N] [--spread] [streams...], default 256 512,
-// 1 worker; --spread as in bench/server.ts)
+// Run: npm run bench -- profile   (or npx tsx bench/profile.ts [--workers N] [--phases in-step|spread|window-ends] [streams...], default 256 512,
+// 1 worker; --phases as in bench/server.ts)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { wallClockMicros } from '../src/core/time.js';
-import { openProducers, sendFor, startServe } from './load.js';
+import { openProducers, parsePhases, sendFor, startServe } from './load.js';
 import { stageOf } from './stages.js';
 
 const SECONDS = 15;
@@ -70,8 +70,8 @@ async function profileAt(
   );
   const producers = await openProducers(base, streams);
   const t0 = wallClockMicros();
-  await sendFor(producers, t0, SECONDS, { spread });
-  for (const ws of producers) ws.close();
+  await sendFor(producers, t0, SECONDS, { phases });
+  for (const { ws } of producers) ws.close();
   subscribers.kill('SIGINT');
   const exited = new Promise((r) => server.once('exit', r));
   server.kill('SIGINT'); // the profile is written as the process exits
@@ -96,11 +96,11 @@ async function profileAt(
 }
 
 const { values, positionals } = parseArgs({
-  options: { workers: { type: 'string', default: '1' }, spread: { type: 'boolean', default: false } },
+  options: { workers: { type: 'string', default: '1' }, phases: { type: 'string', default: 'in-step' } },
   allowPositionals: true,
 });
 const workers = Number(values.workers);
-const { spread } = values;
+const phases = parsePhases(values.phases);
 const counts = positionals.map(Number);
 let port = 18_600;
 for (const streams of counts.length > 0 ? counts : [256, 512]) {

@@ -90,6 +90,6 @@ for (let minute = 1; minute <= MINUTES; minute++) {
   lastDropped = dropped;
 }
 clearInterval(sender);
-for (const ws of producers) ws.close();
+for (const { ws } of producers) ws.close();
 subscribers.kill('SIGINT');
 server.kill('SIGINT');

@@ -10,7 +10,7 @@ export {
   createAlignment,
 } from './align/align-windows.js';
 export type { AlignOptions } from './align/options.js';
-export { streamPhase } from './align/window-aligner.js';
+export { streamOrigin, streamPhase } from './align/window-aligner.js';
 export {
   DEFAULT_WINDOWING,
   describeWindowing,

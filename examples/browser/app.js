@@ -276,7 +276,14 @@ async function start() {
         if (!live) return;
         const pcm = new Int16Array(data.pcm);
         // Time from the sample count; the first frame is stamped with the clock, back-dated by its length.
-        start ??= nowMicros() - Math.round(((data.samplesBefore + pcm.length) * 1e6) / audio.sampleRate);
+        if (start === null) {
+          start = nowMicros() - Math.round(((data.samplesBefore + pcm.length) * 1e6) / audio.sampleRate);
+          // From now on the worklet also ends a frame where a window of this stream ends (ready.windowing), so
+          // the window closes as its last sample arrives, not when the frame running past it is whole.
+          const { origin, size, hop } = producer.ready.windowing;
+          if (frameBounds && origin !== undefined)
+            node.port.postMessage({ start, grid: { origin, size, hop } });
+        }
         // Each frame is also the stream's progress bound where the server takes one (no separate message).
         producer.sendAudio(pcm, start + Math.floor((data.samplesBefore * 1e6) / audio.sampleRate), {
           bound: frameBounds,

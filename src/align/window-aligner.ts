@@ -524,7 +524,7 @@ export class WindowAligner<C> {
     const { origin, hop, phase } = this.options;
     const stream: StreamState = {
       id,
-      origin: origin + (phase === 'stream' ? streamPhase(id, hop) : 0),
+      origin: streamOrigin(id, { origin, hop, phase }),
       sources: [undefined, undefined, undefined, undefined],
       nextWindow: null,
       closedUpTo: Number.NEGATIVE_INFINITY,
@@ -761,6 +761,17 @@ export class WindowAligner<C> {
     this.#emitUpTo(stream, origin + k * hop + size, 'buffer_cap');
     return true;
   }
+}
+
+/**
+ * Start of a stream's window 0: windows are [o + k·hop, o + k·hop + size) for every integer k. What `ready` tells a
+ * producer (`windowing.origin`), so it can end its audio frames where windows end.
+ */
+export function streamOrigin(
+  streamId: string,
+  grid: { readonly origin: number; readonly hop: number; readonly phase: 'aligned' | 'stream' },
+): number {
+  return grid.origin + (grid.phase === 'stream' ? streamPhase(streamId, grid.hop) : 0);
 }
 
 /**

@@ -106,6 +106,11 @@ const windowingSchema = z
     size: z.number().int().positive(),
     hop: z.number().int().positive(),
     phase: z.enum(['aligned', 'stream']),
+    /**
+     * This stream's window grid, µs: windows are [origin + k·hop, origin + k·hop + size). A producer that ends an
+     * audio frame (flagged as a bound) on a window end closes that window at once, not up to a frame later.
+     */
+    origin: z.number().int(),
     outOfOrderness: z.number().int().nonnegative(),
     allowedLateness: z.number().int().nonnegative(),
     /** Wall-clock ms after which a silent modality stops holding windows back; null: never. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Subject } from 'rxjs';
 import { WebSocketServer } from 'ws';
+import { streamOrigin } from '../align/window-aligner.js';
 import { InvalidOptionError } from '../core/errors.js';
 import type { StreamInput } from '../core/events.js';
 import { type Logger, silentLogger } from '../core/logger.js';
@@ -244,6 +245,7 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
         size: w?.size ?? 0,
         hop: w?.hop ?? 0,
         phase: w?.phase ?? 'aligned',
+        origin: w ? streamOrigin(hello.streamId, { origin: 0, hop: w.hop, phase: w.phase ?? 'aligned' }) : 0,
         outOfOrderness: w?.outOfOrderness ?? 0,
         allowedLateness: w?.allowedLateness ?? 0,
         idleTimeoutMs: w && Number.isFinite(w.idleTimeout) ? w.idleTimeout / 1000 : null,

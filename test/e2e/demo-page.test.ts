@@ -5,6 +5,9 @@ import { chromium } from 'playwright-core';
 import puppeteer from 'puppeteer-core';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
+import { streamOrigin } from '../../src/align/window-aligner.js';
+import { type WindowGrid, windowEndAfter } from '../../src/client/window-grid.js';
+import { audioFrameTime } from '../../src/core/time.js';
 import { resolveEventSettings } from '../../src/events/settings.js';
 import { McapRecorder } from '../../src/record/recorder.js';
 import { readRecording } from '../../src/record/recording-reader.js';
@@ -51,9 +54,19 @@ type BraidState = {
 /** The page's state, inside page callbacks (which run in the browser and cannot call test functions). */
 type W = { __braid: BraidState };
 
+interface AudioFrameSpan {
+  readonly time: number;
+  readonly end: number;
+  readonly sampleRate: number;
+}
+
 interface DemoServer {
   readonly server: BraidServer;
   readonly received: Record<string, Record<string, number>>;
+  /** Each stream's audio frames as the server took them: capture time, where the frame ends, its rate. */
+  readonly audioFrames: Record<string, AudioFrameSpan[]>;
+  /** The stream's window grid, as the server's aligner has it. */
+  gridOf(streamId: string): WindowGrid;
   /** Closes the server, finishes the recording and returns the label events of a stream in it. */
   labelsOf(streamId: string): Promise<Record<string, number>[]>;
 }
@@ -68,6 +81,7 @@ async function demoServer(): Promise<DemoServer> {
   const recording = join(mkdtempSync(join(tmpdir(), 'braid-demo-')), 'page.mcap');
   const recorder = await McapRecorder.create(recording);
   const received: Record<string, Record<string, number>> = {};
+  const audioFrames: Record<string, AudioFrameSpan[]> = {};
   const pipeline = await demoPipelineForTests();
   const server = await startServer({
     pipeline,
@@ -82,13 +96,28 @@ async function demoServer(): Promise<DemoServer> {
         return;
       }
       received[input.streamId]![input.modality] = (received[input.streamId]![input.modality] ?? 0) + 1;
+      if (input.modality === 'audio') {
+        const { samples, channels, sampleRate } = input.payload;
+        (audioFrames[input.streamId] ??= []).push({
+          time: input.time,
+          end: audioFrameTime(input.time, samples.length / channels, sampleRate),
+          sampleRate,
+        });
+      }
       void recorder.write(input).catch(() => {});
     },
   });
   opened.push(server);
+  const w = pipeline.windowing!;
   return {
     server,
     received,
+    audioFrames,
+    gridOf: (streamId) => ({
+      origin: streamOrigin(streamId, { origin: 0, hop: w.hop, phase: w.phase ?? 'aligned' }),
+      size: w.size,
+      hop: w.hop,
+    }),
     labelsOf: async (streamId) => {
       opened.splice(opened.indexOf(server), 1);
       await server.close();
@@ -165,6 +194,21 @@ async function session(page: DemoPage, browser: string, demo: DemoServer): Promi
   // Every audio frame carried the stream's progress bound (ready.accepts.frameBounds), and the page sent no progress
   // messages of its own beside them: one message per 20 ms, not two.
   expect(received[streamId]?.['progress']).toBe(received[streamId]?.['audio']);
+  // The page's worklet ends a frame on every window end of the stream's grid (ready.windowing), so a window closes
+  // as its last sample arrives: after the first frames (sent before the grid reached the worklet), no frame runs
+  // past a window end (by a sample or more), and one ends on each.
+  const grid = demo.gridOf(streamId);
+  const frames = demo.audioFrames[streamId]!.slice(10);
+  const straddling = frames.filter((f) => {
+    const end = windowEndAfter(grid, f.time);
+    return f.end - end >= 1e6 / f.sampleRate;
+  });
+  expect(straddling).toEqual([]);
+  const onEnd = frames.filter((f) => {
+    const end = windowEndAfter(grid, f.time);
+    return f.end >= end && f.end - end < 1e6 / f.sampleRate;
+  });
+  expect(onEnd.length).toBeGreaterThanOrEqual(frames.length / 30);
   expect(received[streamId]?.['video']).toBeGreaterThan(5);
   expect(received[streamId]?.['text']).toBeGreaterThan(0);
   expect(received[streamId]?.['label']).toBe(4);

@@ -1,7 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { streamOrigin } from '../../src/align/window-aligner.js';
 import { backoffDelay } from '../../src/client/backoff.js';
 import { connectProducer, type Producer } from '../../src/client/producer.js';
 import { type Subscription, subscribe } from '../../src/client/subscriber.js';
+import { sampleIndexAt, windowEndAfter } from '../../src/client/window-grid.js';
+import { audioFrameTime } from '../../src/core/time.js';
 import { PredictionPipelineRunner } from '../../src/pipeline/prediction-pipeline.js';
 import type { PredictionMessage } from '../../src/server/protocol.js';
 import { type BraidServer, type ServerOptions, startServer } from '../../src/server/server.js';
@@ -119,6 +122,41 @@ describe('braid/client', () => {
     expect(producer.stats.resumes).toBe(2);
     expect(producer.stats.overflowed).toBe(0);
     expect(broken.proxy.connections).toBeGreaterThanOrEqual(3);
+  });
+
+  it("ends audio frames on the stream's window ends from ready.windowing: each window closes on its last frame", async () => {
+    const { server } = await serve();
+    const sub = subscribe({ url: server.url, streams: ['grid'] });
+    cleanup.push(() => sub.close());
+    await sub.welcome;
+    const producer = await connectProducer({
+      url: server.url,
+      streamId: 'grid',
+      audio: { sampleRate: 16000 },
+    });
+    cleanup.push(() => producer.close());
+    const { origin, size, hop, phase } = producer.ready.windowing;
+    // The grid the server's aligner windows this stream with (per-stream phase hashed from its id).
+    expect(origin).toBe(streamOrigin('grid', { origin: 0, hop, phase }));
+    expect(phase).toBe('stream');
+    const grid = { origin, size, hop };
+    const first = windowEndAfter(grid, T0);
+    const ends = [first, first + hop, first + 2 * hop];
+    const got = collect(sub, ends[2]!);
+    // 20 ms frames from an arbitrary start, each flagged as the bound at its end, one cut short at each window end.
+    const start = T0 + 3_217;
+    let samples = 0;
+    for (;;) {
+      const time = audioFrameTime(start, samples, 16000);
+      if (time >= ends[2]!) break;
+      const length = Math.min(320, sampleIndexAt(time, windowEndAfter(grid, time), 16000));
+      producer.sendAudio(new Int16Array(length).fill(1000), time, { bound: true });
+      samples += length;
+    }
+    // Nothing was sent past the last window's end: its own last frame closed it.
+    const predictions = await got;
+    expect(predictions.map((p) => p.windowEnd).filter((e) => e >= ends[0]!)).toEqual(ends);
+    expect(predictions.every((p) => (p.windowEnd - origin - size) % hop === 0)).toBe(true);
   });
 
   it('notices a silent network by the heartbeat, on both ends, and resumes', async () => {
