@@ -3,7 +3,7 @@
 // the page derives each frame's capture time. Once the page has sent the stream's window grid (its `ready`) and the
 // capture time of sample 0, a frame also ends where a window ends: the server closes a window when its last sample
 // has arrived, so a frame running past the end would hold the window back until the frame is whole (up to 20 ms).
-import { sampleIndexAt, windowEndAfter } from '/lib/client/window-grid.js';
+import { frameSamplesToWindowEnd } from '/lib/client/window-grid.js';
 
 class PcmFramer extends AudioWorkletProcessor {
   constructor() {
@@ -26,9 +26,12 @@ class PcmFramer extends AudioWorkletProcessor {
     if (!this.timing) return this.size;
     const { start, grid } = this.timing;
     // The page stamps the frame so (start + ⌊first × 10⁶ / rate⌋), and the server takes its end from that stamp.
-    const time = start + Math.floor((first * 1e6) / sampleRate);
-    const toEnd = sampleIndexAt(time, windowEndAfter(grid, time), sampleRate);
-    return toEnd <= this.frame.length ? toEnd : this.size;
+    return frameSamplesToWindowEnd(
+      grid,
+      start + Math.floor((first * 1e6) / sampleRate),
+      sampleRate,
+      this.size,
+    );
   }
   process(inputs) {
     const channel = inputs[0]?.[0];

@@ -22,4 +22,4 @@ export {
 } from './producer.js';
 export type { SocketFactory, SocketLike } from './socket.js';
 export { type SubscribeOptions, type Subscription, subscribe } from './subscriber.js';
-export { sampleIndexAt, type WindowGrid, windowEndAfter } from './window-grid.js';
+export { frameSamplesToWindowEnd, sampleIndexAt, type WindowGrid, windowEndAfter } from './window-grid.js';

@@ -3,6 +3,7 @@ import { audioFrameTime } from '../core/time.js';
 import type { ErrorMessage, ReadyMessage } from '../server/protocol.js';
 import { type BackoffOptions, backoffDelay } from './backoff.js';
 import { drop, endpointUrl, OPEN, type SocketFactory, type SocketLike, socketFactory } from './socket.js';
+import { frameSamplesToWindowEnd } from './window-grid.js';
 
 type Modality = 'audio' | 'video' | 'text' | 'label';
 
@@ -128,6 +129,21 @@ export class Producer {
   /** The latest `ready`: model, windowing, accepted formats, heartbeat and resume settings. */
   get ready(): ReadyMessage {
     return this.#ready!;
+  }
+
+  /**
+   * The length, in samples per channel, to give the next audio frame (usually `frameSamples`) so that a frame ends on
+   * each window end of this stream (`ready.windowing`): a window closes once its last sample has arrived, and a
+   * frame that runs past its end holds it back until the whole frame is captured. For a capture whose buffer size
+   * the producer chooses (an AudioWorklet, a native callback). Before the first frame: `frameSamples`.
+   */
+  nextAudioFrameSamples(frameSamples: number): number {
+    const audio = this.#require('audio', this.#options.audio);
+    const grid = this.ready.windowing;
+    // An older server's ready has no origin; a model without windows has hop 0.
+    if (this.#audioStart === undefined || grid.origin === undefined || !(grid.hop > 0)) return frameSamples;
+    const time = audioFrameTime(this.#audioStart, this.#audioSamples, audio.sampleRate);
+    return frameSamplesToWindowEnd(grid, time, audio.sampleRate, frameSamples);
   }
 
   /**

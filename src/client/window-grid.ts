@@ -23,3 +23,18 @@ export function windowEndAfter(grid: WindowGrid, time: number): number {
 export function sampleIndexAt(start: number, time: number, sampleRate: number): number {
   return Math.ceil(((time - start) * sampleRate) / 1_000_000);
 }
+
+/**
+ * How many samples the audio frame starting at `time` (µs, as the producer stamps it) should hold: up to the next
+ * window end when that comes within 1.5 frames of `frameSamples`, else `frameSamples`. Frames stay within 0.5–1.5
+ * of their usual length (after the first cut), and every window end falls on the end of one.
+ */
+export function frameSamplesToWindowEnd(
+  grid: WindowGrid,
+  time: number,
+  sampleRate: number,
+  frameSamples: number,
+): number {
+  const toEnd = sampleIndexAt(time, windowEndAfter(grid, time), sampleRate);
+  return toEnd <= Math.ceil(frameSamples * 1.5) ? toEnd : frameSamples;
+}

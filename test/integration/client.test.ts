@@ -3,7 +3,7 @@ import { streamOrigin } from '../../src/align/window-aligner.js';
 import { backoffDelay } from '../../src/client/backoff.js';
 import { connectProducer, type Producer } from '../../src/client/producer.js';
 import { type Subscription, subscribe } from '../../src/client/subscriber.js';
-import { sampleIndexAt, windowEndAfter } from '../../src/client/window-grid.js';
+import { windowEndAfter } from '../../src/client/window-grid.js';
 import { audioFrameTime } from '../../src/core/time.js';
 import { PredictionPipelineRunner } from '../../src/pipeline/prediction-pipeline.js';
 import type { PredictionMessage } from '../../src/server/protocol.js';
@@ -143,16 +143,24 @@ describe('braid/client', () => {
     const first = windowEndAfter(grid, T0);
     const ends = [first, first + hop, first + 2 * hop];
     const got = collect(sub, ends[2]!);
-    // 20 ms frames from an arbitrary start, each flagged as the bound at its end, one cut short at each window end.
+    // 20 ms frames from an arbitrary start, each flagged as the bound at its end, the lengths the producer gives
+    // (one ending on each window end).
     const start = T0 + 3_217;
     let samples = 0;
+    const lengths = new Set<number>();
     for (;;) {
       const time = audioFrameTime(start, samples, 16000);
       if (time >= ends[2]!) break;
-      const length = Math.min(320, sampleIndexAt(time, windowEndAfter(grid, time), 16000));
-      producer.sendAudio(new Int16Array(length).fill(1000), time, { bound: true });
+      const length = producer.nextAudioFrameSamples(320);
+      lengths.add(length);
+      producer.sendAudio(new Int16Array(length).fill(1000), samples === 0 ? time : undefined, {
+        bound: true,
+      });
       samples += length;
     }
+    // Frames stay within half and one and a half of their usual length, and some were cut.
+    expect([...lengths].every((n) => n >= 160 && n <= 480)).toBe(true);
+    expect(lengths.size).toBeGreaterThan(1);
     // Nothing was sent past the last window's end: its own last frame closed it.
     const predictions = await got;
     expect(predictions.map((p) => p.windowEnd).filter((e) => e >= ends[0]!)).toEqual(ends);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { sampleIndexAt, windowEndAfter } from '../../src/client/window-grid.js';
+import { frameSamplesToWindowEnd, sampleIndexAt, windowEndAfter } from '../../src/client/window-grid.js';
 
 describe('window grid arithmetic for producers', () => {
   const grid = { origin: 51_046, size: 500_000, hop: 500_000 };
@@ -46,6 +46,37 @@ describe('window grid arithmetic for producers', () => {
           expect(start + Math.floor((n * 1e6) / rate)).toBeGreaterThanOrEqual(time);
           // Sample n − 1 was captured before `time`.
           if (n > 0) expect(start + ((n - 1) * 1e6) / rate).toBeLessThan(time);
+        },
+      ),
+    );
+  });
+
+  it('frames audio so that a frame ends on every window end, each within half and one and a half frames', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 1e12 }),
+        fc.integer({ min: 0, max: 999_999 }),
+        fc.constantFrom(8000, 16_000, 44_100, 48_000),
+        fc.constantFrom(100_000, 500_000, 1_000_000),
+        (start, origin, rate, hop) => {
+          const g = { origin, size: hop, hop };
+          const size = Math.round(rate / 50);
+          const frameEnds = new Set<number>();
+          const lengths: number[] = [];
+          let samples = 0;
+          const timeOf = (n: number) => start + Math.floor((n * 1e6) / rate);
+          while (timeOf(samples) < start + 3 * hop) {
+            const n = frameSamplesToWindowEnd(g, timeOf(samples), rate, size);
+            lengths.push(n);
+            samples += n;
+            frameEnds.add(timeOf(samples));
+          }
+          // Each window end from the second on is the end of a frame: the first sample at or after it starts one.
+          for (let end = windowEndAfter(g, start + hop); end < timeOf(samples); end += hop) {
+            const first = sampleIndexAt(start, end, rate);
+            expect(frameEnds.has(timeOf(first))).toBe(true);
+          }
+          expect(lengths.slice(1).every((n) => n >= size / 2 && n <= Math.ceil(size * 1.5))).toBe(true);
         },
       ),
     );
