@@ -19,6 +19,8 @@ export interface PredictionPipeline {
     readonly size: number;
     readonly hop: number;
     readonly phase?: 'aligned' | 'stream';
+    /** The aligner's origin (AlignOptions.origin; default 0): with the phase, each stream's grid in `ready`. */
+    readonly origin?: number;
     readonly outOfOrderness: number;
     readonly allowedLateness: number;
     readonly idleTimeout: number;

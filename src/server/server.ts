@@ -245,7 +245,9 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
         size: w?.size ?? 0,
         hop: w?.hop ?? 0,
         phase: w?.phase ?? 'aligned',
-        origin: w ? streamOrigin(hello.streamId, { origin: 0, hop: w.hop, phase: w.phase ?? 'aligned' }) : 0,
+        origin: w
+          ? streamOrigin(hello.streamId, { origin: w.origin ?? 0, hop: w.hop, phase: w.phase ?? 'aligned' })
+          : 0,
         outOfOrderness: w?.outOfOrderness ?? 0,
         allowedLateness: w?.allowedLateness ?? 0,
         idleTimeoutMs: w && Number.isFinite(w.idleTimeout) ? w.idleTimeout / 1000 : null,
