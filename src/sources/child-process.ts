@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { Observable } from 'rxjs';
 import { SourceError } from '../core/errors.js';
@@ -109,6 +111,19 @@ export function exitMessage(
 ): string {
   const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
   return `${name} ${how}${stderr ? `: ${stderr}` : ' (no error output)'}`;
+}
+
+/** Whether an executable `program` is in one of PATH's directories (default: this process's PATH). */
+export function onPath(program: string, path: string = process.env['PATH'] ?? ''): boolean {
+  return path.split(delimiter).some((dir) => {
+    if (dir === '') return false;
+    try {
+      accessSync(join(dir, program), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** A SourceError for a process that could not be started, naming the program when it is not installed. */

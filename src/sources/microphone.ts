@@ -1,20 +1,28 @@
-import lpcm from 'node-record-lpcm16';
+import { spawn } from 'node:child_process';
 import { Observable } from 'rxjs';
 import { InvalidOptionError, SourceError } from '../core/errors.js';
 import type { SourceEvent } from '../core/events.js';
 import { type Micros, wallClockMicros } from '../core/time.js';
-import { exitMessage, LineSplitter, spawnFailure, tailSuffix, terminate, Watchdog } from './child-process.js';
+import {
+  exitMessage,
+  LineSplitter,
+  onPath,
+  spawnFailure,
+  tailSuffix,
+  terminate,
+  Watchdog,
+} from './child-process.js';
 import { frameSamplesFor, PcmFramer, strayByteError } from './pcm-framer.js';
+import { MICROPHONE_RECORDERS, type MicrophoneRecorder, recorderCommand } from './recorder-command.js';
 
-export const MICROPHONE_RECORDERS = ['sox', 'rec', 'arecord'] as const;
-export type MicrophoneRecorder = (typeof MICROPHONE_RECORDERS)[number];
+export { MICROPHONE_RECORDERS, type MicrophoneRecorder } from './recorder-command.js';
 
 /** Microphone audio is always captured as 16 kHz mono PCM16, the rate the audio features need. */
 export const MICROPHONE_SAMPLE_RATE = 16_000;
 
 export interface MicrophoneOptions {
   readonly streamId: string;
-  /** Recorder program node-record-lpcm16 runs (default `sox`; `arecord` for ALSA only, `rec` is sox's alias). */
+  /** Recorder program (default `sox`; `arecord` for ALSA only, `rec` is sox's alias). */
   readonly recorder?: MicrophoneRecorder;
   /** Capture device: `arecord -D <device>` (e.g. `hw:1,0`, `plughw:1`), or AUDIODEV for sox (default device). */
   readonly device?: string;
@@ -28,21 +36,16 @@ export interface MicrophoneOptions {
   readonly clock?: () => Micros;
 }
 
-/**
- * What an 'error' on the recorder's audio stream means: nothing for node-record-lpcm16's own notice of a non-zero
- * exit (a bare string, see its index.js), which 'close' reports with the recorder's stderr lines; a SourceError for
- * anything else (a failing pipe...), which must end the stream rather than vanish.
- */
-export function audioStreamFailure(recorder: string, error: unknown): SourceError | undefined {
-  if (typeof error === 'string' && /^\S+ has exited with error code (-?\d+|null)\./.test(error))
-    return undefined;
+/** A failing pipe from the recorder: a SourceError, which ends the stream rather than vanishing. */
+export function audioStreamFailure(recorder: string, error: unknown): SourceError {
   const why = error instanceof Error ? error.message : String(error);
   return new SourceError(`${recorder} audio stream failed: ${why}`, { cause: error });
 }
 
 /**
- * Live microphone audio through node-record-lpcm16 (a sox/rec/arecord child process): 16 kHz mono PCM16 events of
- * `frameMs`, stamped by sample count from the stream's start. A missing recorder program, a device that cannot be
+ * Live microphone audio from a sox/rec/arecord child process: 16 kHz mono PCM16 events of `frameMs`, stamped by
+ * sample count from the stream's start, each handed over as soon as the device has captured it (the recorder reads
+ * and writes one frame at a time: src/sources/recorder-command.ts). A missing recorder program, a device that cannot be
  * opened or is busy, a recorder that dies or goes silent: each ends the stream with a SourceError naming the cause
  * and the recorder's own last error lines. Unsubscribing stops and reaps the recorder.
  */
@@ -62,24 +65,18 @@ export function microphoneSource(options: MicrophoneOptions): Observable<SourceE
   const noDataTimeoutMs = options.noDataTimeoutMs ?? 5_000;
 
   return new Observable<SourceEvent<'audio'>>((subscriber) => {
-    let recording: ReturnType<typeof lpcm.record>;
-    try {
-      recording = lpcm.record({
-        sampleRate: MICROPHONE_SAMPLE_RATE,
-        channels: 1,
-        audioType: 'raw',
-        recorder,
-        endOnSilence: false,
-        ...(options.device === undefined ? {} : { device: options.device }),
-      });
-    } catch (error) {
-      subscriber.error(
-        new SourceError(`cannot start recorder ${recorder}: ${String(error)}`, { cause: error }),
-      );
-      return;
-    }
-    const child = recording.process;
-    const audio = recording.stream();
+    const command = recorderCommand(recorder, {
+      sampleRate: MICROPHONE_SAMPLE_RATE,
+      channels: 1,
+      frameSamples,
+      ...(options.device !== undefined && { device: options.device }),
+      stdbuf: recorder !== 'arecord' && onPath('stdbuf'),
+    });
+    const child = spawn(command.command, [...command.args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...command.env },
+    });
+    const audio = child.stdout;
     const stderr = new LineSplitter();
     const framer = new PcmFramer({
       streamId: options.streamId,
@@ -103,15 +100,17 @@ export function microphoneSource(options: MicrophoneOptions): Observable<SourceE
       watchdog.kick();
       for (const event of framer.push(chunk)) subscriber.next(event);
     });
-    audio.on('error', (error: unknown) => {
-      const failure = audioStreamFailure(recorder, error);
-      if (failure) subscriber.error(failure);
-    });
+    audio.on('error', (error: unknown) => subscriber.error(audioStreamFailure(recorder, error)));
     child.on('close', (code, signal) => {
       watchdog.stop();
       stderr.end();
       if (code !== 0) {
-        subscriber.error(new SourceError(exitMessage(recorder, code, signal, stderr.tail())));
+        // stdbuf's own failure to find the recorder: as if it had been started directly.
+        if (command.wrapped && code === 127 && /failed to run command/.test(stderr.tail()))
+          subscriber.error(
+            new SourceError(`${recorder} not found: is it installed and on PATH? (${stderr.tail()})`),
+          );
+        else subscriber.error(new SourceError(exitMessage(recorder, code, signal, stderr.tail())));
         return;
       }
       for (const event of framer.flush()) subscriber.next(event);
