@@ -133,6 +133,7 @@ export class BaselineLearner implements Learner {
   readonly variables: readonly tf.Variable[];
   readonly #x: Float32Array;
   readonly #y: Float32Array;
+  readonly #w: Float32Array;
   readonly #rows: number;
   readonly #random: () => number;
 
@@ -147,10 +148,12 @@ export class BaselineLearner implements Learner {
     this.#rows = train.reduce((n, s) => n + s.windows.length, 0);
     this.#x = new Float32Array(this.#rows * F);
     this.#y = new Float32Array(this.#rows * labels.length);
+    this.#w = new Float32Array(this.#rows).fill(1);
     let offset = 0;
     for (const s of train) {
       this.#x.set(s.x, offset * F);
       this.#y.set(s.y, offset * labels.length);
+      if (s.weights) this.#w.set(s.weights, offset);
       offset += s.windows.length;
     }
     this.#random = mulberry32(options.seed);
@@ -174,7 +177,7 @@ export class BaselineLearner implements Learner {
           const target = this.#y[r * L + l] as number;
           if (Number.isNaN(target)) continue;
           y[i * L + l] = target;
-          w[i * L + l] = 1;
+          w[i * L + l] = this.#w[r] as number;
           weight++;
         }
       });

@@ -1,8 +1,9 @@
 import type { Sequence } from './dataset.js';
 
 /**
- * Sequences side by side, padded at the end to the longest: x [B, T, F], y and w [B, T, L] row-major. w is 1 where a
- * target exists and 0 for padding and for windows without a label yet; y is 0 wherever w is 0.
+ * Sequences side by side, padded at the end to the longest: x [B, T, F], y and w [B, T, L] row-major. w is the
+ * window's loss weight (the sequence's `weights`, else 1) where a target exists and 0 for padding and for windows
+ * without a label yet; y is 0 wherever w is 0.
  */
 export interface PackedBatch {
   readonly size: number;
@@ -31,7 +32,7 @@ export function packSequences(
       const target = s.y[i] as number;
       if (Number.isNaN(target)) continue;
       y[base + i] = target;
-      w[base + i] = 1;
+      w[base + i] = s.weights?.[Math.floor(i / labels)] ?? 1;
     }
   });
   return { size, steps, inputWidth, labels, x, y, w };

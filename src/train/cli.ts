@@ -20,6 +20,7 @@ import {
 import { createProgress } from './progress.js';
 import { type TrainingBackend, useTrainingBackend } from './tf-setup.js';
 import { DEFAULT_TRAIN_OPTIONS, type TrainingReport, type TrainOptions, trainModel } from './train.js';
+import { parseWindowWeights, type WindowWeights } from './window-weights.js';
 
 /** Files as given; directories contribute their `*.mcap` files, sorted. */
 export async function expandRecordings(inputs: readonly string[]): Promise<string[]> {
@@ -86,8 +87,18 @@ interface TrainFlags {
   l2: string;
   seed: string;
   baselineHidden: string;
+  windowWeight?: string;
   backend: string;
   force?: boolean;
+}
+
+function windowWeights(text: string | undefined): WindowWeights {
+  if (text === undefined) return DEFAULT_TRAIN_OPTIONS.windowWeights;
+  try {
+    return parseWindowWeights(text);
+  } catch (error) {
+    throw new InvalidOptionError('window-weight', (error as Error).message);
+  }
 }
 
 /** Command-line flags to checked training options; each error names its flag. */
@@ -125,6 +136,7 @@ export function parseTrainFlags(flags: TrainFlags): TrainOptions {
     seed: integer('seed', flags.seed, 0),
     baselineHidden: integer('baseline-hidden', flags.baselineHidden, 0),
     baselineBatchSize: DEFAULT_TRAIN_OPTIONS.baselineBatchSize,
+    windowWeights: windowWeights(flags.windowWeight),
   };
 }
 
@@ -134,8 +146,9 @@ function summary(report: TrainingReport): string {
       `  hidden ${String(s.hidden).padStart(4)}: mean val loss ${s.meanValLoss.toFixed(4)}, mean val F1 ${s.meanValF1.toFixed(3)}, mean best epoch ${s.meanBestEpoch.toFixed(1)}${s.hidden === report.selection.chosenHidden ? '  <- chosen' : ''}`,
   );
   const b = report.baseline.size;
+  const weights = Object.entries(report.options.windowWeights ?? {}).map(([l, w]) => `${l}=${w}`);
   return [
-    `braid train: ${report.dataset.windows} windows, ${report.dataset.sessions.length} recordings, labels ${report.labels.join(', ')}`,
+    `braid train: ${report.dataset.windows} windows, ${report.dataset.sessions.length} recordings, labels ${report.labels.join(', ')}${weights.length > 0 ? `, window weights ${weights.join(',')}` : ''}`,
     ...lines,
     `  baseline (memoryless MLP, ${b.hidden} hidden): mean val loss ${b.meanValLoss.toFixed(4)}, mean val F1 ${b.meanValF1.toFixed(3)}`,
     `  final: hidden ${report.final.hidden}, ${report.final.epochs} epochs on all ${report.final.trainSessions} recordings; ${report.seconds.toFixed(0)} s in all`,
@@ -184,6 +197,10 @@ export function registerTrainCommand(program: Command): Command {
       'hidden units of the memoryless baseline (0: logistic regression)',
       String(d.baselineHidden),
     )
+    .option(
+      '--window-weight <label=weight,...>',
+      'windows where a recorded label the model does not learn is on weigh this much in the training loss, e.g. distractor=3 (validation stays unweighted)',
+    )
     .option('--force', 'overwrite an existing model directory')
     .action(async (inputs: string[], flags: TrainFlags) => {
       const options = parseTrainFlags(flags);
@@ -197,9 +214,11 @@ export function registerTrainCommand(program: Command): Command {
       const labels = flags.labels?.split(',').map((l) => l.trim());
       process.stderr.write(`braid train: reading ${files.length} recordings...\n`);
       const featureConfig = flags.features ? await readFeatureConfigFile(flags.features) : undefined;
+      const auxLabels = Object.keys(options.windowWeights);
       const dataset = await buildDataset(files, {
         ...(labels && { labels }),
         ...(featureConfig && { featureConfig }),
+        ...(auxLabels.length > 0 && { auxLabels }),
       });
       const progress = createProgress();
       let outcome: ReturnType<typeof trainModel>;

@@ -59,6 +59,8 @@ export interface Sequence {
   readonly onsets?: Readonly<Record<string, readonly Micros[]>>;
   /** windows.length × auxLabels values at each window's end (as targets are taken), row-major; NaN where absent. */
   readonly aux?: Float32Array;
+  /** windows.length loss weights in training (applyWindowWeights); absent: 1 each. Validation losses ignore them. */
+  readonly weights?: Float32Array;
 }
 
 /** What one recording gave and lost, for the training report. */

@@ -12,3 +12,4 @@ export * from './recurrent.js';
 export * from './tf-setup.js';
 export * from './train.js';
 export * from './window-features.js';
+export * from './window-weights.js';

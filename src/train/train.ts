@@ -18,6 +18,7 @@ import { type BinaryMetrics, labelMetrics, macroF1 } from './metrics.js';
 import { computeNormalization } from './normalization.js';
 import { buildModelConfig, RecurrentLearner, sequenceLogits, sigmoid, TrainableModel } from './recurrent.js';
 import { deriveSeed } from './shuffle.js';
+import { applyWindowWeights, type WindowWeights } from './window-weights.js';
 
 export interface TrainOptions {
   readonly cell: CellType;
@@ -44,6 +45,12 @@ export interface TrainOptions {
   readonly baselineHidden: number;
   /** Windows per baseline minibatch. */
   readonly baselineBatchSize: number;
+  /**
+   * Loss weights of windows where a recorded label is on (the dataset must be read with them as aux labels), for
+   * the model and the baseline alike; validation losses, and so early stopping and the choice of size, stay
+   * unweighted.
+   */
+  readonly windowWeights: WindowWeights;
 }
 
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
@@ -63,6 +70,7 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   seed: 1,
   baselineHidden: 32,
   baselineBatchSize: 64,
+  windowWeights: {},
 };
 
 export type RunPhase = 'cv' | 'final' | 'baseline-cv' | 'baseline-final';
@@ -165,6 +173,12 @@ function checkOptions(o: TrainOptions): void {
   if (!(o.clipnorm > 0))
     throw new InvalidOptionError('clipnorm', `must be > 0 (or Infinity for none), got ${o.clipnorm}`);
   if (!Number.isInteger(o.seed)) throw new InvalidOptionError('seed', `must be an integer, got ${o.seed}`);
+  for (const [label, w] of Object.entries(o.windowWeights))
+    if (!(w > 0 && Number.isFinite(w)))
+      throw new InvalidOptionError(
+        'window-weight',
+        `weight of "${label}" must be a positive number, got ${w}`,
+      );
 }
 
 const bySession = (sequences: readonly Sequence[], sessions: readonly string[]): Sequence[] => {
@@ -229,6 +243,7 @@ export function trainModel(
 ): TrainingOutcome {
   checkOptions(options);
   const t0 = performance.now();
+  const weighted = applyWindowWeights(dataset, options.windowWeights);
   const sessions = [...new Set(dataset.sequences.map((s) => s.session))];
   const splits = sessionSplits(sessions, options.folds, options.seed, options.valFraction);
   const { labels, featureConfig, inputWidth } = dataset;
@@ -290,8 +305,8 @@ export function trainModel(
 
   const crossValidate = <T>(runner: Runner<T>, hidden: number, phase: 'cv' | 'baseline-cv'): SizeReport => {
     const folds: FoldReport[] = splits.map((split, fold) => {
-      const train = bySession(dataset.sequences, split.train);
-      const validation = bySession(dataset.sequences, split.validation);
+      const train = bySession(weighted, split.train);
+      const validation = bySession(weighted, split.validation);
       const info: RunInfo = { phase, fold, folds: splits.length, hidden, maxEpochs: options.maxEpochs };
       const out = runner.run(info, train, validation, options.maxEpochs);
       try {
@@ -334,7 +349,7 @@ export function trainModel(
       `training diverged for every hidden size (${sizes.map((s) => `${s.hidden}: ${s.folds.map((f) => f.stopReason).join('/')}`).join('; ')}); lower --lr or set --clipnorm`,
     );
   const chosen = usable.reduce((best, s) => (s.meanValLoss < best.meanValLoss ? s : best));
-  const all = dataset.sequences;
+  const all = weighted;
   const finalModel = trainFinal(recurrent(chosen.hidden), chosen, all, 'final');
   const baselineSize = crossValidate(
     baselineRunner(options.baselineHidden),

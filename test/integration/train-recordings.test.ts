@@ -295,6 +295,19 @@ describe('braid train and braid eval', () => {
     await expect(run(['--hidden', '32,abc'])).rejects.toMatchObject({ option: 'hidden' });
     await expect(run(['--clipnorm', '-1'])).rejects.toMatchObject({ option: 'clipnorm' });
     await expect(run(['--encoder', '1,2'])).rejects.toMatchObject({ option: 'encoder' });
+    await expect(run(['--window-weight', 'distractor'])).rejects.toMatchObject({
+      option: 'window-weight',
+      message: expect.stringMatching(/LABEL=WEIGHT.*"distractor"/),
+    });
+    // A recorded label the recordings do not carry would weigh nothing: an error naming it.
+    await expect(run(['--window-weight', 'distractor=3'])).rejects.toMatchObject({
+      code: 'BRAID_ERR_DATASET',
+      message: expect.stringMatching(/no recording carries the window weight label "distractor"/),
+    });
+    await expect(run(['--window-weight', 'speech=3'])).rejects.toMatchObject({
+      code: 'BRAID_ERR_DATASET',
+      message: expect.stringMatching(/not learnt ones, got speech beside speech, motion/),
+    });
     await expect(run(['--features', join(dir, 'missing.json')])).rejects.toMatchObject({
       option: 'features',
       message: expect.stringMatching(/cannot read .*missing\.json/),
