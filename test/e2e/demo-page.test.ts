@@ -160,7 +160,14 @@ async function session(page: DemoPage, browser: string, demo: DemoServer): Promi
   await page.waitFor(() => document.querySelectorAll('button.label').length > 0, 10_000);
   const started = Date.now();
   await page.click('#start');
-  await page.waitFor(() => (window as unknown as W).__braid.count > 0, 15_000);
+  // The page shows what failed (a worklet or module that did not load, a refused hello) instead of streaming:
+  // stop waiting then and fail with its words, not with a timeout.
+  await page.waitFor(
+    () =>
+      (window as unknown as W).__braid.count > 0 || (document.getElementById('error')?.textContent ?? '') !== '',
+    15_000,
+  );
+  expect(await page.evaluate(() => document.getElementById('error')?.textContent ?? '')).toBe('');
   const firstAfterMs = Date.now() - started;
   const streamId = await page.evaluate(() => (window as unknown as W).__braid.streamId);
   await page.type('#text', 'hello braid, this is typed text');
