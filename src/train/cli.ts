@@ -146,7 +146,7 @@ function summary(report: TrainingReport): string {
       `  hidden ${String(s.hidden).padStart(4)}: mean val loss ${s.meanValLoss.toFixed(4)}, mean val F1 ${s.meanValF1.toFixed(3)}, mean best epoch ${s.meanBestEpoch.toFixed(1)}${s.hidden === report.selection.chosenHidden ? '  <- chosen' : ''}`,
   );
   const b = report.baseline.size;
-  const weights = Object.entries(report.options.windowWeights ?? {}).map(([l, w]) => `${l}=${w}`);
+  const weights = Object.entries(report.options.windowWeights).map(([l, w]) => `${l}=${w}`);
   return [
     `braid train: ${report.dataset.windows} windows, ${report.dataset.sessions.length} recordings, labels ${report.labels.join(', ')}${weights.length > 0 ? `, window weights ${weights.join(',')}` : ''}`,
     ...lines,

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_WINDOWING } from '../../src/align/windowing.js';
-import { DEFAULT_FEATURE_CONFIG, type FeatureConfig, featureLayout } from '../../src/features/config.js';
 import { mulberry32 } from '../../src/model/weights.js';
 import type { Dataset, Sequence } from '../../src/train/dataset.js';
 import { clipByGlobalNorm, type Learner, trainLoop } from '../../src/train/fit.js';
@@ -14,16 +13,10 @@ import {
   TrainableModel,
 } from '../../src/train/recurrent.js';
 import { useTrainingBackend } from '../../src/train/tf-setup.js';
-import { DEFAULT_TRAIN_OPTIONS, type TrainOptions, trainModel } from '../../src/train/train.js';
+import { trainModel } from '../../src/train/train.js';
+import { TINY, TINY_INPUTS, TINY_TRAIN_OPTIONS, windowRefs } from '../helpers/tiny-training.js';
 
-/** A tiny feature config (25 fused inputs) so models train in milliseconds. */
-const TINY: FeatureConfig = {
-  ...DEFAULT_FEATURE_CONFIG,
-  audio: { ...DEFAULT_FEATURE_CONFIG.audio, melBands: 4, melAggregates: ['mean'], rmsAggregates: ['mean'] },
-  video: { thumbWidth: 2, thumbHeight: 2, thumbnail: 'mean' },
-  text: { ...DEFAULT_FEATURE_CONFIG.text, hashDim: 4 },
-};
-const F = featureLayout(TINY).total;
+const F = TINY_INPUTS;
 const LABELS = ['now', 'recent'];
 
 /**
@@ -43,12 +36,7 @@ function sessions(count: number, steps: number, seed: number, noise = false): Se
       y[t * 2] = noise ? Math.round(random()) : event ? 1 : 0;
       y[t * 2 + 1] = noise ? Math.round(random()) : t - last < 3 ? 1 : 0;
     }
-    const windows = Array.from({ length: steps }, (_, i) => ({
-      index: i,
-      start: i * 500_000,
-      end: (i + 1) * 500_000,
-    }));
-    return { session: `session-${seed}-${s}`, streamId: 'a', windows, x, y };
+    return { session: `session-${seed}-${s}`, streamId: 'a', windows: windowRefs(steps), x, y };
   });
 }
 
@@ -61,18 +49,7 @@ const dataset = (sequences: Sequence[]): Dataset => ({
   sessions: [],
 });
 
-const tinyOptions: TrainOptions = {
-  ...DEFAULT_TRAIN_OPTIONS,
-  hiddenSizes: [6],
-  encoderUnits: { audio: 3, video: 3, text: 3 },
-  chunk: 8,
-  batchSize: 4,
-  maxEpochs: 4,
-  patience: 2,
-  learningRate: 0.01,
-  baselineHidden: 4,
-  baselineBatchSize: 32,
-};
+const tinyOptions = TINY_TRAIN_OPTIONS;
 
 function recurrentModel(train: Sequence[], hidden = 6, seed = 1): TrainableModel {
   const config = buildModelConfig(

@@ -1,20 +1,14 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_WINDOWING } from '../../src/align/windowing.js';
-import { DEFAULT_FEATURE_CONFIG, type FeatureConfig, featureLayout } from '../../src/features/config.js';
 import { mulberry32 } from '../../src/model/weights.js';
 import { packSequences } from '../../src/train/batches.js';
 import type { Dataset, Sequence } from '../../src/train/dataset.js';
 import { useTrainingBackend } from '../../src/train/tf-setup.js';
-import { DEFAULT_TRAIN_OPTIONS, type TrainOptions, trainModel } from '../../src/train/train.js';
+import { type TrainOptions, trainModel } from '../../src/train/train.js';
 import { applyWindowWeights, parseWindowWeights } from '../../src/train/window-weights.js';
+import { TINY, TINY_INPUTS, TINY_TRAIN_OPTIONS, windowRefs } from '../helpers/tiny-training.js';
 
-const TINY: FeatureConfig = {
-  ...DEFAULT_FEATURE_CONFIG,
-  audio: { ...DEFAULT_FEATURE_CONFIG.audio, melBands: 4, melAggregates: ['mean'], rmsAggregates: ['mean'] },
-  video: { thumbWidth: 2, thumbHeight: 2, thumbnail: 'mean' },
-  text: { ...DEFAULT_FEATURE_CONFIG.text, hashDim: 4 },
-};
-const F = featureLayout(TINY).total;
+const F = TINY_INPUTS;
 
 /**
  * Input 0 is 1 in a third of the windows ("loud"); a loud window is `on` three times in four and a recorded
@@ -35,12 +29,7 @@ function sessions(count: number, steps: number, seed: number): Sequence[] {
       aux[t * 2] = distractor ? 1 : 0;
       aux[t * 2 + 1] = Number.NaN; // a label this recording does not carry
     }
-    const windows = Array.from({ length: steps }, (_, i) => ({
-      index: i,
-      start: i * 500_000,
-      end: (i + 1) * 500_000,
-    }));
-    return { session: `s${seed}-${s}`, streamId: 'a', windows, x, y, aux };
+    return { session: `s${seed}-${s}`, streamId: 'a', windows: windowRefs(steps), x, y, aux };
   });
 }
 
@@ -55,16 +44,11 @@ const dataset = (sequences: Sequence[]): Dataset => ({
 });
 
 const options: TrainOptions = {
-  ...DEFAULT_TRAIN_OPTIONS,
-  hiddenSizes: [6],
-  encoderUnits: { audio: 3, video: 3, text: 3 },
+  ...TINY_TRAIN_OPTIONS,
   chunk: 10,
-  batchSize: 4,
   maxEpochs: 12,
   patience: 12,
   learningRate: 0.03,
-  baselineHidden: 4,
-  baselineBatchSize: 32,
 };
 
 beforeAll(() => useTrainingBackend());
