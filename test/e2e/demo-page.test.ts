@@ -164,7 +164,8 @@ async function session(page: DemoPage, browser: string, demo: DemoServer): Promi
   // stop waiting then and fail with its words, not with a timeout.
   await page.waitFor(
     () =>
-      (window as unknown as W).__braid.count > 0 || (document.getElementById('error')?.textContent ?? '') !== '',
+      (window as unknown as W).__braid.count > 0 ||
+      (document.getElementById('error')?.textContent ?? '') !== '',
     15_000,
   );
   expect(await page.evaluate(() => document.getElementById('error')?.textContent ?? '')).toBe('');
