@@ -12,14 +12,20 @@ import { buildDataset } from './dataset.js';
 import {
   DEFAULT_FPR_LABEL,
   DEFAULT_ONSET_TOLERANCE,
-  DEFAULT_OPERATING_TARGETS,
   evaluateModel,
   formatEvaluation,
   TRAINING_REPORT,
 } from './evaluate.js';
+import { DEFAULT_OPERATING_TARGETS } from './operating-points.js';
 import { createProgress } from './progress.js';
 import { type TrainingBackend, useTrainingBackend } from './tf-setup.js';
-import { DEFAULT_TRAIN_OPTIONS, type TrainingReport, type TrainOptions, trainModel } from './train.js';
+import {
+  DEFAULT_TRAIN_OPTIONS,
+  type SizeReport,
+  type TrainingReport,
+  type TrainOptions,
+  trainModel,
+} from './train.js';
 import { parseWindowWeights, type WindowWeights } from './window-weights.js';
 
 /** Files as given; directories contribute their `*.mcap` files, sorted. */
@@ -140,11 +146,32 @@ export function parseTrainFlags(flags: TrainFlags): TrainOptions {
   };
 }
 
+/**
+ * A size's mean validation recall at 5 % false positives on each recorded label, for the learnt labels that have one:
+ * "distractor: speech 0.951, motion 0.930".
+ */
+export function operatingSummary(size: SizeReport): string[] {
+  const recorded = Object.keys(size.folds[0]?.validationOperating ?? {});
+  return recorded.flatMap((name) => {
+    const perLabel = Object.keys(size.folds[0]?.validationOperating?.[name] ?? {}).flatMap((label) => {
+      const values = size.folds.map((f) => f.validationOperating?.[name]?.[label]?.recallAtFpr ?? null);
+      if (values.some((v) => v === null)) return [];
+      const mean = (values as number[]).reduce((a, v) => a + v, 0) / values.length;
+      return [`${label} ${mean.toFixed(3)}`];
+    });
+    return perLabel.length > 0
+      ? [
+          `      val recall at ${DEFAULT_OPERATING_TARGETS.fpr * 100} % FPR on ${name}: ${perLabel.join(', ')}`,
+        ]
+      : [];
+  });
+}
+
 function summary(report: TrainingReport): string {
-  const lines = report.selection.sizes.map(
-    (s) =>
-      `  hidden ${String(s.hidden).padStart(4)}: mean val loss ${s.meanValLoss.toFixed(4)}, mean val F1 ${s.meanValF1.toFixed(3)}, mean best epoch ${s.meanBestEpoch.toFixed(1)}${s.hidden === report.selection.chosenHidden ? '  <- chosen' : ''}`,
-  );
+  const lines = report.selection.sizes.flatMap((s) => [
+    `  hidden ${String(s.hidden).padStart(4)}: mean val loss ${s.meanValLoss.toFixed(4)}, mean val F1 ${s.meanValF1.toFixed(3)}, mean best epoch ${s.meanBestEpoch.toFixed(1)}${s.hidden === report.selection.chosenHidden ? '  <- chosen' : ''}`,
+    ...operatingSummary(s),
+  ]);
   const b = report.baseline.size;
   const weights = Object.entries(report.options.windowWeights).map(([l, w]) => `${l}=${w}`);
   return [

@@ -63,6 +63,14 @@ export interface Sequence {
   readonly weights?: Float32Array;
 }
 
+/** Column `index` of a sequence's `count` aux labels, one value a window; NaN throughout when it has none. */
+export function auxColumn(sequence: Sequence, index: number, count: number): Float32Array {
+  const out = new Float32Array(sequence.windows.length).fill(Number.NaN);
+  const aux = sequence.aux;
+  if (aux) for (let w = 0; w < out.length; w++) out[w] = aux[w * count + index] as number;
+  return out;
+}
+
 /** What one recording gave and lost, for the training report. */
 export interface SessionSummary {
   readonly path: string;

@@ -22,10 +22,11 @@ import {
   conditionRates,
   type Interval,
 } from './condition-metrics.js';
-import { assertDatasetMatchesModel, buildDataset, type Dataset, windowCount } from './dataset.js';
+import { assertDatasetMatchesModel, auxColumn, buildDataset, type Dataset, windowCount } from './dataset.js';
 import { type EventEvaluation, evaluateEvents, type OnsetMetrics } from './event-metrics.js';
 import { type BinaryMetrics, labelMetrics } from './metrics.js';
 import {
+  DEFAULT_OPERATING_TARGETS,
   type OperatingIntervals,
   type OperatingPoints,
   type OperatingTargets,
@@ -59,9 +60,6 @@ export interface ConditionEvaluation {
     readonly baseline: Readonly<Record<string, OperatingPoints>> | null;
   };
 }
-
-/** The operating points `braid eval` reports by default: the false-positive rate and recall issue 20 asks for. */
-export const DEFAULT_OPERATING_TARGETS: OperatingTargets = { fpr: 0.05, recall: 0.95 };
 
 export interface EvaluationReport {
   readonly labels: readonly string[];
@@ -152,11 +150,7 @@ export function evaluateDataset(
   const sessionOf = sequences.map((s) => sessionIds.indexOf(s.session));
   const fprOn: Record<string, ConditionEvaluation> = {};
   conditions.forEach((condition, c) => {
-    const column = (s: (typeof sequences)[number]): Float32Array => {
-      const out = new Float32Array(s.windows.length).fill(Number.NaN);
-      if (s.aux) for (let w = 0; w < out.length; w++) out[w] = s.aux[w * conditions.length + c] as number;
-      return out;
-    };
+    const column = (s: (typeof sequences)[number]): Float32Array => auxColumn(s, c, conditions.length);
     const conditioned = (scores: Float32Array[]) =>
       sequences.map((s, i) => ({ scores: scores[i] as Float32Array, targets: s.y, condition: column(s) }));
     fprOn[condition] = {

@@ -14,6 +14,9 @@ export interface OperatingTargets {
   readonly recall: number;
 }
 
+/** The operating points reported by default (`braid eval`, the training report): those issue 20 asks for. */
+export const DEFAULT_OPERATING_TARGETS: OperatingTargets = { fpr: 0.05, recall: 0.95 };
+
 /**
  * What a label could do at any threshold, not only the one it was scored at: two points of its ROC curve, one per
  * target. Comparing models here says which ranks windows better; at a fixed threshold, two runs of one configuration

@@ -2,9 +2,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_WINDOWING } from '../../src/align/windowing.js';
 import { mulberry32 } from '../../src/model/weights.js';
 import { packSequences } from '../../src/train/batches.js';
+import { operatingSummary } from '../../src/train/cli.js';
 import type { Dataset, Sequence } from '../../src/train/dataset.js';
 import { useTrainingBackend } from '../../src/train/tf-setup.js';
-import { type TrainOptions, trainModel } from '../../src/train/train.js';
+import { type SizeReport, type TrainOptions, trainModel } from '../../src/train/train.js';
 import { applyWindowWeights, parseWindowWeights } from '../../src/train/window-weights.js';
 import { TINY, TINY_INPUTS, TINY_TRAIN_OPTIONS, windowRefs } from '../helpers/tiny-training.js';
 
@@ -15,7 +16,7 @@ const F = TINY_INPUTS;
  * `distractor` (on = 0) the fourth time, which no input tells apart: unweighted, the best a model can do is call
  * every loud window on; with distractor windows weighing 9, the weighted majority of loud windows is off.
  */
-function sessions(count: number, steps: number, seed: number): Sequence[] {
+function sessions(count: number, steps: number, seed: number, separable = false): Sequence[] {
   const random = mulberry32(seed);
   return Array.from({ length: count }, (_, s) => {
     const x = new Float32Array(steps * F);
@@ -25,6 +26,8 @@ function sessions(count: number, steps: number, seed: number): Sequence[] {
       const loud = random() < 1 / 3;
       const distractor = loud && random() < 0.25;
       x[t * F] = loud ? 1 : 0;
+      // Separable: one more input says which loud windows are distractors, so a model can rank them below the rest.
+      if (separable) x[t * F + 1] = distractor ? 1 : 0;
       y[t] = loud && !distractor ? 1 : 0;
       aux[t * 2] = distractor ? 1 : 0;
       aux[t * 2 + 1] = Number.NaN; // a label this recording does not carry
@@ -106,5 +109,39 @@ describe('window weights', () => {
     expect(plain.baseline).toBeGreaterThan(0.9);
     expect(weighted.model).toBeLessThan(0.1);
     expect(weighted.baseline).toBeLessThan(0.1);
+  });
+
+  it("reports each fold's validation operating points on every recorded label, which tell runs apart where the inputs do", () => {
+    const points = (separable: boolean) => {
+      const { report } = trainModel(dataset(sessions(10, 60, 11, separable)), options);
+      const fold = report.selection.sizes[0]?.folds[0];
+      expect(Object.keys(fold?.validationOperating ?? {})).toEqual(['distractor', 'voice_ru']);
+      // No recording carries voice_ru: no negatives there, so no point rather than a made-up one.
+      expect(fold?.validationOperating?.['voice_ru']?.['on']).toEqual({
+        recallAtFpr: null,
+        thresholdAtFpr: null,
+        rateAtRecall: null,
+        thresholdAtRecall: null,
+      });
+      // braid train's summary line: the size's mean over folds, only where the label has a point.
+      expect(operatingSummary(report.selection.sizes[0] as SizeReport)).toEqual([
+        expect.stringMatching(/^ +val recall at 5 % FPR on distractor: on \d\.\d{3}$/),
+      ]);
+      return fold?.validationOperating?.['distractor']?.['on'];
+    };
+    const separable = points(true);
+    expect(separable?.recallAtFpr).toBeGreaterThan(0.9);
+    expect(separable?.rateAtRecall).toBeLessThan(0.1);
+    const blind = points(false);
+    expect(blind?.recallAtFpr).toBeLessThan(0.5);
+    expect(blind?.rateAtRecall).toBeGreaterThan(0.5);
+  });
+
+  it('reports no operating points when the dataset has no recorded labels', () => {
+    const { report } = trainModel(
+      { ...dataset(sessions(4, 30, 3)), auxLabels: [] },
+      { ...options, maxEpochs: 2 },
+    );
+    expect(report.selection.sizes[0]?.folds[0]).not.toHaveProperty('validationOperating');
   });
 });
