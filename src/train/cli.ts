@@ -18,6 +18,7 @@ import {
 } from './evaluate.js';
 import { DEFAULT_OPERATING_TARGETS } from './operating-points.js';
 import { createProgress } from './progress.js';
+import { parseSelectionCriterion, type SelectionCriterion, selectionConditions } from './selection.js';
 import { type TrainingBackend, useTrainingBackend } from './tf-setup.js';
 import {
   DEFAULT_TRAIN_OPTIONS,
@@ -94,8 +95,18 @@ interface TrainFlags {
   seed: string;
   baselineHidden: string;
   windowWeight?: string;
+  selectBy?: string;
   backend: string;
   force?: boolean;
+}
+
+function selectBy(text: string | undefined): SelectionCriterion {
+  if (text === undefined) return DEFAULT_TRAIN_OPTIONS.selectBy;
+  try {
+    return parseSelectionCriterion(text);
+  } catch (e) {
+    throw new InvalidOptionError('select-by', (e as Error).message);
+  }
 }
 
 function windowWeights(text: string | undefined): WindowWeights {
@@ -143,6 +154,7 @@ export function parseTrainFlags(flags: TrainFlags): TrainOptions {
     baselineHidden: integer('baseline-hidden', flags.baselineHidden, 0),
     baselineBatchSize: DEFAULT_TRAIN_OPTIONS.baselineBatchSize,
     windowWeights: windowWeights(flags.windowWeight),
+    selectBy: selectBy(flags.selectBy),
   };
 }
 
@@ -176,6 +188,7 @@ function summary(report: TrainingReport): string {
   const weights = Object.entries(report.options.windowWeights).map(([l, w]) => `${l}=${w}`);
   return [
     `braid train: ${report.dataset.windows} windows, ${report.dataset.sessions.length} recordings, labels ${report.labels.join(', ')}${weights.length > 0 ? `, window weights ${weights.join(',')}` : ''}`,
+    `  hidden size by ${report.selection.criterion}`,
     ...lines,
     `  baseline (memoryless MLP, ${b.hidden} hidden): mean val loss ${b.meanValLoss.toFixed(4)}, mean val F1 ${b.meanValF1.toFixed(3)}`,
     `  final: hidden ${report.final.hidden}, ${report.final.epochs} epochs on all ${report.final.trainSessions} recordings; ${report.seconds.toFixed(0)} s in all`,
@@ -228,6 +241,11 @@ export function registerTrainCommand(program: Command): Command {
       '--window-weight <label=weight,...>',
       'windows where a recorded label the model does not learn is on weigh this much in the training loss, e.g. distractor=3 (validation stays unweighted)',
     )
+    .option(
+      '--select-by <criterion>',
+      'how the hidden size is chosen: loss (lowest mean validation loss) or recall-at-fpr:LABEL:CONDITION (highest mean validation recall of LABEL at 5 % false positives where recorded label CONDITION is on), e.g. recall-at-fpr:speech:distractor',
+      'loss',
+    )
     .option('--force', 'overwrite an existing model directory')
     .action(async (inputs: string[], flags: TrainFlags) => {
       const options = parseTrainFlags(flags);
@@ -241,7 +259,9 @@ export function registerTrainCommand(program: Command): Command {
       const labels = flags.labels?.split(',').map((l) => l.trim());
       process.stderr.write(`braid train: reading ${files.length} recordings...\n`);
       const featureConfig = flags.features ? await readFeatureConfigFile(flags.features) : undefined;
-      const auxLabels = Object.keys(options.windowWeights);
+      const auxLabels = [
+        ...new Set([...Object.keys(options.windowWeights), ...selectionConditions(options.selectBy)]),
+      ];
       const dataset = await buildDataset(files, {
         ...(labels && { labels }),
         ...(featureConfig && { featureConfig }),

@@ -9,6 +9,7 @@ export * from './metrics.js';
 export * from './normalization.js';
 export * from './progress.js';
 export * from './recurrent.js';
+export * from './selection.js';
 export * from './tf-setup.js';
 export * from './train.js';
 export * from './window-features.js';

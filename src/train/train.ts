@@ -18,6 +18,7 @@ import { type BinaryMetrics, labelMetrics, macroF1 } from './metrics.js';
 import { computeNormalization } from './normalization.js';
 import { DEFAULT_OPERATING_TARGETS, type OperatingPoints, operatingPoints } from './operating-points.js';
 import { buildModelConfig, RecurrentLearner, sequenceLogits, sigmoid, TrainableModel } from './recurrent.js';
+import { chooseSize, describeSelection, LOSS_SELECTION, type SelectionCriterion } from './selection.js';
 import { deriveSeed } from './shuffle.js';
 import { applyWindowWeights, type WindowWeights } from './window-weights.js';
 
@@ -52,6 +53,8 @@ export interface TrainOptions {
    * unweighted.
    */
   readonly windowWeights: WindowWeights;
+  /** How the hidden size is chosen (selection.ts); a recall criterion's condition must be read with the dataset. */
+  readonly selectBy: SelectionCriterion;
 }
 
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
@@ -72,6 +75,7 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   baselineHidden: 32,
   baselineBatchSize: 64,
   windowWeights: {},
+  selectBy: LOSS_SELECTION,
 };
 
 export type RunPhase = 'cv' | 'final' | 'baseline-cv' | 'baseline-final';
@@ -145,7 +149,7 @@ export interface TrainingReport {
     readonly windows: number;
   };
   readonly selection: {
-    readonly criterion: 'mean best validation loss over folds';
+    readonly criterion: string;
     readonly sizes: readonly SizeReport[];
     readonly chosenHidden: number;
   };
@@ -181,6 +185,31 @@ function validationOperatingPoints(
       ),
     ]),
   );
+}
+
+/** A recall criterion names a learnt label and a recorded one read with the dataset, or training would rank nothing. */
+function checkSelection(criterion: SelectionCriterion, dataset: Dataset): void {
+  if (criterion.kind === 'loss') return;
+  if (!dataset.labels.includes(criterion.label))
+    throw new InvalidOptionError(
+      'select-by',
+      `label "${criterion.label}" is not learnt (labels: ${dataset.labels.join(', ')})`,
+    );
+  const aux = dataset.auxLabels ?? [];
+  if (!aux.includes(criterion.condition))
+    throw new InvalidOptionError(
+      'select-by',
+      `recorded label "${criterion.condition}" was not read with the dataset (aux labels: ${aux.join(', ') || 'none'})`,
+    );
+  const column = aux.indexOf(criterion.condition);
+  const carried = dataset.sequences.some((s) =>
+    auxColumn(s, column, aux.length).some((v) => !Number.isNaN(v)),
+  );
+  if (!carried)
+    throw new BraidError(
+      'BRAID_ERR_DATASET',
+      `--select-by: no recording carries the recorded label "${criterion.condition}", so there is nothing to rank`,
+    );
 }
 
 function checkOptions(o: TrainOptions): void {
@@ -273,6 +302,7 @@ export function trainModel(
   progress?: ProgressListener,
 ): TrainingOutcome {
   checkOptions(options);
+  checkSelection(options.selectBy, dataset);
   const t0 = performance.now();
   const weighted = applyWindowWeights(dataset, options.windowWeights);
   const sessions = [...new Set(dataset.sequences.map((s) => s.session))];
@@ -382,7 +412,7 @@ export function trainModel(
       'BRAID_ERR_MODEL',
       `training diverged for every hidden size (${sizes.map((s) => `${s.hidden}: ${s.folds.map((f) => f.stopReason).join('/')}`).join('; ')}); lower --lr or set --clipnorm`,
     );
-  const chosen = usable.reduce((best, s) => (s.meanValLoss < best.meanValLoss ? s : best));
+  const chosen = chooseSize(usable, options.selectBy);
   const all = weighted;
   const finalModel = trainFinal(recurrent(chosen.hidden), chosen, all, 'final');
   const baselineSize = crossValidate(
@@ -405,7 +435,7 @@ export function trainModel(
     windowing: saveWindowing(dataset.windowing),
     options,
     dataset: { sessions: dataset.sessions, sequences: all.length, windows: windowCount(all) },
-    selection: { criterion: 'mean best validation loss over folds', sizes, chosenHidden: chosen.hidden },
+    selection: { criterion: describeSelection(options.selectBy), sizes, chosenHidden: chosen.hidden },
     final: finalModel.report,
     baseline: { size: baselineSize, final: finalBaseline.report },
     seconds: (performance.now() - t0) / 1000,

@@ -308,6 +308,18 @@ describe('braid train and braid eval', () => {
       code: 'BRAID_ERR_DATASET',
       message: expect.stringMatching(/not learnt ones, got speech beside speech, motion/),
     });
+    await expect(run(['--select-by', 'recall-at-fpr:speech'])).rejects.toMatchObject({
+      option: 'select-by',
+      message: expect.stringMatching(/"loss" or "recall-at-fpr:LABEL:CONDITION"/),
+    });
+    await expect(run(['--select-by', 'recall-at-fpr:speech:distractor'])).rejects.toMatchObject({
+      code: 'BRAID_ERR_DATASET',
+      message: expect.stringMatching(/--select-by: no recording carries the recorded label "distractor"/),
+    });
+    await expect(run(['--select-by', 'recall-at-fpr:typing:distractor'])).rejects.toMatchObject({
+      option: 'select-by',
+      message: expect.stringMatching(/label "typing" is not learnt/),
+    });
     await expect(run(['--features', join(dir, 'missing.json')])).rejects.toMatchObject({
       option: 'features',
       message: expect.stringMatching(/cannot read .*missing\.json/),
