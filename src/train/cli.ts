@@ -18,7 +18,7 @@ import {
 } from './evaluate.js';
 import { DEFAULT_OPERATING_TARGETS } from './operating-points.js';
 import { createProgress } from './progress.js';
-import { parseSelectionCriterion, type SelectionCriterion, selectionConditions } from './selection.js';
+import { parseSelectionCriterion, selectionConditions } from './selection.js';
 import { type TrainingBackend, useTrainingBackend } from './tf-setup.js';
 import {
   DEFAULT_TRAIN_OPTIONS,
@@ -27,7 +27,7 @@ import {
   type TrainOptions,
   trainModel,
 } from './train.js';
-import { parseWindowWeights, type WindowWeights } from './window-weights.js';
+import { parseWindowWeights } from './window-weights.js';
 
 /** Files as given; directories contribute their `*.mcap` files, sorted. */
 export async function expandRecordings(inputs: readonly string[]): Promise<string[]> {
@@ -100,21 +100,13 @@ interface TrainFlags {
   force?: boolean;
 }
 
-function selectBy(text: string | undefined): SelectionCriterion {
-  if (text === undefined) return DEFAULT_TRAIN_OPTIONS.selectBy;
+/** A flag's text through its parser, or the default when it was not given; the parser's error names the flag. */
+function parsedFlag<T>(flag: string, text: string | undefined, parse: (text: string) => T, fallback: T): T {
+  if (text === undefined) return fallback;
   try {
-    return parseSelectionCriterion(text);
-  } catch (e) {
-    throw new InvalidOptionError('select-by', (e as Error).message);
-  }
-}
-
-function windowWeights(text: string | undefined): WindowWeights {
-  if (text === undefined) return DEFAULT_TRAIN_OPTIONS.windowWeights;
-  try {
-    return parseWindowWeights(text);
+    return parse(text);
   } catch (error) {
-    throw new InvalidOptionError('window-weight', (error as Error).message);
+    throw new InvalidOptionError(flag, (error as Error).message);
   }
 }
 
@@ -153,8 +145,18 @@ export function parseTrainFlags(flags: TrainFlags): TrainOptions {
     seed: integer('seed', flags.seed, 0),
     baselineHidden: integer('baseline-hidden', flags.baselineHidden, 0),
     baselineBatchSize: DEFAULT_TRAIN_OPTIONS.baselineBatchSize,
-    windowWeights: windowWeights(flags.windowWeight),
-    selectBy: selectBy(flags.selectBy),
+    windowWeights: parsedFlag(
+      'window-weight',
+      flags.windowWeight,
+      parseWindowWeights,
+      DEFAULT_TRAIN_OPTIONS.windowWeights,
+    ),
+    selectBy: parsedFlag(
+      'select-by',
+      flags.selectBy,
+      parseSelectionCriterion,
+      DEFAULT_TRAIN_OPTIONS.selectBy,
+    ),
   };
 }
 
