@@ -110,10 +110,10 @@ export interface FoldReport {
   readonly validationF1: number;
   readonly validation: Readonly<Record<string, BinaryMetrics>>;
   /**
-   * Per recorded (not learnt) label of the dataset — those --window-weight names — each learnt label's operating
-   * points on the validation windows where it is on (DEFAULT_OPERATING_TARGETS: recall at 5 % false positives there,
-   * false positives at recall 0.95). The validation loss ranks runs by how well they fit the average window; issue 20's
-   * target is these points, on sounds no run was trained on. Absent when the dataset has no recorded labels.
+   * Per recorded (not learnt) label read with the dataset (--window-weight and --select-by names), each learnt
+   * label's operating points on the validation windows where it is on (DEFAULT_OPERATING_TARGETS: recall at 5 % false
+   * positives there, false positives at recall 0.95). The validation loss ranks runs by how well they fit the average
+   * window; issue 20's target is these points, on sounds no run was trained on. Absent without recorded labels.
    */
   readonly validationOperating?: Readonly<Record<string, Readonly<Record<string, OperatingPoints>>>>;
   readonly history: readonly EpochRecord[];
