@@ -18,7 +18,7 @@ import {
 } from './evaluate.js';
 import { DEFAULT_OPERATING_TARGETS } from './operating-points.js';
 import { createProgress } from './progress.js';
-import { parseSelectionCriterion, selectionConditions } from './selection.js';
+import { meanFoldRecallAtFpr, parseSelectionCriterion, selectionConditions } from './selection.js';
 import { type TrainingBackend, useTrainingBackend } from './tf-setup.js';
 import {
   DEFAULT_TRAIN_OPTIONS,
@@ -168,10 +168,8 @@ export function operatingSummary(size: SizeReport): string[] {
   const recorded = Object.keys(size.folds[0]?.validationOperating ?? {});
   return recorded.flatMap((name) => {
     const perLabel = Object.keys(size.folds[0]?.validationOperating?.[name] ?? {}).flatMap((label) => {
-      const values = size.folds.map((f) => f.validationOperating?.[name]?.[label]?.recallAtFpr ?? null);
-      if (values.some((v) => v === null)) return [];
-      const mean = (values as number[]).reduce((a, v) => a + v, 0) / values.length;
-      return [`${label} ${mean.toFixed(3)}`];
+      const mean = meanFoldRecallAtFpr(size, name, label);
+      return mean === null ? [] : [`${label} ${mean.toFixed(3)}`];
     });
     return perLabel.length > 0
       ? [

@@ -47,21 +47,27 @@ export interface SelectableSize {
   }[];
 }
 
-/** The mean over folds of the criterion's recall; an error when a fold has none (no such windows to rank). */
+/** The mean over a size's folds of `label`'s validation recall at 5 % FPR on `condition`; null if a fold has none. */
+export function meanFoldRecallAtFpr(size: SelectableSize, condition: string, label: string): number | null {
+  const values = size.folds.map((f) => f.validationOperating?.[condition]?.[label]?.recallAtFpr ?? null);
+  if (values.some((v) => v === null)) return null;
+  return (values as number[]).reduce((a, v) => a + v, 0) / values.length;
+}
+
+/** The mean over folds of the criterion's recall; an error naming the fold that has none (no such windows to rank). */
 export function meanRecallAtFpr(
   size: SelectableSize,
   criterion: Extract<SelectionCriterion, { kind: 'recall-at-fpr' }>,
 ): number {
-  const values = size.folds.map((f, i) => {
-    const value = f.validationOperating?.[criterion.condition]?.[criterion.label]?.recallAtFpr ?? null;
-    if (value === null)
-      throw new BraidError(
-        'BRAID_ERR_DATASET',
-        `--select-by ${criterion.kind}:${criterion.label}:${criterion.condition}: fold ${i + 1} of hidden ${size.hidden} has no validation windows where "${criterion.condition}" is on and "${criterion.label}" off, or none where "${criterion.label}" is on, to rank`,
-      );
-    return value;
-  });
-  return values.reduce((a, v) => a + v, 0) / values.length;
+  const mean = meanFoldRecallAtFpr(size, criterion.condition, criterion.label);
+  if (mean !== null) return mean;
+  const fold = size.folds.findIndex(
+    (f) => (f.validationOperating?.[criterion.condition]?.[criterion.label]?.recallAtFpr ?? null) === null,
+  );
+  throw new BraidError(
+    'BRAID_ERR_DATASET',
+    `--select-by ${criterion.kind}:${criterion.label}:${criterion.condition}: fold ${fold + 1} of hidden ${size.hidden} has no validation windows where "${criterion.condition}" is on and "${criterion.label}" off, or none where "${criterion.label}" is on, to rank`,
+  );
 }
 
 /** The size the criterion prefers among usable ones (at least one). */
