@@ -10,6 +10,7 @@ import {
   loadDistractors,
   TEST_DISTRACTORS,
   TRAIN_DISTRACTORS,
+  VALIDATION_DISTRACTORS,
 } from './demo-data/distractors.js';
 import { activeLevel } from './demo-data/levels.js';
 import {
@@ -90,6 +91,7 @@ const DISTRACTOR_GAPS: readonly [number, number] = [0.5, 7];
 interface Options {
   out: string;
   train: number;
+  val: number;
   test: number;
   seconds: number;
   seed: number;
@@ -299,11 +301,21 @@ async function main(options: Options): Promise<void> {
   ];
   const pans = (photos: readonly string[], k: number) =>
     Promise.all(photos.map((p, i) => loadPan(p, options.mediaSeed * 1000 + k * 100 + i, options.cache)));
+  const trainVoices = await voices(baseTrain, TRAIN_LANGUAGES, TRAIN_ESPEAK, 0);
+  const trainPans = await pans(TRAIN_PHOTOS, 0);
   const train = extend(
     baseTrain,
-    await voices(baseTrain, TRAIN_LANGUAGES, TRAIN_ESPEAK, 0),
-    await pans(TRAIN_PHOTOS, 0),
+    trainVoices,
+    trainPans,
     await loadDistractors(TRAIN_DISTRACTORS, options.cache),
+  );
+  // Validation: training's speech, voices and video, with distractor sources of its own (neither training's nor the
+  // test's), so a choice made on it (--validation-data) is made on unheard sounds without touching the test.
+  const val = extend(
+    baseTrain,
+    trainVoices,
+    trainPans,
+    await loadDistractors(VALIDATION_DISTRACTORS, options.cache),
   );
   const test = extend(
     baseTest,
@@ -326,6 +338,7 @@ async function main(options: Options): Promise<void> {
   };
   for (const [name, split] of [
     ['train', train],
+    ['val', val],
     ['test', test],
   ] as const)
     console.log(
@@ -354,6 +367,7 @@ async function main(options: Options): Promise<void> {
   };
   for (const [name, split, count, offset] of [
     ['train', train, options.train, 0],
+    ['val', val, options.val, 50_000],
     ['test', test, options.test, 10_000],
     ['test-unseen-video', unseenVideo, options.unseenVideo, 30_000],
     ['test-seen-video', seenVideo, options.seenVideo, 40_000],
@@ -404,6 +418,7 @@ async function main(options: Options): Promise<void> {
     ],
     splits: {
       train: train.describe,
+      val: val.describe,
       test: test.describe,
       'test-unseen-video': unseenVideo.describe,
       'test-seen-video': seenVideo.describe,
@@ -427,6 +442,12 @@ const program = new Command('make-demo-data')
   .description('Build labelled demo sessions (MCAP) from Debian speech prompts and OpenCV sample clips')
   .option('--out <dir>', 'where train/ and test/ sessions go', 'data')
   .option('--train <n>', 'training sessions', int('train'), 720)
+  .option(
+    '--val <n>',
+    "validation sessions: training's media with distractor sounds of their own (val/, for --validation-data)",
+    int('val'),
+    60,
+  )
   .option('--test <n>', 'held-out sessions', int('test'), 60)
   .option('--seconds <s>', 'length of each session', int('seconds'), 60)
   .option('--seed <n>', 'seed for the session timelines', int('seed'), 7)

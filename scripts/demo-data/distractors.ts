@@ -308,6 +308,42 @@ export const TEST_DISTRACTORS: readonly DistractorSource[] = [
   fromFiles('effects', 'sound-icons', '/usr/share/sounds/sound-icons', /\.wav$/, /^prompt\./),
 ];
 
+/**
+ * lbreakout2's spoken cheers ("excellent", "very good", "damn"...), and the bonus sounds that may be a word ("speed
+ * up", "freeze"), left out: a distractor must not be a voice.
+ */
+const SPOKEN_LBREAKOUT = /^(dammit|damn|excellent|verygood|wontgiveup|speedup|speeddown|freeze)\./;
+/** chromium-bsu's two soundtracks are music, not effects. */
+const MUSIC_CHROMIUM_BSU = /^music_/;
+
+/**
+ * Validation sources, in neither training nor the held-out test: what `braid train --validation-data` early-stops
+ * and chooses on, so that choice is made on sounds training never heard (as the test's are) without looking at the
+ * test. Game soundtracks (Extreme Tux Racer, Chromium B.S.U.), Tux Racer's recorded slides and impacts, the Deepin
+ * and GNOME system sounds, and arcade effects (LBreakout2, Chromium B.S.U., Pinball); the soundtracks also through a
+ * telephone channel, as the test's music on hold is 8 kHz.
+ */
+const VALIDATION_MUSIC: readonly DistractorSource[] = [
+  fromFiles('music', 'extremetuxracer-data', '/usr/share/games/etr/music', /\.ogg$/, undefined, [10, 60]),
+  fromFiles('music', 'chromium-bsu-data (music)', '/usr/share/games/chromium-bsu/wav', MUSIC_CHROMIUM_BSU),
+];
+export const VALIDATION_DISTRACTORS: readonly DistractorSource[] = [
+  ...VALIDATION_MUSIC,
+  ...VALIDATION_MUSIC.map(telephoneBand),
+  fromFiles('field', 'extremetuxracer-data (slides)', '/usr/share/games/etr/sounds', /_(slide|hit)\.wav$/),
+  fromFiles('system', 'deepin-sound-theme', '/usr/share/sounds/deepin/stereo', /\.wav$/),
+  fromFiles('system', 'gnome-audio', '/usr/share/sounds', /\.wav$/),
+  fromFiles('effects', 'lbreakout2-data', '/usr/share/games/lbreakout2/sounds', /\.wav$/, SPOKEN_LBREAKOUT),
+  fromFiles(
+    'effects',
+    'chromium-bsu-data',
+    '/usr/share/games/chromium-bsu/wav',
+    /\.wav$/,
+    MUSIC_CHROMIUM_BSU,
+  ),
+  fromFiles('effects', 'pinball-data', '/usr/share/games/pinball/tux', /\.wav$/, /^gameover\./),
+];
+
 /** Clips shorter than this after trimming are left out: a click carries no sound to learn from. */
 const MIN_SAMPLES = 0.25 * SAMPLE_RATE;
 

@@ -8,7 +8,7 @@ import { type PartialEventSettings, parseEventsOption } from '../events/settings
 import { readFeatureConfigFile } from '../features/config-file.js';
 import { MODEL_JSON, saveModel } from '../model/model-io.js';
 import { saveBaseline } from './baseline.js';
-import { buildDataset } from './dataset.js';
+import { buildDataset, type Dataset } from './dataset.js';
 import {
   DEFAULT_FPR_LABEL,
   DEFAULT_ONSET_TOLERANCE,
@@ -96,6 +96,7 @@ interface TrainFlags {
   baselineHidden: string;
   windowWeight?: string;
   selectBy?: string;
+  validationData?: string[];
   backend: string;
   force?: boolean;
 }
@@ -191,8 +192,23 @@ function summary(report: TrainingReport): string {
     `  hidden size by ${report.selection.criterion}`,
     ...lines,
     `  baseline (memoryless MLP, ${b.hidden} hidden): mean val loss ${b.meanValLoss.toFixed(4)}, mean val F1 ${b.meanValF1.toFixed(3)}`,
-    `  final: hidden ${report.final.hidden}, ${report.final.epochs} epochs on all ${report.final.trainSessions} recordings; ${report.seconds.toFixed(0)} s in all`,
+    report.final.validated
+      ? `  final: hidden ${report.final.hidden}, the validated run at epoch ${report.final.epochs} (trained on all ${report.final.trainSessions} recordings, validated on ${report.validationData?.sessions.length ?? 0}); ${report.seconds.toFixed(0)} s in all`
+      : `  final: hidden ${report.final.hidden}, ${report.final.epochs} epochs on all ${report.final.trainSessions} recordings; ${report.seconds.toFixed(0)} s in all`,
   ].join('\n');
+}
+
+/** --validation-data's recordings, read with the training data's labels, recorded labels, features and windowing. */
+async function readValidationData(inputs: readonly string[], training: Dataset): Promise<Dataset> {
+  if (inputs.length === 0) throw new InvalidOptionError('validation-data', 'names no recordings');
+  const files = await expandRecordings(inputs);
+  process.stderr.write(`braid train: reading ${files.length} validation recordings...\n`);
+  return buildDataset(files, {
+    labels: training.labels,
+    featureConfig: training.featureConfig,
+    windowing: training.windowing,
+    ...(training.auxLabels && training.auxLabels.length > 0 && { auxLabels: training.auxLabels }),
+  });
 }
 
 /** `braid train <recordings...> --out models/NAME`. */
@@ -246,6 +262,10 @@ export function registerTrainCommand(program: Command): Command {
       'how the hidden size is chosen: loss (lowest mean validation loss) or recall-at-fpr:LABEL:CONDITION (highest mean validation recall of LABEL at 5 % false positives where recorded label CONDITION is on), e.g. recall-at-fpr:speech:distractor',
       'loss',
     )
+    .option(
+      '--validation-data <recordings...>',
+      'recordings (or directories) to validate on instead of splitting the training ones: early stopping and the choice of size use them, and the chosen run is the model (needs --folds 1)',
+    )
     .option('--force', 'overwrite an existing model directory')
     .action(async (inputs: string[], flags: TrainFlags) => {
       const options = parseTrainFlags(flags);
@@ -267,10 +287,11 @@ export function registerTrainCommand(program: Command): Command {
         ...(featureConfig && { featureConfig }),
         ...(auxLabels.length > 0 && { auxLabels }),
       });
+      const validation = flags.validationData && (await readValidationData(flags.validationData, dataset));
       const progress = createProgress();
       let outcome: ReturnType<typeof trainModel>;
       try {
-        outcome = trainModel(dataset, options, progress);
+        outcome = trainModel(dataset, options, progress, validation);
       } finally {
         progress.stop();
       }

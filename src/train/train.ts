@@ -13,7 +13,7 @@ import {
 import type { Dataset, Sequence, SessionSummary } from './dataset.js';
 import { auxColumn, windowCount } from './dataset.js';
 import { type EpochRecord, type FitResult, type OptimizerName, type StopReason, trainLoop } from './fit.js';
-import { sessionSplits } from './folds.js';
+import { type SessionSplit, sessionSplits } from './folds.js';
 import { type BinaryMetrics, labelMetrics, macroF1 } from './metrics.js';
 import { computeNormalization } from './normalization.js';
 import { DEFAULT_OPERATING_TARGETS, type OperatingPoints, operatingPoints } from './operating-points.js';
@@ -130,6 +130,8 @@ export interface SizeReport {
 export interface FinalRunReport {
   readonly hidden: number;
   readonly epochs: number;
+  /** With validation data: the run is the chosen size's validated one, at its best epoch, not a retrain. */
+  readonly validated?: boolean;
   readonly trainSessions: number;
   readonly trainWindows: number;
   readonly history: readonly EpochRecord[];
@@ -144,6 +146,12 @@ export interface TrainingReport {
   readonly windowing: SavedWindowing;
   readonly options: TrainOptions;
   readonly dataset: {
+    readonly sessions: readonly SessionSummary[];
+    readonly sequences: number;
+    readonly windows: number;
+  };
+  /** The recordings given as validation data (trainModel's `validationData`), absent when validation is split off. */
+  readonly validationData?: {
     readonly sessions: readonly SessionSummary[];
     readonly sequences: number;
     readonly windows: number;
@@ -210,6 +218,31 @@ function checkSelection(criterion: SelectionCriterion, dataset: Dataset): void {
       'BRAID_ERR_DATASET',
       `--select-by: no recording carries the recorded label "${criterion.condition}", so there is nothing to rank`,
     );
+}
+
+/** Validation data must be read as the training data was, or its scores would mean something else. */
+function checkValidationData(dataset: Dataset, validation: Dataset, folds: number): void {
+  const fail = (what: string) => {
+    throw new BraidError('BRAID_ERR_DATASET', `--validation-data: ${what}`);
+  };
+  if (folds !== 1)
+    throw new InvalidOptionError(
+      'folds',
+      `must be 1 with validation data (it replaces the split), got ${folds}`,
+    );
+  if (validation.sequences.length === 0) fail('the recordings gave no windows');
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  if (!same(validation.labels, dataset.labels))
+    fail(`labels ${validation.labels.join(', ')} differ from training's ${dataset.labels.join(', ')}`);
+  if (!same(validation.auxLabels ?? [], dataset.auxLabels ?? []))
+    fail('recorded labels differ from those read with the training recordings');
+  if (!same(validation.featureConfig, dataset.featureConfig) || validation.inputWidth !== dataset.inputWidth)
+    fail("the feature config differs from the training recordings'");
+  if (!same(saveWindowing(validation.windowing), saveWindowing(dataset.windowing)))
+    fail("the windowing differs from the training recordings'");
+  const trained = new Set(dataset.sequences.map((s) => s.session));
+  const both = [...new Set(validation.sequences.map((s) => s.session))].filter((s) => trained.has(s));
+  if (both.length > 0) fail(`recording "${both[0]}" is also a training recording`);
 }
 
 function checkOptions(o: TrainOptions): void {
@@ -295,18 +328,31 @@ function fitWithProgress(
  * sizes (normalization computed on each fold's training sessions only), the size with the lowest mean validation
  * loss retrained on every session for the folds' mean best epoch count, and the same for the baseline. Every fold's
  * figures go into the report. Deterministic for a seed on the tfjs cpu backend.
+ *
+ * With `validationData` (Keras's validation_data beside validation_split), those recordings replace the split: one run
+ * per size trains on every training session and early-stops on them, the size is chosen on them, and the chosen
+ * run's weights at its best epoch are the model (no retrain, so the validated weights are the ones shipped). The
+ * point is validation data unlike training's, e.g. distractor sounds training never heard, as the test's are.
  */
 export function trainModel(
   dataset: Dataset,
   options: TrainOptions = DEFAULT_TRAIN_OPTIONS,
   progress?: ProgressListener,
+  validationData?: Dataset,
 ): TrainingOutcome {
   checkOptions(options);
-  checkSelection(options.selectBy, dataset);
+  if (validationData) checkValidationData(dataset, validationData, options.folds);
+  checkSelection(
+    options.selectBy,
+    validationData ? { ...dataset, sequences: validationData.sequences } : dataset,
+  );
   const t0 = performance.now();
-  const weighted = applyWindowWeights(dataset, options.windowWeights);
+  const trainSequences = applyWindowWeights(dataset, options.windowWeights);
   const sessions = [...new Set(dataset.sequences.map((s) => s.session))];
-  const splits = sessionSplits(sessions, options.folds, options.seed, options.valFraction);
+  const weighted = validationData ? [...trainSequences, ...validationData.sequences] : trainSequences;
+  const splits: readonly SessionSplit[] = validationData
+    ? [{ train: sessions, validation: [...new Set(validationData.sequences.map((s) => s.session))] }]
+    : sessionSplits(sessions, options.folds, options.seed, options.valFraction);
   const { labels, featureConfig, inputWidth } = dataset;
 
   const recurrent = (hidden: number): Runner<Model> => ({
@@ -364,12 +410,15 @@ export function trainModel(
     },
   });
 
+  /** Validated runs' weights by hidden size, kept only with validation data (there they are the final model). */
+  const validatedRuns = new Map<string, { fold: FoldReport; trained: unknown }>();
   const crossValidate = <T>(runner: Runner<T>, hidden: number, phase: 'cv' | 'baseline-cv'): SizeReport => {
     const folds: FoldReport[] = splits.map((split, fold) => {
       const train = bySession(weighted, split.train);
       const validation = bySession(weighted, split.validation);
       const info: RunInfo = { phase, fold, folds: splits.length, hidden, maxEpochs: options.maxEpochs };
       const out = runner.run(info, train, validation, options.maxEpochs);
+      let kept = false;
       try {
         const scored = validation.map((s, i) => ({
           scores: sigmoid(out.logits[i] as Float32Array),
@@ -377,7 +426,7 @@ export function trainModel(
         }));
         const metrics = labelMetrics(scored, labels);
         const operating = validationOperatingPoints(validation, scored, labels, dataset.auxLabels ?? []);
-        return {
+        const report: FoldReport = {
           fold,
           hidden,
           trainSessions: split.train,
@@ -392,8 +441,13 @@ export function trainModel(
           ...(operating && { validationOperating: operating }),
           history: out.fit.history,
         };
+        if (validationData) {
+          validatedRuns.set(`${phase}:${hidden}`, { fold: report, trained: out.take() });
+          kept = true;
+        }
+        return report;
       } finally {
-        out.dispose();
+        if (!kept) out.dispose();
       }
     });
     return {
@@ -413,7 +467,7 @@ export function trainModel(
       `training diverged for every hidden size (${sizes.map((s) => `${s.hidden}: ${s.folds.map((f) => f.stopReason).join('/')}`).join('; ')}); lower --lr or set --clipnorm`,
     );
   const chosen = chooseSize(usable, options.selectBy);
-  const all = weighted;
+  const all = trainSequences;
   const finalModel = trainFinal(recurrent(chosen.hidden), chosen, all, 'final');
   const baselineSize = crossValidate(
     baselineRunner(options.baselineHidden),
@@ -435,6 +489,13 @@ export function trainModel(
     windowing: saveWindowing(dataset.windowing),
     options,
     dataset: { sessions: dataset.sessions, sequences: all.length, windows: windowCount(all) },
+    ...(validationData && {
+      validationData: {
+        sessions: validationData.sessions,
+        sequences: validationData.sequences.length,
+        windows: windowCount(validationData.sequences),
+      },
+    }),
     selection: { criterion: describeSelection(options.selectBy), sizes, chosenHidden: chosen.hidden },
     final: finalModel.report,
     baseline: { size: baselineSize, final: finalBaseline.report },
@@ -448,6 +509,19 @@ export function trainModel(
     sequences: readonly Sequence[],
     phase: 'final' | 'baseline-final',
   ): { report: FinalRunReport; trained: T } {
+    const validated = validatedRuns.get(`${phase === 'final' ? 'cv' : 'baseline-cv'}:${size.hidden}`);
+    if (validated)
+      return {
+        report: {
+          hidden: size.hidden,
+          epochs: validated.fold.bestEpoch,
+          validated: true,
+          trainSessions: sessions.length,
+          trainWindows: windowCount(sequences),
+          history: validated.fold.history,
+        },
+        trained: validated.trained as T,
+      };
     const epochs = finalEpochs(size.folds);
     const info: RunInfo = { phase, folds: splits.length, hidden: size.hidden, maxEpochs: epochs };
     const out = runner.run(info, sequences, [], epochs);

@@ -32,6 +32,12 @@ const PACKAGE_FILES = [
   '/usr/share/sounds/sound-icons/xylofon.wav',
   '/usr/share/games/frozen-bubble/snd/applause.ogg',
   '/usr/share/games/lincity-ng/sounds/Farm1.wav',
+  '/usr/share/games/etr/music/race1-jt.ogg',
+  '/usr/share/games/chromium-bsu/wav/boom.wav',
+  '/usr/share/sounds/deepin/stereo/message.wav',
+  '/usr/share/sounds/phone.wav',
+  '/usr/share/games/lbreakout2/sounds/exp.wav',
+  '/usr/share/games/pinball/tux/bump.wav',
 ];
 const missing = PACKAGE_FILES.filter((f) => !existsSync(f));
 const media = missing.length === 0;
@@ -48,6 +54,8 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
     // The first run converts every voice, photo pan and distractor sound into the cache (about 2 minutes).
     const flags = [
       '--train',
+      '1',
+      '--val',
       '1',
       '--test',
       '1',
@@ -83,6 +91,19 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
     expect((test.distractors as Source[]).filter((d) => trainSources.has(d.source))).toEqual([]);
     expect(new Set((train.distractors as Source[]).map((d) => d.kind)).size).toBeGreaterThanOrEqual(5);
     expect((test.distractors as Source[]).every((d) => d.clips > 0)).toBe(true);
+    // Validation has training's speech and video but distractor sources of its own, in neither training nor the test.
+    const { val } = manifest.splits;
+    expect(val.prompts).toEqual(train.prompts);
+    expect(val.voices).toEqual(train.voices);
+    const testSources = new Set((test.distractors as Source[]).map((d) => d.source));
+    expect(
+      (val.distractors as Source[]).filter((d) => trainSources.has(d.source) || testSources.has(d.source)),
+    ).toEqual([]);
+    expect(new Set((val.distractors as Source[]).map((d) => d.kind))).toEqual(
+      new Set(['music', 'field', 'system', 'effects']),
+    );
+    expect((val.distractors as Source[]).every((d) => d.clips > 0)).toBe(true);
+    expect(existsSync(join(dir, 'val/session-000.mcap'))).toBe(true);
     expect(manifest.splits['test-unseen-video'].videos.every((v: Video) => v.name.startsWith('pan:'))).toBe(
       true,
     );
@@ -97,6 +118,8 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
         '--seed',
         '8',
         '--train',
+        '0',
+        '--val',
         '0',
         '--test',
         '0',

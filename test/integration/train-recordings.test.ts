@@ -286,6 +286,54 @@ describe('braid train and braid eval', () => {
     }
   });
 
+  it('validates on --validation-data recordings and ships that run', async () => {
+    const data = join(dir, 'vd-train');
+    const val = join(dir, 'vd-val');
+    mkdirSync(data);
+    mkdirSync(val);
+    for (let i = 0; i < 3; i++)
+      await writeRecording(join(data, `t${i}.mcap`), syntheticSession({ streamId: `t${i}`, start: i * 100 }));
+    await writeRecording(join(val, 'v0.mcap'), syntheticSession({ streamId: 'v0', start: 900 }));
+    const out = join(dir, 'vd-model');
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      const flags = ['--hidden', '4', '--encoder', '4', '--epochs', '2', '--baseline-hidden', '4'];
+      await program().parseAsync(['train', data, '--validation-data', val, '--out', out, ...flags], {
+        from: 'user',
+      });
+      expect(stderr.mock.calls.some(([line]) => /reading 1 validation recordings/.test(String(line)))).toBe(
+        true,
+      );
+      const report = JSON.parse(await readFile(join(out, 'training-report.json'), 'utf8')) as TrainingReport;
+      expect(report.selection.sizes[0]?.folds[0]?.validationSessions).toEqual([join(val, 'v0.mcap')]);
+      expect(report.selection.sizes[0]?.folds[0]?.trainSessions).toHaveLength(3);
+      expect(report.validationData?.sessions.map((s) => s.path)).toEqual([join(val, 'v0.mcap')]);
+      expect(report.final.validated).toBe(true);
+      expect(stdout.mock.calls.map(([c]) => String(c)).join('')).toMatch(
+        /final: hidden 4, the validated run at epoch \d \(trained on all 3 recordings, validated on 1\)/,
+      );
+      await expect(
+        program().parseAsync(
+          ['train', data, '--validation-data', val, '--folds', '2', '--out', join(dir, 'vd-x'), ...flags],
+          { from: 'user' },
+        ),
+      ).rejects.toMatchObject({
+        option: 'folds',
+        message: expect.stringMatching(/must be 1 with validation data/),
+      });
+      await expect(
+        program().parseAsync(
+          ['train', data, '--validation-data', join(data, 't0.mcap'), '--out', join(dir, 'vd-y'), ...flags],
+          { from: 'user' },
+        ),
+      ).rejects.toMatchObject({ message: expect.stringMatching(/t0\.mcap" is also a training recording/) });
+    } finally {
+      stderr.mockRestore();
+      stdout.mockRestore();
+    }
+  });
+
   it('names the flag that is wrong', async () => {
     const file = join(dir, 'flags.mcap');
     await writeRecording(file, syntheticSession());
