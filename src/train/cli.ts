@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { BraidError, InvalidOptionError } from '../core/errors.js';
 import { parseDuration } from '../core/time.js';
+import { EVENTS_JSON } from '../events/model-events.js';
 import { type PartialEventSettings, parseEventsOption } from '../events/settings.js';
 import { readFeatureConfigFile } from '../features/config-file.js';
 import { MODEL_JSON, saveModel } from '../model/model-io.js';
@@ -12,6 +13,7 @@ import { buildDataset, type Dataset } from './dataset.js';
 import {
   DEFAULT_FPR_LABEL,
   DEFAULT_ONSET_TOLERANCE,
+  EVENT_THRESHOLDS,
   evaluateModel,
   formatEvaluation,
   TRAINING_REPORT,
@@ -27,6 +29,7 @@ import {
   type TrainOptions,
   trainModel,
 } from './train.js';
+import { type ValidatedThreshold, validatedEvents } from './validated-threshold.js';
 import { parseWindowWeights } from './window-weights.js';
 
 /** Files as given; directories contribute their `*.mcap` files, sorted. */
@@ -198,6 +201,21 @@ function summary(report: TrainingReport): string {
   ].join('\n');
 }
 
+/**
+ * events.json from the validated threshold, if training validated one; the line saying so. Without one, an events.json
+ * left by an earlier model in the directory is kept (it may be the user's own) but named, since its thresholds were
+ * set for other scores.
+ */
+async function writeValidatedEvents(dir: string, threshold: ValidatedThreshold | undefined): Promise<string> {
+  const file = path.join(dir, EVENTS_JSON);
+  if (!threshold)
+    return existsSync(file)
+      ? `braid train: kept ${file} from before; its thresholds were set for another model's scores\n`
+      : '';
+  await writeFile(file, `${JSON.stringify(validatedEvents(threshold), null, 2)}\n`);
+  return `braid train: ${file}: ${threshold.label} on at scores >= ${threshold.on.toFixed(4)}, where validation recall was ${threshold.recall.toFixed(3)} at ${threshold.fpr * 100} % false positives on ${threshold.condition}\n`;
+}
+
 /** --validation-data's recordings, read with the training data's labels, recorded labels, features and windowing. */
 async function readValidationData(inputs: readonly string[], training: Dataset): Promise<Dataset> {
   if (inputs.length === 0) throw new InvalidOptionError('validation-data', 'names no recordings');
@@ -298,7 +316,10 @@ export function registerTrainCommand(program: Command): Command {
       await saveModel(outcome.model, flags.out);
       await saveBaseline(outcome.baseline, flags.out);
       await writeFile(path.join(flags.out, TRAINING_REPORT), `${JSON.stringify(outcome.report, null, 2)}\n`);
-      process.stdout.write(`${summary(outcome.report)}\nbraid train: model written to ${flags.out}\n`);
+      const events = await writeValidatedEvents(flags.out, outcome.report.validatedThreshold);
+      process.stdout.write(
+        `${summary(outcome.report)}\n${events}braid train: model written to ${flags.out}\n`,
+      );
     });
 }
 
@@ -311,7 +332,11 @@ export function registerEvalCommand(program: Command): Command {
     )
     .argument('<model>', 'model directory written by braid train')
     .argument('<recordings...>', 'MCAP recordings with a label channel, or directories of them')
-    .option('--threshold <p>', 'score at or above which a label counts as on', '0.5')
+    .option(
+      '--threshold <p>',
+      `score at or above which a label counts as on, or "${EVENT_THRESHOLDS}": each label's on score from the model's events.json and --events (where braid train --validation-data put the validated one)`,
+      '0.5',
+    )
     .option('--json <file>', 'also write the figures as JSON')
     .option('--backend <name>', 'tfjs backend to run on: wasm or cpu', 'wasm')
     .option(
@@ -361,9 +386,12 @@ export function registerEvalCommand(program: Command): Command {
           fprOn?: string;
         },
       ) => {
-        const threshold = Number(flags.threshold);
-        if (!(threshold > 0 && threshold < 1))
-          throw new InvalidOptionError('threshold', `must be between 0 and 1, got "${flags.threshold}"`);
+        const threshold = flags.threshold === EVENT_THRESHOLDS ? EVENT_THRESHOLDS : Number(flags.threshold);
+        if (threshold !== EVENT_THRESHOLDS && !(threshold > 0 && threshold < 1))
+          throw new InvalidOptionError(
+            'threshold',
+            `must be between 0 and 1 or "${EVENT_THRESHOLDS}", got "${flags.threshold}"`,
+          );
         const share = (name: string, value: string): number => {
           const v = Number(value);
           if (!(v >= 0 && v <= 1))

@@ -1,5 +1,5 @@
 import { mulberry32 } from '../core/random.js';
-import type { ScoredRows } from './metrics.js';
+import { type ScoredRows, type Thresholds, thresholdOf } from './metrics.js';
 
 /** How often a label fires where it should not, split by whether a condition (e.g. `distractor`) is on. */
 export interface ConditionRates {
@@ -33,12 +33,13 @@ export interface ConditionedRows extends ScoredRows {
 export function conditionRates(
   blocks: readonly ConditionedRows[],
   labels: readonly string[],
-  threshold = 0.5,
+  threshold: Thresholds = 0.5,
 ): Record<string, ConditionRates> {
   const out: Record<string, ConditionRates> = {};
   labels.forEach((label, l) => {
     const c = zeroCounts();
-    for (const block of blocks) addCounts(c, blockCounts(block, l, labels.length, threshold));
+    for (const block of blocks)
+      addCounts(c, blockCounts(block, l, labels.length, thresholdOf(threshold, label)));
     out[label] = {
       ...c,
       rate: c.negatives === 0 ? null : c.falsePositives / c.negatives,
@@ -77,7 +78,7 @@ export interface BootstrapOptions {
 export function conditionIntervals(
   blocks: readonly ConditionedRows[],
   labels: readonly string[],
-  threshold = 0.5,
+  threshold: Thresholds = 0.5,
   options: BootstrapOptions = {},
 ): Record<string, ConditionIntervals> {
   const groups = options.groups ?? blocks.map((_, i) => i);
@@ -90,7 +91,7 @@ export function conditionIntervals(
     const perUnit = units.map(() => zeroCounts());
     blocks.forEach((block, b) => {
       const unit = perUnit[units.indexOf(groups[b] as number)] as Counts;
-      addCounts(unit, blockCounts(block, l, labels.length, threshold));
+      addCounts(unit, blockCounts(block, l, labels.length, thresholdOf(threshold, label)));
     });
     const random = mulberry32(options.seed ?? 1);
     const rates: number[] = [];

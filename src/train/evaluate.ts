@@ -8,6 +8,7 @@ import {
   type LabelEventSettings,
   type PartialEventSettings,
   resolveEventSettings,
+  settingsFor,
 } from '../events/settings.js';
 import { parseFeatureConfig } from '../features/config.js';
 import type { HeadType } from '../model/config.js';
@@ -24,7 +25,7 @@ import {
 } from './condition-metrics.js';
 import { assertDatasetMatchesModel, auxColumn, buildDataset, type Dataset, windowCount } from './dataset.js';
 import { type EventEvaluation, evaluateEvents, type OnsetMetrics } from './event-metrics.js';
-import { type BinaryMetrics, labelMetrics } from './metrics.js';
+import { type BinaryMetrics, labelMetrics, type Thresholds } from './metrics.js';
 import {
   DEFAULT_OPERATING_TARGETS,
   type OperatingIntervals,
@@ -63,7 +64,8 @@ export interface ConditionEvaluation {
 
 export interface EvaluationReport {
   readonly labels: readonly string[];
-  readonly threshold: number;
+  /** The score at or above which a label counts as on: one for all, or per label (`--threshold events`). */
+  readonly threshold: Thresholds;
   readonly sessions: readonly string[];
   readonly windows: number;
   /** The windowing the recordings were cut with: the model's own, as serve, replay and live use it. */
@@ -118,7 +120,7 @@ export function evaluateDataset(
   model: Model,
   baseline: Baseline | null,
   dataset: Dataset,
-  threshold = 0.5,
+  threshold: Thresholds = 0.5,
   windowingSource: EvaluationReport['windowingSource'] = 'model',
   events?: EventScoring,
   targets: OperatingTargets = DEFAULT_OPERATING_TARGETS,
@@ -192,7 +194,7 @@ export function evaluateDataset(
 export async function evaluateModel(
   modelDir: string,
   recordings: readonly string[],
-  threshold = 0.5,
+  threshold: number | typeof EVENT_THRESHOLDS = 0.5,
   events: {
     readonly overrides?: Readonly<Record<string, PartialEventSettings>>;
     readonly tolerance?: Micros;
@@ -240,7 +242,7 @@ export async function evaluateModel(
     model,
     baseline,
     dataset,
-    threshold,
+    threshold === EVENT_THRESHOLDS ? eventThresholds(settings, model.config.labels) : threshold,
     source,
     {
       settings,
@@ -249,6 +251,27 @@ export async function evaluateModel(
     targets,
   );
 }
+
+/**
+ * `braid eval --threshold events`: each label counts as on where its live events would turn on, at its `on` score
+ * (events.json, then --events; the default for labels neither names), so a threshold validated by braid train is
+ * scored as served.
+ */
+export const EVENT_THRESHOLDS = 'events';
+
+/** Each label's `on` score. */
+export const eventThresholds = (
+  settings: LabelEventSettings,
+  labels: readonly string[],
+): Record<string, number> => Object.fromEntries(labels.map((l) => [l, settingsFor(settings, l).on]));
+
+/** A threshold for the report's first line: "0.5", or "per label: speech 0.253, motion 0.6". */
+export const describeThresholds = (threshold: Thresholds): string =>
+  typeof threshold === 'number'
+    ? String(threshold)
+    : `per label (their events' on): ${Object.entries(threshold)
+        .map(([l, t]) => `${l} ${Number(t.toPrecision(4))}`)
+        .join(', ')}`;
 
 /** The dataset with no aux labels (the default one was asked for and no recording carries it). */
 function withoutAux(dataset: Dataset): Dataset {
@@ -310,7 +333,7 @@ export function formatEvaluation(report: EvaluationReport): string {
       ? `the live default, as served (the model has no saved windowing): ${describeWindowing(report.windowing)}`
       : `the model's own: ${describeWindowing(report.windowing)}`;
   return [
-    `${report.windows} windows from ${report.sessions.length} recordings, threshold ${report.threshold}${base ? '' : ' (no memoryless baseline: the model was not trained by braid train)'}`,
+    `${report.windows} windows from ${report.sessions.length} recordings, threshold ${describeThresholds(report.threshold)}${base ? '' : ' (no memoryless baseline: the model was not trained by braid train)'}`,
     `windowing: ${windowing}`,
     ...alignTable(header, rows),
     ...conditions.flatMap(([name, c]) => ['', ...formatCondition(report.labels, name, c)]),

@@ -78,6 +78,20 @@ export function binaryMetrics(
   };
 }
 
+/**
+ * The score at or above which a label counts as on: one for every label, or one per label (a model's validated
+ * thresholds, `braid eval --threshold events`).
+ */
+export type Thresholds = number | Readonly<Record<string, number>>;
+
+/** A label's threshold; an error naming the label when a per-label set has none for it. */
+export function thresholdOf(thresholds: Thresholds, label: string): number {
+  if (typeof thresholds === 'number') return thresholds;
+  const t = thresholds[label];
+  if (t === undefined) throw new RangeError(`no threshold for label "${label}"`);
+  return t;
+}
+
 /** Scores and targets of many windows, row-major [windows × labels]. */
 export interface ScoredRows {
   readonly scores: Float32Array;
@@ -88,7 +102,7 @@ export interface ScoredRows {
 export function labelMetrics(
   blocks: readonly ScoredRows[],
   labels: readonly string[],
-  threshold = 0.5,
+  threshold: Thresholds = 0.5,
 ): Record<string, BinaryMetrics> {
   const out: Record<string, BinaryMetrics> = {};
   const L = labels.length;
@@ -100,7 +114,7 @@ export function labelMetrics(
         scores.push(block.scores[i] as number);
         targets.push(block.targets[i] as number);
       }
-    out[label] = binaryMetrics(scores, targets, threshold);
+    out[label] = binaryMetrics(scores, targets, thresholdOf(threshold, label));
   });
   return out;
 }

@@ -20,6 +20,7 @@ import { DEFAULT_OPERATING_TARGETS, type OperatingPoints, operatingPoints } from
 import { buildModelConfig, RecurrentLearner, sequenceLogits, sigmoid, TrainableModel } from './recurrent.js';
 import { chooseSize, describeSelection, LOSS_SELECTION, type SelectionCriterion } from './selection.js';
 import { deriveSeed } from './shuffle.js';
+import { type ValidatedThreshold, validatedThreshold } from './validated-threshold.js';
 import { applyWindowWeights, type WindowWeights } from './window-weights.js';
 
 export interface TrainOptions {
@@ -162,6 +163,11 @@ export interface TrainingReport {
     readonly chosenHidden: number;
   };
   readonly final: FinalRunReport;
+  /**
+   * With validation data and a recall-at-fpr criterion: the shipped run's threshold at the false-positive target on
+   * its validation windows, written to the model's events.json; absent otherwise.
+   */
+  readonly validatedThreshold?: ValidatedThreshold;
   readonly baseline: { readonly size: SizeReport; readonly final: FinalRunReport };
   readonly seconds: number;
 }
@@ -481,6 +487,9 @@ export function trainModel(
     'baseline-final',
   );
 
+  const threshold = finalModel.report.validated
+    ? validatedThreshold(options.selectBy, chosen.folds[0] as FoldReport)
+    : null;
   const report: TrainingReport = {
     format: 'braid-training-report',
     version: 1,
@@ -498,6 +507,7 @@ export function trainModel(
     }),
     selection: { criterion: describeSelection(options.selectBy), sizes, chosenHidden: chosen.hidden },
     final: finalModel.report,
+    ...(threshold && { validatedThreshold: threshold }),
     baseline: { size: baselineSize, final: finalBaseline.report },
     seconds: (performance.now() - t0) / 1000,
   };

@@ -16,6 +16,7 @@ import type { EvaluationReport } from '../../src/train/evaluate.js';
 import type { OperatingPoints } from '../../src/train/operating-points.js';
 import { sequenceLogits, sigmoid } from '../../src/train/recurrent.js';
 import { useTrainingBackend } from '../../src/train/tf-setup.js';
+import type { TrainingReport } from '../../src/train/train.js';
 import { S, syntheticSession, T0, writeRecording } from '../helpers/labelled-session.js';
 
 /** The synthetic sessions' distractor: a loud 1.2 kHz tone during [0.6, 1.4) s of every 2 s: speech is
@@ -254,6 +255,90 @@ describe('braid eval --fpr-on', () => {
       await program().parseAsync(['eval', out, plain, '--json', json], { from: 'user' });
       expect((JSON.parse(await readFile(json, 'utf8')) as EvaluationReport).fprOn).toBeUndefined();
       expect(stdout.mock.calls.join('')).not.toContain('FPR@');
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+    }
+  }, 120_000);
+
+  it('ships the threshold validated at 5 % false positives as events.json, and eval scores at it with --threshold events', async () => {
+    const data = join(dir, 'vt-train');
+    const val = join(dir, 'vt-val');
+    mkdirSync(data);
+    mkdirSync(val);
+    for (let i = 0; i < 3; i++)
+      await writeRecording(join(data, `t${i}.mcap`), withDistractor(`t${i}`, i * 100));
+    for (let i = 0; i < 2; i++)
+      await writeRecording(join(val, `v${i}.mcap`), withDistractor(`v${i}`, 900 + i * 100));
+    const out = join(dir, 'vt-model');
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      const flags = ['--labels', 'speech,motion', '--hidden', '4', '--encoder', '4', '--epochs', '3'];
+      await program().parseAsync(
+        [
+          'train',
+          data,
+          '--validation-data',
+          val,
+          '--select-by',
+          'recall-at-fpr:speech:distractor',
+          '--out',
+          out,
+          ...flags,
+          '--baseline-hidden',
+          '4',
+        ],
+        { from: 'user' },
+      );
+      const report = JSON.parse(await readFile(join(out, 'training-report.json'), 'utf8')) as TrainingReport;
+      const validated = report.validatedThreshold;
+      expect(validated?.label).toBe('speech');
+      const events = JSON.parse(await readFile(join(out, 'events.json'), 'utf8'));
+      expect(events).toEqual({ labels: { speech: { on: validated?.on, off: validated?.on } } });
+      expect(stdout.mock.calls.join('')).toMatch(
+        /events\.json: speech on at scores >= [\d.]+, where validation recall was [\d.]+ at 5 % false positives on distractor/,
+      );
+
+      const json = join(dir, 'vt-eval.json');
+      stdout.mockClear();
+      await program().parseAsync(['eval', out, val, '--threshold', 'events', '--json', json], {
+        from: 'user',
+      });
+      const scored = JSON.parse(await readFile(json, 'utf8')) as EvaluationReport;
+      // speech at its validated threshold, motion at the default events' on (0.6), as serve would fire them.
+      expect(scored.threshold).toEqual({ speech: validated?.on, motion: 0.6 });
+      expect(scored.model['speech']?.threshold).toBe(validated?.on);
+      const rate = scored.fprOn?.['distractor']?.model['speech'];
+      expect(rate?.negatives).toBeGreaterThan(0);
+      expect(rate?.rate).toBeLessThanOrEqual(0.05);
+      expect(scored.model['speech']?.recall).toBeCloseTo(validated?.recall as number, 6);
+      expect(stdout.mock.calls.join('')).toContain("threshold per label (their events' on): speech ");
+      // --events overrides it, as it does live; a threshold that is neither a share nor "events" is refused.
+      await program().parseAsync(
+        ['eval', out, val, '--threshold', 'events', '--events', 'speech:on=0.9,off=0.5', '--json', json],
+        { from: 'user' },
+      );
+      expect((JSON.parse(await readFile(json, 'utf8')) as EvaluationReport).threshold).toEqual({
+        speech: 0.9,
+        motion: 0.6,
+      });
+      await expect(
+        program().parseAsync(['eval', out, val, '--threshold', 'model'], { from: 'user' }),
+      ).rejects.toMatchObject({
+        option: 'threshold',
+        message: expect.stringMatching(/or "events", got "model"/),
+      });
+
+      // Trained again by loss into the same directory: no threshold validated, the old events.json kept and named.
+      stdout.mockClear();
+      await program().parseAsync(
+        ['train', data, '--validation-data', val, '--out', out, '--force', ...flags],
+        {
+          from: 'user',
+        },
+      );
+      expect(stdout.mock.calls.join('')).toMatch(/kept .*events\.json from before/);
     } finally {
       stdout.mockRestore();
       stderr.mockRestore();

@@ -6,6 +6,7 @@ import { evaluateDataset } from '../../src/train/evaluate.js';
 import { parseSelectionCriterion } from '../../src/train/selection.js';
 import { useTrainingBackend } from '../../src/train/tf-setup.js';
 import { trainModel } from '../../src/train/train.js';
+import { nextScoreAbove } from '../../src/train/validated-threshold.js';
 import { TINY, TINY_INPUTS, TINY_TRAIN_OPTIONS, windowRefs } from '../helpers/tiny-training.js';
 
 /**
@@ -80,6 +81,30 @@ describe('braid train --validation-data', () => {
     expect(scored.model['speech']?.recall).toBeCloseTo(fold?.validation['speech']?.recall as number, 6);
     expect(report.baseline.final.validated).toBe(true);
     expect(report.baseline.size.folds[0]?.validationSessions).toEqual(fold?.validationSessions);
+    // The shipped run's threshold at 5 % false positives on the validation distractors, scored at or above it: the
+    // same false positives and recall the fold counted above its operating threshold.
+    const point = fold?.validationOperating?.['distractor']?.['speech'];
+    const validated = report.validatedThreshold;
+    expect(validated).toMatchObject({ label: 'speech', condition: 'distractor', fpr: 0.05 });
+    expect(validated?.on).toBe(nextScoreAbove(point?.thresholdAtFpr as number));
+    expect(validated?.recall).toBe(point?.recallAtFpr);
+    const at = evaluateDataset(model, null, validation, { speech: validated?.on as number });
+    const rate = at.fprOn?.['distractor']?.model['speech'];
+    expect(rate?.rate).toBeLessThanOrEqual(0.05);
+    expect(rate?.negatives).toBeGreaterThanOrEqual(10);
+    expect(at.model['speech']?.recall).toBeCloseTo(validated?.recall as number, 6);
+  });
+
+  it('validates a threshold only for a recall criterion on validation data, where the shipped run is the validated one', () => {
+    const options = { ...TINY_TRAIN_OPTIONS, maxEpochs: 2 };
+    expect(trainModel(training, options, undefined, validation).report.validatedThreshold).toBeUndefined();
+    const split = trainModel(training, {
+      ...options,
+      folds: 2,
+      selectBy: parseSelectionCriterion('recall-at-fpr:speech:distractor'),
+    });
+    expect(split.report.final.validated).toBeUndefined();
+    expect(split.report.validatedThreshold).toBeUndefined();
   });
 
   it('says what does not match the training data', () => {

@@ -94,6 +94,7 @@ describe('window weights', () => {
     );
   });
 
+  // Each of these trains several runs: about 20 s alone, past the 30 s default when both cores are busy elsewhere.
   it('moves both the model and the baseline off the windows that weigh more', () => {
     const data = dataset(sessions(10, 60, 11));
     const recall = (windowWeights: TrainOptions['windowWeights']) => {
@@ -109,7 +110,7 @@ describe('window weights', () => {
     expect(plain.baseline).toBeGreaterThan(0.9);
     expect(weighted.model).toBeLessThan(0.1);
     expect(weighted.baseline).toBeLessThan(0.1);
-  });
+  }, 120_000);
 
   it("reports each fold's validation operating points on every recorded label, which tell runs apart where the inputs do", () => {
     const points = (separable: boolean) => {
@@ -135,7 +136,7 @@ describe('window weights', () => {
     const blind = points(false);
     expect(blind?.recallAtFpr).toBeLessThan(0.5);
     expect(blind?.rateAtRecall).toBeGreaterThan(0.5);
-  });
+  }, 120_000);
 
   it('reports no operating points when the dataset has no recorded labels', () => {
     const { report } = trainModel(
