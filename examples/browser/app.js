@@ -264,6 +264,15 @@ async function start() {
     ];
     /** Capture time of the next audio frame: what the microphone has not delivered yet is not promised away. */
     let nextAudio = null;
+    /** The highest progress bound sent (by a flagged frame or a progress message): bounds only go up. */
+    let promised = Number.NEGATIVE_INFINITY;
+    /** A timer that promises an audio frame's end once the clock reaches it (see the frames below). */
+    let frameEndTimer = null;
+    const promise = (bound) => {
+      if (!live || bound <= promised) return;
+      producer.progress(bound);
+      promised = bound;
+    };
 
     if (audio) {
       await audio.audioWorklet.addModule('/pcm-worklet.js');
@@ -275,20 +284,42 @@ async function start() {
       node.port.onmessage = ({ data }) => {
         if (!live) return;
         const pcm = new Int16Array(data.pcm);
-        // Time from the sample count; the first frame is stamped with the clock, back-dated by its length.
+        const now = nowMicros();
+        // Time from the sample count; the first frame is stamped with the clock, back-dated by its length and by
+        // how long its message waited for this (busy) thread, in the context's time: stamped when it is handled,
+        // every frame after it would be that wait ahead of the clock that stamps video and text.
         if (start === null) {
-          start = nowMicros() - Math.round(((data.samplesBefore + pcm.length) * 1e6) / audio.sampleRate);
+          const waited = Number.isFinite(data.endedAt) ? Math.max(0, audio.currentTime - data.endedAt) : 0;
+          start =
+            now -
+            Math.round(waited * 1e6) -
+            Math.round(((data.samplesBefore + pcm.length) * 1e6) / audio.sampleRate);
           // From now on the worklet also ends a frame where a window of this stream ends (ready.windowing), so
           // the window closes as its last sample arrives, not when the frame running past it is whole.
           const { origin, size, hop } = producer.ready.windowing;
           if (frameBounds && origin !== undefined)
             node.port.postMessage({ start, grid: { origin, size, hop } });
         }
-        // Each frame is also the stream's progress bound where the server takes one (no separate message).
-        producer.sendAudio(pcm, start + Math.floor((data.samplesBefore * 1e6) / audio.sampleRate), {
-          bound: frameBounds,
-        });
-        nextAudio = start + Math.floor(((data.samplesBefore + pcm.length) * 1e6) / audio.sampleRate);
+        const frameEnd = start + Math.floor(((data.samplesBefore + pcm.length) * 1e6) / audio.sampleRate);
+        // Each frame is also the stream's progress bound where the server takes one (no separate message) — but
+        // only if its end is not ahead of the clock: a video frame or text captured next is stamped with the clock,
+        // and a bound past it would make that event late. The audio clock does run ahead now and then, by a few ms
+        // of jitter between the two clocks (Firefox) or when the first stamp's wait was misjudged: then a progress
+        // message promises the frame's end once the clock has reached it (within the next frame's 20 ms; the 20 ms
+        // progress below covers the rest), so the window still closes right after its last sample.
+        const bound = frameBounds && frameEnd <= now && frameEnd > promised;
+        producer.sendAudio(pcm, start + Math.floor((data.samplesBefore * 1e6) / audio.sampleRate), { bound });
+        if (bound) promised = frameEnd;
+        else if (frameBounds && frameEndTimer === null && frameEnd > now && frameEnd - now <= 20_000) {
+          frameEndTimer = setTimeout(
+            () => {
+              frameEndTimer = null;
+              promise(Math.min(frameEnd, nowMicros()));
+            },
+            Math.ceil((frameEnd - now) / 1000),
+          );
+        }
+        nextAudio = frameEnd;
       };
       stops.push(() => audio.close());
     }
@@ -318,13 +349,16 @@ async function start() {
     }
 
     // Progress bounds every 20 ms: everything captured before this time has been sent (the next audio frame's start,
-    // or now), so windows close without waiting for the next frame of the slowest modality. Audio frames carry it
-    // themselves where the server takes that (ready.accepts.frameBounds): then only a page without audio sends them.
+    // or now, whichever is earlier), so windows close without waiting for the next frame of the slowest modality.
+    // Where audio frames carry the bound themselves (ready.accepts.frameBounds) this sends only what they did not.
     const progress = setInterval(() => {
-      if (!live || (audio && (frameBounds || nextAudio === null))) return;
-      producer.progress(audio ? Math.min(nextAudio, nowMicros()) : nowMicros());
+      if (!live || frameEndTimer !== null || (audio && nextAudio === null)) return;
+      promise(audio ? Math.min(nextAudio, nowMicros()) : nowMicros());
     }, 20);
-    stops.push(() => clearInterval(progress));
+    stops.push(() => {
+      clearInterval(progress);
+      clearTimeout(frameEndTimer);
+    });
 
     // Text: what was typed since the last event, every 250 ms while typing, and on Enter.
     let sent = '';

@@ -41,7 +41,9 @@ class PcmFramer extends AudioWorkletProcessor {
       this.frame[this.filled++] = s < 0 ? s * 0x8000 : s * 0x7fff;
       if (this.filled === this.length) {
         const pcm = this.frame.slice(0, this.filled);
-        this.port.postMessage({ samplesBefore: this.samplesBefore, pcm: pcm.buffer }, [pcm.buffer]);
+        // endedAt: the context time of the frame's end, so the page can tell how long the message waited for it.
+        const endedAt = currentTime + (i + 1) / sampleRate;
+        this.port.postMessage({ samplesBefore: this.samplesBefore, pcm: pcm.buffer, endedAt }, [pcm.buffer]);
         this.samplesBefore += this.filled;
         this.filled = 0;
         this.length = this.lengthAt(this.samplesBefore);

@@ -17,6 +17,7 @@ import { fakeCameraY4m, fakeMicrophoneWav } from '../helpers/media.js';
 import { startPulseAudio } from '../helpers/pulseaudio.js';
 import { eventually } from '../helpers/source-assertions.js';
 import { requireTool } from '../helpers/system-tools.js';
+import { metric } from '../helpers/ws-client.js';
 
 /**
  * The demo page in two real browsers — Chromium (playwright-core, fake microphone and camera fed from real speech
@@ -160,6 +161,18 @@ async function session(page: DemoPage, browser: string, demo: DemoServer): Promi
   await page.waitFor(() => document.querySelectorAll('button.label').length > 0, 10_000);
   const started = Date.now();
   await page.click('#start');
+  // A busy page (a slow machine, a heavy tab): its main thread is blocked 150 ms at a time until the first prediction,
+  // so the first audio frames wait in the worklet's port before the page stamps them. The page must still keep its
+  // promises: no bound ahead of the clock that stamps video and text, so none of those arrive late.
+  await page.evaluate(() => {
+    const until = performance.now() + 10_000;
+    const hog = (): void => {
+      const end = performance.now() + 150;
+      while (performance.now() < end);
+      if ((window as unknown as W).__braid.count === 0 && performance.now() < until) setTimeout(hog, 5);
+    };
+    setTimeout(hog, 0);
+  });
   // The page shows what failed (a worklet or module that did not load, a refused hello) instead of streaming:
   // stop waiting then and fail with its words, not with a timeout.
   await page.waitFor(
@@ -199,9 +212,12 @@ async function session(page: DemoPage, browser: string, demo: DemoServer): Promi
   // Microphone at the device's own rate (Firefox 44.1 kHz, Chromium 48 kHz), camera frames, typed text, labels.
   expect(state.audioRate).toBeGreaterThan(16_000);
   expect(received[streamId]?.['audio']).toBeGreaterThan(100);
-  // Every audio frame carried the stream's progress bound (ready.accepts.frameBounds), and the page sent no progress
-  // messages of its own beside them: one message per 20 ms, not two.
-  expect(received[streamId]?.['progress']).toBe(received[streamId]?.['audio']);
+  // The stream's bounds came with its audio (ready.accepts.frameBounds) or, where a frame ran ahead of the clock, in
+  // the page's 20 ms progress message in its place: about one per frame, never a second one beside a flagged frame.
+  expect(received[streamId]?.['progress']).toBeLessThanOrEqual(
+    (received[streamId]?.['audio'] ?? 0) * 1.1 + 5,
+  );
+  expect(received[streamId]?.['progress']).toBeGreaterThan((received[streamId]?.['audio'] ?? 0) / 2);
   // The page's worklet ends a frame on every window end of the stream's grid (ready.windowing), so a window closes
   // as its last sample arrives: after the first frames (sent before the grid reached the worklet), no frame runs
   // past a window end (by a sample or more), and one ends on each.
@@ -220,6 +236,11 @@ async function session(page: DemoPage, browser: string, demo: DemoServer): Promi
   expect(received[streamId]?.['video']).toBeGreaterThan(5);
   expect(received[streamId]?.['text']).toBeGreaterThan(0);
   expect(received[streamId]?.['label']).toBe(4);
+  // Nothing the page sent came late or was refused, all session long (the page shows the last error until Start).
+  expect(await page.evaluate(() => document.getElementById('error')?.textContent ?? '')).toBe('');
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  expect(metric(metrics, 'braid_late_events_total', '{modality="video"}')).toBe(0);
+  expect(metric(metrics, 'braid_late_events_total', '{modality="text"}')).toBe(0);
   await page.click('#stop');
   // The stream closed: it leaves the picker.
   await page.waitFor(
