@@ -300,7 +300,9 @@ async function start() {
           if (frameBounds && origin !== undefined)
             node.port.postMessage({ start, grid: { origin, size, hop } });
         }
-        const frameEnd = start + Math.floor(((data.samplesBefore + pcm.length) * 1e6) / audio.sampleRate);
+        /** Capture time of a sample, from the sample count (what the server checks audio times against). */
+        const timeOf = (sample) => start + Math.floor((sample * 1e6) / audio.sampleRate);
+        const frameEnd = timeOf(data.samplesBefore + pcm.length);
         // Each frame is also the stream's progress bound where the server takes one (no separate message) — but
         // only if its end is not ahead of the clock: a video frame or text captured next is stamped with the clock,
         // and a bound past it would make that event late. The audio clock does run ahead now and then, by a few ms
@@ -308,7 +310,7 @@ async function start() {
         // message promises the frame's end once the clock has reached it (within the next frame's 20 ms; the 20 ms
         // progress below covers the rest), so the window still closes right after its last sample.
         const bound = frameBounds && frameEnd <= now && frameEnd > promised;
-        producer.sendAudio(pcm, start + Math.floor((data.samplesBefore * 1e6) / audio.sampleRate), { bound });
+        producer.sendAudio(pcm, timeOf(data.samplesBefore), { bound });
         if (bound) promised = frameEnd;
         else if (frameBounds && frameEndTimer === null && frameEnd > now && frameEnd - now <= 20_000) {
           frameEndTimer = setTimeout(
