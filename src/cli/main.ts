@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { InvalidOptionError } from '../core/errors.js';
 import { registerExportCommand, registerExportModelCommand, registerImportCommand } from '../interop/cli.js';
 import { registerEvalCommand, registerTrainCommand } from '../train/cli.js';
+import { registerEnsembleCommand } from '../train/ensemble-cli.js';
 import { registerDiffCommand } from './diff.js';
 import { registerInfoCommand } from './info.js';
 import { registerLiveCommand } from './live.js';
@@ -72,6 +73,7 @@ export function buildCli(): Command {
   registerDiffCommand(program);
   registerTrainCommand(program);
   registerEvalCommand(program);
+  registerEnsembleCommand(program);
   registerExportCommand(program);
   registerImportCommand(program);
   registerExportModelCommand(program);

@@ -13,6 +13,7 @@ import { DEFAULT_WINDOWING, PredictionPipelineRunner } from '../../src/pipeline/
 import { replayRecording } from '../../src/record/replay.js';
 import { registerEvalCommand, registerTrainCommand } from '../../src/train/cli.js';
 import { assertDatasetMatchesModel, buildDataset } from '../../src/train/dataset.js';
+import { type EnsembleReport, registerEnsembleCommand } from '../../src/train/ensemble-cli.js';
 import type { EvaluationReport } from '../../src/train/evaluate.js';
 import { computeNormalization } from '../../src/train/normalization.js';
 import { buildModelConfig, sequenceLogits, sigmoid } from '../../src/train/recurrent.js';
@@ -172,6 +173,7 @@ describe('braid train and braid eval', () => {
     const cli = new Command('braid').exitOverride();
     registerTrainCommand(cli);
     registerEvalCommand(cli);
+    registerEnsembleCommand(cli);
     return cli;
   };
 
@@ -328,6 +330,89 @@ describe('braid train and braid eval', () => {
           { from: 'user' },
         ),
       ).rejects.toMatchObject({ message: expect.stringMatching(/t0\.mcap" is also a training recording/) });
+    } finally {
+      stderr.mockRestore();
+      stdout.mockRestore();
+    }
+  });
+
+  it('merges seeds of one validated training into one model that braid eval scores, and names what cannot merge', async () => {
+    const data = join(dir, 'ens-train');
+    const val = join(dir, 'ens-val');
+    mkdirSync(data);
+    mkdirSync(val);
+    for (let i = 0; i < 3; i++)
+      await writeRecording(join(data, `t${i}.mcap`), syntheticSession({ streamId: `t${i}`, start: i * 100 }));
+    await writeRecording(join(val, 'v0.mcap'), syntheticSession({ streamId: 'v0', start: 900 }));
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      const flags = ['--encoder', '4', '--epochs', '2', '--baseline-hidden', '4'];
+      const sizes = ['4', '6'];
+      const members = sizes.map((_, i) => join(dir, `ens-s${i + 1}`));
+      for (const [i, out] of members.entries())
+        await program().parseAsync(
+          [
+            'train',
+            data,
+            '--validation-data',
+            val,
+            '--out',
+            out,
+            '--seed',
+            String(i + 1),
+            '--hidden',
+            sizes[i] as string,
+            ...flags,
+          ],
+          { from: 'user' },
+        );
+      const out = join(dir, 'ens');
+      stdout.mockClear();
+      await program().parseAsync(['ensemble', ...members, '--out', out], { from: 'user' });
+      expect(stdout.mock.calls.join('')).toMatch(
+        /2 models \(hidden 4 \+ 6 = 10\) written to .*ens as one, logits averaged/,
+      );
+      const merged = await loadModel(out);
+      expect(merged.config.hidden).toBe(10);
+      expect(merged.config.encoderUnits).toEqual({ audio: 8, video: 8, text: 8 });
+      const report = JSON.parse(await readFile(join(out, 'ensemble.json'), 'utf8')) as EnsembleReport;
+      expect(report.members.map((m) => m.dir)).toEqual(members);
+      expect(report.members[0]?.modelId).toMatch(/^ens-s1@[0-9a-f]{12}$/);
+      expect(report.baselineFrom).toBe(members[0]);
+      const json = join(dir, 'ens-eval.json');
+      stdout.mockClear();
+      await program().parseAsync(['eval', out, val, '--json', json], { from: 'user' });
+      const figures = JSON.parse(await readFile(json, 'utf8')) as EvaluationReport;
+      expect(Object.keys(figures.model)).toEqual(['speech', 'motion']);
+      expect(figures.baseline).not.toBeNull();
+      await expect(
+        program().parseAsync(['ensemble', ...members, '--out', out], { from: 'user' }),
+      ).rejects.toMatchObject({ option: 'out', message: expect.stringMatching(/pass --force/) });
+      await expect(
+        program().parseAsync(['ensemble', members[0] as string, '--out', join(dir, 'ens1')], {
+          from: 'user',
+        }),
+      ).rejects.toMatchObject({
+        option: 'models',
+        message: expect.stringMatching(/at least 2 model directories, got 1/),
+      });
+      // A model of other labels scores something else: there is no mean of the two, and the error says where they part.
+      const other = join(dir, 'ens-speech');
+      await program().parseAsync(
+        ['train', data, '--out', other, '--labels', 'speech', '--hidden', '4', ...flags],
+        {
+          from: 'user',
+        },
+      );
+      await expect(
+        program().parseAsync(['ensemble', members[0] as string, other, '--out', join(dir, 'ens2')], {
+          from: 'user',
+        }),
+      ).rejects.toMatchObject({
+        code: 'BRAID_ERR_MODEL',
+        message: expect.stringMatching(/member 2 differs from member 1 in labels \(1 entry vs 2 entries\)/),
+      });
     } finally {
       stderr.mockRestore();
       stdout.mockRestore();

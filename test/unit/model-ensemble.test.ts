@@ -1,0 +1,173 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  type CellType,
+  type HeadType,
+  type ModelConfig,
+  modelDims,
+  parseModelConfig,
+} from '../../src/model/config.js';
+import { ensembleModels } from '../../src/model/ensemble.js';
+import { FusedStepKernel } from '../../src/model/fused-kernel.js';
+import { createModel, type Model, mulberry32, randomWeights } from '../../src/model/weights.js';
+
+interface MemberShape {
+  hidden: number;
+  units: [number, number, number];
+}
+
+function config(
+  cell: CellType,
+  head: HeadType,
+  resetAfter: boolean,
+  layout: [number, number, number],
+  member: MemberShape,
+  labels: number,
+): ModelConfig {
+  const width = layout[0] + layout[1] + layout[2] + 3;
+  const next = mulberry32(99); // one normalization for every member, as training on the same recordings gives
+  return parseModelConfig({
+    inputLayout: { audio: layout[0], video: layout[1], text: layout[2], mask: 3 },
+    encoderUnits: {
+      audio: layout[0] && member.units[0],
+      video: layout[1] && member.units[1],
+      text: layout[2] && member.units[2],
+    },
+    ...(cell === 'gru' ? { resetAfter } : {}),
+    hidden: member.hidden,
+    cell,
+    labels: Array.from({ length: labels }, (_, i) => `label${i}`),
+    head,
+    featureConfig: { version: 1 },
+    windowing: { size: 500000 },
+    normalization: {
+      mean: Array.from({ length: width }, () => next() - 0.5),
+      std: Array.from({ length: width }, () => 0.5 + next()),
+    },
+  });
+}
+
+/** y of every step of `n` sequences of `t` steps through a model, from a zero state. */
+function run(model: Model, xs: Float32Array, n: number, t: number): Float32Array {
+  const d = modelDims(model.config);
+  const kernel = new FusedStepKernel(model, n);
+  let state = new Float32Array(n * d.state);
+  const ys = new Float32Array(n * t * d.labels);
+  const x = new Float32Array(n * d.input);
+  const y = new Float32Array(n * d.labels);
+  for (let step = 0; step < t; step++) {
+    for (let r = 0; r < n; r++)
+      x.set(xs.subarray((r * t + step) * d.input, (r * t + step + 1) * d.input), r * d.input);
+    const next = new Float32Array(n * d.state);
+    kernel.step(n, x, state, y, next);
+    state = next;
+    for (let r = 0; r < n; r++)
+      ys.set(y.subarray(r * d.labels, (r + 1) * d.labels), (r * t + step) * d.labels);
+  }
+  kernel.dispose();
+  return ys;
+}
+
+/** The members' scores combined as the ensemble claims to: a head over the mean of their logits. */
+function meanLogitScores(memberYs: Float32Array[], head: HeadType, labels: number): Float64Array {
+  const first = memberYs[0] as Float32Array;
+  const out = new Float64Array(first.length);
+  // Sigmoid: logit = ln(y / (1 − y)). Softmax: ln y is the logit less the row's log-sum-exp, a per-row constant
+  // that the softmax of the mean cancels.
+  const logit = (y: number): number => (head === 'sigmoid' ? Math.log(y / (1 - y)) : Math.log(y));
+  for (let row = 0; row < first.length / labels; row++) {
+    const mean = Array.from({ length: labels }, (_, l) => {
+      let s = 0;
+      for (const ys of memberYs) s += logit(ys[row * labels + l] as number);
+      return s / memberYs.length;
+    });
+    const top = Math.max(...mean);
+    const sum = mean.reduce((a, m) => a + Math.exp(m - top), 0);
+    for (const [l, m] of mean.entries())
+      out[row * labels + l] = head === 'sigmoid' ? 1 / (1 + Math.exp(-m)) : Math.exp(m - top) / sum;
+  }
+  return out;
+}
+
+const memberArb: fc.Arbitrary<MemberShape> = fc.record({
+  hidden: fc.integer({ min: 1, max: 9 }),
+  units: fc.tuple(
+    fc.integer({ min: 1, max: 6 }),
+    fc.integer({ min: 1, max: 6 }),
+    fc.integer({ min: 1, max: 4 }),
+  ),
+});
+
+describe('ensembleModels', () => {
+  it('scores every step as a head over the mean of its members’ logits (GRU and LSTM, both heads, any sizes)', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          cell: fc.constantFrom<CellType>('gru', 'lstm'),
+          head: fc.constantFrom<HeadType>('sigmoid', 'softmax'),
+          resetAfter: fc.boolean(),
+          layout: fc.tuple(
+            fc.integer({ min: 0, max: 7 }),
+            fc.integer({ min: 0, max: 5 }),
+            fc.integer({ min: 0, max: 4 }),
+          ),
+          members: fc.array(memberArb, { minLength: 2, maxLength: 4 }),
+          labels: fc.integer({ min: 2, max: 4 }),
+          seed: fc.integer({ min: 1, max: 1_000_000 }),
+        }),
+        (s) => {
+          const models = s.members.map((m, i) => {
+            const c = config(s.cell, s.head, s.resetAfter, s.layout, m, s.labels);
+            return createModel(c, randomWeights(c, { seed: s.seed + i, biasScale: 0.5 }));
+          });
+          const merged = ensembleModels(models);
+          expect(merged.config.hidden).toBe(s.members.reduce((a, m) => a + m.hidden, 0));
+          const d = modelDims(merged.config);
+          const n = 3;
+          const t = 6;
+          const next = mulberry32(s.seed);
+          // Presence masks of 0 and 1 as the pipeline sends them, features anywhere.
+          const xs = Float32Array.from({ length: n * t * d.input }, (_, i) =>
+            i % d.input >= d.maskOffset ? Math.round(next()) : (next() * 2 - 1) * 2,
+          );
+          const expected = meanLogitScores(
+            models.map((m) => run(m, xs, n, t)),
+            s.head,
+            s.labels,
+          );
+          const actual = run(merged, xs, n, t);
+          for (let i = 0; i < actual.length; i++) expect(actual[i]).toBeCloseTo(expected[i] as number, 5);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('refuses one member, members of other inputs, windowing or labels, and imported fused encoders, naming why', () => {
+    const member = { hidden: 4, units: [3, 2, 2] as [number, number, number] };
+    const base = config('gru', 'sigmoid', true, [5, 3, 2], member, 2);
+    const model = (c: ModelConfig): Model => createModel(c, randomWeights(c));
+    expect(() => ensembleModels([model(base)])).toThrow(/at least 2 members, got 1/);
+    const otherNorm = {
+      ...base,
+      normalization: { ...base.normalization, mean: base.normalization.mean.map((v) => v + 1) },
+    };
+    expect(() => ensembleModels([model(base), model(otherNorm)])).toThrow(
+      /member 2 differs from member 1 in normalization\.mean\[0\]/,
+    );
+    expect(() => ensembleModels([model(base), model({ ...base, windowing: { size: 250000 } })])).toThrow(
+      /member 2 differs from member 1 in windowing\.size \(250000 vs 500000\)/,
+    );
+    expect(() => ensembleModels([model(base), model({ ...base, labels: ['label0', 'other'] })])).toThrow(
+      /labels\[1\]/,
+    );
+    const lstm = config('lstm', 'sigmoid', true, [5, 3, 2], member, 2);
+    expect(() => ensembleModels([model(base), model(lstm)])).toThrow(/in cell/);
+    const fused = parseModelConfig({
+      ...base,
+      encoderUnits: { audio: 0, video: 0, text: 0 },
+      fusedEncoder: [{ units: 4, activation: 'relu' }],
+    });
+    expect(() => ensembleModels([model(fused), model(fused)])).toThrow(/member 1 has a fused encoder/);
+  });
+});
