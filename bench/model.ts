@@ -4,9 +4,14 @@
  * ("cpu") is the plain-tfjs baseline, measured in the same run. `webgpu` (the fused WGSL step, states in GPU slots)
  * is measured when Dawn has a GPU adapter here; a software one (SwiftShader) only with BRAID_WEBGPU_SOFTWARE=1,
  * and its figures then say nothing about a GPU. Run: npx tsx bench/model.ts [--quick]
+ *
+ * `--model DIR` (repeatable) times saved models instead, on cpu-fused, each against the first in the same run: e.g.
+ * the bundled model beside an ensemble of seeds (`braid ensemble`) or a wider one.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { createKernel, createStepKernel, type HostBackendName, probeBackend } from '../src/model/backends.js';
+import { modelDims } from '../src/model/config.js';
+import { loadModel } from '../src/model/model-io.js';
 import { BACKEND_NAMES, type BackendName } from '../src/model/step-kernel.js';
 import { softwareGpuAllowed } from '../src/model/webgpu-adapter.js';
 import {
@@ -26,7 +31,33 @@ const quick = process.argv.includes('--quick');
 const BATCHES = batchesFor(quick);
 const BUDGET_MS = budgetFor(quick);
 
+/** Every value following a `--model` flag. */
+const modelDirs = process.argv.flatMap((arg, i) => (arg === '--model' ? [process.argv[i + 1] ?? ''] : []));
+
+async function savedModels(dirs: readonly string[]): Promise<void> {
+  console.log(`\n${machineLine()}\n`);
+  console.log(
+    '| model | inputs | cell input | hidden | batch | step ms (median) | p90 ms | steps timed | × first |',
+  );
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const first = new Map<number, number>();
+  for (const dir of dirs) {
+    const model = await loadModel(dir);
+    const d = modelDims(model.config);
+    const kernel = await createStepKernel(model, 'cpu-fused', Math.max(...BATCHES));
+    for (const batch of BATCHES) {
+      const t = await timeStepKernel(kernel, batch, BUDGET_MS);
+      if (!first.has(batch)) first.set(batch, t.median);
+      console.log(
+        `| ${dir} | ${d.input} | ${d.cellInput} | ${d.hidden} | ${batch} | ${fmt(t.median)} | ${fmt(t.p90)} | ${t.steps} | ${(t.median / (first.get(batch) as number)).toFixed(2)} |`,
+      );
+    }
+    kernel.dispose();
+  }
+}
+
 async function main(): Promise<void> {
+  if (modelDirs.length > 0) return savedModels(modelDirs);
   const allowSoftwareGpu = softwareGpuAllowed();
   const available: BackendName[] = [];
   for (const b of BACKEND_NAMES) {
