@@ -115,6 +115,19 @@ function headScores(logits: Float32Array, head: HeadType, labels: number): Float
   return out;
 }
 
+/** The model's scores [windows × labels] of each sequence of a dataset, from a zero state per sequence. */
+export function datasetScores(model: Model, dataset: Dataset): Float32Array[] {
+  assertDatasetMatchesModel(dataset, model.config);
+  const params = createModelParams(model);
+  try {
+    return sequenceLogits(params, model.config, dataset.sequences).map((l) =>
+      headScores(l, model.config.head, dataset.labels.length),
+    );
+  } finally {
+    disposeParams(params);
+  }
+}
+
 /** Scores of the model (from a zero state per sequence) and the baseline, if any, on a dataset, per label. */
 export function evaluateDataset(
   model: Model,
@@ -125,17 +138,8 @@ export function evaluateDataset(
   events?: EventScoring,
   targets: OperatingTargets = DEFAULT_OPERATING_TARGETS,
 ): EvaluationReport {
-  assertDatasetMatchesModel(dataset, model.config);
   const { sequences, labels } = dataset;
-  const params = createModelParams(model);
-  let modelScores: Float32Array[];
-  try {
-    modelScores = sequenceLogits(params, model.config, sequences).map((l) =>
-      headScores(l, model.config.head, labels.length),
-    );
-  } finally {
-    disposeParams(params);
-  }
+  const modelScores = datasetScores(model, dataset);
   let baselineScores: Float32Array[] | undefined;
   if (baseline) {
     const trainable = new TrainableBaseline(baseline);

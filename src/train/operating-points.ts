@@ -63,6 +63,16 @@ function scoredOf(block: ConditionedRows, l: number, L: number, into: Scored): v
   }
 }
 
+/**
+ * The highest threshold at or above which at least `recall` of the positives' scores (sorted ascending) lie; null
+ * when there are none or none needs to fire.
+ */
+export function recallThreshold(positives: Float64Array, recall: number): number | null {
+  // At most m positives may be missed: at or above the (m+1)-th lowest positive score at least the rest fire.
+  const m = Math.floor((1 - recall) * positives.length + 1e-9);
+  return m >= positives.length ? null : (positives[m] as number);
+}
+
 /** The two points from scores sorted ascending (negatives and positives each). */
 function pointsOf(
   negatives: Float64Array,
@@ -76,9 +86,7 @@ function pointsOf(
   const k = Math.floor(targets.fpr * negatives.length + 1e-9);
   const thresholdAtFpr = k >= negatives.length ? null : (negatives[negatives.length - 1 - k] as number);
   const recallAtFpr = thresholdAtFpr === null ? 1 : countAbove(positives, thresholdAtFpr) / positives.length;
-  // At most m positives may be missed: at or above the (m+1)-th lowest positive score at least the rest fire.
-  const m = Math.floor((1 - targets.recall) * positives.length + 1e-9);
-  const thresholdAtRecall = m >= positives.length ? null : (positives[m] as number);
+  const thresholdAtRecall = recallThreshold(positives, targets.recall);
   const rateAtRecall =
     thresholdAtRecall === null ? 0 : countAtOrAbove(negatives, thresholdAtRecall) / negatives.length;
   return { recallAtFpr, thresholdAtFpr, rateAtRecall, thresholdAtRecall };

@@ -389,6 +389,54 @@ describe('braid train and braid eval', () => {
       await expect(
         program().parseAsync(['ensemble', ...members, '--out', out], { from: 'user' }),
       ).rejects.toMatchObject({ option: 'out', message: expect.stringMatching(/pass --force/) });
+      // --threshold-at: the highest score where speech still finds 0.8 of its validation windows, in events.json,
+      // and braid eval --threshold events scores at it.
+      const validated = join(dir, 'ens-validated');
+      stdout.mockClear();
+      await program().parseAsync(
+        [
+          'ensemble',
+          ...members,
+          '--out',
+          validated,
+          '--validation-data',
+          val,
+          '--threshold-at',
+          'speech=0.8',
+        ],
+        { from: 'user' },
+      );
+      const events = JSON.parse(await readFile(join(validated, 'events.json'), 'utf8'));
+      const chosen = (JSON.parse(await readFile(join(validated, 'ensemble.json'), 'utf8')) as EnsembleReport)
+        .validatedThreshold;
+      expect(chosen).toMatchObject({ label: 'speech', target: 0.8, validationSessions: 1 });
+      expect(events).toEqual({ labels: { speech: { on: chosen?.on, off: chosen?.on } } });
+      expect(stdout.mock.calls.join('')).toMatch(
+        /speech on at scores >= \d\.\d{4}, where it finds [01]\.\d{3} of its \d+ windows in 1 validation recordings/,
+      );
+      const atEvents = join(dir, 'ens-events.json');
+      await program().parseAsync(['eval', validated, val, '--threshold', 'events', '--json', atEvents], {
+        from: 'user',
+      });
+      const scored = JSON.parse(await readFile(atEvents, 'utf8')) as EvaluationReport;
+      expect(scored.model['speech']?.recall).toBe(chosen?.recall);
+      expect(chosen?.recall).toBeGreaterThanOrEqual(0.8);
+      const bad = (flags: string[]) =>
+        program().parseAsync(['ensemble', ...members, '--out', join(dir, 'ens-bad'), ...flags], {
+          from: 'user',
+        });
+      await expect(bad(['--threshold-at', 'speech=0.8'])).rejects.toMatchObject({
+        option: 'validation-data',
+      });
+      await expect(bad(['--validation-data', val])).rejects.toMatchObject({ option: 'threshold-at' });
+      await expect(bad(['--validation-data', val, '--threshold-at', 'speech'])).rejects.toMatchObject({
+        option: 'threshold-at',
+        message: expect.stringMatching(/LABEL=RECALL/),
+      });
+      await expect(bad(['--validation-data', val, '--threshold-at', 'walking=0.9'])).rejects.toMatchObject({
+        option: 'threshold-at',
+        message: expect.stringMatching(/"walking" is not a label of the models \(speech, motion\)/),
+      });
       await expect(
         program().parseAsync(['ensemble', members[0] as string, '--out', join(dir, 'ens1')], {
           from: 'user',
