@@ -9,7 +9,9 @@
 // on the grid --phases says (`in-step`, the default: all in one burst every 5 ms; `spread`: each producer on its own
 // phase of the 10 ms grid, as independent devices); then a fourth time as the demo page sends today: 20 ms bound
 // frames ending on the stream's window ends (`window-ends`, from each stream's ready.windowing).
-// Run: npm run bench -- server [--phases in-step|spread] [streams...]   (default 16 256 512 1024)
+// `--model DIR` (repeatable) runs every configuration with each model in turn, the first the baseline (default: the
+// bundled models/demo), e.g. the bundled model beside an ensemble of seeds.
+// Run: npm run bench -- server [--phases in-step|spread] [--model DIR]... [streams...]   (default 16 256 512 1024)
 import { existsSync, mkdtempSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +24,7 @@ const SECONDS = 20;
 const WARMUP_S = 4;
 const SUBSCRIBERS = 2;
 const { values, positionals } = parseArgs({
-  options: { phases: { type: 'string', default: 'in-step' } },
+  options: { phases: { type: 'string', default: 'in-step' }, model: { type: 'string', multiple: true } },
   allowPositionals: true,
 });
 
@@ -37,16 +39,17 @@ const measure = (streams: number, port: number, serverPid: number, framing: Fram
   });
 
 const dir = mkdtempSync(join(tmpdir(), 'braid-bench-server-'));
-const modelDir = existsSync('models/demo') ? 'models/demo' : join(dir, 'model');
-if (!existsSync('models/demo')) await saveModel(untrainedModel(), modelDir);
+const defaultModel = existsSync('models/demo') ? 'models/demo' : join(dir, 'model');
+if (!values.model && !existsSync('models/demo')) await saveModel(untrainedModel(), defaultModel);
+const modelDirs = values.model ?? [defaultModel];
 const counts = positionals.map(Number);
 console.log(
-  `model: ${modelDir}; ${SUBSCRIBERS} subscribers (all streams each); ${SECONDS} s per run, first ${WARMUP_S} s not counted\n`,
+  `models: ${modelDirs.join(', ')}; ${SUBSCRIBERS} subscribers (all streams each); ${SECONDS} s per run, first ${WARMUP_S} s not counted\n`,
 );
 console.log(
-  '| streams | workers | framing | producers | predictions received / expected | latency p50 ms | p99 ms | max ms | dropped (subscribers) | dropped/late/rejected (server) | CPU server (its main thread) | CPU load generator | CPU subscribers |',
+  '| model | streams | workers | framing | producers | predictions received / expected | latency p50 ms | p99 ms | max ms | dropped (subscribers) | dropped/late/rejected (server) | CPU server (its main thread) | CPU load generator | CPU subscribers |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 const pct = (x: number) => `${Math.round(x * 100)} %`;
 let port = 18_400;
 const cores = availableParallelism();
@@ -57,14 +60,15 @@ const runs: { workers: number; framing: Framing; phases: Phases }[] = [
   { workers: cores, framing: 'bounds', phases: 'window-ends' },
 ];
 for (const streams of counts.length > 0 ? counts : [16, 256, 512, 1024])
-  for (const { workers, framing, phases } of runs) {
-    const child = await startServe({ port: ++port, model: modelDir, args: ['--workers', String(workers)] });
-    try {
-      const r = await measure(streams, port, child.pid!, framing, phases);
-      console.log(
-        `| ${streams} | ${workers} | ${framing} | ${phases} | ${r.predictions} / ~${r.expected} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.subscriberDropped} | ${r.serverDropped} | ${pct(r.busy.server)} (${pct(r.busy.serverMain)}) | ${pct(r.busy.load)} | ${pct(r.busy.subscribers)} |`,
-      );
-    } finally {
-      child.kill('SIGINT');
+  for (const { workers, framing, phases } of runs)
+    for (const modelDir of modelDirs) {
+      const child = await startServe({ port: ++port, model: modelDir, args: ['--workers', String(workers)] });
+      try {
+        const r = await measure(streams, port, child.pid!, framing, phases);
+        console.log(
+          `| ${modelDir} | ${streams} | ${workers} | ${framing} | ${phases} | ${r.predictions} / ~${r.expected} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.subscriberDropped} | ${r.serverDropped} | ${pct(r.busy.server)} (${pct(r.busy.serverMain)}) | ${pct(r.busy.load)} | ${pct(r.busy.subscribers)} |`,
+        );
+      } finally {
+        child.kill('SIGINT');
+      }
     }
-  }
