@@ -8,6 +8,7 @@
  * `--model DIR` (repeatable) times saved models instead, on cpu-fused, each against the first in the same run: e.g.
  * the bundled model beside an ensemble of seeds (`braid ensemble`) or a wider one.
  */
+import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { createKernel, createStepKernel, type HostBackendName, probeBackend } from '../src/model/backends.js';
 import { modelDims } from '../src/model/config.js';
@@ -31,8 +32,9 @@ const quick = process.argv.includes('--quick');
 const BATCHES = batchesFor(quick);
 const BUDGET_MS = budgetFor(quick);
 
-/** Every value following a `--model` flag. */
-const modelDirs = process.argv.flatMap((arg, i) => (arg === '--model' ? [process.argv[i + 1] ?? ''] : []));
+const modelDirs =
+  parseArgs({ options: { quick: { type: 'boolean' }, model: { type: 'string', multiple: true } } }).values
+    .model ?? [];
 
 async function savedModels(dirs: readonly string[]): Promise<void> {
   console.log(`\n${machineLine()}\n`);

@@ -1,20 +1,24 @@
 import { existsSync } from 'node:fs';
-import { cp, writeFile } from 'node:fs/promises';
+import { cp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { modelWindowing } from '../align/windowing.js';
 import { InvalidOptionError } from '../core/errors.js';
 import { EVENTS_JSON } from '../events/model-events.js';
-import type { EventsFile } from '../events/settings.js';
 import { parseFeatureConfig } from '../features/config.js';
 import { ensembleModels } from '../model/ensemble.js';
 import { loadModel, MODEL_JSON, modelId, saveModel } from '../model/model-io.js';
+import type { Model } from '../model/weights.js';
 import { BASELINE_DIR } from './baseline.js';
 import { expandRecordings } from './cli.js';
 import { buildDataset } from './dataset.js';
+import { TRAINING_REPORT } from './evaluate.js';
 import { type RecallThreshold, thresholdForRecall } from './recall-threshold.js';
+import { validatedEvents } from './validated-threshold.js';
 
 export const ENSEMBLE_REPORT = 'ensemble.json';
+/** braid import's report (src/interop/import-model.ts IMPORT_REPORT; interop reads train, so not imported from it). */
+const IMPORTED_REPORT = 'import-report.json';
 
 /** What `braid ensemble` records beside the merged model: which models it averages, and how. */
 export interface EnsembleReport {
@@ -64,75 +68,109 @@ export function registerEnsembleCommand(program: Command): Command {
       'write events.json: LABEL turns on at the highest score where it finds at least RECALL of its --validation-data windows, e.g. speech=0.95',
     )
     .option('--force', 'overwrite an existing model directory')
-    .action(async (dirs: string[], flags: EnsembleFlags) => {
-      if (dirs.length < 2)
-        throw new InvalidOptionError('models', `needs at least 2 model directories, got ${dirs.length}`);
-      if (existsSync(path.join(flags.out, MODEL_JSON)) && !flags.force)
-        throw new InvalidOptionError(
-          'out',
-          `"${flags.out}" already holds a model; pass --force to overwrite it`,
-        );
-      const thresholdAt = flags.thresholdAt === undefined ? undefined : parseThresholdAt(flags.thresholdAt);
-      if ((thresholdAt === undefined) !== (flags.validationData === undefined))
-        throw new InvalidOptionError(
-          thresholdAt ? 'validation-data' : 'threshold-at',
-          'goes with the other: --threshold-at is chosen on the --validation-data recordings',
-        );
-      const validationFiles = flags.validationData && (await expandRecordings(flags.validationData));
-      const members = await Promise.all(dirs.map((dir) => loadModel(dir)));
-      const merged = ensembleModels(members);
-      if (thresholdAt && !merged.config.labels.includes(thresholdAt.label))
-        throw new InvalidOptionError(
-          'threshold-at',
-          `"${thresholdAt.label}" is not a label of the models (${merged.config.labels.join(', ')})`,
-        );
-      let validated: EnsembleReport['validatedThreshold'];
-      if (thresholdAt && validationFiles) {
-        process.stderr.write(`braid ensemble: reading ${validationFiles.length} validation recordings...\n`);
-        const dataset = await buildDataset(validationFiles, {
-          featureConfig: parseFeatureConfig(merged.config.featureConfig, 'model.featureConfig'),
-          windowing: modelWindowing(merged.config.windowing).windowing,
-          labels: merged.config.labels,
-        });
-        const t = thresholdForRecall(merged, dataset, thresholdAt.label, thresholdAt.recall);
-        validated = { ...t, validationSessions: dataset.sessions.length };
-      }
-      await saveModel(merged, flags.out);
-      // Members' events.json files were set for their own scores, so none is copied; one already in --out is kept
-      // and named, as braid train keeps it (it may be the user's own).
-      const eventsFile = path.join(flags.out, EVENTS_JSON);
-      const keptEvents = !validated && existsSync(eventsFile);
-      if (validated) {
-        const events: EventsFile = { labels: { [validated.label]: { on: validated.on, off: validated.on } } };
-        await writeFile(eventsFile, `${JSON.stringify(events, null, 2)}\n`);
-      }
-      const baselineFrom = dirs.find((dir) => existsSync(path.join(dir, BASELINE_DIR))) ?? null;
-      if (baselineFrom !== null)
-        await cp(path.join(baselineFrom, BASELINE_DIR), path.join(flags.out, BASELINE_DIR), {
-          recursive: true,
-        });
-      const report: EnsembleReport = {
-        format: 'braid-ensemble',
-        combination: 'mean-logit',
-        members: await Promise.all(
-          dirs.map(async (dir, i) => ({
-            dir,
-            modelId: await modelId(dir),
-            hidden: members[i]?.config.hidden ?? 0,
-          })),
-        ),
-        baselineFrom,
-        ...(validated && { validatedThreshold: validated }),
-      };
-      await writeFile(path.join(flags.out, ENSEMBLE_REPORT), `${JSON.stringify(report, null, 2)}\n`);
-      process.stdout.write(
-        `braid ensemble: ${dirs.length} models (hidden ${members.map((m) => m.config.hidden).join(' + ')} = ${merged.config.hidden}) written to ${flags.out} as one, logits averaged${baselineFrom ? `; baseline from ${baselineFrom}` : ''}\n${
-          validated
-            ? `braid ensemble: ${eventsFile}: ${validated.label} on at scores >= ${validated.on.toFixed(4)}, where it finds ${validated.recall.toFixed(3)} of its ${validated.positives} windows in ${validated.validationSessions} validation recordings\n`
-            : keptEvents
-              ? `braid ensemble: kept ${eventsFile} from before; its thresholds were set for another model's scores\n`
-              : ''
-        }`,
-      );
-    });
+    .action((dirs: string[], flags: EnsembleFlags) => writeEnsemble(dirs, flags));
+}
+
+/** The option errors, before anything slow: two distinct members, --out none of them, the validation options paired. */
+function checkFlags(dirs: readonly string[], flags: EnsembleFlags): void {
+  if (dirs.length < 2)
+    throw new InvalidOptionError('models', `needs at least 2 model directories, got ${dirs.length}`);
+  const resolved = dirs.map((d) => path.resolve(d));
+  const twice = dirs.find((_, i) => resolved.indexOf(resolved[i] as string) !== i);
+  if (twice !== undefined)
+    throw new InvalidOptionError(
+      'models',
+      `"${twice}" is named twice; the same model twice only doubles the width`,
+    );
+  if (resolved.includes(path.resolve(flags.out)))
+    throw new InvalidOptionError(
+      'out',
+      `"${flags.out}" is one of the members; write the ensemble to another directory`,
+    );
+  if (existsSync(path.join(flags.out, MODEL_JSON)) && !flags.force)
+    throw new InvalidOptionError('out', `"${flags.out}" already holds a model; pass --force to overwrite it`);
+  if (flags.thresholdAt !== undefined && flags.validationData === undefined)
+    throw new InvalidOptionError(
+      'validation-data',
+      'is needed by --threshold-at: the recordings its threshold is chosen on',
+    );
+  if (flags.validationData !== undefined && flags.thresholdAt === undefined)
+    throw new InvalidOptionError(
+      'threshold-at',
+      'is what --validation-data is read for; name the label and recall, e.g. speech=0.95',
+    );
+}
+
+/** The threshold-at threshold of the merged model on the validation recordings. */
+async function validateThreshold(
+  merged: Model,
+  inputs: readonly string[],
+  target: { label: string; recall: number },
+): Promise<NonNullable<EnsembleReport['validatedThreshold']>> {
+  if (!merged.config.labels.includes(target.label))
+    throw new InvalidOptionError(
+      'threshold-at',
+      `"${target.label}" is not a label of the models (${merged.config.labels.join(', ')})`,
+    );
+  const files = await expandRecordings(inputs);
+  process.stderr.write(`braid ensemble: reading ${files.length} validation recordings...\n`);
+  const dataset = await buildDataset(files, {
+    featureConfig: parseFeatureConfig(merged.config.featureConfig, 'model.featureConfig'),
+    windowing: modelWindowing(merged.config.windowing).windowing,
+    labels: merged.config.labels,
+  });
+  const t = thresholdForRecall(merged, dataset, target.label, target.recall);
+  return { ...t, validationSessions: dataset.sessions.length };
+}
+
+async function writeEnsemble(dirs: readonly string[], flags: EnsembleFlags): Promise<void> {
+  checkFlags(dirs, flags);
+  const thresholdAt = flags.thresholdAt === undefined ? undefined : parseThresholdAt(flags.thresholdAt);
+  const members = await Promise.all(dirs.map((dir) => loadModel(dir)));
+  const ids = await Promise.all(dirs.map((dir) => modelId(dir)));
+  const merged = ensembleModels(members);
+  const validated =
+    thresholdAt && flags.validationData
+      ? await validateThreshold(merged, flags.validationData, thresholdAt)
+      : undefined;
+  const out = flags.out;
+  await saveModel(merged, out);
+  // What braid train or import left with a model this one replaces describes that model (eval would read its baseline).
+  for (const name of [BASELINE_DIR, TRAINING_REPORT, IMPORTED_REPORT])
+    await rm(path.join(out, name), { recursive: true, force: true });
+  const baselineFrom = dirs.find((dir) => existsSync(path.join(dir, BASELINE_DIR))) ?? null;
+  if (baselineFrom !== null)
+    await cp(path.join(baselineFrom, BASELINE_DIR), path.join(out, BASELINE_DIR), { recursive: true });
+  // Members' events.json files were set for their own scores, so none is copied; one already in --out is kept and
+  // named, as braid train keeps it (it may be the user's own).
+  const eventsFile = path.join(out, EVENTS_JSON);
+  const lines = [
+    `braid ensemble: ${dirs.length} models (hidden ${members.map((m) => m.config.hidden).join(' + ')} = ${merged.config.hidden}) written to ${out} as one, logits averaged${baselineFrom ? `; baseline from ${baselineFrom}` : ''}`,
+  ];
+  if (validated) {
+    await writeFile(eventsFile, `${JSON.stringify(validatedEvents(validated), null, 2)}\n`);
+    lines.push(
+      `braid ensemble: ${eventsFile}: ${validated.label} on at scores >= ${validated.on.toFixed(4)}, where it finds ${validated.recall.toFixed(3)} of its ${validated.positives} windows in ${validated.validationSessions} validation recordings`,
+    );
+  } else if (existsSync(eventsFile))
+    lines.push(
+      `braid ensemble: kept ${eventsFile} from before; its thresholds were set for another model's scores`,
+    );
+  else if (dirs.some((dir) => existsSync(path.join(dir, EVENTS_JSON))))
+    lines.push(
+      "braid ensemble: the members' events.json thresholds were set for their own scores and are not copied; the default thresholds apply (choose one with --validation-data and --threshold-at)",
+    );
+  const report: EnsembleReport = {
+    format: 'braid-ensemble',
+    combination: 'mean-logit',
+    members: dirs.map((dir, i) => ({
+      dir,
+      modelId: ids[i] as string,
+      hidden: (members[i] as Model).config.hidden,
+    })),
+    baselineFrom,
+    ...(validated && { validatedThreshold: validated }),
+  };
+  await writeFile(path.join(out, ENSEMBLE_REPORT), `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`${lines.join('\n')}\n`);
 }

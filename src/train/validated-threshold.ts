@@ -68,6 +68,6 @@ export function validatedThreshold(
  * hysteresis, no minimum durations), so its live state is the window decision whose false positives were validated;
  * hysteresis and minimum durations are added with --events or by editing the file.
  */
-export const validatedEvents = (t: ValidatedThreshold): EventsFile => ({
+export const validatedEvents = (t: { readonly label: string; readonly on: number }): EventsFile => ({
   labels: { [t.label]: { on: t.on, off: t.on } },
 });

@@ -1,5 +1,5 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -389,6 +389,32 @@ describe('braid train and braid eval', () => {
       await expect(
         program().parseAsync(['ensemble', ...members, '--out', out], { from: 'user' }),
       ).rejects.toMatchObject({ option: 'out', message: expect.stringMatching(/pass --force/) });
+      // Replacing a trained model with --force: its baseline and training report go (eval would read that baseline),
+      // and the members' thresholds, set for their own scores, are not copied but named.
+      await writeFile(join(members[0] as string, 'events.json'), '{"labels":{"speech":{"on":0.3}}}\n');
+      const replaced = join(dir, 'ens-replaced');
+      await cp(members[1] as string, replaced, { recursive: true });
+      rmSync(join(members[0] as string, 'baseline'), { recursive: true });
+      rmSync(join(members[1] as string, 'baseline'), { recursive: true });
+      stdout.mockClear();
+      await program().parseAsync(['ensemble', ...members, '--out', replaced, '--force'], { from: 'user' });
+      expect(existsSync(join(replaced, 'training-report.json'))).toBe(false);
+      expect(existsSync(join(replaced, 'baseline'))).toBe(false);
+      expect(existsSync(join(replaced, 'events.json'))).toBe(false);
+      expect(stdout.mock.calls.join('')).toMatch(
+        /the members' events\.json thresholds .* are not copied; the default thresholds apply/,
+      );
+      await expect(
+        program().parseAsync(
+          ['ensemble', members[0] as string, `${members[0]}/`, '--out', join(dir, 'ens3')],
+          { from: 'user' },
+        ),
+      ).rejects.toMatchObject({ option: 'models', message: expect.stringMatching(/is named twice/) });
+      await expect(
+        program().parseAsync(['ensemble', ...members, '--out', members[1] as string, '--force'], {
+          from: 'user',
+        }),
+      ).rejects.toMatchObject({ option: 'out', message: expect.stringMatching(/is one of the members/) });
       // --threshold-at: the highest score where speech still finds 0.8 of its validation windows, in events.json,
       // and braid eval --threshold events scores at it.
       const validated = join(dir, 'ens-validated');

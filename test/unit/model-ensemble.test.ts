@@ -163,6 +163,17 @@ describe('ensembleModels', () => {
     );
     const lstm = config('lstm', 'sigmoid', true, [5, 3, 2], member, 2);
     expect(() => ensembleModels([model(base), model(lstm)])).toThrow(/in cell/);
+    // reset_after unset means true: the same GRU however it is spelt, and the other kind is refused.
+    const { resetAfter: _unset, ...implicit } = base;
+    expect(ensembleModels([model(base), model(implicit as ModelConfig)]).config.hidden).toBe(8);
+    expect(() => ensembleModels([model(base), model({ ...base, resetAfter: false })])).toThrow(
+      /member 2 differs from member 1 in resetAfter \(false vs true\); members must be trained by one command/,
+    );
+    // Wider than a model may be: refused here, not when the saved merge is next loaded.
+    const wide = { ...base, encoderUnits: { ...base.encoderUnits, audio: 40_000 } };
+    expect(() => ensembleModels([model(wide), model(wide)])).toThrow(
+      /invalid model config: encoderUnits\.audio/,
+    );
     const fused = parseModelConfig({
       ...base,
       encoderUnits: { audio: 0, video: 0, text: 0 },
