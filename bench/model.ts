@@ -6,13 +6,16 @@
  * and its figures then say nothing about a GPU. Run: npx tsx bench/model.ts [--quick]
  *
  * `--model DIR` (repeatable) times saved models instead, on cpu-fused, each against the first in the same run: e.g.
- * the bundled model beside an ensemble of seeds (`braid ensemble`) or a wider one.
+ * the bundled model beside an ensemble of seeds (`braid ensemble`) or a wider one. An ensemble runs twice: member by
+ * member (its cell split in groups, what cpu-fused does) and as the whole block-diagonal cell in one product.
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { createKernel, createStepKernel, type HostBackendName, probeBackend } from '../src/model/backends.js';
 import { modelDims } from '../src/model/config.js';
+import { FusedStepKernel } from '../src/model/fused-kernel.js';
 import { loadModel } from '../src/model/model-io.js';
+import { packWeights } from '../src/model/packed-weights.js';
 import { BACKEND_NAMES, type BackendName } from '../src/model/step-kernel.js';
 import { softwareGpuAllowed } from '../src/model/webgpu-adapter.js';
 import {
@@ -39,22 +42,27 @@ const modelDirs =
 async function savedModels(dirs: readonly string[]): Promise<void> {
   console.log(`\n${machineLine()}\n`);
   console.log(
-    '| model | inputs | cell input | hidden | batch | step ms (median) | p90 ms | steps timed | × first |',
+    '| model | inputs | cell input | hidden | cell groups | batch | step ms (median) | p90 ms | steps timed | × first |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const first = new Map<number, number>();
   for (const dir of dirs) {
     const model = await loadModel(dir);
     const d = modelDims(model.config);
-    const kernel = await createStepKernel(model, 'cpu-fused', Math.max(...BATCHES));
-    for (const batch of BATCHES) {
-      const t = await timeStepKernel(kernel, batch, BUDGET_MS);
-      if (!first.has(batch)) first.set(batch, t.median);
-      console.log(
-        `| ${dir} | ${d.input} | ${d.cellInput} | ${d.hidden} | ${batch} | ${fmt(t.median)} | ${fmt(t.p90)} | ${t.steps} | ${(t.median / (first.get(batch) as number)).toFixed(2)} |`,
-      );
+    const groups = packWeights(model, { splitCell: true }).groups.length;
+    // An ensemble also as the one dense product it was before cells were split, in the same run.
+    const variants = groups > 1 ? [true, false] : [true];
+    for (const splitCell of variants) {
+      const kernel = new FusedStepKernel(model, Math.max(...BATCHES), { splitCell });
+      for (const batch of BATCHES) {
+        const t = await timeStepKernel(kernel, batch, BUDGET_MS);
+        if (!first.has(batch)) first.set(batch, t.median);
+        console.log(
+          `| ${dir} | ${d.input} | ${d.cellInput} | ${d.hidden} | ${splitCell ? groups : '1 (whole)'} | ${batch} | ${fmt(t.median)} | ${fmt(t.p90)} | ${t.steps} | ${(t.median / (first.get(batch) as number)).toFixed(2)} |`,
+        );
+      }
+      kernel.dispose();
     }
-    kernel.dispose();
   }
 }
 

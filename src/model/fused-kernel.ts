@@ -1,5 +1,11 @@
 import type { ModelDims } from './config.js';
-import { COL_BLOCK, type PackedWeights, packWeights, roundUp } from './packed-weights.js';
+import {
+  COL_BLOCK,
+  type PackedCellGroup,
+  type PackedWeights,
+  packWeights,
+  roundUp,
+} from './packed-weights.js';
 import { GEMM_ACTIVATION, KernelMemory, memoryBytes, ROW_BLOCK } from './simd-kernels.js';
 import { type BackendName, checkStepArgs, type StepKernel } from './step-kernel.js';
 import type { Model } from './weights.js';
@@ -9,7 +15,31 @@ interface Buffer {
   readonly ptr: number;
 }
 
+/** One group of the cell (packed-weights.ts) with its own buffers, stepped as a cell of its own. */
+interface CellGroupBuffers {
+  readonly packed: PackedCellGroup;
+  /** Floats per cell-input row: [encoders | mask | h | 8 floats of slack for padding spill and H4 reads]. */
+  readonly stride: number;
+  readonly cellIn: Buffer;
+  readonly gx: Buffer;
+  readonly gh: Buffer | undefined;
+  /** GRU without reset_after: r ⊙ h, [rows][H4]. */
+  readonly resetHidden: Buffer | undefined;
+  readonly cPrev: Buffer | undefined;
+  readonly cNew: Buffer | undefined;
+  /** The group's new h, [rows][H4]; the kernel's whole new h when the cell is one group. */
+  readonly hNew: Buffer;
+}
+
 const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
+
+export interface FusedStepKernelOptions {
+  /**
+   * Step each group of the cell (an ensemble's members, cell-groups.ts) apart rather than the whole cell as one
+   * product (default true): the same numbers without multiplying the zero blocks between members.
+   */
+  readonly splitCell?: boolean;
+}
 
 /**
  * The `cpu-fused` backend: the whole model step (normalization, encoders, fusion, GRU/LSTM cell, head) over
@@ -18,7 +48,9 @@ const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
  * GRU's gates of x and of h are each one fused product over all 3 gate blocks (kept apart because of
  * reset_after); without reset_after the candidate's recurrent product (r ⊙ h) U_h follows as a third one, once r
  * is known. The LSTM's four gates are one product over [x | h]. A fused encoder (imported Keras models) runs its
- * dense layers over the whole normalized input instead of the per-modality encoders.
+ * dense layers over the whole normalized input instead of the per-modality encoders. An ensemble's cell runs as
+ * its members' cells, one after the other, each over its own encoder outputs and state, so a step costs the sum of
+ * the members' steps rather than the square of the merged width; the head reads their h side by side.
  */
 export class FusedStepKernel implements StepKernel {
   readonly backend: BackendName = 'cpu-fused';
@@ -30,24 +62,17 @@ export class FusedStepKernel implements StepKernel {
   private readonly packed: PackedWeights;
   private readonly mean: Float64Array;
   private readonly std: Float64Array;
-  /** Floats per cell-input row: [encoders | mask | h | 8 floats of slack for padding spill and H4 reads]. */
-  private readonly cellStride: number;
   private readonly weights: Buffer;
   private readonly xn: Buffer;
-  private readonly cellIn: Buffer;
-  private readonly gx: Buffer;
-  private readonly gh: Buffer | undefined;
-  /** GRU without reset_after: r ⊙ h, [rows][H4]. */
-  private readonly resetHidden: Buffer | undefined;
   /** Outputs of the fused encoder's layers but the last (which writes the cell input), [rows][cols]. */
   private readonly denseOut: readonly Buffer[];
-  private readonly cPrev: Buffer | undefined;
-  private readonly cNew: Buffer | undefined;
+  private readonly groups: readonly CellGroupBuffers[];
+  /** The whole new h, [rows][H4], that the head reads. */
   private readonly hNew: Buffer;
   private readonly logits: Buffer;
 
-  constructor(model: Model, maxBatch: number) {
-    const p = packWeights(model);
+  constructor(model: Model, maxBatch: number, options: FusedStepKernelOptions = {}) {
+    const p = packWeights(model, { splitCell: options.splitCell ?? true });
     const d = p.dims;
     this.packed = p;
     this.dims = d;
@@ -55,37 +80,46 @@ export class FusedStepKernel implements StepKernel {
     this.mean = Float64Array.from(model.config.normalization.mean);
     this.std = Float64Array.from(model.config.normalization.std);
     const rows = roundUp(maxBatch, ROW_BLOCK);
-    this.cellStride = d.cellInput + d.hidden + COL_BLOCK;
-    const G = p.gateCols;
     const dense = p.offsets.dense;
+    const split = p.groups.length > 1;
     const resetBefore = p.isGru && !p.resetAfter;
+    const groupSizes = (g: PackedCellGroup): number[] => [
+      rows * (g.cellInput + g.hidden + COL_BLOCK),
+      rows * g.gateCols,
+      ...(p.isGru ? [rows * g.gateCols] : [rows * g.h4, rows * g.h4]),
+      ...(resetBefore ? [rows * g.h4] : []),
+      ...(split ? [rows * g.h4] : []),
+    ];
     const sizes = [
       p.data.length,
       rows * d.input,
-      rows * this.cellStride,
-      rows * G,
-      ...(p.isGru ? [rows * G] : [rows * p.h4, rows * p.h4]),
-      ...(resetBefore ? [rows * p.h4] : []),
       ...dense.slice(0, -1).map((layer) => rows * layer.cols),
       rows * p.h4,
       rows * p.labelCols,
+      ...p.groups.flatMap(groupSizes),
     ];
     this.mem = new KernelMemory(memoryBytes(sizes));
     const a = (n: number): Buffer => this.mem.alloc(n);
     this.weights = a(p.data.length);
     this.weights.view.set(p.data);
     this.xn = a(rows * d.input);
-    this.cellIn = a(rows * this.cellStride);
-    this.gx = a(rows * G);
-    if (p.isGru) this.gh = a(rows * G);
-    else {
-      this.cPrev = a(rows * p.h4);
-      this.cNew = a(rows * p.h4);
-    }
-    if (resetBefore) this.resetHidden = a(rows * p.h4);
     this.denseOut = dense.slice(0, -1).map((layer) => a(rows * layer.cols));
     this.hNew = a(rows * p.h4);
     this.logits = a(rows * p.labelCols);
+    this.groups = p.groups.map((g) => {
+      const stride = g.cellInput + g.hidden + COL_BLOCK;
+      return {
+        packed: g,
+        stride,
+        cellIn: a(rows * stride),
+        gx: a(rows * g.gateCols),
+        gh: p.isGru ? a(rows * g.gateCols) : undefined,
+        cPrev: p.isGru ? undefined : a(rows * g.h4),
+        cNew: p.isGru ? undefined : a(rows * g.h4),
+        resetHidden: resetBefore ? a(rows * g.h4) : undefined,
+        hNew: split ? a(rows * g.h4) : this.hNew,
+      };
+    });
   }
 
   step(n: number, x: Float32Array, state: Float32Array, y: Float32Array, nextState: Float32Array): void {
@@ -93,11 +127,13 @@ export class FusedStepKernel implements StepKernel {
     const rows = roundUp(n, ROW_BLOCK);
     this.normalize(n, x);
     if (this.packed.offsets.dense.length > 0) this.encodeFused(rows);
-    else this.encode(rows);
-    this.fillCellInput(n, state);
-    if (this.packed.isGru) this.gru(n, rows);
-    else this.lstm(n, rows);
-    this.writeState(n, nextState);
+    for (const g of this.groups) {
+      this.encode(g, rows);
+      this.fillCellInput(g, n, state);
+      if (this.packed.isGru) this.gru(g, n, rows);
+      else this.lstm(g, n, rows);
+      this.writeState(g, n, nextState);
+    }
     this.applyHead(n, rows, y);
   }
 
@@ -121,10 +157,10 @@ export class FusedStepKernel implements StepKernel {
     }
   }
 
-  private encode(rows: number): void {
+  private encode(g: CellGroupBuffers, rows: number): void {
     const F = this.dims.input;
     // In modality order: a block's zero padding columns spill into the next slice, which is written after it.
-    for (const e of this.packed.offsets.encoders)
+    for (const e of g.packed.encoders)
       this.mem.gemm(
         this.xn.ptr + e.inputOffset * 4,
         F * 4,
@@ -132,8 +168,8 @@ export class FusedStepKernel implements StepKernel {
         this.w(e.kernel),
         e.cols,
         this.w(e.bias),
-        this.cellIn.ptr + e.outputOffset * 4,
-        this.cellStride * 4,
+        g.cellIn.ptr + e.outputOffset * 4,
+        g.stride * 4,
         rows,
         1,
       );
@@ -141,16 +177,18 @@ export class FusedStepKernel implements StepKernel {
 
   /**
    * The fused encoder's dense layers, in order: each reads the previous one's padded rows (the first reads x'); the
-   * last writes the cell input, its padding columns spilling into the h slot, which fillCellInput writes after it.
+   * last writes the cell input (of the cell's one group), its padding columns spilling into the h slot, which
+   * fillCellInput writes after it.
    */
   private encodeFused(rows: number): void {
     const layers = this.packed.offsets.dense;
+    const cell = this.groups[0] as CellGroupBuffers;
     let input = this.xn.ptr;
     let inputStride = this.dims.input * 4;
     layers.forEach((layer, i) => {
       const last = i === layers.length - 1;
-      const out = last ? this.cellIn.ptr : (this.denseOut[i] as Buffer).ptr;
-      const outStride = last ? this.cellStride * 4 : layer.cols * 4;
+      const out = last ? cell.cellIn.ptr : (this.denseOut[i] as Buffer).ptr;
+      const outStride = last ? cell.stride * 4 : layer.cols * 4;
       const act = GEMM_ACTIVATION[layer.activation];
       this.mem.gemm(
         input,
@@ -170,52 +208,41 @@ export class FusedStepKernel implements StepKernel {
   }
 
   /**
-   * Completes the cell input rows [encoded | h]: the normalized mask after the per-modality encoders, or x' itself
-   * for a fused encoder without layers; then the previous h (and c for an LSTM) from the state.
+   * Completes the group's cell input rows [encoded | h]: the normalized mask after the per-modality encoders, or
+   * x' itself for a fused encoder without layers; then the group's previous h (and c for an LSTM) from the state.
    */
-  private fillCellInput(n: number, state: Float32Array): void {
-    const { input: F, maskOffset, cellInput, hidden: H, state: S } = this.dims;
+  private fillCellInput(g: CellGroupBuffers, n: number, state: Float32Array): void {
+    const { input: F, maskOffset, hidden: H, state: S } = this.dims;
+    const { cellInput, hiddenStart, hidden, h4 } = g.packed;
     const xn = this.xn.view;
-    const cell = this.cellIn.view;
-    const stride = this.cellStride;
+    const cell = g.cellIn.view;
     const fused = this.packed.fusedEncoder;
     const direct = fused && this.packed.offsets.dense.length === 0;
     const maskAt = cellInput - 3;
     for (let r = 0; r < n; r++) {
-      const c = r * stride;
+      const c = r * g.stride;
       if (direct) cell.set(xn.subarray(r * F, (r + 1) * F), c);
       else if (!fused)
         for (let i = 0; i < 3; i++) cell[c + maskAt + i] = xn[r * F + maskOffset + i] as number;
-      cell.set(state.subarray(r * S, r * S + H), c + cellInput);
-      this.cPrev?.view.set(state.subarray(r * S + H, (r + 1) * S), r * this.packed.h4);
+      const h = r * S + hiddenStart;
+      cell.set(state.subarray(h, h + hidden), c + cellInput);
+      g.cPrev?.view.set(state.subarray(h + H, h + H + hidden), r * h4);
     }
   }
 
-  private gru(n: number, rows: number): void {
-    const { cellInput, hidden: H } = this.dims;
-    const { gateCols: G, h4, offsets: o } = this.packed;
-    const stride = this.cellStride * 4;
-    const gh = this.gh as Buffer;
+  private gru(g: CellGroupBuffers, n: number, rows: number): void {
+    const { cellInput, hidden: H, gateCols: G, h4, candidateCols: CC } = g.packed;
+    const o = g.packed;
+    const stride = g.stride * 4;
+    const gh = g.gh as Buffer;
     const { gemm } = this.mem;
-    gemm(
-      this.cellIn.ptr,
-      stride,
-      cellInput,
-      this.w(o.kernel),
-      G,
-      this.w(o.inputBias),
-      this.gx.ptr,
-      G * 4,
-      rows,
-      0,
-    );
-    const hPrev = this.cellIn.ptr + cellInput * 4;
+    gemm(g.cellIn.ptr, stride, cellInput, this.w(o.kernel), G, this.w(o.inputBias), g.gx.ptr, G * 4, rows, 0);
+    const hPrev = g.cellIn.ptr + cellInput * 4;
     gemm(hPrev, stride, H, this.w(o.recurrent), G, this.w(o.recurrentBias), gh.ptr, G * 4, rows, 0);
     if (!this.packed.resetAfter) {
       // Replace gh's candidate block (h U_h) with (r ⊙ h) U_h; the zero recurrent bias serves as its bias.
-      const rh = this.resetHidden as Buffer;
-      this.mem.gruResetHidden(this.gx.ptr, gh.ptr, hPrev, stride, rh.ptr, n, h4, G);
-      const CC = this.packed.candidateCols;
+      const rh = g.resetHidden as Buffer;
+      this.mem.gruResetHidden(g.gx.ptr, gh.ptr, hPrev, stride, rh.ptr, n, h4, G);
       gemm(
         rh.ptr,
         h4 * 4,
@@ -229,47 +256,42 @@ export class FusedStepKernel implements StepKernel {
         0,
       );
     }
-    this.mem.gruGates(
-      this.gx.ptr,
-      gh.ptr,
-      hPrev,
-      stride,
-      this.hNew.ptr,
-      n,
-      h4,
-      G,
-      this.packed.resetAfter ? 1 : 0,
-    );
+    this.mem.gruGates(g.gx.ptr, gh.ptr, hPrev, stride, g.hNew.ptr, n, h4, G, this.packed.resetAfter ? 1 : 0);
   }
 
-  private lstm(n: number, rows: number): void {
-    const { gateCols: G, h4, cellRows, offsets: o } = this.packed;
-    const stride = this.cellStride * 4;
+  private lstm(g: CellGroupBuffers, n: number, rows: number): void {
+    const { gateCols: G, h4, cellRows, kernel, inputBias } = g.packed;
+    const stride = g.stride * 4;
     this.mem.gemm(
-      this.cellIn.ptr,
+      g.cellIn.ptr,
       stride,
       cellRows,
-      this.w(o.kernel),
+      this.w(kernel),
       G,
-      this.w(o.inputBias),
-      this.gx.ptr,
+      this.w(inputBias),
+      g.gx.ptr,
       G * 4,
       rows,
       0,
     );
-    const cPrev = this.cPrev as Buffer;
-    const cNew = this.cNew as Buffer;
-    this.mem.lstmGates(this.gx.ptr, cPrev.ptr, this.hNew.ptr, cNew.ptr, n, h4, G);
+    const cPrev = g.cPrev as Buffer;
+    const cNew = g.cNew as Buffer;
+    this.mem.lstmGates(g.gx.ptr, cPrev.ptr, g.hNew.ptr, cNew.ptr, n, h4, G);
   }
 
-  private writeState(n: number, nextState: Float32Array): void {
+  /** The group's new h (and c) into the state, and its h beside the other groups' for the head. */
+  private writeState(g: CellGroupBuffers, n: number, nextState: Float32Array): void {
     const { hidden: H, state: S } = this.dims;
-    const h4 = this.packed.h4;
-    const hNew = this.hNew.view;
-    const cNew = this.cNew?.view;
+    const { hiddenStart, hidden, h4 } = g.packed;
+    const hNew = g.hNew.view;
+    const cNew = g.cNew?.view;
+    const whole = this.hNew.view;
+    const split = g.hNew !== this.hNew;
     for (let r = 0; r < n; r++) {
-      nextState.set(hNew.subarray(r * h4, r * h4 + H), r * S);
-      if (cNew) nextState.set(cNew.subarray(r * h4, r * h4 + H), r * S + H);
+      const own = hNew.subarray(r * h4, r * h4 + hidden);
+      nextState.set(own, r * S + hiddenStart);
+      if (cNew) nextState.set(cNew.subarray(r * h4, r * h4 + hidden), r * S + H + hiddenStart);
+      if (split) whole.set(own, r * this.packed.h4 + hiddenStart);
     }
   }
 

@@ -1,4 +1,4 @@
-import type { PackedWeights } from './packed-weights.js';
+import { type PackedWeights, wholeCellGroup } from './packed-weights.js';
 
 /** Rows per workgroup: the CPU gemm's 4-row block, here the 4 lanes of a vec4. */
 export const GPU_ROW_BLOCK = 4;
@@ -52,10 +52,11 @@ const u = (n: number): string => `${n}u`;
 export function stepShader(p: PackedWeights, shape: ShaderShape): string {
   const d = p.dims;
   const o = p.offsets;
+  const cell = wholeCellGroup(p);
   const WG = shape.workgroupSize;
   const io = inputLayout(shape.rows, d.input);
   const perThread = Math.ceil(d.hidden / WG);
-  const encoders = o.encoders
+  const encoders = cell.encoders
     .map(
       (e) => `
   // Encoder ${e.modality}: ${e.inputs} inputs -> ${e.units} units, ReLU.
@@ -146,20 +147,20 @@ const ROWS: u32 = ${u(GPU_ROW_BLOCK)};
 const PER_THREAD: u32 = ${u(perThread)};
 const F: u32 = ${u(d.input)};
 const KC: u32 = ${u(d.cellInput)};
-const CELL_ROWS: u32 = ${u(p.cellRows)};
+const CELL_ROWS: u32 = ${u(cell.cellRows)};
 const H: u32 = ${u(d.hidden)};
 const H4: u32 = ${u(p.h4)};
-const G: u32 = ${u(p.gateCols)};
+const G: u32 = ${u(cell.gateCols)};
 const S: u32 = ${u(d.state)};
 const L: u32 = ${u(d.labels)};
 const LC: u32 = ${u(p.labelCols)};
 const MASK: u32 = ${u(d.maskOffset)};
 const MEAN: u32 = ${u(o.mean)};
 const STD: u32 = ${u(o.std)};
-const KERNEL: u32 = ${u(o.kernel)};
-const INPUT_BIAS: u32 = ${u(o.inputBias)};
-const RECURRENT: u32 = ${u(Math.max(0, o.recurrent))};
-const RECURRENT_BIAS: u32 = ${u(Math.max(0, o.recurrentBias))};
+const KERNEL: u32 = ${u(cell.kernel)};
+const INPUT_BIAS: u32 = ${u(cell.inputBias)};
+const RECURRENT: u32 = ${u(Math.max(0, cell.recurrent))};
+const RECURRENT_BIAS: u32 = ${u(Math.max(0, cell.recurrentBias))};
 const HEAD_KERNEL: u32 = ${u(o.headKernel)};
 const HEAD_BIAS: u32 = ${u(o.headBias)};
 const SLOTS: u32 = ${u(io.slots)};
@@ -168,8 +169,8 @@ const LAST_SLOT: u32 = ${u(shape.slots - 1)};
 const FRESH: u32 = 0x80000000u;${
     p.isGru && !p.resetAfter
       ? `
-const RECURRENT_CANDIDATE: u32 = ${u(o.recurrentCandidate)};
-const CC: u32 = ${u(p.candidateCols)};`
+const RECURRENT_CANDIDATE: u32 = ${u(cell.recurrentCandidate)};
+const CC: u32 = ${u(cell.candidateCols)};`
       : ''
   }
 

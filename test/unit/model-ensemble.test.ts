@@ -1,5 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { cellGroups } from '../../src/model/cell-groups.js';
 import {
   type CellType,
   type HeadType,
@@ -8,7 +10,9 @@ import {
   parseModelConfig,
 } from '../../src/model/config.js';
 import { ensembleModels } from '../../src/model/ensemble.js';
-import { FusedStepKernel } from '../../src/model/fused-kernel.js';
+import { FusedStepKernel, type FusedStepKernelOptions } from '../../src/model/fused-kernel.js';
+import { loadModel } from '../../src/model/model-io.js';
+import { packWeights } from '../../src/model/packed-weights.js';
 import { createModel, type Model, mulberry32, randomWeights } from '../../src/model/weights.js';
 
 interface MemberShape {
@@ -47,10 +51,26 @@ function config(
   });
 }
 
-/** y of every step of `n` sequences of `t` steps through a model, from a zero state. */
-function run(model: Model, xs: Float32Array, n: number, t: number): Float32Array {
+/** y of every step of `n` sequences of `t` steps through a model, from a zero state, then the last state. */
+function run(
+  model: Model,
+  xs: Float32Array,
+  n: number,
+  t: number,
+  options: FusedStepKernelOptions = {},
+): Float32Array {
+  return runWithState(model, xs, n, t, options).ys;
+}
+
+function runWithState(
+  model: Model,
+  xs: Float32Array,
+  n: number,
+  t: number,
+  options: FusedStepKernelOptions,
+): { ys: Float32Array; state: Float32Array } {
   const d = modelDims(model.config);
-  const kernel = new FusedStepKernel(model, n);
+  const kernel = new FusedStepKernel(model, n, options);
   let state = new Float32Array(n * d.state);
   const ys = new Float32Array(n * t * d.labels);
   const x = new Float32Array(n * d.input);
@@ -65,7 +85,7 @@ function run(model: Model, xs: Float32Array, n: number, t: number): Float32Array
       ys.set(y.subarray(r * d.labels, (r + 1) * d.labels), (r * t + step) * d.labels);
   }
   kernel.dispose();
-  return ys;
+  return { ys, state };
 }
 
 /** The members' scores combined as the ensemble claims to: a head over the mean of their logits. */
@@ -87,6 +107,15 @@ function meanLogitScores(memberYs: Float32Array[], head: HeadType, labels: numbe
       out[row * labels + l] = head === 'sigmoid' ? 1 / (1 + Math.exp(-m)) : Math.exp(m - top) / sum;
   }
   return out;
+}
+
+/** Features anywhere, presence masks of 0 and 1 as the pipeline sends them. */
+function inputs(model: Model, n: number, t: number, seed: number): Float32Array {
+  const d = modelDims(model.config);
+  const next = mulberry32(seed);
+  return Float32Array.from({ length: n * t * d.input }, (_, i) =>
+    i % d.input >= d.maskOffset ? Math.round(next()) : (next() * 2 - 1) * 2,
+  );
 }
 
 const memberArb: fc.Arbitrary<MemberShape> = fc.record({
@@ -122,14 +151,9 @@ describe('ensembleModels', () => {
           });
           const merged = ensembleModels(models);
           expect(merged.config.hidden).toBe(s.members.reduce((a, m) => a + m.hidden, 0));
-          const d = modelDims(merged.config);
           const n = 3;
           const t = 6;
-          const next = mulberry32(s.seed);
-          // Presence masks of 0 and 1 as the pipeline sends them, features anywhere.
-          const xs = Float32Array.from({ length: n * t * d.input }, (_, i) =>
-            i % d.input >= d.maskOffset ? Math.round(next()) : (next() * 2 - 1) * 2,
-          );
+          const xs = inputs(merged, n, t, s.seed);
           const expected = meanLogitScores(
             models.map((m) => run(m, xs, n, t)),
             s.head,
@@ -180,5 +204,108 @@ describe('ensembleModels', () => {
       fusedEncoder: [{ units: 4, activation: 'relu' }],
     });
     expect(() => ensembleModels([model(fused), model(fused)])).toThrow(/member 1 has a fused encoder/);
+  });
+});
+
+const caseArb = fc.record({
+  cell: fc.constantFrom<CellType>('gru', 'lstm'),
+  head: fc.constantFrom<HeadType>('sigmoid', 'softmax'),
+  resetAfter: fc.boolean(),
+  layout: fc.tuple(
+    fc.integer({ min: 0, max: 7 }),
+    fc.integer({ min: 0, max: 5 }),
+    fc.integer({ min: 0, max: 4 }),
+  ),
+  members: fc.array(memberArb, { minLength: 2, maxLength: 4 }),
+  labels: fc.integer({ min: 2, max: 4 }),
+  seed: fc.integer({ min: 1, max: 1_000_000 }),
+});
+type Case = typeof caseArb extends fc.Arbitrary<infer T> ? T : never;
+
+const membersOf = (s: Case): Model[] =>
+  s.members.map((m, i) => {
+    const c = config(s.cell, s.head, s.resetAfter, s.layout, m, s.labels);
+    return createModel(c, randomWeights(c, { seed: s.seed + i, biasScale: 0.5 }));
+  });
+
+describe('an ensemble stepped member by member (split cell)', () => {
+  it('finds the members as the cell’s groups: their hidden units and the encoder units each reads', () => {
+    fc.assert(
+      fc.property(caseArb, (s) => {
+        const members = membersOf(s);
+        const groups = cellGroups(ensembleModels(members));
+        let start = 0;
+        const seen = { audio: 0, video: 0, text: 0 };
+        expect(groups).toHaveLength(members.length);
+        groups.forEach((g, k) => {
+          const member = (members[k] as Model).config;
+          expect(g.hiddenStart).toBe(start);
+          expect(g.hidden).toBe(member.hidden);
+          start += member.hidden;
+          for (const m of ['audio', 'video', 'text'] as const) {
+            const units = member.encoderUnits[m];
+            expect(g.encoderUnits[m]).toEqual(Array.from({ length: units }, (_, i) => seen[m] + i));
+            seen[m] += units;
+          }
+        });
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('gives the same bits, scores and state, as the whole cell in one product (GRU both ways, LSTM, both heads)', () => {
+    fc.assert(
+      fc.property(caseArb, (s) => {
+        const merged = ensembleModels(membersOf(s));
+        expect(packWeights(merged, { splitCell: true }).groups).toHaveLength(s.members.length);
+        const n = 5;
+        const t = 7;
+        const xs = inputs(merged, n, t, s.seed);
+        const whole = runWithState(merged, xs, n, t, { splitCell: false });
+        const split = runWithState(merged, xs, n, t, { splitCell: true });
+        expect(Buffer.from(split.ys.buffer)).toEqual(Buffer.from(whole.ys.buffer));
+        expect(Buffer.from(split.state.buffer)).toEqual(Buffer.from(whole.state.buffer));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('splits the bundled model into the members its ensemble.json names', async () => {
+    const manifest = JSON.parse(await readFile('models/demo/ensemble.json', 'utf8')) as {
+      members: { hidden: number }[];
+    };
+    const groups = cellGroups(await loadModel('models/demo'));
+    expect(groups.map((g) => g.hidden)).toEqual(manifest.members.map((m) => m.hidden));
+  });
+
+  it('keeps a trained-like cell whole: everything connected, an imported fused encoder, or groups interleaved', () => {
+    const member = { hidden: 4, units: [3, 2, 2] as [number, number, number] };
+    const dense = config('gru', 'sigmoid', true, [5, 3, 2], member, 2);
+    const model = createModel(dense, randomWeights(dense, { seed: 3 }));
+    expect(cellGroups(model)).toHaveLength(1);
+    expect(packWeights(model, { splitCell: true }).groups).toHaveLength(1);
+    const fused = parseModelConfig({
+      ...dense,
+      encoderUnits: { audio: 0, video: 0, text: 0 },
+      fusedEncoder: [{ units: 4, activation: 'relu' }],
+    });
+    expect(cellGroups(createModel(fused, randomWeights(fused)))).toHaveLength(1);
+    // Units 0 and 2 read only each other, 1 and 3 likewise: two groups, but not contiguous ones.
+    const H = 4;
+    const weights = randomWeights(dense, { seed: 5 });
+    const U = weights['cell/recurrent_kernel'] as Float32Array;
+    const W = weights['cell/kernel'] as Float32Array;
+    for (let g = 0; g < 3; g++)
+      for (let j = 0; j < H; j++) {
+        for (let i = 0; i < H; i++) if (i % 2 !== j % 2) U[i * 3 * H + g * H + j] = 0;
+        // Encoder outputs 0..6 (3 audio, 2 video, 2 text): the even ones feed the even units.
+        for (let r = 0; r < 7; r++) if (r % 2 !== j % 2) W[r * 3 * H + g * H + j] = 0;
+      }
+    const interleaved = createModel(dense, weights);
+    expect(cellGroups(interleaved)).toHaveLength(1);
+    const xs = inputs(interleaved, 4, 5, 9);
+    expect(run(interleaved, xs, 4, 5, { splitCell: true })).toEqual(
+      run(interleaved, xs, 4, 5, { splitCell: false }),
+    );
   });
 });
