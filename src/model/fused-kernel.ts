@@ -39,6 +39,8 @@ export interface FusedStepKernelOptions {
    * product (default true): the same numbers without multiplying the zero blocks between members.
    */
   readonly splitCell?: boolean;
+  /** Fewest units a group stepped apart may have (packWeights' minGroupUnits; default 16). */
+  readonly minGroupUnits?: number;
 }
 
 /**
@@ -72,7 +74,10 @@ export class FusedStepKernel implements StepKernel {
   private readonly logits: Buffer;
 
   constructor(model: Model, maxBatch: number, options: FusedStepKernelOptions = {}) {
-    const p = packWeights(model, { splitCell: options.splitCell ?? true });
+    const p = packWeights(model, {
+      splitCell: options.splitCell ?? true,
+      ...(options.minGroupUnits !== undefined ? { minGroupUnits: options.minGroupUnits } : {}),
+    });
     const d = p.dims;
     this.packed = p;
     this.dims = d;
@@ -219,14 +224,16 @@ export class FusedStepKernel implements StepKernel {
     const fused = this.packed.fusedEncoder;
     const direct = fused && this.packed.offsets.dense.length === 0;
     const maskAt = cellInput - 3;
+    const cPrev = g.cPrev?.view;
+    // Index loops rather than subarray copies: a view per row and group would be garbage at every step.
     for (let r = 0; r < n; r++) {
       const c = r * g.stride;
-      if (direct) cell.set(xn.subarray(r * F, (r + 1) * F), c);
+      if (direct) for (let i = 0; i < F; i++) cell[c + i] = xn[r * F + i] as number;
       else if (!fused)
         for (let i = 0; i < 3; i++) cell[c + maskAt + i] = xn[r * F + maskOffset + i] as number;
       const h = r * S + hiddenStart;
-      cell.set(state.subarray(h, h + hidden), c + cellInput);
-      g.cPrev?.view.set(state.subarray(h + H, h + H + hidden), r * h4);
+      for (let i = 0; i < hidden; i++) cell[c + cellInput + i] = state[h + i] as number;
+      if (cPrev) for (let i = 0; i < hidden; i++) cPrev[r * h4 + i] = state[h + H + i] as number;
     }
   }
 
@@ -287,11 +294,15 @@ export class FusedStepKernel implements StepKernel {
     const cNew = g.cNew?.view;
     const whole = this.hNew.view;
     const split = g.hNew !== this.hNew;
+    const wholeH4 = this.packed.h4;
     for (let r = 0; r < n; r++) {
-      const own = hNew.subarray(r * h4, r * h4 + hidden);
-      nextState.set(own, r * S + hiddenStart);
-      if (cNew) nextState.set(cNew.subarray(r * h4, r * h4 + hidden), r * S + H + hiddenStart);
-      if (split) whole.set(own, r * this.packed.h4 + hiddenStart);
+      const to = r * S + hiddenStart;
+      for (let i = 0; i < hidden; i++) {
+        const v = hNew[r * h4 + i] as number;
+        nextState[to + i] = v;
+        if (split) whole[r * wholeH4 + hiddenStart + i] = v;
+        if (cNew) nextState[to + H + i] = cNew[r * h4 + i] as number;
+      }
     }
   }
 

@@ -117,6 +117,32 @@ export interface PackOptions {
    * ensemble's members. Off: the cell as one group, the layout the GPU kernel reads.
    */
   readonly splitCell?: boolean;
+  /**
+   * With splitCell: neighbouring groups are packed together until each has at least this many units (default 16),
+   * since a tiny cell costs its padding and its calls more than the zeros it skips. Merging neighbours is as exact as
+   * splitting.
+   */
+  readonly minGroupUnits?: number;
+}
+
+/** Neighbouring groups merged until each holds at least `min` units (the last may stay smaller alone). */
+function mergeSmallGroups(groups: readonly CellGroup[], min: number): CellGroup[] {
+  const merged: CellGroup[] = [];
+  for (const g of groups) {
+    const last = merged[merged.length - 1];
+    if (last === undefined || last.hidden >= min) {
+      merged.push(g);
+      continue;
+    }
+    const units = (m: FeatureModality): number[] =>
+      [...last.encoderUnits[m], ...g.encoderUnits[m]].sort((a, b) => a - b);
+    merged[merged.length - 1] = {
+      hiddenStart: last.hiddenStart,
+      hidden: last.hidden + g.hidden,
+      encoderUnits: { audio: units('audio'), video: units('video'), text: units('text') },
+    };
+  }
+  return merged;
 }
 
 /** The one group of a cell packed whole; throws for a split pack (a kernel that computes the cell in one piece). */
@@ -195,7 +221,9 @@ export function packWeights(model: Model, options: PackOptions = {}): PackedWeig
       bias: reserve(cols),
     };
   });
-  const cellGroupsToPack = options.splitCell ? cellGroups(checked) : [wholeCell(checked)];
+  const cellGroupsToPack = options.splitCell
+    ? mergeSmallGroups(cellGroups(checked), options.minGroupUnits ?? 16)
+    : [wholeCell(checked)];
   const split = cellGroupsToPack.length > 1;
   /** Where each group's cell-input rows come from in the model's cell input, in order. */
   const inputRows = cellGroupsToPack.map((g) =>

@@ -67,10 +67,12 @@ function runWithState(
   xs: Float32Array,
   n: number,
   t: number,
-  options: FusedStepKernelOptions,
+  options: FusedStepKernelOptions & { inPlace?: boolean },
 ): { ys: Float32Array; state: Float32Array } {
   const d = modelDims(model.config);
   const kernel = new FusedStepKernel(model, n, options);
+  // The step interface lets state and nextState be one array: each group reads its state before writing it.
+  const inPlace = (options as { inPlace?: boolean }).inPlace === true;
   let state = new Float32Array(n * d.state);
   const ys = new Float32Array(n * t * d.labels);
   const x = new Float32Array(n * d.input);
@@ -78,7 +80,7 @@ function runWithState(
   for (let step = 0; step < t; step++) {
     for (let r = 0; r < n; r++)
       x.set(xs.subarray((r * t + step) * d.input, (r * t + step + 1) * d.input), r * d.input);
-    const next = new Float32Array(n * d.state);
+    const next = inPlace ? state : new Float32Array(n * d.state);
     kernel.step(n, x, state, y, next);
     state = next;
     for (let r = 0; r < n; r++)
@@ -257,14 +259,20 @@ describe('an ensemble stepped member by member (split cell)', () => {
     fc.assert(
       fc.property(caseArb, (s) => {
         const merged = ensembleModels(membersOf(s));
-        expect(packWeights(merged, { splitCell: true }).groups).toHaveLength(s.members.length);
+        // Members of 1..9 units: split at any size here (the default merges groups under 16 units).
+        const split1 = { splitCell: true, minGroupUnits: 1 };
+        expect(packWeights(merged, split1).groups).toHaveLength(s.members.length);
         const n = 5;
         const t = 7;
         const xs = inputs(merged, n, t, s.seed);
         const whole = runWithState(merged, xs, n, t, { splitCell: false });
-        const split = runWithState(merged, xs, n, t, { splitCell: true });
-        expect(Buffer.from(split.ys.buffer)).toEqual(Buffer.from(whole.ys.buffer));
-        expect(Buffer.from(split.state.buffer)).toEqual(Buffer.from(whole.state.buffer));
+        for (const split of [
+          runWithState(merged, xs, n, t, split1),
+          runWithState(merged, xs, n, t, { ...split1, inPlace: true }),
+        ]) {
+          expect(Buffer.from(split.ys.buffer)).toEqual(Buffer.from(whole.ys.buffer));
+          expect(Buffer.from(split.state.buffer)).toEqual(Buffer.from(whole.state.buffer));
+        }
       }),
       { numRuns: 60 },
     );
@@ -303,9 +311,35 @@ describe('an ensemble stepped member by member (split cell)', () => {
       }
     const interleaved = createModel(dense, weights);
     expect(cellGroups(interleaved)).toHaveLength(1);
-    const xs = inputs(interleaved, 4, 5, 9);
-    expect(run(interleaved, xs, 4, 5, { splitCell: true })).toEqual(
-      run(interleaved, xs, 4, 5, { splitCell: false }),
-    );
+    expect(packWeights(interleaved, { splitCell: true, minGroupUnits: 1 }).groups).toHaveLength(1);
+  });
+
+  it('packs tiny groups with their neighbours (at least 16 units by default), with the same bits', () => {
+    // 40 units that each read only themselves and one audio encoder output: 40 groups of 1, packed as 16, 16 and 8;
+    // the video and text outputs nobody reads go to the first group.
+    const member = { hidden: 40, units: [40, 3, 2] as [number, number, number] };
+    const c = config('gru', 'sigmoid', true, [5, 3, 2], member, 2);
+    const weights = randomWeights(c, { seed: 11, biasScale: 0.5 });
+    const H = 40;
+    const U = weights['cell/recurrent_kernel'] as Float32Array;
+    const W = weights['cell/kernel'] as Float32Array;
+    for (let g = 0; g < 3; g++)
+      for (let j = 0; j < H; j++) {
+        for (let i = 0; i < H; i++) if (i !== j) U[i * 3 * H + g * H + j] = 0;
+        for (let r = 0; r < 45; r++) if (r !== j) W[r * 3 * H + g * H + j] = 0;
+      }
+    const model = createModel(c, weights);
+    expect(cellGroups(model)).toHaveLength(40);
+    const packed = packWeights(model, { splitCell: true }).groups;
+    expect(packed.map((g) => [g.hiddenStart, g.hidden, g.encoders.map((e) => e.units)])).toEqual([
+      [0, 16, [16, 3, 2]],
+      [16, 16, [16]],
+      [32, 8, [8]],
+    ]);
+    const xs = inputs(model, 6, 5, 4);
+    const whole = runWithState(model, xs, 6, 5, { splitCell: false });
+    const split = runWithState(model, xs, 6, 5, {});
+    expect(Buffer.from(split.ys.buffer)).toEqual(Buffer.from(whole.ys.buffer));
+    expect(Buffer.from(split.state.buffer)).toEqual(Buffer.from(whole.state.buffer));
   });
 });
