@@ -1,4 +1,4 @@
-import { FEATURE_MODALITIES, type FeatureModality, modelDims } from './config.js';
+import { encoderModalityAt, type FeatureModality, modelDims } from './config.js';
 import type { Model } from './weights.js';
 
 /**
@@ -93,11 +93,8 @@ export function cellGroups(model: Model): CellGroup[] {
     video: [] as number[],
     text: [] as number[],
   }));
-  const modalitiesLastFirst = [...FEATURE_MODALITIES].reverse();
   for (let r = 0; r < encoded; r++) {
-    const m = modalitiesLastFirst.find(
-      (x) => config.encoderUnits[x] > 0 && r >= d.encoderOffset[x],
-    ) as FeatureModality;
+    const m = encoderModalityAt(d, r);
     const owner = Math.max(0, roots.indexOf(sets.find(H + r)));
     encoderUnits[owner]?.[m].push(r - d.encoderOffset[m]);
   }

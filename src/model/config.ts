@@ -174,6 +174,13 @@ export function modelDims(config: ModelConfig): ModelDims {
   };
 }
 
+/** The modality whose encoder writes row `row` of the cell input (a row before the mask, per-modality encoders). */
+export function encoderModalityAt(dims: ModelDims, row: number): FeatureModality {
+  // Last first: a modality without units starts where the next one does, and the next one owns that row.
+  for (const m of [...FEATURE_MODALITIES].reverse()) if (row >= dims.encoderOffset[m]) return m;
+  throw new RangeError(`cell input row ${row} is not an encoder output`);
+}
+
 /** Whether a GRU applies its reset gate after the recurrent product (Keras' reset_after; braid's default). */
 export const gruResetsAfter = (config: ModelConfig): boolean => config.resetAfter !== false;
 

@@ -1,6 +1,7 @@
 import { BraidError } from '../core/errors.js';
 import { jsonDifferences } from '../core/json-diff.js';
 import {
+  encoderModalityAt,
   FEATURE_MODALITIES,
   type FeatureModality,
   gruResetsAfter,
@@ -130,10 +131,9 @@ function placeEncoders(member: Model, at: Placement, config: ModelConfig, out: W
 function placeCell(member: Model, at: Placement, dims: ModelDims, out: Weights): void {
   const md = modelDims(member.config);
   const memberMask = md.cellInput - 3;
-  const modalitiesLastFirst = [...FEATURE_MODALITIES].reverse();
   const inputRow = (row: number): number => {
     if (row >= memberMask) return dims.cellInput - 3 + (row - memberMask);
-    const m = modalitiesLastFirst.find((x) => row >= md.encoderOffset[x]) as FeatureModality;
+    const m = encoderModalityAt(md, row);
     return dims.encoderOffset[m] + at.encoder[m] + (row - md.encoderOffset[m]);
   };
   const column = (col: number): number =>

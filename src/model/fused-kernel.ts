@@ -3,6 +3,7 @@ import {
   COL_BLOCK,
   type PackedCellGroup,
   type PackedWeights,
+  type PackOptions,
   packWeights,
   roundUp,
 } from './packed-weights.js';
@@ -18,7 +19,7 @@ interface Buffer {
 /** One group of the cell (packed-weights.ts) with its own buffers, stepped as a cell of its own. */
 interface CellGroupBuffers {
   readonly packed: PackedCellGroup;
-  /** Floats per cell-input row: [encoders | mask | h | 8 floats of slack for padding spill and H4 reads]. */
+  /** {@link cellStride} */
   readonly stride: number;
   readonly cellIn: Buffer;
   readonly gx: Buffer;
@@ -33,15 +34,14 @@ interface CellGroupBuffers {
 
 const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
 
-export interface FusedStepKernelOptions {
-  /**
-   * Step each group of the cell (an ensemble's members, cell-groups.ts) apart rather than the whole cell as one
-   * product (default true): the same numbers without multiplying the zero blocks between members.
-   */
-  readonly splitCell?: boolean;
-  /** Fewest units a group stepped apart may have (packWeights' minGroupUnits; default 16). */
-  readonly minGroupUnits?: number;
-}
+/**
+ * packWeights' options, but splitCell defaults to true: each group of the cell (an ensemble's members,
+ * cell-groups.ts) steps apart, the same numbers without multiplying the zero blocks between members.
+ */
+export type FusedStepKernelOptions = PackOptions;
+
+/** Floats per cell-input row of a group: [encoders | mask | h | 8 floats of slack for padding spill and H4 reads]. */
+const cellStride = (g: PackedCellGroup): number => g.cellInput + g.hidden + COL_BLOCK;
 
 /**
  * The `cpu-fused` backend: the whole model step (normalization, encoders, fusion, GRU/LSTM cell, head) over
@@ -74,10 +74,7 @@ export class FusedStepKernel implements StepKernel {
   private readonly logits: Buffer;
 
   constructor(model: Model, maxBatch: number, options: FusedStepKernelOptions = {}) {
-    const p = packWeights(model, {
-      splitCell: options.splitCell ?? true,
-      ...(options.minGroupUnits !== undefined ? { minGroupUnits: options.minGroupUnits } : {}),
-    });
+    const p = packWeights(model, { ...options, splitCell: options.splitCell ?? true });
     const d = p.dims;
     this.packed = p;
     this.dims = d;
@@ -89,7 +86,7 @@ export class FusedStepKernel implements StepKernel {
     const split = p.groups.length > 1;
     const resetBefore = p.isGru && !p.resetAfter;
     const groupSizes = (g: PackedCellGroup): number[] => [
-      rows * (g.cellInput + g.hidden + COL_BLOCK),
+      rows * cellStride(g),
       rows * g.gateCols,
       ...(p.isGru ? [rows * g.gateCols] : [rows * g.h4, rows * g.h4]),
       ...(resetBefore ? [rows * g.h4] : []),
@@ -112,7 +109,7 @@ export class FusedStepKernel implements StepKernel {
     this.hNew = a(rows * p.h4);
     this.logits = a(rows * p.labelCols);
     this.groups = p.groups.map((g) => {
-      const stride = g.cellInput + g.hidden + COL_BLOCK;
+      const stride = cellStride(g);
       return {
         packed: g,
         stride,

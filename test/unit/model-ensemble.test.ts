@@ -129,42 +129,45 @@ const memberArb: fc.Arbitrary<MemberShape> = fc.record({
   ),
 });
 
+const caseArb = fc.record({
+  cell: fc.constantFrom<CellType>('gru', 'lstm'),
+  head: fc.constantFrom<HeadType>('sigmoid', 'softmax'),
+  resetAfter: fc.boolean(),
+  layout: fc.tuple(
+    fc.integer({ min: 0, max: 7 }),
+    fc.integer({ min: 0, max: 5 }),
+    fc.integer({ min: 0, max: 4 }),
+  ),
+  members: fc.array(memberArb, { minLength: 2, maxLength: 4 }),
+  labels: fc.integer({ min: 2, max: 4 }),
+  seed: fc.integer({ min: 1, max: 1_000_000 }),
+});
+type Case = typeof caseArb extends fc.Arbitrary<infer T> ? T : never;
+
+const membersOf = (s: Case): Model[] =>
+  s.members.map((m, i) => {
+    const c = config(s.cell, s.head, s.resetAfter, s.layout, m, s.labels);
+    return createModel(c, randomWeights(c, { seed: s.seed + i, biasScale: 0.5 }));
+  });
+
 describe('ensembleModels', () => {
   it('scores every step as a head over the mean of its members’ logits (GRU and LSTM, both heads, any sizes)', () => {
     fc.assert(
-      fc.property(
-        fc.record({
-          cell: fc.constantFrom<CellType>('gru', 'lstm'),
-          head: fc.constantFrom<HeadType>('sigmoid', 'softmax'),
-          resetAfter: fc.boolean(),
-          layout: fc.tuple(
-            fc.integer({ min: 0, max: 7 }),
-            fc.integer({ min: 0, max: 5 }),
-            fc.integer({ min: 0, max: 4 }),
-          ),
-          members: fc.array(memberArb, { minLength: 2, maxLength: 4 }),
-          labels: fc.integer({ min: 2, max: 4 }),
-          seed: fc.integer({ min: 1, max: 1_000_000 }),
-        }),
-        (s) => {
-          const models = s.members.map((m, i) => {
-            const c = config(s.cell, s.head, s.resetAfter, s.layout, m, s.labels);
-            return createModel(c, randomWeights(c, { seed: s.seed + i, biasScale: 0.5 }));
-          });
-          const merged = ensembleModels(models);
-          expect(merged.config.hidden).toBe(s.members.reduce((a, m) => a + m.hidden, 0));
-          const n = 3;
-          const t = 6;
-          const xs = inputs(merged, n, t, s.seed);
-          const expected = meanLogitScores(
-            models.map((m) => run(m, xs, n, t)),
-            s.head,
-            s.labels,
-          );
-          const actual = run(merged, xs, n, t);
-          for (let i = 0; i < actual.length; i++) expect(actual[i]).toBeCloseTo(expected[i] as number, 5);
-        },
-      ),
+      fc.property(caseArb, (s) => {
+        const models = membersOf(s);
+        const merged = ensembleModels(models);
+        expect(merged.config.hidden).toBe(s.members.reduce((a, m) => a + m.hidden, 0));
+        const n = 3;
+        const t = 6;
+        const xs = inputs(merged, n, t, s.seed);
+        const expected = meanLogitScores(
+          models.map((m) => run(m, xs, n, t)),
+          s.head,
+          s.labels,
+        );
+        const actual = run(merged, xs, n, t);
+        for (let i = 0; i < actual.length; i++) expect(actual[i]).toBeCloseTo(expected[i] as number, 5);
+      }),
       { numRuns: 60 },
     );
   });
@@ -208,27 +211,6 @@ describe('ensembleModels', () => {
     expect(() => ensembleModels([model(fused), model(fused)])).toThrow(/member 1 has a fused encoder/);
   });
 });
-
-const caseArb = fc.record({
-  cell: fc.constantFrom<CellType>('gru', 'lstm'),
-  head: fc.constantFrom<HeadType>('sigmoid', 'softmax'),
-  resetAfter: fc.boolean(),
-  layout: fc.tuple(
-    fc.integer({ min: 0, max: 7 }),
-    fc.integer({ min: 0, max: 5 }),
-    fc.integer({ min: 0, max: 4 }),
-  ),
-  members: fc.array(memberArb, { minLength: 2, maxLength: 4 }),
-  labels: fc.integer({ min: 2, max: 4 }),
-  seed: fc.integer({ min: 1, max: 1_000_000 }),
-});
-type Case = typeof caseArb extends fc.Arbitrary<infer T> ? T : never;
-
-const membersOf = (s: Case): Model[] =>
-  s.members.map((m, i) => {
-    const c = config(s.cell, s.head, s.resetAfter, s.layout, m, s.labels);
-    return createModel(c, randomWeights(c, { seed: s.seed + i, biasScale: 0.5 }));
-  });
 
 describe('an ensemble stepped member by member (split cell)', () => {
   it('finds the members as the cell’s groups: their hidden units and the encoder units each reads', () => {
