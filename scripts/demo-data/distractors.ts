@@ -41,21 +41,27 @@ const RAW = ['-t', 'raw', '-r', String(SAMPLE_RATE), '-b', '16', '-c', '1', '-e'
 const TRIM = ['silence', '1', '0.02', '1%', 'reverse', 'silence', '1', '0.02', '1%', 'reverse'];
 const RATE = ['rate', '-v', String(SAMPLE_RATE)];
 
-/** A sound file decoded by sox (WAV, Ogg Vorbis), mixed to mono; `window` = [start, length] s to keep of a long one. */
+/**
+ * A sound file decoded by sox (WAV, Ogg Vorbis; Opus, which sox cannot read, by ffmpeg to WAV first), mixed to mono;
+ * `window` = [start, length] s to keep of a long one.
+ */
 const soxFile =
   (file: string, window?: readonly [number, number]) =>
   async (out: string): Promise<void> => {
     const isOgg = /\.(ogg|oga)$/.test(file);
+    const wav = /\.opus$/.test(file) ? `${out}.wav` : undefined;
+    if (wav !== undefined) await run('ffmpeg', ['-v', 'error', '-y', '-i', file, '-ac', '1', wav]);
     await run('sox', [
       '-R',
       ...(isOgg ? ['-t', 'ogg'] : []),
-      file,
+      wav ?? file,
       ...RAW,
       out,
       ...(window ? ['trim', String(window[0]), String(window[1])] : []),
       ...TRIM,
       ...RATE,
     ]);
+    if (wav !== undefined) await rm(wav);
   };
 
 /** Files under `dir` matching `pattern`, by real path (theme packages link one sound under several names), sorted. */
@@ -289,6 +295,29 @@ const WIDEBAND_TRAIN_DISTRACTORS: readonly DistractorSource[] = [
     [10, 60],
   ),
   fromFiles('music', 'asc-music', '/usr/share/games/asc/music', /\.mp3$/, undefined, [10, 60]),
+  // More recorded styles (2026-12-07): music on hold, the held-out music, was 35 of the 59 distractor windows the
+  // committed ensemble called speech. Ambient and piano (Endgame: Singularity), light orchestral (Planet Blupi),
+  // world and chiptune-like pieces (HyperRogue), electronic soundtracks (Warzone 2100's three albums).
+  fromFiles(
+    'music',
+    'singularity-music',
+    '/usr/share/games/singularity/music',
+    /\.ogg$/,
+    undefined,
+    [10, 60],
+  ),
+  fromFiles('music', 'planetblupi-music-ogg', '/usr/share/planetblupi/music', /\.ogg$/, undefined, [10, 60]),
+  fromFiles('music', 'hyperrogue-music', '/usr/share/hyperrogue/music', /\.ogg$/, undefined, [10, 60]),
+  ...['aftermath_soundtrack', 'legacy_soundtrack', 'original_soundtrack'].map((album) =>
+    fromFiles(
+      'music',
+      `warzone2100-music (${album})`,
+      `/usr/share/games/warzone2100/music/albums/${album}`,
+      /\.(ogg|opus)$/,
+      undefined,
+      [10, 60],
+    ),
+  ),
 ];
 
 /** Every training source twice: as it is, and through a telephone channel (kinds keep their share). */

@@ -38,6 +38,10 @@ const PACKAGE_FILES = [
   '/usr/share/sounds/phone.wav',
   '/usr/share/games/lbreakout2/sounds/exp.wav',
   '/usr/share/games/pinball/tux/bump.wav',
+  '/usr/share/games/singularity/music/Awakening.ogg',
+  '/usr/share/planetblupi/music/music000.ogg',
+  '/usr/share/hyperrogue/music/hr-savino-ivory.ogg',
+  '/usr/share/games/warzone2100/music/albums/original_soundtrack/track1.opus',
 ];
 const missing = PACKAGE_FILES.filter((f) => !existsSync(f));
 const media = missing.length === 0;
