@@ -36,6 +36,8 @@ import {
   loadAsteriskVoice,
   loadEspeakVoice,
   loadG722Voice,
+  loadPromptVoice,
+  type PromptVoice,
   transcriptFile,
 } from './demo-data/voices.js';
 
@@ -56,6 +58,26 @@ const TRAIN_FRACTION_VIDEO = 0.7;
  */
 const TRAIN_LANGUAGES = ['fr', 'it', 'es'] as const;
 const TEST_LANGUAGES = ['ru'] as const;
+/**
+ * Validation voices no other split has, so a threshold can be chosen on speech as unheard as a user's (val-voices/):
+ * another speaker's Italian telephone prompts (Debian asterisk-prompt-it-menardi-wav; the Colombian Spanish and
+ * Armelle's French prompt packages would remove the es and fr transcripts training reads) and three espeak-ng
+ * accents no other split uses.
+ */
+const VALIDATION_PROMPTS: readonly PromptVoice[] = [
+  {
+    voice: 'it-menardi',
+    dir: '/usr/share/asterisk/sounds/it_IT_f_Menardi',
+    lang: 'it',
+    ext: 'wav',
+    pkg: 'asterisk-prompt-it-menardi-wav',
+  },
+];
+const VALIDATION_ESPEAK: readonly [voice: string, texts: string][] = [
+  ['en-gb-x-gbcwmd+m5', 'en'],
+  ['es-419+f2', 'es'],
+  ['fr-be+m4', 'fr'],
+];
 const TRAIN_ESPEAK: readonly [voice: string, texts: string][] = [
   ['en-us+m3', 'en'],
   ['en-gb-x-rp+f2', 'en'],
@@ -92,6 +114,7 @@ interface Options {
   out: string;
   train: number;
   val: number;
+  valVoices: number;
   test: number;
   seconds: number;
   seed: number;
@@ -317,6 +340,21 @@ async function main(options: Options): Promise<void> {
     trainPans,
     await loadDistractors(VALIDATION_DISTRACTORS, options.cache),
   );
+  // Validation of the speech side: voices no other split has (no prompt of training's), over validation's sounds.
+  const valVoices = extend(
+    { media: { ...baseTrain.media, prompts: [] }, describe: { ...baseTrain.describe, prompts: [] } },
+    [
+      ...(await Promise.all(VALIDATION_PROMPTS.map((v) => loadPromptVoice(v, options.cache)))).flat(),
+      ...(await espeakVoices(
+        VALIDATION_ESPEAK,
+        baseTrain.media.transcripts,
+        options.mediaSeed * 10 + 2,
+        options.cache,
+      )),
+    ],
+    trainPans,
+    val.media.distractors ?? [],
+  );
   const test = extend(
     baseTest,
     await voices(baseTest, TEST_LANGUAGES, TEST_ESPEAK, 1),
@@ -339,6 +377,7 @@ async function main(options: Options): Promise<void> {
   for (const [name, split] of [
     ['train', train],
     ['val', val],
+    ['val-voices', valVoices],
     ['test', test],
   ] as const)
     console.log(
@@ -368,6 +407,7 @@ async function main(options: Options): Promise<void> {
   for (const [name, split, count, offset] of [
     ['train', train, options.train, 0],
     ['val', val, options.val, 50_000],
+    ['val-voices', valVoices, options.valVoices, 60_000],
     ['test', test, options.test, 10_000],
     ['test-unseen-video', unseenVideo, options.unseenVideo, 30_000],
     ['test-seen-video', seenVideo, options.seenVideo, 40_000],
@@ -419,6 +459,7 @@ async function main(options: Options): Promise<void> {
     splits: {
       train: train.describe,
       val: val.describe,
+      'val-voices': valVoices.describe,
       test: test.describe,
       'test-unseen-video': unseenVideo.describe,
       'test-seen-video': seenVideo.describe,
@@ -446,6 +487,12 @@ const program = new Command('make-demo-data')
     '--val <n>',
     "validation sessions: training's media with distractor sounds of their own (val/, for --validation-data)",
     int('val'),
+    60,
+  )
+  .option(
+    '--val-voices <n>',
+    "validation sessions whose speech is only voices no other split has, over validation's sounds (val-voices/)",
+    int('val-voices'),
     60,
   )
   .option('--test <n>', 'held-out sessions', int('test'), 60)

@@ -44,27 +44,49 @@ export const transcriptFile = (lang: string): string =>
  * The prompts of one Asterisk language (Debian asterisk-core-sounds-<lang>-wav, 8 kHz telephone speech) that have a
  * spoken transcript, 0.3–8 s after trimming, named `<lang>:<prompt>`, sorted.
  */
-export async function loadAsteriskVoice(lang: string, cacheDir: string): Promise<SpeechPrompt[]> {
-  const dir = path.join(SOUNDS, lang);
-  if (!existsSync(dir))
-    throw new Error(`${dir} is missing: install asterisk-core-sounds-${lang}-wav (see .ci/run)`);
+export const loadAsteriskVoice = (lang: string, cacheDir: string): Promise<SpeechPrompt[]> =>
+  loadPromptVoice(
+    { voice: lang, dir: path.join(SOUNDS, lang), lang, ext: 'wav', pkg: `asterisk-core-sounds-${lang}-wav` },
+    cacheDir,
+  );
+
+/** Another speaker's prompts under the core sounds' names (Debian asterisk-prompt-*), read with that language's transcripts. */
+export interface PromptVoice {
+  /** The voice's name in labels and the manifest. */
+  readonly voice: string;
+  readonly dir: string;
+  /** The core-sounds language whose transcripts name and transcribe the prompts. */
+  readonly lang: string;
+  /** File extension: wav, or gsm (decoded by sox). */
+  readonly ext: 'wav' | 'gsm';
+  /** The Debian package that installs them, for the error when they are missing. */
+  readonly pkg: string;
+}
+
+/** A prompt voice's prompts that have a spoken transcript, 0.3–8 s after trimming, named `<voice>:<prompt>`, sorted. */
+export async function loadPromptVoice(spec: PromptVoice, cacheDir: string): Promise<SpeechPrompt[]> {
+  const { voice, dir, lang, ext } = spec;
+  if (!existsSync(dir)) throw new Error(`${dir} is missing: install ${spec.pkg} (see .ci/run)`);
   const transcripts = await readTranscripts(transcriptFile(lang));
   const names = [...transcripts.keys()]
-    .filter((n) => !n.startsWith('silence/') && existsSync(path.join(dir, `${n}.wav`)))
+    .filter((n) => !n.startsWith('silence/') && existsSync(path.join(dir, `${n}.${ext}`)))
     .sort();
+  if (names.length === 0) throw new Error(`${dir} holds no transcribed .${ext} prompts: install ${spec.pkg}`);
   const samples = await limited(
     2,
     names.map(
       (n) => () =>
-        cached(path.join(cacheDir, 'voices', lang, `${n.replaceAll('/', '__')}.s16`), (tmp) =>
-          run('sox', ['-R', path.join(dir, `${n}.wav`), ...RAW, tmp, ...TRIM, ...RATE]).then(() => undefined),
+        cached(path.join(cacheDir, 'voices', voice, `${n.replaceAll('/', '__')}.s16`), (tmp) =>
+          run('sox', ['-R', path.join(dir, `${n}.${ext}`), ...RAW, tmp, ...TRIM, ...RATE]).then(
+            () => undefined,
+          ),
         ),
     ),
   );
   return names
     .map((name, i) => ({
-      name: `${lang}:${name}`,
-      voice: lang,
+      name: `${voice}:${name}`,
+      voice,
       transcript: transcripts.get(name) as string,
       samples: samples[i] as Int16Array,
     }))

@@ -42,6 +42,7 @@ const PACKAGE_FILES = [
   '/usr/share/planetblupi/music/music000.ogg',
   '/usr/share/hyperrogue/music/hr-savino-ivory.ogg',
   '/usr/share/games/warzone2100/music/albums/original_soundtrack/track1.opus',
+  '/usr/share/asterisk/sounds/it_IT_f_Menardi/agent-pass.wav',
 ];
 const missing = PACKAGE_FILES.filter((f) => !existsSync(f));
 const media = missing.length === 0;
@@ -61,6 +62,8 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
       '--train',
       '1',
       '--val',
+      '1',
+      '--val-voices',
       '1',
       '--test',
       '1',
@@ -109,6 +112,15 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
     );
     expect((val.distractors as Source[]).every((d) => d.clips > 0)).toBe(true);
     expect(existsSync(join(dir, 'val/session-000.mcap'))).toBe(true);
+    // val-voices: speech only of voices no other split has, over validation's distractor sources.
+    const valVoices = manifest.splits['val-voices'];
+    expect(valVoices.prompts).toEqual([]);
+    expect(Object.keys(valVoices.voices)).toContain('it-menardi');
+    expect(
+      Object.keys(valVoices.voices).filter((v) => v in train.voices || v in test.voices || v in val.voices),
+    ).toEqual([]);
+    expect(valVoices.distractors).toEqual(val.distractors);
+    expect(existsSync(join(dir, 'val-voices/session-000.mcap'))).toBe(true);
     expect(manifest.splits['test-unseen-video'].videos.every((v: Video) => v.name.startsWith('pan:'))).toBe(
       true,
     );
@@ -125,6 +137,8 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
         '--train',
         '0',
         '--val',
+        '0',
+        '--val-voices',
         '0',
         '--test',
         '0',
