@@ -32,8 +32,8 @@ import {
 } from './demo-data/plan.js';
 import { renderSession, type SplitMedia, writeSession } from './demo-data/render.js';
 import {
+  asteriskVoice,
   type EspeakVoice,
-  loadAsteriskVoice,
   loadEspeakVoice,
   loadG722Voice,
   loadPromptVoice,
@@ -314,17 +314,17 @@ async function main(options: Options): Promise<void> {
   );
   const voices = async (
     split: Split,
-    languages: readonly string[],
+    prompts: readonly PromptVoice[],
     espeak: readonly [string, string][],
     k: number,
   ) => [
     ...(await loadG722Voice(split.media.prompts, options.cache)),
-    ...(await Promise.all(languages.map((l) => loadAsteriskVoice(l, options.cache)))).flat(),
+    ...(await Promise.all(prompts.map((v) => loadPromptVoice(v, options.cache)))).flat(),
     ...(await espeakVoices(espeak, split.media.transcripts, options.mediaSeed * 10 + k, options.cache)),
   ];
   const pans = (photos: readonly string[], k: number) =>
     Promise.all(photos.map((p, i) => loadPan(p, options.mediaSeed * 1000 + k * 100 + i, options.cache)));
-  const trainVoices = await voices(baseTrain, TRAIN_LANGUAGES, TRAIN_ESPEAK, 0);
+  const trainVoices = await voices(baseTrain, TRAIN_LANGUAGES.map(asteriskVoice), TRAIN_ESPEAK, 0);
   const trainPans = await pans(TRAIN_PHOTOS, 0);
   const train = extend(
     baseTrain,
@@ -341,23 +341,19 @@ async function main(options: Options): Promise<void> {
     await loadDistractors(VALIDATION_DISTRACTORS, options.cache),
   );
   // Validation of the speech side: voices no other split has (no prompt of training's), over validation's sounds.
+  const noPrompts: Split = {
+    media: { ...baseTrain.media, prompts: [] },
+    describe: { ...baseTrain.describe, prompts: [] },
+  };
   const valVoices = extend(
-    { media: { ...baseTrain.media, prompts: [] }, describe: { ...baseTrain.describe, prompts: [] } },
-    [
-      ...(await Promise.all(VALIDATION_PROMPTS.map((v) => loadPromptVoice(v, options.cache)))).flat(),
-      ...(await espeakVoices(
-        VALIDATION_ESPEAK,
-        baseTrain.media.transcripts,
-        options.mediaSeed * 10 + 2,
-        options.cache,
-      )),
-    ],
+    noPrompts,
+    await voices(noPrompts, VALIDATION_PROMPTS, VALIDATION_ESPEAK, 2),
     trainPans,
     val.media.distractors ?? [],
   );
   const test = extend(
     baseTest,
-    await voices(baseTest, TEST_LANGUAGES, TEST_ESPEAK, 1),
+    await voices(baseTest, TEST_LANGUAGES.map(asteriskVoice), TEST_ESPEAK, 1),
     await pans(TEST_PHOTOS, 1),
     await loadDistractors(TEST_DISTRACTORS, options.cache),
   );

@@ -41,16 +41,9 @@ export const transcriptFile = (lang: string): string =>
   `/usr/share/doc/asterisk-core-sounds-${lang}/core-sounds-${lang}.txt.gz`;
 
 /**
- * The prompts of one Asterisk language (Debian asterisk-core-sounds-<lang>-wav, 8 kHz telephone speech) that have a
- * spoken transcript, 0.3–8 s after trimming, named `<lang>:<prompt>`, sorted.
+ * Prompts under the core sounds' names, read with a core-sounds language's transcripts: one Asterisk language
+ * ({@link asteriskVoice}) or another speaker's prompts (Debian asterisk-prompt-*).
  */
-export const loadAsteriskVoice = (lang: string, cacheDir: string): Promise<SpeechPrompt[]> =>
-  loadPromptVoice(
-    { voice: lang, dir: path.join(SOUNDS, lang), lang, ext: 'wav', pkg: `asterisk-core-sounds-${lang}-wav` },
-    cacheDir,
-  );
-
-/** Another speaker's prompts under the core sounds' names (Debian asterisk-prompt-*), read with that language's transcripts. */
 export interface PromptVoice {
   /** The voice's name in labels and the manifest. */
   readonly voice: string;
@@ -62,6 +55,15 @@ export interface PromptVoice {
   /** The Debian package that installs them, for the error when they are missing. */
   readonly pkg: string;
 }
+
+/** One Asterisk language's prompts (Debian asterisk-core-sounds-<lang>-wav, 8 kHz telephone speech), voice `<lang>`. */
+export const asteriskVoice = (lang: string): PromptVoice => ({
+  voice: lang,
+  dir: path.join(SOUNDS, lang),
+  lang,
+  ext: 'wav',
+  pkg: `asterisk-core-sounds-${lang}-wav`,
+});
 
 /** A prompt voice's prompts that have a spoken transcript, 0.3–8 s after trimming, named `<voice>:<prompt>`, sorted. */
 export async function loadPromptVoice(spec: PromptVoice, cacheDir: string): Promise<SpeechPrompt[]> {

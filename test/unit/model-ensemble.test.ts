@@ -72,7 +72,7 @@ function runWithState(
   const d = modelDims(model.config);
   const kernel = new FusedStepKernel(model, n, options);
   // The step interface lets state and nextState be one array: each group reads its state before writing it.
-  const inPlace = (options as { inPlace?: boolean }).inPlace === true;
+  const inPlace = options.inPlace === true;
   let state = new Float32Array(n * d.state);
   const ys = new Float32Array(n * t * d.labels);
   const x = new Float32Array(n * d.input);
