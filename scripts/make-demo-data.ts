@@ -50,11 +50,14 @@ const VIDEOS = ['vtest', 'Megamind'] as const;
 const DEMO_VIDEOS = ['vtest'] as const;
 const TRAIN_FRACTION_SPEECH = 0.75;
 const TRAIN_FRACTION_VIDEO = 0.7;
+/** Of each training voice's prompts, the share heard only in validation (data/val). */
+const VALIDATION_FRACTION_SPEECH = 0.15;
 
 /**
  * Other voices by split. Training: French (June), Italian (Carlo, a man) and Spanish (Allison) telephone prompts,
- * the English prompts as wideband G.722, six espeak-ng voices. Held out, never in training: Russian (another
- * speaker, another language) as telephone prompts and as espeak-ng, and an espeak-ng Scottish English variant.
+ * the English prompts as wideband G.722, six espeak-ng voices; a share of each one's utterances is held back for
+ * validation (data/val). Held out, never in training: Russian (another speaker, another language) as telephone
+ * prompts and as espeak-ng, and an espeak-ng Scottish English variant.
  */
 const TRAIN_LANGUAGES = ['fr', 'it', 'es'] as const;
 const TEST_LANGUAGES = ['ru'] as const;
@@ -133,7 +136,45 @@ interface Split {
     prompts: string[];
     videos: { name: string; frames: [number, number] }[];
     voices?: Record<string, number>;
+    /** Every speech prompt by name: English bare, other voices `<voice>:<prompt>`, espeak-ng `espeak/<voice>:<text>`. */
+    utterances?: string[];
     distractors?: { kind: string; source: string; clips: number; seconds: number }[];
+  };
+}
+
+/**
+ * Prompts split by file: a seeded shuffle, the first `keep` of them kept, the rest held; each part sorted by name.
+ */
+function splitPrompts(
+  prompts: readonly SpeechPrompt[],
+  keep: number,
+  seed: number,
+): [kept: SpeechPrompt[], held: SpeechPrompt[]] {
+  const order = shuffleInPlace([...prompts], mulberry32(seed));
+  const cut = Math.round(order.length * keep);
+  const byName = (a: SpeechPrompt, b: SpeechPrompt) => a.name.localeCompare(b.name);
+  return [order.slice(0, cut).sort(byName), order.slice(cut).sort(byName)];
+}
+
+/** A split of these English prompts and video frame ranges, and what it holds for the manifest. */
+function makeSplit(
+  part: readonly SpeechPrompt[],
+  videos: readonly VideoSource[],
+  ranges: readonly [number, number][],
+): Split {
+  return {
+    media: {
+      prompts: [...part],
+      transcripts: part.map((p) => p.transcript),
+      videos: videos.map((v, k) => ({
+        name: v.name,
+        frames: v.frames.slice(...(ranges[k] as [number, number])),
+      })),
+    },
+    describe: {
+      prompts: part.map((p) => p.name),
+      videos: videos.map((v, k) => ({ name: v.name, frames: ranges[k] as [number, number] })),
+    },
   };
 }
 
@@ -143,32 +184,30 @@ function splitMedia(
   videos: readonly VideoSource[],
   seed: number,
 ): [Split, Split] {
-  const order = shuffleInPlace([...prompts], mulberry32(seed));
-  const cut = Math.round(order.length * TRAIN_FRACTION_SPEECH);
-  const parts = [order.slice(0, cut), order.slice(cut)].map((p) =>
-    p.sort((a, b) => a.name.localeCompare(b.name)),
-  );
-  const make = (part: SpeechPrompt[], i: number): Split => {
-    const ranges = videos.map((v) => {
-      const split = Math.round(v.frames.length * TRAIN_FRACTION_VIDEO);
-      return i === 0 ? ([0, split] as [number, number]) : ([split, v.frames.length] as [number, number]);
-    });
-    return {
-      media: {
-        prompts: part,
-        transcripts: part.map((p) => p.transcript),
-        videos: videos.map((v, k) => ({
-          name: v.name,
-          frames: v.frames.slice(...(ranges[k] as [number, number])),
-        })),
-      },
-      describe: {
-        prompts: part.map((p) => p.name),
-        videos: videos.map((v, k) => ({ name: v.name, frames: ranges[k] as [number, number] })),
-      },
-    };
-  };
-  return [make(parts[0] as SpeechPrompt[], 0), make(parts[1] as SpeechPrompt[], 1)];
+  const parts = splitPrompts(prompts, TRAIN_FRACTION_SPEECH, seed);
+  const cuts = videos.map((v) => Math.round(v.frames.length * TRAIN_FRACTION_VIDEO));
+  return [
+    makeSplit(
+      parts[0],
+      videos,
+      cuts.map((c) => [0, c]),
+    ),
+    makeSplit(
+      parts[1],
+      videos,
+      videos.map((v, k) => [cuts[k] as number, v.frames.length]),
+    ),
+  ];
+}
+
+/** A split's English prompts divided by {@link splitPrompts}, each part with all of the split's video. */
+function divide(split: Split, keep: number, seed: number): [Split, Split] {
+  const withPrompts = (part: SpeechPrompt[]): Split => ({
+    media: { ...split.media, prompts: part, transcripts: part.map((p) => p.transcript) },
+    describe: { ...split.describe, prompts: part.map((p) => p.name) },
+  });
+  const [kept, held] = splitPrompts(split.media.prompts, keep, seed);
+  return [withPrompts(kept), withPrompts(held)];
 }
 
 /** Split media with the extra voices, videos and distractor sounds of one side, and what they add to the manifest. */
@@ -198,6 +237,7 @@ function extend(
         ...videos.map((v) => ({ name: v.name, frames: [0, v.frames.length] as [number, number] })),
       ],
       voices: counts,
+      utterances: prompts.map((p) => p.name),
       distractors: [...bySource.values()],
     },
   };
@@ -282,17 +322,25 @@ function countBy(values: readonly string[]): Record<string, number> {
   return out;
 }
 
-/** The espeak-ng voices of one side, reading transcripts of their language (English: that side's own). */
+/** A language's texts for the espeak-ng voices of one side. */
+type TextsOf = (lang: string) => Promise<readonly string[]>;
+
+/** Texts of a side without prompts of its own in a language: English its split's, other languages all of theirs. */
+const allTexts =
+  (english: readonly string[]): TextsOf =>
+  async (lang) =>
+    lang === 'en' ? english : [...(await readTranscripts(transcriptFile(lang))).values()];
+
+/** The espeak-ng voices of one side, each reading texts of its language. */
 async function espeakVoices(
   voices: readonly [string, string][],
-  english: readonly string[],
+  textsOf: TextsOf,
   seed: number,
   cache: string,
 ): Promise<SpeechPrompt[]> {
   const out: SpeechPrompt[] = [];
   for (const [k, [voice, lang]] of voices.entries()) {
-    const texts = lang === 'en' ? english : [...(await readTranscripts(transcriptFile(lang))).values()];
-    const spec: EspeakVoice = { voice, texts };
+    const spec: EspeakVoice = { voice, texts: await textsOf(lang) };
     out.push(...(await loadEspeakVoice(spec, ESPEAK_COUNT, seed * 1000 + k, cache)));
   }
   return out;
@@ -314,29 +362,52 @@ async function main(options: Options): Promise<void> {
   );
   const voices = async (
     split: Split,
-    prompts: readonly PromptVoice[],
+    prompts: readonly SpeechPrompt[],
     espeak: readonly [string, string][],
+    textsOf: TextsOf,
     k: number,
   ) => [
     ...(await loadG722Voice(split.media.prompts, options.cache)),
-    ...(await Promise.all(prompts.map((v) => loadPromptVoice(v, options.cache)))).flat(),
-    ...(await espeakVoices(espeak, split.media.transcripts, options.mediaSeed * 10 + k, options.cache)),
+    ...prompts,
+    ...(await espeakVoices(espeak, textsOf, options.mediaSeed * 10 + k, options.cache)),
   ];
+  const promptVoices = async (specs: readonly PromptVoice[]) =>
+    (await Promise.all(specs.map((v) => loadPromptVoice(v, options.cache)))).flat();
   const pans = (photos: readonly string[], k: number) =>
     Promise.all(photos.map((p, i) => loadPan(p, options.mediaSeed * 1000 + k * 100 + i, options.cache)));
-  const trainVoices = await voices(baseTrain, TRAIN_LANGUAGES.map(asteriskVoice), TRAIN_ESPEAK, 0);
+  // Validation speech training never hears: a share of each training voice's prompts (the English ones with their
+  // G.722 twins), and training's espeak-ng voices reading texts training's never read; so a threshold chosen at
+  // validation recall is chosen on unheard utterances, as the test's and a user's are.
+  const keep = 1 - VALIDATION_FRACTION_SPEECH;
+  const [trainPrompts, valPrompts] = divide(baseTrain, keep, options.mediaSeed + 1);
+  const languages = await Promise.all(
+    TRAIN_LANGUAGES.map((l) => loadPromptVoice(asteriskVoice(l), options.cache)),
+  );
+  const languageParts = languages.map((p, k) => splitPrompts(p, keep, options.mediaSeed + 2 + k));
+  const trainLanguages = languageParts.flatMap(([kept]) => kept);
+  const valLanguages = languageParts.flatMap(([, held]) => held);
+  const textsIn =
+    (english: readonly string[], prompts: readonly SpeechPrompt[]): TextsOf =>
+    async (lang) =>
+      lang === 'en' ? english : prompts.filter((p) => p.voice === lang).map((p) => p.transcript);
+  const trainTexts = textsIn(trainPrompts.media.transcripts, trainLanguages);
+  const valTexts: TextsOf = async (lang) => {
+    const heard = new Set(await trainTexts(lang));
+    return (await textsIn(valPrompts.media.transcripts, valLanguages)(lang)).filter((t) => !heard.has(t));
+  };
+  const trainVoices = await voices(trainPrompts, trainLanguages, TRAIN_ESPEAK, trainTexts, 0);
   const trainPans = await pans(TRAIN_PHOTOS, 0);
   const train = extend(
-    baseTrain,
+    trainPrompts,
     trainVoices,
     trainPans,
     await loadDistractors(TRAIN_DISTRACTORS, options.cache),
   );
-  // Validation: training's speech, voices and video, with distractor sources of its own (neither training's nor the
-  // test's), so a choice made on it (--validation-data) is made on unheard sounds without touching the test.
+  // Validation: the held-back speech, training's video, distractor sources of its own (neither training's nor the
+  // test's), so a choice made on it (--validation-data) is made on unheard speech and sounds without the test.
   const val = extend(
-    baseTrain,
-    trainVoices,
+    valPrompts,
+    await voices(valPrompts, valLanguages, TRAIN_ESPEAK, valTexts, 3),
     trainPans,
     await loadDistractors(VALIDATION_DISTRACTORS, options.cache),
   );
@@ -347,13 +418,25 @@ async function main(options: Options): Promise<void> {
   };
   const valVoices = extend(
     noPrompts,
-    await voices(noPrompts, VALIDATION_PROMPTS, VALIDATION_ESPEAK, 2),
+    await voices(
+      noPrompts,
+      await promptVoices(VALIDATION_PROMPTS),
+      VALIDATION_ESPEAK,
+      allTexts(baseTrain.media.transcripts),
+      2,
+    ),
     trainPans,
     val.media.distractors ?? [],
   );
   const test = extend(
     baseTest,
-    await voices(baseTest, TEST_LANGUAGES.map(asteriskVoice), TEST_ESPEAK, 1),
+    await voices(
+      baseTest,
+      await promptVoices(TEST_LANGUAGES.map(asteriskVoice)),
+      TEST_ESPEAK,
+      allTexts(baseTest.media.transcripts),
+      1,
+    ),
     await pans(TEST_PHOTOS, 1),
     await loadDistractors(TEST_DISTRACTORS, options.cache),
   );
@@ -481,7 +564,7 @@ const program = new Command('make-demo-data')
   .option('--train <n>', 'training sessions', int('train'), 720)
   .option(
     '--val <n>',
-    "validation sessions: training's media with distractor sounds of their own (val/, for --validation-data)",
+    "validation sessions: training's voices and video, utterances held back from training, distractor sounds of their own (val/)",
     int('val'),
     60,
   )

@@ -2,6 +2,7 @@
 // prompts as wideband G.722 (16 kHz), and espeak-ng voices reading prompt transcripts (22.05 kHz). All resampled
 // to 16 kHz and trimmed by sox (and decoded by ffmpeg where sox cannot), never by hand.
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -134,6 +135,13 @@ export async function loadG722Voice(
     .filter(inLength);
 }
 
+/** An espeak-ng utterance's cache key: what it reads and how, so a new draw never reuses another text's audio. */
+const utteranceKey = (s: { text: string; speed: number; pitch: number }): string =>
+  createHash('sha256')
+    .update(JSON.stringify([s.text, s.speed, s.pitch]))
+    .digest('hex')
+    .slice(0, 32);
+
 export interface EspeakVoice {
   /** espeak-ng voice and variant, e.g. `en-us+m3`. */
   readonly voice: string;
@@ -143,7 +151,7 @@ export interface EspeakVoice {
 
 /**
  * `count` utterances of an espeak-ng voice (wideband, 22.05 kHz), each a transcript drawn by `seed` and read at its
- * own speed (130–200 words a minute) and pitch (25–75), resampled to 16 kHz; `espeak/<voice>:<n>`.
+ * own speed (130–200 words a minute) and pitch (25–75), resampled to 16 kHz; `espeak/<voice>:<text>`.
  */
 export async function loadEspeakVoice(
   spec: EspeakVoice,
@@ -161,28 +169,31 @@ export async function loadEspeakVoice(
   const samples = await limited(
     2,
     settings.map(
-      (s, i) => () =>
-        cached(path.join(cacheDir, 'voices', `espeak-${spec.voice}-${seed}`, `${i}.s16`), async (tmp) => {
-          const wav = `${tmp}.wav`;
-          await run('espeak-ng', [
-            '-v',
-            spec.voice,
-            '-s',
-            String(s.speed),
-            '-p',
-            String(s.pitch),
-            '-w',
-            wav,
-            s.text,
-          ]);
-          await run('sox', ['-R', wav, ...RAW, tmp, ...TRIM, ...RATE]);
-          await rm(wav);
-        }),
+      (s) => () =>
+        cached(
+          path.join(cacheDir, 'voices', `espeak-${spec.voice}`, `${utteranceKey(s)}.s16`),
+          async (tmp) => {
+            const wav = `${tmp}.wav`;
+            await run('espeak-ng', [
+              '-v',
+              spec.voice,
+              '-s',
+              String(s.speed),
+              '-p',
+              String(s.pitch),
+              '-w',
+              wav,
+              s.text,
+            ]);
+            await run('sox', ['-R', wav, ...RAW, tmp, ...TRIM, ...RATE]);
+            await rm(wav);
+          },
+        ),
     ),
   );
   return settings
     .map((s, i) => ({
-      name: `espeak/${spec.voice}:${i}`,
+      name: `espeak/${spec.voice}:${s.text}`,
       voice: `espeak/${spec.voice}`,
       transcript: s.text,
       samples: samples[i] as Int16Array,

@@ -99,10 +99,20 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
     expect((test.distractors as Source[]).filter((d) => trainSources.has(d.source))).toEqual([]);
     expect(new Set((train.distractors as Source[]).map((d) => d.kind)).size).toBeGreaterThanOrEqual(5);
     expect((test.distractors as Source[]).every((d) => d.clips > 0)).toBe(true);
-    // Validation has training's speech and video but distractor sources of its own, in neither training nor the test.
+    // Validation has training's voices and video but utterances training never hears (a share of each voice's
+    // prompts, held back), and distractor sources of its own, in neither training nor the test.
     const { val } = manifest.splits;
-    expect(val.prompts).toEqual(train.prompts);
-    expect(val.voices).toEqual(train.voices);
+    expect(Object.keys(val.voices)).toEqual(Object.keys(train.voices));
+    const heard = (split: { utterances: string[] }) => new Set(split.utterances);
+    const shared = (a: { utterances: string[] }, b: { utterances: string[] }) =>
+      a.utterances.filter((u) => heard(b).has(u));
+    expect(val.utterances.length).toBeGreaterThan(0.1 * train.utterances.length);
+    expect(shared(val, train)).toEqual([]);
+    expect(shared(test, train)).toEqual([]);
+    expect(shared(test, val)).toEqual([]);
+    expect(val.prompts.filter((p: string) => train.prompts.includes(p) || test.prompts.includes(p))).toEqual(
+      [],
+    );
     const testSources = new Set((test.distractors as Source[]).map((d) => d.source));
     expect(
       (val.distractors as Source[]).filter((d) => trainSources.has(d.source) || testSources.has(d.source)),
