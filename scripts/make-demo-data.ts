@@ -72,7 +72,6 @@ const VALIDATION_PROMPTS: readonly PromptVoice[] = [
     voice: 'it-menardi',
     dir: '/usr/share/asterisk/sounds/it_IT_f_Menardi',
     lang: 'it',
-    ext: 'wav',
     pkg: 'asterisk-prompt-it-menardi-wav',
   },
 ];

@@ -51,8 +51,6 @@ export interface PromptVoice {
   readonly dir: string;
   /** The core-sounds language whose transcripts name and transcribe the prompts. */
   readonly lang: string;
-  /** File extension: wav, or gsm (decoded by sox). */
-  readonly ext: 'wav' | 'gsm';
   /** The Debian package that installs them, for the error when they are missing. */
   readonly pkg: string;
 }
@@ -62,27 +60,24 @@ export const asteriskVoice = (lang: string): PromptVoice => ({
   voice: lang,
   dir: path.join(SOUNDS, lang),
   lang,
-  ext: 'wav',
   pkg: `asterisk-core-sounds-${lang}-wav`,
 });
 
 /** A prompt voice's prompts that have a spoken transcript, 0.3–8 s after trimming, named `<voice>:<prompt>`, sorted. */
 export async function loadPromptVoice(spec: PromptVoice, cacheDir: string): Promise<SpeechPrompt[]> {
-  const { voice, dir, lang, ext } = spec;
+  const { voice, dir, lang } = spec;
   if (!existsSync(dir)) throw new Error(`${dir} is missing: install ${spec.pkg} (see .ci/run)`);
   const transcripts = await readTranscripts(transcriptFile(lang));
   const names = [...transcripts.keys()]
-    .filter((n) => !n.startsWith('silence/') && existsSync(path.join(dir, `${n}.${ext}`)))
+    .filter((n) => !n.startsWith('silence/') && existsSync(path.join(dir, `${n}.wav`)))
     .sort();
-  if (names.length === 0) throw new Error(`${dir} holds no transcribed .${ext} prompts: install ${spec.pkg}`);
+  if (names.length === 0) throw new Error(`${dir} holds no transcribed .wav prompts: install ${spec.pkg}`);
   const samples = await limited(
     2,
     names.map(
       (n) => () =>
         cached(path.join(cacheDir, 'voices', voice, `${n.replaceAll('/', '__')}.s16`), (tmp) =>
-          run('sox', ['-R', path.join(dir, `${n}.${ext}`), ...RAW, tmp, ...TRIM, ...RATE]).then(
-            () => undefined,
-          ),
+          run('sox', ['-R', path.join(dir, `${n}.wav`), ...RAW, tmp, ...TRIM, ...RATE]).then(() => undefined),
         ),
     ),
   );

@@ -190,6 +190,8 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
     expect(kinds(await recorded(files[1] as string))).toEqual(
       ['effects', 'field', 'music', 'quiet', 'system'].map((k) => `distractor_${k}`),
     );
+    // The committed demo stream is what the script writes: its seed and the held-out media alone, from a fresh cache.
+    expect(readFileSync(join(dir, 'demo.mcap')).equals(readFileSync('streams/demo.mcap'))).toBe(true);
     expect((await buildDataset([join(dir, 'demo.mcap')])).labels).toEqual([
       'speech',
       'motion',
