@@ -130,6 +130,17 @@ export async function loadG722Voice(
     .filter(inLength);
 }
 
+/**
+ * A text's words as espeak-ng reads them: case, punctuation and spacing change an utterance's intonation at most, so
+ * "Goodbye!" and "goodbye" are the same words heard twice.
+ */
+export const sameWords = (text: string): string =>
+  text
+    .normalize('NFKC')
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}]+/gu, ' ')
+    .trim();
+
 /** An espeak-ng utterance's cache key: what it reads and how, so a new draw never reuses another text's audio. */
 const utteranceKey = (s: { text: string; speed: number; pitch: number }): string =>
   createHash('sha256')
@@ -161,9 +172,11 @@ export async function loadEspeakVoice(
     speed: Math.round(130 + 70 * random()),
     pitch: Math.round(25 + 50 * random()),
   }));
-  const samples = await limited(
+  // A text drawn twice at the same speed and pitch is one cache file, made once (two makers would share a tmp file).
+  const unique = [...new Map(settings.map((s) => [utteranceKey(s), s])).values()];
+  const made = await limited(
     2,
-    settings.map(
+    unique.map(
       (s) => () =>
         cached(
           path.join(cacheDir, 'voices', `espeak-${spec.voice}`, `${utteranceKey(s)}.s16`),
@@ -186,12 +199,13 @@ export async function loadEspeakVoice(
         ),
     ),
   );
+  const samples = new Map(unique.map((s, i) => [utteranceKey(s), made[i] as Int16Array]));
   return settings
-    .map((s, i) => ({
+    .map((s) => ({
       name: `espeak/${spec.voice}:${s.text}`,
       voice: `espeak/${spec.voice}`,
       transcript: s.text,
-      samples: samples[i] as Int16Array,
+      samples: samples.get(utteranceKey(s)) as Int16Array,
     }))
     .filter(inLength);
 }

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SOUNDFONT } from '../../scripts/demo-data/distractors.js';
 import { SPEECH_DIR, VIDEO_DIR } from '../../scripts/demo-data/media.js';
-import { G722_DIR, transcriptFile } from '../../scripts/demo-data/voices.js';
+import { G722_DIR, sameWords, transcriptFile } from '../../scripts/demo-data/voices.js';
 import { buildDataset } from '../../src/train/dataset.js';
 import { requireTool } from '../helpers/system-tools.js';
 
@@ -110,6 +110,15 @@ describe.skipIf(!has || !media)('npm run data (scripts/make-demo-data.ts)', () =
     expect(shared(val, train)).toEqual([]);
     expect(shared(test, train)).toEqual([]);
     expect(shared(test, val)).toEqual([]);
+    // espeak-ng reads the same words alike whatever their case and punctuation, and whichever voice of its own reads
+    // them: validation's synthetic voices read words none of training's does.
+    const espeakWords = (split: { utterances: string[] }) =>
+      split.utterances
+        .filter((u) => u.startsWith('espeak/'))
+        .map((u) => sameWords(u.slice(u.indexOf(':') + 1)));
+    const trainWords = new Set(espeakWords(train));
+    expect(espeakWords(val).filter((w) => trainWords.has(w))).toEqual([]);
+    expect(espeakWords(val).length).toBeGreaterThan(100);
     expect(val.prompts.filter((p: string) => train.prompts.includes(p) || test.prompts.includes(p))).toEqual(
       [],
     );
