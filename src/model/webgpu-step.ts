@@ -1,11 +1,19 @@
 /// <reference types="@webgpu/types" />
 import { BraidError } from '../core/errors.js';
+import { cellGroups } from './cell-groups.js';
 import type { ModelDims } from './config.js';
 import { type PackedWeights, packWeights, roundUp } from './packed-weights.js';
 import { checkSlotStepArgs, GpuStepError, type GpuStepFailure, type SlotStepKernel } from './slot-kernel.js';
 import { MAX_SLOTS, type StateSlots } from './state-slots.js';
 import type { BackendName } from './step-kernel.js';
-import { GPU_ROW_BLOCK, type InputLayout, inputLayout, stepShader, workgroupBytes } from './webgpu-wgsl.js';
+import {
+  GPU_ROW_BLOCK,
+  type InputLayout,
+  inputLayout,
+  shaderCellGroups,
+  stepShader,
+  workgroupBytes,
+} from './webgpu-wgsl.js';
 import type { Model } from './weights.js';
 
 /**
@@ -243,6 +251,7 @@ export class WebGpuStep implements SlotStepKernel {
    */
   static async create(device: GPUDevice, model: Model, options: WebGpuStepOptions): Promise<WebGpuStep> {
     const packed = packWeights(model);
+    const groups = cellGroups(model);
     checkStepLimits(device.limits, packed, options);
     const workgroupSize = options.workgroupSize ?? DEFAULT_WORKGROUP;
     const rows = roundUp(options.maxBatch, GPU_ROW_BLOCK);
@@ -251,7 +260,13 @@ export class WebGpuStep implements SlotStepKernel {
     let step: WebGpuStep;
     try {
       const shader = device.createShaderModule({
-        code: stepShader(packed, { workgroupSize, rows, slots: options.maxStreams }),
+        code: stepShader(packed, {
+          workgroupSize,
+          rows,
+          slots: options.maxStreams,
+          // An ensemble's members apart: each unit's gates skip the other members' zero blocks.
+          ...(groups.length > 1 && { groups: shaderCellGroups(groups, packed.dims) }),
+        }),
       });
       const info = await shader.getCompilationInfo();
       const errors = info.messages.filter((m) => m.type === 'error');

@@ -1,4 +1,14 @@
+import type { CellGroup } from './cell-groups.js';
+import { FEATURE_MODALITIES, type ModelDims } from './config.js';
 import { type PackedWeights, wholeCellGroup } from './packed-weights.js';
+
+/** The x · W terms of a GRU's three gates at cell-input row k. */
+const GRU_INPUT_TERMS = `
+        let v = cell[k];
+        let w = KERNEL + k * G + j;
+        az = az + v * weights[w];
+        ar = ar + v * weights[w + H4];
+        ah = ah + v * weights[w + 2u * H4];`;
 
 /** Rows per workgroup: the CPU gemm's 4-row block, here the 4 lanes of a vec4. */
 export const GPU_ROW_BLOCK = 4;
@@ -10,7 +20,73 @@ export interface ShaderShape {
   readonly rows: number;
   /** Slots in the state table; a slot number is clamped below it, so even a bad one stays in the buffer. */
   readonly slots: number;
+  /**
+   * The cell's groups (cellGroups: an ensemble's members) as {@link shaderCellGroups} gives them: each hidden unit's
+   * gates then sum only over its own group's cell-input rows and state, skipping the zero blocks between members.
+   * Absent: the cell is one group.
+   */
+  readonly groups?: readonly ShaderCellGroup[];
 }
+
+/** A group of the cell as the shader loops over it. */
+export interface ShaderCellGroup {
+  /** Its hidden units: [hiddenStart, hiddenStart + hidden). */
+  readonly hiddenStart: number;
+  readonly hidden: number;
+  /** The cell-input rows its gates read (its encoder outputs, then the mask), as ascending [start, end) ranges. */
+  readonly inputRanges: readonly (readonly [number, number])[];
+}
+
+/**
+ * The cell groups' cell-input rows (of per-modality encoders: a model with a fused encoder is one group, which the
+ * shader's default covers) as ranges, in the order the whole product adds them (k ascending), so a gate's
+ * sum over its own rows meets its terms in the same order and only zero-weight terms are left out.
+ */
+export function shaderCellGroups(groups: readonly CellGroup[], dims: ModelDims): ShaderCellGroup[] {
+  return groups.map((g) => {
+    const rows = [
+      ...FEATURE_MODALITIES.flatMap((m) => g.encoderUnits[m].map((u) => dims.encoderOffset[m] + u)),
+      dims.cellInput - 3,
+      dims.cellInput - 2,
+      dims.cellInput - 1,
+    ].sort((a, b) => a - b);
+    const inputRanges: [number, number][] = [];
+    for (const r of rows) {
+      const last = inputRanges[inputRanges.length - 1];
+      if (last !== undefined && last[1] === r) last[1] = r + 1;
+      else inputRanges.push([r, r + 1]);
+    }
+    return { hiddenStart: g.hiddenStart, hidden: g.hidden, inputRanges };
+  });
+}
+
+/** `for` loops of k over the ranges, each running `body`. */
+const loopsOver = (ranges: readonly (readonly [number, number])[], body: string): string =>
+  ranges
+    .map(
+      ([start, end]) => `
+      for (var k = ${u(start)}; k < ${u(end)}; k++) {${body}
+      }`,
+    )
+    .join('');
+
+/**
+ * Per-group code for hidden unit j: one group's as is; several, a branch per group on j (the groups are contiguous
+ * ranges of units, so the threads of a GPU wave mostly take the same branch).
+ */
+function byGroup(groups: readonly ShaderCellGroup[], code: (g: ShaderCellGroup) => string): string {
+  if (groups.length === 1) return code(groups[0] as ShaderCellGroup);
+  return groups
+    .map((g, i) => {
+      const end = g.hiddenStart + g.hidden;
+      const test = i === groups.length - 1 ? ' else {' : `${i === 0 ? '' : ' else '}if (j < ${u(end)}) {`;
+      return `${i === 0 ? '\n      ' : ''}${test}${code(g).replace(/\n/g, '\n  ')}
+      }`;
+    })
+    .join('');
+}
+
+const hiddenRange = (g: ShaderCellGroup): [number, number] => [g.hiddenStart, g.hiddenStart + g.hidden];
 
 /**
  * The one buffer a step uploads, as u32 words: [rows in this step, 3 unused | slot of each row (bit 31 = start
@@ -56,6 +132,7 @@ export function stepShader(p: PackedWeights, shape: ShaderShape): string {
   const WG = shape.workgroupSize;
   const io = inputLayout(shape.rows, d.input);
   const perThread = Math.ceil(d.hidden / WG);
+  const groups = shape.groups ?? [{ hiddenStart: 0, hidden: d.hidden, inputRanges: [[0, d.cellInput]] }];
   const encoders = cell.encoders
     .map(
       (e) => `
@@ -71,26 +148,29 @@ export function stepShader(p: PackedWeights, shape: ShaderShape): string {
     .join('\n');
 
   const gru = `
-      var az = vec4<f32>(weights[INPUT_BIAS + j]);
-      var ar = vec4<f32>(weights[INPUT_BIAS + H4 + j]);
-      var ah = vec4<f32>(weights[INPUT_BIAS + 2u * H4 + j]);
-      for (var k = 0u; k < KC; k++) {
-        let v = cell[k];
-        let w = KERNEL + k * G + j;
-        az = az + v * weights[w];
-        ar = ar + v * weights[w + H4];
-        ah = ah + v * weights[w + 2u * H4];
-      }
-      var bz = vec4<f32>(weights[RECURRENT_BIAS + j]);
-      var br = vec4<f32>(weights[RECURRENT_BIAS + H4 + j]);
-      var bh = vec4<f32>(weights[RECURRENT_BIAS + 2u * H4 + j]);
-      for (var k = 0u; k < H; k++) {
+      var az: vec4<f32>;
+      var ar: vec4<f32>;
+      var ah: vec4<f32>;
+      var bz: vec4<f32>;
+      var br: vec4<f32>;
+      var bh: vec4<f32>;${byGroup(
+        groups,
+        (g) => `
+      az = vec4<f32>(weights[INPUT_BIAS + j]);
+      ar = vec4<f32>(weights[INPUT_BIAS + H4 + j]);
+      ah = vec4<f32>(weights[INPUT_BIAS + 2u * H4 + j]);${loopsOver(g.inputRanges, GRU_INPUT_TERMS)}
+      bz = vec4<f32>(weights[RECURRENT_BIAS + j]);
+      br = vec4<f32>(weights[RECURRENT_BIAS + H4 + j]);
+      bh = vec4<f32>(weights[RECURRENT_BIAS + 2u * H4 + j]);${loopsOver(
+        [hiddenRange(g)],
+        `
         let v = cell[KC + k];
         let w = RECURRENT + k * G + j;
         bz = bz + v * weights[w];
         br = br + v * weights[w + H4];
-        bh = bh + v * weights[w + 2u * H4];
-      }
+        bh = bh + v * weights[w + 2u * H4];`,
+      )}`,
+      )}
       let z = sigmoid4(az + bz);
       let r = sigmoid4(ar + br);
       let c = tanh4(ah + r * bh);
@@ -102,19 +182,28 @@ export function stepShader(p: PackedWeights, shape: ShaderShape): string {
         }
       }`;
 
+  // The LSTM's packed rows are [x | h]: a group's state rows follow the cell input.
   const lstm = `
-      var ai = vec4<f32>(weights[INPUT_BIAS + j]);
-      var af = vec4<f32>(weights[INPUT_BIAS + H4 + j]);
-      var ag = vec4<f32>(weights[INPUT_BIAS + 2u * H4 + j]);
-      var ao = vec4<f32>(weights[INPUT_BIAS + 3u * H4 + j]);
-      for (var k = 0u; k < CELL_ROWS; k++) {
+      var ai: vec4<f32>;
+      var af: vec4<f32>;
+      var ag: vec4<f32>;
+      var ao: vec4<f32>;${byGroup(
+        groups,
+        (g) => `
+      ai = vec4<f32>(weights[INPUT_BIAS + j]);
+      af = vec4<f32>(weights[INPUT_BIAS + H4 + j]);
+      ag = vec4<f32>(weights[INPUT_BIAS + 2u * H4 + j]);
+      ao = vec4<f32>(weights[INPUT_BIAS + 3u * H4 + j]);${loopsOver(
+        [...g.inputRanges, hiddenRange(g).map((r) => d.cellInput + r) as [number, number]],
+        `
         let v = cell[k];
         let w = KERNEL + k * G + j;
         ai = ai + v * weights[w];
         af = af + v * weights[w + H4];
         ag = ag + v * weights[w + 2u * H4];
-        ao = ao + v * weights[w + 3u * H4];
-      }
+        ao = ao + v * weights[w + 3u * H4];`,
+      )}`,
+      )}
       var cPrev = vec4<f32>(0.0);
       for (var a = 0u; a < ROWS; a++) {
         if (!fresh[a]) {
@@ -244,7 +333,7 @@ ${
   // Phase 2: thread tid owns hidden units tid, tid + WG, ...
   var hLocal: array<vec4<f32>, PER_THREAD>;${
     p.isGru && !p.resetAfter
-      ? gruResetBeforePhase()
+      ? gruResetBeforePhase(groups)
       : `
   for (var i = 0u; i < PER_THREAD; i++) {
     let j = tid + i * WG;
@@ -345,31 +434,33 @@ function fusedEncoderPhase(p: PackedWeights): string {
  * Phase 2 for a GRU without reset_after: z, r and the candidate's x part per unit, r ⊙ h into workgroup memory, a
  * barrier (every unit's candidate needs all of r ⊙ h), then the candidate's recurrent product and the update.
  */
-function gruResetBeforePhase(): string {
+function gruResetBeforePhase(groups: readonly ShaderCellGroup[]): string {
   return `
   var zLocal: array<vec4<f32>, PER_THREAD>;
   var xhLocal: array<vec4<f32>, PER_THREAD>;
   for (var i = 0u; i < PER_THREAD; i++) {
     let j = tid + i * WG;
     if (j < H) {
-      var az = vec4<f32>(weights[INPUT_BIAS + j]);
-      var ar = vec4<f32>(weights[INPUT_BIAS + H4 + j]);
-      var ah = vec4<f32>(weights[INPUT_BIAS + 2u * H4 + j]);
-      for (var k = 0u; k < KC; k++) {
-        let v = cell[k];
-        let w = KERNEL + k * G + j;
-        az = az + v * weights[w];
-        ar = ar + v * weights[w + H4];
-        ah = ah + v * weights[w + 2u * H4];
-      }
-      var bz = vec4<f32>(weights[RECURRENT_BIAS + j]);
-      var br = vec4<f32>(weights[RECURRENT_BIAS + H4 + j]);
-      for (var k = 0u; k < H; k++) {
+      var az: vec4<f32>;
+      var ar: vec4<f32>;
+      var ah: vec4<f32>;
+      var bz: vec4<f32>;
+      var br: vec4<f32>;${byGroup(
+        groups,
+        (g) => `
+      az = vec4<f32>(weights[INPUT_BIAS + j]);
+      ar = vec4<f32>(weights[INPUT_BIAS + H4 + j]);
+      ah = vec4<f32>(weights[INPUT_BIAS + 2u * H4 + j]);${loopsOver(g.inputRanges, GRU_INPUT_TERMS)}
+      bz = vec4<f32>(weights[RECURRENT_BIAS + j]);
+      br = vec4<f32>(weights[RECURRENT_BIAS + H4 + j]);${loopsOver(
+        [hiddenRange(g)],
+        `
         let v = cell[KC + k];
         let w = RECURRENT + k * G + j;
         bz = bz + v * weights[w];
-        br = br + v * weights[w + H4];
-      }
+        br = br + v * weights[w + H4];`,
+      )}`,
+      )}
       zLocal[i] = sigmoid4(az + bz);
       xhLocal[i] = ah;
       resetHidden[j] = sigmoid4(ar + br) * cell[KC + j];
@@ -379,10 +470,15 @@ function gruResetBeforePhase(): string {
   for (var i = 0u; i < PER_THREAD; i++) {
     let j = tid + i * WG;
     if (j < H) {
-      var bh = vec4<f32>(weights[RECURRENT_BIAS + 2u * H4 + j]);
-      for (var k = 0u; k < H; k++) {
-        bh = bh + resetHidden[k] * weights[RECURRENT_CANDIDATE + k * CC + j];
-      }
+      var bh: vec4<f32>;${byGroup(
+        groups,
+        (g) => `
+      bh = vec4<f32>(weights[RECURRENT_BIAS + 2u * H4 + j]);${loopsOver(
+        [hiddenRange(g)],
+        `
+        bh = bh + resetHidden[k] * weights[RECURRENT_CANDIDATE + k * CC + j];`,
+      )}`,
+      )}
       let z = zLocal[i];
       let c = tanh4(xhLocal[i] + bh);
       let h = z * cell[KC + j] + (vec4<f32>(1.0) - z) * c;

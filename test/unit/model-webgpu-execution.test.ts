@@ -7,12 +7,20 @@ import {
   importedShapeModel,
 } from '../../bench/webgpu-check.js';
 import { BraidError } from '../../src/core/errors.js';
-import { identityNormalization, parseModelConfig } from '../../src/model/config.js';
+import { cellGroups } from '../../src/model/cell-groups.js';
+import {
+  identityNormalization,
+  type ModelConfig,
+  modelDims,
+  parseModelConfig,
+} from '../../src/model/config.js';
+import { ensembleModels } from '../../src/model/ensemble.js';
 import { loadModel } from '../../src/model/model-io.js';
 import { packWeights } from '../../src/model/packed-weights.js';
 import { type OpenedDevice, openWebGpuDevice } from '../../src/model/webgpu-adapter.js';
 import { checkStepLimits, WebGpuStep } from '../../src/model/webgpu-step.js';
-import { createModel, randomWeights } from '../../src/model/weights.js';
+import { shaderCellGroups, stepShader } from '../../src/model/webgpu-wgsl.js';
+import { createModel, type Model, randomWeights } from '../../src/model/weights.js';
 import { DEMO_MODEL_DIR } from '../helpers/demo-pipeline.js';
 import { useSwiftShader } from '../helpers/swiftshader.js';
 
@@ -22,6 +30,78 @@ import { useSwiftShader } from '../helpers/swiftshader.js';
  */
 const ready = await useSwiftShader();
 const TOLERANCE = 1e-4;
+
+/** An ensemble (braid ensemble) of members of uneven sizes over all three modalities, one cell kind. */
+function ensembleOf(cell: 'gru' | 'lstm', resetAfter: boolean, hidden: readonly number[]): Model {
+  const layout = { audio: 7, video: 5, text: 4, mask: 3 as const };
+  return ensembleModels(
+    hidden.map((h, i) => {
+      const config: ModelConfig = parseModelConfig({
+        inputLayout: layout,
+        encoderUnits: { audio: 3 + i, video: 2, text: 1 + i },
+        ...(cell === 'gru' ? { resetAfter } : {}),
+        hidden: h,
+        cell,
+        labels: ['a', 'b', 'c'],
+        head: 'sigmoid',
+        featureConfig: null,
+        normalization: identityNormalization(layout),
+      });
+      return createModel(config, randomWeights(config, { seed: 11 + i, biasScale: 0.3 }));
+    }),
+  );
+}
+
+describe('the WGSL step of an ensemble', () => {
+  it("loops each hidden unit's gates over its own member's cell-input rows and state only", () => {
+    const model = ensembleOf('gru', true, [5, 9, 6]);
+    const groups = shaderCellGroups(cellGroups(model), modelDims(model.config));
+    // Encoders side by side per modality (audio 3+4+5, video 2+2+2, text 1+2+3), then the mask at 24..27.
+    expect(groups).toEqual([
+      {
+        hiddenStart: 0,
+        hidden: 5,
+        inputRanges: [
+          [0, 3],
+          [12, 14],
+          [18, 19],
+          [24, 27],
+        ],
+      },
+      {
+        hiddenStart: 5,
+        hidden: 9,
+        inputRanges: [
+          [3, 7],
+          [14, 16],
+          [19, 21],
+          [24, 27],
+        ],
+      },
+      {
+        hiddenStart: 14,
+        hidden: 6,
+        inputRanges: [
+          [7, 12],
+          [16, 18],
+          [21, 27],
+        ],
+      },
+    ]);
+    const code = stepShader(packWeights(model), { workgroupSize: 8, rows: 4, slots: 4, groups });
+    expect(code).toContain('if (j < 5u) {');
+    expect(code).toContain('} else if (j < 14u) {');
+    expect(code).toContain('for (var k = 5u; k < 14u; k++) {');
+    expect(code).not.toContain('k < KC;');
+    // A trained cell is one group over the whole cell input, as the shader's default: no branch.
+    const one = checkModel(10, 6, 'gru', 'sigmoid');
+    const whole = shaderCellGroups(cellGroups(one), modelDims(one.config));
+    expect(whole).toEqual([{ hiddenStart: 0, hidden: 6, inputRanges: [[0, 10]] }]);
+    expect(
+      stepShader(packWeights(one), { workgroupSize: 8, rows: 4, slots: 4, groups: whole }),
+    ).not.toContain('if (j < 6u)');
+  });
+});
 
 describe.skipIf(!ready)('WGSL step on SwiftShader equals the CPU kernel', () => {
   let opened: OpenedDevice;
@@ -76,6 +156,24 @@ describe.skipIf(!ready)('WGSL step on SwiftShader equals the CPU kernel', () => 
         streams: 7,
         steps: 5,
         workgroupSize,
+      });
+      expect(r.scores).toBeLessThan(TOLERANCE);
+      expect(r.states).toBeLessThan(TOLERANCE);
+    },
+  );
+
+  it.each([
+    ['gru', true],
+    ['gru', false],
+    ['lstm', false],
+  ] as const)(
+    'an ensemble of uneven members (%s, reset_after %s), member by member',
+    async (cell, resetAfter) => {
+      const r = await checkWebGpuStep(opened.device, ensembleOf(cell, resetAfter, [5, 9, 6]), {
+        streams: 9,
+        steps: 6,
+        seed: 3,
+        workgroupSize: 4,
       });
       expect(r.scores).toBeLessThan(TOLERANCE);
       expect(r.states).toBeLessThan(TOLERANCE);
