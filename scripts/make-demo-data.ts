@@ -397,8 +397,8 @@ async function main(options: Options): Promise<void> {
       .flat()
       .map(sameWords),
   );
-  const valTexts: TextsOf = async (lang) =>
-    (await textsIn(valPrompts.media.transcripts, valLanguages)(lang)).filter((t) => !heard.has(sameWords(t)));
+  const valPool = textsIn(valPrompts.media.transcripts, valLanguages);
+  const valTexts: TextsOf = async (lang) => (await valPool(lang)).filter((t) => !heard.has(sameWords(t)));
   const trainVoices = await voices(trainPrompts, trainLanguages, TRAIN_ESPEAK, trainTexts, 0);
   const trainPans = await pans(TRAIN_PHOTOS, 0);
   const train = extend(

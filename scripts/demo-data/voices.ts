@@ -173,14 +173,14 @@ export async function loadEspeakVoice(
     pitch: Math.round(25 + 50 * random()),
   }));
   // A text drawn twice at the same speed and pitch is one cache file, made once (two makers would share a tmp file).
-  const unique = [...new Map(settings.map((s) => [utteranceKey(s), s])).values()];
+  const keys = settings.map(utteranceKey);
+  const unique = [...new Map(settings.map((s, i) => [keys[i] as string, s])).entries()];
   const made = await limited(
     2,
     unique.map(
-      (s) => () =>
-        cached(
-          path.join(cacheDir, 'voices', `espeak-${spec.voice}`, `${utteranceKey(s)}.s16`),
-          async (tmp) => {
+      ([key, s]) =>
+        () =>
+          cached(path.join(cacheDir, 'voices', `espeak-${spec.voice}`, `${key}.s16`), async (tmp) => {
             const wav = `${tmp}.wav`;
             await run('espeak-ng', [
               '-v',
@@ -195,17 +195,16 @@ export async function loadEspeakVoice(
             ]);
             await run('sox', ['-R', wav, ...RAW, tmp, ...TRIM, ...RATE]);
             await rm(wav);
-          },
-        ),
+          }),
     ),
   );
-  const samples = new Map(unique.map((s, i) => [utteranceKey(s), made[i] as Int16Array]));
+  const samples = new Map(unique.map(([key], i) => [key, made[i] as Int16Array]));
   return settings
-    .map((s) => ({
+    .map((s, i) => ({
       name: `espeak/${spec.voice}:${s.text}`,
       voice: `espeak/${spec.voice}`,
       transcript: s.text,
-      samples: samples.get(utteranceKey(s)) as Int16Array,
+      samples: samples.get(keys[i] as string) as Int16Array,
     }))
     .filter(inLength);
 }

@@ -1,4 +1,10 @@
-import { encoderModalityAt, type FeatureModality, modelDims } from './config.js';
+import {
+  encoderModalityAt,
+  FEATURE_MODALITIES,
+  type FeatureModality,
+  type ModelDims,
+  modelDims,
+} from './config.js';
 import type { Model } from './weights.js';
 
 /**
@@ -12,6 +18,19 @@ export interface CellGroup {
   readonly hidden: number;
   /** Per modality, the units of that modality's encoder the group's gates read, ascending. */
   readonly encoderUnits: Readonly<Record<FeatureModality, readonly number[]>>;
+}
+
+/**
+ * The cell-input rows a group's gates read, in the order the whole product adds them: its encoder outputs modality
+ * by modality, then the presence mask (the last 3 rows).
+ */
+export function groupInputRows(g: CellGroup, dims: ModelDims): number[] {
+  return [
+    ...FEATURE_MODALITIES.flatMap((m) => g.encoderUnits[m].map((u) => dims.encoderOffset[m] + u)),
+    dims.cellInput - 3,
+    dims.cellInput - 2,
+    dims.cellInput - 1,
+  ];
 }
 
 /** Union-find over hidden units and encoder outputs, with path halving. */

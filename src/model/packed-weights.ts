@@ -1,4 +1,4 @@
-import { type CellGroup, cellGroups, wholeCell } from './cell-groups.js';
+import { type CellGroup, cellGroups, groupInputRows, wholeCell } from './cell-groups.js';
 import {
   type DenseActivation,
   FEATURE_MODALITIES,
@@ -226,14 +226,7 @@ export function packWeights(model: Model, options: PackOptions = {}): PackedWeig
     : [wholeCell(checked)];
   const split = cellGroupsToPack.length > 1;
   /** Where each group's cell-input rows come from in the model's cell input, in order. */
-  const inputRows = cellGroupsToPack.map((g) =>
-    split
-      ? [
-          ...FEATURE_MODALITIES.flatMap((m) => g.encoderUnits[m].map((u) => dims.encoderOffset[m] + u)),
-          ...range(dims.cellInput - 3, 3),
-        ]
-      : range(0, dims.cellInput),
-  );
+  const inputRows = cellGroupsToPack.map((g) => (split ? groupInputRows(g, dims) : range(0, dims.cellInput)));
   const groups: PackedCellGroup[] = cellGroupsToPack.map((g, k) => {
     const h4 = roundUp(g.hidden, LANES);
     const gateCols = roundUp(gates * h4, COL_BLOCK);

@@ -1,14 +1,6 @@
-import type { CellGroup } from './cell-groups.js';
-import { FEATURE_MODALITIES, type ModelDims } from './config.js';
+import { type CellGroup, groupInputRows } from './cell-groups.js';
+import type { ModelDims } from './config.js';
 import { type PackedWeights, wholeCellGroup } from './packed-weights.js';
-
-/** The x · W terms of a GRU's three gates at cell-input row k. */
-const GRU_INPUT_TERMS = `
-        let v = cell[k];
-        let w = KERNEL + k * G + j;
-        az = az + v * weights[w];
-        ar = ar + v * weights[w + H4];
-        ah = ah + v * weights[w + 2u * H4];`;
 
 /** Rows per workgroup: the CPU gemm's 4-row block, here the 4 lanes of a vec4. */
 export const GPU_ROW_BLOCK = 4;
@@ -38,20 +30,15 @@ export interface ShaderCellGroup {
 }
 
 /**
- * The cell groups' cell-input rows (of per-modality encoders: a model with a fused encoder is one group, which the
- * shader's default covers) as ranges, in the order the whole product adds them (k ascending), so a gate's
- * sum over its own rows meets its terms in the same order and only zero-weight terms are left out.
+ * The cell groups' cell-input rows (groupInputRows, as cpu-fused packs them; of per-modality encoders: a model with a
+ * fused encoder is one group, which the shader's default covers) as ranges, in the order the whole product adds
+ * them (k ascending), so a gate's sum over its own rows meets its terms in the same order and only zero-weight terms
+ * are left out.
  */
 export function shaderCellGroups(groups: readonly CellGroup[], dims: ModelDims): ShaderCellGroup[] {
   return groups.map((g) => {
-    const rows = [
-      ...FEATURE_MODALITIES.flatMap((m) => g.encoderUnits[m].map((u) => dims.encoderOffset[m] + u)),
-      dims.cellInput - 3,
-      dims.cellInput - 2,
-      dims.cellInput - 1,
-    ].sort((a, b) => a - b);
     const inputRanges: [number, number][] = [];
-    for (const r of rows) {
+    for (const r of groupInputRows(g, dims)) {
       const last = inputRanges[inputRanges.length - 1];
       if (last !== undefined && last[1] === r) last[1] = r + 1;
       else inputRanges.push([r, r + 1]);
@@ -87,6 +74,42 @@ function byGroup(groups: readonly ShaderCellGroup[], code: (g: ShaderCellGroup) 
 }
 
 const hiddenRange = (g: ShaderCellGroup): [number, number] => [g.hiddenStart, g.hiddenStart + g.hidden];
+
+/** Where a GRU gate's columns start in a packed row: z, then r and the candidate h, H4 apart. */
+const GRU_COLUMN = { z: '', r: 'H4', h: '2u * H4' } as const;
+type GruGate = keyof typeof GRU_COLUMN;
+const GRU_GATES = Object.keys(GRU_COLUMN) as GruGate[];
+/** `` + <column offset>`` of a gate, nothing for z. */
+const plusColumn = (g: GruGate): string => (GRU_COLUMN[g] === '' ? '' : ` + ${GRU_COLUMN[g]}`);
+
+/**
+ * Unit j's GRU gate sums from their biases, over its group's rows: x · W into az, ar, ah, and h · U into b_ of the
+ * `recurrent` gates — all three with reset_after; z and r only without it, whose (r ⊙ h) U_h waits for every r.
+ */
+function gruGateSums(groups: readonly ShaderCellGroup[], recurrent: readonly GruGate[]): string {
+  const declarations = [...GRU_GATES.map((g) => `a${g}`), ...recurrent.map((g) => `b${g}`)]
+    .map((v) => `\n      var ${v}: vec4<f32>;`)
+    .join('');
+  const biases = (sum: string, bias: string, of: readonly GruGate[]) =>
+    of.map((g) => `\n      ${sum}${g} = vec4<f32>(weights[${bias}${plusColumn(g)} + j]);`).join('');
+  const terms = (sum: string, of: readonly GruGate[]) =>
+    of.map((g) => `\n        ${sum}${g} = ${sum}${g} + v * weights[w${plusColumn(g)}];`).join('');
+  return `${declarations}${byGroup(
+    groups,
+    (g) =>
+      `${biases('a', 'INPUT_BIAS', GRU_GATES)}${loopsOver(
+        g.inputRanges,
+        `
+        let v = cell[k];
+        let w = KERNEL + k * G + j;${terms('a', GRU_GATES)}`,
+      )}${biases('b', 'RECURRENT_BIAS', recurrent)}${loopsOver(
+        [hiddenRange(g)],
+        `
+        let v = cell[KC + k];
+        let w = RECURRENT + k * G + j;${terms('b', recurrent)}`,
+      )}`,
+  )}`;
+}
 
 /**
  * The one buffer a step uploads, as u32 words: [rows in this step, 3 unused | slot of each row (bit 31 = start
@@ -147,30 +170,7 @@ export function stepShader(p: PackedWeights, shape: ShaderShape): string {
     )
     .join('\n');
 
-  const gru = `
-      var az: vec4<f32>;
-      var ar: vec4<f32>;
-      var ah: vec4<f32>;
-      var bz: vec4<f32>;
-      var br: vec4<f32>;
-      var bh: vec4<f32>;${byGroup(
-        groups,
-        (g) => `
-      az = vec4<f32>(weights[INPUT_BIAS + j]);
-      ar = vec4<f32>(weights[INPUT_BIAS + H4 + j]);
-      ah = vec4<f32>(weights[INPUT_BIAS + 2u * H4 + j]);${loopsOver(g.inputRanges, GRU_INPUT_TERMS)}
-      bz = vec4<f32>(weights[RECURRENT_BIAS + j]);
-      br = vec4<f32>(weights[RECURRENT_BIAS + H4 + j]);
-      bh = vec4<f32>(weights[RECURRENT_BIAS + 2u * H4 + j]);${loopsOver(
-        [hiddenRange(g)],
-        `
-        let v = cell[KC + k];
-        let w = RECURRENT + k * G + j;
-        bz = bz + v * weights[w];
-        br = br + v * weights[w + H4];
-        bh = bh + v * weights[w + 2u * H4];`,
-      )}`,
-      )}
+  const gru = `${gruGateSums(groups, ['z', 'r', 'h'])}
       let z = sigmoid4(az + bz);
       let r = sigmoid4(ar + br);
       let c = tanh4(ah + r * bh);
@@ -440,27 +440,7 @@ function gruResetBeforePhase(groups: readonly ShaderCellGroup[]): string {
   var xhLocal: array<vec4<f32>, PER_THREAD>;
   for (var i = 0u; i < PER_THREAD; i++) {
     let j = tid + i * WG;
-    if (j < H) {
-      var az: vec4<f32>;
-      var ar: vec4<f32>;
-      var ah: vec4<f32>;
-      var bz: vec4<f32>;
-      var br: vec4<f32>;${byGroup(
-        groups,
-        (g) => `
-      az = vec4<f32>(weights[INPUT_BIAS + j]);
-      ar = vec4<f32>(weights[INPUT_BIAS + H4 + j]);
-      ah = vec4<f32>(weights[INPUT_BIAS + 2u * H4 + j]);${loopsOver(g.inputRanges, GRU_INPUT_TERMS)}
-      bz = vec4<f32>(weights[RECURRENT_BIAS + j]);
-      br = vec4<f32>(weights[RECURRENT_BIAS + H4 + j]);${loopsOver(
-        [hiddenRange(g)],
-        `
-        let v = cell[KC + k];
-        let w = RECURRENT + k * G + j;
-        bz = bz + v * weights[w];
-        br = br + v * weights[w + H4];`,
-      )}`,
-      )}
+    if (j < H) {${gruGateSums(groups, ['z', 'r'])}
       zLocal[i] = sigmoid4(az + bz);
       xhLocal[i] = ah;
       resetHidden[j] = sigmoid4(ar + br) * cell[KC + j];
