@@ -16,6 +16,7 @@ const ALL = [
   'alloc',
   'profile',
   'cluster',
+  'live',
 ];
 const wanted = process.argv.slice(2);
 const names = wanted.length > 0 ? wanted : ALL;

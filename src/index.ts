@@ -31,7 +31,7 @@ export {
 } from './core/errors.js';
 // Core: events, windows, predictions, time, errors.
 export type { AnySourceEvent, Modality, SourceEvent, StreamControl, StreamInput } from './core/events.js';
-export { isStreamControl, MODALITIES, validateEvent } from './core/events.js';
+export { capturedThrough, isStreamControl, MODALITIES, validateEvent } from './core/events.js';
 export { CreditLane, FlowCredit } from './core/flow-credit.js';
 export type { InputRefusal } from './core/refusal.js';
 export { audioFrameTime, type Micros, ms, parseDuration, seconds, wallClockMicros } from './core/time.js';
@@ -91,6 +91,7 @@ export { audioFileSource } from './sources/audio-file.js';
 export { captureFor } from './sources/capture-duration.js';
 export { DropCounter } from './sources/drop-counter.js';
 export { microphoneSource } from './sources/microphone.js';
+export { withProgressBounds } from './sources/progress-bounds.js';
 export { syntheticSource } from './sources/synthetic.js';
 export { ndjsonTextSource } from './sources/text.js';
 export { videoSource } from './sources/video.js';

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { concat, fromEvent, merge, type Observable, of, take, takeUntil, tap } from 'rxjs';
+import { frameSamplesToWindowEnd, type WindowGrid } from '../client/window-grid.js';
 import { InvalidOptionError } from '../core/errors.js';
 import type { Modality, StreamInput } from '../core/events.js';
 import { type Logger, silentLogger } from '../core/logger.js';
@@ -7,9 +8,13 @@ import { parseDuration } from '../core/time.js';
 import { audioFileSource } from '../sources/audio-file.js';
 import { captureFor, type TimedSource } from '../sources/capture-duration.js';
 import { DropCounter } from '../sources/drop-counter.js';
-import { type MicrophoneRecorder, microphoneSource } from '../sources/microphone.js';
+import { MICROPHONE_SAMPLE_RATE, type MicrophoneRecorder, microphoneSource } from '../sources/microphone.js';
+import { withProgressBounds } from '../sources/progress-bounds.js';
 import { ndjsonTextSource } from '../sources/text.js';
 import { type CameraInputFormat, videoSource } from '../sources/video.js';
+
+/** Both audio sources' frames: 20 ms at 16 kHz, the sources' default (before a cut on a window end). */
+const AUDIO_FRAME_SAMPLES = 320;
 
 export interface CaptureOptions {
   streamId: string;
@@ -48,9 +53,20 @@ export function withCaptureOptions(command: Command): Command {
     );
 }
 
-/** The captured session as one stream of inputs: an `open` naming its modalities, then every source merged. */
-export function captureInputs(options: CaptureOptions, log: Logger = silentLogger): Observable<StreamInput> {
+/**
+ * The captured session as one stream of inputs: an `open` naming its modalities, then every source merged. With the
+ * stream's window grid (`braid live`: the pipeline's), audio frames end where its windows end, as the demo page cuts
+ * them, so each window holds exactly its own samples and closes as the last of them is captured.
+ */
+export function captureInputs(
+  options: CaptureOptions,
+  log: Logger = silentLogger,
+  grid?: WindowGrid,
+): Observable<StreamInput> {
   const streamId = options.streamId;
+  const frameSamplesAt =
+    grid &&
+    ((time: number) => frameSamplesToWindowEnd(grid, time, MICROPHONE_SAMPLE_RATE, AUDIO_FRAME_SAMPLES));
   const sources: TimedSource[] = [];
   const dense = (input$: Observable<StreamInput>) => sources.push({ input$, dense: true });
   const modalities: Modality[] = [];
@@ -68,11 +84,19 @@ export function captureInputs(options: CaptureOptions, log: Logger = silentLogge
         streamId,
         recorder: options.recorder as MicrophoneRecorder,
         device: typeof options.mic === 'string' ? options.mic : undefined,
+        ...(frameSamplesAt && { frameSamplesAt }),
       }),
     );
     modalities.push('audio');
   } else if (options.audioFile !== undefined) {
-    dense(audioFileSource({ streamId, path: options.audioFile, pace: 'realtime' }));
+    dense(
+      audioFileSource({
+        streamId,
+        path: options.audioFile,
+        pace: 'realtime',
+        ...(frameSamplesAt && { frameSamplesAt }),
+      }),
+    );
     modalities.push('audio');
   }
   if (options.camera !== undefined) {
@@ -124,10 +148,13 @@ export function captureInputs(options: CaptureOptions, log: Logger = silentLogge
     tap(() => log.info({ event: 'interrupted', signal: 'SIGINT' }, 'SIGINT, stopping capture')),
     take(1),
   );
-  const captured$ =
+  // The microphone and camera sources say how far they have captured, as the demo page does: a window closes once
+  // both have covered its end, not a frame past the windowing's out-of-orderness allowance later.
+  const captured$ = (
     options.duration !== undefined
       ? captureFor(sources, options.duration)
-      : merge(...sources.map((s) => s.input$));
+      : merge(...sources.map((s) => s.input$))
+  ).pipe(withProgressBounds(modalities.filter((m) => m !== 'text')));
   return concat(of<StreamInput>({ control: 'open', streamId, modalities }), captured$).pipe(
     takeUntil(sigint$),
   );

@@ -1,9 +1,18 @@
 import type { Command } from 'commander';
 import { lastValueFrom, tap } from 'rxjs';
+import { streamOrigin } from '../align/window-aligner.js';
+import type { WindowingConfig } from '../align/windowing.js';
+import type { WindowGrid } from '../client/window-grid.js';
 import { predictionLine } from '../pipeline/prediction-order.js';
 import { type CaptureOptions, captureInputs, withCaptureOptions } from './capture.js';
 import { commandLogger } from './logging.js';
 import { createPipelineFromOptions, type ModelCliOptions, withModelOptions } from './model-options.js';
+
+/** The stream's window grid in the pipeline's windowing, as a server's `ready` gives it to a producer. */
+export function streamGrid(streamId: string, windowing: WindowingConfig): WindowGrid {
+  const { size, hop, phase } = windowing;
+  return { origin: streamOrigin(streamId, { origin: 0, hop, phase }), size, hop };
+}
 
 interface LiveCliOptions extends CaptureOptions, ModelCliOptions {
   json?: boolean;
@@ -24,7 +33,7 @@ export function registerLiveCommand(program: Command): void {
     const pipeline = await createPipelineFromOptions(options, log);
     if (!options.json) console.log(['window end', ...pipeline.labels].join('\t'));
     await lastValueFrom(
-      pipeline.run(captureInputs(options, log)).pipe(
+      pipeline.run(captureInputs(options, log, streamGrid(options.streamId, pipeline.windowing))).pipe(
         tap((p) => {
           if (options.json) process.stdout.write(predictionLine(p));
           else

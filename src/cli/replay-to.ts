@@ -2,10 +2,10 @@ import { firstValueFrom, Observable } from 'rxjs';
 import type { ErrorMessage } from '../client/index.js';
 import { connectProducer, type Producer, type ProducerOptions } from '../client/producer.js';
 import { InvalidOptionError } from '../core/errors.js';
-import { type AnySourceEvent, isStreamControl, type StreamInput } from '../core/events.js';
+import { type AnySourceEvent, capturedThrough, isStreamControl, type StreamInput } from '../core/events.js';
 import { FlowCredit } from '../core/flow-credit.js';
 import type { Logger } from '../core/logger.js';
-import { audioFrameTime, type Micros, wallClockMicros } from '../core/time.js';
+import { type Micros, wallClockMicros } from '../core/time.js';
 import { type ReadOptions, RecordingReader } from '../record/recording-reader.js';
 import { replayInputs } from '../record/replay.js';
 
@@ -129,8 +129,7 @@ interface Live {
 export function carriesBound(event: AnySourceEvent, ahead: readonly StreamInput[]): boolean {
   if (event.modality === 'video') return true;
   if (event.modality !== 'audio') return false;
-  const { samples, sampleRate, channels } = event.payload;
-  const end = audioFrameTime(event.time, samples.length / channels, sampleRate);
+  const end = capturedThrough(event);
   for (const next of ahead) {
     if (isStreamControl(next)) {
       if (next.streamId === event.streamId) return next.control === 'close';

@@ -1,5 +1,5 @@
 import { InvalidEventError } from './errors.js';
-import { MAX_TIME_MICROS, type Micros } from './time.js';
+import { audioFrameTime, MAX_TIME_MICROS, type Micros } from './time.js';
 
 export const MODALITIES = ['audio', 'video', 'text', 'label'] as const;
 export type Modality = (typeof MODALITIES)[number];
@@ -223,3 +223,14 @@ export type StreamInput = AnySourceEvent | StreamControl;
 
 export const isStreamControl = (input: unknown): input is StreamControl =>
   typeof input === 'object' && input !== null && 'control' in input;
+
+/**
+ * The capture time an event reaches: an audio frame's end (where the next frame, stamped from the sample count,
+ * starts), any other event's own time. Once a source has sent it, in capture order, everything that source captured
+ * before this time has been sent: the progress bound the event can carry.
+ */
+export function capturedThrough(event: AnySourceEvent): Micros {
+  if (event.modality !== 'audio') return event.time;
+  const { samples, channels, sampleRate } = event.payload;
+  return audioFrameTime(event.time, samples.length / channels, sampleRate);
+}

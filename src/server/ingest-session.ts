@@ -1,5 +1,5 @@
-import type { AnySourceEvent, Modality, StreamInput } from '../core/events.js';
-import { audioFrameTime, MAX_TIME_MICROS } from '../core/time.js';
+import { type AnySourceEvent, capturedThrough, type Modality, type StreamInput } from '../core/events.js';
+import { MAX_TIME_MICROS } from '../core/time.js';
 import {
   decodeFrame,
   describeZodError,
@@ -253,15 +253,7 @@ export class IngestSession {
     // A frame flagged as a bound closes windows as a progress message at its end would (audio: where the next
     // frame, stamped from the sample count, starts).
     if (!frame.bound) return;
-    const end =
-      event.modality === 'audio'
-        ? audioFrameTime(
-            event.time,
-            event.payload.samples.length / event.payload.channels,
-            event.payload.sampleRate,
-          )
-        : event.time;
-    this.#emit({ control: 'progress', streamId, time: Math.min(MAX_TIME_MICROS, end) });
+    this.#emit({ control: 'progress', streamId, time: Math.min(MAX_TIME_MICROS, capturedThrough(event)) });
   }
 
   #requireModality(modality: 'audio' | 'video' | 'text' | 'label', subject: MessageIdentity = {}): void {

@@ -1,7 +1,8 @@
-import { Observable } from 'rxjs';
+import { defer, Observable } from 'rxjs';
 import { InvalidOptionError } from '../core/errors.js';
 import type { SourceEvent } from '../core/events.js';
 import { type Micros, wallClockMicros } from '../core/time.js';
+import { REALTIME_FILE_PREROLL, releaseAtCaptureTime } from './capture-pacing.js';
 import { runProcess } from './child-process.js';
 import { checkOrigin } from './origin.js';
 import { frameSamplesFor, PcmFramer, strayByteError } from './pcm-framer.js';
@@ -17,9 +18,12 @@ export interface AudioFileOptions {
   readonly pace?: 'realtime' | 'fast';
   /** Event length, 10..20 ms (default 20). */
   readonly frameMs?: number;
+  /** Samples of the frame starting at each capture time, e.g. to end frames on window ends (PcmFramerOptions). */
+  readonly frameSamplesAt?: (time: Micros) => number;
   /**
-   * Time of the first sample, whole non-negative µs. Default: 0 for a fast file, the wall clock at the first chunk for
-   * a real-time one.
+   * Time of the first sample, whole non-negative µs. Default: 0 for a fast file; for a real-time one, the wall clock
+   * {@link REALTIME_FILE_PREROLL} after the subscription, each frame then handed over once its last sample is due, as
+   * a microphone would.
    */
   readonly origin?: Micros;
   /** Fail when ffmpeg delivers nothing for this long, in ms (default 10000; 0 never). */
@@ -68,14 +72,34 @@ export function audioFileSource(options: AudioFileOptions): Observable<SourceEve
   const args = ffmpegAudioArgs(options);
   checkOrigin(options.origin);
   const frameSamples = frameSamplesFor(options.frameMs ?? 20, AUDIO_SOURCE_SAMPLE_RATE);
-  const realtime = options.pace === 'realtime';
+  const clock = options.clock ?? wallClockMicros;
+  // A file played as a microphone hands each frame over once its last sample is due (src/sources/capture-pacing.ts):
+  // ffmpeg -re alone delivers a demuxer packet at a time.
+  if (options.pace === 'realtime')
+    return defer(() => {
+      const start = clock() + REALTIME_FILE_PREROLL;
+      const origin = options.origin ?? start;
+      return framedAudio(args, frameSamples, origin, options).pipe(
+        releaseAtCaptureTime({ origin, start, clock }),
+      );
+    });
+  return framedAudio(args, frameSamples, options.origin ?? 0, options);
+}
+
+function framedAudio(
+  args: string[],
+  frameSamples: number,
+  origin: Micros,
+  options: AudioFileOptions,
+): Observable<SourceEvent<'audio'>> {
   return new Observable<SourceEvent<'audio'>>((subscriber) => {
     const framer = new PcmFramer({
       streamId: options.streamId,
       sampleRate: AUDIO_SOURCE_SAMPLE_RATE,
       frameSamples,
       clock: options.clock ?? wallClockMicros,
-      ...(options.origin !== undefined ? { origin: options.origin } : realtime ? {} : { origin: 0 }),
+      origin,
+      ...(options.frameSamplesAt && { frameSamplesAt: options.frameSamplesAt }),
     });
     return runProcess({
       command: options.ffmpeg ?? 'ffmpeg',

@@ -6,6 +6,7 @@ export * from './fixed-size-chunker.js';
 export * from './microphone.js';
 export * from './origin.js';
 export * from './pcm-framer.js';
+export * from './progress-bounds.js';
 export * from './synthetic.js';
 export * from './text.js';
 export * from './video.js';

@@ -28,6 +28,8 @@ export interface MicrophoneOptions {
   readonly device?: string;
   /** Event length, 10..20 ms (default 20). */
   readonly frameMs?: number;
+  /** Samples of the frame starting at each capture time, e.g. to end frames on window ends (PcmFramerOptions). */
+  readonly frameSamplesAt?: (time: Micros) => number;
   /** Fail when the recorder delivers nothing for this long, in ms (default 5000; 0 never). */
   readonly noDataTimeoutMs?: number;
   /** Time between SIGTERM and SIGKILL on unsubscribe, in ms (default 2000). */
@@ -83,6 +85,7 @@ export function microphoneSource(options: MicrophoneOptions): Observable<SourceE
       sampleRate: MICROPHONE_SAMPLE_RATE,
       frameSamples,
       clock: options.clock ?? wallClockMicros,
+      ...(options.frameSamplesAt && { frameSamplesAt: options.frameSamplesAt }),
     });
     const watchdog = new Watchdog(noDataTimeoutMs, () => {
       const device = options.device ?? 'default device';

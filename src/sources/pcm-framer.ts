@@ -19,6 +19,12 @@ export interface PcmFramerOptions {
    */
   readonly origin?: Micros;
   readonly clock: () => Micros;
+  /**
+   * Samples of the frame that starts at capture time `time` (default: always `frameSamples`): how frames are cut to
+   * end where a stream's windows end (`frameSamplesToWindowEnd`, src/client/window-grid.ts), as the demo page does,
+   * so a window holds exactly its own samples and closes as its last sample arrives. A whole positive number.
+   */
+  readonly frameSamplesAt?: (time: Micros) => number;
 }
 
 /** Frame length in samples for a duration in ms, checked to be 10..20 ms and a whole number of samples. */
@@ -36,7 +42,7 @@ export function frameSamplesFor(frameMs: number, sampleRate: number): number {
 
 /**
  * Cuts a little-endian mono PCM16 byte stream (from a recorder or ffmpeg) into audio events of a fixed number of
- * samples, stamped by sample count with {@link audioFrameTime}. Chunk boundaries may fall anywhere, even inside a
+ * samples (or of the number `frameSamplesAt` gives each), stamped by sample count with {@link audioFrameTime}. Chunk boundaries may fall anywhere, even inside a
  * sample. A stream that ends inside a sample leaves a stray byte: {@link flush} drops it and counts it in
  * {@link strayBytes}, for the source to report.
  */
@@ -45,12 +51,29 @@ export class PcmFramer {
   readonly #chunker: FixedSizeChunker;
   #origin: Micros | undefined;
   #samplesBefore = 0;
+  /** Samples of the frames the chunker has started, the unfinished one included. */
+  #samplesCut = 0;
   #seq = 0;
   #strayBytes = 0;
 
   constructor(options: PcmFramerOptions) {
     this.#options = options;
-    this.#chunker = new FixedSizeChunker(options.frameSamples * 2);
+    const { frameSamplesAt } = options;
+    this.#chunker = new FixedSizeChunker(
+      frameSamplesAt === undefined
+        ? options.frameSamples * 2
+        : () => {
+            const time = audioFrameTime(this.#origin ?? 0, this.#samplesCut, options.sampleRate);
+            const samples = frameSamplesAt(time);
+            if (!Number.isInteger(samples) || samples < 1)
+              throw new InvalidOptionError(
+                'frameSamplesAt',
+                `must give a whole positive number of samples, got ${samples} at ${time} µs`,
+              );
+            this.#samplesCut += samples;
+            return samples * 2;
+          },
+    );
     this.#origin = checkOrigin(options.origin);
   }
 

@@ -1,7 +1,8 @@
-import { Observable } from 'rxjs';
+import { defer, Observable } from 'rxjs';
 import { InvalidOptionError, SourceError } from '../core/errors.js';
 import type { RawPixelFormat, SourceEvent } from '../core/events.js';
 import { type Micros, wallClockMicros } from '../core/time.js';
+import { REALTIME_FILE_PREROLL, releaseAtCaptureTime } from './capture-pacing.js';
 import { runProcess } from './child-process.js';
 import { FixedSizeChunker } from './fixed-size-chunker.js';
 import { checkOrigin } from './origin.js';
@@ -39,8 +40,10 @@ export interface VideoSourceOptions {
   readonly height?: number;
   readonly pixelFormat?: RawPixelFormat;
   /**
-   * Time of the first frame. Default: the wall clock when it arrives for a camera or a real-time file, 0 for a
-   * fast file. Later frames are placed by their presentation time relative to the first one. Whole non-negative µs.
+   * Time of the first frame. Default: the wall clock when it arrives for a camera; for a real-time file, the wall
+   * clock {@link REALTIME_FILE_PREROLL} after the subscription, each frame then handed over at its time as a camera
+   * would; 0 for a fast file. Later frames are placed by their presentation time relative to the first one. Whole
+   * non-negative µs.
    */
   readonly origin?: Micros;
   /** Fail when ffmpeg delivers nothing for this long, in ms (default 10000; 0 never). */
@@ -200,69 +203,80 @@ export function videoSource(options: VideoSourceOptions): Observable<SourceEvent
   const width = options.width ?? 64;
   const height = options.height ?? 48;
   const format = options.pixelFormat ?? 'gray';
-  const live = options.input.kind === 'camera' || options.input.pace === 'realtime';
+  const paced = options.input.kind === 'file' && options.input.pace === 'realtime';
   const clock = options.clock ?? wallClockMicros;
   const frameBytes = width * height * (format === 'rgb' ? 3 : 1);
-
-  return new Observable<SourceEvent<'video'>>((subscriber) => {
-    const chunker = new FixedSizeChunker(frameBytes);
-    const frames: Uint8Array[] = [];
-    const stamps: number[] = [];
-    let stampsSeen = 0;
-    let origin: Micros | undefined = options.origin ?? (live ? undefined : 0);
-    let firstPts = 0;
-    let seq = 0;
-    const emitReady = (): void => {
-      while (frames.length > 0 && stamps.length > 0) {
-        const data = frames.shift() as Uint8Array;
-        const pts = stamps.shift() as number;
-        if (origin === undefined) origin = clock();
-        if (seq === 0) firstPts = pts;
-        subscriber.next({
-          streamId: options.streamId,
-          modality: 'video',
-          time: origin + (pts - firstPts),
-          seq: seq++,
-          payload: { format, width, height, data },
-        });
-      }
-    };
-    return runProcess({
-      command: options.ffmpeg ?? 'ffmpeg',
-      args,
-      name: 'ffmpeg',
-      noDataTimeoutMs: options.noDataTimeoutMs ?? 10_000,
-      ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
-      keepForErrors: (line) => !isShowinfo(line) && !/^\s/.test(line),
-    }).subscribe({
-      next(output) {
-        if (output.kind === 'stdout') frames.push(...chunker.push(output.data));
-        else {
-          const match = SHOWINFO.exec(output.line);
-          if (match) {
-            const pts = parseShowinfo(match, stampsSeen++);
-            if (pts instanceof SourceError) return subscriber.error(pts);
-            stamps.push(pts);
-          }
-        }
-        emitReady();
-        if (frames.length > MAX_UNPAIRED_FRAMES || stamps.length > MAX_UNPAIRED_FRAMES)
-          subscriber.error(
-            new SourceError(
-              `ffmpeg sent ${frames.length > 0 ? `${frames.length} frames without a showinfo timestamp` : `${stamps.length} showinfo timestamps without a frame`} (at most ${MAX_UNPAIRED_FRAMES} may wait): frames and timestamps no longer pair up`,
-            ),
-          );
-      },
-      error: (error: unknown) => subscriber.error(error),
-      complete() {
-        if (frames.length > 0 || chunker.partialBytes > 0)
-          subscriber.error(
-            new SourceError(
-              `ffmpeg output ended with ${frames.length} frame(s) without a timestamp and ${chunker.partialBytes} stray byte(s)`,
-            ),
-          );
-        else subscriber.complete();
-      },
+  // A file played as a camera hands each frame over at its capture time (src/sources/capture-pacing.ts), counted
+  // from a start just after the subscription; a camera's first frame is stamped when it arrives.
+  if (paced)
+    return defer(() => {
+      const start = clock() + REALTIME_FILE_PREROLL;
+      const origin = options.origin ?? start;
+      return stampedFrames(origin).pipe(releaseAtCaptureTime({ origin, start, clock }));
     });
-  });
+  return stampedFrames(options.origin ?? (options.input.kind === 'camera' ? undefined : 0));
+
+  function stampedFrames(firstOrigin: Micros | undefined): Observable<SourceEvent<'video'>> {
+    return new Observable<SourceEvent<'video'>>((subscriber) => {
+      const chunker = new FixedSizeChunker(frameBytes);
+      const frames: Uint8Array[] = [];
+      const stamps: number[] = [];
+      let stampsSeen = 0;
+      let origin: Micros | undefined = firstOrigin;
+      let firstPts = 0;
+      let seq = 0;
+      const emitReady = (): void => {
+        while (frames.length > 0 && stamps.length > 0) {
+          const data = frames.shift() as Uint8Array;
+          const pts = stamps.shift() as number;
+          if (origin === undefined) origin = clock();
+          if (seq === 0) firstPts = pts;
+          subscriber.next({
+            streamId: options.streamId,
+            modality: 'video',
+            time: origin + (pts - firstPts),
+            seq: seq++,
+            payload: { format, width, height, data },
+          });
+        }
+      };
+      return runProcess({
+        command: options.ffmpeg ?? 'ffmpeg',
+        args,
+        name: 'ffmpeg',
+        noDataTimeoutMs: options.noDataTimeoutMs ?? 10_000,
+        ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
+        keepForErrors: (line) => !isShowinfo(line) && !/^\s/.test(line),
+      }).subscribe({
+        next(output) {
+          if (output.kind === 'stdout') frames.push(...chunker.push(output.data));
+          else {
+            const match = SHOWINFO.exec(output.line);
+            if (match) {
+              const pts = parseShowinfo(match, stampsSeen++);
+              if (pts instanceof SourceError) return subscriber.error(pts);
+              stamps.push(pts);
+            }
+          }
+          emitReady();
+          if (frames.length > MAX_UNPAIRED_FRAMES || stamps.length > MAX_UNPAIRED_FRAMES)
+            subscriber.error(
+              new SourceError(
+                `ffmpeg sent ${frames.length > 0 ? `${frames.length} frames without a showinfo timestamp` : `${stamps.length} showinfo timestamps without a frame`} (at most ${MAX_UNPAIRED_FRAMES} may wait): frames and timestamps no longer pair up`,
+              ),
+            );
+        },
+        error: (error: unknown) => subscriber.error(error),
+        complete() {
+          if (frames.length > 0 || chunker.partialBytes > 0)
+            subscriber.error(
+              new SourceError(
+                `ffmpeg output ended with ${frames.length} frame(s) without a timestamp and ${chunker.partialBytes} stray byte(s)`,
+              ),
+            );
+          else subscriber.complete();
+        },
+      });
+    });
+  }
 }

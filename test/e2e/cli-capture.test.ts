@@ -3,7 +3,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { lastValueFrom, toArray } from 'rxjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { captureInputs } from '../../src/cli/capture.js';
+import { capturedThrough, isStreamControl } from '../../src/core/events.js';
 import { saveModel } from '../../src/model/model-io.js';
 import { recordingInfo } from '../../src/record/recording-reader.js';
 import { untrainedModel } from '../helpers/demo-pipeline.js';
@@ -112,6 +115,33 @@ describe.skipIf(!hasFfmpeg)('braid record / info / live on real media through ff
     // The prompt is 0.96 s long and the video starts a little later: some window has both.
     expect(lines.some((l) => l.present.audio && l.present.video)).toBe(true);
     expect(Object.keys(lines[0].scores)).toEqual(['speech', 'motion', 'typing', 'conversation']);
+  }, 60_000);
+
+  it('bounds live capture by what both sources have captured, as the demo page does', async () => {
+    const inputs = await lastValueFrom(
+      captureInputs({
+        streamId: 'local',
+        recorder: 'sox',
+        size: '64x48',
+        fps: '10',
+        audioFile: speech,
+        videoFile: VIDEO_CLIP,
+        duration: 1_500_000,
+      }).pipe(toArray()),
+    );
+    const reached = { audio: 0, video: 0 };
+    const bounds: number[] = [];
+    for (const input of inputs) {
+      if (isStreamControl(input)) {
+        if (input.control !== 'progress') continue;
+        // Never past what either source has sent.
+        expect(input.time).toBeLessThanOrEqual(Math.min(reached.audio, reached.video));
+        bounds.push(input.time);
+      } else if (input.modality === 'audio' || input.modality === 'video')
+        reached[input.modality] = Math.max(reached[input.modality], capturedThrough(input));
+    }
+    expect(bounds.length).toBeGreaterThan(10);
+    expect(bounds.every((t, i) => i === 0 || t > bounds[i - 1]!)).toBe(true);
   }, 60_000);
 
   it('names the cause when a source cannot start', async () => {

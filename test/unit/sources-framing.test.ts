@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { frameSamplesToWindowEnd, sampleIndexAt, windowEndAfter } from '../../src/client/window-grid.js';
 import { InvalidOptionError } from '../../src/core/errors.js';
+import { capturedThrough } from '../../src/core/events.js';
 import { audioFileSource, ffmpegAudioArgs } from '../../src/sources/audio-file.js';
 import { LineSplitter } from '../../src/sources/child-process.js';
 import { FixedSizeChunker } from '../../src/sources/fixed-size-chunker.js';
@@ -71,6 +73,57 @@ describe('PcmFramer', () => {
     expect(framer.strayBytes).toBe(1);
     expect(framer.flush()).toEqual([]);
     expect(framer.strayBytes).toBe(1);
+  });
+
+  it('ends frames on window ends, wherever the chunks are cut and whatever the stream grid', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 3_000_000 }), // origin of the audio, µs
+        fc.integer({ min: 0, max: 499_999 }), // the stream's window phase, µs
+        fc.array(fc.nat(), { maxLength: 30 }),
+        (origin, phase, cuts) => {
+          const grid = { origin: phase, size: 500_000, hop: 500_000 };
+          const framer = new PcmFramer({
+            streamId: 's',
+            sampleRate: 16_000,
+            frameSamples: 320,
+            origin,
+            clock: () => 0,
+            frameSamplesAt: (time) => frameSamplesToWindowEnd(grid, time, 16_000, 320),
+          });
+          const pcm = Int16Array.from({ length: 16_000 * 2 }, (_, i) => i % 30_000);
+          const events = splitAt(new Uint8Array(pcm.buffer), cuts).flatMap((part) => framer.push(part));
+          events.push(...framer.flush());
+          // Nothing lost or reordered; stamps by sample count; each frame 0.5–1.5 of 20 ms after the first cut.
+          expect(Int16Array.from(events.flatMap((e) => [...e.payload.samples]))).toEqual(pcm);
+          let before = 0;
+          for (const e of events) {
+            expect(e.time).toBe(origin + Math.floor((before * 1_000_000) / 16_000));
+            before += e.payload.samples.length;
+          }
+          for (const e of events.slice(1, -1)) expect(e.payload.samples.length).toBeLessThanOrEqual(480);
+          // No frame runs past a window end: the end after its start is at or after its last sample's time.
+          for (const e of events) {
+            const end = windowEndAfter(grid, e.time);
+            expect(capturedThrough(e)).toBeLessThanOrEqual(end + 62); // within a sample (62.5 µs) of the cut
+            expect(sampleIndexAt(e.time, end, 16_000)).toBeGreaterThanOrEqual(e.payload.samples.length);
+          }
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('refuses a frame length from frameSamplesAt that is not a whole positive number', () => {
+    const framer = new PcmFramer({
+      streamId: 's',
+      sampleRate: 16_000,
+      frameSamples: 320,
+      origin: 0,
+      clock: () => 0,
+      frameSamplesAt: () => 0,
+    });
+    expect(() => framer.push(new Uint8Array(640))).toThrow(/frameSamplesAt.*got 0 at 0 µs/);
   });
 
   it('refuses an origin that is not whole non-negative µs', () => {
