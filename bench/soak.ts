@@ -3,14 +3,29 @@
 // server's resident memory, heap, event-loop lag p99 and open handles (from its /metrics), predictions expected vs
 // received and the subscribers' latency p50/p99 over that minute. Targets: RSS and heap flat after warm-up (within
 // 10 %), nothing dropped, latency p99 at the last minute within 20 % of minute 5.
-// Run: npm run bench -- soak   (or npx tsx bench/soak.ts [minutes] [streams])
+// Producers frame audio as the demo page does (`--framing bounds --phases window-ends`, the defaults: 20 ms frames that
+// are their own progress bound, one ending on each window end of its stream); `--framing progress --phases in-step`
+// is the load of the soaks before 2026-12-07.
+// Run: npm run bench -- soak   (or npx tsx bench/soak.ts [--framing F] [--phases P] [minutes] [streams])
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
 import { wallClockMicros } from '../src/core/time.js';
-import { LoadGenerator, openProducers, startServe } from './load.js';
+import { type Framing, LoadGenerator, openProducers, parsePhases, startServe } from './load.js';
 
-const MINUTES = Number(process.argv[2] ?? process.env['BRAID_SOAK_MINUTES'] ?? 60);
-const STREAMS = Number(process.argv[3] ?? 64);
+const { values, positionals } = parseArgs({
+  options: {
+    framing: { type: 'string', default: 'bounds' },
+    phases: { type: 'string', default: 'window-ends' },
+  },
+  allowPositionals: true,
+});
+if (values.framing !== 'bounds' && values.framing !== 'progress')
+  throw new Error(`--framing: expected bounds or progress, got ${values.framing}`);
+const FRAMING: Framing = values.framing;
+const PHASES = parsePhases(values.phases);
+const MINUTES = Number(positionals[0] ?? process.env['BRAID_SOAK_MINUTES'] ?? 60);
+const STREAMS = Number(positionals[1] ?? 64);
 const SUBSCRIBERS = 2;
 const PORT = 18_700;
 
@@ -57,15 +72,16 @@ await new Promise<void>((resolve) =>
 const producers = await openProducers(`ws://127.0.0.1:${PORT}`, STREAMS);
 const t0 = wallClockMicros();
 console.log(
-  `${STREAMS} real-time producers (16 kHz PCM16 10 ms frames, raw gray 64x48 at 10 fps, text every ~1.7 s, progress every 20 ms), ${SUBSCRIBERS} subscribers of all streams, models/demo on cpu-fused, ${MINUTES} min\n`,
+  `${STREAMS} real-time producers (16 kHz PCM16, ${FRAMING === 'bounds' ? '20 ms frames that are their own progress bound' : '10 ms frames and progress every 20 ms'}, ${PHASES} phases; raw gray 64x48 at 10 fps, text every ~1.7 s), ${SUBSCRIBERS} subscribers of all streams, models/demo on cpu-fused, ${MINUTES} min\n`,
 );
 console.log(
   '| minute | server RSS MiB | heap used MiB | event-loop lag p99 ms | open handles | predictions received / expected | dropped/late/rejected (server) | drops told to subscribers | latency p50 ms | p99 ms |',
 );
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 
-const load = new LoadGenerator(producers, t0, { framing: 'progress' });
-const sender = setInterval(() => load.sendDue(), 5);
+const load = new LoadGenerator(producers, t0, { framing: FRAMING, phases: PHASES });
+// Producers on their own phases are checked every millisecond, as bench/load.ts's sendFor does.
+const sender = setInterval(() => load.sendDue(), PHASES === 'in-step' ? 5 : 1);
 let lastDropped = 0;
 for (let minute = 1; minute <= MINUTES; minute++) {
   await new Promise<void>((resolve) => {
