@@ -449,7 +449,8 @@ function summarise(
       .map(([streamId, s]) => ({
         streamId,
         modalities: (Object.keys(s.messages) as Modality[]).sort(),
-        messages: s.messages,
+        // In name order, as modalities: the channels' order is the order their first messages arrived in.
+        messages: Object.fromEntries(Object.entries(s.messages).sort(([a], [b]) => (a < b ? -1 : 1))),
         predictions: s.predictions,
         labelEvents: s.labelEvents,
       })),

@@ -234,6 +234,8 @@ describe('McapRecorder → readRecording round trip', () => {
       predictions: 0,
       labelEvents: 0,
     });
+    // Counts in name order whatever order the channels were made in (`braid info` prints them so).
+    expect(Object.keys(info.streams[0]!.messages)).toEqual(['audio', 'label', 'text', 'video']);
     expect(info.schemas).toEqual([
       'braid.Labels',
       'braid.Text',
