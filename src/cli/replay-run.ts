@@ -1,4 +1,4 @@
-import { Observable, tap } from 'rxjs';
+import { catchError, concat, defer, EMPTY, Observable, tap, throwError } from 'rxjs';
 import { type AnySourceEvent, isStreamControl, type StreamInput } from '../core/events.js';
 import { FlowCredit } from '../core/flow-credit.js';
 import type { Prediction } from '../core/window.js';
@@ -61,6 +61,7 @@ export function replayThroughPipeline(
 
   const predictions$ = new Observable<Prediction>((subscriber) => {
     const fail = (error: unknown) => subscriber.error(error);
+    let damage: { error: unknown } | undefined;
     const record = (write: Promise<void>): void => {
       recordLane?.take();
       write.then(() => recordLane?.give(), fail);
@@ -73,6 +74,12 @@ export function replayThroughPipeline(
           return;
         }
         record(recorder.write(input as AnySourceEvent, input.time));
+      }),
+      // A file damaged part-way (a chunk that fails its CRC or decompression) ends the input where the damage is:
+      // the windows of everything read before it are put out, the same on every run, and then the run fails.
+      catchError((error: unknown) => {
+        damage = { error };
+        return EMPTY;
       }),
     );
     return pipeline
@@ -113,6 +120,11 @@ export function replayThroughPipeline(
                 }),
               )
           : (ordered$) => ordered$,
+        (predicted$) =>
+          concat(
+            predicted$,
+            defer(() => (damage === undefined ? EMPTY : throwError(() => damage?.error))),
+          ),
       )
       .subscribe(subscriber);
   });
