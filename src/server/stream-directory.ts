@@ -111,7 +111,7 @@ export class StreamDirectory {
     // Opened again before its last windows are out: announce that close now, so `opened` never precedes it.
     if (this.#closing.has(streamId)) this.#announceClosed(streamId, true);
     this.#open.add(streamId);
-    this.hub.broadcast({ type: 'stream', event: 'opened', streamId });
+    this.hub.broadcast({ type: 'stream', event: 'opened', streamId }, streamId);
   }
 
   /** The pipeline put out the last prediction of a closed stream (or dropped its last window). */
@@ -129,7 +129,7 @@ export class StreamDirectory {
     if (pending === undefined) return;
     if (all || pending <= 1) this.#closing.delete(streamId);
     else this.#closing.set(streamId, pending - 1);
-    this.hub.broadcast({ type: 'stream', event: 'closed', streamId });
+    this.hub.broadcast({ type: 'stream', event: 'closed', streamId }, streamId);
   }
 
   /** Claims a stream for a producer's hello: a new stream, a resume of a suspended one, or a take-over by token. */
@@ -143,7 +143,9 @@ export class StreamDirectory {
       if (record.owner !== undefined && !tokenGiven)
         return { refused: 'stream_in_use', message: `stream "${streamId}" already has a producer` };
       if (sameFormats(record.hello, hello)) return this.#resume(record, owner);
-      // Other formats: not the same stream any more. The old one ends; a new one starts under the id.
+      // Other formats: not the same stream any more. The old one ends — its producer, if still connected, is cut
+      // off as on any take-over, so nothing more of it reaches the new stream — and a new one starts under the id.
+      record.owner?.evicted();
       this.#end(record);
     }
     const fresh: StreamRecord = {
@@ -178,7 +180,7 @@ export class StreamDirectory {
     this.resumes++;
     if (wasSuspended) {
       this.#options.push({ control: 'resume', streamId: record.streamId });
-      this.hub.broadcast({ type: 'stream', event: 'resumed', streamId: record.streamId });
+      this.hub.broadcast({ type: 'stream', event: 'resumed', streamId: record.streamId }, record.streamId);
     }
     return this.#claimOf(record, owner, true);
   }
@@ -207,7 +209,7 @@ export class StreamDirectory {
     record.owner = undefined;
     this.suspensions++;
     this.#options.push({ control: 'suspend', streamId: record.streamId });
-    this.hub.broadcast({ type: 'stream', event: 'suspended', streamId: record.streamId });
+    this.hub.broadcast({ type: 'stream', event: 'suspended', streamId: record.streamId }, record.streamId);
     record.grace = setTimeout(() => {
       this.graceExpiries++;
       this.#end(record);

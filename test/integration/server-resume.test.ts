@@ -261,6 +261,21 @@ describe('resume after a cut connection', () => {
     expect(server.activeStreams()).toEqual(['cut']);
   });
 
+  it('cuts the old producer off when the token holder takes over with other formats', async () => {
+    const server = await serve();
+    const box = await subscriber(server);
+    const old = await connect(server.url, '/ingest');
+    old.send(hello());
+    const { resumeToken } = (await inbox(old).next((m) => m.type === 'ready')) as ReadyMessage;
+    const owner = await connect(server.url, '/ingest');
+    owner.send(hello({ resumeToken, modalities: ['audio'], video: undefined }));
+    expect(await inbox(owner).next((m) => m.type === 'ready')).toMatchObject({ resumed: false });
+    // Nothing more of the old producer can reach the new stream under its id.
+    expect(await closed(old)).toBe(1006);
+    await box.next((m) => m.type === 'stream' && m.event === 'closed');
+    expect(server.activeStreams()).toEqual(['cut']);
+  });
+
   it('starts a new stream when the resuming hello declares other formats', async () => {
     const server = await serve();
     const box = await subscriber(server);

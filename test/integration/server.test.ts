@@ -43,6 +43,19 @@ describe('server: ingest and subscribe', () => {
     const box = inbox(sub);
     await box.next((m) => m.type === 'welcome');
     sub.send(JSON.stringify({ subscribe: ['cam-1'] }));
+    // Subscribers of other streams, or of none yet, hear nothing of cam-1 (not even that it opened).
+    const others = await Promise.all(
+      [['cam-2'], undefined].map(async (streams) => {
+        const ws = await connect(server, '/subscribe');
+        const messages = inbox(ws);
+        await messages.next((m) => m.type === 'welcome');
+        if (streams) {
+          ws.send(JSON.stringify({ subscribe: streams }));
+          await messages.next((m) => m.type === 'subscribed');
+        }
+        return { ws, messages, streams };
+      }),
+    );
     const prod = await connect(server, '/ingest');
     const prodBox = inbox(prod);
     prod.send(hello('cam-1'));
@@ -68,6 +81,14 @@ describe('server: ingest and subscribe', () => {
     expect(last).toBeLessThan(box.messages.indexOf(closed));
     expect(prodBox.messages.filter((m) => m.type === 'error')).toEqual([]);
     expect(server.activeStreams()).toEqual([]);
+    for (const { ws, messages, streams } of others) {
+      // The answer comes after anything the server sent this subscriber before it.
+      ws.send(JSON.stringify({ subscribe: streams ?? ['cam-3'] }));
+      await messages.next(
+        () => messages.messages.filter((m) => m.type === 'subscribed').length === (streams ? 2 : 1),
+      );
+      expect(messages.messages.filter((m) => m.type !== 'welcome' && m.type !== 'subscribed')).toEqual([]);
+    }
   });
 
   it('answers malformed input with an error naming the problem, counts it, and keeps other streams going', async () => {
