@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import type { WriteStream } from 'node:fs';
 import type { Command } from 'commander';
 import { lastValueFrom, tap } from 'rxjs';
 import { InvalidOptionError } from '../core/errors.js';
@@ -18,6 +18,7 @@ import {
   withEventsOption,
   withModelOptions,
 } from './model-options.js';
+import { discardOutputFile, failOnWriteError, openOutputFile } from './output-file.js';
 import { replayThroughPipeline } from './replay-run.js';
 import { isServerUrl, replayToServer } from './replay-to.js';
 
@@ -130,19 +131,31 @@ export function registerReplayCommand(program: Command): void {
       options.eventsOut !== undefined || mcapOut !== undefined
         ? await eventSettingsFromOptions(options.model, pipeline.labels, options.events)
         : undefined;
-    const eventsOut = options.eventsOut !== undefined ? createWriteStream(options.eventsOut) : undefined;
-    let eventCount = 0;
+    // Every output opened before the run, plain files first: one that cannot be written fails the command before
+    // any work, and leaves no other output behind.
+    const eventsOut =
+      options.eventsOut !== undefined ? await openOutputFile(options.eventsOut, '--events-out') : undefined;
+    let out: NodeJS.WritableStream | undefined;
+    let recorder: McapRecorder | undefined;
     const model = pipeline.modelId;
-    const recorder = mcapOut
-      ? await McapRecorder.create(mcapOut, {
-          overwrite: options.overwrite,
-          metadata: {
-            command: `braid ${process.argv.slice(2).join(' ')}`,
-            model,
-            replayOf: file,
-          },
-        })
-      : undefined;
+    try {
+      out = mcapOut ? undefined : options.out ? await openOutputFile(options.out, '--out') : process.stdout;
+      recorder = mcapOut
+        ? await McapRecorder.create(mcapOut, {
+            overwrite: options.overwrite,
+            metadata: {
+              command: `braid ${process.argv.slice(2).join(' ')}`,
+              model,
+              replayOf: file,
+            },
+          })
+        : undefined;
+    } catch (error) {
+      if (eventsOut) discardOutputFile(eventsOut);
+      if (out && out !== process.stdout) discardOutputFile(out as WriteStream);
+      throw error;
+    }
+    let eventCount = 0;
     // replayRecording checks speed, --from/--to and the stream names itself: a range or stream not in the file is a
     // RecordingError naming what the file has.
     const run = replayThroughPipeline(file, pipeline, {
@@ -165,7 +178,6 @@ export function registerReplayCommand(program: Command): void {
         },
       }),
     });
-    const out = mcapOut ? undefined : options.out ? createWriteStream(options.out) : process.stdout;
     let count = 0;
     try {
       await lastValueFrom(
@@ -174,6 +186,8 @@ export function registerReplayCommand(program: Command): void {
             count++;
             out?.write(predictionLine(p));
           }),
+          failOnWriteError(out === process.stdout ? undefined : out, options.out ?? ''),
+          failOnWriteError(eventsOut, options.eventsOut ?? ''),
         ),
         { defaultValue: undefined },
       );

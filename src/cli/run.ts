@@ -1,5 +1,13 @@
 // Entry for running the CLI from source (tests, `tsx src/cli/run.ts`); bin/braid.js runs the compiled twin.
-import { exitFor, main } from './main.js';
+import { EXIT, exitFor, main } from './main.js';
+
+// A reader that stopped reading (`braid replay f.mcap | head -1`) ends the command quietly, as SIGPIPE ends a Unix
+// tool, instead of a stack trace: nobody is left to read what it would print.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
+  console.error(`braid: writing to stdout: ${error.message}`);
+  process.exit(EXIT.failure);
+});
 
 main(process.argv).catch((error: unknown) => {
   const { code, message } = exitFor(error);

@@ -1,0 +1,117 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AnySourceEvent } from '../../src/core/events.js';
+import { saveModel } from '../../src/model/model-io.js';
+import { McapRecorder } from '../../src/record/recorder.js';
+import { untrainedModel } from '../helpers/demo-pipeline.js';
+
+/**
+ * Where `braid replay` writes: an output that cannot be opened fails before any work, naming the option and leaving
+ * no other output behind; one that fails mid-run ends the run with the cause; a reader that stops reading ends it
+ * quietly — never a stack trace.
+ */
+
+let dir: string;
+let recording: string;
+let modelDir: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'braid-cli-outputs-'));
+  recording = join(dir, 'speech.mcap');
+  modelDir = join(dir, 'model');
+  await saveModel(untrainedModel(3), modelDir);
+  const recorder = await McapRecorder.create(recording);
+  for (let i = 0; i < 1000; i++) {
+    const samples = Int16Array.from({ length: 160 }, (_, k) =>
+      Math.round(3000 * Math.sin((i * 160 + k) / 9)),
+    );
+    const event: AnySourceEvent = {
+      streamId: 'mic',
+      modality: 'audio',
+      time: 1_700_000_000_000_000 + i * 10_000,
+      seq: i,
+      payload: { sampleRate: 16000, channels: 1, samples },
+    };
+    await recorder.write(event, event.time);
+  }
+  await recorder.close();
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs `braid replay` on the recording; `closeStdout` shuts the reading end of its stdout before it writes. */
+function replay(
+  args: string[],
+  closeStdout = false,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [
+    '--import',
+    'tsx',
+    'src/cli/run.ts',
+    'replay',
+    recording,
+    '--model',
+    modelDir,
+    '--backend',
+    'cpu-fused',
+    '--speed',
+    'max',
+    '--log-level',
+    'warn',
+    ...args,
+  ]);
+  let stdout = '';
+  let stderr = '';
+  if (closeStdout) child.stdout.destroy();
+  else child.stdout.on('data', (d) => (stdout += String(d)));
+  child.stderr.on('data', (d) => (stderr += String(d)));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+const noStackTrace = (stderr: string) => expect(stderr).not.toMatch(/^\s+at |node:internal|Node\.js v/m);
+
+describe('braid replay outputs', () => {
+  it('writes every prediction to stdout', async () => {
+    const { code, stdout, stderr } = await replay([]);
+    expect(code).toBe(0);
+    expect(stdout.trim().split('\n')).toHaveLength(21);
+    noStackTrace(stderr);
+  });
+
+  it('ends quietly when stdout is closed under it (braid replay | head -1)', async () => {
+    const { code, stderr } = await replay([], true);
+    expect(code).toBe(0);
+    expect(stderr).not.toMatch(/EPIPE/);
+    noStackTrace(stderr);
+  }, 30_000);
+
+  it('refuses an --out it cannot open, naming the option and the cause (exit 2)', async () => {
+    const missing = await replay(['--out', join(dir, 'no-such-dir', 'p.ndjson')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/option "--out": cannot write .*no-such-dir.*ENOENT/);
+    noStackTrace(missing.stderr);
+    const folder = await replay(['--out', dir]);
+    expect(folder.code).toBe(2);
+    expect(folder.stderr).toMatch(/option "--out": cannot write .*EISDIR/);
+  }, 30_000);
+
+  it('a bad --events-out leaves no --out recording behind to block the retry', async () => {
+    const out = join(dir, 'replayed.mcap');
+    const failed = await replay(['--out', out, '--events-out', join(dir, 'no-such-dir', 'e.ndjson')]);
+    expect(failed.code).toBe(2);
+    expect(failed.stderr).toMatch(/option "--events-out": cannot write .*ENOENT/);
+    expect(existsSync(out)).toBe(false);
+    const retried = await replay(['--out', out, '--events-out', join(dir, 'events.ndjson')]);
+    expect(retried.code).toBe(0);
+    expect(existsSync(out)).toBe(true);
+  }, 30_000);
+
+  it('stops with the cause when the output fails mid-run (a full disk: /dev/full)', async () => {
+    const { code, stderr } = await replay(['--out', '/dev/full']);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/braid: writing \/dev\/full: ENOSPC/);
+    noStackTrace(stderr);
+  }, 30_000);
+});
