@@ -143,6 +143,8 @@ export function registerServeCommand(program: Command): void {
     const replays = [...(options.replay ?? []), ...(options.demo ? [BUNDLED_RECORDING] : [])];
     for (const file of replays)
       if (!existsSync(file)) throw new InvalidOptionError('replay', `no recording at ${file}`);
+    // Read now: a file that is not a recording fails the command before the server listens, not after.
+    const replayInfos = await Promise.all(replays.map((file) => recordingInfo(file)));
     if (!isLoopbackHost(options.host) && (token === undefined || token.length < 8))
       throw new InvalidOptionError(
         'token',
@@ -237,8 +239,8 @@ export function registerServeCommand(program: Command): void {
     );
 
     const replaySubscriptions: Subscription[] = [];
-    for (const file of replays) {
-      const info = await recordingInfo(file);
+    for (const [i, file] of replays.entries()) {
+      const info = replayInfos[i]!;
       for (const s of info.streams)
         server.push({ control: 'open', streamId: s.streamId, modalities: s.modalities });
       log.info(
@@ -261,7 +263,8 @@ export function registerServeCommand(program: Command): void {
           .subscribe({
             next: (input) =>
               server.push(isStreamControl(input) ? input : { ...input, time: input.time + offset }),
-            error: (error: unknown) =>
+            // A file damaged part-way: its streams close there (their windows are put out); the server goes on.
+            error: (error: unknown) => {
               log.error(
                 {
                   event: 'replay_failed',
@@ -269,7 +272,9 @@ export function registerServeCommand(program: Command): void {
                   error: error instanceof Error ? error.message : String(error),
                 },
                 `replay of ${file} failed: ${error instanceof Error ? error.message : String(error)}`,
-              ),
+              );
+              for (const s of info.streams) server.push({ control: 'close', streamId: s.streamId });
+            },
           }),
       );
     }

@@ -1,11 +1,13 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { McapIndexedReader } from '@mcap/core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { saveModel } from '../../src/model/model-io.js';
+import { FileReadable } from '../../src/record/file-io.js';
 import { McapRecorder } from '../../src/record/recorder.js';
 import { RecordingReader, readPredictions, recordingInfo } from '../../src/record/recording-reader.js';
 import { encodeFrame } from '../../src/server/protocol.js';
@@ -162,6 +164,59 @@ describe('braid serve', () => {
     const predictions = () => box.messages.filter((m) => m.type === 'prediction');
     await box.next(() => predictions().length >= 3, 30_000);
     expect(predictions().every((p) => 'streamId' in p && p.streamId === 'replayed')).toBe(true);
+    sub.close();
+  }, 120_000);
+
+  it('refuses a --replay that is not a recording before it listens; one damaged part-way closes its stream and serving goes on', async () => {
+    const notMcap = join(dir, 'not.mcap');
+    writeFileSync(notMcap, 'not an mcap file');
+    const refused = spawn(process.execPath, [
+      '--import',
+      'tsx',
+      'src/cli/run.ts',
+      'serve',
+      '--port',
+      '0',
+      '--model',
+      modelDir,
+      '--replay',
+      notMcap,
+    ]);
+    children.push(refused);
+    let refusal = '';
+    refused.stderr.on('data', (d) => (refusal += String(d)));
+    expect(await new Promise((resolve) => refused.once('exit', resolve))).toBe(1);
+    expect(refusal).toMatch(/not\.mcap: not an MCAP file/);
+    expect(refusal).not.toMatch(/serving on/);
+
+    const file = join(dir, 'damaged.mcap');
+    const recorder = await McapRecorder.create(file, { chunkBytes: 16 * 1024 });
+    for (let i = 0; i < 600; i++)
+      await recorder.write({
+        streamId: 'cut-short',
+        modality: 'audio',
+        time: 9_000_000 + i * 10_000,
+        seq: i,
+        payload: { sampleRate: 16000, channels: 1, samples: new Int16Array(160).fill(i) },
+      });
+    await recorder.close();
+    const bytes = readFileSync(file);
+    const readable = await FileReadable.open(file);
+    const chunks = (await McapIndexedReader.Initialize({ readable })).chunkIndexes;
+    await readable.close();
+    const chunk = chunks[Math.floor(chunks.length / 2)]!;
+    const middle = Number(chunk.chunkStartOffset + chunk.chunkLength / 2n);
+    for (let i = 0; i < 16; i++) bytes[middle + i] = bytes[middle + i]! ^ 0x5a;
+    writeFileSync(file, bytes);
+    const { url, log } = await serve('--replay', file, '--speed', '8', '--no-loop');
+    const sub = await connect(url, '/subscribe');
+    const box = inbox(sub);
+    sub.send(JSON.stringify({ subscribe: '*' }));
+    await box.next((m) => m.type === 'stream' && m.event === 'closed' && m.streamId === 'cut-short', 30_000);
+    expect(log()).toMatch(/replay of .*damaged\.mcap failed: .*damaged file\?/);
+    expect(box.messages.some((m) => m.type === 'prediction')).toBe(true);
+    const health = (await (await fetch(`${url}/healthz`)).json()) as { streams: number };
+    expect(health.streams).toBe(0);
     sub.close();
   }, 120_000);
 
