@@ -1,3 +1,4 @@
+import { rmSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { filter, lastValueFrom, tap } from 'rxjs';
 import { type AnySourceEvent, isStreamControl, type StreamInput } from '../core/events.js';
@@ -47,14 +48,26 @@ export function registerRecordCommand(program: Command): void {
         ),
         { defaultValue: undefined },
       );
-    } finally {
-      await recorder.close();
-      const s = recorder.stats;
-      const refused = Object.keys(s.rejected).length > 0 ? `, refused ${JSON.stringify(s.rejected)}` : '';
-      log.info(
-        { event: 'wrote', path: options.out, events: s.events, bytes: s.bytesWritten, rejected: s.rejected },
-        `wrote ${options.out}: ${s.events} events, ${s.bytesWritten} bytes${refused}`,
-      );
+    } catch (error) {
+      // The capture's error is the one to report, whatever closing the file then says.
+      await recorder.close().catch(() => undefined);
+      // A capture that failed before it recorded anything leaves no file to block the retry (a regular file only:
+      // --out /dev/null stays); one that failed later keeps what it captured, finished and readable.
+      if (recorder.stats.events === 0) {
+        if (statSync(options.out, { throwIfNoEntry: false })?.isFile()) rmSync(options.out, { force: true });
+      } else
+        log.warn(
+          { event: 'capture_failed', path: options.out, events: recorder.stats.events },
+          `capture failed: ${options.out} keeps the ${recorder.stats.events} events recorded before`,
+        );
+      throw error;
     }
+    await recorder.close();
+    const s = recorder.stats;
+    const refused = Object.keys(s.rejected).length > 0 ? `, refused ${JSON.stringify(s.rejected)}` : '';
+    log.info(
+      { event: 'wrote', path: options.out, events: s.events, bytes: s.bytesWritten, rejected: s.rejected },
+      `wrote ${options.out}: ${s.events} events, ${s.bytesWritten} bytes${refused}`,
+    );
   });
 }

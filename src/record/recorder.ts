@@ -178,7 +178,14 @@ export class McapRecorder {
     try {
       file = await FileWritable.open(path, options.overwrite ?? false);
     } catch (error) {
-      throw new RecordingError(path, `cannot create the recording: ${causeText(error)}`, { cause: error });
+      const exists = (error as NodeJS.ErrnoException).code === 'EEXIST';
+      throw new RecordingError(
+        path,
+        exists
+          ? 'cannot create the recording: the file exists (--overwrite, or the option overwrite, replaces it)'
+          : `cannot create the recording: ${causeText(error)}`,
+        { cause: error },
+      );
     }
     try {
       const zstd = options.compression === 'none' ? undefined : await loadZstd(options.zstdLevel);

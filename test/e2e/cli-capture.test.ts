@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -149,6 +149,14 @@ describe.skipIf(!hasFfmpeg)('braid record / info / live on real media through ff
       braid('record', '--video-file', join(dir, 'missing.avi'), '--out', join(dir, 'x.mcap')),
     ).rejects.toMatchObject({
       stderr: expect.stringMatching(/missing\.avi/),
+    });
+    // Nothing was captured: no empty recording is left to block the retry.
+    expect(existsSync(join(dir, 'x.mcap'))).toBe(false);
+    writeFileSync(join(dir, 'taken.mcap'), '');
+    await expect(
+      braid('record', '--video-file', VIDEO_CLIP, '--duration', '1s', '--out', join(dir, 'taken.mcap')),
+    ).rejects.toMatchObject({
+      stderr: expect.stringMatching(/taken\.mcap: .*the file exists \(--overwrite/),
     });
     await expect(braid('record', '--out', join(dir, 'y.mcap'))).rejects.toMatchObject({
       stderr: expect.stringMatching(/nothing to capture/),

@@ -91,6 +91,6 @@ describe('braid replay --out FILE.mcap and braid diff', () => {
     // An existing recording is not overwritten by mistake.
     const again = await braid('replay', input, '--model', modelA, '--out', a1);
     expect(again.code).toBe(1);
-    expect(again.stderr).toMatch(/EEXIST/);
+    expect(again.stderr).toMatch(/the file exists \(--overwrite, or the option overwrite, replaces it\)/);
   }, 180_000);
 });
