@@ -1,10 +1,10 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { concat, fromEvent, merge, type Observable, of, take, takeUntil, tap } from 'rxjs';
 import { frameSamplesToWindowEnd, type WindowGrid } from '../client/window-grid.js';
 import { InvalidOptionError } from '../core/errors.js';
 import type { Modality, StreamInput } from '../core/events.js';
 import { type Logger, silentLogger } from '../core/logger.js';
-import { parseDuration } from '../core/time.js';
+import { STREAM_ID_PATTERN } from '../server/protocol.js';
 import { audioFileSource } from '../sources/audio-file.js';
 import { captureFor, type TimedSource } from '../sources/capture-duration.js';
 import { DropCounter } from '../sources/drop-counter.js';
@@ -12,6 +12,7 @@ import { MICROPHONE_SAMPLE_RATE, type MicrophoneRecorder, microphoneSource } fro
 import { withProgressBounds } from '../sources/progress-bounds.js';
 import { ndjsonTextSource } from '../sources/text.js';
 import { type CameraInputFormat, videoSource } from '../sources/video.js';
+import { positiveDurationOption } from './model-options.js';
 
 /** Both audio sources' frames: 20 ms at 16 kHz, the sources' default (before a cut on a window end). */
 const AUDIO_FRAME_SAMPLES = 320;
@@ -30,10 +31,17 @@ export interface CaptureOptions {
   duration?: number;
 }
 
+/** A stream id as a server takes it (1-128 of letters, digits, _ . : @ -). */
+function streamIdOption(value: string): string {
+  if (!STREAM_ID_PATTERN.test(value))
+    throw new InvalidArgumentError(`a stream id is 1-128 letters, digits and _ . : @ -, got "${value}"`);
+  return value;
+}
+
 /** Adds the live-capture options shared by `braid record` and `braid live`. */
 export function withCaptureOptions(command: Command): Command {
   return command
-    .option('--stream-id <id>', 'stream id of the captured session', 'local')
+    .option('--stream-id <id>', 'stream id of the captured session', streamIdOption, 'local')
     .option('--mic [device]', 'capture the microphone (sox, or arecord -D DEVICE), 16 kHz mono')
     .option('--recorder <program>', 'microphone recorder: sox | rec | arecord', 'sox')
     .option('--camera [device]', 'capture a camera with ffmpeg (v4l2 /dev/video0 on Linux)')
@@ -49,7 +57,7 @@ export function withCaptureOptions(command: Command): Command {
     .option(
       '--duration <duration>',
       'stop after this much capture time from the first event (e.g. 30s); Ctrl-C stops too',
-      parseDuration,
+      positiveDurationOption,
     );
 }
 

@@ -89,7 +89,19 @@ export async function eventSettingsFromOptions(
 }
 
 export function durationOption(value: string): number {
-  return parseDuration(value);
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    // A usage error (exit 2, commander names the option), not a runtime failure.
+    throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** A duration > 0 (how long to capture). */
+export function positiveDurationOption(value: string): number {
+  const micros = durationOption(value);
+  if (micros <= 0) throw new InvalidArgumentError(`expected a duration > 0, got "${value}"`);
+  return micros;
 }
 
 /** A TCP port (0 picks a free one). */

@@ -90,6 +90,11 @@ export function registerReplayCommand(program: Command): void {
       ?.split(',')
       .map((s) => s.trim())
       .filter(Boolean);
+    if (wanted?.length === 0)
+      throw new InvalidOptionError(
+        'streams',
+        `no stream names in "${options.streams}" (comma-separated ids)`,
+      );
     if (typeof options.to === 'string') {
       if (options.out !== undefined)
         throw new InvalidOptionError('out', 'a replay into a server (--to URL) writes no output file');

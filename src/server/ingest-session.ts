@@ -155,6 +155,11 @@ export class IngestSession {
       if (parsed.data.version >= 2) this.hooks.ready(parsed.data, claim);
       return;
     }
+    if ((value as { type?: unknown } | null)?.type === 'hello')
+      throw new ProtocolError(
+        'bad_message',
+        `this connection already said hello for stream "${this.#hello.streamId}": one hello a connection`,
+      );
     const parsed = producerMessageSchema.safeParse(value);
     if (!parsed.success) throw new ProtocolError('bad_message', describeZodError(parsed.error));
     const message = parsed.data;
@@ -277,8 +282,9 @@ export class IngestSession {
         );
     }
     const audio = hello.modalities.includes('audio') ? hello.audio : undefined;
-    const accepts = this.limits.audio;
-    if (audio && accepts) {
+    // Without the features' own limits, what any braid server takes (as its ready says).
+    const accepts = this.limits.audio ?? { sampleRates: { min: 8000, max: 48_000 }, channels: [1, 2] };
+    if (audio) {
       const { min, max } = accepts.sampleRates;
       if (audio.sampleRate < min || audio.sampleRate > max)
         throw new ProtocolError(

@@ -11,11 +11,13 @@ import { MAX_TIME_MICROS } from '../core/time.js';
 export const PROTOCOL_VERSION = 2;
 export const PROTOCOL_VERSIONS = [1, 2] as const;
 
+/** What a stream id may be: it names MCAP topics (`/ID/audio`) and appears in URLs and logs. */
+export const STREAM_ID_PATTERN = /^[\w.:@-]{1,128}$/;
 const streamId = z
   .string()
   .min(1)
   .max(128)
-  .regex(/^[\w.:@-]+$/, 'stream id may contain letters, digits and _ . : @ - only');
+  .regex(STREAM_ID_PATTERN, 'stream id may contain letters, digits and _ . : @ - only');
 const time = z.number().int().nonnegative().max(MAX_TIME_MICROS);
 /** Sequence numbers are uint32, as in binary frames and in MCAP recordings. */
 const seq = z.number().int().nonnegative().max(0xffff_ffff);
@@ -29,9 +31,11 @@ export const helloSchema = z
     modalities: z.array(modality).min(1),
     audio: z
       .object({
-        sampleRate: z.number().int().min(8000).max(48000),
+        // Any rate and channel count parse; the server refuses what it cannot use with a code that says so
+        // (unsupported_sample_rate, unsupported_channels: ingest-session.ts).
+        sampleRate: z.number().int().min(1).max(1_000_000),
         format: z.literal('pcm16'),
-        channels: z.union([z.literal(1), z.literal(2)]).default(1),
+        channels: z.number().int().min(1).max(64).default(1),
       })
       .optional(),
     video: z

@@ -1,8 +1,11 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
 const run = (...args: string[]) =>
   execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { encoding: 'utf8' });
+
+const fail = (...args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { encoding: 'utf8' });
 
 describe('braid CLI', () => {
   it('prints its version', () => {
@@ -11,4 +14,24 @@ describe('braid CLI', () => {
   it('lists its commands in --help', () => {
     expect(run('--help')).toContain('Usage: braid');
   });
+  it('refuses values that do not parse as usage errors (exit 2), naming the option', () => {
+    const cases: [string[], RegExp][] = [
+      [['replay', 'streams/demo.mcap', '--from', '-5s'], /--from <duration>.*not a duration: "-5s"/s],
+      [
+        ['record', '--duration', 'abc', '--out', 'never.mcap'],
+        /--duration <duration>.*not a duration: "abc"/s,
+      ],
+      [
+        ['record', '--duration', '0s', '--out', 'never.mcap'],
+        /--duration <duration>.*expected a duration > 0/s,
+      ],
+      [['record', '--stream-id', 'bad!id', '--out', 'never.mcap'], /--stream-id <id>.*got "bad!id"/s],
+      [['replay', 'streams/demo.mcap', '--streams', ','], /option "streams": no stream names in ","/],
+    ];
+    for (const [args, message] of cases) {
+      const { status, stderr } = fail(...args);
+      expect({ args, status }).toEqual({ args, status: 2 });
+      expect(stderr).toMatch(message);
+    }
+  }, 60_000);
 });

@@ -215,6 +215,30 @@ describe('server: refused input is answered to its producer', () => {
     expect(await box.next((m) => m.type === 'error' && m.code === 'unsupported_channels')).toBeTruthy();
   });
 
+  it('names what a hello got wrong: a rate or channel count no braid server takes, a second hello', async () => {
+    const server = await serve({ pipeline: runner });
+    const prod = await connect(server.url, '/ingest');
+    const box = inbox(prod);
+    prod.send(demoHello('odd', { audio: { sampleRate: 96_000, format: 'pcm16' } }));
+    expect(await box.next((m) => m.type === 'error')).toMatchObject({
+      code: 'unsupported_sample_rate',
+      message: expect.stringMatching(/96000 Hz cannot be used: this server takes 8000\.\.48000 Hz/),
+    });
+    prod.send(demoHello('odd', { audio: { sampleRate: 16_000, format: 'pcm16', channels: 6 } }));
+    expect(await box.next((m) => m.type === 'error' && m.code !== 'unsupported_sample_rate')).toMatchObject({
+      code: 'unsupported_channels',
+      message: expect.stringMatching(/6 channels cannot be used: this server takes 1 or 2/),
+    });
+    prod.send(demoHello('odd'));
+    await roundTrip(prod);
+    expect(server.activeStreams()).toEqual(['odd']);
+    prod.send(demoHello('other'));
+    expect(await box.next((m) => m.type === 'error' && m.code === 'bad_message')).toMatchObject({
+      message: expect.stringMatching(/already said hello for stream "odd": one hello a connection/),
+    });
+    expect(server.activeStreams()).toEqual(['odd']);
+  });
+
   it('names the message and the reason for duplicate, late, corrupt and over-long input', async () => {
     const server = await serve({ pipeline: runner });
     const prod = await connect(server.url, '/ingest');
