@@ -90,6 +90,12 @@ export function registerReplayCommand(program: Command): void {
       ?.split(',')
       .map((s) => s.trim())
       .filter(Boolean);
+    const writesEvents = options.eventsOut !== undefined || options.out?.toLowerCase().endsWith('.mcap');
+    if (options.events !== undefined && !writesEvents)
+      throw new InvalidOptionError(
+        'events',
+        'sets thresholds of label events, which only --events-out or an MCAP --out writes: add one',
+      );
     if (wanted?.length === 0)
       throw new InvalidOptionError(
         'streams',

@@ -27,6 +27,10 @@ describe('braid CLI', () => {
       ],
       [['record', '--stream-id', 'bad!id', '--out', 'never.mcap'], /--stream-id <id>.*got "bad!id"/s],
       [['replay', 'streams/demo.mcap', '--streams', ','], /option "streams": no stream names in ","/],
+      [
+        ['replay', 'streams/demo.mcap', '--events', 'speech:on=0.7'],
+        /option "events": .*only --events-out or an MCAP --out writes/,
+      ],
     ];
     for (const [args, message] of cases) {
       const { status, stderr } = fail(...args);
