@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { WindowingConfig } from '../align/windowing.js';
@@ -62,6 +62,8 @@ export function registerExportCommand(program: Command): Command {
           'features',
           'give --model or --features, not both: a model brings its own features',
         );
+      if (statSync(flags.out, { throwIfNoEntry: false })?.isDirectory())
+        throw new InvalidOptionError('out', `${flags.out} is a folder: name the .npz file to write`);
       let featureConfig: FeatureConfig | undefined;
       let windowing: WindowingConfig = liveWindowing();
       let labels = labelList(flags.labels);
@@ -82,7 +84,11 @@ export function registerExportCommand(program: Command): Command {
       await mkdir(path.dirname(path.resolve(flags.out)), { recursive: true });
       const tmp = `${flags.out}.${process.pid}.tmp`;
       await writeFile(tmp, npz);
-      await rename(tmp, flags.out);
+      // A rename that fails (--out names a folder...) leaves no temporary file behind.
+      await rename(tmp, flags.out).catch(async (error: unknown) => {
+        await rm(tmp, { force: true });
+        throw error;
+      });
       for (const session of meta.sessions as SessionSummary[]) {
         const lost = losses(session);
         if (lost) process.stderr.write(`braid export: warning: ${session.path}: ${lost}\n`);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -184,6 +184,16 @@ print(json.dumps(out))
       new TextDecoder().decode(readNpz(await readFile(withModel)).raw.get('meta.json')),
     );
     expect([modelMeta.model, modelMeta.labels, modelMeta.width]).toEqual(['models/demo', LABELS, F]);
+  });
+
+  it('refuses an --out that is a folder before reading anything, leaving no temporary file', async () => {
+    const folder = join(dir, 'out-folder');
+    mkdirSync(folder);
+    await expect(braid('export', twoStreams, '--out', folder)).rejects.toMatchObject({
+      code: 'BRAID_ERR_INVALID_OPTION',
+      message: expect.stringMatching(/out-folder is a folder: name the \.npz file/),
+    });
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
   it('refuses --model with --features, and names a recording that is not there', async () => {
