@@ -83,8 +83,13 @@ export function registerReplayCommand(program: Command): void {
     'cpu-fused',
   ).action(async (file: string, options: ReplayCliOptions, command: Command) => {
     const log = commandLogger(command);
-    const onWarning = (w: { code: string; message: string }) =>
+    // The summary and then the replay read the file: each says what it found, once.
+    const warned = new Set<string>();
+    const onWarning = (w: { code: string; message: string }) => {
+      if (warned.has(`${w.code}\n${w.message}`)) return;
+      warned.add(`${w.code}\n${w.message}`);
       log.warn({ event: 'recording_warning', code: w.code }, w.message);
+    };
     const map = options.map?.map(parseMapOption);
     const wanted = options.streams
       ?.split(',')

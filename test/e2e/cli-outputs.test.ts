@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +23,7 @@ beforeAll(async () => {
   recording = join(dir, 'speech.mcap');
   modelDir = join(dir, 'model');
   await saveModel(untrainedModel(3), modelDir);
-  const recorder = await McapRecorder.create(recording);
+  const recorder = await McapRecorder.create(recording, { chunkBytes: 16 * 1024 });
   for (let i = 0; i < 1000; i++) {
     const samples = Int16Array.from({ length: 160 }, (_, k) =>
       Math.round(3000 * Math.sin((i * 160 + k) / 9)),
@@ -45,13 +45,14 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function replay(
   args: string[],
   closeStdout = false,
+  file = recording,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [
     '--import',
     'tsx',
     'src/cli/run.ts',
     'replay',
-    recording,
+    file,
     '--model',
     modelDir,
     '--backend',
@@ -106,6 +107,15 @@ describe('braid replay outputs', () => {
     const retried = await replay(['--out', out, '--events-out', join(dir, 'events.ndjson')]);
     expect(retried.code).toBe(0);
     expect(existsSync(out)).toBe(true);
+  }, 30_000);
+
+  it('warns of a file cut short once, though the summary and the replay both read it', async () => {
+    const cut = join(dir, 'cut.mcap');
+    writeFileSync(cut, readFileSync(recording).subarray(0, Math.floor(statSync(recording).size / 2)));
+    const { code, stdout, stderr } = await replay(['--log-format', 'json'], false, cut);
+    expect(code).toBe(0);
+    expect(stdout.trim().split('\n').length).toBeGreaterThan(3);
+    expect(stderr.match(/"code":"truncated"/g)).toHaveLength(1);
   }, 30_000);
 
   it('stops with the cause when the output fails mid-run (a full disk: /dev/full)', async () => {
