@@ -62,3 +62,20 @@ export function withLoggingOptions(program: Command): Command {
 export function commandLogger(command: Command): Logger & pino.Logger {
   return createLogger(command.optsWithGlobals() as unknown as LoggingOptions);
 }
+
+/**
+ * A recording reader's `onWarning` that logs each warning (truncation, skipped channels, bad messages) as a
+ * `recording_warning` once: a command reads a file more than once (its summary, then a replay, each pass of a loop).
+ */
+export function recordingWarnings(
+  log: Logger,
+  file?: string,
+): (w: { code: string; message: string }) => void {
+  const seen = new Set<string>();
+  return (w) => {
+    const key = `${w.code}\n${w.message}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    log.warn({ event: 'recording_warning', code: w.code, ...(file !== undefined && { file }) }, w.message);
+  };
+}

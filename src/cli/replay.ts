@@ -7,7 +7,7 @@ import { predictionLine } from '../pipeline/prediction-order.js';
 import { REPLAY_QUEUE } from '../pipeline/prediction-pipeline.js';
 import { McapRecorder } from '../record/recorder.js';
 import { recordingInfo } from '../record/recording-reader.js';
-import { commandLogger } from './logging.js';
+import { commandLogger, recordingWarnings } from './logging.js';
 import { parseMapOption } from './map-option.js';
 import {
   createPipelineFromOptions,
@@ -83,13 +83,7 @@ export function registerReplayCommand(program: Command): void {
     'cpu-fused',
   ).action(async (file: string, options: ReplayCliOptions, command: Command) => {
     const log = commandLogger(command);
-    // The summary and then the replay read the file: each says what it found, once.
-    const warned = new Set<string>();
-    const onWarning = (w: { code: string; message: string }) => {
-      if (warned.has(`${w.code}\n${w.message}`)) return;
-      warned.add(`${w.code}\n${w.message}`);
-      log.warn({ event: 'recording_warning', code: w.code }, w.message);
-    };
+    const onWarning = recordingWarnings(log);
     const map = options.map?.map(parseMapOption);
     const wanted = options.streams
       ?.split(',')

@@ -18,7 +18,7 @@ import { isLoopbackHost } from '../server/request-guard.js';
 import { startServer } from '../server/server.js';
 import { ShardedPipeline } from '../shards/sharded-pipeline.js';
 import { startGateway, withGatewayOptions } from './cluster-options.js';
-import { commandLogger } from './logging.js';
+import { commandLogger, recordingWarnings } from './logging.js';
 import {
   BUNDLED_RECORDING,
   createPipelineFromOptions,
@@ -144,7 +144,10 @@ export function registerServeCommand(program: Command): void {
     for (const file of replays)
       if (!existsSync(file)) throw new InvalidOptionError('replay', `no recording at ${file}`);
     // Read now: a file that is not a recording fails the command before the server listens, not after.
-    const replayInfos = await Promise.all(replays.map((file) => recordingInfo(file)));
+    const replayWarnings = replays.map((file) => recordingWarnings(log, file));
+    const replayInfos = await Promise.all(
+      replays.map((file, i) => recordingInfo(file, { onWarning: replayWarnings[i] })),
+    );
     if (!isLoopbackHost(options.host) && (token === undefined || token.length < 8))
       throw new InvalidOptionError(
         'token',
@@ -258,7 +261,14 @@ export function registerServeCommand(program: Command): void {
           .pipe(
             // As its producers sent it: each stream opens before its first event and closes after its last, so
             // every pass of a loop starts the streams afresh and frees what they held.
-            mergeMap(() => replayInputs(file, { speed: options.speed, loop: options.loop, loopGap: hop })),
+            mergeMap(() =>
+              replayInputs(file, {
+                speed: options.speed,
+                loop: options.loop,
+                loopGap: hop,
+                onWarning: replayWarnings[i],
+              }),
+            ),
           )
           .subscribe({
             next: (input) =>

@@ -201,6 +201,19 @@ describe('braid serve', () => {
       });
     await recorder.close();
     const bytes = readFileSync(file);
+    // A file cut short (no summary) is served too: its warning is logged once, as braid's, not as a Node warning.
+    const cut = join(dir, 'cut-short-copy.mcap');
+    const other = await McapRecorder.create(cut, { chunkBytes: 16 * 1024 });
+    for (let i = 0; i < 600; i++)
+      await other.write({
+        streamId: 'truncated-copy',
+        modality: 'audio',
+        time: 9_000_000 + i * 10_000,
+        seq: i,
+        payload: { sampleRate: 16000, channels: 1, samples: new Int16Array(160).fill(i) },
+      });
+    await other.close();
+    writeFileSync(cut, readFileSync(cut).subarray(0, Math.floor(bytes.length / 2)));
     const readable = await FileReadable.open(file);
     const chunks = (await McapIndexedReader.Initialize({ readable })).chunkIndexes;
     await readable.close();
@@ -208,12 +221,14 @@ describe('braid serve', () => {
     const middle = Number(chunk.chunkStartOffset + chunk.chunkLength / 2n);
     for (let i = 0; i < 16; i++) bytes[middle + i] = bytes[middle + i]! ^ 0x5a;
     writeFileSync(file, bytes);
-    const { url, log } = await serve('--replay', file, '--speed', '8', '--no-loop');
+    const { url, log } = await serve('--replay', file, cut, '--speed', '8', '--no-loop');
     const sub = await connect(url, '/subscribe');
     const box = inbox(sub);
     sub.send(JSON.stringify({ subscribe: '*' }));
     await box.next((m) => m.type === 'stream' && m.event === 'closed' && m.streamId === 'cut-short', 30_000);
     expect(log()).toMatch(/replay of .*damaged\.mcap failed: .*damaged file\?/);
+    expect(log().match(/"code":"truncated"/g)).toHaveLength(1);
+    expect(log()).not.toMatch(/BraidRecordingWarning/);
     expect(box.messages.some((m) => m.type === 'prediction')).toBe(true);
     const health = (await (await fetch(`${url}/healthz`)).json()) as { streams: number };
     expect(health.streams).toBe(0);
