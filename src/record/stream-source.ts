@@ -61,11 +61,13 @@ function note(survey: Survey, record: TypedMcapRecord): void {
       survey.profile = record.profile;
       survey.library = record.library;
       return;
+    // The first definition of an id wins: the summary section repeats them after the data, and a damaged summary
+    // (the reason this file is read record by record) must not replace the good ones.
     case 'Schema':
-      survey.schemas.set(record.id, record);
+      if (!survey.schemas.has(record.id)) survey.schemas.set(record.id, record);
       return;
     case 'Channel':
-      survey.channels.set(record.id, record);
+      if (!survey.channels.has(record.id)) survey.channels.set(record.id, record);
       return;
     case 'Metadata':
       if (record.name === METADATA_NAME) for (const [k, v] of record.metadata) survey.metadata.set(k, v);
@@ -124,7 +126,6 @@ function describeCut(survey: Survey, end: ScanEnd, indexError: string): Recordin
  * chunks into log-time order, holding back only messages a later chunk could still precede.
  */
 class StreamSource implements MessageSource {
-  readonly complete = false;
   readonly #starts: bigint[];
 
   constructor(
@@ -132,6 +133,8 @@ class StreamSource implements MessageSource {
     private readonly decompressHandlers: DecompressHandlers,
     private readonly survey: Survey,
     readonly warnings: readonly RecordingWarning[],
+    /** It ends with a valid footer: finished, only its summary unusable (not cut short). */
+    readonly complete: boolean,
   ) {
     this.#starts = suffixMinimum(survey.chunkStarts);
   }
@@ -209,5 +212,11 @@ export async function openStreamSource(
   const scan = new RecordScan(readable, decompressHandlers);
   for await (const record of scan.records()) note(survey, record);
   const end = scan.end ?? { complete: false, unparsedBytes: 0 };
-  return new StreamSource(readable, decompressHandlers, survey, [describeCut(survey, end, indexError)]);
+  return new StreamSource(
+    readable,
+    decompressHandlers,
+    survey,
+    [describeCut(survey, end, indexError)],
+    end.complete,
+  );
 }

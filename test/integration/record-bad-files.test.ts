@@ -162,6 +162,28 @@ describe('recordings cut short', () => {
   });
 });
 
+describe('a finished recording whose summary is damaged', () => {
+  it("is read record by record with the data section's own schemas, and is not called cut short", async () => {
+    const bytes = Buffer.from(readFileSync(fullPath));
+    // The footer (opcode, length, summary start, summary offset start, CRC) sits before the closing magic.
+    const footer = bytes.length - 8 - 29;
+    const summaryStart = Number(bytes.readBigUInt64LE(footer + 9));
+    // Change a letter of the summary's first record, the schema repeated from the data section (opcode, length,
+    // id, then its name's length and name): the record still parses, the summary's CRC no longer holds.
+    expect(bytes[summaryStart]).toBe(0x03);
+    bytes[summaryStart + 15] = bytes[summaryStart + 15]! ^ 0x20;
+    writeFileSync(file('bad-summary.mcap'), bytes);
+    const warnings: RecordingWarning[] = [];
+    const info = await recordingInfo(file('bad-summary.mcap'), { onWarning: (w) => warnings.push(w) });
+    expect(warnings.map((w) => w.code)).toEqual(['no_index']);
+    expect(warnings[0]!.message).toMatch(/summary CRC/);
+    expect(info.complete).toBe(true);
+    expect(info.streams[0]?.messages).toEqual({ audio: 300 });
+    const events = await collect(readRecording(file('bad-summary.mcap'), { onWarning: () => {} }));
+    expect(events.map(key)).toEqual(fullEvents.map(key));
+  });
+});
+
 describe('channels and messages braid does not know', () => {
   it('are skipped with counted warnings while the rest is read', async () => {
     const path = file('mixed.mcap');
