@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError } from 'commander';
 import { InvalidOptionError } from '../core/errors.js';
@@ -12,7 +13,7 @@ import {
   resolveEventSettings,
 } from '../events/settings.js';
 import { parseBackendName } from '../model/backends.js';
-import { loadModel, modelId } from '../model/model-io.js';
+import { loadModel, MODEL_JSON, modelId } from '../model/model-io.js';
 import { type PipelineOptions, PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
 
 /** The model and recording shipped with braid, used when no --model / recording is named. */
@@ -54,6 +55,11 @@ export async function createPipelineFromOptions(
     throw new InvalidOptionError(
       'model',
       `no model directory at ${options.model} (train one with braid train)`,
+    );
+  if (!existsSync(join(options.model, MODEL_JSON)))
+    throw new InvalidOptionError(
+      'model',
+      `${options.model} is not a model directory: it has no ${MODEL_JSON} (train one with braid train)`,
     );
   const backend = options.backend === 'auto' ? 'auto' : parseBackendName(options.backend);
   const gpuStreams = gpuStreamsOf(options);

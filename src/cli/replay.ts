@@ -14,6 +14,7 @@ import {
   durationOption,
   eventSettingsFromOptions,
   type ModelCliOptions,
+  positiveNumber,
   readToken,
   withEventsOption,
   withModelOptions,
@@ -50,7 +51,12 @@ export function registerReplayCommand(program: Command): void {
         'replay an MCAP recording through the live pipeline and write one prediction per window (NDJSON, or an MCAP recording of the inputs with the new predictions)',
       )
       .argument('<file>', 'recording (.mcap)')
-      .option('--speed <n>', '1 = real time, 4 = four times faster, max = as fast as possible', 'max')
+      .option(
+        '--speed <n>',
+        '1 = real time, 4 = four times faster, max = as fast as possible',
+        (value: string) => (value === 'max' ? value : String(positiveNumber(value))),
+        'max',
+      )
       .option('--from <duration>', 'start this far into the recording (e.g. 10s)', durationOption)
       .option(
         '--to <duration|url>',

@@ -27,6 +27,11 @@ describe('braid CLI', () => {
       ],
       [['record', '--stream-id', 'bad!id', '--out', 'never.mcap'], /--stream-id <id>.*got "bad!id"/s],
       [['replay', 'streams/demo.mcap', '--streams', ','], /option "streams": no stream names in ","/],
+      [['replay', 'streams/demo.mcap', '--speed', '0'], /--speed <n>.*expected a number > 0, got "0"/s],
+      [
+        ['replay', 'streams/demo.mcap', '--model', 'docs'],
+        /option "model": docs is not a model directory: it has no model\.json/,
+      ],
       [
         ['replay', 'streams/demo.mcap', '--events', 'speech:on=0.7'],
         /option "events": .*only --events-out or an MCAP --out writes/,
