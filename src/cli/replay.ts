@@ -106,6 +106,13 @@ export function registerReplayCommand(program: Command): void {
         'streams',
         `no stream names in "${options.streams}" (comma-separated ids)`,
       );
+    // The range's end against its start before the model loads (the reader checks it again, for its other callers).
+    const end = typeof options.to === 'number' ? options.to : options.until;
+    if (end !== undefined && end <= (options.from ?? 0))
+      throw new InvalidOptionError(
+        typeof options.to === 'number' ? 'to' : 'until',
+        `must be after ${options.from !== undefined ? `--from (${options.from} µs)` : "the recording's start (0 µs)"}, got ${end} µs: nothing would be replayed`,
+      );
     if (typeof options.to === 'string') {
       if (options.out !== undefined)
         throw new InvalidOptionError('out', 'a replay into a server (--to URL) writes no output file');

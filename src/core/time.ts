@@ -33,7 +33,7 @@ export function wallClockMicros(): Micros {
 
 /**
  * Parses a duration such as `30s`, `250ms`, `1.5m`, `2h` or a bare number of seconds into µs.
- * Throws a TypeError naming the text when it is not a duration.
+ * Throws a TypeError naming the text when it is not a duration, or not a whole number of µs.
  */
 export function parseDuration(text: string): Micros {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h)?\s*$/.exec(text);
@@ -48,5 +48,12 @@ export function parseDuration(text: string): Micros {
     m: 60 * MICROS_PER_SECOND,
     h: 3600 * MICROS_PER_SECOND,
   };
-  return Math.round(value * (factor[unit] as number));
+  const micros = value * (factor[unit] as number);
+  const whole = Math.round(micros);
+  // Times are whole µs: a finer duration would be rounded silently (1.5us read as 2 µs). The slack absorbs binary
+  // fractions such as 1.1 × 10^6 = 1100000.0000000002.
+  if (Math.abs(micros - whole) > 1e-9 + 8 * Number.EPSILON * micros)
+    throw new TypeError(`not a whole number of µs: "${text}" (braid times are whole microseconds)`);
+  if (!Number.isSafeInteger(whole)) throw new TypeError(`duration too long: "${text}"`);
+  return whole;
 }

@@ -391,8 +391,13 @@ export class RecordingReader {
     const { from, to } = query;
     checkTime('from', from);
     checkTime('to', to);
-    if (from !== undefined && to !== undefined && to <= from)
-      throw new InvalidOptionError('to', `must be after from (${from} µs), got ${to} µs`);
+    if (to !== undefined && to <= (from ?? 0))
+      throw new InvalidOptionError(
+        'to',
+        from !== undefined
+          ? `must be after from (${from} µs), got ${to} µs`
+          : `must be after the recording's start (0 µs), got ${to} µs`,
+      );
     const first = this.source.startTime;
     if (first === undefined) {
       if ((from ?? 0) > 0)

@@ -27,6 +27,19 @@ describe('braid CLI', () => {
       ],
       [['record', '--stream-id', 'bad!id', '--out', 'never.mcap'], /--stream-id <id>.*got "bad!id"/s],
       [['replay', 'streams/demo.mcap', '--streams', ','], /option "streams": no stream names in ","/],
+      [
+        ['replay', 'streams/demo.mcap', '--from', '1.5us'],
+        /--from <duration>.*not a whole number of µs: "1.5us"/s,
+      ],
+      [['replay', 'streams/demo.mcap', '--to', '0s'], /option "to": must be after the recording's start/],
+      [
+        ['replay', 'streams/demo.mcap', '--from', '2s', '--to', '1500ms'],
+        /option "to": must be after --from \(2000000 µs\), got 1500000 µs/,
+      ],
+      [
+        ['replay', 'streams/demo.mcap', '--to', 'ws://127.0.0.1:9/ingest', '--from', '3s', '--until', '3s'],
+        /option "until": must be after --from/,
+      ],
       [['replay', 'streams/demo.mcap', '--speed', '0'], /--speed <n>.*expected a number > 0, got "0"/s],
       [
         ['replay', 'streams/demo.mcap', '--model', 'docs'],

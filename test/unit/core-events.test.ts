@@ -86,5 +86,13 @@ describe('time', () => {
     expect(parseDuration('1.5m')).toBe(90_000_000);
     expect(parseDuration('2')).toBe(2_000_000);
     expect(() => parseDuration('soon')).toThrow(/not a duration: "soon"/);
+    // Whole µs only: a finer duration is refused, not rounded; binary fractions of whole µs still parse.
+    expect(() => parseDuration('1.5us')).toThrow(/not a whole number of µs: "1.5us"/);
+    expect(() => parseDuration('0.0000005s')).toThrow(/not a whole number of µs/);
+    expect(parseDuration('1.1s')).toBe(1_100_000);
+    expect(parseDuration('0.000001s')).toBe(1);
+    expect(parseDuration('2.000003s')).toBe(2_000_003);
+    expect(() => parseDuration('1e400')).toThrow(/not a duration/);
+    expect(() => parseDuration('99999999999h')).toThrow(/duration too long/);
   });
 });
