@@ -1,15 +1,17 @@
 import { InvalidEventError, InvalidOptionError } from '../core/errors.js';
 import {
   type AnySourceEvent,
+  capturedThrough,
   isModality,
   isStreamControl,
   MODALITIES,
   type Modality,
   payloadBytes,
+  type SourceEvent,
   type StreamControl,
   validateEvent,
 } from '../core/events.js';
-import type { Micros } from '../core/time.js';
+import { MICROS_PER_SECOND, type Micros } from '../core/time.js';
 import { emptyModalityRecord, type Window } from '../core/window.js';
 import { type AlignOptions, type ResolvedAlignOptions, resolveAlignOptions } from './options.js';
 import { SourceBuffer } from './source-buffer.js';
@@ -47,6 +49,14 @@ export interface AlignStats {
   restarts: number;
   /** Windows emitted with some of their data lost (gap controls). */
   partialWindows: number;
+  /**
+   * Audio frames whose time contradicts the samples before them by more than a sample period: stamped later than
+   * the previous frame (in time) ends (a gap: nothing was captured between, or the stamps drift) or earlier (an
+   * overlap: two sample runs claim the same capture time). Both are accepted — frames are concatenated in time order,
+   * gaps not filled — and counted here so a producer's clock that disagrees with its sample count shows.
+   */
+  audioGaps: number;
+  audioOverlaps: number;
   /** Progress controls (producer timestamp bounds) taken. */
   progress: number;
   streamsOpened: number;
@@ -92,6 +102,11 @@ interface SourceState {
   lastArrivalMs: number;
   /** Highest time among the events put back by {@link WindowAligner.refill} (their own non-monotonic check). */
   refillMax: number;
+  /**
+   * Audio: capture end of the frame with the highest time (where the next frame should start), NaN when unknown
+   * (before the first frame of an epoch, after a restart or an import: not saved, so one frame goes unchecked).
+   */
+  audioEnd: number;
 }
 
 interface StreamState {
@@ -136,6 +151,8 @@ export class WindowAligner<C> {
     epochResets: 0,
     restarts: 0,
     partialWindows: 0,
+    audioGaps: 0,
+    audioOverlaps: 0,
     progress: 0,
     streamsOpened: 0,
     streamsClosed: 0,
@@ -217,6 +234,7 @@ export class WindowAligner<C> {
     this.stats.bufferedEvents++;
     this.stats.bufferedBytes += bytes;
     if (event.time > source.maxTime) {
+      if (event.modality === 'audio') this.#checkAudioContinuity(source, event);
       source.maxTime = event.time;
       const watermark = event.time - this.options.outOfOrderness;
       if (watermark > source.watermark) {
@@ -481,6 +499,7 @@ export class WindowAligner<C> {
         // A new epoch forgets the highest time seen, so earlier timestamps are no longer non-monotonic; the
         // watermark stays, so windows already closed stay closed and their stragglers count as late.
         source.maxTime = Number.NEGATIVE_INFINITY;
+        source.audioEnd = Number.NaN;
         this.stats.epochResets++;
         return;
       }
@@ -513,6 +532,16 @@ export class WindowAligner<C> {
           `unknown control ${JSON.stringify((control as { control: unknown }).control)}`,
         );
     }
+  }
+
+  /** Counts an in-order audio frame that does not start where the one before it ended (see AlignStats.audioGaps). */
+  #checkAudioContinuity(source: SourceState, event: SourceEvent<'audio'>): void {
+    // A sample period of slack: times from a sample count are floored to whole µs.
+    const slack = Math.ceil(MICROS_PER_SECOND / event.payload.sampleRate);
+    const offset = event.time - source.audioEnd;
+    if (offset > slack) this.stats.audioGaps++;
+    else if (offset < -slack) this.stats.audioOverlaps++;
+    source.audioEnd = capturedThrough(event);
   }
 
   #reject(input: unknown, reason: string, field: string, message: string): void {
@@ -551,6 +580,7 @@ export class WindowAligner<C> {
       gaps: [],
       lastArrivalMs: this.#nowMs(),
       refillMax: Number.NEGATIVE_INFINITY,
+      audioEnd: Number.NaN,
     };
     stream.sources[MODALITY_INDEX[modality]] = source;
     return source;
@@ -571,6 +601,7 @@ export class WindowAligner<C> {
       discarded += source.buffer.size;
       source.buffer.clear();
       source.maxTime = Number.NEGATIVE_INFINITY;
+      source.audioEnd = Number.NaN;
       source.watermark = Number.NEGATIVE_INFINITY;
       source.idle = false;
       source.gaps = [];

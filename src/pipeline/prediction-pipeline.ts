@@ -217,6 +217,8 @@ export class PredictionPipelineRunner {
           windows: a.windowsOut,
           partially_late: a.partiallyLate,
           partial_windows: a.partialWindows,
+          audio_gaps: a.audioGaps,
+          audio_overlaps: a.audioOverlaps,
           forced_closes: a.forcedCloses,
           idle_transitions: a.idleTransitions,
         };

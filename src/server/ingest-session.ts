@@ -204,6 +204,9 @@ export class IngestSession {
     let event: AnySourceEvent;
     if (frame.modality === 'audio') {
       const channels = hello.audio!.channels;
+      // A frame of no samples holds no audio and no time: its bound flag would promise nothing was captured.
+      if (frame.payload.byteLength === 0)
+        throw new ProtocolError('empty_audio', 'audio frame holds no samples', subject);
       if (frame.payload.byteLength % (2 * channels) !== 0)
         throw new ProtocolError(
           'odd_pcm_bytes',

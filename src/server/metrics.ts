@@ -46,6 +46,18 @@ const FAMILIES: readonly CounterFamily[] = [
     key: 'partial_windows',
   },
   {
+    name: 'braid_audio_discontinuities_total',
+    help: "Audio frames stamped more than a sample period after (gap) or before (overlap) the previous frame's end",
+    key: 'audio_gaps',
+    labels: { kind: 'gap' },
+  },
+  {
+    name: 'braid_audio_discontinuities_total',
+    help: '',
+    key: 'audio_overlaps',
+    labels: { kind: 'overlap' },
+  },
+  {
     name: 'braid_forced_closes_total',
     help: 'Windows closed early because a buffer cap was reached',
     key: 'forced_closes',

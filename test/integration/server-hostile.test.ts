@@ -292,6 +292,29 @@ describe('server: refused input is answered to its producer', () => {
     });
   });
 
+  it('counts audio frames whose times contradict their sample counts, and takes them', async () => {
+    const server = await serve({ pipeline: runner });
+    const sub = await connect(server.url, '/subscribe');
+    const subBox = inbox(sub);
+    await subBox.next((m) => m.type === 'welcome');
+    sub.send(JSON.stringify({ subscribe: ['gappy'] }));
+    await subBox.next((m) => m.type === 'subscribed');
+    const prod = await connect(server.url, '/ingest');
+    const box = inbox(prod);
+    prod.send(demoHello('gappy', { modalities: ['audio'] }));
+    // 10 ms frames: one stamped 20 ms after the frame before it ends, one 5 ms before, then in step again.
+    const times = [0, 10_000, 40_000, 45_000, ...Array.from({ length: 60 }, (_, i) => 55_000 + i * 10_000)];
+    for (const [seq, time] of times.entries()) prod.send(audio(time, seq));
+    prod.send(JSON.stringify({ type: 'close' }));
+    await subBox.next((m) => m.type === 'stream' && m.event === 'closed');
+    expect(errors(box)).toEqual([]);
+    expect(subBox.messages.filter((m) => m.type === 'prediction').length).toBeGreaterThan(0);
+    const text = await metricsOf(server);
+    expect(metric(text, 'braid_events_total', '{modality="audio"}')).toBe(times.length);
+    expect(metric(text, 'braid_audio_discontinuities_total', '{kind="gap"}')).toBe(1);
+    expect(metric(text, 'braid_audio_discontinuities_total', '{kind="overlap"}')).toBe(1);
+  });
+
   it('tells the producer which windows were dropped in front of the model', async () => {
     const small = await PredictionPipelineRunner.create({
       model: untrainedModel(),

@@ -107,6 +107,10 @@ describe('server: ingest and subscribe', () => {
     expect(await badBox.next((m) => m.type === 'error' && m.code === 'bad_video_size')).toBeTruthy();
     bad.send(encodeFrame({ modality: 'audio', time: 0, seq: 0, payload: new Uint8Array(3) }));
     expect(await badBox.next((m) => m.type === 'error' && m.code === 'odd_pcm_bytes')).toBeTruthy();
+    bad.send(encodeFrame({ modality: 'audio', time: 0, seq: 0, payload: new Uint8Array(0) }));
+    expect(await badBox.next((m) => m.type === 'error' && m.code === 'empty_audio')).toMatchObject({
+      message: 'audio frame holds no samples',
+    });
     bad.send(new Uint8Array([1, 9, 0, 0]));
     expect(await badBox.next((m) => m.type === 'error' && m.code === 'short_frame')).toBeTruthy();
     bad.send(JSON.stringify({ type: 'label', time: 0, seq: 0, labels: { a: 1 } }));
@@ -120,6 +124,7 @@ describe('server: ingest and subscribe', () => {
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toMatch(/braid_ingest_rejected_total\{reason="no_hello"\} 1/);
     expect(metrics).toMatch(/braid_ingest_rejected_total\{reason="stream_in_use"\} 1/);
+    expect(metrics).toMatch(/braid_ingest_rejected_total\{reason="empty_audio"\} 1/);
     expect(await (await fetch(`${server.url}/healthz`)).json()).toMatchObject({ status: 'ok' });
   });
 

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { collectEvents } from '../../src/align/aggregator.js';
+import { WindowAligner } from '../../src/align/window-aligner.js';
+import type { AnySourceEvent, StreamInput } from '../../src/core/events.js';
+import { audioFrameTime } from '../../src/core/time.js';
+
+/**
+ * An audio frame's time is where its samples start; the samples before it say where it should start. Where the two
+ * disagree by more than a sample period the aligner counts a gap or an overlap (the frames are still taken).
+ */
+
+function aligner(): { aligner: WindowAligner<readonly AnySourceEvent[]>; windows: number[] } {
+  const windows: number[] = [];
+  const a = new WindowAligner<readonly AnySourceEvent[]>(
+    { size: 100_000, hop: 100_000, outOfOrderness: 20_000, aggregator: collectEvents },
+    { window: (w) => windows.push(w.counts.audio), late: () => {}, rejected: () => {} },
+  );
+  return { aligner: a, windows };
+}
+
+function audio(
+  time: number,
+  seq: number,
+  samples: number,
+  sampleRate = 44_100,
+  streamId = 's',
+): AnySourceEvent {
+  return {
+    streamId,
+    modality: 'audio',
+    time,
+    seq,
+    payload: { sampleRate, channels: 1, samples: new Int16Array(samples) },
+  };
+}
+
+describe('audio continuity', () => {
+  it('counts nothing for frames stamped from their sample count, at a rate that does not divide a second', () => {
+    const { aligner: a } = aligner();
+    // 44.1 kHz, 441-sample and uneven frames: stamps are floored to whole µs, never a sample period off.
+    let samples = 0;
+    for (let seq = 0; seq < 500; seq++) {
+      const length = seq % 3 === 0 ? 441 : 127 + seq;
+      a.push(audio(audioFrameTime(1_000_003, samples, 44_100), seq, length));
+      samples += length;
+    }
+    expect(a.stats.eventsIn).toBe(500);
+    expect(a.stats).toMatchObject({ audioGaps: 0, audioOverlaps: 0 });
+  });
+
+  it('counts a frame stamped after the previous frame ends as a gap, one stamped before as an overlap, and keeps both', () => {
+    const { aligner: a, windows } = aligner();
+    // 16 kHz, 10 ms frames: 160 samples each.
+    a.push(audio(0, 0, 160, 16_000));
+    a.push(audio(10_000, 1, 160, 16_000));
+    a.push(audio(30_000, 2, 160, 16_000)); // 10 ms missing: a gap
+    a.push(audio(35_000, 3, 160, 16_000)); // starts 5 ms before the previous frame ends: an overlap
+    a.push(audio(45_062, 4, 160, 16_000)); // 62 µs late: within a sample period (62.5 µs), nothing
+    a.push(audio(55_126, 5, 160, 16_000)); // 64 µs late: a gap
+    expect(a.stats).toMatchObject({ eventsIn: 6, audioGaps: 2, audioOverlaps: 1 });
+    a.push({ control: 'close', streamId: 's' } as StreamInput);
+    expect(windows).toEqual([6]);
+  });
+
+  it('checks frames against the latest in time, not against stragglers within the out-of-orderness', () => {
+    const { aligner: a } = aligner();
+    a.push(audio(0, 0, 160, 16_000));
+    a.push(audio(20_000, 2, 160, 16_000)); // one frame missing so far: a gap
+    a.push(audio(10_000, 1, 160, 16_000)); // the missing frame, out of order: taken, not compared
+    a.push(audio(30_000, 3, 160, 16_000)); // follows the frame at 20 ms
+    expect(a.stats).toMatchObject({ eventsIn: 4, audioGaps: 1, audioOverlaps: 0 });
+  });
+
+  it('starts again after an epoch reset or a restart, and keeps streams apart', () => {
+    const { aligner: a } = aligner();
+    a.push(audio(0, 0, 160, 16_000));
+    a.push(audio(0, 0, 160, 16_000, 'other'));
+    a.push({ control: 'reset', streamId: 's', modality: 'audio' } as StreamInput);
+    a.push(audio(5_000, 1, 160, 16_000)); // a new epoch: not compared with the frame at 0
+    a.push({ control: 'restart', streamId: 'other' } as StreamInput);
+    a.push(audio(500_000, 1, 160, 16_000, 'other'));
+    a.push(audio(510_000, 2, 160, 16_000, 'other'));
+    expect(a.stats).toMatchObject({ audioGaps: 0, audioOverlaps: 0 });
+    a.push(audio(520_001, 3, 160, 16_000, 'other'));
+    a.push(audio(520_000, 2, 160, 16_000));
+    expect(a.stats).toMatchObject({ audioGaps: 1, audioOverlaps: 0 });
+  });
+});
