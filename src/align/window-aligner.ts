@@ -210,7 +210,7 @@ export class WindowAligner<C> {
         input,
         'non_monotonic',
         'time',
-        `${event.streamId}/${event.modality}: time ${event.time} µs is more than outOfOrderness (${this.options.outOfOrderness} µs) before the latest ${source.maxTime} µs; if the clock jumped, restart the stream (protocol: {"type":"reset"})`,
+        `${event.streamId}/${event.modality}: time ${event.time} µs is more than outOfOrderness (${this.options.outOfOrderness} µs) before the latest ${source.maxTime} µs (sent too far out of order, or sent again after it was taken); if the clock jumped, restart the stream (protocol: {"type":"reset"})`,
       );
     if (stream.nextWindow !== null && event.time < stream.origin + stream.nextWindow * this.options.hop) {
       this.stats.late++;

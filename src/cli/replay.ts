@@ -1,10 +1,10 @@
-import type { WriteStream } from 'node:fs';
 import type { Command } from 'commander';
 import { lastValueFrom, tap } from 'rxjs';
 import { InvalidOptionError } from '../core/errors.js';
 import { eventLine } from '../events/event-tracker.js';
 import { predictionLine } from '../pipeline/prediction-order.js';
 import { REPLAY_QUEUE } from '../pipeline/prediction-pipeline.js';
+import { RecordingError } from '../record/errors.js';
 import { McapRecorder } from '../record/recorder.js';
 import { recordingInfo } from '../record/recording-reader.js';
 import { commandLogger, recordingWarnings } from './logging.js';
@@ -19,7 +19,7 @@ import {
   withEventsOption,
   withModelOptions,
 } from './model-options.js';
-import { discardOutputFile, failOnWriteError, openOutputFile } from './output-file.js';
+import { failOnWriteError, OutputFile } from './output-file.js';
 import { replayThroughPipeline } from './replay-run.js';
 import { isServerUrl, replayToServer } from './replay-to.js';
 
@@ -146,38 +146,44 @@ export function registerReplayCommand(program: Command): void {
       if (refusals.length > 0) process.exitCode = 1;
       return;
     }
-    const info = await recordingInfo(file, { onWarning, map });
-    const pipeline = await createPipelineFromOptions(options, log, REPLAY_QUEUE);
     const mcapOut = options.out?.toLowerCase().endsWith('.mcap') ? options.out : undefined;
-    // Events go to --events-out and, beside the predictions, into an MCAP --out.
-    const eventSettings =
-      options.eventsOut !== undefined || mcapOut !== undefined
-        ? await eventSettingsFromOptions(options.model, pipeline.labels, options.events)
-        : undefined;
-    // Every output opened before the run, plain files first: one that cannot be written fails the command before
-    // any work, and leaves no other output behind.
+    // The plain output files opened first, before anything slow: one that cannot be written fails the command at
+    // once, and whatever fails before the run leaves no output of this command behind.
     const eventsOut =
-      options.eventsOut !== undefined ? await openOutputFile(options.eventsOut, '--events-out') : undefined;
-    let out: NodeJS.WritableStream | undefined;
+      options.eventsOut !== undefined ? await OutputFile.open(options.eventsOut, 'events-out') : undefined;
+    let out: OutputFile | undefined;
     let recorder: McapRecorder | undefined;
-    const model = pipeline.modelId;
+    let info: Awaited<ReturnType<typeof recordingInfo>>;
+    let pipeline: Awaited<ReturnType<typeof createPipelineFromOptions>>;
+    let eventSettings: Awaited<ReturnType<typeof eventSettingsFromOptions>> | undefined;
     try {
-      out = mcapOut ? undefined : options.out ? await openOutputFile(options.out, '--out') : process.stdout;
+      if (options.out !== undefined && !mcapOut) out = await OutputFile.open(options.out, 'out');
+      info = await recordingInfo(file, { onWarning, map });
+      pipeline = await createPipelineFromOptions(options, log, REPLAY_QUEUE);
+      // Events go to --events-out and, beside the predictions, into an MCAP --out.
+      eventSettings =
+        options.eventsOut !== undefined || mcapOut !== undefined
+          ? await eventSettingsFromOptions(options.model, pipeline.labels, options.events)
+          : undefined;
+      // An MCAP --out records the model's id: created once the model is loaded (a usage error all the same).
       recorder = mcapOut
         ? await McapRecorder.create(mcapOut, {
             overwrite: options.overwrite,
             metadata: {
               command: `braid ${process.argv.slice(2).join(' ')}`,
-              model,
+              model: pipeline.modelId,
               replayOf: file,
             },
+          }).catch((error: unknown) => {
+            throw error instanceof RecordingError ? new InvalidOptionError('out', error.message) : error;
           })
         : undefined;
     } catch (error) {
-      if (eventsOut) discardOutputFile(eventsOut);
-      if (out && out !== process.stdout) discardOutputFile(out as WriteStream);
+      eventsOut?.discard();
+      out?.discard();
       throw error;
     }
+    const model = pipeline.modelId;
     let eventCount = 0;
     // replayRecording checks speed, --from/--to and the stream names itself: a range or stream not in the file is a
     // RecordingError naming what the file has.
@@ -196,30 +202,31 @@ export function registerReplayCommand(program: Command): void {
           settings: eventSettings,
           onEvent: (e) => {
             eventCount++;
-            eventsOut?.write(eventLine(e));
+            eventsOut?.stream.write(eventLine(e));
           },
         },
       }),
     });
+    const lines = out?.stream ?? (mcapOut ? undefined : process.stdout);
     let count = 0;
     try {
       await lastValueFrom(
         run.predictions$.pipe(
           tap((p) => {
             count++;
-            out?.write(predictionLine(p));
+            lines?.write(predictionLine(p));
           }),
-          failOnWriteError(out === process.stdout ? undefined : out, options.out ?? ''),
-          failOnWriteError(eventsOut, options.eventsOut ?? ''),
+          failOnWriteError(out?.stream, options.out ?? ''),
+          failOnWriteError(eventsOut?.stream, options.eventsOut ?? ''),
         ),
         { defaultValue: undefined },
       );
     } finally {
       await recorder?.close();
     }
-    if (out && out !== process.stdout)
-      await new Promise<void>((resolve) => (out as NodeJS.WritableStream).end(resolve));
-    if (eventsOut) await new Promise<void>((resolve) => eventsOut.end(resolve));
+    // A write that fails after the last prediction (the final flush on a full disk) fails the command here.
+    await out?.finish();
+    await eventsOut?.finish();
     const streams = info.streams.filter((s) => wanted === undefined || wanted.includes(s.streamId));
     const dropped = Object.entries(pipeline.stats().counters).filter(
       ([k, v]) => /dropped|rejected|late|bad_frame/.test(k) && v > 0,

@@ -91,22 +91,49 @@ describe('braid replay outputs', () => {
   it('refuses an --out it cannot open, naming the option and the cause (exit 2)', async () => {
     const missing = await replay(['--out', join(dir, 'no-such-dir', 'p.ndjson')]);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/option "--out": cannot write .*no-such-dir.*ENOENT/);
+    expect(missing.stderr).toMatch(/option "out": cannot write .*no-such-dir.*ENOENT/);
     noStackTrace(missing.stderr);
     const folder = await replay(['--out', dir]);
     expect(folder.code).toBe(2);
-    expect(folder.stderr).toMatch(/option "--out": cannot write .*EISDIR/);
+    expect(folder.stderr).toMatch(/option "out": cannot write .*EISDIR/);
   }, 30_000);
 
   it('a bad --events-out leaves no --out recording behind to block the retry', async () => {
     const out = join(dir, 'replayed.mcap');
     const failed = await replay(['--out', out, '--events-out', join(dir, 'no-such-dir', 'e.ndjson')]);
     expect(failed.code).toBe(2);
-    expect(failed.stderr).toMatch(/option "--events-out": cannot write .*ENOENT/);
+    expect(failed.stderr).toMatch(/option "events-out": cannot write .*ENOENT/);
     expect(existsSync(out)).toBe(false);
     const retried = await replay(['--out', out, '--events-out', join(dir, 'events.ndjson')]);
     expect(retried.code).toBe(0);
     expect(existsSync(out)).toBe(true);
+  }, 30_000);
+
+  it('leaves a path it did not create alone when it gives up: /dev/null stays a device', async () => {
+    const failed = await replay(['--events-out', '/dev/null', '--out', join(dir, 'no-such-dir', 'p.ndjson')]);
+    expect(failed.code).toBe(2);
+    expect(failed.stderr).toMatch(/option "out": cannot write .*ENOENT/);
+    expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
+    // A regular file that was there before is the user's: left (empty, as the open truncated it), not removed.
+    const kept = join(dir, 'kept.ndjson');
+    writeFileSync(kept, 'old\n');
+    const again = await replay(['--events-out', kept, '--out', join(dir, 'no-such-dir', 'p.ndjson')]);
+    expect(again.code).toBe(2);
+    expect(existsSync(kept)).toBe(true);
+  }, 30_000);
+
+  it('refuses an MCAP --out it cannot create as a usage error naming the option, leaving no --events-out', async () => {
+    const events = join(dir, 'never-events.ndjson');
+    const exists = join(dir, 'exists.mcap');
+    writeFileSync(exists, 'not mine to replace');
+    const refused = await replay(['--out', exists, '--events-out', events]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      /option "out": .*exists\.mcap: cannot create the recording: the file exists \(--overwrite/,
+    );
+    expect(readFileSync(exists, 'utf8')).toBe('not mine to replace');
+    expect(existsSync(events)).toBe(false);
+    noStackTrace(refused.stderr);
   }, 30_000);
 
   it('warns of a file cut short once, though the summary and the replay both read it', async () => {
@@ -120,6 +147,14 @@ describe('braid replay outputs', () => {
 
   it('stops with the cause when the output fails mid-run (a full disk: /dev/full)', async () => {
     const { code, stderr } = await replay(['--out', '/dev/full']);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/braid: writing \/dev\/full: ENOSPC/);
+    noStackTrace(stderr);
+  }, 30_000);
+
+  it('fails when the writes fail after the run has ended: a short replay onto a full disk', async () => {
+    // A few lines: the disk's refusal comes back from the file system after the last prediction, as the run ends.
+    const { code, stderr } = await replay(['--out', '/dev/full', '--to', '1500ms']);
     expect(code).toBe(1);
     expect(stderr).toMatch(/braid: writing \/dev\/full: ENOSPC/);
     noStackTrace(stderr);
