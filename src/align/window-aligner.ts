@@ -50,7 +50,8 @@ export interface AlignStats {
   /** Windows emitted with some of their data lost (gap controls). */
   partialWindows: number;
   /**
-   * Audio frames whose time contradicts the samples before them by more than a sample period: stamped later than
+   * Audio frames whose time contradicts the samples of the frame before them (the previous seq, earlier in time) by
+   * more than a sample period: stamped later than
    * the previous frame (in time) ends (a gap: nothing was captured between, or the stamps drift) or earlier (an
    * overlap: two sample runs claim the same capture time). Both are accepted — frames are concatenated in time order,
    * gaps not filled — and counted here so a producer's clock that disagrees with its sample count shows.
@@ -107,6 +108,8 @@ interface SourceState {
    * (before the first frame of an epoch, after a restart or an import: not saved, so one frame goes unchecked).
    */
   audioEnd: number;
+  /** Audio: seq of that frame; only the frame of the next seq is compared (one between may be missing or reordered). */
+  audioSeq: number;
 }
 
 interface StreamState {
@@ -534,14 +537,21 @@ export class WindowAligner<C> {
     }
   }
 
-  /** Counts an in-order audio frame that does not start where the one before it ended (see AlignStats.audioGaps). */
+  /**
+   * Counts an audio frame that does not start where the frame of the seq before it ended (see AlignStats.audioGaps).
+   * Only a frame that follows that one in time and seq is compared: a seq skipped (a frame lost, or still to come out
+   * of order) explains a gap, and is not a clock's contradiction.
+   */
   #checkAudioContinuity(source: SourceState, event: SourceEvent<'audio'>): void {
     // A sample period of slack: times from a sample count are floored to whole µs.
     const slack = Math.ceil(MICROS_PER_SECOND / event.payload.sampleRate);
-    const offset = event.time - source.audioEnd;
-    if (offset > slack) this.stats.audioGaps++;
-    else if (offset < -slack) this.stats.audioOverlaps++;
+    if (event.seq === source.audioSeq + 1) {
+      const offset = event.time - source.audioEnd;
+      if (offset > slack) this.stats.audioGaps++;
+      else if (offset < -slack) this.stats.audioOverlaps++;
+    }
     source.audioEnd = capturedThrough(event);
+    source.audioSeq = event.seq;
   }
 
   #reject(input: unknown, reason: string, field: string, message: string): void {
@@ -581,6 +591,7 @@ export class WindowAligner<C> {
       lastArrivalMs: this.#nowMs(),
       refillMax: Number.NEGATIVE_INFINITY,
       audioEnd: Number.NaN,
+      audioSeq: Number.NaN,
     };
     stream.sources[MODALITY_INDEX[modality]] = source;
     return source;
