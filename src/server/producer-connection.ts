@@ -52,6 +52,8 @@ export class ProducerConnection implements StreamOwner {
   #idleTimer: NodeJS.Timeout | undefined;
   /** The server ended the connection on purpose (a timeout): its stream closes rather than waiting for a resume. */
   #closedByServer = false;
+  /** Another connection took the stream over: what this one still delivers (read before the cut) is not its to give. */
+  #evicted = false;
 
   constructor(ws: WebSocket, limits: IngestLimits, timeouts: ProducerTimeouts, hooks: ProducerHooks) {
     this.#ws = ws;
@@ -95,6 +97,7 @@ export class ProducerConnection implements StreamOwner {
       { event: 'producer_taken_over', streamId: this.streamId },
       `producer "${this.streamId}" taken over by a resuming connection`,
     );
+    this.#evicted = true;
     this.#ws.terminate();
   }
 
@@ -105,6 +108,12 @@ export class ProducerConnection implements StreamOwner {
   }
 
   #message(data: WebSocket.RawData, isBinary: boolean): void {
+    // ws still emits the messages it had read when terminate() was called; counted, and nobody left to answer.
+    if (this.#evicted) {
+      this.#hooks.counters.rejected['taken_over'] = (this.#hooks.counters.rejected['taken_over'] ?? 0) + 1;
+      this.#hooks.rejected('taken_over');
+      return;
+    }
     this.#armIdle();
     const bytes = Array.isArray(data)
       ? Buffer.concat(data)
