@@ -143,11 +143,6 @@ export function registerServeCommand(program: Command): void {
     const replays = [...(options.replay ?? []), ...(options.demo ? [BUNDLED_RECORDING] : [])];
     for (const file of replays)
       if (!existsSync(file)) throw new InvalidOptionError('replay', `no recording at ${file}`);
-    // Read now: a file that is not a recording fails the command before the server listens, not after.
-    const replayWarnings = replays.map((file) => recordingWarnings(log, file));
-    const replayInfos = await Promise.all(
-      replays.map((file, i) => recordingInfo(file, { onWarning: replayWarnings[i] })),
-    );
     if (!isLoopbackHost(options.host) && (token === undefined || token.length < 8))
       throw new InvalidOptionError(
         'token',
@@ -158,6 +153,12 @@ export function registerServeCommand(program: Command): void {
         'record',
         'a cluster gateway (--redis) records nothing: record with a plain serve',
       );
+    // Read now, after the checks that cost nothing (a damaged summary costs full scans): a file that is not a
+    // recording fails the command before the server listens, not after.
+    const replayWarnings = replays.map((file) => recordingWarnings(log, file));
+    const replayInfos = await Promise.all(
+      replays.map((file, i) => recordingInfo(file, { onWarning: replayWarnings[i] })),
+    );
     const cluster = options.redis !== undefined;
     // A gateway runs no model: it needs only what the workers' model tells clients (labels, windowing, inputs).
     const runner = await createPipelineFromOptions(
