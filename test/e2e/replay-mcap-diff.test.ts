@@ -88,9 +88,11 @@ describe('braid replay --out FILE.mcap and braid diff', () => {
     const info1 = await braid('info', a1);
     expect(info1.stdout).toMatch(/prediction channels:\n/);
     expect(info1.stdout).toMatch(/ {4}\/left\/prediction: \d+ predictions, model model-a@[0-9a-f]{12}/);
-    // An existing recording is not overwritten by mistake.
+    // An existing recording is not overwritten by mistake: a usage error naming the option.
     const again = await braid('replay', input, '--model', modelA, '--out', a1);
-    expect(again.code).toBe(1);
-    expect(again.stderr).toMatch(/the file exists \(--overwrite, or the option overwrite, replaces it\)/);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(
+      /option "out": .*the file exists \(--overwrite, or the option overwrite, replaces it\)/,
+    );
   }, 180_000);
 });
