@@ -51,10 +51,10 @@ export interface AlignStats {
   partialWindows: number;
   /**
    * Audio frames whose time contradicts the samples of the frame before them (the previous seq, earlier in time) by
-   * more than a sample period: stamped later than
-   * the previous frame (in time) ends (a gap: nothing was captured between, or the stamps drift) or earlier (an
-   * overlap: two sample runs claim the same capture time). Both are accepted — frames are concatenated in time order,
-   * gaps not filled — and counted here so a producer's clock that disagrees with its sample count shows.
+   * more than a sample period: stamped later than that frame ends (a gap: nothing was captured between, or the stamps
+   * drift) or earlier (an overlap: two sample runs claim the same capture time). Both are accepted — frames are
+   * concatenated in time order, gaps not filled — and counted here so a producer's clock that disagrees with its
+   * sample count shows.
    */
   audioGaps: number;
   audioOverlaps: number;
@@ -543,9 +543,9 @@ export class WindowAligner<C> {
    * of order) explains a gap, and is not a clock's contradiction.
    */
   #checkAudioContinuity(source: SourceState, event: SourceEvent<'audio'>): void {
-    // A sample period of slack: times from a sample count are floored to whole µs.
-    const slack = Math.ceil(MICROS_PER_SECOND / event.payload.sampleRate);
     if (event.seq === source.audioSeq + 1) {
+      // A sample period of slack: times from a sample count are floored to whole µs.
+      const slack = Math.ceil(MICROS_PER_SECOND / event.payload.sampleRate);
       const offset = event.time - source.audioEnd;
       if (offset > slack) this.stats.audioGaps++;
       else if (offset < -slack) this.stats.audioOverlaps++;

@@ -14,8 +14,6 @@ export class OutputFile {
   private constructor(
     readonly stream: WriteStream,
     readonly path: string,
-    /** The option that named it, without dashes (`out`, `events-out`), as usage errors name options. */
-    readonly option: string,
     /** The file did not exist before: giving up removes it. A path that existed (a file, /dev/null) is left. */
     readonly created: boolean,
   ) {
@@ -24,6 +22,7 @@ export class OutputFile {
     });
   }
 
+  /** `option` names it in a usage error, without dashes (`out`, `events-out`), as usage errors name options. */
   static async open(path: string, option: string): Promise<OutputFile> {
     const created = lstatSync(path, { throwIfNoEntry: false }) === undefined;
     const stream = createWriteStream(path);
@@ -36,12 +35,7 @@ export class OutputFile {
         resolve();
       });
     });
-    return new OutputFile(stream, path, option, created);
-  }
-
-  /** The first write error, if any. */
-  get error(): Error | undefined {
-    return this.#error;
+    return new OutputFile(stream, path, created);
   }
 
   /** Closes the file, and removes it when this command created it and it is a regular file (the command gave up). */
