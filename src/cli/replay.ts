@@ -207,7 +207,15 @@ export function registerReplayCommand(program: Command): void {
         },
       }),
     });
-    const lines = out?.stream ?? (mcapOut ? undefined : process.stdout);
+    let lines: NodeJS.WritableStream | undefined = out?.stream ?? (mcapOut ? undefined : process.stdout);
+    // The reader of stdout gone (`| head`) while --events-out is still being written: stdout is let go and the run
+    // goes on to finish the file (as `tee -p` does), instead of ending with the file cut short and exit 0.
+    const stdoutClosed = (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE' || lines !== process.stdout) return;
+      lines = undefined;
+      log.info({ event: 'stdout_closed' }, `stdout was closed; finishing ${options.eventsOut}`);
+    };
+    if (lines === process.stdout && eventsOut) process.stdout.on('error', stdoutClosed);
     let count = 0;
     try {
       await lastValueFrom(
@@ -227,6 +235,7 @@ export function registerReplayCommand(program: Command): void {
     // A write that fails after the last prediction (the final flush on a full disk) fails the command here.
     await out?.finish();
     await eventsOut?.finish();
+    process.stdout.off('error', stdoutClosed);
     const streams = info.streams.filter((s) => wanted === undefined || wanted.includes(s.streamId));
     const dropped = Object.entries(pipeline.stats().counters).filter(
       ([k, v]) => /dropped|rejected|late|bad_frame/.test(k) && v > 0,

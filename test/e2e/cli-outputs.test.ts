@@ -88,6 +88,21 @@ describe('braid replay outputs', () => {
     noStackTrace(stderr);
   }, 30_000);
 
+  it('finishes --events-out in full when stdout is closed under it (as tee -p)', async () => {
+    const readAll = join(dir, 'events-read.ndjson');
+    const closed = join(dir, 'events-closed.ndjson');
+    const whole = await replay(['--events-out', readAll]);
+    expect(whole.code).toBe(0);
+    const expected = readFileSync(readAll, 'utf8');
+    // Events through the recording and at its end (the stream's close), written after stdout's first refusal.
+    expect(expected.trim().split('\n').length).toBeGreaterThan(2);
+    const cut = await replay(['--events-out', closed, '--log-level', 'info'], true);
+    expect(cut.code).toBe(0);
+    expect(readFileSync(closed, 'utf8')).toBe(expected);
+    expect(cut.stderr).toMatch(/stdout was closed; finishing/);
+    noStackTrace(cut.stderr);
+  }, 30_000);
+
   it('refuses an --out it cannot open, naming the option and the cause (exit 2)', async () => {
     const missing = await replay(['--out', join(dir, 'no-such-dir', 'p.ndjson')]);
     expect(missing.code).toBe(2);
