@@ -60,13 +60,15 @@ export class SourceBuffer {
     return out;
   }
 
-  /** Releases every event with time < before; returns how many were released. */
-  releaseBefore(before: number): number {
+  /** Releases every event with time < before, telling each to `onRelease` in order; returns how many were released. */
+  releaseBefore(before: number, onRelease?: (event: AnySourceEvent) => void): number {
     const events = this.#events;
     const start = this.#head;
     while (this.#head < events.length && events[this.#head]!.time < before) {
-      this.bytes -= payloadBytes(events[this.#head]!);
+      const event = events[this.#head]!;
+      this.bytes -= payloadBytes(event);
       events[this.#head++] = undefined;
+      onRelease?.(event);
     }
     // Counted before compaction, which moves the head back to 0.
     const released = this.#head - start;

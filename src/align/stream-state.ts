@@ -30,6 +30,16 @@ export interface AlignerSourceState {
   readonly idle: boolean;
   /** Spans of capture time whose events were lost ([from, to]) that still touch open windows. */
   readonly gaps: readonly (readonly [number, number])[];
+  /**
+   * Audio: capture end and seq of the last frame released, which the next one is compared with (audio gaps and
+   * overlaps); null when there is none to compare with. Absent in a state saved before they were kept.
+   */
+  readonly audioEnd?: number | null;
+  readonly audioSeq?: number | null;
+  /** Audio: [time, seq] of frames still buffered that each began an epoch (a reset): compared with nothing before. */
+  readonly audioEpochStarts?: readonly (readonly [number, number])[];
+  /** Audio: a reset was taken and no frame since. */
+  readonly audioEpochPending?: boolean;
 }
 
 const micros = z.number().int();
@@ -48,6 +58,10 @@ export const alignerStreamStateSchema = z.object({
       watermark: micros.nullable(),
       idle: z.boolean(),
       gaps: z.array(z.tuple([micros, micros])),
+      audioEnd: micros.nullish(),
+      audioSeq: z.number().int().nonnegative().nullish(),
+      audioEpochStarts: z.array(z.tuple([micros, z.number().int().nonnegative()])).optional(),
+      audioEpochPending: z.boolean().optional(),
     }),
   ),
 }) satisfies z.ZodType<AlignerStreamState>;

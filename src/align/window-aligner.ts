@@ -54,7 +54,8 @@ export interface AlignStats {
    * more than a sample period: stamped later than that frame ends (a gap: nothing was captured between, or the stamps
    * drift) or earlier (an overlap: two sample runs claim the same capture time). Both are accepted — frames are
    * concatenated in time order, gaps not filled — and counted here so a producer's clock that disagrees with its
-   * sample count shows.
+   * sample count shows. Compared as the frames are released, in (time, seq) order: the counts depend on the frames
+   * taken, not on the order they arrived in, and follow the windows (a frame is counted once its windows closed).
    */
   audioGaps: number;
   audioOverlaps: number;
@@ -104,12 +105,18 @@ interface SourceState {
   /** Highest time among the events put back by {@link WindowAligner.refill} (their own non-monotonic check). */
   refillMax: number;
   /**
-   * Audio: capture end of the frame with the highest time (where the next frame should start), NaN when unknown
-   * (before the first frame of an epoch, after a restart or an import: not saved, so one frame goes unchecked).
+   * Audio: capture end of the last frame released (where the next frame should start), NaN when unknown (before the
+   * first frame, after an epoch reset or a restart). Saved with the stream's state, so a resumed stream compares on.
    */
   audioEnd: number;
-  /** Audio: seq of that frame; only the frame of the next seq is compared (one between may be missing or reordered). */
+  /** Audio: seq of that frame; only the frame of the next seq is compared (one between may be missing). */
   audioSeq: number;
+  /** Audio: [time, seq] of the first frame taken after each epoch reset, until it is released (usually empty). */
+  epochStarts: [number, number][];
+  /** An epoch reset was taken and no frame since: the next frame taken goes into {@link epochStarts}. */
+  epochPending: boolean;
+  /** Audio: compares each released frame with the one before it; undefined for other modalities. */
+  readonly onRelease: ((event: AnySourceEvent) => void) | undefined;
 }
 
 interface StreamState {
@@ -228,6 +235,10 @@ export class WindowAligner<C> {
         'seq',
         `${event.streamId}/${event.modality}: an event with time ${event.time} and seq ${event.seq} was already accepted`,
       );
+    if (source.epochPending) {
+      source.epochPending = false;
+      source.epochStarts.push([event.time, event.seq]);
+    }
     if (event.time < stream.closedUpTo) this.stats.partiallyLate++;
     this.stats.eventsIn++;
     this.stats.eventsByModality[event.modality]++;
@@ -237,7 +248,6 @@ export class WindowAligner<C> {
     this.stats.bufferedEvents++;
     this.stats.bufferedBytes += bytes;
     if (event.time > source.maxTime) {
-      if (event.modality === 'audio') this.#checkAudioContinuity(source, event);
       source.maxTime = event.time;
       const watermark = event.time - this.options.outOfOrderness;
       if (watermark > source.watermark) {
@@ -336,6 +346,14 @@ export class WindowAligner<C> {
           watermark: finiteOrNull(s.watermark),
           idle: s.idle,
           gaps: s.gaps.map(([from, to]) => [from, to] as const),
+          ...(s.modality === 'audio' && {
+            audioEnd: finiteOrNull(s.audioEnd),
+            audioSeq: finiteOrNull(s.audioSeq),
+            ...(s.epochStarts.length > 0 && {
+              audioEpochStarts: s.epochStarts.map(([time, seq]) => [time, seq] as const),
+            }),
+            ...(s.epochPending && { audioEpochPending: true }),
+          }),
         });
     return {
       streamId,
@@ -380,6 +398,11 @@ export class WindowAligner<C> {
       source.watermark = saved.watermark ?? Number.NEGATIVE_INFINITY;
       source.idle = saved.idle;
       source.gaps = saved.gaps.map(([from, to]) => [from, to]);
+      // A state saved before these were kept leaves the first frame after it uncompared.
+      source.audioEnd = saved.audioEnd ?? Number.NaN;
+      source.audioSeq = saved.audioSeq ?? Number.NaN;
+      source.epochStarts = (saved.audioEpochStarts ?? []).map(([time, seq]) => [time, seq]);
+      source.epochPending = saved.audioEpochPending ?? false;
     }
   }
 
@@ -502,7 +525,7 @@ export class WindowAligner<C> {
         // A new epoch forgets the highest time seen, so earlier timestamps are no longer non-monotonic; the
         // watermark stays, so windows already closed stay closed and their stragglers count as late.
         source.maxTime = Number.NEGATIVE_INFINITY;
-        source.audioEnd = Number.NaN;
+        source.epochPending = source.modality === 'audio';
         this.stats.epochResets++;
         return;
       }
@@ -543,7 +566,9 @@ export class WindowAligner<C> {
    * of order) explains a gap, and is not a clock's contradiction.
    */
   #checkAudioContinuity(source: SourceState, event: SourceEvent<'audio'>): void {
-    if (event.seq === source.audioSeq + 1) {
+    // The first frame taken after an epoch reset starts a new run of samples: nothing before it to contradict.
+    const epochStart = source.epochStarts.length > 0 && takeEpochStart(source.epochStarts, event);
+    if (!epochStart && event.seq === source.audioSeq + 1) {
       // A sample period of slack: times from a sample count are floored to whole µs.
       const slack = Math.ceil(MICROS_PER_SECOND / event.payload.sampleRate);
       const offset = event.time - source.audioEnd;
@@ -592,6 +617,12 @@ export class WindowAligner<C> {
       refillMax: Number.NEGATIVE_INFINITY,
       audioEnd: Number.NaN,
       audioSeq: Number.NaN,
+      epochStarts: [],
+      epochPending: false,
+      onRelease:
+        modality === 'audio'
+          ? (event) => this.#checkAudioContinuity(source, event as SourceEvent<'audio'>)
+          : undefined,
     };
     stream.sources[MODALITY_INDEX[modality]] = source;
     return source;
@@ -613,6 +644,9 @@ export class WindowAligner<C> {
       source.buffer.clear();
       source.maxTime = Number.NEGATIVE_INFINITY;
       source.audioEnd = Number.NaN;
+      source.audioSeq = Number.NaN;
+      source.epochStarts = [];
+      source.epochPending = false;
       source.watermark = Number.NEGATIVE_INFINITY;
       source.idle = false;
       source.gaps = [];
@@ -766,7 +800,7 @@ export class WindowAligner<C> {
       const { buffer } = source;
       const eventsBefore = buffer.size;
       const bytesBefore = buffer.bytes;
-      buffer.releaseBefore(before);
+      buffer.releaseBefore(before, source.onRelease);
       const events = eventsBefore - buffer.size;
       if (events === 0) continue;
       const bytes = bytesBefore - buffer.bytes;
@@ -809,6 +843,13 @@ export class WindowAligner<C> {
  * Start of a stream's window 0: windows are [o + k·hop, o + k·hop + size) for every integer k. What `ready` tells a
  * producer (`windowing.origin`), so it can end its audio frames where windows end.
  */
+/** Removes [time, seq] of `event` from the epoch starts; whether it was one. */
+function takeEpochStart(starts: [number, number][], event: AnySourceEvent): boolean {
+  const i = starts.findIndex(([time, seq]) => time === event.time && seq === event.seq);
+  if (i >= 0) starts.splice(i, 1);
+  return i >= 0;
+}
+
 export function streamOrigin(
   streamId: string,
   grid: { readonly origin: number; readonly hop: number; readonly phase: 'aligned' | 'stream' },
