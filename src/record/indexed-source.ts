@@ -65,25 +65,79 @@ function chunkEnds(reader: McapIndexedReader, fileEnd: bigint | undefined): Map<
   return ends;
 }
 
+/**
+ * The file's summary is sound but a message it indexes could not be read (a chunk that fails its CRC, a compression
+ * with no decoder): the file is finished and damaged, not cut short, so reading it record by record would misreport it.
+ */
+export class IndexedMessagesError extends Error {
+  constructor(
+    /** Messages read before the failure. */
+    readonly messages: number,
+    cause: unknown,
+  ) {
+    super(`reading messages failed after ${messages} messages`, { cause });
+  }
+}
+
 /** Counts and time span without statistics (files from other writers): one pass over every message. */
 async function countMessages(reader: McapIndexedReader) {
   const counts = new Map<number, number>();
   let start: bigint | undefined;
   let end: bigint | undefined;
-  for await (const m of reader.readMessages()) {
-    counts.set(m.channelId, (counts.get(m.channelId) ?? 0) + 1);
-    if (start === undefined || m.logTime < start) start = m.logTime;
-    if (end === undefined || m.logTime > end) end = m.logTime;
+  let read = 0;
+  try {
+    for await (const m of reader.readMessages()) {
+      read += 1;
+      counts.set(m.channelId, (counts.get(m.channelId) ?? 0) + 1);
+      if (start === undefined || m.logTime < start) start = m.logTime;
+      if (end === undefined || m.logTime > end) end = m.logTime;
+    }
+  } catch (error) {
+    throw new IndexedMessagesError(read, error);
   }
   return { counts, start, end };
 }
 
-/** Opens a recording through its index; throws (with @mcap/core's reason) when it has no usable summary. */
+/**
+ * Why the summary cannot find every message, or undefined when it can. McapIndexedReader reads messages only through
+ * chunk and message indexes, and only on the channels and schemas the summary repeats; the MCAP spec makes each of
+ * them optional, so a valid file of another writer may lack them (and its messages would read as none at all).
+ */
+function unindexed(reader: McapIndexedReader): string | undefined {
+  const stats = reader.statistics;
+  if (reader.chunkIndexes.length === 0 && (stats === undefined || stats.messageCount > 0n))
+    return stats === undefined
+      ? 'its summary has no chunk index and no statistics'
+      : `its summary has no chunk index for its ${stats.messageCount} messages`;
+  const channels = new Set(stats?.channelMessageCounts.keys());
+  for (const chunk of reader.chunkIndexes) {
+    // A chunk of no messages (only schemas and channels) has no message index, and times 0 (as @mcap/core's rule).
+    if (
+      chunk.messageIndexOffsets.size === 0 &&
+      (chunk.messageStartTime !== 0n || chunk.messageEndTime !== 0n)
+    )
+      return `the chunk at byte ${chunk.chunkStartOffset} has no message index`;
+    for (const id of chunk.messageIndexOffsets.keys()) channels.add(id);
+  }
+  for (const id of channels)
+    if (!reader.channelsById.has(id)) return `its summary does not repeat channel ${id}`;
+  for (const channel of reader.channelsById.values())
+    if (channel.schemaId !== 0 && !reader.schemasById.has(channel.schemaId))
+      return `its summary does not repeat schema ${channel.schemaId} (of channel ${channel.id})`;
+  return undefined;
+}
+
+/**
+ * Opens a recording through its index; throws (with @mcap/core's reason, or what the summary lacks) when it has no
+ * summary that finds every message, and an {@link IndexedMessagesError} when it has one but its messages fail.
+ */
 export async function openIndexedSource(
   readable: FileReadable,
   decompressHandlers: DecompressHandlers,
 ): Promise<MessageSource> {
   const reader = await McapIndexedReader.Initialize({ readable, decompressHandlers });
+  const lacking = unindexed(reader);
+  if (lacking !== undefined) throw new Error(lacking);
   const metadata = new Map<string, string>();
   for await (const record of reader.readMetadata({ name: METADATA_NAME }))
     for (const [key, value] of record.metadata) metadata.set(key, value);

@@ -23,7 +23,7 @@ import {
 import { loadDecompress } from './decompress.js';
 import { causeText, RecordingError, type RecordingWarning, type WarningListener } from './errors.js';
 import { FileReadable } from './file-io.js';
-import { openIndexedSource } from './indexed-source.js';
+import { IndexedMessagesError, openIndexedSource } from './indexed-source.js';
 import type { MessageDecoder } from './message-decoder.js';
 import type { RawMessage } from './message-order.js';
 import type { MessageQuery, MessageSource } from './message-source.js';
@@ -123,6 +123,10 @@ async function openSource(path: string, readable: FileReadable): Promise<Message
   try {
     return await openIndexedSource(readable, decompressHandlers);
   } catch (error) {
+    if (error instanceof IndexedMessagesError)
+      throw new RecordingError(path, `${error.message} (damaged file?): ${causeText(error.cause)}`, {
+        cause: error.cause,
+      });
     return await openStreamSource(readable, decompressHandlers, causeText(error));
   }
 }

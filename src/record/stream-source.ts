@@ -50,6 +50,8 @@ interface Survey {
   /** Last log time of each channel. */
   ends: Map<number, bigint>;
   chunkStarts: bigint[];
+  /** Earliest log time of each run of {@link BLOCK} messages, in file order (chunked or not). */
+  blockStarts: bigint[];
   start: bigint | undefined;
   end: bigint | undefined;
   messages: number;
@@ -75,7 +77,10 @@ function note(survey: Survey, record: TypedMcapRecord): void {
     case 'Chunk':
       survey.chunkStarts.push(record.messageStartTime);
       return;
-    case 'Message':
+    case 'Message': {
+      const block = Math.floor(survey.messages / BLOCK);
+      const known = survey.blockStarts[block];
+      if (known === undefined || record.logTime < known) survey.blockStarts[block] = record.logTime;
       survey.messages += 1;
       survey.counts.set(record.channelId, (survey.counts.get(record.channelId) ?? 0) + 1);
       if ((survey.ends.get(record.channelId) ?? -1n) < record.logTime)
@@ -83,12 +88,20 @@ function note(survey: Survey, record: TypedMcapRecord): void {
       if (survey.start === undefined || record.logTime < survey.start) survey.start = record.logTime;
       if (survey.end === undefined || record.logTime > survey.end) survey.end = record.logTime;
       return;
+    }
     default:
       return;
   }
 }
 
-/** suffixMin[i] = the earliest start of chunk i or any later chunk: no message before it can still come. */
+/**
+ * Messages between two points where the merge hands on what no later message can precede. Counted in messages, not
+ * chunks: a file of another writer may hold its messages outside chunks (or in one huge chunk), and what is held back
+ * stays this many plus however far out of order the file is.
+ */
+const BLOCK = 1024;
+
+/** suffixMin[i] = the earliest start of block i or any later block: no message before it can still come. */
 function suffixMinimum(starts: readonly bigint[]): bigint[] {
   const out = new Array<bigint>(starts.length);
   let min: bigint | undefined;
@@ -121,9 +134,10 @@ function describeCut(survey: Survey, end: ScanEnd, indexError: string): Recordin
 }
 
 /**
- * A recording without a usable summary (killed while recording, cut short in a copy): read record by record with
- * McapStreamReader, twice — a survey pass for channels, counts and chunk start times, then a pass that merges
- * chunks into log-time order, holding back only messages a later chunk could still precede.
+ * A recording without a usable summary (killed while recording, cut short in a copy, or a summary that leaves out
+ * indexes): read record by record with McapStreamReader, twice — a survey pass for channels, counts and the earliest
+ * log time of each block of messages, then a pass that puts the messages in log-time order, holding back only those
+ * a later block could still precede.
  */
 class StreamSource implements MessageSource {
   readonly #starts: bigint[];
@@ -136,7 +150,7 @@ class StreamSource implements MessageSource {
     /** It ends with a valid footer: finished, only its summary unusable (not cut short). */
     readonly complete: boolean,
   ) {
-    this.#starts = suffixMinimum(survey.chunkStarts);
+    this.#starts = suffixMinimum(survey.blockStarts);
   }
 
   get profile() {
@@ -174,16 +188,17 @@ class StreamSource implements MessageSource {
       (query.start === undefined || m.logTime >= query.start) &&
       (query.end === undefined || m.logTime <= query.end);
     const pending: RawMessage[] = [];
-    let chunk = 0;
+    let seen = 0;
     for await (const record of new RecordScan(this.readable, this.decompressHandlers).records()) {
-      if (record.type === 'Chunk') {
-        const watermark = this.#starts[chunk];
-        chunk += 1;
-        if (watermark !== undefined) {
-          const ready = takeBefore(pending, watermark);
-          if (ready.length > 0) yield ready;
-        }
-      } else if (record.type === 'Message' && wanted(record)) pending.push(record);
+      if (record.type !== 'Message') continue;
+      if (wanted(record)) pending.push(record);
+      seen += 1;
+      if (seen % BLOCK !== 0) continue;
+      // A block ends: every message still to come is at or after the next blocks' earliest log time.
+      const watermark = this.#starts[seen / BLOCK];
+      if (watermark === undefined) continue;
+      const ready = takeBefore(pending, watermark);
+      if (ready.length > 0) yield ready;
     }
     const rest = takeBefore(pending);
     if (rest.length > 0) yield rest;
@@ -205,6 +220,7 @@ export async function openStreamSource(
     counts: new Map(),
     ends: new Map(),
     chunkStarts: [],
+    blockStarts: [],
     start: undefined,
     end: undefined,
     messages: 0,

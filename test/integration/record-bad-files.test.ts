@@ -317,3 +317,122 @@ describe('time ranges', () => {
     await expect(collect(readRecording(path, { from: 10 }))).rejects.toThrow(/holds no messages/);
   });
 });
+
+/**
+ * A braid.Text channel of `count` messages written by @mcap/core's own writer with `layout`'s options: the MCAP spec
+ * makes chunks, chunk and message indexes, statistics and the summary's repeated channels and schemas optional, and
+ * other writers leave them out. `time(i)` is message i's log time in µs (file order need not be log-time order).
+ */
+async function writeLayout(
+  path: string,
+  layout: Partial<ConstructorParameters<typeof McapWriter>[0]>,
+  count = 50,
+  time = (i: number) => T0 + i * 1000,
+): Promise<void> {
+  const sink = await FileWritable.open(path, true);
+  const writer = new McapWriter({ writable: sink, chunkSize: 1024, ...layout });
+  await writer.start({ profile: '', library: 'another writer' });
+  const schemaId = await writer.registerSchema({
+    name: 'braid.Text',
+    encoding: 'jsonschema',
+    data: schemaData('braid.Text'),
+  });
+  const channelId = await writer.registerChannel({
+    topic: '/s/text',
+    schemaId,
+    messageEncoding: 'json',
+    metadata: new Map([
+      ['braid.streamId', 's'],
+      ['braid.kind', 'event'],
+      ['braid.modality', 'text'],
+    ]),
+  });
+  for (let i = 0; i < count; i += 1) {
+    const t = time(i);
+    const data = new TextEncoder().encode(
+      JSON.stringify({ timestamp: { sec: Math.floor(t / 1e6), nsec: (t % 1e6) * 1000 }, text: `t${i}` }),
+    );
+    await writer.addMessage({ channelId, sequence: i, logTime: BigInt(t) * 1000n, publishTime: 0n, data });
+  }
+  await writer.end();
+  await sink.close();
+}
+
+describe('finished files whose summary leaves out what is optional', () => {
+  const layouts: [string, Partial<ConstructorParameters<typeof McapWriter>[0]>, RegExp][] = [
+    ['no chunks', { useChunks: false }, /no chunk index for its 50 messages/],
+    ['no chunk index', { useChunkIndex: false }, /no chunk index for its 50 messages/],
+    [
+      'no chunk index, no statistics',
+      { useChunkIndex: false, useStatistics: false },
+      /no chunk index and no statistics/,
+    ],
+    ['no message indexes', { useMessageIndex: false }, /has no message index/],
+    ['channels not repeated', { repeatChannels: false }, /does not repeat channel 0/],
+    ['schemas not repeated', { repeatSchemas: false }, /does not repeat schema 1 \(of channel 0\)/],
+  ];
+  it.each(layouts)(
+    '%s: every message is read, record by record, with a warning saying why',
+    async (name, layout, why) => {
+      const path = file(`layout-${name.replaceAll(/\W+/g, '-')}.mcap`);
+      await writeLayout(path, layout);
+      const warnings: RecordingWarning[] = [];
+      const info = await recordingInfo(path, { onWarning: (w) => warnings.push(w) });
+      expect(info.complete).toBe(true);
+      expect(info.streams[0]?.messages).toEqual({ text: 50 });
+      expect(warnings.map((w) => w.code)).toEqual(['no_index']);
+      expect(warnings[0]!.message).toMatch(why);
+      const events = await collect(readRecording(path, { onWarning: () => {} }));
+      expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    },
+  );
+
+  it('all of it there, with or without statistics: read through the index, no warning', async () => {
+    for (const [name, layout] of [
+      ['whole', {}],
+      ['no statistics', { useStatistics: false }],
+    ] as const) {
+      const path = file(`layout-${name.replaceAll(' ', '-')}.mcap`);
+      await writeLayout(path, layout);
+      const warnings: RecordingWarning[] = [];
+      const events = await collect(readRecording(path, { onWarning: (w) => warnings.push(w) }));
+      expect(events).toHaveLength(50);
+      expect(warnings).toEqual([]);
+    }
+  });
+
+  it('without statistics, a damaged chunk fails as damage (exit 1), not as a file cut short', async () => {
+    const path = file('no-stats-damaged.mcap');
+    await writeLayout(path, { useStatistics: false }, 400);
+    const bytes = Buffer.from(readFileSync(path));
+    const readable = await FileReadable.open(path);
+    const index = await McapIndexedReader.Initialize({ readable });
+    await readable.close();
+    const chunk = index.chunkIndexes[2]!;
+    const middle = Number(chunk.chunkStartOffset + chunk.chunkLength / 2n);
+    for (let i = 0; i < 16; i += 1) bytes[middle + i] = bytes[middle + i]! ^ 0x5a;
+    writeFileSync(path, bytes);
+    const warnings: RecordingWarning[] = [];
+    const error = await failure(recordingInfo(path, { onWarning: (w) => warnings.push(w) }));
+    expect(error).toBeInstanceOf(RecordingError);
+    expect(error.message).toMatch(/reading messages failed after \d+ messages \(damaged file\?\): .*CRC/);
+    expect(warnings).toEqual([]);
+  });
+
+  it('messages outside chunks, cut short, out of log-time order: handed on in order as they are read, not all at the end', async () => {
+    const path = file('unchunked.mcap');
+    // Each run of 10 written in reverse: up to 9 ms out of order.
+    await writeLayout(path, { useChunks: false }, 5000, (i) => T0 + (i - (i % 10) + 9 - (i % 10)) * 1000);
+    const bytes = readFileSync(path);
+    writeFileSync(path, bytes.subarray(0, bytes.length - 40));
+    const reader = await RecordingReader.open(path, { onWarning: () => {} });
+    expect(reader.info.complete).toBe(false);
+    const batches = await collect(reader.eventBatches());
+    await reader.close();
+    const times = batches.flat().map((e) => e.time);
+    expect(times).toHaveLength(5000);
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+    // Bounded by what the file's disorder needs, not by the file: no batch near the whole.
+    expect(Math.max(...batches.map((b) => b.length))).toBeLessThan(2100);
+  });
+});
