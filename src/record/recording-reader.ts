@@ -339,6 +339,7 @@ export class RecordingReader {
   async *#messages(query: MessageQuery): AsyncGenerator<RawMessage[]> {
     let read = 0;
     let last: bigint | undefined;
+    const badBefore = new Map(this.#badByChannel);
     try {
       for await (const batch of this.source.messages(query)) {
         read += batch.length;
@@ -357,6 +358,22 @@ export class RecordingReader {
           cause: error,
         },
       );
+    } finally {
+      this.#reportUnwarned(badBefore);
+    }
+  }
+
+  /** After a pass: one warning per channel for its bad messages past those warned of one by one, so none goes untold. */
+  #reportUnwarned(before: ReadonlyMap<number, number>): void {
+    for (const [channelId, n] of this.#badByChannel) {
+      const unwarned = n - Math.max(REPORTED_BAD_MESSAGES, before.get(channelId) ?? 0);
+      if (unwarned <= 0) continue;
+      const topic = this.source.channels.get(channelId)?.topic;
+      this.#onWarning({
+        code: 'bad_message',
+        channelId,
+        message: `skipped ${unwarned} more bad messages of ${topic}, not reported one by one (${n} bad on this channel in all)`,
+      });
     }
   }
 

@@ -436,3 +436,57 @@ describe('finished files whose summary leaves out what is optional', () => {
     expect(Math.max(...batches.map((b) => b.length))).toBeLessThan(2100);
   });
 });
+
+describe('many bad messages on one channel', () => {
+  it('are warned of one by one up to five, then told in one warning per pass', async () => {
+    const path = file('many-bad.mcap');
+    const sink = await FileWritable.open(path, true);
+    const writer = new McapWriter({ writable: sink, chunkSize: 1024 });
+    await writer.start({ profile: '', library: 'another writer' });
+    const schemaId = await writer.registerSchema({
+      name: 'braid.Text',
+      encoding: 'jsonschema',
+      data: schemaData('braid.Text'),
+    });
+    const channelId = await writer.registerChannel({
+      topic: '/s/text',
+      schemaId,
+      messageEncoding: 'json',
+      metadata: new Map([
+        ['braid.streamId', 's'],
+        ['braid.kind', 'event'],
+        ['braid.modality', 'text'],
+      ]),
+    });
+    for (let i = 0; i < 20; i += 1) {
+      const body = i % 5 === 0 ? { timestamp: { sec: 5, nsec: i * 1000 }, text: `t${i}` } : { nope: i };
+      const data = new TextEncoder().encode(JSON.stringify(body));
+      await writer.addMessage({
+        channelId,
+        sequence: i,
+        logTime: BigInt(T0 + i) * 1000n,
+        publishTime: 0n,
+        data,
+      });
+    }
+    await writer.end();
+    await sink.close();
+    const warnings: string[] = [];
+    const reader = await RecordingReader.open(path, {
+      onWarning: (w) => (w.code === 'bad_message' ? warnings.push(w.message) : undefined),
+    });
+    expect((await collect(reader.events())).map((e) => e.seq)).toEqual([0, 5, 10, 15]);
+    expect(warnings).toHaveLength(6);
+    expect(warnings[4]).toMatch(/further bad messages on this channel are only counted/);
+    expect(warnings[5]).toBe(
+      'skipped 11 more bad messages of /s/text, not reported one by one (16 bad on this channel in all)',
+    );
+    // A second pass (a looped replay) warns of nothing one by one, and tells its own in one warning.
+    await collect(reader.events());
+    await reader.close();
+    expect(warnings.slice(6)).toEqual([
+      'skipped 16 more bad messages of /s/text, not reported one by one (32 bad on this channel in all)',
+    ]);
+    expect(reader.badMessages).toBe(32);
+  });
+});
