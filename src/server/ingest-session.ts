@@ -6,6 +6,7 @@ import {
   FRAME_HEADER_BYTES,
   type Hello,
   helloSchema,
+  MAX_MESSAGE_LABELS,
   type MessageIdentity,
   ProtocolError,
   producerMessageSchema,
@@ -160,6 +161,9 @@ export class IngestSession {
         'bad_message',
         `this connection already said hello for stream "${this.#hello.streamId}": one hello a connection`,
       );
+    const labels = (value as { labels?: unknown } | null)?.labels;
+    if (typeof labels === 'object' && labels !== null && Object.keys(labels).length > MAX_MESSAGE_LABELS)
+      throw new ProtocolError('bad_message', `labels: at most ${MAX_MESSAGE_LABELS} labels a message`);
     const parsed = producerMessageSchema.safeParse(value);
     if (!parsed.success) throw new ProtocolError('bad_message', describeZodError(parsed.error));
     const message = parsed.data;

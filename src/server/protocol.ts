@@ -28,7 +28,12 @@ export const helloSchema = z
     type: z.literal('hello'),
     version: z.union([z.literal(1), z.literal(2)]),
     streamId,
-    modalities: z.array(modality).min(1),
+    // At most the four there are (a longer list fails at its length, before its items are checked one by one).
+    modalities: z
+      .array(modality)
+      .min(1)
+      .max(4)
+      .refine((m) => new Set(m).size === m.length, 'lists a modality more than once'),
     audio: z
       .object({
         // Any rate and channel count parse; the server refuses what it cannot use with a code that says so
@@ -307,7 +312,21 @@ export function decodeFrame(data: Uint8Array): BinaryFrame {
   return frame;
 }
 
-/** zod's issues as one line naming the field, for error messages sent back to clients. */
+/** Issues named in an error message; a message of thousands of bad items is answered in a line, not in megabytes. */
+const DESCRIBED_ISSUES = 5;
+/** Longest text of one issue (a path or message that quotes what was sent can be long). */
+const ISSUE_CHARACTERS = 200;
+
+/** zod's issues as one line naming the field, for error messages sent back to clients: the first few, then a count. */
 export function describeZodError(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : 'message'}: ${i.message}`).join('; ');
+  const { issues } = error;
+  const described = issues.slice(0, DESCRIBED_ISSUES).map((i) => {
+    const line = `${i.path.length ? i.path.join('.') : 'message'}: ${i.message}`;
+    return line.length > ISSUE_CHARACTERS ? `${line.slice(0, ISSUE_CHARACTERS - 1)}…` : line;
+  });
+  const more = issues.length - described.length;
+  return described.join('; ') + (more > 0 ? `; and ${more} more issue${more === 1 ? '' : 's'}` : '');
 }
+
+/** Labels one label message may set: a model has a handful; a message of thousands is refused before it is parsed. */
+export const MAX_MESSAGE_LABELS = 256;

@@ -239,6 +239,44 @@ describe('server: refused input is answered to its producer', () => {
     expect(server.activeStreams()).toEqual(['odd']);
   });
 
+  it('answers a message of a million bad items in a line, not in megabytes, and refuses over-long lists', async () => {
+    const server = await serve();
+    const many = Array(1_000_000).fill(1);
+    const prod = await connect(server.url, '/ingest');
+    const box = inbox(prod);
+    prod.send(JSON.stringify({ type: 'hello', version: 2, streamId: 'big', modalities: many }));
+    const refused = await box.next((m) => m.type === 'error');
+    expect(refused).toMatchObject({ code: 'bad_hello', message: expect.stringMatching(/modalities/) });
+    expect(JSON.stringify(refused).length).toBeLessThan(1500);
+    prod.send(demoHello('twice', { modalities: ['audio', 'text', 'audio'] }));
+    expect(await box.next((m) => m.type === 'error' && m !== refused)).toMatchObject({
+      code: 'bad_hello',
+      message: expect.stringMatching(/modalities: lists a modality more than once/),
+    });
+    prod.send(demoHello('labelled', { version: 2, modalities: ['label'] }));
+    await box.next((m) => m.type === 'ready');
+    const labels = Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`l${i}`, 'on']));
+    prod.send(JSON.stringify({ type: 'label', time: 1, seq: 0, labels }));
+    expect(await box.next((m) => m.type === 'error' && m.code === 'bad_message')).toMatchObject({
+      message: 'labels: at most 256 labels a message',
+    });
+    // Every item wrong, under the cap: the first few are named, the rest counted.
+    const wrong = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`l${i}`, 'on']));
+    prod.send(JSON.stringify({ type: 'label', time: 1, seq: 0, labels: wrong }));
+    const described = await box.next(
+      (m) => m.type === 'error' && m.code === 'bad_message' && /more issues/.test(m.message),
+    );
+    expect(described).toMatchObject({ message: expect.stringMatching(/; and \d+ more issues$/) });
+    expect(JSON.stringify(described).length).toBeLessThan(1500);
+    const sub = await connect(server.url, '/subscribe');
+    const subBox = inbox(sub);
+    await subBox.next((m) => m.type === 'welcome');
+    sub.send(JSON.stringify({ subscribe: many }));
+    const subRefused = await subBox.next((m) => m.type === 'error');
+    expect(subRefused).toMatchObject({ code: 'bad_message' });
+    expect(JSON.stringify(subRefused).length).toBeLessThan(1500);
+  });
+
   it('names the message and the reason for duplicate, late, corrupt and over-long input', async () => {
     const server = await serve({ pipeline: runner });
     const prod = await connect(server.url, '/ingest');
