@@ -182,6 +182,12 @@ export class ServerMetrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+  readonly subscriberRejected = new Counter({
+    name: 'braid_subscriber_rejected_total',
+    help: 'Subscriber messages refused (not a subscribe message), by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly framesIn = new Counter({
     name: 'braid_ingest_frames_total',
     help: 'Producer frames and events accepted',
@@ -211,7 +217,7 @@ export class ServerMetrics {
   });
   readonly errorRepliesSuppressed = new Counter({
     name: 'braid_error_replies_suppressed_total',
-    help: 'Error replies to producers held back by the per-connection reply rate limit (the next reply carries the count)',
+    help: 'Error replies to producers and subscribers held back by the per-connection reply rate limit (the next reply carries the count)',
     registers: [this.registry],
   });
   readonly heartbeatTimeouts = new Counter({

@@ -351,7 +351,8 @@ export async function startServer(options: ServerOptions): Promise<BraidServer> 
               heartbeatMs,
             }),
             dropped: (n) => metrics.subscriberDropped.inc(n),
-            rejected: (reason) => metrics.ingestRejected.inc({ reason }),
+            rejected: (reason) => metrics.subscriberRejected.inc({ reason }),
+            suppressed: () => metrics.errorRepliesSuppressed.inc(),
           },
           socket,
         );

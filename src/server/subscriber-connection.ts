@@ -1,5 +1,6 @@
 import { WebSocket } from 'ws';
 import { describeZodError, type ErrorMessage, type ServerMessage, subscribeSchema } from './protocol.js';
+import { ReplyLimiter } from './reply-limiter.js';
 import { type Corkable, Subscriber, type SubscriberLimits } from './subscriber.js';
 import type { SubscriberHub } from './subscriber-hub.js';
 
@@ -11,6 +12,8 @@ export interface SubscriberHooks {
   readonly welcome: () => ServerMessage;
   readonly dropped: (n: number) => void;
   readonly rejected: (reason: string) => void;
+  /** An error reply held back by the reply rate limit. */
+  readonly suppressed: () => void;
 }
 
 /**
@@ -27,10 +30,16 @@ export function attachSubscriber(
   const subscriber = new Subscriber(ws, limits, hooks.dropped, undefined, stream);
   hooks.hub.add(subscriber);
   subscriber.send(hooks.welcome());
+  // As a producer's: a flood of bad messages is answered at a capped rate, and through the subscriber's queue, so a
+  // client that sends and never reads fills its queue and is closed as too slow instead of growing the send buffer.
+  const replies = new ReplyLimiter();
   const refuse = (code: string, message: string) => {
     hooks.rejected(code);
-    if (ws.readyState === WebSocket.OPEN)
-      ws.send(JSON.stringify({ type: 'error', code, message } satisfies ErrorMessage));
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const turn = replies.take(code);
+    if (!turn.send) return hooks.suppressed();
+    const error: ErrorMessage = { type: 'error', code, message };
+    subscriber.send(turn.suppressed > 0 ? { ...error, suppressed: turn.suppressed } : error);
   };
   ws.on('message', (data, isBinary) => {
     if (isBinary)

@@ -400,6 +400,21 @@ describe('server: refused input is answered to its producer', () => {
     expect(suppressed + errors(box).length).toBe(200 + seq - 1);
   });
 
+  it("caps a subscriber's error replies too, counted as the subscriber's", async () => {
+    // Uncapped, 300 bad messages from a client that never reads were 300 replies piling up in the server's buffer.
+    const server = await serve();
+    const sub = await connect(server.url, '/subscribe');
+    const box = inbox(sub);
+    await box.next((m) => m.type === 'welcome');
+    for (let i = 0; i < 300; i++) sub.send('x');
+    await roundTrip(sub);
+    expect(errors(box, 'bad_json').length).toBeLessThanOrEqual(7);
+    const text = await metricsOf(server);
+    expect(metric(text, 'braid_subscriber_rejected_total', '{reason="bad_json"}')).toBe(300);
+    expect(metric(text, 'braid_ingest_rejected_total', '{reason="bad_json"}')).toBe(0);
+    expect(metric(text, 'braid_error_replies_suppressed_total') + errors(box).length).toBe(300);
+  });
+
   it('recovers from a bad clock with a reset, keeping the stream and its model state', async () => {
     const server = await serve({ pipeline: runner });
     const sub = await connect(server.url, '/subscribe');
