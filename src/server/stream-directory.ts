@@ -54,9 +54,26 @@ export interface DirectoryOptions {
   readonly push: (input: StreamInput) => void;
 }
 
-/** Same declared formats: a resume continues a stream only if its producer sends what it sent before. */
-const sameFormats = (a: Hello, b: Hello): boolean =>
-  JSON.stringify([a.modalities, a.audio, a.video]) === JSON.stringify([b.modalities, b.audio, b.video]);
+/**
+ * Same declared formats: a resume continues a stream only if its producer sends what it sent before — the same set of
+ * modalities (in any order) and, of those declared, the same audio and video formats (a format given for a modality
+ * not declared is not used, so it does not count).
+ */
+function sameFormats(a: Hello, b: Hello): boolean {
+  const modalities = new Set(a.modalities);
+  if (modalities.size !== new Set(b.modalities).size || !b.modalities.every((m) => modalities.has(m)))
+    return false;
+  if (modalities.has('audio')) {
+    const [x, y] = [a.audio, b.audio];
+    if (x?.sampleRate !== y?.sampleRate || x?.format !== y?.format || x?.channels !== y?.channels) return false;
+  }
+  if (modalities.has('video')) {
+    const [x, y] = [a.video, b.video];
+    if (x?.format !== y?.format) return false;
+    if (x && y && 'width' in x && 'width' in y && (x.width !== y.width || x.height !== y.height)) return false;
+  }
+  return true;
+}
 
 /**
  * The streams a server knows: which are open (announced to subscribers as opened and closed) and which producer

@@ -292,6 +292,27 @@ describe('resume after a cut connection', () => {
       () => box.messages.filter((m) => m.type === 'stream' && m.event === 'opened').length === 2,
     );
   });
+
+  it('resumes a hello that lists the same modalities in another order, or with a format it does not use', async () => {
+    const server = await serve();
+    const box = await subscriber(server);
+    const first = await connect(server.url, '/ingest');
+    first.send(hello({ modalities: ['audio', 'text'], video: undefined }));
+    const { resumeToken } = (await inbox(first).next((m) => m.type === 'ready')) as ReadyMessage;
+    first.terminate();
+    await box.next((m) => m.type === 'stream' && m.event === 'suspended');
+    const second = await connect(server.url, '/ingest');
+    // The video format is for no declared modality, and the audio format is spelt in another key order.
+    second.send(
+      hello({
+        modalities: ['text', 'audio'],
+        audio: { format: 'pcm16', sampleRate: 16000, channels: 1 },
+        resumeToken,
+      }),
+    );
+    expect(await inbox(second).next((m) => m.type === 'ready')).toMatchObject({ resumed: true });
+    expect(box.messages.filter((m) => m.type === 'stream' && m.event === 'closed')).toEqual([]);
+  });
 });
 
 describe('heartbeat', () => {
