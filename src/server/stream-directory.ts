@@ -65,12 +65,14 @@ function sameFormats(a: Hello, b: Hello): boolean {
     return false;
   if (modalities.has('audio')) {
     const [x, y] = [a.audio, b.audio];
-    if (x?.sampleRate !== y?.sampleRate || x?.format !== y?.format || x?.channels !== y?.channels) return false;
+    if (x?.sampleRate !== y?.sampleRate || x?.format !== y?.format || x?.channels !== y?.channels)
+      return false;
   }
   if (modalities.has('video')) {
     const [x, y] = [a.video, b.video];
     if (x?.format !== y?.format) return false;
-    if (x && y && 'width' in x && 'width' in y && (x.width !== y.width || x.height !== y.height)) return false;
+    if (x && y && 'width' in x && 'width' in y && (x.width !== y.width || x.height !== y.height))
+      return false;
   }
   return true;
 }
