@@ -202,6 +202,8 @@ export const subscribedMessageSchema = z
     /** Whether it gets predictions, and events. */
     predictions: z.boolean(),
     events: z.boolean(),
+    /** Messages dropped for this subscriber since its last message (slow consumer). */
+    dropped: z.number().int().positive().optional(),
   })
   .strict();
 export type SubscribedMessage = z.infer<typeof subscribedMessageSchema>;
@@ -250,6 +252,8 @@ export const streamMessageSchema = z
     /** suspended: its producer was cut off and may resume within the grace; resumed: it did. */
     event: z.enum(['opened', 'closed', 'suspended', 'resumed']),
     streamId,
+    /** Messages dropped for this subscriber since its last message (slow consumer). */
+    dropped: z.number().int().positive().optional(),
   })
   .strict();
 export type StreamMessage = z.infer<typeof streamMessageSchema>;

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type WebSocket as ServerSocket, WebSocket, WebSocketServer } from 'ws';
-import type { ServerMessage } from '../../src/server/protocol.js';
+import { type ServerMessage, serverMessageSchema } from '../../src/server/protocol.js';
 import { Subscriber } from '../../src/server/subscriber.js';
 
 /**
@@ -89,5 +89,32 @@ describe('subscriber writes', () => {
     for (let i = 0; i < 3; i++) subscriber.send(prediction(i));
     expect(stream.writableCorked).toBe(0);
     expect(await all).toEqual([0, 1, 2]);
+  });
+});
+
+describe('a slow subscriber', () => {
+  it('is told what it lost on the next message sent, whatever its kind, in the published schema', async () => {
+    const { ws, stream, client } = await connection();
+    // Room for one message in the queue, none in the socket while the turn holds its writes back.
+    const subscriber = new Subscriber(
+      ws,
+      { maxQueue: 1, maxBufferedBytes: 1, stallMs: 5000 },
+      undefined,
+      undefined,
+      stream,
+    );
+    const messages: unknown[] = [];
+    const two = new Promise<void>((resolve) =>
+      client.on('message', (data) => {
+        messages.push(JSON.parse(String(data)));
+        if (messages.length === 2) resolve();
+      }),
+    );
+    for (let i = 0; i < 5; i++) subscriber.send(prediction(i));
+    subscriber.send({ type: 'stream', event: 'closed', streamId: 's4' });
+    await two;
+    // Predictions 1–4 were dropped for room; the stream message, next out, says so.
+    expect(messages[1]).toEqual({ type: 'stream', event: 'closed', streamId: 's4', dropped: 4 });
+    for (const m of messages) expect(serverMessageSchema.safeParse(m).error).toBeUndefined();
   });
 });
