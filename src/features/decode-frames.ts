@@ -20,6 +20,12 @@ export interface DecodeFramesOptions {
    * ones are dropped as `decode_backlog` (default 256); stream controls are always kept.
    */
   readonly maxPending?: number;
+  /**
+   * Events one stream may hold of those (default a quarter of `maxPending`; all of it under a `credit`, where one
+   * producer waits on them): a stream sending images slow to decode drops its own events as `decode_backlog`, not
+   * other streams'. Decode slots also go round the streams, so one stream's queue of images does not delay the rest.
+   */
+  readonly maxPendingPerStream?: number;
   /** Largest decoded image accepted, in pixels (default 4096 × 4096, as raw frames). */
   readonly maxInputPixels?: number;
   /**
@@ -78,6 +84,11 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
   const maxPending = positiveInteger('maxPending', options.maxPending ?? 256, 1 << 20);
   const maxInputPixels = positiveInteger('maxInputPixels', options.maxInputPixels ?? 4096 * 4096, 1 << 30);
   const { drops, credit } = options;
+  const perStream = positiveInteger(
+    'maxPendingPerStream',
+    options.maxPendingPerStream ?? (credit ? maxPending : Math.ceil(maxPending / 4)),
+    maxPending,
+  );
   if (credit && credit.credits > maxPending)
     throw new InvalidOptionError(
       'credit',
@@ -89,7 +100,8 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
   return (source) =>
     new Observable<T>((subscriber) => {
       const queues = new Map<string, Slot<T>[]>();
-      const waiting: (() => void)[] = [];
+      /** Decodes waiting for a slot, by stream; a stream that got one goes to the back (Map order). */
+      const waiting = new Map<string, (() => void)[]>();
       let running = 0;
       /** Images waiting for or in a decode: the operator completes (or errors) once none is left. */
       let decoding = 0;
@@ -115,8 +127,21 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
         else subscriber.complete();
       };
       const startNext = (): void => {
-        while (running < concurrency && waiting.length > 0) (waiting.shift() as () => void)();
+        while (running < concurrency && waiting.size > 0) {
+          const [key, starts] = waiting.entries().next().value as [string, (() => void)[]];
+          const start = starts.shift() as () => void;
+          waiting.delete(key);
+          if (starts.length > 0) waiting.set(key, starts);
+          start();
+        }
       };
+      /** Whether `key` may hold one more event: the total and its own share both have room. */
+      const full = (key: string): string | undefined =>
+        held >= maxPending
+          ? `${held} events already held behind images being decoded (maxPending ${maxPending})`
+          : (queues.get(key)?.length ?? 0) >= perStream
+            ? `this stream holds ${perStream} events behind its images being decoded (maxPendingPerStream ${perStream})`
+            : undefined;
       const hold = (key: string, slot: Slot<T>): void => {
         const queue = queues.get(key) ?? [];
         queue.push(slot);
@@ -124,12 +149,9 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
         held++;
         credit?.take();
       };
-      const backlog = (value: unknown, what: string): void =>
+      const backlog = (value: unknown, what: string, why: string): void =>
         drops.record(
-          new BadFrameError(
-            'decode_backlog',
-            `${describeAny(value)}: ${what} dropped, ${held} events already held behind images being decoded (maxPending ${maxPending})`,
-          ),
+          new BadFrameError('decode_backlog', `${describeAny(value)}: ${what} dropped, ${why}`),
           value,
         );
 
@@ -137,7 +159,9 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
         const slot: Slot<T> = { state: 'pending', value: event as T };
         hold(key, slot);
         decoding++;
-        waiting.push(() => {
+        const starts = waiting.get(key) ?? [];
+        if (starts.length === 0) waiting.set(key, starts);
+        starts.push(() => {
           running++;
           decode(event.payload.data)
             .then((data) => {
@@ -170,7 +194,8 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
         if (!claimsImage(value)) {
           if (!queues.has(key)) return subscriber.next(value);
           // Stream controls (close, reset...) are never dropped: losing one would leak a stream's state downstream.
-          if (held >= maxPending && !isStreamControl(value)) return backlog(value, 'event');
+          const why = isStreamControl(value) ? undefined : full(key);
+          if (why !== undefined) return backlog(value, 'event', why);
           return hold(key, { state: 'ready', value });
         }
         if (!isCompressedVideo(value)) {
@@ -193,7 +218,8 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
           );
           return;
         }
-        if (held >= maxPending) return backlog(value, 'image');
+        const why = full(key);
+        if (why !== undefined) return backlog(value, 'image', why);
         enqueue(value, key);
       };
 
@@ -217,7 +243,7 @@ export function decodeCompressedFrames<T>(options: DecodeFramesOptions): MonoTyp
         },
       });
       return () => {
-        waiting.length = 0;
+        waiting.clear();
         subscription.unsubscribe();
         // What is still held is gone with this subscription: its credits go back, so a shared producer is not stuck.
         if (held > 0) credit?.give(held);

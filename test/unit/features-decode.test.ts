@@ -3,6 +3,7 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../../src/core/errors.js';
 import type { AnySourceEvent, StreamInput } from '../../src/core/events.js';
+import { FlowCredit } from '../../src/core/flow-credit.js';
 import { decodeCompressedFrames } from '../../src/features/decode-frames.js';
 import { DropCounter } from '../../src/sources/drop-counter.js';
 
@@ -192,7 +193,10 @@ describe('decodeCompressedFrames', () => {
       text('b', 'other stream, nothing held'),
     ];
     const out = await firstValueFrom(
-      from(input).pipe(decodeCompressedFrames<StreamInput>({ drops, maxPending: 2 }), toArray()),
+      from(input).pipe(
+        decodeCompressedFrames<StreamInput>({ drops, maxPending: 2, maxPendingPerStream: 2 }),
+        toArray(),
+      ),
     );
     expect(out).toEqual([
       input[5],
@@ -202,6 +206,36 @@ describe('decodeCompressedFrames', () => {
     ]);
     expect(drops.snapshot()).toEqual({ decode_backlog: 2 });
     expect(drops.lastError('decode_backlog')?.message).toMatch(/image dropped, 3 events already held/);
+  });
+
+  it('a stream flooding the decoder with images drops its own events, not another stream’s, nor delays them', async () => {
+    const drops = new DropCounter();
+    // 100 images of "flood" in one burst, then "quiet" sends an image and an event behind it.
+    const flood = Array.from({ length: 100 }, () => video('flood', 'jpeg', jpeg));
+    const quiet = [video('quiet', 'jpeg', jpeg), text('quiet', 'after its image')];
+    const out = await run([...flood, ...quiet], drops, { maxPending: 64, concurrency: 2 });
+    // flood may hold a quarter of the 64: the rest of its burst is its own loss, quiet loses nothing.
+    expect(out.filter((e) => e.streamId === 'flood')).toHaveLength(16);
+    expect(out.filter((e) => e.streamId === 'quiet').map((e) => e.seq)).toEqual(quiet.map((e) => e.seq));
+    expect(drops.snapshot()).toEqual({ decode_backlog: 84 });
+    expect(drops.lastError('decode_backlog')?.message).toMatch(
+      /stream "flood" video seq \d+: image dropped, this stream holds 16 events .*maxPendingPerStream 16/,
+    );
+    // The decode slots go round the streams: quiet's image is decoded ahead of most of flood's queue.
+    const quietAt = out.findIndex((e) => e.streamId === 'quiet');
+    expect(quietAt).toBeLessThan(4);
+  });
+
+  it('under a credit (a replay: one producer waiting) one stream may hold everything', async () => {
+    const drops = new DropCounter();
+    const credit = new FlowCredit().lane('decode', 8);
+    const out = await run(
+      Array.from({ length: 8 }, () => video('only', 'jpeg', jpeg)),
+      drops,
+      { maxPending: 8, credit },
+    );
+    expect(out).toHaveLength(8);
+    expect(drops.total).toBe(0);
   });
 
   it('rejects bad options naming them', () => {
