@@ -87,6 +87,12 @@ export class StreamDirectory {
   readonly #open = new Set<string>();
   /** Streams closed at the input whose last prediction the pipeline has not reported yet (closes pending each). */
   readonly #closing = new Map<string, number>();
+  /**
+   * Per stream id, the owners of its closed incarnations whose end the pipeline has not reported, oldest first
+   * (undefined: it had none when it closed). What the pipeline refuses of a stream until then was sent by them, not by
+   * a producer that has claimed the id since.
+   */
+  readonly #closedOwners = new Map<string, (StreamOwner | undefined)[]>();
   readonly #records = new Map<string, StreamRecord>();
   readonly #options: DirectoryOptions;
   suspensions = 0;
@@ -136,11 +142,15 @@ export class StreamDirectory {
   /** The pipeline put out the last prediction of a closed stream (or dropped its last window). */
   ended(streamId: string): void {
     this.#announceClosed(streamId, false);
+    const owners = this.#closedOwners.get(streamId);
+    owners?.shift();
+    if (owners?.length === 0) this.#closedOwners.delete(streamId);
   }
 
   /** The pipeline failed and starts afresh: the closes it had not finished will never be reported. */
   pipelineRestarted(): void {
     for (const streamId of [...this.#closing.keys()]) this.#announceClosed(streamId, true);
+    this.#closedOwners.clear();
   }
 
   #announceClosed(streamId: string, all: boolean): void {
@@ -181,6 +191,8 @@ export class StreamDirectory {
   }
 
   ownerOf(streamId: string): StreamOwner | undefined {
+    const closed = this.#closedOwners.get(streamId);
+    if (closed !== undefined) return closed[0];
     return this.#records.get(streamId)?.owner;
   }
 
@@ -239,6 +251,12 @@ export class StreamDirectory {
   #end(record: StreamRecord): void {
     clearTimeout(record.grace);
     this.#records.delete(record.streamId);
+    // Only a stream the pipeline has seen reports its end (note() counts the same closes).
+    if (this.#open.has(record.streamId)) {
+      const owners = this.#closedOwners.get(record.streamId) ?? [];
+      owners.push(record.owner);
+      this.#closedOwners.set(record.streamId, owners);
+    }
     this.#options.push({ control: 'close', streamId: record.streamId });
   }
 }

@@ -353,6 +353,39 @@ describe('server: refused input is answered to its producer', () => {
     expect(metric(text, 'braid_audio_discontinuities_total', '{kind="overlap"}')).toBe(1);
   });
 
+  it('answers a refusal the pipeline makes after a close to the producer that sent it, not to the next one of the id', async () => {
+    const server = await serve({ pipeline: runner });
+    // Slow to decode, so the corrupt image behind them is refused after another producer has claimed the id.
+    const big = await sharp({
+      create: { width: 4096, height: 4096, channels: 3, background: '#808080' },
+    })
+      .png()
+      .toBuffer();
+    const corrupt = Buffer.concat([big.subarray(0, 2000), Buffer.alloc(2000, 7)]);
+    const pngHello = JSON.stringify({
+      type: 'hello',
+      version: 2,
+      streamId: 'cam',
+      modalities: ['video'],
+      video: { format: 'png' },
+    });
+    const first = await connect(server.url, '/ingest');
+    const firstBox = inbox(first);
+    first.send(pngHello);
+    await firstBox.next((m) => m.type === 'ready');
+    for (let seq = 0; seq < 6; seq++)
+      first.send(encodeFrame({ modality: 'video', time: 1_000_000 + seq * 33_000, seq, payload: big }));
+    first.send(encodeFrame({ modality: 'video', time: 1_000_000 + 6 * 33_000, seq: 6, payload: corrupt }));
+    first.send(JSON.stringify({ type: 'close' }));
+    await roundTrip(first);
+    const second = await connect(server.url, '/ingest');
+    const secondBox = inbox(second);
+    second.send(pngHello);
+    await secondBox.next((m) => m.type === 'ready');
+    expect(await firstBox.next((m) => m.type === 'error')).toMatchObject({ code: 'corrupt_image', seq: 6 });
+    expect(errors(secondBox)).toEqual([]);
+  }, 30_000);
+
   it('tells the producer which windows were dropped in front of the model', async () => {
     const small = await PredictionPipelineRunner.create({
       model: untrainedModel(),
