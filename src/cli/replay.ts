@@ -106,6 +106,11 @@ export function registerReplayCommand(program: Command): void {
         'streams',
         `no stream names in "${options.streams}" (comma-separated ids)`,
       );
+    if (typeof options.to === 'number' && options.until !== undefined)
+      throw new InvalidOptionError(
+        'until',
+        'ends the range beside a --to URL; with --to a duration, that is the range end: give one of them',
+      );
     // The range's end against its start before the model loads (the reader checks it again, for its other callers).
     const end = typeof options.to === 'number' ? options.to : options.until;
     if (end !== undefined && end <= (options.from ?? 0))

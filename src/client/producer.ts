@@ -95,6 +95,7 @@ export class Producer {
   #flushTimer: ReturnType<typeof setInterval> | undefined;
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #lastPing = 0;
   #firstReady: { resolve: (r: ReadyMessage) => void; reject: (e: Error) => void } | undefined;
   /** A hello went out and its answer has not come yet. */
@@ -217,13 +218,22 @@ export class Producer {
     this.#done = true;
     this.#stopTimers();
     clearTimeout(this.#connectTimer);
+    clearTimeout(this.#reconnectTimer);
     const socket = this.#socket;
     if (socket && socket.readyState === OPEN) {
+      // The close handshake within what is left of the deadline: a dead network would hold it for ws's own 30 s.
       await new Promise<void>((resolve) => {
-        socket.addEventListener('close', () => resolve());
+        const cut = setTimeout(() => {
+          drop(socket);
+          resolve();
+        }, Math.max(0, deadline - Date.now()));
+        socket.addEventListener('close', () => {
+          clearTimeout(cut);
+          resolve();
+        });
         socket.close(1000, 'done');
       });
-    }
+    } else if (socket) drop(socket); // a handshake still under way would go on to say hello after the close
     this.#status('closed');
   }
 
@@ -267,7 +277,8 @@ export class Producer {
 
   #flush(): void {
     const socket = this.#socket;
-    if (!socket || socket.readyState !== OPEN || this.#ready === undefined) return;
+    // Not before this connection's ready: on a reconnect, what the cut lost goes first, once `ready.last` says what.
+    if (!socket || socket.readyState !== OPEN || this.#ready === undefined || this.#helloPending) return;
     const limit = this.#options.maxInFlightBytes ?? 1024 * 1024;
     for (const entry of this.#outbox) {
       if (entry.sent) continue;
@@ -287,6 +298,7 @@ export class Producer {
     this.#connectTimer = setTimeout(() => drop(socket), this.#options.connectTimeoutMs ?? 10_000);
     socket.binaryType = 'arraybuffer';
     socket.addEventListener('open', () => {
+      if (this.#done) return drop(socket);
       this.#helloPending = true;
       const { streamId, audio, video } = this.#options;
       const modalities: Modality[] = [];
@@ -341,17 +353,26 @@ export class Producer {
   }
 
   #onReady(ready: ReadyMessage): void {
+    if (this.#done) return;
     this.#helloPending = false;
     clearTimeout(this.#connectTimer);
     const resumed = this.#ready !== undefined;
     if (ready.resumed) this.stats.resumes++;
     this.#ready = ready;
     this.#attempt = 0;
-    // Everything the server has (its `last` positions) is dropped; the rest goes again, in order.
+    // Everything the server has (its `last` positions) is dropped; the rest goes again, in order. A control (a
+    // reset, a progress bound) sent before an event the server has reached it too, on the same ordered socket:
+    // sent again, a reset would restart the stream's timeline a second time and discard what came after the first.
+    const confirmed = (entry: Entry): boolean => {
+      const last = entry.modality ? ready.last?.[entry.modality] : undefined;
+      return ready.resumed && last !== undefined && entry.seq !== undefined && entry.seq <= last.seq;
+    };
+    let reached = false;
     for (let i = this.#outbox.length - 1; i >= 0; i--) {
       const entry = this.#outbox[i]!;
-      const last = entry.modality ? ready.last?.[entry.modality] : undefined;
-      if (ready.resumed && last !== undefined && entry.seq !== undefined && entry.seq <= last.seq) {
+      const taken = confirmed(entry);
+      reached ||= taken;
+      if (taken || (reached && entry.sent && entry.seq === undefined)) {
         this.#outbox.splice(i, 1);
         this.#bufferBytes -= size(entry);
       } else if (resumed && entry.sent) {
@@ -381,7 +402,7 @@ export class Producer {
     const delay = backoffDelay(this.#attempt++, this.#options.reconnect);
     this.stats.reconnects++;
     this.#status('reconnecting', `in ${delay} ms`);
-    setTimeout(() => {
+    this.#reconnectTimer = setTimeout(() => {
       if (!this.#done) this.#open();
     }, delay);
   }

@@ -32,7 +32,7 @@ export interface SubscribeOptions {
 
 /** Predictions as an async iterator; `close()` (or leaving a for-await loop) ends it. */
 export interface Subscription extends AsyncIterable<PredictionMessage> {
-  /** The server's latest welcome. */
+  /** The server's latest welcome; rejects when the subscription gives up or is closed before one came. */
   readonly welcome: Promise<WelcomeMessage>;
   readonly stats: { received: number; dropped: number; reconnects: number };
   close(): void;
@@ -55,11 +55,27 @@ export function subscribe(options: SubscribeOptions): Subscription {
   let watchdog: ReturnType<typeof setInterval> | undefined;
   let lastPing = Date.now();
   let welcomed!: (w: WelcomeMessage) => void;
-  let welcome = new Promise<WelcomeMessage>((resolve) => (welcomed = resolve));
+  let unwelcomed!: (error: Error) => void;
+  /** The current welcome promise has settled: a reconnect starts a new one (one waited on before it is kept). */
+  let welcomeSettled = false;
+  const awaitWelcome = () => {
+    welcomeSettled = false;
+    const next = new Promise<WelcomeMessage>((resolve, reject) => {
+      welcomed = (w) => {
+        welcomeSettled = true;
+        resolve(w);
+      };
+      unwelcomed = reject;
+    });
+    // Nobody need be waiting on it: a rejection of a welcome no one asked for is not an unhandled one.
+    next.catch(() => {});
+    return next;
+  };
+  let welcome = awaitWelcome();
+  let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
 
   const deliver = (p: PredictionMessage) => {
     stats.received++;
-    if (p.dropped) stats.dropped += p.dropped;
     const next = waiting.shift();
     if (next) return next({ value: p, done: false });
     queue.push(p);
@@ -73,6 +89,7 @@ export function subscribe(options: SubscribeOptions): Subscription {
   };
 
   const open = (factory: SocketFactory) => {
+    if (closed) return;
     options.onStatus?.(attempt === 0 && stats.reconnects === 0 ? 'connecting' : 'reconnecting');
     const s = factory(endpointUrl(options.url, '/subscribe', options.token));
     socket = s;
@@ -83,6 +100,9 @@ export function subscribe(options: SubscribeOptions): Subscription {
     s.addEventListener('message', (event) => {
       if (typeof event.data !== 'string') return;
       const m = JSON.parse(event.data) as ServerMessage;
+      // The server puts what it dropped for this subscriber on whatever message goes out next.
+      const dropped = (m as { dropped?: number }).dropped;
+      if (dropped) stats.dropped += dropped;
       if (m.type === 'prediction') return deliver(m);
       if (m.type === 'welcome') {
         clearTimeout(connectTimer);
@@ -112,12 +132,13 @@ export function subscribe(options: SubscribeOptions): Subscription {
       if (attempt >= max) {
         closed = true;
         options.onStatus?.('closed', `gave up after ${attempt} attempts`);
+        unwelcomed(new Error(`could not connect to ${options.url}: gave up after ${attempt} attempts`));
         return end();
       }
       const delay = backoffDelay(attempt++, options.reconnect);
       stats.reconnects++;
-      welcome = new Promise<WelcomeMessage>((resolve) => (welcomed = resolve));
-      setTimeout(() => {
+      if (welcomeSettled) welcome = awaitWelcome();
+      reconnectTimer = setTimeout(() => {
         if (!closed) open(factory);
       }, delay);
     });
@@ -128,8 +149,10 @@ export function subscribe(options: SubscribeOptions): Subscription {
     if (closed) return;
     closed = true;
     clearInterval(watchdog);
+    clearTimeout(reconnectTimer);
     socket?.close(1000, 'done');
     options.onStatus?.('closed');
+    unwelcomed(new Error('the subscription was closed before a welcome'));
     end();
   };
 

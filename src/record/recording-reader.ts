@@ -167,6 +167,14 @@ export class RecordingReader {
 
   /** Opens a recording; throws a RecordingError when it cannot be read at all (missing, not MCAP). */
   static async open(path: string, options: OpenOptions = {}): Promise<RecordingReader> {
+    const mapped = new Map<string, string>();
+    for (const m of options.map ?? []) {
+      const text = `${m.topic}=${m.streamId}:${m.modality}`;
+      const before = mapped.get(m.topic);
+      if (before !== undefined && before !== text)
+        throw new InvalidOptionError('map', `maps topic ${m.topic} twice (${before}, ${text}): one reading a topic`);
+      mapped.set(m.topic, text);
+    }
     let readable: FileReadable;
     try {
       readable = await FileReadable.open(path);

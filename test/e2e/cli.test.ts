@@ -40,6 +40,10 @@ describe('braid CLI', () => {
         ['replay', 'streams/demo.mcap', '--to', 'ws://127.0.0.1:9/ingest', '--from', '3s', '--until', '3s'],
         /option "until": must be after --from/,
       ],
+      [
+        ['replay', 'streams/demo.mcap', '--to', '2s', '--until', '3s'],
+        /option "until": ends the range beside a --to URL; with --to a duration, that is the range end/,
+      ],
       [['replay', 'streams/demo.mcap', '--speed', '0'], /--speed <n>.*expected a number > 0, got "0"/s],
       [
         ['replay', 'streams/demo.mcap', '--model', 'docs'],

@@ -16,8 +16,11 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-/** `target` gives the port to forward to, read when a connection arrives (the target may start after the proxy). */
-export async function startProxy(target: () => number): Promise<TcpProxy> {
+/**
+ * `target` gives the port to forward to, read when a connection arrives (the target may start after the proxy).
+ * `latencyMs` delays every chunk that way, each direction (a long link: a round trip takes twice it), in order.
+ */
+export async function startProxy(target: () => number, latencyMs = 0): Promise<TcpProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let holes = false;
   let connections = 0;
@@ -29,7 +32,13 @@ export async function startProxy(target: () => number): Promise<TcpProxy> {
     upstream.connect(target(), '127.0.0.1');
     const forward = (from: Socket, to: Socket) =>
       from.on('data', (chunk) => {
-        if (!holes) to.write(chunk);
+        if (holes) return;
+        if (latencyMs === 0) to.write(chunk);
+        // Timers of one delay fire in the order they were set: the bytes keep their order.
+        else
+          setTimeout(() => {
+            if (!to.destroyed) to.write(chunk);
+          }, latencyMs);
       });
     forward(client, upstream);
     forward(upstream, client);

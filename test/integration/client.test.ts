@@ -25,10 +25,11 @@ afterEach(async () => {
 const model = untrainedModel(5);
 async function serve(
   options: Partial<ServerOptions> = {},
+  latencyMs = 0,
 ): Promise<{ server: BraidServer; proxy: TcpProxy }> {
   const pipeline = await PredictionPipelineRunner.create({ model, backend: 'cpu-fused' });
   let server: BraidServer | undefined;
-  const proxy = await startProxy(() => server!.port);
+  const proxy = await startProxy(() => server!.port, latencyMs);
   // The proxy listens on a port of its own: its Host name is allowed, as a reverse proxy's would be.
   server = await startServer({
     pipeline,
@@ -65,12 +66,14 @@ async function produce(
   url: string,
   frames: number,
   during?: (i: number, producer: Producer) => Promise<void> | void,
+  onError?: (error: { code: string; message: string }) => void,
 ) {
   const producer = await connectProducer({
     url,
     streamId: 'client',
     audio: { sampleRate: 16000 },
     reconnect: { initialMs: 20, maxMs: 200 },
+    ...(onError && { onError }),
   });
   cleanup.push(() => producer.close());
   for (let i = 0; i < frames; i++) {
@@ -122,6 +125,116 @@ describe('braid/client', () => {
     expect(producer.stats.resumes).toBe(2);
     expect(producer.stats.overflowed).toBe(0);
     expect(broken.proxy.connections).toBeGreaterThanOrEqual(3);
+  });
+
+  it('on a long link, goes on capturing through a reconnect: what the cut lost goes first, nothing twice', async () => {
+    const frames = 300;
+    const until = T0 + frames * 10_000 - 500_000;
+    const clean = await serve();
+    const cleanSub = subscribe({ url: clean.server.url, streams: ['client'] });
+    cleanup.push(() => cleanSub.close());
+    await cleanSub.welcome;
+    const cleanGot = collect(cleanSub, until);
+    const cleanProducer = await produce(clean.server.url, frames);
+    const reference = await cleanGot;
+    await cleanProducer.close();
+
+    // 40 ms each way: the new connection's ready comes 80 ms after its hello, while capture goes on (a frame every
+    // 2 ms here), never waiting for the resume.
+    const far = await serve({}, 40);
+    const sub = subscribe({ url: far.server.url, streams: ['client'] });
+    cleanup.push(() => sub.close());
+    await sub.welcome;
+    const got = collect(sub, until);
+    const refusals: string[] = [];
+    const producer = await produce(
+      far.proxy.url,
+      frames,
+      async (i, p) => {
+        if (i === 120) far.proxy.cut();
+        await new Promise((r) => setTimeout(r, 2));
+      },
+      (e) => refusals.push(`${e.code}: ${e.message}`),
+    );
+    expect(await got).toEqual(reference);
+    expect(refusals).toEqual([]);
+    expect(producer.stats.resumes).toBe(1);
+  });
+
+  it('does not send a reset again after a resume: the stream restarts its timeline once', async () => {
+    const { server, proxy } = await serve();
+    const sub = subscribe({ url: server.url, streams: ['client'] });
+    cleanup.push(() => sub.close());
+    await sub.welcome;
+    const predictions = sub[Symbol.asyncIterator]();
+    const until = async (end: number) => {
+      for (;;) {
+        const { value, done } = await predictions.next();
+        if (done || value.windowEnd >= end) return;
+      }
+    };
+    const refusals: string[] = [];
+    const producer = await connectProducer({
+      url: proxy.url,
+      streamId: 'client',
+      audio: { sampleRate: 16000 },
+      reconnect: { initialMs: 20, maxMs: 200 },
+      onError: (e) => refusals.push(e.code),
+    });
+    cleanup.push(() => producer.close());
+    // The clock jumps back 100 s after half a second: a reset, then the new timeline.
+    const T1 = T0 - 100_000_000;
+    for (let i = 0; i < 50; i++) producer.sendAudio(tone(i), T0 + i * 10_000);
+    producer.reset();
+    for (let i = 0; i < 150; i++) producer.sendAudio(tone(i), T1 + i * 10_000);
+    producer.progress(T1 + 150 * 10_000);
+    // A prediction of the new timeline: the server has taken the reset and what followed it.
+    await until(T1 + 1_000_000);
+    proxy.cut();
+    while (producer.stats.resumes === 0) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 150; i < 250; i++) producer.sendAudio(tone(i), T1 + i * 10_000);
+    producer.progress(T1 + 250 * 10_000);
+    await until(T1 + 2_000_000);
+    // Closed: every reply the server sent came before its close frame.
+    await producer.close();
+    expect(refusals.filter((code) => code === 'discarded_by_restart')).toHaveLength(1);
+  });
+
+  it('close() while it reconnects ends it: the handshake under way says no hello after it', async () => {
+    // 100 ms each way: a reconnect's handshake is still under way when close() comes.
+    const { proxy } = await serve({}, 100);
+    const first = await connectProducer({
+      url: proxy.url,
+      streamId: 'client',
+      audio: { sampleRate: 16000 },
+      reconnect: { initialMs: 1, maxMs: 1 },
+    });
+    proxy.cut();
+    while (proxy.connections < 2) await new Promise((r) => setTimeout(r, 1));
+    await first.close(100);
+    // Had that handshake gone on, its hello (with the token) would have taken the suspended stream back before this
+    // one, made after it over the same link, and this one would be refused as stream_in_use.
+    const second = await connectProducer({
+      url: proxy.url,
+      streamId: 'client',
+      audio: { sampleRate: 16000 },
+    });
+    cleanup.push(() => second.close());
+    expect(second.ready.resumed).toBe(true);
+  });
+
+  it('close(timeoutMs) is bounded on a silent network, not left to the close handshake', async () => {
+    const { proxy } = await serve();
+    const producer = await connectProducer({
+      url: proxy.url,
+      streamId: 'client',
+      audio: { sampleRate: 16000 },
+    });
+    proxy.blackhole();
+    const started = Date.now();
+    await producer.close(300);
+    // ws's own close timeout is 30 s: well under it means the deadline cut the socket.
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it("ends audio frames on the stream's window ends from ready.windowing: each window closes on its last frame", async () => {
@@ -206,6 +319,31 @@ describe('braid/client', () => {
     const iterator = sub[Symbol.asyncIterator]();
     const first = await iterator.next();
     expect(first.value).toMatchObject({ streamId: 'after-cut', present: { text: true } });
+  });
+
+  it('a subscription closed at once never connects; one that gives up rejects its welcome', async () => {
+    const { server, proxy } = await serve();
+    const statuses: string[] = [];
+    const early = subscribe({ url: proxy.url, streams: '*', onStatus: (s) => statuses.push(s) });
+    early.close();
+    await expect(early.welcome).rejects.toThrow(/closed before a welcome/);
+    // Another subscriber connected after it through the same link: the server has heard of every earlier one.
+    const later = subscribe({ url: proxy.url, streams: '*' });
+    cleanup.push(() => later.close());
+    await later.welcome;
+    expect(statuses).toEqual(['closed']);
+    expect(proxy.connections).toBe(1);
+    const health = (await (await fetch(`${server.url}/healthz`)).json()) as { subscribers: number };
+    expect(health.subscribers).toBe(1);
+
+    proxy.blackhole();
+    const doomed = subscribe({
+      url: proxy.url,
+      streams: '*',
+      connectTimeoutMs: 50,
+      reconnect: { initialMs: 1, maxMs: 1, maxAttempts: 2 },
+    });
+    await expect(doomed.welcome).rejects.toThrow(/gave up after 2 attempts/);
   });
 
   it('refuses, without retrying, a hello that cannot work', async () => {

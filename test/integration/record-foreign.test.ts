@@ -382,6 +382,12 @@ describe.skipIf(!tools)('MCAP files of other tools, with Foxglove schemas', () =
         onWarning: () => {},
       }),
     ).rejects.toThrow(/schema foxglove.Log cannot carry audio events/);
+    // One topic read two ways is a usage error, not the last mapping silently winning; the same mapping twice is one.
+    await expect(
+      recordingInfo(protoFile, { map: [...map, { topic: '/cam0', streamId: 'other', modality: 'video' }] }),
+    ).rejects.toThrow(/option "map": maps topic \/cam0 twice \(\/cam0=rig:video, \/cam0=other:video\)/);
+    const again = await recordingInfo(protoFile, { map: [...map, map[0]!], onWarning: () => {} });
+    expect(again.streams.find((s) => s.streamId === 'rig')).toMatchObject({ modalities: ['audio', 'video'] });
   });
 
   it('replays through the live pipeline from the command line: braid replay --map, braid info', async () => {
