@@ -223,10 +223,13 @@ export class Producer {
     if (socket && socket.readyState === OPEN) {
       // The close handshake within what is left of the deadline: a dead network would hold it for ws's own 30 s.
       await new Promise<void>((resolve) => {
-        const cut = setTimeout(() => {
-          drop(socket);
-          resolve();
-        }, Math.max(0, deadline - Date.now()));
+        const cut = setTimeout(
+          () => {
+            drop(socket);
+            resolve();
+          },
+          Math.max(0, deadline - Date.now()),
+        );
         socket.addEventListener('close', () => {
           clearTimeout(cut);
           resolve();

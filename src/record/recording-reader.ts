@@ -172,7 +172,10 @@ export class RecordingReader {
       const text = `${m.topic}=${m.streamId}:${m.modality}`;
       const before = mapped.get(m.topic);
       if (before !== undefined && before !== text)
-        throw new InvalidOptionError('map', `maps topic ${m.topic} twice (${before}, ${text}): one reading a topic`);
+        throw new InvalidOptionError(
+          'map',
+          `maps topic ${m.topic} twice (${before}, ${text}): one reading a topic`,
+        );
       mapped.set(m.topic, text);
     }
     let readable: FileReadable;

@@ -150,7 +150,7 @@ describe('braid/client', () => {
     const producer = await produce(
       far.proxy.url,
       frames,
-      async (i, p) => {
+      async (i) => {
         if (i === 120) far.proxy.cut();
         await new Promise((r) => setTimeout(r, 2));
       },
