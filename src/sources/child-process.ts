@@ -22,6 +22,11 @@ export interface ProcessSpec {
   readonly killGraceMs?: number;
   /** Stderr lines kept for error messages when this returns true (default: all). */
   readonly keepForErrors?: (line: string) => boolean;
+  /**
+   * Stderr lines that show the program at work while stdout is silent for good reason (ffmpeg's `-progress` while
+   * `-re` waits out a long still frame): each keeps the no-data watchdog from firing; they are not passed on.
+   */
+  readonly isProgress?: (line: string) => boolean;
 }
 
 const DEFAULT_KILL_GRACE_MS = 2_000;
@@ -157,8 +162,12 @@ export function runProcess(spec: ProcessSpec): Observable<ProcessOutput> {
       watchdog.kick();
       subscriber.next({ kind: 'stdout', data });
     });
+    const { isProgress } = spec;
     child.stderr?.on('data', (chunk: Buffer) => {
-      for (const line of stderr.push(chunk)) subscriber.next({ kind: 'stderr', line });
+      for (const line of stderr.push(chunk)) {
+        if (isProgress?.(line)) watchdog.kick();
+        else subscriber.next({ kind: 'stderr', line });
+      }
     });
     // 'close' comes after the exit and after both pipes ended, so every byte has been delivered by then.
     child.on('close', (code, signal) => {

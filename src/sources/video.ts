@@ -131,7 +131,13 @@ export function ffmpegVideoArgs(options: VideoSourceOptions): string[] {
       throw new InvalidOptionError('input.pace', `must be realtime or fast, got ${String(pace)}`);
     checkFps('input.fps', input.fps);
     if (input.fps !== undefined) filters.push(`fps=${input.fps}`);
-    inputArgs = [...(pace === 'realtime' ? ['-re'] : []), '-i', input.path];
+    // In real time ffmpeg writes nothing while it waits out a still frame (a screen recording, variable frame rate):
+    // its progress report, every second, tells the no-data watchdog it is alive.
+    inputArgs = [
+      ...(pace === 'realtime' ? ['-stats_period', '1', '-progress', 'pipe:2', '-re'] : []),
+      '-i',
+      input.path,
+    ];
   } else {
     throw new InvalidOptionError(
       'input.kind',
@@ -165,6 +171,8 @@ export function ffmpegVideoArgs(options: VideoSourceOptions): string[] {
 /** A showinfo frame line: `[Parsed_showinfo_3 @ 0x...] n:   0 pts:      0 pts_time:0 ...`; both fields checked after. */
 const SHOWINFO = /Parsed_showinfo.*\bn:\s*(\S+)\s+pts:\s*(\S+)/;
 const isShowinfo = (line: string): boolean => line.includes('Parsed_showinfo');
+/** A line of ffmpeg's `-progress` report: `key=value` (`frame=9`, `speed=   0x`, `progress=continue`). */
+const isProgressLine = (line: string): boolean => /^[a-z][a-z0-9_]*=/.test(line);
 
 /**
  * Frames waiting for their showinfo line, or lines waiting for their frame, before the source gives up: the two come
@@ -246,7 +254,8 @@ export function videoSource(options: VideoSourceOptions): Observable<SourceEvent
         name: 'ffmpeg',
         noDataTimeoutMs: options.noDataTimeoutMs ?? 10_000,
         ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
-        keepForErrors: (line) => !isShowinfo(line) && !/^\s/.test(line),
+        keepForErrors: (line) => !isShowinfo(line) && !/^\s/.test(line) && !isProgressLine(line),
+        ...(paced && { isProgress: isProgressLine }),
       }).subscribe({
         next(output) {
           if (output.kind === 'stdout') frames.push(...chunker.push(output.data));

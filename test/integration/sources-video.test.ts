@@ -75,6 +75,30 @@ describe.skipIf(!hasFfmpeg)('videoSource through a real ffmpeg process', () => {
     await eventually(() => ffmpegChildren() === 0);
   });
 
+  it('plays a clip with a still longer than the no-data timeout in real time: ffmpeg waiting it out is not silence', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'braid-still-'));
+    try {
+      // 10 frames at 10 fps, then 4 s with no new frame, then 5 more (a screen recording, variable frame rate).
+      const clip = join(dir, 'still.mkv');
+      const input = ['-f', 'lavfi', '-t', '1.5', '-i', 'testsrc=size=64x48:rate=10'];
+      const still = ['-vf', "setpts='if(gte(N,10),PTS+4/TB,PTS)'", '-fps_mode', 'passthrough'];
+      execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', ...input, ...still, clip]);
+      const events = await lastValueFrom(
+        videoSource({
+          streamId: 'still',
+          input: { kind: 'file', path: clip, pace: 'realtime' },
+          noDataTimeoutMs: 2_500,
+        }).pipe(toArray()),
+      );
+      const origin = events[0]!.time;
+      expect(events.map((e) => (e.time - origin) / 100_000)).toEqual([
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 50, 51, 52, 53, 54,
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
   it('reads as fast as possible with deterministic stamps and bytes', async () => {
     const source = videoSource({ streamId: 'f', input: { kind: 'file', path: VTEST } });
     const { events: first, running } = await framesWhileRunning(source, 20);
