@@ -604,6 +604,14 @@ export class PartitionSession {
     return session.cuts[0];
   }
 
+  /**
+   * A commit given up for the final one of a hand-over: its predictions go back in front of those made since, for
+   * the final commit, whose checkpoint counts them (else the next owner would skip windows nobody wrote).
+   */
+  #giveBack(predictions: OutputEntry[]): void {
+    this.#pending = [...predictions, ...this.#pending];
+  }
+
   async #commitNow(final = false): Promise<void> {
     if (this.#committing) return;
     if (this.#stopped && !final) return;
@@ -698,11 +706,11 @@ export class PartitionSession {
           this.counters.predictions += predictions.filter((p) => !('end' in p)).length;
           return;
         } catch {
-          if (this.#stopped && !final) return;
+          if (this.#stopped && !final) return this.#giveBack(predictions);
           this.counters.commitRetries += 1;
           // Redis away: the same commit again once it is back (its number makes a retry harmless).
           await new Promise((r) => setTimeout(r, 250));
-          if (this.#stopped && !final) return;
+          if (this.#stopped && !final) return this.#giveBack(predictions);
         }
       }
     })();

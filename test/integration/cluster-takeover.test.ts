@@ -266,4 +266,63 @@ describe.skipIf(!redisHere)('a partition taken over again and again mid-stream (
     expect(await redis.xlen(k.input)).toBe(0);
     for (const r of readers) r.disconnect();
   }, 120_000);
+
+  it('hands over gracefully while its commits fail (Redis out of memory): nothing the failed commit held is lost', async () => {
+    const all = inputs().map((a) => a.input);
+    const expected = await reference(all);
+    const total = [...expected.values()].reduce((n, list) => n + list.length, 0);
+    const k = partitionKeys(5);
+    const append = (inputs: readonly StreamInput[]) =>
+      Promise.all(
+        inputs.map((i) => redis.braidAppend(k.input, k.added, k.read, 1_000_000, ...encodeInput(i))),
+      );
+    const readers: BraidRedis[] = [];
+    const take = async (n: number) => {
+      await redis.del(k.lease);
+      const token = (await redis.braidAcquire(k.lease, k.fence, `w${n}`, 60_000)) as string;
+      const reader = braidRedis(redis.target, 'queue');
+      reader.on('error', () => {});
+      readers.push(reader);
+      const session = new PartitionSession({
+        partition: 5,
+        keys: k,
+        redis,
+        reader,
+        token,
+        leaseMs: 60_000,
+        pipeline: await pipeline(),
+        log: silentLogger,
+        outputCap: 1_000_000,
+        ended: () => {},
+      });
+      await session.start();
+      return session;
+    };
+    const until = async (done: () => Promise<boolean> | boolean) => {
+      while (!(await done())) await new Promise((r) => setTimeout(r, 5));
+    };
+    const half = Math.floor(all.length / 2);
+    const first = await take(0);
+    await append(all.slice(0, half));
+    await until(() => first.readCount >= half);
+    // Redis refuses every write from now on (the commit's script with them), as when it reaches its maxmemory.
+    await redis.config('SET', 'maxmemory', '1');
+    try {
+      await until(() => first.counters.commitRetries > 0);
+      // A hand-over while that commit waits to try again, and Redis has room again once it has begun.
+      const stopping = first.stop(true);
+      await redis.config('SET', 'maxmemory', '0');
+      await stopping;
+    } finally {
+      await redis.config('SET', 'maxmemory', '0');
+    }
+    const second = await take(1);
+    await append(all.slice(half));
+    for (let i = 0; i < 4000 && (await redis.xlen(k.output)) < total; i++)
+      await new Promise((r) => setTimeout(r, 5));
+    await second.stop(true);
+    for (const r of readers) r.disconnect();
+    const committed = (await redis.xrange(k.output, '-', '+')).map(([, fields]) => fields[1] as string);
+    expect(byStream(committed)).toEqual(expected);
+  }, 120_000);
 });
