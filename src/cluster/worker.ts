@@ -53,7 +53,10 @@ export class ClusterWorker {
   readonly #o: WorkerOptions;
   readonly #log: Logger;
   readonly #owned = new Map<number, Owned>();
-  readonly #starting = new Set<number>();
+  /** Partitions being taken (their pipelines built): stop() waits for them, so none starts after it. */
+  readonly #starting = new Map<number, Promise<void>>();
+  /** Partitions whose start failed: how often in a row, and when to try again (a pipeline failing to build). */
+  readonly #failedStarts = new Map<number, { count: number; until: number }>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
   #ticking = false;
@@ -97,6 +100,7 @@ export class ClusterWorker {
     this.#stopped = true;
     clearTimeout(this.#timer);
     while (this.#ticking) await new Promise((r) => setTimeout(r, 10));
+    await Promise.all(this.#starting.values());
     await Promise.all([...this.#owned.keys()].map((p) => this.#giveUp(p, true)));
     await this.#o.redis.braidMembers(membersKey(), this.id, -1).catch(() => undefined);
   }
@@ -127,9 +131,10 @@ export class ClusterWorker {
       }
       for (const p of mine) {
         if (this.#owned.has(p) || this.#starting.has(p)) continue;
+        if ((this.#failedStarts.get(p)?.until ?? 0) > Date.now()) continue;
         const k = partitionKeys(p);
         const token = await redis.braidAcquire(k.lease, k.fence, this.id, leaseMs);
-        if (token) void this.#take(p, token);
+        if (token) this.#starting.set(p, this.#take(p, token));
       }
     } catch (error) {
       this.#stats.redisErrors += 1;
@@ -144,10 +149,16 @@ export class ClusterWorker {
   }
 
   async #take(p: number, token: string): Promise<void> {
-    this.#starting.add(p);
     const reader = this.#o.reader();
+    const k = partitionKeys(p);
     try {
       const pipeline = await this.#o.pipeline();
+      if (this.#stopped) {
+        // Stopped while the pipeline was built: give the partition straight back instead of running it unrenewed.
+        reader.disconnect();
+        await this.#o.redis.braidRelease(k.lease, k.fence, token).catch(() => undefined);
+        return;
+      }
       const session = new PartitionSession({
         partition: p,
         keys: partitionKeys(p),
@@ -163,16 +174,25 @@ export class ClusterWorker {
       this.#owned.set(p, { token, session, reader });
       this.#stats.takeovers += 1;
       await session.start();
+      this.#failedStarts.delete(p);
     } catch (error) {
+      const failures = (this.#failedStarts.get(p)?.count ?? 0) + 1;
+      const retryMs = Math.min(60_000, this.#o.leaseMs * 2 ** (failures - 1));
+      this.#failedStarts.set(p, { count: failures, until: Date.now() + retryMs });
       this.#log.error(
         {
           event: 'partition_failed',
           partition: p,
           error: error instanceof Error ? error.message : String(error),
         },
-        `partition ${p}: could not start: ${error instanceof Error ? error.message : String(error)}`,
+        `partition ${p}: could not start (trying again in ${retryMs} ms): ${error instanceof Error ? error.message : String(error)}`,
       );
-      await this.#giveUp(p, false);
+      if (this.#owned.has(p)) await this.#giveUp(p, false);
+      else {
+        // It never ran: its reader and its lease are given back here (giveUp knows only partitions it runs).
+        reader.disconnect();
+        await this.#o.redis.braidRelease(k.lease, k.fence, token).catch(() => undefined);
+      }
     } finally {
       this.#starting.delete(p);
     }
