@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Observable } from 'rxjs';
 import type { StreamInput } from '../core/events.js';
 import { type Logger, silentLogger } from '../core/logger.js';
@@ -5,7 +6,7 @@ import { refusalOf } from '../core/refusal.js';
 import type { Prediction } from '../core/window.js';
 import type { PredictionPipeline } from '../server/pipeline.js';
 import { decodePrediction, encodeInput, isStreamEnd } from './codec.js';
-import { partitionKeys, partitionOf } from './partition.js';
+import { partitionKeys, partitionOf, senderKey } from './partition.js';
 import { type BraidRedis, braidRedis, loadScripts } from './redis.js';
 
 export interface GatewayOptions {
@@ -51,12 +52,22 @@ const READ_BLOCK_MS = 1000;
  * server around it (protocol, resume, subscribers, metrics) is the one `braid serve` runs: refusals go back to the
  * producer as errors naming the reason.
  */
+/**
+ * How long Redis keeps a gateway's last append number per partition after its last append: ioredis re-sends what was
+ * in flight within seconds of reconnecting, and a gateway that restarts numbers anew under another id.
+ */
+const SENDER_TTL_MS = 10 * 60_000;
+
 export function createGateway(
   options: GatewayOptions,
 ): PredictionPipeline & { gatewayStats(): GatewayStats; close(): void } {
   const { redis, reader, partitions, lagCap, model } = options;
   const log = options.log ?? silentLogger;
   const keys = Array.from({ length: partitions }, (_, p) => partitionKeys(p));
+  // This gateway's appends, numbered per partition, so an append ioredis re-sends after a lost reply is applied once.
+  const sender = randomBytes(8).toString('hex');
+  const senderKeys = keys.map((_, p) => senderKey(p, sender));
+  const appends = keys.map(() => 0);
   const stats: GatewayStats = { appended: 0, refused: {}, predictions: 0, redisUp: false, partitions: [] };
   // Input is taken only once the scripts are in Redis's cache (see loadScripts), after every reconnect.
   const up = () =>
@@ -115,21 +126,33 @@ export function createGateway(
           const p = partitionOf(input.streamId, partitions);
           const k = keys[p]!;
           // Commands on one connection are applied in the order they were sent: a stream's entries keep its order.
-          redis.braidAppend(k.input, k.added, k.read, lagCap, ...encodeInput(input)).then(
-            () => {
-              stats.appended++;
-            },
-            (error: unknown) => {
-              const why = error instanceof Error ? error.message : String(error);
-              if (why.startsWith('BACKLOG'))
-                refuse(
-                  input,
-                  'cluster_backlog',
-                  `partition ${p} is ${why.slice(8)} entries behind (cap ${lagCap}): the workers are not keeping up, input refused`,
-                );
-              else refuse(input, 'cluster_unavailable', `Redis is unavailable, input refused: ${why}`);
-            },
-          );
+          const n = appends[p]!++;
+          redis
+            .braidAppend(
+              k.input,
+              k.added,
+              k.read,
+              senderKeys[p]!,
+              lagCap,
+              n,
+              SENDER_TTL_MS,
+              ...encodeInput(input),
+            )
+            .then(
+              () => {
+                stats.appended++;
+              },
+              (error: unknown) => {
+                const why = error instanceof Error ? error.message : String(error);
+                if (why.startsWith('BACKLOG'))
+                  refuse(
+                    input,
+                    'cluster_backlog',
+                    `partition ${p} is ${why.slice(8)} entries behind (cap ${lagCap}): the workers are not keeping up, input refused`,
+                  );
+                else refuse(input, 'cluster_unavailable', `Redis is unavailable, input refused: ${why}`);
+              },
+            );
         });
         let stopped = false;
         /**

@@ -43,6 +43,9 @@ export function partitionKeys(p: number, prefix = 'braid'): PartitionKeys {
   };
 }
 
+/** A gateway's last append number to partition p (its hash tag: the partition's slot), for braidAppend. */
+export const senderKey = (p: number, sender: string, prefix = 'braid') => `${prefix}:{${p}}:sender:${sender}`;
+
 /** Worker membership (a sorted set of worker id → expiry ms) and the cluster's partition count. */
 export const membersKey = (prefix = 'braid') => `${prefix}:workers`;
 export const partitionsKey = (prefix = 'braid') => `${prefix}:partitions`;

@@ -21,18 +21,23 @@ end`;
 const SCRIPTS = {
   /**
    * A gateway takes one input: refused ('backlog') when the partition's lag — entries added minus entries workers
-   * have committed past — is at the cap; otherwise appended, and counted. KEYS: input, added, read.
-   * ARGV: cap, then the entry's fields.
+   * have committed past — is at the cap; otherwise appended, and counted. Each append carries its sender's number
+   * (a gateway's count of its appends to the partition): one at or below the last applied is an append re-sent after
+   * its reply was lost (ioredis re-sends what was in flight when it reconnects) and is answered 'DUPLICATE' without
+   * adding it again. KEYS: input, added, read, the sender's last number. ARGV: cap, number ('' for none), the
+   * number's ttl ms, then the entry's fields.
    */
   braidAppend: {
-    numberOfKeys: 3,
+    numberOfKeys: 4,
     lua: `
+if ARGV[2] ~= '' and tonumber(ARGV[2]) <= tonumber(redis.call('GET', KEYS[4]) or '-1') then return 'DUPLICATE' end
 local lag = tonumber(redis.call('GET', KEYS[2]) or '0') - tonumber(redis.call('GET', KEYS[3]) or '0')
 if lag >= tonumber(ARGV[1]) then return redis.error_reply('BACKLOG ' .. lag) end
 local fields = {}
-for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
 local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
 redis.call('INCR', KEYS[2])
+if ARGV[2] ~= '' then redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3]) end
 return id`,
   },
   /** Takes a free lease with a new fencing token "worker/n". KEYS: lease, fence. ARGV: worker, ttl ms. */

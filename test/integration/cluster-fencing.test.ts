@@ -1,7 +1,13 @@
+import { Subject } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PartitionKeys, partitionKeys } from '../../src/cluster/partition.js';
-import { type BraidRedis, connectRedis } from '../../src/cluster/redis.js';
+import { createGateway } from '../../src/cluster/gateway.js';
+import { type PartitionKeys, partitionKeys, partitionOf, senderKey } from '../../src/cluster/partition.js';
+import { type BraidRedis, connectRedis, loadScripts } from '../../src/cluster/redis.js';
+import type { StreamInput } from '../../src/core/events.js';
+import { PredictionPipelineRunner } from '../../src/pipeline/prediction-pipeline.js';
+import { untrainedModel } from '../helpers/demo-pipeline.js';
 import { hasRedis, type RedisServer, startRedis } from '../helpers/redis-server.js';
+import { startProxy } from '../helpers/tcp-proxy.js';
 
 const redisHere = hasRedis();
 let server: RedisServer;
@@ -101,10 +107,68 @@ describe.skipIf(!redisHere)('cluster leases and fenced commits (real redis-serve
 
   it('refuses input past the lag cap, atomically with the append', async () => {
     const q = partitionKeys(5);
-    for (let i = 0; i < 3; i++) await redis.braidAppend(q.input, q.added, q.read, 3, 'i', `{"n":${i}}`);
-    await expect(redis.braidAppend(q.input, q.added, q.read, 3, 'i', '{}')).rejects.toThrow(/^BACKLOG 3/);
+    for (let i = 0; i < 3; i++)
+      await redis.braidAppend(q.input, q.added, q.read, senderKey(0, 'test'), 3, '', 0, 'i', `{"n":${i}}`);
+    await expect(
+      redis.braidAppend(q.input, q.added, q.read, senderKey(0, 'test'), 3, '', 0, 'i', '{}'),
+    ).rejects.toThrow(/^BACKLOG 3/);
     await redis.set(q.read, 2);
-    await redis.braidAppend(q.input, q.added, q.read, 3, 'i', '{}');
+    await redis.braidAppend(q.input, q.added, q.read, senderKey(0, 'test'), 3, '', 0, 'i', '{}');
     expect(await redis.xlen(q.input)).toBe(4);
+  });
+
+  it("applies a gateway's append once when ioredis sends it again after the reply was lost", async () => {
+    const runner = await PredictionPipelineRunner.create({ model: untrainedModel(), backend: 'cpu-fused' });
+    // 30 ms each way between the gateway and Redis: the link is cut once Redis has applied every append and
+    // before any reply is back, and ioredis re-sends them all when it has reconnected.
+    const proxy = await startProxy(() => Number(new URL(server.url).port), 30);
+    const link = await connectRedis(`redis://127.0.0.1:${proxy.port}`, 'refuse');
+    await loadScripts(link);
+    const reader = await connectRedis(server.url, 'queue');
+    const gateway = createGateway({ redis: link, reader, partitions: 16, lagCap: 1_000_000, model: runner });
+    const input$ = new Subject<StreamInput>();
+    const run = gateway.run(input$).subscribe();
+    try {
+      const id = 'resent';
+      const q = partitionKeys(partitionOf(id, 16));
+      input$.next({ control: 'open', streamId: id, modalities: ['text'] });
+      for (let seq = 0; seq < 20; seq++)
+        input$.next({ streamId: id, modality: 'text', time: 1_000 + seq, seq, payload: { text: `t${seq}` } });
+      while ((await redis.xlen(q.input)) < 21) await new Promise((r) => setTimeout(r, 1));
+      proxy.cut();
+      const settled = () => {
+        const { appended, refused } = gateway.gatewayStats();
+        return appended + Object.values(refused).reduce((a, b) => a + b, 0);
+      };
+      while (settled() < 21) await new Promise((r) => setTimeout(r, 5));
+      const seqs = (await redis.xrange(q.input, '-', '+')).map(
+        ([, fields]) => (JSON.parse(String(fields[1])) as { seq?: number }).seq ?? 'open',
+      );
+      expect(seqs).toEqual(['open', ...Array.from({ length: 20 }, (_, i) => i)]);
+      expect(Number(await redis.get(q.added))).toBe(21);
+    } finally {
+      run.unsubscribe();
+      gateway.close();
+      link.disconnect();
+      reader.disconnect();
+      await proxy.close();
+    }
+  });
+
+  it('a numbered append at or below the last applied is answered DUPLICATE and not added', async () => {
+    const q = partitionKeys(6);
+    const sender = senderKey(6, 'gw');
+    expect(await redis.braidAppend(q.input, q.added, q.read, sender, 10, 0, 60_000, 'i', '{}')).toMatch(
+      /^\d+-\d+$/,
+    );
+    expect(await redis.braidAppend(q.input, q.added, q.read, sender, 10, 0, 60_000, 'i', '{}')).toBe(
+      'DUPLICATE',
+    );
+    expect(await redis.braidAppend(q.input, q.added, q.read, sender, 10, 2, 60_000, 'i', '{}')).toMatch(/-/);
+    expect(await redis.braidAppend(q.input, q.added, q.read, sender, 10, 1, 60_000, 'i', '{}')).toBe(
+      'DUPLICATE',
+    );
+    expect(await redis.xlen(q.input)).toBe(2);
+    expect(await redis.pttl(sender)).toBeGreaterThan(0);
   });
 });

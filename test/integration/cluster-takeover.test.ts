@@ -3,7 +3,7 @@ import { from, lastValueFrom, tap } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { streamPhase } from '../../src/align/window-aligner.js';
 import { decodePrediction, encodeInput, encodePrediction, isStreamEnd } from '../../src/cluster/codec.js';
-import { partitionKeys } from '../../src/cluster/partition.js';
+import { partitionKeys, senderKey } from '../../src/cluster/partition.js';
 import { PartitionSession } from '../../src/cluster/partition-session.js';
 import { type BraidRedis, braidRedis, connectRedis } from '../../src/cluster/redis.js';
 import { CLUSTER_WINDOWING } from '../../src/cluster/windowing.js';
@@ -176,7 +176,18 @@ describe.skipIf(!redisHere)('a partition taken over again and again mid-stream (
       await Promise.all(
         all
           .slice(appended, appended + part)
-          .map((input) => redis.braidAppend(k.input, k.added, k.read, 1_000_000, ...encodeInput(input))),
+          .map((input) =>
+            redis.braidAppend(
+              k.input,
+              k.added,
+              k.read,
+              senderKey(0, 'test'),
+              1_000_000,
+              '',
+              0,
+              ...encodeInput(input),
+            ),
+          ),
       );
       appended = Math.min(all.length, appended + part);
     };
@@ -274,7 +285,18 @@ describe.skipIf(!redisHere)('a partition taken over again and again mid-stream (
     const k = partitionKeys(5);
     const append = (inputs: readonly StreamInput[]) =>
       Promise.all(
-        inputs.map((i) => redis.braidAppend(k.input, k.added, k.read, 1_000_000, ...encodeInput(i))),
+        inputs.map((i) =>
+          redis.braidAppend(
+            k.input,
+            k.added,
+            k.read,
+            senderKey(0, 'test'),
+            1_000_000,
+            '',
+            0,
+            ...encodeInput(i),
+          ),
+        ),
       );
     const readers: BraidRedis[] = [];
     const take = async (n: number) => {
