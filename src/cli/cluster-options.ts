@@ -96,6 +96,14 @@ function registerGatewayMetrics(registry: Registry, stats: () => GatewayStats): 
     },
   });
   new Gauge({
+    name: 'braid_cluster_held_controls',
+    help: 'Stream closes, suspends and resumes the gateway holds until Redis is back (appended then, before new input)',
+    registers: [registry],
+    collect() {
+      this.set(stats().held);
+    },
+  });
+  new Gauge({
     name: 'braid_cluster_redis_up',
     help: '1 while the gateway is connected to Redis (input is refused otherwise)',
     registers: [registry],

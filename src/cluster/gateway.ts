@@ -37,6 +37,8 @@ export interface GatewayStats {
   predictions: number;
   /** Whether the input connection is up. */
   redisUp: boolean;
+  /** Stream closes, suspends and resumes waiting for Redis to come back (refusing them would leave streams open). */
+  held: number;
   /** Per partition, as last looked at (every second): its owner (worker id, or null) and its lag in entries. */
   partitions: { owner: string | null; lag: number }[];
 }
@@ -58,6 +60,12 @@ const READ_BLOCK_MS = 1000;
  */
 const SENDER_TTL_MS = 10 * 60_000;
 
+/** Lifecycle controls held while Redis is away, at most (beyond it they are refused and counted as before). */
+const MAX_HELD = 100_000;
+const isLifecycle = (input: StreamInput): boolean =>
+  'control' in input &&
+  (input.control === 'close' || input.control === 'suspend' || input.control === 'resume');
+
 export function createGateway(
   options: GatewayOptions,
 ): PredictionPipeline & { gatewayStats(): GatewayStats; close(): void } {
@@ -68,20 +76,70 @@ export function createGateway(
   const sender = randomBytes(8).toString('hex');
   const senderKeys = keys.map((_, p) => senderKey(p, sender));
   const appends = keys.map(() => 0);
-  const stats: GatewayStats = { appended: 0, refused: {}, predictions: 0, redisUp: false, partitions: [] };
-  // Input is taken only once the scripts are in Redis's cache (see loadScripts), after every reconnect.
-  const up = () =>
-    loadScripts(redis).then(
-      () => {
-        stats.redisUp = true;
-        log.info({ event: 'redis_ready' }, 'Redis connection ready: taking input');
-      },
-      (error: unknown) =>
-        log.warn(
-          { event: 'redis_scripts_failed', error: String(error) },
-          'could not load the scripts into Redis',
-        ),
+  const append = (input: StreamInput, p: number): Promise<string> => {
+    const k = keys[p]!;
+    const n = appends[p]!++;
+    return redis.braidAppend(
+      k.input,
+      k.added,
+      k.read,
+      senderKeys[p]!,
+      lagCap,
+      n,
+      SENDER_TTL_MS,
+      ...encodeInput(input),
     );
+  };
+  const stats: GatewayStats = {
+    appended: 0,
+    refused: {},
+    predictions: 0,
+    redisUp: false,
+    held: 0,
+    partitions: [],
+  };
+  /**
+   * A stream's close, suspend or resume that Redis could not take: the server sends it once (a producer that left,
+   * a grace that ran out), so refused it would leave the stream open in its worker for good, holding the partition's
+   * input from being trimmed. Kept, in order, and appended once Redis is back, before any new input is taken.
+   */
+  const held: StreamInput[] = [];
+  const flushHeld = async () => {
+    while (held.length > 0) {
+      const input = held[0]!;
+      await append(input, partitionOf(input.streamId, partitions));
+      held.shift();
+      stats.held = held.length;
+      stats.appended++;
+    }
+  };
+  // Input is taken only once the scripts are in Redis's cache (see loadScripts) and what was held is in, after every
+  // reconnect; until both are done it is tried again every second (an append refused with an error reply, OOM).
+  let coming: Promise<void> | undefined;
+  const up = () =>
+    (coming ??= loadScripts(redis)
+      .then(flushHeld)
+      .then(
+        () => {
+          stats.redisUp = true;
+          log.info({ event: 'redis_ready' }, 'Redis connection ready: taking input');
+        },
+        (error: unknown) =>
+          log.warn(
+            { event: 'redis_not_ready', error: String(error), held: held.length },
+            `Redis is connected but cannot take input yet (trying again): ${String(error)}`,
+          ),
+      )
+      .finally(() => {
+        coming = undefined;
+      }));
+  const retrying = setInterval(() => {
+    if (redis.status === 'ready' && (!stats.redisUp || held.length > 0)) {
+      stats.redisUp = false;
+      void up();
+    }
+  }, 1000);
+  retrying.unref();
   redis.on('ready', () => void up());
   redis.on('close', () => {
     if (stats.redisUp)
@@ -112,10 +170,18 @@ export function createGateway(
   return {
     ...model,
     gatewayStats: () => stats,
-    close: () => clearInterval(looking),
+    close: () => {
+      clearInterval(looking);
+      clearInterval(retrying);
+    },
     run: (input$, sinks = {}) =>
       new Observable<Prediction>((subscriber) => {
         const refuse = (input: StreamInput, reason: string, message: string) => {
+          if (reason === 'cluster_unavailable' && isLifecycle(input) && held.length < MAX_HELD) {
+            held.push(input);
+            stats.held = held.length;
+            return;
+          }
           stats.refused[reason] = (stats.refused[reason] ?? 0) + 1;
           const r = refusalOf(input, reason, message);
           if (r) sinks.refused?.(r);
@@ -124,35 +190,22 @@ export function createGateway(
           if (!stats.redisUp)
             return refuse(input, 'cluster_unavailable', 'Redis is unavailable, input refused: not connected');
           const p = partitionOf(input.streamId, partitions);
-          const k = keys[p]!;
           // Commands on one connection are applied in the order they were sent: a stream's entries keep its order.
-          const n = appends[p]!++;
-          redis
-            .braidAppend(
-              k.input,
-              k.added,
-              k.read,
-              senderKeys[p]!,
-              lagCap,
-              n,
-              SENDER_TTL_MS,
-              ...encodeInput(input),
-            )
-            .then(
-              () => {
-                stats.appended++;
-              },
-              (error: unknown) => {
-                const why = error instanceof Error ? error.message : String(error);
-                if (why.startsWith('BACKLOG'))
-                  refuse(
-                    input,
-                    'cluster_backlog',
-                    `partition ${p} is ${why.slice(8)} entries behind (cap ${lagCap}): the workers are not keeping up, input refused`,
-                  );
-                else refuse(input, 'cluster_unavailable', `Redis is unavailable, input refused: ${why}`);
-              },
-            );
+          append(input, p).then(
+            () => {
+              stats.appended++;
+            },
+            (error: unknown) => {
+              const why = error instanceof Error ? error.message : String(error);
+              if (why.startsWith('BACKLOG'))
+                refuse(
+                  input,
+                  'cluster_backlog',
+                  `partition ${p} is ${why.slice(8)} entries behind (cap ${lagCap}): the workers are not keeping up, input refused`,
+                );
+              else refuse(input, 'cluster_unavailable', `Redis is unavailable, input refused: ${why}`);
+            },
+          );
         });
         let stopped = false;
         /**

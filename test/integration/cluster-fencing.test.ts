@@ -155,9 +155,55 @@ describe.skipIf(!redisHere)('cluster leases and fenced commits (real redis-serve
     }
   });
 
+  it("keeps a stream's close that came while Redis was away and appends it once Redis is back", async () => {
+    const runner = await PredictionPipelineRunner.create({ model: untrainedModel(), backend: 'cpu-fused' });
+    const link = await connectRedis(server.url, 'refuse');
+    await loadScripts(link);
+    const reader = await connectRedis(server.url, 'queue');
+    const gateway = createGateway({ redis: link, reader, partitions: 16, lagCap: 1_000_000, model: runner });
+    const input$ = new Subject<StreamInput>();
+    const refused: string[] = [];
+    const run = gateway.run(input$, { refused: (r) => refused.push(r.reason) }).subscribe();
+    const until = async (done: () => boolean) => {
+      while (!done()) await new Promise((r) => setTimeout(r, 5));
+    };
+    try {
+      const id = 'left-in-a-blip';
+      const q = partitionKeys(partitionOf(id, 16));
+      input$.next({ control: 'open', streamId: id, modalities: ['text'] });
+      input$.next({ streamId: id, modality: 'text', time: 1_000, seq: 0, payload: { text: 'hi' } });
+      await until(() => gateway.gatewayStats().appended === 2);
+      // The gateway's connection is reset (a failover, a network blip) as the stream's producer leaves.
+      await redis.client('KILL', 'ID', String(await link.client('ID')));
+      await until(() => !gateway.gatewayStats().redisUp);
+      input$.next({ streamId: id, modality: 'text', time: 2_000, seq: 1, payload: { text: 'lost' } });
+      input$.next({ control: 'close', streamId: id });
+      expect(gateway.gatewayStats().held).toBe(1);
+      await until(() => gateway.gatewayStats().redisUp);
+      expect(gateway.gatewayStats().held).toBe(0);
+      const entries = (await redis.xrange(q.input, '-', '+')).map(([, fields]) =>
+        JSON.parse(String(fields[1])),
+      );
+      expect(entries.map((e: { control?: string; seq?: number }) => e.control ?? e.seq)).toEqual([
+        'open',
+        0,
+        'close',
+      ]);
+      // The event was refused, and said so; the close was not.
+      expect(refused).toEqual(['cluster_unavailable']);
+      expect(gateway.gatewayStats().refused).toEqual({ cluster_unavailable: 1 });
+    } finally {
+      run.unsubscribe();
+      gateway.close();
+      link.disconnect();
+      reader.disconnect();
+    }
+  });
+
   it('a numbered append at or below the last applied is answered DUPLICATE and not added', async () => {
-    const q = partitionKeys(6);
-    const sender = senderKey(6, 'gw');
+    // A partition number of its own: the gateway tests above append to partitions 0..15.
+    const q = partitionKeys(60);
+    const sender = senderKey(60, 'gw');
     expect(await redis.braidAppend(q.input, q.added, q.read, sender, 10, 0, 60_000, 'i', '{}')).toMatch(
       /^\d+-\d+$/,
     );
