@@ -683,7 +683,7 @@ export class PartitionSession {
             this.#o.token,
             checkpoint.commit,
             JSON.stringify(checkpoint),
-            this.#readCount,
+            checkpoint.readCount,
             trimTo,
             this.#o.outputCap,
             set.length / 2,
