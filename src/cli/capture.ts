@@ -1,5 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
-import { concat, fromEvent, merge, type Observable, of, take, takeUntil, tap } from 'rxjs';
+import { concat, finalize, fromEvent, map, merge, type Observable, of, take, takeUntil, tap } from 'rxjs';
 import { frameSamplesToWindowEnd, type WindowGrid } from '../client/window-grid.js';
 import { InvalidOptionError } from '../core/errors.js';
 import type { Modality, StreamInput } from '../core/events.js';
@@ -135,12 +135,28 @@ export function captureInputs(
   }
   if (options.text !== undefined) {
     const drops = new DropCounter();
+    const name = options.text === '-' ? 'stdin' : options.text;
     sources.push({
       input$: ndjsonTextSource({
         streamId,
         input: options.text === '-' ? process.stdin : options.text,
         drops,
-      }),
+      }).pipe(
+        // Lines that are not events are skipped, as the source does; said here, with how many and why.
+        finalize(() => {
+          if (drops.total === 0) return;
+          const counts = drops.snapshot();
+          const example = Object.keys(counts)
+            .map((reason) => drops.lastError(reason)?.message)
+            .join('; ');
+          log.warn(
+            { event: 'text_lines_skipped', source: name, counts },
+            `--text ${name}: skipped ${drops.total} line(s) that are not text events (${Object.entries(counts)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')}): ${example}`,
+          );
+        }),
+      ),
       dense: false,
     });
     modalities.push('text');
@@ -151,9 +167,15 @@ export function captureInputs(
       'nothing to capture: pass --mic, --camera, --audio-file, --video-file and/or --text',
     );
   // Stopping ends the sources (their child processes are reaped) and completes the stream, which flushes windows.
-  // A duration is capture time from the first event (see captureFor); Ctrl-C stops at once.
-  const sigint$ = fromEvent(process, 'SIGINT').pipe(
-    tap(() => log.info({ event: 'interrupted', signal: 'SIGINT' }, 'SIGINT, stopping capture')),
+  // A duration is capture time from the first event (see captureFor); Ctrl-C stops at once, and so do the signals a
+  // service manager, `timeout`, `docker stop` or a closed terminal send (unhandled, they ended the process with the
+  // file unfinished). A second signal, no longer handled, ends the process.
+  const stop$ = merge(
+    ...(['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((signal) =>
+      fromEvent(process, signal).pipe(map(() => signal)),
+    ),
+  ).pipe(
+    tap((signal) => log.info({ event: 'interrupted', signal }, `${signal}, stopping capture`)),
     take(1),
   );
   // The microphone and camera sources say how far they have captured, as the demo page does: a window closes once
@@ -163,7 +185,5 @@ export function captureInputs(
       ? captureFor(sources, options.duration)
       : merge(...sources.map((s) => s.input$))
   ).pipe(withProgressBounds(modalities.filter((m) => m !== 'text')));
-  return concat(of<StreamInput>({ control: 'open', streamId, modalities }), captured$).pipe(
-    takeUntil(sigint$),
-  );
+  return concat(of<StreamInput>({ control: 'open', streamId, modalities }), captured$).pipe(takeUntil(stop$));
 }

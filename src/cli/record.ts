@@ -29,6 +29,9 @@ export function registerRecordCommand(program: Command): void {
       metadata: { command: `braid ${process.argv.slice(2).join(' ')}` },
     });
     let events = 0;
+    let refusedSeen = 0;
+    /** Events the recorder refused (its write queue full: a disk slower than the capture), said as they start. */
+    const refusedNow = () => Object.values(recorder.stats.rejected).reduce((a, b) => a + b, 0);
     try {
       await lastValueFrom(
         inputs$.pipe(
@@ -42,8 +45,20 @@ export function registerRecordCommand(program: Command): void {
                 { event: 'recording', path: options.out },
                 `recording to ${options.out}; Ctrl-C finishes the file`,
               );
-            else if (events % 1000 === 0)
-              log.info({ event: 'progress', events }, `${events} events recorded`);
+            else if (events % 1000 === 0) {
+              const refused = refusedNow();
+              // Events that passed here and were refused are not in the file: counted apart.
+              log.info(
+                { event: 'progress', events: events - refused, refused },
+                `${events - refused} events recorded${refused > 0 ? `, ${refused} refused` : ''}`,
+              );
+              if (refused > refusedSeen && refusedSeen === 0)
+                log.warn(
+                  { event: 'write_backlog', path: options.out, rejected: recorder.stats.rejected },
+                  `the disk is not keeping up with the capture: events are being refused (${JSON.stringify(recorder.stats.rejected)})`,
+                );
+              refusedSeen = refused;
+            }
           }),
         ),
         { defaultValue: undefined },
@@ -69,5 +84,14 @@ export function registerRecordCommand(program: Command): void {
       { event: 'wrote', path: options.out, events: s.events, bytes: s.bytesWritten, rejected: s.rejected },
       `wrote ${options.out}: ${s.events} events, ${s.bytesWritten} bytes${refused}`,
     );
+    // The file is finished and readable, but it misses what was captured and refused: that is a failure, as a replay
+    // that lost windows is one.
+    if (refusedNow() > 0) {
+      log.error(
+        { event: 'recording_incomplete', path: options.out, rejected: s.rejected },
+        `${options.out} misses ${refusedNow()} captured events the recorder refused (${JSON.stringify(s.rejected)})`,
+      );
+      process.exitCode = 1;
+    }
   });
 }

@@ -83,12 +83,14 @@ export function registerExportCommand(program: Command): Command {
       });
       await mkdir(path.dirname(path.resolve(flags.out)), { recursive: true });
       const tmp = `${flags.out}.${process.pid}.tmp`;
-      await writeFile(tmp, npz);
-      // A rename that fails (--out names a folder...) leaves no temporary file behind.
-      await rename(tmp, flags.out).catch(async (error: unknown) => {
+      // A write or rename that fails (a full disk, --out naming a folder...) leaves no temporary file behind.
+      try {
+        await writeFile(tmp, npz);
+        await rename(tmp, flags.out);
+      } catch (error) {
         await rm(tmp, { force: true });
         throw error;
-      });
+      }
       for (const session of meta.sessions as SessionSummary[]) {
         const lost = losses(session);
         if (lost) process.stderr.write(`braid export: warning: ${session.path}: ${lost}\n`);

@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { BraidError, InvalidOptionError } from '../core/errors.js';
@@ -287,6 +287,8 @@ export function registerTrainCommand(program: Command): Command {
     .option('--force', 'overwrite an existing model directory')
     .action(async (inputs: string[], flags: TrainFlags) => {
       const options = parseTrainFlags(flags);
+      if (existsSync(flags.out) && !statSync(flags.out).isDirectory())
+        throw new InvalidOptionError('out', `"${flags.out}" is a file, not a model directory`);
       if (existsSync(path.join(flags.out, MODEL_JSON)) && !flags.force)
         throw new InvalidOptionError(
           'out',
@@ -313,10 +315,13 @@ export function registerTrainCommand(program: Command): Command {
       } finally {
         progress.stop();
       }
-      await saveModel(outcome.model, flags.out);
+      // model.json last: it is what marks the directory as holding a model (the check above, every loader), so a
+      // save cut short (a full disk) leaves a directory that is not taken for a model and does not block the retry.
+      await mkdir(flags.out, { recursive: true });
       await saveBaseline(outcome.baseline, flags.out);
       await writeFile(path.join(flags.out, TRAINING_REPORT), `${JSON.stringify(outcome.report, null, 2)}\n`);
       const events = await writeValidatedEvents(flags.out, outcome.report.validatedThreshold);
+      await saveModel(outcome.model, flags.out);
       process.stdout.write(
         `${summary(outcome.report)}\n${events}braid train: model written to ${flags.out}\n`,
       );

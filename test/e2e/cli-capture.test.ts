@@ -59,36 +59,76 @@ describe.skipIf(!hasFfmpeg)('braid record / info / live on real media through ff
     expect(stdout).toContain('foxglove.RawAudio');
   }, 60_000);
 
-  it('finishes a readable recording on Ctrl-C', async () => {
-    const out = join(dir, 'interrupted.mcap');
-    const child = spawn(process.execPath, [
-      '--import',
-      'tsx',
-      'src/cli/run.ts',
-      'record',
-      '--video-file',
-      VIDEO_CLIP,
-      '--out',
-      out,
-    ]);
-    let stderr = '';
-    // Interrupt once the recorder says capture runs (and Ctrl-C is handled), not after a guessed delay.
-    await new Promise<void>((resolve, reject) => {
-      child.stderr.on('data', (d) => {
-        stderr += String(d);
-        if (/Ctrl-C finishes the file/.test(stderr)) resolve();
+  it.each(['SIGINT', 'SIGTERM', 'SIGHUP'] as const)(
+    'finishes a readable recording on %s (Ctrl-C, a service manager or timeout, a closed terminal)',
+    async (signal) => {
+      const out = join(dir, `interrupted-${signal}.mcap`);
+      const child = spawn(process.execPath, [
+        '--import',
+        'tsx',
+        'src/cli/run.ts',
+        'record',
+        '--video-file',
+        VIDEO_CLIP,
+        '--out',
+        out,
+      ]);
+      let stderr = '';
+      // Interrupt once the recorder says capture runs (and Ctrl-C is handled), not after a guessed delay.
+      await new Promise<void>((resolve, reject) => {
+        child.stderr.on('data', (d) => {
+          stderr += String(d);
+          if (/Ctrl-C finishes the file/.test(stderr)) resolve();
+        });
+        child.once('exit', (code) =>
+          reject(new Error(`record exited with ${code} before capturing: ${stderr}`)),
+        );
       });
-      child.once('exit', (code) =>
-        reject(new Error(`record exited with ${code} before capturing: ${stderr}`)),
-      );
-    });
-    child.kill('SIGINT');
-    const code = await new Promise<number | null>((r) => child.once('exit', r));
-    expect(stderr).toMatch(/SIGINT/);
-    expect(code).toBe(0);
-    const info = await recordingInfo(out);
-    expect(info.complete).toBe(true);
-    expect(info.streams[0]!.messages.video).toBeGreaterThan(0);
+      child.kill(signal);
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      expect(stderr).toMatch(new RegExp(`${signal}, stopping capture`));
+      expect(code).toBe(0);
+      const info = await recordingInfo(out);
+      expect(info.complete).toBe(true);
+      expect(info.streams[0]!.messages.video).toBeGreaterThan(0);
+    },
+    60_000,
+  );
+
+  it('fails (exit 1), saying so, when the disk cannot keep up and events were refused', async () => {
+    const lines = join(dir, 'many.ndjson');
+    writeFileSync(
+      lines,
+      Array.from({ length: 60_000 }, (_, i) => JSON.stringify({ text: `line ${i} ${'x'.repeat(40)}` })).join(
+        '\n',
+      ),
+    );
+    // The "disk": a pipe whose reader holds it open and reads nothing for 3 s, then everything.
+    const out = join(dir, 'slow-disk.mcap');
+    await run('mkfifo', [out]);
+    const reader = spawn('sh', ['-c', `exec 3<"${out}"; sleep 3; cat <&3 >/dev/null`]);
+    const done = braid('record', '--text', lines, '--out', out, '--overwrite').then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    const { code, stderr } = await done;
+    reader.kill();
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/the disk is not keeping up with the capture: events are being refused/);
+    expect(stderr).toMatch(
+      /slow-disk\.mcap misses \d+ captured events the recorder refused \(\{\\?"write_backlog\\?":\d+\}\)/,
+    );
+  }, 60_000);
+
+  it('says which --text lines it skipped, and how many', async () => {
+    const lines = join(dir, 'some-bad.ndjson');
+    writeFileSync(lines, '{"text":"one"}\nnot json\n{"txt":"two"}\n{"text":"three"}\n');
+    const out = join(dir, 'some-bad.mcap');
+    const { stderr } = await braid('record', '--text', lines, '--out', out);
+    expect(stderr).toMatch(
+      /--text .*some-bad\.ndjson: skipped 2 line\(s\) that are not text events \(bad_json 1, bad_text_line 1\)/,
+    );
+    expect((await recordingInfo(out)).streams[0]!.messages.text).toBe(2);
   }, 60_000);
 
   it('prints a prediction per window from live capture', async () => {

@@ -45,6 +45,11 @@ describe('braid CLI', () => {
         /option "until": ends the range beside a --to URL; with --to a duration, that is the range end/,
       ],
       [['replay', 'streams/demo.mcap', '--speed', '0'], /--speed <n>.*expected a number > 0, got "0"/s],
+      // Refused before training, not after it when the model is saved.
+      [
+        ['train', 'streams/demo.mcap', '--out', 'README.md'],
+        /option "out": "README.md" is a file, not a model directory/,
+      ],
       [
         ['replay', 'streams/demo.mcap', '--model', 'docs'],
         /option "model": docs is not a model directory: it has no model\.json/,
