@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type SavedWindowing, saveWindowing } from '../align/windowing.js';
 import { BraidError, InvalidOptionError } from '../core/errors.js';
 import type { CellType, FeatureModality } from '../model/config.js';
@@ -249,6 +250,17 @@ function checkValidationData(dataset: Dataset, validation: Dataset, folds: numbe
   const trained = new Set(dataset.sequences.map((s) => s.session));
   const both = [...new Set(validation.sequences.map((s) => s.session))].filter((s) => trained.has(s));
   if (both.length > 0) fail(`recording "${both[0]}" is also a training recording`);
+  // By content too: a copy of a training recording under another name would validate on what was trained on.
+  const digest = (x: Float32Array) =>
+    `${x.length}:${createHash('sha256')
+      .update(new Uint8Array(x.buffer, x.byteOffset, x.byteLength))
+      .digest('hex')}`;
+  const trainedDigests = new Map(dataset.sequences.map((s) => [digest(s.x), s.session]));
+  for (const s of validation.sequences) {
+    const twin = trainedDigests.get(digest(s.x));
+    if (twin !== undefined)
+      fail(`recording "${s.session}" holds the very windows of training recording "${twin}" (a copy of it?)`);
+  }
 }
 
 function checkOptions(o: TrainOptions): void {

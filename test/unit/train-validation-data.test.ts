@@ -130,6 +130,18 @@ describe('braid train --validation-data', () => {
         sequences: [...validation.sequences, training.sequences[0] as Sequence],
       }),
     ).toThrow(/--validation-data: recording "train-0" is also a training recording/);
+    // A copy under another name: the same windows.
+    expect(() =>
+      trainModel(training, options, undefined, {
+        ...validation,
+        sequences: [
+          ...validation.sequences,
+          { ...(training.sequences[1] as Sequence), session: 'copy-of-train-1' },
+        ],
+      }),
+    ).toThrow(
+      /--validation-data: recording "copy-of-train-1" holds the very windows of training recording "train-1"/,
+    );
     expect(() => trainModel(training, options, undefined, { ...validation, sequences: [] })).toThrow(
       /--validation-data: the recordings gave no windows/,
     );
