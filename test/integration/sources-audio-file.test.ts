@@ -122,6 +122,23 @@ describe.skipIf(!hasTools)('audioFileSource through a real ffmpeg process', () =
       /^ffmpeg exited with code 1: .*matches no streams/,
     );
   });
+
+  it('a frameSamplesAt that throws ends the source with its error, not the process', async () => {
+    const broken = new Error('no grid for this stream');
+    const error = await all(
+      audioFileSource({
+        streamId: 'a',
+        path: SPEECH_8K,
+        frameSamplesAt: () => {
+          throw broken;
+        },
+      }),
+    ).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBe(broken);
+  });
 });
 
 describe('audioFileSource when the PCM stops inside a sample', () => {
