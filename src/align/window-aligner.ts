@@ -839,10 +839,6 @@ export class WindowAligner<C> {
   }
 }
 
-/**
- * Start of a stream's window 0: windows are [o + k·hop, o + k·hop + size) for every integer k. What `ready` tells a
- * producer (`windowing.origin`), so it can end its audio frames where windows end.
- */
 /** Removes [time, seq] of `event` from the epoch starts; whether it was one. */
 function takeEpochStart(starts: [number, number][], event: AnySourceEvent): boolean {
   const i = starts.findIndex(([time, seq]) => time === event.time && seq === event.seq);
@@ -850,6 +846,10 @@ function takeEpochStart(starts: [number, number][], event: AnySourceEvent): bool
   return i >= 0;
 }
 
+/**
+ * Start of a stream's window 0: windows are [o + k·hop, o + k·hop + size) for every integer k. What `ready` tells a
+ * producer (`windowing.origin`), so it can end its audio frames where windows end.
+ */
 export function streamOrigin(
   streamId: string,
   grid: { readonly origin: number; readonly hop: number; readonly phase: 'aligned' | 'stream' },

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { PredictionPipelineRunner } from '../pipeline/prediction-pipeline.js';
-import { assignedPartitions, membersKey, partitionKeys } from './partition.js';
+import { assignedPartitions, membersKey, type PartitionKeys, partitionKeys } from './partition.js';
 import { PartitionSession, type SessionCounters, zeroCounters } from './partition-session.js';
 import type { BraidRedis } from './redis.js';
 
@@ -153,15 +153,11 @@ export class ClusterWorker {
     const k = partitionKeys(p);
     try {
       const pipeline = await this.#o.pipeline();
-      if (this.#stopped) {
-        // Stopped while the pipeline was built: give the partition straight back instead of running it unrenewed.
-        reader.disconnect();
-        await this.#o.redis.braidRelease(k.lease, k.fence, token).catch(() => undefined);
-        return;
-      }
+      // Stopped while the pipeline was built: give the partition straight back instead of running it unrenewed.
+      if (this.#stopped) return await this.#giveBack(k, token, reader);
       const session = new PartitionSession({
         partition: p,
-        keys: partitionKeys(p),
+        keys: k,
         redis: this.#o.redis,
         reader,
         token,
@@ -187,15 +183,18 @@ export class ClusterWorker {
         },
         `partition ${p}: could not start (trying again in ${retryMs} ms): ${error instanceof Error ? error.message : String(error)}`,
       );
+      // One that never ran is given back here: giveUp knows only partitions it runs.
       if (this.#owned.has(p)) await this.#giveUp(p, false);
-      else {
-        // It never ran: its reader and its lease are given back here (giveUp knows only partitions it runs).
-        reader.disconnect();
-        await this.#o.redis.braidRelease(k.lease, k.fence, token).catch(() => undefined);
-      }
+      else await this.#giveBack(k, token, reader);
     } finally {
       this.#starting.delete(p);
     }
+  }
+
+  /** Closes a partition's reader and releases its lease (after its run, or when it never ran). */
+  async #giveBack(k: PartitionKeys, token: string, reader: BraidRedis): Promise<void> {
+    reader.disconnect();
+    await this.#o.redis.braidRelease(k.lease, k.fence, token).catch(() => undefined);
   }
 
   async #lost(p: number, why: string): Promise<void> {
@@ -216,8 +215,6 @@ export class ClusterWorker {
     if (flush) this.#stats.handovers += 1;
     await owned.session.stop(flush);
     addCounters(this.#ended, owned.session.counters);
-    const k = partitionKeys(p);
-    await this.#o.redis.braidRelease(k.lease, k.fence, owned.token).catch(() => undefined);
-    owned.reader.disconnect();
+    await this.#giveBack(partitionKeys(p), owned.token, owned.reader);
   }
 }

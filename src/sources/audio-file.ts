@@ -109,15 +109,7 @@ function framedAudio(
       ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
     }).subscribe({
       next(output) {
-        if (output.kind !== 'stdout') return;
-        // A frameSamplesAt that throws (or gives no whole size) ends this source with its error, not the process.
-        let events: ReturnType<PcmFramer['push']>;
-        try {
-          events = framer.push(output.data);
-        } catch (error) {
-          return subscriber.error(error);
-        }
-        for (const event of events) subscriber.next(event);
+        if (output.kind === 'stdout') framer.pushTo(output.data, subscriber);
       },
       error: (error: unknown) => subscriber.error(error),
       complete() {

@@ -101,14 +101,7 @@ export function microphoneSource(options: MicrophoneOptions): Observable<SourceE
     child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
     audio.on('data', (chunk: Buffer) => {
       watchdog.kick();
-      // A frameSamplesAt that throws (or gives no whole size) ends this source with its error, not the process.
-      let events: ReturnType<PcmFramer['push']>;
-      try {
-        events = framer.push(chunk);
-      } catch (error) {
-        return subscriber.error(error);
-      }
-      for (const event of events) subscriber.next(event);
+      framer.pushTo(chunk, subscriber);
     });
     audio.on('error', (error: unknown) => subscriber.error(audioStreamFailure(recorder, error)));
     child.on('close', (code, signal) => {

@@ -1,4 +1,5 @@
 import { endianness } from 'node:os';
+import type { Subscriber } from 'rxjs';
 import { InvalidOptionError, SourceError } from '../core/errors.js';
 import type { SourceEvent } from '../core/events.js';
 import { audioFrameTime, MICROS_PER_SECOND, type Micros } from '../core/time.js';
@@ -88,6 +89,20 @@ export class PcmFramer {
       this.#origin = this.#options.clock() - chunkMicros;
     }
     return this.#chunker.push(chunk).map((frame) => this.#emit(frame));
+  }
+
+  /**
+   * {@link push}, its frames handed to `subscriber`; a `frameSamplesAt` that throws (or gives no whole size) errors
+   * the subscriber instead, ending that source rather than the process (a chunk arrives in a stream's handler).
+   */
+  pushTo(chunk: Uint8Array, subscriber: Subscriber<SourceEvent<'audio'>>): void {
+    let events: SourceEvent<'audio'>[];
+    try {
+      events = this.push(chunk);
+    } catch (error) {
+      return subscriber.error(error);
+    }
+    for (const event of events) subscriber.next(event);
   }
 
   /** The last, shorter frame at the end of a stream (whole samples only), if any. */
