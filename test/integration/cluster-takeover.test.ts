@@ -3,7 +3,7 @@ import { from, lastValueFrom, tap } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { streamPhase } from '../../src/align/window-aligner.js';
 import { decodePrediction, encodeInput, encodePrediction, isStreamEnd } from '../../src/cluster/codec.js';
-import { partitionKeys, senderKey } from '../../src/cluster/partition.js';
+import { type PartitionKeys, partitionKeys, senderKey } from '../../src/cluster/partition.js';
 import { PartitionSession } from '../../src/cluster/partition-session.js';
 import { type BraidRedis, braidRedis, connectRedis } from '../../src/cluster/redis.js';
 import { CLUSTER_WINDOWING } from '../../src/cluster/windowing.js';
@@ -156,6 +156,57 @@ async function reference(all: readonly StreamInput[]): Promise<Map<string, strin
   return byStream(entries);
 }
 
+/** Appends inputs to the partition as a gateway would, all sent at once (one connection keeps their order). */
+const appendAll = (k: PartitionKeys, inputs: readonly StreamInput[]) =>
+  Promise.all(
+    inputs.map((input) =>
+      redis.braidAppend(
+        k.input,
+        k.added,
+        k.read,
+        senderKey(0, 'test'),
+        1_000_000,
+        '',
+        0,
+        ...encodeInput(input),
+      ),
+    ),
+  );
+
+/** Gives partition `p`'s lease to a new owner `w{n}` and starts its run on `runner`; its reader joins `readers`. */
+async function takePartition(
+  p: number,
+  k: PartitionKeys,
+  n: number,
+  runner: PredictionPipelineRunner,
+  readers: BraidRedis[],
+): Promise<PartitionSession> {
+  await redis.del(k.lease);
+  const token = (await redis.braidAcquire(k.lease, k.fence, `w${n}`, 60_000)) as string;
+  const reader = braidRedis(redis.target, 'queue');
+  // Its socket is reset when the server stops after the test; the worker CLI ignores it the same way.
+  reader.on('error', () => {});
+  readers.push(reader);
+  const session = new PartitionSession({
+    partition: p,
+    keys: k,
+    redis,
+    reader,
+    token,
+    leaseMs: 60_000,
+    pipeline: runner,
+    log: silentLogger,
+    outputCap: 1_000_000,
+    ended: () => {},
+  });
+  await session.start();
+  return session;
+}
+
+const until = async (done: () => Promise<boolean> | boolean) => {
+  while (!(await done())) await new Promise((r) => setTimeout(r, 5));
+};
+
 describe.skipIf(!redisHere)('a partition taken over again and again mid-stream (real redis-server)', () => {
   it('commits what one uninterrupted run makes, each window once, carrying streams on from their cuts', async () => {
     const arrivals = inputs();
@@ -172,56 +223,19 @@ describe.skipIf(!redisHere)('a partition taken over again and again mid-stream (
     expect(burstPart).toBeLessThan(parts - 1);
     let appended = 0;
     const append = async () => {
-      // Sent at once (one connection keeps their order), so the owner reads them in big batches.
-      await Promise.all(
-        all
-          .slice(appended, appended + part)
-          .map((input) =>
-            redis.braidAppend(
-              k.input,
-              k.added,
-              k.read,
-              senderKey(0, 'test'),
-              1_000_000,
-              '',
-              0,
-              ...encodeInput(input),
-            ),
-          ),
-      );
+      // Sent at once, so the owner reads them in big batches.
+      await appendAll(k, all.slice(appended, appended + part));
       appended = Math.min(all.length, appended + part);
     };
-    let token = '';
     const owners: PartitionSession[] = [];
     const runners: PredictionPipelineRunner[] = [];
     const readers: BraidRedis[] = [];
     const take = async (n: number) => {
-      await redis.del(k.lease);
-      token = (await redis.braidAcquire(k.lease, k.fence, `w${n}`, 60_000)) as string;
-      const reader = braidRedis(redis.target, 'queue');
-      // Its socket is reset when the server stops after the test; the worker CLI ignores it the same way.
-      reader.on('error', () => {});
-      readers.push(reader);
-      const session = new PartitionSession({
-        partition: 3,
-        keys: k,
-        redis,
-        reader,
-        token,
-        leaseMs: 60_000,
-        pipeline: runners[runners.push(await pipeline()) - 1]!,
-        log: silentLogger,
-        outputCap: 1_000_000,
-        ended: () => {},
-      });
+      const session = await takePartition(3, k, n, runners[runners.push(await pipeline()) - 1]!, readers);
       owners.push(session);
-      await session.start();
       return session;
     };
     let owner = await take(0);
-    const until = async (done: () => Promise<boolean> | boolean) => {
-      while (!(await done())) await new Promise((r) => setTimeout(r, 5));
-    };
     // A graceful hand-over (a rebalance) at a moment the model still has windows queued — c's bound closed six —
     // so the committed checkpoint's newest valid cut is older than its last committed window, and the
     // next owner must keep a window the aligner makes again from the model.
@@ -283,49 +297,11 @@ describe.skipIf(!redisHere)('a partition taken over again and again mid-stream (
     const expected = await reference(all);
     const total = [...expected.values()].reduce((n, list) => n + list.length, 0);
     const k = partitionKeys(5);
-    const append = (inputs: readonly StreamInput[]) =>
-      Promise.all(
-        inputs.map((i) =>
-          redis.braidAppend(
-            k.input,
-            k.added,
-            k.read,
-            senderKey(0, 'test'),
-            1_000_000,
-            '',
-            0,
-            ...encodeInput(i),
-          ),
-        ),
-      );
     const readers: BraidRedis[] = [];
-    const take = async (n: number) => {
-      await redis.del(k.lease);
-      const token = (await redis.braidAcquire(k.lease, k.fence, `w${n}`, 60_000)) as string;
-      const reader = braidRedis(redis.target, 'queue');
-      reader.on('error', () => {});
-      readers.push(reader);
-      const session = new PartitionSession({
-        partition: 5,
-        keys: k,
-        redis,
-        reader,
-        token,
-        leaseMs: 60_000,
-        pipeline: await pipeline(),
-        log: silentLogger,
-        outputCap: 1_000_000,
-        ended: () => {},
-      });
-      await session.start();
-      return session;
-    };
-    const until = async (done: () => Promise<boolean> | boolean) => {
-      while (!(await done())) await new Promise((r) => setTimeout(r, 5));
-    };
+    const take = async (n: number) => takePartition(5, k, n, await pipeline(), readers);
     const half = Math.floor(all.length / 2);
     const first = await take(0);
-    await append(all.slice(0, half));
+    await appendAll(k, all.slice(0, half));
     await until(() => first.readCount >= half);
     // Redis refuses every write from now on (the commit's script with them), as when it reaches its maxmemory.
     await redis.config('SET', 'maxmemory', '1');
@@ -339,7 +315,7 @@ describe.skipIf(!redisHere)('a partition taken over again and again mid-stream (
       await redis.config('SET', 'maxmemory', '0');
     }
     const second = await take(1);
-    await append(all.slice(half));
+    await appendAll(k, all.slice(half));
     for (let i = 0; i < 4000 && (await redis.xlen(k.output)) < total; i++)
       await new Promise((r) => setTimeout(r, 5));
     await second.stop(true);

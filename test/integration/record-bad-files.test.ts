@@ -328,6 +328,11 @@ async function writeLayout(
   layout: Partial<ConstructorParameters<typeof McapWriter>[0]>,
   count = 50,
   time = (i: number) => T0 + i * 1000,
+  /** Message i's JSON (at log time t µs): by default a valid braid.Text. */
+  body = (i: number, t: number): unknown => ({
+    timestamp: { sec: Math.floor(t / 1e6), nsec: (t % 1e6) * 1000 },
+    text: `t${i}`,
+  }),
 ): Promise<void> {
   const sink = await FileWritable.open(path, true);
   const writer = new McapWriter({ writable: sink, chunkSize: 1024, ...layout });
@@ -349,9 +354,7 @@ async function writeLayout(
   });
   for (let i = 0; i < count; i += 1) {
     const t = time(i);
-    const data = new TextEncoder().encode(
-      JSON.stringify({ timestamp: { sec: Math.floor(t / 1e6), nsec: (t % 1e6) * 1000 }, text: `t${i}` }),
-    );
+    const data = new TextEncoder().encode(JSON.stringify(body(i, t)));
     await writer.addMessage({ channelId, sequence: i, logTime: BigInt(t) * 1000n, publishTime: 0n, data });
   }
   await writer.end();
@@ -440,37 +443,14 @@ describe('finished files whose summary leaves out what is optional', () => {
 describe('many bad messages on one channel', () => {
   it('are warned of one by one up to five, then told in one warning per pass', async () => {
     const path = file('many-bad.mcap');
-    const sink = await FileWritable.open(path, true);
-    const writer = new McapWriter({ writable: sink, chunkSize: 1024 });
-    await writer.start({ profile: '', library: 'another writer' });
-    const schemaId = await writer.registerSchema({
-      name: 'braid.Text',
-      encoding: 'jsonschema',
-      data: schemaData('braid.Text'),
-    });
-    const channelId = await writer.registerChannel({
-      topic: '/s/text',
-      schemaId,
-      messageEncoding: 'json',
-      metadata: new Map([
-        ['braid.streamId', 's'],
-        ['braid.kind', 'event'],
-        ['braid.modality', 'text'],
-      ]),
-    });
-    for (let i = 0; i < 20; i += 1) {
-      const body = i % 5 === 0 ? { timestamp: { sec: 5, nsec: i * 1000 }, text: `t${i}` } : { nope: i };
-      const data = new TextEncoder().encode(JSON.stringify(body));
-      await writer.addMessage({
-        channelId,
-        sequence: i,
-        logTime: BigInt(T0 + i) * 1000n,
-        publishTime: 0n,
-        data,
-      });
-    }
-    await writer.end();
-    await sink.close();
+    // Every fifth message valid, the rest not braid.Text.
+    await writeLayout(
+      path,
+      {},
+      20,
+      (i) => T0 + i,
+      (i) => (i % 5 === 0 ? { timestamp: { sec: 5, nsec: i * 1000 }, text: `t${i}` } : { nope: i }),
+    );
     const warnings: string[] = [];
     const reader = await RecordingReader.open(path, {
       onWarning: (w) => (w.code === 'bad_message' ? warnings.push(w.message) : undefined),
